@@ -1,0 +1,61 @@
+# The two commands a new user needs: `make run` and `make test`. Both set up everything.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
+
+.PHONY: run test check lint typecheck template bench build browser clean help
+
+help:
+	@echo "make run     start the local stack (no AWS account, no Docker) and print its URLs"
+	@echo "make test    run the whole suite (unit, integration, end-to-end, browser)"
+	@echo "make check   ruff, mypy, cfn-lint"
+	@echo "make bench   print the benchmarks side by side with their baselines"
+	@echo "make build   sam build (needs the AWS SAM CLI; installs it in .venv-sam)"
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Debian: apt-get install python3 python3-venv)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $(STAMP)
+
+venv: $(STAMP)
+
+# Headless Chromium for the browser tests, from Debian's packages (playwright's own
+# browser download cannot work offline, so it drives this one).
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+run: $(STAMP)
+	$(BIN)/python -m local
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest
+
+check: $(STAMP) lint typecheck template
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+template: $(STAMP)
+	$(BIN)/cfn-lint template.yaml
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+build:
+	@test -x .venv-sam/bin/sam || { $(PYTHON) -m venv .venv-sam && .venv-sam/bin/pip install --quiet aws-sam-cli; }
+	.venv-sam/bin/sam validate --lint
+	.venv-sam/bin/sam build
+
+clean:
+	rm -rf $(VENV) .venv-sam .aws-sam .mypy_cache .ruff_cache .pytest_cache

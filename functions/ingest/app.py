@@ -1,0 +1,76 @@
+"""Ingest: the beacon endpoint. Parse the HTTP request, hand it to the service, shape the reply."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from nudge import bootstrap
+from nudge.adapters.store import StoreUnavailable
+from nudge.domain.errors import InvalidRequest
+from nudge.domain.timefmt import from_epoch_ms
+from nudge.entrypoints.openapi import openapi_document
+from nudge.service.ingest import BeaconRequest
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+service = bootstrap.ingest_service()
+
+
+def _json(status: int, body: dict[str, Any]) -> Response[str]:
+    return Response(status, "application/json", json.dumps(body, ensure_ascii=False))
+
+
+@app.post("/v1/<route>")
+def beacon(route: str) -> Response[str]:
+    event = app.current_event
+    raw_body = event.get("body") or ""
+    body = base64.b64decode(raw_body) if event.is_base64_encoded else raw_body.encode("utf-8", "surrogatepass")
+    accepted = service.accept(
+        BeaconRequest(
+            route=route,
+            body=body,
+            headers={name.lower(): value for name, value in (event.headers or {}).items()},
+            query=event.query_string_parameters or {},
+            received_at=from_epoch_ms(event.request_context.time_epoch),
+        )
+    )
+    metrics.add_metric("EventsAccepted", MetricUnit.Count, accepted.events)
+    return _json(200, {"success": True})
+
+
+@app.get("/openapi.json")
+def openapi() -> Response[str]:
+    return _json(200, openapi_document())
+
+
+@app.exception_handler(InvalidRequest)
+def invalid_request(error: InvalidRequest) -> Response[str]:
+    logger.info("request refused", extra={"code": error.code, "field": error.field, "reason": error.reason})
+    metrics.add_metric("RequestsRefused", MetricUnit.Count, 1)
+    return _json(error.status, {"code": error.code, "message": error.message, "field": error.field})
+
+
+@app.exception_handler(StoreUnavailable)
+def store_unavailable(error: StoreUnavailable) -> Response[str]:
+    logger.warning("storage refused writes", extra={"reason": str(error)})
+    return _json(503, {"code": "unavailable", "message": "storage is busy; retry with backoff"})
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    path = app.current_event.path
+    return _json(404, {"code": "not_found", "message": f"no route {path}", "field": "path"})
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,3 @@
+"""Nudge: behavioral triggers for your own AWS account."""
+
+__version__ = "0.1.0"

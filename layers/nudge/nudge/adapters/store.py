@@ -1,0 +1,323 @@
+"""DynamoDB persistence for events, links and profiles.
+
+Events are written with BatchWriteItem under a key derived from their messageId, so a
+client's retry overwrites the same item instead of adding a second one. DynamoDB Streams
+reports that overwrite as MODIFY, and every consumer listens to INSERT only: a message
+sent twice is stored once and evaluated once, at 1/25th of a request per event.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from nudge.adapters import keys
+from nudge.domain.intake import Event
+from nudge.domain.profile import Profile
+from nudge.domain.timefmt import iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["Conflict", "EventStore", "PersonView", "StoreUnavailable", "StoredEvent"]
+
+BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
+_UNPROCESSED_RETRIES = 8
+
+_T = TypeVar("_T")
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class Conflict(Exception):
+    """Someone else changed the item since it was read; re-read and try again."""
+
+
+class StoreUnavailable(Exception):
+    """DynamoDB kept refusing part of a write; the caller must not report success."""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    person: str
+    event: Event
+
+
+@dataclass(frozen=True)
+class PersonView:
+    profile: Profile | None
+    linked_profiles: list[Profile] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+class EventStore:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # ---- ingest side -------------------------------------------------------------
+
+    def linked_users(self, anonymous_ids: Iterable[str]) -> dict[str, str]:
+        """For each anonymousId that has been linked to a userId, that userId."""
+        wanted = sorted(set(anonymous_ids))
+        found: dict[str, str] = {}
+        for chunk in _chunks(wanted, BATCH_GET_LIMIT):
+            for item in self._batch_get([keys.link_key(anon) for anon in chunk]):
+                found[keys.person_from_pk(item["pk"])[2:]] = item["user_id"]
+        return found
+
+    def put_events(
+        self,
+        events: Sequence[StoredEvent],
+        new_links: Mapping[str, str],
+        retention: timedelta,
+    ) -> int:
+        """Write events and links; returns the number of write requests it took."""
+        puts = [self._event_item(stored, retention) for stored in events]
+        puts += [self._link_item(anon, user) for anon, user in sorted(new_links.items())]
+        requests = 0
+        for chunk in _chunks(_unique_by_key(puts), BATCH_WRITE_LIMIT):
+            requests += self._batch_write(chunk)
+        return requests
+
+    # ---- profiles ----------------------------------------------------------------
+
+    def load_profiles(self, persons: Iterable[str]) -> dict[str, Profile]:
+        wanted = sorted(set(persons))
+        profiles: dict[str, Profile] = {}
+        for chunk in _chunks(wanted, BATCH_GET_LIMIT):
+            for item in self._batch_get([keys.profile_key(person) for person in chunk]):
+                profile = _profile_from_item(item)
+                profiles[profile.person] = profile
+        return profiles
+
+    def save_profile(self, profile: Profile, previous_seq: int | None) -> None:
+        """Conditional on nobody having folded anything in since ``previous_seq`` was read."""
+        if previous_seq is None:
+            condition, values = "attribute_not_exists(pk)", {}
+        else:
+            condition, values = "applied_seq = :previous", {":previous": {"N": str(previous_seq)}}
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_profile_item(profile),
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": values} if values else {}),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise Conflict(profile.person) from None
+            raise
+
+    # ---- reads -------------------------------------------------------------------
+
+    def read_person(self, user_id: str) -> PersonView:
+        """A person as one: their profile, the anonymous profiles linked to them, all events."""
+        person = keys.person_of(user_id, None)
+        profile, events = self._partition(person)
+        if profile is None and not events:
+            # Nobody by that userId: perhaps it is an anonymousId nobody has linked yet.
+            profile, events = self._partition(keys.person_of(None, user_id))
+        linked: list[Profile] = []
+        for anon in profile.anonymous_ids if profile else ():
+            anon_profile, anon_events = self._partition(keys.person_of(None, anon))
+            linked += [anon_profile] if anon_profile else []
+            events += anon_events
+        events.sort(key=lambda body: (body.get("timestamp", ""), body.get("messageId", "")))
+        return PersonView(profile=profile, linked_profiles=linked, events=events)
+
+    def events_since(self, person: str, since: datetime) -> list[dict[str, Any]]:
+        """One person's events at or after ``since``, oldest first, through the by_time index."""
+        bodies: list[dict[str, Any]] = []
+        for item in self._query(
+            IndexName=keys.BY_TIME_INDEX,
+            KeyConditionExpression="pk = :pk AND ts_key >= :since",
+            ExpressionAttributeValues={
+                ":pk": {"S": keys.person_pk(person)},
+                ":since": {"S": iso(since)},
+            },
+        ):
+            bodies.append(json.loads(item["body"]))
+        return bodies
+
+    def _partition(self, person: str) -> tuple[Profile | None, list[dict[str, Any]]]:
+        profile: Profile | None = None
+        events: list[dict[str, Any]] = []
+        for item in self._query(
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": keys.person_pk(person)}},
+        ):
+            if item.get("kind") == keys.PROFILE_KIND:
+                profile = _profile_from_item(item)
+            elif item.get("kind") == keys.EVENT_KIND:
+                events.append(json.loads(item["body"]))
+        return profile, events
+
+    # ---- plumbing ----------------------------------------------------------------
+
+    def _query(self, **params: Any) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(TableName=self._table, **params):
+            for raw in page.get("Items", []):
+                yield _plain(raw)
+
+    def _batch_get(self, key_list: list[dict[str, str]]) -> list[dict[str, Any]]:
+        request: dict[str, Any] = {
+            self._table: {"Keys": [_attrs(key) for key in key_list], "ConsistentRead": True}
+        }
+        items: list[dict[str, Any]] = []
+        for attempt in range(_UNPROCESSED_RETRIES):
+            response = self._client.batch_get_item(RequestItems=request)
+            items += [_plain(raw) for raw in response.get("Responses", {}).get(self._table, [])]
+            request = dict(response.get("UnprocessedKeys") or {})
+            if not request:
+                return items
+            _backoff(attempt)
+        raise StoreUnavailable("DynamoDB left keys unprocessed after retries")
+
+    def _batch_write(self, items: list[dict[str, Any]]) -> int:
+        pending: list[Any] = [{"PutRequest": {"Item": item}} for item in items]
+        for attempt in range(_UNPROCESSED_RETRIES):
+            response = self._client.batch_write_item(RequestItems={self._table: pending})
+            pending = list((response.get("UnprocessedItems") or {}).get(self._table, []))
+            if not pending:
+                return attempt + 1
+            _backoff(attempt)
+        raise StoreUnavailable("DynamoDB left writes unprocessed after retries")
+
+    def _event_item(self, stored: StoredEvent, retention: timedelta) -> dict[str, Any]:
+        event = stored.event
+        timestamp = iso(event.timestamp)
+        item: dict[str, Any] = {
+            **keys.event_key(stored.person, event.message_id),
+            "kind": keys.EVENT_KIND,
+            "type": event.type,
+            "ts": timestamp,
+            "ts_key": keys.ts_key(timestamp, event.message_id),
+            "message_id": event.message_id,
+            "body": json.dumps(event.body, ensure_ascii=False, separators=(",", ":")),
+            "expires_at": int((event.timestamp + retention).timestamp()),
+        }
+        optional = {"name": event.name, "user_id": event.user_id, "anonymous_id": event.anonymous_id}
+        item.update({name: value for name, value in optional.items() if value})
+        return _attrs(item)
+
+    def _link_item(self, anonymous_id: str, user_id: str) -> dict[str, Any]:
+        return _attrs({**keys.link_key(anonymous_id), "kind": keys.LINK_KIND, "user_id": user_id})
+
+
+def stored_event_from_image(image: Mapping[str, Any]) -> StoredEvent:
+    """The event a stream record's NewImage describes (DynamoDB JSON in, domain out)."""
+    item = _plain(dict(image))
+    body = json.loads(item["body"])
+    event = Event(
+        message_id=item["message_id"],
+        type=item["type"],
+        user_id=body.get("userId"),
+        anonymous_id=body.get("anonymousId"),
+        timestamp=datetime.fromisoformat(item["ts"]),
+        received_at=datetime.fromisoformat(body["receivedAt"]),
+        body=body,
+    )
+    return StoredEvent(person=keys.person_from_pk(item["pk"]), event=event)
+
+
+def _profile_item(profile: Profile) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        **keys.profile_key(profile.person),
+        "kind": keys.PROFILE_KIND,
+        "anonymous_ids": list(profile.anonymous_ids),
+        "traits": json.dumps(profile.traits, ensure_ascii=False),
+        "groups": json.dumps(profile.groups, ensure_ascii=False),
+        "session_pages": profile.session_pages,
+        "session_events": profile.session_events,
+        "sessions": profile.sessions,
+        "events": profile.events,
+        "pages": profile.pages,
+        "event_counts": profile.event_counts,
+        "applied_seq": profile.applied_seq,
+    }
+    optional = {
+        "user_id": profile.user_id,
+        "first_seen": profile.first_seen,
+        "last_seen": profile.last_seen,
+        "session_id": profile.session_id,
+        "session_started": profile.session_started,
+        "last_session_pages": profile.last_session_pages,
+    }
+    item.update({name: value for name, value in optional.items() if value is not None})
+    return _attrs(item)
+
+
+def _profile_from_item(item: Mapping[str, Any]) -> Profile:
+    def number(name: str) -> int:
+        return int(item.get(name, 0))
+
+    last_pages = item.get("last_session_pages")
+    return Profile(
+        person=keys.person_from_pk(item["pk"]),
+        user_id=item.get("user_id"),
+        anonymous_ids=tuple(item.get("anonymous_ids", ())),
+        traits=json.loads(item.get("traits", "{}")),
+        groups=json.loads(item.get("groups", "{}")),
+        first_seen=item.get("first_seen"),
+        last_seen=item.get("last_seen"),
+        session_id=item.get("session_id"),
+        session_started=item.get("session_started"),
+        session_pages=number("session_pages"),
+        session_events=number("session_events"),
+        last_session_pages=None if last_pages is None else int(last_pages),
+        sessions=number("sessions"),
+        events=number("events"),
+        pages=number("pages"),
+        event_counts={name: int(count) for name, count in item.get("event_counts", {}).items()},
+        applied_seq=number("applied_seq"),
+    )
+
+
+def _attrs(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in item.items()}
+
+
+def _plain(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _number(_deserializer.deserialize(value)) for name, value in raw.items()}
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _number(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_number(inner) for inner in value]
+    return value
+
+
+def _unique_by_key(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """BatchWriteItem refuses two writes to one key; the first occurrence wins."""
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for item in items:
+        key = (item["pk"]["S"], item["sk"]["S"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return unique
+
+
+def _chunks(values: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(0.05 * 2**attempt, 1.0))

@@ -1,0 +1,331 @@
+"""From the bytes of a beacon request to validated, normalised events.
+
+Everything here is pure: the receive time and the id factory are passed in, so the
+same code serves the Lambda, the backtest and the tests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from nudge.domain.errors import InvalidRequest, NotFound, PayloadTooLarge
+from nudge.domain.segment import MESSAGE_TYPES
+from nudge.domain.timefmt import iso
+
+__all__ = [
+    "ROUTE_TYPES",
+    "Event",
+    "Intake",
+    "Limits",
+    "parse_request",
+]
+
+# Segment's long routes, analytics.js's one-letter routes, and import (an alias of batch).
+ROUTE_TYPES: dict[str, str] = {
+    "track": "track", "t": "track",
+    "identify": "identify", "i": "identify",
+    "page": "page", "p": "page",
+    "screen": "screen", "s": "screen",
+    "group": "group", "g": "group",
+    "alias": "alias", "a": "alias",
+    "batch": "batch", "b": "batch", "import": "batch",
+}  # fmt: skip
+# analytics.js reports its own delivery metrics here; accepted so it stops retrying, not stored.
+METRICS_ROUTE = "m"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Segment's published limits, plus the bounds Segment leaves to the receiver."""
+
+    max_message_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_batch_items: int = 2500
+    # DynamoDB nests at most 32 levels; a client never needs more than a handful.
+    max_depth: int = 24
+    max_past: timedelta = timedelta(days=30)
+    max_future: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One accepted message, with its time corrected and its id settled."""
+
+    message_id: str
+    type: str
+    user_id: str | None
+    anonymous_id: str | None
+    timestamp: datetime
+    received_at: datetime
+    body: dict[str, Any]
+
+    @property
+    def name(self) -> str | None:
+        """The track event's name, or the page or screen name."""
+        value = self.body.get("event") if self.type == "track" else self.body.get("name")
+        return value if isinstance(value, str) else None
+
+    @property
+    def previous_id(self) -> str | None:
+        value = self.body.get("previousId")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Intake:
+    events: list[Event]
+    write_key: str | None = None
+    dropped: bool = False  # client metrics (/v1/m): accepted and intentionally not stored
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_request(
+    raw: bytes,
+    *,
+    route: str,
+    content_encoding: str | None,
+    received_at: datetime,
+    new_id: Callable[[], str],
+    limits: Limits = Limits(),  # noqa: B008 - frozen, safe as a default
+) -> Intake:
+    """Validate a whole request; any invalid message rejects the request whole."""
+    if route == METRICS_ROUTE:
+        return Intake(events=[], dropped=True)
+    route_type = ROUTE_TYPES.get(route)
+    if route_type is None:
+        raise NotFound("path", f"unknown route /v1/{route}; expected one of {', '.join(ROUTE_TYPES)}")
+    body = _decompress(raw, content_encoding, limits.max_batch_bytes)
+    size_limit = limits.max_batch_bytes if route_type == "batch" else limits.max_message_bytes
+    if len(body) > size_limit:
+        raise PayloadTooLarge("body", f"{len(body)} bytes; at most {size_limit} accepted")
+    payload = _parse_object(body, limits.max_depth)
+    write_key = payload.pop("writeKey", None)
+    if write_key is not None and not isinstance(write_key, str):
+        raise InvalidRequest("writeKey", "must be a string")
+    items, shared = _split(payload, route_type, limits)
+    events = [
+        _normalize(item, path, shared, received_at, new_id, limits) for path, item in items
+    ]
+    return Intake(events=events, write_key=write_key)
+
+
+def _decompress(raw: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding != "gzip":
+        raise InvalidRequest("Content-Encoding", f"{encoding!r} is not supported; use gzip")
+    # Read at most one byte past the limit, so a gzip bomb costs no more than the limit.
+    try:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        body = inflater.decompress(raw, max_bytes + 1)
+        if not inflater.eof and len(body) <= max_bytes:
+            raise InvalidRequest("body", "gzip stream is truncated")
+    except (zlib.error, gzip.BadGzipFile, EOFError):
+        raise InvalidRequest("body", "Content-Encoding is gzip but the body is not gzip") from None
+    if len(body) > max_bytes:
+        raise PayloadTooLarge("body", f"decompressed body over {max_bytes} bytes")
+    return body
+
+
+def _parse_object(body: bytes, max_depth: int) -> dict[str, Any]:
+    if not body.strip():
+        raise InvalidRequest("body", "empty body; send a JSON object")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidRequest(
+            "body", f"not valid UTF-8 (byte 0x{body[error.start]:02x} at offset {error.start})"
+        ) from None
+    try:
+        payload = json.loads(text)
+    except RecursionError:
+        raise InvalidRequest("body", f"nested deeper than {max_depth} levels") from None
+    except json.JSONDecodeError as error:
+        raise InvalidRequest(
+            "body", f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("body", f"must be a JSON object, not {_json_kind(payload)}")
+    _check_values(payload, "", max_depth)
+    return payload
+
+
+def _json_kind(value: object) -> str:
+    kinds = {list: "an array", str: "a string", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def _check_values(root: dict[str, Any], root_path: str, max_depth: int) -> None:
+    """Depth, NUL characters and lone surrogates, found without recursion."""
+    stack: list[tuple[object, str, int]] = [(root, root_path, 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > max_depth:
+                raise InvalidRequest(path or "body", f"nested deeper than {max_depth} levels")
+            stack.extend((child, child_path, depth + 1) for child_path, child in _children(value, path))
+        elif isinstance(value, str):
+            _check_string(value, path)
+
+
+def _children(value: dict[str, Any] | list[Any], path: str) -> Iterator[tuple[str, object]]:
+    if isinstance(value, list):
+        for index, child in enumerate(value):
+            yield f"{path}[{index}]", child
+        return
+    for key, child in value.items():
+        child_path = f"{path}.{key}" if path else key
+        _check_string(key, child_path)
+        yield child_path, child
+
+
+def _check_string(text: str, path: str) -> None:
+    if "\x00" in text:
+        raise InvalidRequest(path, "contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(path, "contains an unpaired UTF-16 surrogate (not valid Unicode)") from None
+
+
+def _split(
+    payload: dict[str, Any], route_type: str, limits: Limits
+) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
+    """The messages of the request with their error paths, and the batch-level fields."""
+    if route_type != "batch":
+        return [("", {**payload, "type": route_type})], {}
+    batch = payload.get("batch")
+    if not isinstance(batch, list):
+        raise InvalidRequest("batch", "required, and must be an array of messages")
+    if not batch:
+        raise InvalidRequest("batch", "is empty; send at least one message")
+    if len(batch) > limits.max_batch_items:
+        raise PayloadTooLarge("batch", f"{len(batch)} items; at most {limits.max_batch_items}")
+    shared = {key: payload[key] for key in ("context", "integrations", "sentAt") if key in payload}
+    items: list[tuple[str, dict[str, Any]]] = []
+    for index, item in enumerate(batch):
+        path = f"batch[{index}]"
+        if not isinstance(item, dict):
+            raise InvalidRequest(path, f"must be a JSON object, not {_json_kind(item)}")
+        size = len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode())
+        if size > limits.max_message_bytes:
+            raise PayloadTooLarge(path, f"{size} bytes; at most {limits.max_message_bytes}")
+        items.append((path, item))
+    return items, shared
+
+
+def _normalize(
+    item: dict[str, Any],
+    path: str,
+    shared: dict[str, Any],
+    received_at: datetime,
+    new_id: Callable[[], str],
+    limits: Limits,
+) -> Event:
+    merged = _merge_batch_fields(item, shared)
+    kind = merged.get("type")
+    model = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise InvalidRequest(
+            _join(path, "type"), f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}"
+        )
+    try:
+        message = model.model_validate(merged)
+    except ValidationError as error:
+        raise _as_invalid(error, path) from None
+    timestamp = _corrected_timestamp(message.client_timestamp, message.sentAt, received_at)
+    _check_skew(timestamp, received_at, _join(path, "timestamp"), limits)
+    body = message.model_dump(mode="json", exclude_none=True)
+    message_id = message.messageId or new_id()
+    body.update(
+        messageId=message_id,
+        timestamp=iso(timestamp),
+        receivedAt=iso(received_at),
+    )
+    if message.client_timestamp is not None:
+        body["originalTimestamp"] = iso(message.client_timestamp)
+    return Event(
+        message_id=message_id,
+        type=message.type,
+        user_id=message.userId,
+        anonymous_id=message.anonymousId,
+        timestamp=timestamp,
+        received_at=received_at,
+        body=body,
+    )
+
+
+def _merge_batch_fields(item: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
+    """Batch-level context and integrations apply to every item; the item's own keys win."""
+    merged = dict(item)
+    for key in ("context", "integrations"):
+        if isinstance(shared.get(key), dict):
+            own = item.get(key) if isinstance(item.get(key), dict) else {}
+            merged[key] = {**shared[key], **own}
+    if "sentAt" not in merged and "sentAt" in shared:
+        merged["sentAt"] = shared["sentAt"]
+    return merged
+
+
+def _corrected_timestamp(
+    client_timestamp: datetime | None, sent_at: datetime | None, received_at: datetime
+) -> datetime:
+    """Segment's rule: the client's clock may be wrong, but its intervals are right."""
+    if client_timestamp is None:
+        return received_at
+    if sent_at is None:
+        return client_timestamp
+    return received_at - (sent_at - client_timestamp)
+
+
+def _check_skew(timestamp: datetime, received_at: datetime, path: str, limits: Limits) -> None:
+    if timestamp < received_at - limits.max_past:
+        raise InvalidRequest(
+            path, f"{_describe(received_at - timestamp)} in the past; at most {_describe(limits.max_past)} accepted"
+        )
+    if timestamp > received_at + limits.max_future:
+        raise InvalidRequest(
+            path, f"{_describe(timestamp - received_at)} in the future; at most {_describe(limits.max_future)} accepted"
+        )
+
+
+def _describe(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds} seconds"
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+_FRIENDLY = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "dict_type": "must be a JSON object",
+    "string_too_short": "must not be empty",
+    "string_too_long": "is too long",
+}
+
+
+def _as_invalid(error: ValidationError, path: str) -> InvalidRequest:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"])
+    reason = _FRIENDLY.get(first["type"]) or first["msg"].removeprefix("Value error, ")
+    if not location and "userId or anonymousId" in reason:
+        location = "userId"
+    if first["type"] == "missing" and location == "event":
+        reason = "is required for track"
+    return InvalidRequest(_join(path, location) if location else (path or "body"), reason)
+

@@ -1,0 +1,140 @@
+"""Per-person aggregates, folded from events one at a time, so no decision scans history.
+
+A session ends after 30 minutes without events, decided here on the server from the
+events' own timestamps: any client works, even one that knows nothing about sessions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from nudge.domain.intake import Event
+from nudge.domain.timefmt import iso
+
+__all__ = ["SESSION_GAP", "Profile", "fold"]
+
+SESSION_GAP = timedelta(minutes=30)
+# A client that invents event names per user must not grow a profile past DynamoDB's item limit.
+MAX_DISTINCT_EVENT_NAMES = 300
+OTHER_EVENTS = "$other"
+PAGE_TYPES = frozenset({"page", "screen"})
+
+
+@dataclass(frozen=True)
+class Profile:
+    person: str
+    user_id: str | None = None
+    anonymous_ids: tuple[str, ...] = ()
+    traits: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    first_seen: str | None = None
+    last_seen: str | None = None
+    session_id: str | None = None
+    session_started: str | None = None
+    session_pages: int = 0
+    session_events: int = 0
+    last_session_pages: int | None = None
+    sessions: int = 0
+    events: int = 0
+    pages: int = 0
+    event_counts: dict[str, int] = field(default_factory=dict)
+    # The stream position of the last record folded in: folding is exactly once per record.
+    applied_seq: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "person": self.person,
+            "userId": self.user_id,
+            "anonymousIds": list(self.anonymous_ids),
+            "traits": self.traits,
+            "groups": self.groups,
+            "firstSeen": self.first_seen,
+            "lastSeen": self.last_seen,
+            "session": {
+                "id": self.session_id,
+                "started": self.session_started,
+                "pages": self.session_pages,
+                "events": self.session_events,
+            },
+            "lastSessionPages": self.last_session_pages,
+            "sessions": self.sessions,
+            "events": self.events,
+            "pages": self.pages,
+            "eventCounts": self.event_counts,
+        }
+
+
+def fold(profile: Profile, event: Event) -> Profile:
+    """The profile after one more event. Pure; the caller decides whether it is new."""
+    updated = _count(profile, event)
+    updated = _sessionize(updated, event)
+    return _identify(updated, event)
+
+
+def _count(profile: Profile, event: Event) -> Profile:
+    counts = profile.event_counts
+    if event.type == "track" and event.name:
+        name = event.name
+        if name not in counts and len(counts) >= MAX_DISTINCT_EVENT_NAMES:
+            name = OTHER_EVENTS
+        counts = {**counts, name: counts.get(name, 0) + 1}
+    return replace(
+        profile,
+        events=profile.events + 1,
+        pages=profile.pages + (event.type in PAGE_TYPES),
+        event_counts=counts,
+    )
+
+
+def _sessionize(profile: Profile, event: Event) -> Profile:
+    moment = iso(event.timestamp)
+    is_page = int(event.type in PAGE_TYPES)
+    first_seen = min(filter(None, (profile.first_seen, moment)))
+    if profile.last_seen is None or event.timestamp - _parse(profile.last_seen) > SESSION_GAP:
+        return replace(
+            profile,
+            first_seen=first_seen,
+            last_seen=moment,
+            session_id=f"{profile.person}@{moment}",
+            session_started=moment,
+            session_pages=is_page,
+            session_events=1,
+            last_session_pages=profile.session_pages if profile.session_id else None,
+            sessions=profile.sessions + 1,
+        )
+    # Within the session, or late but not older than its start: it belongs to this session.
+    # A late event older than the current session is counted above but reshapes no session.
+    in_session = profile.session_started is not None and moment >= profile.session_started
+    return replace(
+        profile,
+        first_seen=first_seen,
+        last_seen=max(profile.last_seen, moment),
+        session_pages=profile.session_pages + (is_page if in_session else 0),
+        session_events=profile.session_events + int(in_session),
+    )
+
+
+def _identify(profile: Profile, event: Event) -> Profile:
+    if event.user_id and profile.person.startswith("u:"):
+        profile = replace(profile, user_id=event.user_id)
+    if event.type == "identify":
+        traits = event.body.get("traits") or {}
+        profile = replace(profile, traits={**profile.traits, **traits})
+    elif event.type == "group":
+        group_id = str(event.body.get("groupId"))
+        traits = event.body.get("traits") or {}
+        merged = {**profile.groups.get(group_id, {}), **traits}
+        profile = replace(profile, groups={**profile.groups, group_id: merged})
+    linked = [event.anonymous_id] if event.user_id else []
+    if event.type == "alias" and event.previous_id:
+        linked.append(event.previous_id)
+    new_ids = [anon for anon in linked if anon and anon not in profile.anonymous_ids]
+    if new_ids and profile.person.startswith("u:"):
+        profile = replace(profile, anonymous_ids=(*profile.anonymous_ids, *new_ids))
+    return profile
+
+
+def _parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment)
