@@ -1,0 +1,53 @@
+"""Create what the template declares (tables, queues) in moto, as CloudFormation would."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from local.template import Template
+
+__all__ = ["create_resources", "queue_url", "table_name"]
+
+_TABLE_ARGUMENTS = (
+    "AttributeDefinitions",
+    "KeySchema",
+    "LocalSecondaryIndexes",
+    "GlobalSecondaryIndexes",
+    "BillingMode",
+    "StreamSpecification",
+)
+
+
+def table_name(template: Template, logical_id: str) -> str:
+    return template.names.physical(logical_id)
+
+
+def queue_url(sqs: Any, template: Template, logical_id: str) -> str:
+    return str(sqs.get_queue_url(QueueName=template.names.physical(logical_id))["QueueUrl"])
+
+
+def create_resources(template: Template, dynamodb: Any, sqs: Any) -> None:
+    # Queues first: a queue's redrive policy names its dead-letter queue's ARN.
+    for queue in sorted(template.queues.values(), key=lambda spec: "RedrivePolicy" in spec.properties):
+        sqs.create_queue(QueueName=template.names.physical(queue.logical_id), Attributes=_queue_attributes(queue.properties))
+    for table in template.tables.values():
+        arguments = {name: table.properties[name] for name in _TABLE_ARGUMENTS if name in table.properties}
+        if "StreamSpecification" in arguments:
+            arguments["StreamSpecification"] = {"StreamEnabled": True, **arguments["StreamSpecification"]}
+        arguments.setdefault("BillingMode", "PAY_PER_REQUEST")
+        name = template.names.physical(table.logical_id)
+        dynamodb.create_table(TableName=name, **arguments)
+        ttl = table.properties.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+
+
+def _queue_attributes(properties: dict[str, Any]) -> dict[str, str]:
+    attributes: dict[str, str] = {}
+    for name in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
+        if name in properties:
+            attributes[name] = str(properties[name])
+    if "RedrivePolicy" in properties:
+        attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
+    return attributes

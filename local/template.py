@@ -1,0 +1,338 @@
+"""Read template.yaml into the few facts the local stack wires: the single source of truth.
+
+CloudFormation's short tags (!Ref, !GetAtt, !Sub) are parsed into their long forms and
+resolved against local parameter values and local physical names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ApiSpec",
+    "FunctionSpec",
+    "LocalNames",
+    "QueueSource",
+    "QueueSpec",
+    "StreamSource",
+    "TableSpec",
+    "Template",
+    "load_template",
+]
+
+ACCOUNT = "123456789012"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A YAML loader that understands CloudFormation's short-form intrinsic functions."""
+
+
+def _intrinsic(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@dataclass(frozen=True)
+class LocalNames:
+    """How logical ids become physical names and ARNs in the local account."""
+
+    stack: str = "nudge-local"
+    region: str = "us-east-1"
+
+    def physical(self, logical_id: str) -> str:
+        return f"{self.stack}-{logical_id}"
+
+    def function_arn(self, logical_id: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{ACCOUNT}:function:{self.physical(logical_id)}"
+
+    def queue_arn(self, logical_id: str) -> str:
+        return f"arn:aws:sqs:{self.region}:{ACCOUNT}:{self.physical(logical_id)}"
+
+    def table_arn(self, logical_id: str) -> str:
+        return f"arn:aws:dynamodb:{self.region}:{ACCOUNT}:table/{self.physical(logical_id)}"
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    table: str
+    batch_size: int = 100
+    starting_position: str = "TRIM_HORIZON"
+    maximum_retry_attempts: int = -1
+    bisect_on_error: bool = False
+    report_batch_item_failures: bool = False
+    filters: tuple[dict[str, Any], ...] = ()
+    on_failure_queue: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueSource:
+    queue: str
+    batch_size: int = 10
+    report_batch_item_failures: bool = False
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    handler: str
+    code_uri: Path
+    layer_paths: tuple[Path, ...]
+    environment: dict[str, str]
+    timeout: int
+    memory: int
+    http_routes: tuple[tuple[str, str], ...] = ()
+    stream_sources: tuple[StreamSource, ...] = ()
+    queue_sources: tuple[QueueSource, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_id: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    logical_id: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ApiSpec:
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+
+
+@dataclass(frozen=True)
+class Template:
+    root: Path
+    functions: dict[str, FunctionSpec]
+    tables: dict[str, TableSpec]
+    queues: dict[str, QueueSpec]
+    api: ApiSpec
+    names: LocalNames = field(default_factory=LocalNames)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+def load_template(
+    path: Path, overrides: Mapping[str, str] | None = None, names: LocalNames | None = None
+) -> Template:
+    names = names or LocalNames()
+    document = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    parameters = _parameter_values(document.get("Parameters", {}), overrides or {})
+    resources: dict[str, Any] = document.get("Resources", {})
+    resolver = _Resolver(parameters, resources, names)
+    globals_ = document.get("Globals", {}).get("Function", {})
+    root = path.parent.resolve()
+    functions = {
+        logical_id: _function(logical_id, resource["Properties"], globals_, resources, resolver, root)
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    tables = {
+        logical_id: TableSpec(logical_id, resolver.resolve(resource.get("Properties", {})))
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    }
+    queues = {
+        logical_id: QueueSpec(logical_id, resolver.resolve(resource.get("Properties", {})))
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::SQS::Queue"
+    }
+    return Template(
+        root=root,
+        functions=functions,
+        tables=tables,
+        queues=queues,
+        api=_api(resources, resolver),
+        names=names,
+        parameters=parameters,
+    )
+
+
+def _parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, spec in declared.items():
+        if name in overrides:
+            values[name] = overrides[name]
+        elif "Default" in spec:
+            values[name] = str(spec["Default"])
+        else:
+            raise ValueError(f"template parameter {name} has no default; pass it as an override")
+    return values
+
+
+class _Resolver:
+    def __init__(self, parameters: Mapping[str, str], resources: Mapping[str, Any], names: LocalNames):
+        self._parameters = parameters
+        self._resources = resources
+        self._names = names
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, argument), = value.items()
+            if key == "Ref":
+                return self.ref(argument)
+            if key == "Fn::GetAtt":
+                return self.get_att(*argument)
+            if key == "Fn::Sub":
+                return self.sub(argument)
+        return {key: self.resolve(inner) for key, inner in value.items()}
+
+    def ref(self, name: str) -> Any:
+        if name in self._parameters:
+            return self._parameters[name]
+        pseudo = {"AWS::Region": self._names.region, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "localhost"}
+        if name in pseudo:
+            return pseudo[name]
+        resource = self._resources.get(name)
+        if resource is None:
+            raise ValueError(f"!Ref {name}: no such parameter or resource")
+        if resource["Type"] == "AWS::SQS::Queue":
+            return f"{{queue-url:{self._names.physical(name)}}}"  # a URL only moto knows
+        return self._names.physical(name)
+
+    def get_att(self, name: str, attribute: str) -> str:
+        kind = self._resources[name]["Type"]
+        if kind == "AWS::DynamoDB::Table":
+            return {"Arn": self._names.table_arn(name), "StreamArn": f"stream:{name}"}[attribute]
+        if kind == "AWS::SQS::Queue":
+            return {"Arn": self._names.queue_arn(name), "QueueName": self._names.physical(name)}[attribute]
+        if kind == "AWS::Serverless::Function":
+            return {"Arn": self._names.function_arn(name)}[attribute]
+        raise ValueError(f"!GetAtt {name}.{attribute}: not modelled by the local stack")
+
+    def sub(self, argument: Any) -> str:
+        text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])
+
+        def replace(match: re.Match[str]) -> str:
+            token = match.group(1)
+            if token in variables:
+                return str(self.resolve(variables[token]))
+            if "." in token:
+                return self.get_att(*token.split(".", 1))
+            return str(self.ref(token))
+
+        return re.sub(r"\$\{([^}!]+)\}", replace, text)
+
+
+def _function(
+    logical_id: str,
+    properties: Mapping[str, Any],
+    globals_: Mapping[str, Any],
+    resources: Mapping[str, Any],
+    resolver: _Resolver,
+    root: Path,
+) -> FunctionSpec:
+    merged = {**globals_, **properties}
+    environment = {
+        **globals_.get("Environment", {}).get("Variables", {}),
+        **properties.get("Environment", {}).get("Variables", {}),
+    }
+    layer_paths = []
+    for layer in merged.get("Layers", []):
+        layer_id = layer.get("Ref") if isinstance(layer, dict) else None
+        if layer_id and resources.get(layer_id, {}).get("Type") == "AWS::Serverless::LayerVersion":
+            layer_paths.append(root / resources[layer_id]["Properties"]["ContentUri"])
+    routes, streams, queues = _event_sources(properties.get("Events", {}), resolver)
+    return FunctionSpec(
+        logical_id=logical_id,
+        handler=merged["Handler"],
+        code_uri=root / merged["CodeUri"],
+        layer_paths=tuple(layer_paths),
+        environment={name: str(value) for name, value in resolver.resolve(environment).items()},
+        timeout=int(merged.get("Timeout", 3)),
+        memory=int(merged.get("MemorySize", 128)),
+        http_routes=tuple(routes),
+        stream_sources=tuple(streams),
+        queue_sources=tuple(queues),
+    )
+
+
+def _event_sources(
+    events: Mapping[str, Any], resolver: _Resolver
+) -> tuple[list[tuple[str, str]], list[StreamSource], list[QueueSource]]:
+    routes: list[tuple[str, str]] = []
+    streams: list[StreamSource] = []
+    queues: list[QueueSource] = []
+    for event in events.values():
+        kind, props = event["Type"], event.get("Properties", {})
+        if kind == "HttpApi":
+            routes.append((str(props.get("Method", "ANY")).upper(), props.get("Path", "$default")))
+        elif kind == "DynamoDB":
+            streams.append(_stream_source(props, resolver))
+        elif kind == "SQS":
+            queues.append(
+                QueueSource(
+                    queue=_logical_of(props["Queue"]),
+                    batch_size=int(props.get("BatchSize", 10)),
+                    report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                )
+            )
+    return routes, streams, queues
+
+
+def _stream_source(props: Mapping[str, Any], resolver: _Resolver) -> StreamSource:
+    filters = tuple(
+        json.loads(item["Pattern"]) if isinstance(item["Pattern"], str) else item["Pattern"]
+        for item in props.get("FilterCriteria", {}).get("Filters", [])
+    )
+    on_failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    return StreamSource(
+        table=_logical_of(props["Stream"]),
+        batch_size=int(props.get("BatchSize", 100)),
+        starting_position=props.get("StartingPosition", "TRIM_HORIZON"),
+        maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+        bisect_on_error=bool(props.get("BisectBatchOnFunctionError", False)),
+        report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+        filters=filters,
+        on_failure_queue=_logical_of(on_failure) if on_failure else None,
+    )
+
+
+def _logical_of(reference: Any) -> str:
+    """The logical id behind a !Ref X or !GetAtt X.Attr."""
+    if isinstance(reference, dict):
+        if "Ref" in reference:
+            return str(reference["Ref"])
+        if "Fn::GetAtt" in reference:
+            return str(reference["Fn::GetAtt"][0])
+    raise ValueError(f"cannot tell which resource {reference!r} names")
+
+
+def _api(resources: Mapping[str, Any], resolver: _Resolver) -> ApiSpec:
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Serverless::HttpApi":
+            cors = resolver.resolve(resource.get("Properties", {}).get("CorsConfiguration", {}))
+            origins = cors.get("AllowOrigins", [])
+            return ApiSpec(
+                allow_origins=tuple(origins.split(",") if isinstance(origins, str) else origins),
+                allow_methods=tuple(cors.get("AllowMethods", [])),
+                allow_headers=tuple(cors.get("AllowHeaders", [])),
+                max_age=cors.get("MaxAge"),
+            )
+    return ApiSpec()
