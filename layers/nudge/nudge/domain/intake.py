@@ -153,6 +153,9 @@ def _parse_object(body: bytes, max_depth: int) -> dict[str, Any]:
         raise InvalidRequest(
             "body", f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
+    except ValueError as error:
+        # json.loads raises a bare ValueError for an integer literal over 4,300 digits.
+        raise InvalidRequest("body", f"malformed JSON: {error}") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("body", f"must be a JSON object, not {_json_kind(payload)}")
     _check_values(payload, "", max_depth)
@@ -242,7 +245,12 @@ def _normalize(
         message = model.model_validate(merged)
     except ValidationError as error:
         raise _as_invalid(error, path) from None
-    timestamp = _corrected_timestamp(message.client_timestamp, message.sentAt, received_at)
+    try:
+        timestamp = _corrected_timestamp(message.client_timestamp, message.sentAt, received_at)
+        original = iso(message.client_timestamp) if message.client_timestamp else None
+    except OverflowError:
+        # Dates near year 1 or 9999 leave datetime's range once corrected or moved to UTC.
+        raise InvalidRequest(_join(path, "timestamp"), "out of the representable range") from None
     _check_skew(timestamp, received_at, _join(path, "timestamp"), limits)
     body = message.model_dump(mode="json", exclude_none=True)
     message_id = message.messageId or new_id()
@@ -251,8 +259,8 @@ def _normalize(
         timestamp=iso(timestamp),
         receivedAt=iso(received_at),
     )
-    if message.client_timestamp is not None:
-        body["originalTimestamp"] = iso(message.client_timestamp)
+    if original is not None:
+        body["originalTimestamp"] = original
     return Event(
         message_id=message_id,
         type=message.type,

@@ -1,0 +1,236 @@
+"""Event source mappings, as Lambda runs them: stream and queue pollers.
+
+Each poller's ``poll`` does one round and returns how much work it did, so the stack
+can keep polling until a whole round does nothing (that is what "drained" means).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.events.models import EventPattern
+
+from local.runtime import FunctionPool, Invocation
+from local.template import QueueSource, StreamSource
+
+__all__ = ["QueuePoller", "StreamPoller"]
+
+log = logging.getLogger("nudge.local")
+
+
+def _matches(patterns: list[EventPattern], record: dict[str, Any]) -> bool:
+    """Lambda's filter criteria: no filter passes everything, else any pattern may match."""
+    return not patterns or any(pattern.matches_event(record) for pattern in patterns)
+
+
+@dataclass
+class _ShardState:
+    # Where the next read starts: after the last record done with, or at a failed one.
+    sequence: str | None = None
+    position: str = "AFTER_SEQUENCE_NUMBER"
+    attempts: int = 0  # failed deliveries of the batch that starts there
+
+    def done_with(self, sequence: str) -> None:
+        self.sequence, self.position, self.attempts = sequence, "AFTER_SEQUENCE_NUMBER", 0
+
+    def retry_at(self, sequence: str, same_batch: bool) -> None:
+        self.attempts = self.attempts + 1 if same_batch else 1
+        self.sequence, self.position = sequence, "AT_SEQUENCE_NUMBER"
+
+
+@dataclass
+class StreamPoller:
+    """A DynamoDB stream feeding one function, with Lambda's retry semantics:
+
+    - a batch is delivered until it succeeds, at most MaximumRetryAttempts retries;
+    - with ReportBatchItemFailures the function names the first record that failed,
+      and delivery resumes from it (records before it are done);
+    - a batch that exhausts its retries goes to the OnFailure queue and is skipped;
+    - with BisectBatchOnFunctionError a failing batch is retried in halves.
+    """
+
+    function: FunctionPool
+    source: StreamSource
+    streams: Any
+    dynamodb: Any
+    sqs: Any
+    table_name: str
+    failure_queue_url: str | None
+    region: str
+    stream_arn: str = ""
+    shards: dict[str, _ShardState] = field(default_factory=dict)
+    patterns: list[EventPattern] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.patterns = [EventPattern.load(json.dumps(pattern)) for pattern in self.source.filters]
+        self.attach()
+
+    def attach(self) -> None:
+        """(Re)discover the table's current stream, e.g. after the table was recreated."""
+        self.stream_arn = self.dynamodb.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
+        self.shards = {}
+
+    def poll(self) -> int:
+        description = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
+        work = 0
+        for shard in description["Shards"]:
+            state = self.shards.setdefault(shard["ShardId"], _ShardState())
+            work += self._poll_shard(shard["ShardId"], state)
+        return work
+
+    def _poll_shard(self, shard_id: str, state: _ShardState) -> int:
+        records = self._read(shard_id, state)
+        if not records:
+            return 0
+        wanted = [record for record in records if _matches(self.patterns, record)]
+        if not wanted:  # filtered-out records are consumed without an invocation
+            state.done_with(records[-1]["dynamodb"]["SequenceNumber"])
+            return len(records)
+        batch = wanted[: self.source.batch_size]
+        # Records filtered out before the batch's last record are done with too.
+        done_upto = batch[-1]["dynamodb"]["SequenceNumber"]
+        failed_from = self._deliver(batch)
+        if failed_from is None:
+            state.done_with(done_upto)
+            return len(batch)
+        state.retry_at(failed_from, same_batch=failed_from == batch[0]["dynamodb"]["SequenceNumber"])
+        retries = self.source.maximum_retry_attempts
+        if retries >= 0 and state.attempts > retries:
+            self._send_to_failure_destination(shard_id, batch, failed_from)
+            state.done_with(done_upto)
+            return len(batch)
+        return 1  # progress was attempted; the next round retries
+
+    def _read(self, shard_id: str, state: _ShardState) -> list[dict[str, Any]]:
+        if state.sequence is None:
+            iterator_type = "TRIM_HORIZON" if self.source.starting_position == "TRIM_HORIZON" else "LATEST"
+            iterator = self.streams.get_shard_iterator(
+                StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType=iterator_type
+            )["ShardIterator"]
+        else:
+            iterator = self.streams.get_shard_iterator(
+                StreamArn=self.stream_arn,
+                ShardId=shard_id,
+                ShardIteratorType=state.position,
+                SequenceNumber=state.sequence,
+            )["ShardIterator"]
+        records: list[dict[str, Any]] = self.streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        for record in records:
+            record["eventSourceARN"] = self.stream_arn
+            approximate = record["dynamodb"].get("ApproximateCreationDateTime")
+            if isinstance(approximate, datetime):
+                record["dynamodb"]["ApproximateCreationDateTime"] = approximate.replace(tzinfo=UTC).timestamp()
+        return records
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> str | None:
+        """Delivers, bisecting on function errors; returns the first failed sequence number."""
+        result = self.function.invoke({"Records": batch})
+        if result.failed:
+            log.warning("%s failed on a stream batch: %s", self.function.spec.logical_id, result.error)
+            if self.source.bisect_on_error and len(batch) > 1:
+                middle = len(batch) // 2
+                first_failed = self._deliver(batch[:middle])
+                return first_failed if first_failed is not None else self._deliver(batch[middle:])
+            return str(batch[0]["dynamodb"]["SequenceNumber"])
+        return _first_reported_failure(result, batch, self.source.report_batch_item_failures)
+
+    def _send_to_failure_destination(self, shard_id: str, batch: list[dict[str, Any]], failed_from: str) -> None:
+        if not self.failure_queue_url:
+            log.error("dropping a stream batch after retries (no OnFailure destination)")
+            return
+        details = {
+            "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": self.function.spec.logical_id},
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "streamArn": self.stream_arn,
+                "startSequenceNumber": failed_from,
+                "endSequenceNumber": batch[-1]["dynamodb"]["SequenceNumber"],
+                "batchSize": len(batch),
+            },
+        }
+        self.sqs.send_message(QueueUrl=self.failure_queue_url, MessageBody=json.dumps(details))
+
+
+def _first_reported_failure(result: Invocation, batch: list[dict[str, Any]], reports: bool) -> str | None:
+    if not reports or not isinstance(result.payload, dict):
+        return None
+    failures = result.payload.get("batchItemFailures") or []
+    if not failures:
+        return None
+    sequence_numbers = [str(record["dynamodb"]["SequenceNumber"]) for record in batch]
+    reported = [str(failure.get("itemIdentifier") or "") for failure in failures]
+    if any(identifier not in sequence_numbers for identifier in reported):
+        # Lambda treats a missing or unknown identifier as a failure of the whole batch.
+        return sequence_numbers[0]
+    return min(reported, key=sequence_numbers.index)
+
+
+@dataclass
+class QueuePoller:
+    """An SQS queue feeding one function: successes are deleted, failures stay invisible
+    until their visibility timeout ends, and the queue's redrive policy moves repeat
+    failures to its DLQ (moto implements that part, as SQS does)."""
+
+    function: FunctionPool
+    source: QueueSource
+    sqs: Any
+    queue_url: str
+    queue_arn: str
+    region: str
+
+    def poll(self) -> int:
+        response = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=min(10, self.source.batch_size),
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = response.get("Messages", [])
+        if not messages:
+            return 0
+        records = [self._record(message) for message in messages]
+        result = self.function.invoke({"Records": records})
+        failed = self._failed_ids(result, records)
+        done = [message for message in messages if message["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                    for index, message in enumerate(done[start : start + 10])
+                ],
+            )
+        return len(messages)
+
+    def pending(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.queue_arn,
+            "awsRegion": self.region,
+        }
+
+    def _failed_ids(self, result: Invocation, records: list[dict[str, Any]]) -> set[str]:
+        every = {record["messageId"] for record in records}
+        if result.failed:
+            log.warning("%s failed on a queue batch: %s", self.function.spec.logical_id, result.error)
+            return every
+        if not self.source.report_batch_item_failures or not isinstance(result.payload, dict):
+            return set()
+        reported = {str(failure.get("itemIdentifier")) for failure in result.payload.get("batchItemFailures") or []}
+        return every if reported - every else reported

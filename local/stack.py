@@ -1,0 +1,218 @@
+"""The whole application on one machine: moto as AWS, workers as Lambda, pollers as
+event source mappings, all derived from template.yaml."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from local.clock import VirtualClock
+from local.resources import create_resources, queue_url
+from local.runtime import FunctionPool
+from local.sources import QueuePoller, StreamPoller
+from local.template import ACCOUNT, Template, load_template
+
+__all__ = ["LocalStack", "StackConfig"]
+
+log = logging.getLogger("nudge.local")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    port: int = 3000
+    host: str = "127.0.0.1"
+    moto_port: int = 0  # 0: any free port
+    write_key: str = "dev-write-key"
+    template_path: Path = REPO / "template.yaml"
+    http_concurrency: int = 2
+    poll_interval: float = 0.1
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        return cls(
+            port=int(os.environ.get("PORT", "3000")),
+            host=os.environ.get("NUDGE_LOCAL_HOST", "127.0.0.1"),
+            moto_port=int(os.environ.get("NUDGE_MOTO_PORT", "0")),
+            write_key=os.environ.get("NUDGE_WRITE_KEY", "dev-write-key"),
+            template_path=Path(os.environ.get("NUDGE_TEMPLATE", str(REPO / "template.yaml"))),
+        )
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.clock = VirtualClock()
+        self.template: Template = load_template(config.template_path, {"WriteKey": config.write_key})
+        self.moto_port = config.moto_port or _free_port(config.host)
+        self.endpoint = f"http://{config.host}:{self.moto_port}"
+        self._moto = ThreadedMotoServer(ip_address=config.host, port=self.moto_port, verbose=False)
+        self._pump_lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.functions: dict[str, FunctionPool] = {}
+        self.stream_pollers: list[StreamPoller] = []
+        self.queue_pollers: list[QueuePoller] = []
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._moto.start()
+        self.dynamodb = self._client("dynamodb")
+        self.streams = self._client("dynamodbstreams")
+        self.sqs = self._client("sqs")
+        create_resources(self.template, self.dynamodb, self.sqs)
+        base_env = self.aws_environment()
+        for spec in self.template.functions.values():
+            concurrency = self.config.http_concurrency if spec.http_routes else 1
+            self.functions[spec.logical_id] = FunctionPool(spec, self.template.names, base_env, concurrency)
+        self._wire_sources()
+        self._thread = threading.Thread(target=self._run, name="pollers", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        for pool in self.functions.values():
+            pool.stop()
+        self._moto.stop()
+
+    def aws_environment(self) -> dict[str, str]:
+        """What every function's process sees: the standard variables, pointed at moto."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": self.template.names.region,
+            "AWS_REGION": self.template.names.region,
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
+        }
+
+    def _client(self, service: str) -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint,
+            region_name=self.template.names.region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def _wire_sources(self) -> None:
+        names = self.template.names
+        self.stream_pollers, self.queue_pollers = [], []
+        for spec in self.template.functions.values():
+            pool = self.functions[spec.logical_id]
+            for stream in spec.stream_sources:
+                failure_queue = stream.on_failure_queue
+                self.stream_pollers.append(
+                    StreamPoller(
+                        function=pool,
+                        source=stream,
+                        streams=self.streams,
+                        dynamodb=self.dynamodb,
+                        sqs=self.sqs,
+                        table_name=names.physical(stream.table),
+                        failure_queue_url=queue_url(self.sqs, self.template, failure_queue) if failure_queue else None,
+                        region=names.region,
+                    )
+                )
+            for source in spec.queue_sources:
+                self.queue_pollers.append(
+                    QueuePoller(
+                        function=pool,
+                        source=source,
+                        sqs=self.sqs,
+                        queue_url=queue_url(self.sqs, self.template, source.queue),
+                        queue_arn=names.queue_arn(source.queue),
+                        region=names.region,
+                    )
+                )
+
+    # ---- pumping -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                work = self.pump()
+            except Exception:
+                log.exception("poller round failed")
+                work = 0
+            if not work:
+                self._stop.wait(self.config.poll_interval)
+
+    def pump(self) -> int:
+        """One round over every event source; returns how much it did."""
+        with self._pump_lock:
+            work = sum(poller.poll() for poller in self.stream_pollers)
+            work += sum(poller.poll() for poller in self.queue_pollers)
+            return work
+
+    def drain(self, timeout: float = 60.0) -> int:
+        """Rounds until one does nothing; returns the rounds' total work."""
+        deadline = time.monotonic() + timeout
+        total = 0
+        with self._pump_lock:
+            while time.monotonic() < deadline:
+                work = self.pump()
+                total += work
+                if not work:
+                    return total
+        raise TimeoutError(f"still busy after {timeout:.0f}s")
+
+    def advance(self, seconds: float) -> str:
+        self.clock.advance(seconds)
+        self.drain()
+        return self.clock.now().isoformat()
+
+    def reset(self) -> None:
+        """Wipe all data: tables are recreated (fresh streams), queues purged."""
+        with self._pump_lock:
+            for table in self.template.tables.values():
+                name = self.template.names.physical(table.logical_id)
+                self.dynamodb.delete_table(TableName=name)
+            for queue in self.template.queues.values():
+                self.sqs.delete_queue(QueueUrl=queue_url(self.sqs, self.template, queue.logical_id))
+            create_resources(self.template, self.dynamodb, self.sqs)
+            self._wire_sources()
+            self._ses().sent_messages.clear()
+
+    # ---- what was delivered ----------------------------------------------------------
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """Every message SES accepted, in order (moto keeps them; a real SES would send)."""
+        entries = []
+        for message in self._ses().sent_messages:
+            entry: dict[str, Any] = {"id": message.id, "channel": "email", "source": getattr(message, "source", None)}
+            if hasattr(message, "raw_data"):
+                entry.update(destinations=message.destinations, raw=message.raw_data)
+            else:
+                entry.update(
+                    destinations=getattr(message, "destinations", None),
+                    subject=getattr(message, "subject", None),
+                    body=getattr(message, "body", None),
+                )
+            entries.append(entry)
+        return entries
+
+    def _ses(self) -> Any:
+        # moto runs in this process, so its SES backend can be read directly.
+        from moto.ses.models import ses_backends
+
+        return ses_backends[ACCOUNT][self.template.names.region]
