@@ -38,6 +38,9 @@ def main() -> int:
     return 0
 
 
+_EXAMPLE = '{"userId":"ada","event":"Product Added","properties":{"sku":"42","price":9.5}}'
+
+
 def _print_banner(config: StackConfig, port: int, moto_endpoint: str) -> None:
     base = f"http://{config.host}:{port}"
     lines = [
@@ -46,11 +49,11 @@ def _print_banner(config: StackConfig, port: int, moto_endpoint: str) -> None:
         f"  beacon API   {base}/v1/track  (also /v1/identify, /v1/page, /v1/batch, ...)",
         f"  write key    {config.write_key}",
         f"  API docs     {base}/docs   (OpenAPI: {base}/openapi.json)",
-        f"  control API  {base}/_local/health, /_local/drain, /_local/users/<userId>, /_local/outbox",
+        f"  control API  {base}/_local/health, /_local/drain, /_local/users/<id>, /_local/outbox",
         f"  local AWS    {moto_endpoint}   (moto; AWS_ENDPOINT_URL for your own scripts)",
         "",
         "Try it:",
-        f"  curl -s -u {config.write_key}: {base}/v1/track -d '{{\"userId\":\"ada\",\"event\":\"Product Added\",\"properties\":{{\"sku\":\"42\",\"price\":9.5}}}}'",
+        f"  curl -s -u {config.write_key}: {base}/v1/track -d '{_EXAMPLE}'",
         f"  curl -s -X POST {base}/_local/drain && curl -s {base}/_local/users/ada",
         "",
     ]

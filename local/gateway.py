@@ -15,17 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import aws_lambda_powertools.event_handler.openapi.swagger_ui as swagger_assets
+from nudge.adapters.store import EventStore
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
 from local.runtime import FunctionPool
 from local.stack import LocalStack
-from nudge.adapters.store import EventStore
 
 __all__ = ["Gateway"]
 
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway HTTP API's own request limit
-_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded")
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/xml",
+    "application/javascript",
+    "application/x-www-form-urlencoded",
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,11 @@ def _compile(path: str) -> re.Pattern[str]:
 
 
 def _json(status: int, body: Any) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False, default=str), status=status, content_type="application/json")
+    return Response(
+        json.dumps(body, ensure_ascii=False, default=str),
+        status=status,
+        content_type="application/json",
+    )
 
 
 class Gateway:
@@ -111,7 +121,9 @@ class Gateway:
                 return self._respond(self.stack.functions[route.function], event)
         return _json(404, {"message": "Not Found"})
 
-    def _api_event(self, request: Request, route: _Route, params: dict[str, str], body: bytes) -> dict[str, Any]:
+    def _api_event(
+        self, request: Request, route: _Route, params: dict[str, str], body: bytes
+    ) -> dict[str, Any]:
         """The API Gateway HTTP API payload, format version 2.0."""
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
@@ -144,7 +156,9 @@ class Gateway:
                 "requestId": str(uuid.uuid4()),
                 "routeKey": route.route_key,
                 "stage": "$default",
-                "time": datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "time": datetime.fromtimestamp(now_ms / 1000, tz=UTC).strftime(
+                    "%d/%b/%Y:%H:%M:%S +0000"
+                ),
                 "timeEpoch": now_ms,
             },
             "isBase64Encoded": is_base64,
@@ -203,11 +217,20 @@ class Gateway:
     # ---- control API ---------------------------------------------------------------
 
     def _health(self, _: Request) -> Response:
-        return _json(200, {"status": "ok", "now": self.stack.clock.now().isoformat(), "functions": sorted(self.stack.functions)})
+        return _json(
+            200,
+            {
+                "status": "ok",
+                "now": self.stack.clock.now().isoformat(),
+                "functions": sorted(self.stack.functions),
+            },
+        )
 
     def _drain(self, _: Request) -> Response:
         work = self.stack.drain()
-        return _json(200, {"drained": True, "processed": work, "now": self.stack.clock.now().isoformat()})
+        return _json(
+            200, {"drained": True, "processed": work, "now": self.stack.clock.now().isoformat()}
+        )
 
     def _clock(self, _: Request) -> Response:
         clock = self.stack.clock
@@ -217,9 +240,23 @@ class Gateway:
         try:
             seconds = json.loads(request.get_data() or b"{}").get("seconds")
         except (json.JSONDecodeError, AttributeError):
-            return _json(400, {"code": "invalid_request", "message": "body must be a JSON object", "field": "body"})
+            return _json(
+                400,
+                {
+                    "code": "invalid_request",
+                    "message": "body must be a JSON object",
+                    "field": "body",
+                },
+            )
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            return _json(400, {"code": "invalid_request", "message": "seconds: a number >= 0 is required", "field": "seconds"})
+            return _json(
+                400,
+                {
+                    "code": "invalid_request",
+                    "message": "seconds: a number >= 0 is required",
+                    "field": "seconds",
+                },
+            )
         now = self.stack.advance(float(seconds))
         return _json(200, {"now": now, "offsetSeconds": self.stack.clock.offset_seconds})
 
@@ -235,7 +272,14 @@ class Gateway:
 
         view = self.store.read_person(unquote(user_id))
         if view.profile is None and not view.events:
-            return _json(404, {"code": "not_found", "message": f"no events or profile for {unquote(user_id)!r}", "field": "userId"})
+            return _json(
+                404,
+                {
+                    "code": "not_found",
+                    "message": f"no events or profile for {unquote(user_id)!r}",
+                    "field": "userId",
+                },
+            )
         return _json(
             200,
             {

@@ -29,12 +29,22 @@ def queue_url(sqs: Any, template: Template, logical_id: str) -> str:
 
 def create_resources(template: Template, dynamodb: Any, sqs: Any) -> None:
     # Queues first: a queue's redrive policy names its dead-letter queue's ARN.
-    for queue in sorted(template.queues.values(), key=lambda spec: "RedrivePolicy" in spec.properties):
-        sqs.create_queue(QueueName=template.names.physical(queue.logical_id), Attributes=_queue_attributes(queue.properties))
+    for queue in sorted(
+        template.queues.values(), key=lambda spec: "RedrivePolicy" in spec.properties
+    ):
+        sqs.create_queue(
+            QueueName=template.names.physical(queue.logical_id),
+            Attributes=_queue_attributes(queue.properties),
+        )
     for table in template.tables.values():
-        arguments = {name: table.properties[name] for name in _TABLE_ARGUMENTS if name in table.properties}
+        arguments = {
+            name: table.properties[name] for name in _TABLE_ARGUMENTS if name in table.properties
+        }
         if "StreamSpecification" in arguments:
-            arguments["StreamSpecification"] = {"StreamEnabled": True, **arguments["StreamSpecification"]}
+            arguments["StreamSpecification"] = {
+                "StreamEnabled": True,
+                **arguments["StreamSpecification"],
+            }
         arguments.setdefault("BillingMode", "PAY_PER_REQUEST")
         name = template.names.physical(table.logical_id)
         dynamodb.create_table(TableName=name, **arguments)
@@ -45,7 +55,12 @@ def create_resources(template: Template, dynamodb: Any, sqs: Any) -> None:
 
 def _queue_attributes(properties: dict[str, Any]) -> dict[str, str]:
     attributes: dict[str, str] = {}
-    for name in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
+    for name in (
+        "VisibilityTimeout",
+        "MessageRetentionPeriod",
+        "DelaySeconds",
+        "ReceiveMessageWaitTimeSeconds",
+    ):
         if name in properties:
             attributes[name] = str(properties[name])
     if "RedrivePolicy" in properties:

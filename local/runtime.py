@@ -98,12 +98,18 @@ class _Worker:
         self._connection.send(json.dumps(event))
         if not self._connection.poll(timeout):
             self.restart()
-            return "error", {"errorType": "Sandbox.Timedout", "errorMessage": f"Task timed out after {timeout:.2f} seconds"}
+            return "error", {
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"Task timed out after {timeout:.2f} seconds",
+            }
         try:
             status, payload = self._connection.recv()
         except EOFError:
             self.restart()
-            return "error", {"errorType": "Runtime.ExitError", "errorMessage": "the function's process exited"}
+            return "error", {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": "the function's process exited",
+            }
         return status, json.loads(payload) if status == "ok" else payload
 
     def restart(self) -> None:
@@ -118,7 +124,9 @@ class _Worker:
 class FunctionPool:
     """Up to ``concurrency`` warm workers for one function; callers wait for a free one."""
 
-    def __init__(self, spec: FunctionSpec, names: LocalNames, base_env: dict[str, str], concurrency: int = 1):
+    def __init__(
+        self, spec: FunctionSpec, names: LocalNames, base_env: dict[str, str], concurrency: int = 1
+    ):
         self.spec = spec
         setup = {
             "name": names.physical(spec.logical_id),
@@ -128,7 +136,11 @@ class FunctionPool:
             "layer_paths": [str(path) for path in spec.layer_paths],
             "memory": spec.memory,
             "timeout": spec.timeout,
-            "environment": {**base_env, **spec.environment, "AWS_LAMBDA_FUNCTION_NAME": names.physical(spec.logical_id)},
+            "environment": {
+                **base_env,
+                **spec.environment,
+                "AWS_LAMBDA_FUNCTION_NAME": names.physical(spec.logical_id),
+            },
         }
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._workers = [_Worker(setup) for _ in range(concurrency)]

@@ -24,7 +24,7 @@ log = logging.getLogger("nudge.local")
 
 def _matches(patterns: list[EventPattern], record: dict[str, Any]) -> bool:
     """Lambda's filter criteria: no filter passes everything, else any pattern may match."""
-    return not patterns or any(pattern.matches_event(record) for pattern in patterns)
+    return not patterns or any(pattern.matches_event(record) for pattern in patterns)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -71,7 +71,9 @@ class StreamPoller:
 
     def attach(self) -> None:
         """(Re)discover the table's current stream, e.g. after the table was recreated."""
-        self.stream_arn = self.dynamodb.describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
+        self.stream_arn = self.dynamodb.describe_table(TableName=self.table_name)["Table"][
+            "LatestStreamArn"
+        ]
         self.shards = {}
 
     def poll(self) -> int:
@@ -97,7 +99,9 @@ class StreamPoller:
         if failed_from is None:
             state.done_with(done_upto)
             return len(batch)
-        state.retry_at(failed_from, same_batch=failed_from == batch[0]["dynamodb"]["SequenceNumber"])
+        state.retry_at(
+            failed_from, same_batch=failed_from == batch[0]["dynamodb"]["SequenceNumber"]
+        )
         retries = self.source.maximum_retry_attempts
         if retries >= 0 and state.attempts > retries:
             self._send_to_failure_destination(shard_id, batch, failed_from)
@@ -107,7 +111,9 @@ class StreamPoller:
 
     def _read(self, shard_id: str, state: _ShardState) -> list[dict[str, Any]]:
         if state.sequence is None:
-            iterator_type = "TRIM_HORIZON" if self.source.starting_position == "TRIM_HORIZON" else "LATEST"
+            iterator_type = (
+                "TRIM_HORIZON" if self.source.starting_position == "TRIM_HORIZON" else "LATEST"
+            )
             iterator = self.streams.get_shard_iterator(
                 StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType=iterator_type
             )["ShardIterator"]
@@ -118,19 +124,25 @@ class StreamPoller:
                 ShardIteratorType=state.position,
                 SequenceNumber=state.sequence,
             )["ShardIterator"]
-        records: list[dict[str, Any]] = self.streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+        records: list[dict[str, Any]] = self.streams.get_records(
+            ShardIterator=iterator, Limit=1000
+        )["Records"]
         for record in records:
             record["eventSourceARN"] = self.stream_arn
             approximate = record["dynamodb"].get("ApproximateCreationDateTime")
             if isinstance(approximate, datetime):
-                record["dynamodb"]["ApproximateCreationDateTime"] = approximate.replace(tzinfo=UTC).timestamp()
+                record["dynamodb"]["ApproximateCreationDateTime"] = approximate.replace(
+                    tzinfo=UTC
+                ).timestamp()
         return records
 
     def _deliver(self, batch: list[dict[str, Any]]) -> str | None:
         """Delivers, bisecting on function errors; returns the first failed sequence number."""
         result = self.function.invoke({"Records": batch})
         if result.failed:
-            log.warning("%s failed on a stream batch: %s", self.function.spec.logical_id, result.error)
+            log.warning(
+                "%s failed on a stream batch: %s", self.function.spec.logical_id, result.error
+            )
             if self.source.bisect_on_error and len(batch) > 1:
                 middle = len(batch) // 2
                 first_failed = self._deliver(batch[:middle])
@@ -138,12 +150,17 @@ class StreamPoller:
             return str(batch[0]["dynamodb"]["SequenceNumber"])
         return _first_reported_failure(result, batch, self.source.report_batch_item_failures)
 
-    def _send_to_failure_destination(self, shard_id: str, batch: list[dict[str, Any]], failed_from: str) -> None:
+    def _send_to_failure_destination(
+        self, shard_id: str, batch: list[dict[str, Any]], failed_from: str
+    ) -> None:
         if not self.failure_queue_url:
             log.error("dropping a stream batch after retries (no OnFailure destination)")
             return
         details = {
-            "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": self.function.spec.logical_id},
+            "requestContext": {
+                "condition": "RetryAttemptsExhausted",
+                "functionArn": self.function.spec.logical_id,
+            },
             "DDBStreamBatchInfo": {
                 "shardId": shard_id,
                 "streamArn": self.stream_arn,
@@ -155,7 +172,9 @@ class StreamPoller:
         self.sqs.send_message(QueueUrl=self.failure_queue_url, MessageBody=json.dumps(details))
 
 
-def _first_reported_failure(result: Invocation, batch: list[dict[str, Any]], reports: bool) -> str | None:
+def _first_reported_failure(
+    result: Invocation, batch: list[dict[str, Any]], reports: bool
+) -> str | None:
     if not reports or not isinstance(result.payload, dict):
         return None
     failures = result.payload.get("batchItemFailures") or []
@@ -228,9 +247,14 @@ class QueuePoller:
     def _failed_ids(self, result: Invocation, records: list[dict[str, Any]]) -> set[str]:
         every = {record["messageId"] for record in records}
         if result.failed:
-            log.warning("%s failed on a queue batch: %s", self.function.spec.logical_id, result.error)
+            log.warning(
+                "%s failed on a queue batch: %s", self.function.spec.logical_id, result.error
+            )
             return every
         if not self.source.report_batch_item_failures or not isinstance(result.payload, dict):
             return set()
-        reported = {str(failure.get("itemIdentifier")) for failure in result.payload.get("batchItemFailures") or []}
+        reported = {
+            str(failure.get("itemIdentifier"))
+            for failure in result.payload.get("batchItemFailures") or []
+        }
         return every if reported - every else reported

@@ -58,7 +58,9 @@ class LocalStack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.clock = VirtualClock()
-        self.template: Template = load_template(config.template_path, {"WriteKey": config.write_key})
+        self.template: Template = load_template(
+            config.template_path, {"WriteKey": config.write_key}
+        )
         self.moto_port = config.moto_port or _free_port(config.host)
         self.endpoint = f"http://{config.host}:{self.moto_port}"
         self._moto = ThreadedMotoServer(ip_address=config.host, port=self.moto_port, verbose=False)
@@ -80,7 +82,9 @@ class LocalStack:
         base_env = self.aws_environment()
         for spec in self.template.functions.values():
             concurrency = self.config.http_concurrency if spec.http_routes else 1
-            self.functions[spec.logical_id] = FunctionPool(spec, self.template.names, base_env, concurrency)
+            self.functions[spec.logical_id] = FunctionPool(
+                spec, self.template.names, base_env, concurrency
+            )
         self._wire_sources()
         self._thread = threading.Thread(target=self._run, name="pollers", daemon=True)
         self._thread.start()
@@ -129,7 +133,9 @@ class LocalStack:
                         dynamodb=self.dynamodb,
                         sqs=self.sqs,
                         table_name=names.physical(stream.table),
-                        failure_queue_url=queue_url(self.sqs, self.template, failure_queue) if failure_queue else None,
+                        failure_queue_url=queue_url(self.sqs, self.template, failure_queue)
+                        if failure_queue
+                        else None,
                         region=names.region,
                     )
                 )
@@ -199,7 +205,11 @@ class LocalStack:
         """Every message SES accepted, in order (moto keeps them; a real SES would send)."""
         entries = []
         for message in self._ses().sent_messages:
-            entry: dict[str, Any] = {"id": message.id, "channel": "email", "source": getattr(message, "source", None)}
+            entry: dict[str, Any] = {
+                "id": message.id,
+                "channel": "email",
+                "source": getattr(message, "source", None),
+            }
             if hasattr(message, "raw_data"):
                 entry.update(destinations=message.destinations, raw=message.raw_data)
             else:

@@ -138,14 +138,16 @@ def load_template(
     path: Path, overrides: Mapping[str, str] | None = None, names: LocalNames | None = None
 ) -> Template:
     names = names or LocalNames()
-    document = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    document = yaml.load(path.read_text(), Loader=_CfnLoader)
     parameters = _parameter_values(document.get("Parameters", {}), overrides or {})
     resources: dict[str, Any] = document.get("Resources", {})
     resolver = _Resolver(parameters, resources, names)
     globals_ = document.get("Globals", {}).get("Function", {})
     root = path.parent.resolve()
     functions = {
-        logical_id: _function(logical_id, resource["Properties"], globals_, resources, resolver, root)
+        logical_id: _function(
+            logical_id, resource["Properties"], globals_, resources, resolver, root
+        )
         for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
@@ -183,7 +185,9 @@ def _parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str])
 
 
 class _Resolver:
-    def __init__(self, parameters: Mapping[str, str], resources: Mapping[str, Any], names: LocalNames):
+    def __init__(
+        self, parameters: Mapping[str, str], resources: Mapping[str, Any], names: LocalNames
+    ):
         self._parameters = parameters
         self._resources = resources
         self._names = names
@@ -194,7 +198,7 @@ class _Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self.ref(argument)
             if key == "Fn::GetAtt":
@@ -206,7 +210,11 @@ class _Resolver:
     def ref(self, name: str) -> Any:
         if name in self._parameters:
             return self._parameters[name]
-        pseudo = {"AWS::Region": self._names.region, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "localhost"}
+        pseudo = {
+            "AWS::Region": self._names.region,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::URLSuffix": "localhost",
+        }
         if name in pseudo:
             return pseudo[name]
         resource = self._resources.get(name)
@@ -221,13 +229,17 @@ class _Resolver:
         if kind == "AWS::DynamoDB::Table":
             return {"Arn": self._names.table_arn(name), "StreamArn": f"stream:{name}"}[attribute]
         if kind == "AWS::SQS::Queue":
-            return {"Arn": self._names.queue_arn(name), "QueueName": self._names.physical(name)}[attribute]
+            return {"Arn": self._names.queue_arn(name), "QueueName": self._names.physical(name)}[
+                attribute
+            ]
         if kind == "AWS::Serverless::Function":
             return {"Arn": self._names.function_arn(name)}[attribute]
         raise ValueError(f"!GetAtt {name}.{attribute}: not modelled by the local stack")
 
     def sub(self, argument: Any) -> str:
-        text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])
+        text, variables = (
+            (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])
+        )
 
         def replace(match: re.Match[str]) -> str:
             token = match.group(1)
@@ -290,7 +302,8 @@ def _event_sources(
                 QueueSource(
                     queue=_logical_of(props["Queue"]),
                     batch_size=int(props.get("BatchSize", 10)),
-                    report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                    report_batch_item_failures="ReportBatchItemFailures"
+                    in props.get("FunctionResponseTypes", []),
                 )
             )
     return routes, streams, queues
@@ -308,7 +321,8 @@ def _stream_source(props: Mapping[str, Any], resolver: _Resolver) -> StreamSourc
         starting_position=props.get("StartingPosition", "TRIM_HORIZON"),
         maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
         bisect_on_error=bool(props.get("BisectBatchOnFunctionError", False)),
-        report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+        report_batch_item_failures="ReportBatchItemFailures"
+        in props.get("FunctionResponseTypes", []),
         filters=filters,
         on_failure_queue=_logical_of(on_failure) if on_failure else None,
     )

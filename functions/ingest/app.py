@@ -10,7 +10,6 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from nudge import bootstrap
 from nudge.adapters.store import StoreUnavailable
 from nudge.domain.errors import InvalidRequest
@@ -32,7 +31,11 @@ def _json(status: int, body: dict[str, Any]) -> Response[str]:
 def beacon(route: str) -> Response[str]:
     event = app.current_event
     raw_body = event.get("body") or ""
-    body = base64.b64decode(raw_body) if event.is_base64_encoded else raw_body.encode("utf-8", "surrogatepass")
+    body = (
+        base64.b64decode(raw_body)
+        if event.is_base64_encoded
+        else raw_body.encode("utf-8", "surrogatepass")
+    )
     accepted = service.accept(
         BeaconRequest(
             route=route,
@@ -51,14 +54,16 @@ def openapi() -> Response[str]:
     return _json(200, openapi_document())
 
 
-@app.exception_handler(InvalidRequest)
+@app.exception_handler(InvalidRequest)  # type: ignore[untyped-decorator]
 def invalid_request(error: InvalidRequest) -> Response[str]:
-    logger.info("request refused", extra={"code": error.code, "field": error.field, "reason": error.reason})
+    logger.info(
+        "request refused", extra={"code": error.code, "field": error.field, "reason": error.reason}
+    )
     metrics.add_metric("RequestsRefused", MetricUnit.Count, 1)
     return _json(error.status, {"code": error.code, "message": error.message, "field": error.field})
 
 
-@app.exception_handler(StoreUnavailable)
+@app.exception_handler(StoreUnavailable)  # type: ignore[untyped-decorator]
 def store_unavailable(error: StoreUnavailable) -> Response[str]:
     logger.warning("storage refused writes", extra={"reason": str(error)})
     return _json(503, {"code": "unavailable", "message": "storage is busy; retry with backoff"})

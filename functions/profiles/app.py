@@ -7,7 +7,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from nudge import bootstrap
 from nudge.adapters.store import stored_event_from_image
 from nudge.service.profiles import SequencedEvent

@@ -34,7 +34,9 @@ class Settings:
             max_future = parse_duration(env.get("NUDGE_MAX_FUTURE", "1h"))
         except ValueError as error:
             raise ConfigError(str(error)) from None
-        keys = frozenset(key.strip() for key in env.get("NUDGE_WRITE_KEY", "").split(",") if key.strip())
+        keys = frozenset(
+            key.strip() for key in env.get("NUDGE_WRITE_KEY", "").split(",") if key.strip()
+        )
         return cls(
             table_name=table,
             write_keys=keys,

@@ -102,17 +102,14 @@ class EventStore:
 
     def save_profile(self, profile: Profile, previous_seq: int | None) -> None:
         """Conditional on nobody having folded anything in since ``previous_seq`` was read."""
+        request: dict[str, Any] = {"TableName": self._table, "Item": _profile_item(profile)}
         if previous_seq is None:
-            condition, values = "attribute_not_exists(pk)", {}
+            request["ConditionExpression"] = "attribute_not_exists(pk)"
         else:
-            condition, values = "applied_seq = :previous", {":previous": {"N": str(previous_seq)}}
+            request["ConditionExpression"] = "applied_seq = :previous"
+            request["ExpressionAttributeValues"] = {":previous": {"N": str(previous_seq)}}
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=_profile_item(profile),
-                ConditionExpression=condition,
-                **({"ExpressionAttributeValues": values} if values else {}),
-            )
+            self._client.put_item(**request)
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise Conflict(profile.person) from None
@@ -184,7 +181,7 @@ class EventStore:
             _backoff(attempt)
         raise StoreUnavailable("DynamoDB left keys unprocessed after retries")
 
-    def _batch_write(self, items: list[dict[str, Any]]) -> int:
+    def _batch_write(self, items: Sequence[dict[str, Any]]) -> int:
         pending: list[Any] = [{"PutRequest": {"Item": item}} for item in items]
         for attempt in range(_UNPROCESSED_RETRIES):
             response = self._client.batch_write_item(RequestItems={self._table: pending})
@@ -207,7 +204,11 @@ class EventStore:
             "body": json.dumps(event.body, ensure_ascii=False, separators=(",", ":")),
             "expires_at": int((event.timestamp + retention).timestamp()),
         }
-        optional = {"name": event.name, "user_id": event.user_id, "anonymous_id": event.anonymous_id}
+        optional = {
+            "name": event.name,
+            "user_id": event.user_id,
+            "anonymous_id": event.anonymous_id,
+        }
         item.update({name: value for name, value in optional.items() if value})
         return _attrs(item)
 

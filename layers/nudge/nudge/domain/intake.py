@@ -94,14 +94,16 @@ def parse_request(
     content_encoding: str | None,
     received_at: datetime,
     new_id: Callable[[], str],
-    limits: Limits = Limits(),  # noqa: B008 - frozen, safe as a default
+    limits: Limits = Limits(),
 ) -> Intake:
     """Validate a whole request; any invalid message rejects the request whole."""
     if route == METRICS_ROUTE:
         return Intake(events=[], dropped=True)
     route_type = ROUTE_TYPES.get(route)
     if route_type is None:
-        raise NotFound("path", f"unknown route /v1/{route}; expected one of {', '.join(ROUTE_TYPES)}")
+        raise NotFound(
+            "path", f"unknown route /v1/{route}; expected one of {', '.join(ROUTE_TYPES)}"
+        )
     body = _decompress(raw, content_encoding, limits.max_batch_bytes)
     size_limit = limits.max_batch_bytes if route_type == "batch" else limits.max_message_bytes
     if len(body) > size_limit:
@@ -111,9 +113,7 @@ def parse_request(
     if write_key is not None and not isinstance(write_key, str):
         raise InvalidRequest("writeKey", "must be a string")
     items, shared = _split(payload, route_type, limits)
-    events = [
-        _normalize(item, path, shared, received_at, new_id, limits) for path, item in items
-    ]
+    events = [_normalize(item, path, shared, received_at, new_id, limits) for path, item in items]
     return Intake(events=events, write_key=write_key)
 
 
@@ -175,7 +175,9 @@ def _check_values(root: dict[str, Any], root_path: str, max_depth: int) -> None:
         if isinstance(value, dict | list):
             if depth > max_depth:
                 raise InvalidRequest(path or "body", f"nested deeper than {max_depth} levels")
-            stack.extend((child, child_path, depth + 1) for child_path, child in _children(value, path))
+            stack.extend(
+                (child, child_path, depth + 1) for child_path, child in _children(value, path)
+            )
         elif isinstance(value, str):
             _check_string(value, path)
 
@@ -197,7 +199,9 @@ def _check_string(text: str, path: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidRequest(path, "contains an unpaired UTF-16 surrogate (not valid Unicode)") from None
+        raise InvalidRequest(
+            path, "contains an unpaired UTF-16 surrogate (not valid Unicode)"
+        ) from None
 
 
 def _split(
@@ -213,7 +217,9 @@ def _split(
         raise InvalidRequest("batch", "is empty; send at least one message")
     if len(batch) > limits.max_batch_items:
         raise PayloadTooLarge("batch", f"{len(batch)} items; at most {limits.max_batch_items}")
-    shared = {key: payload[key] for key in ("context", "integrations", "sentAt") if key in payload}
+    shared: dict[str, Any] = {
+        key: payload[key] for key in ("context", "integrations", "sentAt") if key in payload
+    }
     items: list[tuple[str, dict[str, Any]]] = []
     for index, item in enumerate(batch):
         path = f"batch[{index}]"
@@ -239,7 +245,8 @@ def _normalize(
     model = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
     if model is None:
         raise InvalidRequest(
-            _join(path, "type"), f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}"
+            _join(path, "type"),
+            f"unknown message type {kind!r}; expected one of {', '.join(MESSAGE_TYPES)}",
         )
     try:
         message = model.model_validate(merged)
@@ -277,7 +284,8 @@ def _merge_batch_fields(item: dict[str, Any], shared: dict[str, Any]) -> dict[st
     merged = dict(item)
     for key in ("context", "integrations"):
         if isinstance(shared.get(key), dict):
-            own = item.get(key) if isinstance(item.get(key), dict) else {}
+            own_value = item.get(key)
+            own: dict[str, Any] = own_value if isinstance(own_value, dict) else {}
             merged[key] = {**shared[key], **own}
     if "sentAt" not in merged and "sentAt" in shared:
         merged["sentAt"] = shared["sentAt"]
@@ -297,12 +305,14 @@ def _corrected_timestamp(
 
 def _check_skew(timestamp: datetime, received_at: datetime, path: str, limits: Limits) -> None:
     if timestamp < received_at - limits.max_past:
+        too_old = _describe(received_at - timestamp)
         raise InvalidRequest(
-            path, f"{_describe(received_at - timestamp)} in the past; at most {_describe(limits.max_past)} accepted"
+            path, f"{too_old} in the past; at most {_describe(limits.max_past)} accepted"
         )
     if timestamp > received_at + limits.max_future:
+        too_new = _describe(timestamp - received_at)
         raise InvalidRequest(
-            path, f"{_describe(timestamp - received_at)} in the future; at most {_describe(limits.max_future)} accepted"
+            path, f"{too_new} in the future; at most {_describe(limits.max_future)} accepted"
         )
 
 
@@ -336,4 +346,3 @@ def _as_invalid(error: ValidationError, path: str) -> InvalidRequest:
     if first["type"] == "missing" and location == "event":
         reason = "is required for track"
     return InvalidRequest(_join(path, location) if location else (path or "body"), reason)
-

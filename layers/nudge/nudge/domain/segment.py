@@ -56,6 +56,7 @@ JsonObject = dict[str, Any]
 class _Common(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=False)
 
+    type: str
     messageId: IdString | None = None  # noqa: N815 - Segment's wire name
     userId: IdString | None = None  # noqa: N815
     anonymousId: IdString | None = None  # noqa: N815

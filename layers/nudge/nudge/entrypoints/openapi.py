@@ -31,7 +31,12 @@ def openapi_document() -> dict[str, Any]:
         schemas[name.capitalize()] = schema
     schemas["Batch"] = _batch_schema()
     paths = {f"/v1/{route}": _beacon_path(route, kind) for route, kind in ROUTE_TYPES.items()}
-    paths["/v1/m"] = {"post": {"summary": "analytics.js client metrics: accepted and dropped", "responses": _responses()}}
+    paths["/v1/m"] = {
+        "post": {
+            "summary": "analytics.js client metrics: accepted and dropped",
+            "responses": _responses(),
+        }
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -86,7 +91,11 @@ def _responses() -> dict[str, Any]:
     return {
         "200": {
             "description": "accepted",
-            "content": {"application/json": {"schema": {"type": "object", "properties": {"success": {"type": "boolean"}}}}},
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": {"success": {"type": "boolean"}}}
+                }
+            },
         },
         "400": {"description": "invalid message; the message names the field", "content": error},
         "401": {"description": "missing or wrong write key", "content": error},

@@ -78,13 +78,18 @@ class IngestService:
 
     def _check_key(self, candidate: str, field: str) -> None:
         # Compare against every key in constant time so timing reveals nothing.
-        matches = [hmac.compare_digest(candidate.encode(), key.encode()) for key in self._settings.write_keys]
+        matches = [
+            hmac.compare_digest(candidate.encode(), key.encode())
+            for key in self._settings.write_keys
+        ]
         if not any(matches):
             raise Unauthorized(field, "write key not recognised")
 
     def _store_events(self, events: list[Event]) -> Accepted:
         anonymous_ids = {event.anonymous_id for event in events if event.anonymous_id}
-        anonymous_ids |= {event.previous_id for event in events if event.type == "alias" and event.previous_id}
+        anonymous_ids |= {
+            event.previous_id for event in events if event.type == "alias" and event.previous_id
+        }
         known_links = self._store.linked_users(anonymous_ids) if anonymous_ids else {}
         new_links = _links_declared(events, known_links)
         links = {**known_links, **new_links}

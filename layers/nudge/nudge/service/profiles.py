@@ -66,4 +66,3 @@ class ProfileService:
             except Conflict:
                 if attempt == _CONFLICT_RETRIES - 1:
                     raise
-
