@@ -223,6 +223,7 @@ class Gateway:
                 "status": "ok",
                 "now": self.stack.clock.now().isoformat(),
                 "functions": sorted(self.stack.functions),
+                "awsEndpoint": self.stack.endpoint,
             },
         )
 
@@ -298,10 +299,15 @@ class Gateway:
 
     def _asset(self, name: str) -> Response:
         assets = Path(swagger_assets.__file__).parent
-        files = {"swagger-ui.css": "text/css", "swagger-ui-bundle.min.js": "application/javascript"}
+        # URL name -> (file Powertools ships, content type); its stylesheet is the .min.css.
+        files = {
+            "swagger-ui.css": ("swagger-ui.min.css", "text/css"),
+            "swagger-ui-bundle.min.js": ("swagger-ui-bundle.min.js", "application/javascript"),
+        }
         if name not in files:
             return _json(404, {"message": "Not Found"})
-        return Response((assets / name).read_bytes(), content_type=files[name])
+        file_name, content_type = files[name]
+        return Response((assets / file_name).read_bytes(), content_type=content_type)
 
 
 def _encode_body(body: bytes, headers: dict[str, str]) -> tuple[str, bool]:

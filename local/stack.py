@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 from local.clock import VirtualClock
 from local.resources import create_resources, queue_url
 from local.runtime import FunctionPool
+from local.scheduler import ScheduleFirer
 from local.sources import QueuePoller, StreamPoller
 from local.template import ACCOUNT, Template, load_template
 
@@ -86,6 +87,15 @@ class LocalStack:
                 spec, self.template.names, base_env, concurrency
             )
         self._wire_sources()
+        self.schedules = ScheduleFirer(
+            functions_by_arn={
+                self.template.names.function_arn(logical_id): pool
+                for logical_id, pool in self.functions.items()
+            },
+            clock=self.clock,
+            region=self.template.names.region,
+            send_to_queue=self._send_to_queue_arn,
+        )
         self._thread = threading.Thread(target=self._run, name="pollers", daemon=True)
         self._thread.start()
 
@@ -168,6 +178,7 @@ class LocalStack:
         with self._pump_lock:
             work = sum(poller.poll() for poller in self.stream_pollers)
             work += sum(poller.poll() for poller in self.queue_pollers)
+            work += self.schedules.poll()
             return work
 
     def drain(self, timeout: float = 60.0) -> int:
@@ -197,7 +208,13 @@ class LocalStack:
                 self.sqs.delete_queue(QueueUrl=queue_url(self.sqs, self.template, queue.logical_id))
             create_resources(self.template, self.dynamodb, self.sqs)
             self._wire_sources()
+            self.schedules.reset()
             self._ses().sent_messages.clear()
+
+    def _send_to_queue_arn(self, queue_arn: str, body: str) -> None:
+        name = queue_arn.rsplit(":", 1)[-1]
+        url = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        self.sqs.send_message(QueueUrl=url, MessageBody=body)
 
     # ---- what was delivered ----------------------------------------------------------
 
