@@ -20,7 +20,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
 from local.runtime import FunctionPool
-from local.stack import LocalStack
+from local.stack import REPO, LocalStack
 
 __all__ = ["Gateway"]
 
@@ -84,6 +84,8 @@ class Gateway:
             ("GET", "/_local/outbox"): self._outbox,
             ("POST", "/_local/reset"): self._reset,
             ("GET", "/docs"): self._docs,
+            ("GET", "/demo"): self._demo,
+            ("GET", "/sdk/nudge.js"): self._sdk,
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -290,6 +292,17 @@ class Gateway:
                 "events": view.events,
             },
         )
+
+    # ---- the demo shop and the browser SDK it uses ----------------------------------
+
+    def _demo(self, _: Request) -> Response:
+        page = (REPO / "local" / "demo" / "index.html").read_text()
+        page = page.replace("__WRITE_KEY__", self.stack.config.write_key)
+        return Response(page, content_type="text/html; charset=utf-8")
+
+    def _sdk(self, _: Request) -> Response:
+        script = (REPO / "sdk" / "nudge.js").read_bytes()
+        return Response(script, content_type="application/javascript; charset=utf-8")
 
     # ---- the docs page: Swagger UI from the assets Powertools ships (works offline) --
 
