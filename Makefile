@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: run test check lint typecheck template bench build browser clean help
 
