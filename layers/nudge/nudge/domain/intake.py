@@ -25,7 +25,10 @@ __all__ = [
     "Event",
     "Intake",
     "Limits",
+    "Payload",
+    "normalize",
     "parse_request",
+    "read_payload",
 ]
 
 # Segment's long routes, analytics.js's one-letter routes, and import (an alias of batch).
@@ -84,7 +87,23 @@ class Intake:
     events: list[Event]
     write_key: str | None = None
     dropped: bool = False  # client metrics (/v1/m): accepted and intentionally not stored
-    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A request body read and checked as JSON, its messages not yet validated.
+
+    Reading and validating are two steps so that the write key in a body can be checked
+    before anyone without it learns anything from validation errors.
+    """
+
+    route_type: str | None  # None: client metrics, accepted and dropped
+    document: dict[str, Any] = field(default_factory=dict)
+    write_key: str | None = None
+
+    @property
+    def dropped(self) -> bool:
+        return self.route_type is None
 
 
 def parse_request(
@@ -96,9 +115,23 @@ def parse_request(
     new_id: Callable[[], str],
     limits: Limits = Limits(),
 ) -> Intake:
-    """Validate a whole request; any invalid message rejects the request whole."""
-    if route == METRICS_ROUTE:
+    """Both steps at once; any invalid message rejects the request whole."""
+    payload = read_payload(raw, route=route, content_encoding=content_encoding, limits=limits)
+    if payload.dropped:
         return Intake(events=[], dropped=True)
+    events = normalize(payload, received_at=received_at, new_id=new_id, limits=limits)
+    return Intake(events=events, write_key=payload.write_key)
+
+
+def read_payload(
+    raw: bytes,
+    *,
+    route: str,
+    content_encoding: str | None,
+    limits: Limits = Limits(),
+) -> Payload:
+    if route == METRICS_ROUTE:
+        return Payload(route_type=None)
     route_type = ROUTE_TYPES.get(route)
     if route_type is None:
         raise NotFound(
@@ -108,13 +141,25 @@ def parse_request(
     size_limit = limits.max_batch_bytes if route_type == "batch" else limits.max_message_bytes
     if len(body) > size_limit:
         raise PayloadTooLarge("body", f"{len(body)} bytes; at most {size_limit} accepted")
-    payload = _parse_object(body, limits.max_depth)
-    write_key = payload.pop("writeKey", None)
+    document = _parse_object(body, limits.max_depth)
+    write_key = document.pop("writeKey", None)
     if write_key is not None and not isinstance(write_key, str):
         raise InvalidRequest("writeKey", "must be a string")
-    items, shared = _split(payload, route_type, limits)
-    events = [_normalize(item, path, shared, received_at, new_id, limits) for path, item in items]
-    return Intake(events=events, write_key=write_key)
+    return Payload(route_type=route_type, document=document, write_key=write_key)
+
+
+def normalize(
+    payload: Payload,
+    *,
+    received_at: datetime,
+    new_id: Callable[[], str],
+    limits: Limits = Limits(),
+) -> list[Event]:
+    """Every message validated, timestamped and identified, or the first problem raised."""
+    if payload.route_type is None:
+        return []
+    items, shared = _split(payload.document, payload.route_type, limits)
+    return [_normalize(item, path, shared, received_at, new_id, limits) for path, item in items]
 
 
 def _decompress(raw: bytes, content_encoding: str | None, max_bytes: int) -> bytes:

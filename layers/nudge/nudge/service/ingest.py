@@ -14,7 +14,7 @@ from nudge.adapters import keys
 from nudge.adapters.store import EventStore, StoredEvent
 from nudge.config import Settings
 from nudge.domain.errors import Unauthorized
-from nudge.domain.intake import Event, Intake, parse_request
+from nudge.domain.intake import Event, Payload, normalize, read_payload
 
 __all__ = ["Accepted", "BeaconRequest", "IngestService"]
 
@@ -50,23 +50,25 @@ class IngestService:
         header_key = _key_from_authorization(request.headers.get("authorization"))
         if header_key is not None:
             self._check_key(header_key, "Authorization")
-        intake = parse_request(
+        limits = self._settings.limits
+        payload = read_payload(
             request.body,
             route=request.route,
             content_encoding=request.headers.get("content-encoding"),
-            received_at=request.received_at,
-            new_id=self._new_id,
-            limits=self._settings.limits,
+            limits=limits,
         )
-        if intake.dropped:
+        if payload.dropped:
             return Accepted(events=0, write_requests=0)
         if header_key is None:
-            self._check_body_or_query_key(intake, request.query)
-        return self._store_events(intake.events)
+            self._check_body_or_query_key(payload, request.query)
+        events = normalize(
+            payload, received_at=request.received_at, new_id=self._new_id, limits=limits
+        )
+        return self._store_events(events)
 
-    def _check_body_or_query_key(self, intake: Intake, query: Mapping[str, str]) -> None:
-        if intake.write_key is not None:
-            self._check_key(intake.write_key, "writeKey")
+    def _check_body_or_query_key(self, payload: Payload, query: Mapping[str, str]) -> None:
+        if payload.write_key is not None:
+            self._check_key(payload.write_key, "writeKey")
         elif "writeKey" in query:
             self._check_key(query["writeKey"], "writeKey")
         else:
