@@ -55,8 +55,9 @@ bench: $(STAMP)
 
 build:
 	@test -x .venv-sam/bin/sam || { $(PYTHON) -m venv .venv-sam && .venv-sam/bin/pip install --quiet aws-sam-cli; }
-	.venv-sam/bin/sam validate --lint
-	.venv-sam/bin/sam build
+	PATH="$(CURDIR)/.venv-sam/bin:$$PATH" sam validate --lint
+	# The layer's Makefile runs python3 -m pip: the SAM venv's python3 always has pip.
+	PATH="$(CURDIR)/.venv-sam/bin:$$PATH" sam build
 
 clean:
 	rm -rf $(VENV) .venv-sam .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -271,22 +271,20 @@ class Gateway:
         return _json(200, {"reset": True})
 
     def _user(self, user_id: str) -> Response:
-        from urllib.parse import unquote
-
-        view = self.store.read_person(unquote(user_id))
+        view = self.store.read_person(user_id)
         if view.profile is None and not view.events:
             return _json(
                 404,
                 {
                     "code": "not_found",
-                    "message": f"no events or profile for {unquote(user_id)!r}",
+                    "message": f"no events or profile for {user_id!r}",
                     "field": "userId",
                 },
             )
         return _json(
             200,
             {
-                "userId": unquote(user_id),
+                "userId": user_id,
                 "profile": view.profile.to_json() if view.profile else None,
                 "linkedProfiles": [profile.to_json() for profile in view.linked_profiles],
                 "events": view.events,

@@ -159,7 +159,7 @@ class StreamPoller:
         details = {
             "requestContext": {
                 "condition": "RetryAttemptsExhausted",
-                "functionArn": self.function.spec.logical_id,
+                "functionArn": self.function.arn,
             },
             "DDBStreamBatchInfo": {
                 "shardId": shard_id,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
-
 from nudge.domain.intake import Limits
 from nudge.domain.timefmt import iso
+
 from tests.unit.builders import NOW, encode, gzipped, parse, track
 
-MINIMAL_BY_TYPE = {
+MINIMAL_BY_TYPE: dict[str, dict[str, Any]] = {
     "track": {"userId": "user-1", "event": "Signed Up"},
     "identify": {"userId": "user-1", "traits": {"plan": "pro"}},
     "page": {"anonymousId": "anon-1", "name": "Home"},
@@ -404,7 +405,7 @@ def test_identity_content_encoding_is_read_as_plain() -> None:
 
 
 def test_unknown_top_level_fields_are_kept() -> None:
-    """Fields Segment tolerates but does not define (_metadata, version) are stored, not rejected."""
+    """Fields Segment tolerates but does not define (_metadata, version) are kept, not refused."""
     # given
     message = track(_metadata={"bundled": ["Segment.io"]}, version=2)
 
@@ -482,3 +483,15 @@ def test_a_timestamp_just_inside_the_skew_bounds_is_accepted() -> None:
     # then
     assert old.timestamp == NOW - limits.max_past
     assert new.timestamp == NOW + limits.max_future
+
+
+def test_a_write_key_inside_a_batch_item_is_not_stored() -> None:
+    """A writeKey repeated inside each batch message is dropped from what is stored."""
+    # given
+    item = {**track(), "type": "track", "writeKey": "secret"}
+
+    # when
+    intake = parse({"batch": [item]}, route="batch")
+
+    # then
+    assert "writeKey" not in intake.events[0].body

@@ -34,6 +34,8 @@ class Settings:
             max_future = parse_duration(env.get("NUDGE_MAX_FUTURE", "1h"))
         except ValueError as error:
             raise ConfigError(str(error)) from None
+        if retention <= timedelta(0):
+            raise ConfigError("NUDGE_RETENTION_DAYS must be a positive number of days")
         keys = frozenset(
             key.strip() for key in env.get("NUDGE_WRITE_KEY", "").split(",") if key.strip()
         )

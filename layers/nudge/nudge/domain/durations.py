@@ -8,12 +8,12 @@ from datetime import timedelta
 __all__ = ["parse_duration"]
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdw])\s*$")
 
 
 def parse_duration(text: str | int) -> timedelta:
     """A bare integer means seconds, so environment variables can stay plain numbers."""
-    if isinstance(text, int) or text.strip().isdigit():
+    if isinstance(text, int) or re.fullmatch(r"[0-9]+", text.strip()):
         return timedelta(seconds=int(text))
     match = _DURATION.match(text)
     if not match:

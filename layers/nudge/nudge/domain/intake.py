@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -191,7 +192,11 @@ def _parse_object(body: bytes, max_depth: int) -> dict[str, Any]:
             "body", f"not valid UTF-8 (byte 0x{body[error.start]:02x} at offset {error.start})"
         ) from None
     try:
-        payload = json.loads(text)
+        payload = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NonFiniteNumber as error:
+        raise InvalidRequest(
+            "body", f"{error} is not a JSON number (NaN and infinities are not)"
+        ) from None
     except RecursionError:
         raise InvalidRequest("body", f"nested deeper than {max_depth} levels") from None
     except json.JSONDecodeError as error:
@@ -205,6 +210,22 @@ def _parse_object(body: bytes, max_depth: int) -> dict[str, Any]:
         raise InvalidRequest("body", f"must be a JSON object, not {_json_kind(payload)}")
     _check_values(payload, "", max_depth)
     return payload
+
+
+class _NonFiniteNumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> float:
+    """Python's json accepts NaN and Infinity; JSON does not, and DynamoDB cannot store them."""
+    raise _NonFiniteNumber(name)
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NonFiniteNumber(text[:40])
+    return number
 
 
 def _json_kind(value: object) -> str:
@@ -240,13 +261,18 @@ def _children(value: dict[str, Any] | list[Any], path: str) -> Iterator[tuple[st
 
 def _check_string(text: str, path: str) -> None:
     if "\x00" in text:
-        raise InvalidRequest(path, "contains a NUL character")
+        raise InvalidRequest(_printable(path), "contains a NUL character")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidRequest(
-            path, "contains an unpaired UTF-16 surrogate (not valid Unicode)"
+            _printable(path), "contains an unpaired UTF-16 surrogate (not valid Unicode)"
         ) from None
+
+
+def _printable(path: str) -> str:
+    """A field path that can be encoded in the error response even when a key is the problem."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _split(
@@ -273,6 +299,8 @@ def _split(
         size = len(json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode())
         if size > limits.max_message_bytes:
             raise PayloadTooLarge(path, f"{size} bytes; at most {limits.max_message_bytes}")
+        # A client that puts the key in each message must not have it stored with them.
+        item.pop("writeKey", None)
         items.append((path, item))
     return items, shared
 
@@ -378,6 +406,7 @@ _FRIENDLY = {
     "string_type": "must be a string",
     "dict_type": "must be a JSON object",
     "string_too_short": "must not be empty",
+    "too_short": "must not be empty",
     "string_too_long": "is too long",
 }
 

@@ -6,6 +6,7 @@ events' own timestamps: any client works, even one that knows nothing about sess
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,11 @@ SESSION_GAP = timedelta(minutes=30)
 # A client that invents event names per user must not grow a profile past DynamoDB's item limit.
 MAX_DISTINCT_EVENT_NAMES = 300
 OTHER_EVENTS = "$other"
+# The profile is one DynamoDB item (400 KB at most): traits, groups and linked ids are capped.
+MAX_TRAITS_BYTES = 64 * 1024
+MAX_TRAIT_KEYS = 300
+MAX_GROUPS = 50
+MAX_ANONYMOUS_IDS = 50
 PAGE_TYPES = frozenset({"page", "screen"})
 
 
@@ -121,19 +127,34 @@ def _identify(profile: Profile, event: Event) -> Profile:
         profile = replace(profile, user_id=event.user_id)
     if event.type == "identify":
         traits = event.body.get("traits") or {}
-        profile = replace(profile, traits={**profile.traits, **traits})
+        profile = replace(profile, traits=_bounded_merge(profile.traits, traits))
     elif event.type == "group":
         group_id = str(event.body.get("groupId"))
-        traits = event.body.get("traits") or {}
-        merged = {**profile.groups.get(group_id, {}), **traits}
-        profile = replace(profile, groups={**profile.groups, group_id: merged})
+        if group_id in profile.groups or len(profile.groups) < MAX_GROUPS:
+            traits = event.body.get("traits") or {}
+            merged = _bounded_merge(profile.groups.get(group_id, {}), traits)
+            profile = replace(profile, groups={**profile.groups, group_id: merged})
     linked = [event.anonymous_id] if event.user_id else []
     if event.type == "alias" and event.previous_id:
         linked.append(event.previous_id)
     new_ids = [anon for anon in linked if anon and anon not in profile.anonymous_ids]
     if new_ids and profile.person.startswith("u:"):
-        profile = replace(profile, anonymous_ids=(*profile.anonymous_ids, *new_ids))
+        linked_ids = (*profile.anonymous_ids, *new_ids)[-MAX_ANONYMOUS_IDS:]
+        profile = replace(profile, anonymous_ids=linked_ids)
     return profile
+
+
+def _bounded_merge(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Later values win; new keys are dropped rather than let the profile outgrow its item."""
+    merged = {**current, **update}
+    if len(merged) <= MAX_TRAIT_KEYS and _json_size(merged) <= MAX_TRAITS_BYTES:
+        return merged
+    updates_only = {**current, **{key: value for key, value in update.items() if key in current}}
+    return updates_only if _json_size(updates_only) <= MAX_TRAITS_BYTES else current
+
+
+def _json_size(value: dict[str, Any]) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def _parse(moment: str) -> datetime:

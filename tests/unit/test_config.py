@@ -1,0 +1,119 @@
+"""Settings from the environment, checked at cold start."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from nudge.config import ConfigError, Settings
+from nudge.domain.intake import Limits
+
+
+def test_defaults_apply_when_only_the_table_is_set() -> None:
+    """With only the table name, retention is 90 days and limits are Segment's defaults."""
+    # given
+    env = {"NUDGE_TABLE_NAME": "nudge-events"}
+
+    # when
+    settings = Settings.from_env(env)
+
+    # then
+    assert settings.table_name == "nudge-events"
+    assert settings.write_keys == frozenset()
+    assert settings.retention == timedelta(days=90)
+    assert settings.limits == Limits()
+
+
+def test_a_missing_table_name_refuses_to_start() -> None:
+    """Without NUDGE_TABLE_NAME the settings raise ConfigError."""
+    # given
+    env: dict[str, str] = {}
+
+    # when
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+
+    # then
+    assert str(caught.value) == "NUDGE_TABLE_NAME is not set"
+
+
+def test_an_empty_table_name_refuses_to_start() -> None:
+    """An empty NUDGE_TABLE_NAME counts as not set."""
+    # given
+    env = {"NUDGE_TABLE_NAME": ""}
+
+    # when
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+
+    # then
+    assert "NUDGE_TABLE_NAME" in str(caught.value)
+
+
+def test_write_keys_are_split_on_commas_and_trimmed() -> None:
+    """NUDGE_WRITE_KEY holds several comma-separated keys; blanks and spaces are dropped."""
+    # given
+    env = {"NUDGE_TABLE_NAME": "t", "NUDGE_WRITE_KEY": " wk_live_1, wk_live_2 ,,  "}
+
+    # when
+    settings = Settings.from_env(env)
+
+    # then
+    assert settings.write_keys == frozenset({"wk_live_1", "wk_live_2"})
+
+
+def test_retention_is_read_in_days() -> None:
+    """NUDGE_RETENTION_DAYS sets the event retention."""
+    # given
+    env = {"NUDGE_TABLE_NAME": "t", "NUDGE_RETENTION_DAYS": "14"}
+
+    # when
+    settings = Settings.from_env(env)
+
+    # then
+    assert settings.retention == timedelta(days=14)
+
+
+def test_skew_bounds_are_read_as_durations() -> None:
+    """NUDGE_MAX_PAST and NUDGE_MAX_FUTURE set the limits, other limits keep their defaults."""
+    # given
+    env = {"NUDGE_TABLE_NAME": "t", "NUDGE_MAX_PAST": "7d", "NUDGE_MAX_FUTURE": "300"}
+
+    # when
+    settings = Settings.from_env(env)
+
+    # then
+    assert settings.limits.max_past == timedelta(days=7)
+    assert settings.limits.max_future == timedelta(minutes=5)
+    assert settings.limits.max_batch_items == Limits().max_batch_items
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("NUDGE_RETENTION_DAYS", "ninety"),
+        ("NUDGE_MAX_PAST", "30 days"),
+        ("NUDGE_MAX_FUTURE", "1.5h"),
+    ],
+)
+def test_an_unreadable_number_or_duration_refuses_to_start(name: str, value: str) -> None:
+    """A malformed retention or skew bound is a ConfigError, not a ValueError at request time."""
+    # given
+    env = {"NUDGE_TABLE_NAME": "t", name: value}
+
+    # when
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+
+    # then
+    assert value in str(caught.value)
+
+
+def test_a_non_positive_retention_is_refused() -> None:
+    """Zero or negative retention would expire events at once, so the function refuses to start."""
+    # given
+    env = {"NUDGE_TABLE_NAME": "t", "NUDGE_RETENTION_DAYS": "-1"}
+
+    # when / then
+    with pytest.raises(ConfigError, match="NUDGE_RETENTION_DAYS"):
+        Settings.from_env(env)
