@@ -21,18 +21,29 @@ service = bootstrap.profile_service()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Records are grouped by person rather than handled one by one (as Powertools'
     # BatchProcessor would): one profile write per person per batch, not per event.
-    records = []
+    records: list[SequencedEvent] = []
+    unreadable: int | None = None
     for record in event.get("Records", []):
         change = record.get("dynamodb", {})
         image = change.get("NewImage", {})
         if record.get("eventName") != "INSERT" or image.get("kind", {}).get("S") != "event":
             continue  # the filter already drops these; this guards a misconfigured mapping
-        records.append(
-            SequencedEvent(int(change["SequenceNumber"]), stored_event_from_image(image))
-        )
+        sequence = int(change["SequenceNumber"])
+        try:
+            records.append(SequencedEvent(sequence, stored_event_from_image(image)))
+        except (KeyError, ValueError, TypeError) as error:
+            # Fold only what precedes it: Lambda redelivers from here, and a later record
+            # applied now would move the watermark past this one.
+            logger.error(
+                "unreadable stream record", extra={"sequence": sequence, "error": repr(error)}
+            )
+            unreadable = sequence
+            break
     result = service.apply(records)
     metrics.add_metric("EventsFolded", MetricUnit.Count, len(records))
-    if result.failed_from is None:
+    if result.errors:
+        logger.error("profile update failed", extra={"errors": result.errors})
+    failed = [sequence for sequence in (result.failed_from, unreadable) if sequence is not None]
+    if not failed:
         return {"batchItemFailures": []}
-    logger.error("profile update failed", extra={"errors": result.errors})
-    return {"batchItemFailures": [{"itemIdentifier": str(result.failed_from)}]}
+    return {"batchItemFailures": [{"itemIdentifier": str(min(failed))}]}

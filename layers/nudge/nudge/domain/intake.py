@@ -328,6 +328,7 @@ def _normalize(
     try:
         timestamp = _corrected_timestamp(message.client_timestamp, message.sentAt, received_at)
         original = iso(message.client_timestamp) if message.client_timestamp else None
+        sent_at = iso(message.sentAt) if message.sentAt else None
     except OverflowError:
         # Dates near year 1 or 9999 leave datetime's range once corrected or moved to UTC.
         raise InvalidRequest(_join(path, "timestamp"), "out of the representable range") from None
@@ -341,6 +342,8 @@ def _normalize(
     )
     if original is not None:
         body["originalTimestamp"] = original
+    if sent_at is not None:
+        body["sentAt"] = sent_at
     return Event(
         message_id=message_id,
         type=message.type,

@@ -1,0 +1,261 @@
+"""Lambda played in-process over moto: handlers loaded from their CodeUri, the stream delivered.
+
+A handler is loaded the way Lambda loads it (a fresh module, the environment the template
+gives it), and the table's stream reaches the Profiles handler the way its event source
+mapping would: in order, in batches of BatchSize, through the template's filter criteria.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import importlib.util
+import json
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from moto.events.models import EventPattern
+from nudge import bootstrap
+
+from local.template import FunctionSpec, StreamSource, Template
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+
+__all__ = [
+    "BASIC_AUTH",
+    "NOW",
+    "WRITE_KEY",
+    "Aws",
+    "Invoke",
+    "Stream",
+    "basic_auth",
+    "beacon",
+    "beacon_messages",
+    "json_body",
+    "lambda_context",
+]
+
+WRITE_KEY = "dev-write-key"
+# The receive time of every request the tests build, unless a test says otherwise.
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+
+# A loaded function invoked with an event; each call gets a fresh context, as in Lambda.
+Invoke = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def basic_auth(write_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+
+
+BASIC_AUTH = basic_auth(WRITE_KEY)
+
+
+@dataclass
+class Aws:
+    """The mocked account: the template, its clients and its one table."""
+
+    template: Template
+    dynamodb: DynamoDBClient
+    streams: DynamoDBStreamsClient
+    table: str
+    monkeypatch: pytest.MonkeyPatch
+
+    def load_handler(self, logical_id: str) -> Invoke:
+        """A cold start: the function's environment, then its module imported afresh."""
+        spec = self.template.functions[logical_id]
+        for name, value in spec.environment.items():
+            self.monkeypatch.setenv(name, value)
+        # Settings are read once per process; this process plays every function in turn.
+        bootstrap.settings.cache_clear()
+        module_file, _, attribute = spec.handler.rpartition(".")
+        module_name = f"{logical_id.lower()}_{module_file}"
+        module_spec = importlib.util.spec_from_file_location(
+            module_name, spec.code_uri / f"{module_file}.py"
+        )
+        assert module_spec is not None
+        assert module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        self.monkeypatch.setitem(sys.modules, module_name, module)
+        module_spec.loader.exec_module(module)
+        handler: Callable[[dict[str, Any], LambdaContext], dict[str, Any]] = getattr(
+            module, attribute
+        )
+
+        def invoke(event: dict[str, Any]) -> dict[str, Any]:
+            return handler(event, lambda_context(self.template, spec))
+
+        return invoke
+
+    def item_count(self) -> int:
+        return self.dynamodb.scan(TableName=self.table, Select="COUNT")["Count"]
+
+    def event_items(self) -> list[dict[str, Any]]:
+        items = self.dynamodb.scan(TableName=self.table)["Items"]
+        return [item for item in items if item["kind"]["S"] == "event"]
+
+
+def lambda_context(template: Template, spec: FunctionSpec) -> LambdaContext:
+    context = LambdaContext()
+    context._function_name = template.names.physical(spec.logical_id)
+    context._function_version = "$LATEST"
+    context._invoked_function_arn = template.names.function_arn(spec.logical_id)
+    context._memory_limit_in_mb = spec.memory
+    context._aws_request_id = str(uuid.uuid4())
+    context._log_group_name = f"/aws/lambda/{context._function_name}"
+    context._log_stream_name = "2026/11/28/[$LATEST]0123456789abcdef0123456789abcdef"
+    return context
+
+
+@dataclass
+class Stream:
+    """The Profiles function's event source mapping, played by hand.
+
+    ``read`` returns what the shard holds past the checkpoint, in Lambda's record shape;
+    ``deliver`` applies the template's filter criteria and invokes in batches of BatchSize.
+    """
+
+    aws: Aws
+    source: StreamSource
+    handler: Invoke
+    checkpoint: str | None = None
+    responses: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, aws: Aws, handler: Invoke, function: str = "Profiles") -> Stream:
+        (source,) = aws.template.functions[function].stream_sources
+        return cls(aws=aws, source=source, handler=handler)
+
+    def read(self) -> list[dict[str, Any]]:
+        streams = self.aws.streams
+        table = self.aws.dynamodb.describe_table(TableName=self.aws.table)["Table"]
+        arn = table["LatestStreamArn"]
+        (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        if self.checkpoint is None:
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+        else:
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn,
+                ShardId=shard["ShardId"],
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=self.checkpoint,
+            )["ShardIterator"]
+        records: list[dict[str, Any]] = []
+        while True:
+            page = streams.get_records(ShardIterator=iterator)
+            if not page["Records"]:
+                break
+            records += [_lambda_shape(dict(record), arn) for record in page["Records"]]
+            iterator = page["NextShardIterator"]
+        if records:
+            self.checkpoint = records[-1]["dynamodb"]["SequenceNumber"]
+        return records
+
+    def deliver(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Invoke the handler with the records the filters let through; its responses."""
+        patterns = [EventPattern.load(json.dumps(pattern)) for pattern in self.source.filters]
+        wanted = [
+            record
+            for record in records
+            if not patterns or any(pattern.matches_event(cast(Any, record)) for pattern in patterns)
+        ]
+        responses = []
+        for start in range(0, len(wanted), self.source.batch_size):
+            responses.append(
+                self.handler({"Records": wanted[start : start + self.source.batch_size]})
+            )
+        self.responses += responses
+        return responses
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Deliver everything written since the last drain; every batch must succeed."""
+        responses = self.deliver(self.read())
+        assert all(response == {"batchItemFailures": []} for response in responses), responses
+        return responses
+
+
+def _lambda_shape(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
+    """What Lambda hands the function: the DynamoDB Streams record plus its source ARN."""
+    change = dict(record["dynamodb"])
+    created = change.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        change["ApproximateCreationDateTime"] = int(created.timestamp())
+    return {**record, "dynamodb": change, "eventSourceARN": stream_arn}
+
+
+def beacon(
+    route: str,
+    body: Any = None,
+    *,
+    raw: str | bytes | None = None,
+    at: datetime = NOW,
+    headers: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | None = None,
+    auth: str | None = BASIC_AUTH,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) POST to /v1/<route>.
+
+    ``body`` is sent as JSON; ``raw`` as given (bytes go base64-encoded, as API Gateway
+    delivers a body it does not consider text).
+    """
+    all_headers = {"content-type": "application/json", "user-agent": "nudge-tests/1.0"}
+    if auth is not None:
+        all_headers["authorization"] = auth
+    all_headers.update(headers or {})
+    path = f"/v1/{route}"
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": f"POST {path}",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{name}={value}" for name, value in (query or {}).items()),
+        "headers": all_headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "testapi",
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "192.0.2.1",
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": f"POST {path}",
+            "stage": "$default",
+            "timeEpoch": int(at.timestamp() * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = dict(query)
+    if isinstance(raw, bytes):
+        event["body"] = base64.b64encode(raw).decode()
+        event["isBase64Encoded"] = True
+    elif raw is not None:
+        event["body"] = raw
+    elif body is not None:
+        event["body"] = json.dumps(body, ensure_ascii=False)
+    return event
+
+
+def json_body(response: Mapping[str, Any]) -> Any:
+    return json.loads(response["body"])
+
+
+def beacon_messages(event: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Segment messages an HTTP API event carries, decoded as the function decodes them."""
+    raw = event.get("body") or ""
+    body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
+    if event.get("headers", {}).get("content-encoding") == "gzip":
+        body = gzip.decompress(body)
+    payload = json.loads(body)
+    messages = payload.get("batch", [payload])
+    return [message for message in messages if isinstance(message, dict)]

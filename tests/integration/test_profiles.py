@@ -1,0 +1,226 @@
+"""The Profiles function over the table's stream: exactly-once folds, sessions, partial failures."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from nudge import bootstrap
+from nudge.adapters.store import EventStore
+from nudge.domain.profile import Profile
+
+from tests.integration._harness import NOW, Aws, Invoke, Stream, beacon
+
+
+def _profile(person: str) -> Profile:
+    return bootstrap.event_store().load_profiles([person])[person]
+
+
+def _track(user: str, event: str, minutes: float, message_id: str) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "userId": user,
+        "event": event,
+        "messageId": message_id,
+        "timestamp": (NOW + timedelta(minutes=minutes)).isoformat(),
+    }
+
+
+def _send(ingest: Invoke, *messages: dict[str, Any]) -> None:
+    response = ingest(beacon("batch", {"batch": list(messages)}, at=NOW + timedelta(hours=1)))
+    assert response["statusCode"] == 200, response
+
+
+def test_redelivered_records_are_folded_once(ingest: Invoke, stream: Stream):
+    """Feeding the same stream records twice leaves the profile's counts unchanged."""
+    # given
+    _send(
+        ingest,
+        _track("ada", "Signed Up", 0, "m-1"),
+        _track("ada", "Item Viewed", 1, "m-2"),
+        _track("ada", "Item Viewed", 2, "m-3"),
+    )
+    records = stream.read()
+    stream.deliver(records)
+    first = _profile("u:ada")
+    # when
+    responses = stream.deliver(records)
+    # then
+    assert responses == [{"batchItemFailures": []}]
+    assert _profile("u:ada") == first
+    assert (first.events, first.event_counts) == (3, {"Signed Up": 1, "Item Viewed": 2})
+
+
+def test_records_arriving_in_several_batches_are_each_folded_once(ingest: Invoke, stream: Stream):
+    """Records delivered across invocations (as the mapping does) add up to one count per event."""
+    # given
+    _send(ingest, _track("ada", "Item Viewed", 0, "m-1"))
+    stream.drain()
+    # when
+    _send(ingest, _track("ada", "Item Viewed", 1, "m-2"), _track("ada", "Item Viewed", 2, "m-3"))
+    stream.drain()
+    # then
+    assert _profile("u:ada").event_counts == {"Item Viewed": 3}
+
+
+def test_sessions_split_after_thirty_minutes_without_events(ingest: Invoke, stream: Stream):
+    """Pages 5 minutes apart share a session; a 40-minute gap starts another and closes the last."""
+    # given
+    minutes = [0, 5, 10, 50, 55]
+    pages = [
+        {
+            "type": "page",
+            "userId": "ada",
+            "name": f"Page {index}",
+            "messageId": f"p-{index}",
+            "timestamp": (NOW + timedelta(minutes=minute)).isoformat(),
+        }
+        for index, minute in enumerate(minutes)
+    ]
+    _send(ingest, *pages)
+    # when
+    stream.drain()
+    # then
+    profile = _profile("u:ada")
+    assert profile.sessions == 2
+    assert profile.pages == 5
+    assert profile.session_pages == 2
+    assert profile.last_session_pages == 3
+    assert profile.session_started == "2026-11-28T10:50:00.000Z"
+    assert profile.last_seen == "2026-11-28T10:55:00.000Z"
+
+
+class _FlakyStore(EventStore):
+    """The real store, except that saving some people's profiles fails (throttled, say)."""
+
+    def __init__(self, store: EventStore, failing: set[str]) -> None:
+        super().__init__(store._client, store._table)
+        self.failing = failing
+
+    def save_profile(self, profile: Profile, previous_seq: int | None) -> None:
+        if profile.person in self.failing:
+            raise RuntimeError(f"simulated failure saving {profile.person}")
+        super().save_profile(profile, previous_seq)
+
+
+@pytest.fixture
+def flaky(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> tuple[_FlakyStore, Stream]:
+    """A Profiles function whose composition root wires the flaky store in, and its stream."""
+    store = _FlakyStore(bootstrap.event_store(), failing={"u:bob", "u:dave"})
+    monkeypatch.setattr(bootstrap, "event_store", lambda: store)
+    return store, Stream.of(aws, aws.load_handler("Profiles"))
+
+
+ORDER = ["alice", "bob", "alice", "carol", "dave", "alice"]
+
+
+def _interleaved(ingest: Invoke) -> None:
+    _send(
+        ingest,
+        *[_track(user, "Item Viewed", index, f"m-{index}") for index, user in enumerate(ORDER)],
+    )
+
+
+def test_failed_person_is_reported_from_its_lowest_sequence_number(
+    ingest: Invoke, flaky: tuple[_FlakyStore, Stream]
+):
+    """When saving some people fails, the batch reports the lowest sequence number among them."""
+    # given
+    _, stream = flaky
+    _interleaved(ingest)
+    records = stream.read()
+    bob_first = next(r for r in records if r["dynamodb"]["Keys"]["pk"]["S"] == "P#u:bob")
+    # when
+    responses = stream.deliver(records)
+    # then
+    assert responses == [
+        {"batchItemFailures": [{"itemIdentifier": bob_first["dynamodb"]["SequenceNumber"]}]}
+    ]
+
+
+def test_other_people_are_applied_when_one_fails(ingest: Invoke, flaky: tuple[_FlakyStore, Stream]):
+    """One person's failure does not hold back everyone else's profile."""
+    # given
+    _, stream = flaky
+    _interleaved(ingest)
+    # when
+    stream.deliver(stream.read())
+    # then
+    folded = bootstrap.event_store().load_profiles(["u:alice", "u:bob", "u:carol", "u:dave"])
+    assert {person: profile.events for person, profile in folded.items()} == {
+        "u:alice": 3,
+        "u:carol": 1,
+    }
+
+
+def test_redelivery_from_the_reported_record_converges_to_exact_counts(
+    ingest: Invoke, flaky: tuple[_FlakyStore, Stream]
+):
+    """A retry from the reported record folds the failed people once and the others not again."""
+    # given
+    store, stream = flaky
+    _interleaved(ingest)
+    records = stream.read()
+    (response,) = stream.deliver(records)
+    failed_from = int(response["batchItemFailures"][0]["itemIdentifier"])
+    store.failing.clear()
+    # when
+    retry = stream.deliver(
+        [r for r in records if int(r["dynamodb"]["SequenceNumber"]) >= failed_from]
+    )
+    # then
+    assert retry == [{"batchItemFailures": []}]
+    folded = bootstrap.event_store().load_profiles(["u:alice", "u:bob", "u:carol", "u:dave"])
+    assert {person: profile.events for person, profile in folded.items()} == {
+        f"u:{user}": count for user, count in Counter(ORDER).items()
+    }
+
+
+def test_only_inserted_events_reach_the_function(aws: Aws, ingest: Invoke, profiles: Invoke):
+    """The template's filter passes event INSERTs only: not a retry's MODIFY, links or profiles."""
+    # given
+    received: list[dict[str, Any]] = []
+
+    def spy(event: dict[str, Any]) -> dict[str, Any]:
+        received.extend(event["Records"])
+        return profiles(event)
+
+    identify = {"type": "identify", "userId": "ada", "anonymousId": "anon-1", "messageId": "m-id"}
+    _send(ingest, identify)
+    ingest(beacon("batch", {"batch": [identify]}, at=NOW + timedelta(hours=2)))
+    stream = Stream.of(aws, spy)
+    written = stream.read()
+    # when
+    stream.deliver(written)
+    # then
+    assert sorted((r["eventName"], r["dynamodb"]["NewImage"]["kind"]["S"]) for r in written) == [
+        ("INSERT", "event"),
+        ("INSERT", "link"),
+        ("MODIFY", "event"),
+    ]
+    assert [(r["eventName"], r["dynamodb"]["Keys"]["sk"]["S"]) for r in received] == [
+        ("INSERT", "E#m-id")
+    ]
+    assert _profile("u:ada").events == 1
+
+
+def test_an_unreadable_record_is_reported_and_what_precedes_it_is_folded(
+    ingest: Invoke, stream: Stream
+):
+    """A record whose image cannot be read is named in batchItemFailures; earlier records still count."""
+    # given
+    _send(ingest, _track("ada", "Item Viewed", 0, "m-1"), _track("ada", "Item Viewed", 1, "m-2"))
+    records = stream.read()
+    broken = [
+        record for record in records if record["dynamodb"]["NewImage"].get("kind") == {"S": "event"}
+    ]
+    del broken[1]["dynamodb"]["NewImage"]["body"]
+    # when
+    responses = stream.deliver(broken)
+    # then
+    assert responses == [
+        {"batchItemFailures": [{"itemIdentifier": broken[1]["dynamodb"]["SequenceNumber"]}]}
+    ]
+    assert _profile("u:ada").events == 1

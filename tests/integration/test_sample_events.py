@@ -1,0 +1,105 @@
+"""The files in events/ (what `sam local invoke -e` users start from) do what they promise."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+from nudge import bootstrap
+
+from tests.conftest import REPO
+from tests.integration._harness import Aws, Invoke, Stream, beacon_messages, json_body
+
+SAMPLES = {
+    path.name: json.loads(path.read_text()) for path in sorted((REPO / "events").glob("*.json"))
+}
+
+
+def _kind(event: dict[str, Any]) -> str:
+    if "Records" in event:
+        return "stream"
+    method = event.get("requestContext", {}).get("http", {}).get("method")
+    return {"POST": "beacon", "GET": "get"}.get(method, "unknown")
+
+
+def _samples(kind: str) -> list[str]:
+    return [name for name, event in SAMPLES.items() if _kind(event) == kind]
+
+
+def _route(name: str) -> str:
+    return str(SAMPLES[name]["rawPath"]).rsplit("/", 1)[-1]
+
+
+def test_every_sample_is_a_kind_the_tests_cover():
+    """Each file in events/ is a beacon, a GET or a stream batch, so a test below covers it."""
+    # given
+    kinds = {name: _kind(event) for name, event in SAMPLES.items()}
+    # when
+    uncovered = [name for name, kind in kinds.items() if kind == "unknown"]
+    # then
+    assert SAMPLES
+    assert uncovered == []
+
+
+@pytest.mark.parametrize("name", _samples("beacon"))
+def test_beacon_sample_is_accepted(name: str, ingest: Invoke):
+    """A beacon sample gets 200 with Segment's {"success": true}."""
+    # given
+    event = SAMPLES[name]
+    # when
+    response = ingest(event)
+    # then
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert json_body(response) == {"success": True}
+
+
+@pytest.mark.parametrize("name", _samples("beacon"))
+def test_beacon_sample_stores_every_message(name: str, ingest: Invoke):
+    """Every message of a beacon sample can be read back by its userId or anonymousId."""
+    # given
+    messages = beacon_messages(SAMPLES[name])
+    people = {message.get("userId") or message["anonymousId"] for message in messages}
+    # when
+    ingest(SAMPLES[name])
+    # then
+    store = bootstrap.event_store()
+    stored = [body for person in sorted(people) for body in store.read_person(person).events]
+    assert sorted(body["messageId"] for body in stored) == sorted(m["messageId"] for m in messages)
+    assert {body["type"] for body in stored} == {
+        message.get("type") or _route(name) for message in messages
+    }
+
+
+@pytest.mark.parametrize("name", _samples("get"))
+def test_get_sample_returns_the_openapi_document(name: str, aws: Aws, ingest: Invoke):
+    """GET /openapi.json returns an OpenAPI 3.1 document covering every route in the template."""
+    # given
+    template_routes = {
+        path for method, path in aws.template.functions["Ingest"].http_routes if method == "POST"
+    }
+    # when
+    response = ingest(SAMPLES[name])
+    # then
+    document = json_body(response)
+    assert response["statusCode"] == 200
+    assert document["openapi"] == "3.1.0"
+    assert template_routes <= set(document["paths"])
+
+
+@pytest.mark.parametrize("name", _samples("stream"))
+def test_stream_sample_is_folded_without_failures(name: str, aws: Aws, profiles: Invoke):
+    """A stream sample passes the template's filter, reports no failures and builds its profiles."""
+    # given
+    records = SAMPLES[name]["Records"]
+    per_person = Counter(
+        record["dynamodb"]["NewImage"]["pk"]["S"].removeprefix("P#") for record in records
+    )
+    # when
+    responses = Stream.of(aws, profiles).deliver(records)
+    # then
+    assert responses == [{"batchItemFailures": []}]
+    folded = bootstrap.event_store().load_profiles(per_person)
+    assert {person: profile.events for person, profile in folded.items()} == dict(per_person)
