@@ -128,9 +128,10 @@ class FunctionPool:
         self, spec: FunctionSpec, names: LocalNames, base_env: dict[str, str], concurrency: int = 1
     ):
         self.spec = spec
+        self.arn = names.function_arn(spec.logical_id)
         setup = {
             "name": names.physical(spec.logical_id),
-            "arn": names.function_arn(spec.logical_id),
+            "arn": self.arn,
             "handler": spec.handler,
             "code_uri": str(spec.code_uri),
             "layer_paths": [str(path) for path in spec.layer_paths],

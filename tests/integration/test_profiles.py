@@ -209,7 +209,7 @@ def test_only_inserted_events_reach_the_function(aws: Aws, ingest: Invoke, profi
 def test_an_unreadable_record_is_reported_and_what_precedes_it_is_folded(
     ingest: Invoke, stream: Stream
 ):
-    """A record whose image cannot be read is named in batchItemFailures; earlier records still count."""
+    """An unreadable record is named in batchItemFailures; the records before it still count."""
     # given
     _send(ingest, _track("ada", "Item Viewed", 0, "m-1"), _track("ada", "Item Viewed", 1, "m-2"))
     records = stream.read()
