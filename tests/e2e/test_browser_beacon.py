@@ -53,7 +53,7 @@ def page_origin() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no Chromium at {CHROMIUM} (make browser installs it)")
+        pytest.fail(f"no Chromium at {CHROMIUM}: `make browser` (part of `make test`) installs it")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
@@ -143,3 +143,44 @@ def test_preflighted_fetch_event_is_stored(stack: StackClient, page: Page):
 
     # then
     assert _stored_ids(stack, message["userId"]) == [message["messageId"]]
+
+
+def _stored_events(stack: StackClient, user_id: str, count: int) -> list[dict[str, Any]]:
+    """A user's stored events, polled until at least ``count`` are there (bounded)."""
+    events: list[dict[str, Any]] = []
+    for _ in range(POLL_ATTEMPTS):
+        stack.drain()
+        events = stack.events(user_id)
+        if len(events) >= count:
+            break
+        time.sleep(POLL_INTERVAL)
+    return events
+
+
+@pytest.fixture
+def demo(browser: Browser, stack: StackClient) -> Iterator[Page]:
+    context = browser.new_context()
+    opened = context.new_page()
+    opened.set_default_timeout(15_000)
+    opened.goto(stack.base_url + "/demo")
+    yield opened
+    context.close()
+
+
+def test_the_sdk_sends_the_demo_shops_clicks_as_one_persons_events(stack: StackClient, demo: Page):
+    """The demo shop's SDK beacons (page, add to cart, identify) end up under the user."""
+    # given
+    email = f"shopper-{uuid.uuid4().hex[:8]}@example.com"
+    demo.fill("#email", email)
+
+    # when
+    demo.click("#add")
+    demo.click("#identify")
+
+    # then
+    events = _stored_events(stack, email, 3)
+    kinds = sorted(str(event.get("event") or event["type"]) for event in events)
+    assert kinds == ["Product Added", "identify", "page"]
+    added = next(event for event in events if event.get("event") == "Product Added")
+    assert added["properties"]["cart_id"].startswith("cart-")
+    assert added["context"]["library"]["name"] == "nudge.js"
