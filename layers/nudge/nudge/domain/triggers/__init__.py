@@ -1,0 +1,1 @@
+"""The trigger language: definitions (model), conditions, and the decisions they lead to."""

@@ -1,0 +1,187 @@
+"""Deciding whether a condition holds, from facts gathered beforehand (no I/O here).
+
+Paths name facts: ``properties.*`` and ``context.*`` of the event in hand, ``traits.*``
+and ``profile.*`` of the person, and ``event``, ``type``, ``userId``, ``anonymousId``.
+A segment that meets a list without an index looks into every element, and a
+predicate holds when any value found satisfies it (``properties.products.sku``).
+A value of the wrong type simply does not match: it never raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nudge.domain.triggers.model import (
+    AllOf,
+    AnyOf,
+    Condition,
+    Count,
+    EventMatch,
+    NotOf,
+    _Comparison,
+)
+
+__all__ = ["Facts", "compare", "holds", "matches_event", "values_at"]
+
+_MISSING: list[Any] = []
+
+
+@dataclass(frozen=True)
+class Facts:
+    now: datetime
+    event: Mapping[str, Any] = field(default_factory=dict)
+    traits: Mapping[str, Any] = field(default_factory=dict)
+    profile: Mapping[str, Any] = field(default_factory=dict)
+    # The person's events, oldest first, for counts in a window (each with "timestamp").
+    history: Sequence[Mapping[str, Any]] = ()
+
+    def with_event(self, event: Mapping[str, Any]) -> Facts:
+        return Facts(
+            now=self.now,
+            event=event,
+            traits=self.traits,
+            profile=self.profile,
+            history=self.history,
+        )
+
+
+def values_at(path: str, facts: Facts) -> list[Any]:
+    """Every value the path reaches; empty when it reaches nothing."""
+    root, _, rest = path.partition(".")
+    if root in ("properties", "context"):
+        start: Any = facts.event.get(root, {})
+    elif root == "traits":
+        start = facts.traits
+    elif root == "profile":
+        start = facts.profile
+    elif root == "event":
+        start = event_name(facts.event)
+    else:
+        start = facts.event.get(root)
+    if start is None:
+        return _MISSING
+    return list(_walk(start, rest.split(".") if rest else []))
+
+
+def event_name(event: Mapping[str, Any]) -> Any:
+    """A track event's name; page and screen views answer to their type ("page", "screen")."""
+    return event.get("event") if event.get("type", "track") == "track" else event.get("type")
+
+
+def _walk(value: Any, segments: list[str]) -> Iterator[Any]:
+    if not segments:
+        yield value
+        return
+    head, tail = segments[0], segments[1:]
+    if isinstance(value, Mapping):
+        if head in value:
+            yield from _walk(value[head], tail)
+    elif isinstance(value, list):
+        if head.isdigit():
+            index = int(head)
+            if index < len(value):
+                yield from _walk(value[index], tail)
+        else:
+            for element in value:
+                yield from _walk(element, segments)
+
+
+def holds(condition: Condition, facts: Facts) -> bool:
+    if isinstance(condition, AllOf):
+        return all(holds(inner, facts) for inner in condition.all)
+    if isinstance(condition, AnyOf):
+        return any(holds(inner, facts) for inner in condition.any)
+    if isinstance(condition, NotOf):
+        return not holds(condition.not_, facts)
+    if isinstance(condition, Count):
+        return compare(condition, [count_in_window(condition, facts)])
+    return compare(condition, values_at(condition.path, facts))
+
+
+def count_in_window(condition: Count, facts: Facts) -> int:
+    spec = condition.count
+    since = facts.now - spec.within
+    counted = 0
+    for past in facts.history:
+        moment = _timestamp(past)
+        if moment is None or not since <= moment <= facts.now or event_name(past) != spec.event:
+            continue
+        counted += all(holds(predicate, facts.with_event(past)) for predicate in spec.where)
+    return counted
+
+
+def matches_event(match: EventMatch, facts: Facts) -> bool:
+    """The event in hand has this name and satisfies every ``where``."""
+    return event_name(facts.event) == match.event and all(
+        holds(inner, facts) for inner in match.where
+    )
+
+
+def compare(comparison: _Comparison, values: Iterable[Any]) -> bool:
+    found = list(values)
+    operator, operand = comparison.operator, comparison.operand
+    if operator == "exists":
+        return bool(found) == bool(operand) and (
+            not operand or any(value is not None for value in found)
+        )
+    if operator == "ne":
+        return all(not _equal(value, operand) for value in found)
+    return any(_OPERATORS[operator](value, operand) for value in found)
+
+
+def _equal(left: Any, right: Any) -> bool:
+    if _is_number(left) and _is_number(right):
+        return float(left) == float(right)
+    return type(left) is type(right) and left == right
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _ordered(test: str) -> Callable[[Any, Any], bool]:
+    def check(left: Any, right: Any) -> bool:
+        if _is_number(left) and _is_number(right):
+            left, right = float(left), float(right)
+        elif not (isinstance(left, str) and isinstance(right, str)):
+            return False  # ISO timestamps and versions compare as text; mixed types never match
+        outcome: bool = {
+            "gt": left > right,
+            "gte": left >= right,
+            "lt": left < right,
+            "lte": left <= right,
+        }[test]
+        return outcome
+
+    return check
+
+
+def _contains(left: Any, right: Any) -> bool:
+    if isinstance(left, str) and isinstance(right, str):
+        return right in left
+    if isinstance(left, list):
+        return any(_equal(element, right) for element in left)
+    return False
+
+
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": _equal,
+    "gt": _ordered("gt"),
+    "gte": _ordered("gte"),
+    "lt": _ordered("lt"),
+    "lte": _ordered("lte"),
+    "in": lambda left, right: any(_equal(left, option) for option in right),
+    "contains": _contains,
+    "starts_with": lambda left, right: isinstance(left, str) and left.startswith(right),
+}
+
+
+def _timestamp(event: Mapping[str, Any]) -> datetime | None:
+    value = event.get("timestamp")
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

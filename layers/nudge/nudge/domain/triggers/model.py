@@ -1,0 +1,352 @@
+"""Trigger definitions as users write them in ``triggers/*.yaml``.
+
+A trigger says: when this happens (an event, or a stretch of inactivity), for people in
+this audience, unless that other thing happens within a while, send this. Every field
+is checked here, so a definition that loads is one the engine can run.
+
+``delay`` and ``send`` describe a single step. A later version turns a trigger into a
+sequence of steps (``steps: [{delay, send}, ...]``); the single-step form will remain
+its shorthand, so files written today keep working.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from nudge.domain.durations import parse_duration
+
+__all__ = [
+    "OPERATORS",
+    "Absence",
+    "AllOf",
+    "AnyOf",
+    "Collect",
+    "Condition",
+    "Count",
+    "EventMatch",
+    "Inactivity",
+    "NotOf",
+    "Predicate",
+    "Reentry",
+    "Send",
+    "Trigger",
+]
+
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists", "starts_with")
+PATH_ROOTS = (
+    "properties",
+    "traits",
+    "profile",
+    "context",
+    "event",
+    "type",
+    "userId",
+    "anonymousId",
+)
+_PATH = re.compile(r"^[A-Za-z_$][\w$-]*(\.([\w$ -]+|\d+))*$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+MAX_WINDOW = timedelta(days=90)  # events older than the default retention are gone
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return parse_duration(value)
+    raise ValueError("must be a duration such as 30m, 24h or 7d")
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_path(path: str) -> str:
+    if not _PATH.match(path) or path.split(".")[0] not in PATH_ROOTS:
+        raise ValueError(
+            f"{path!r} is not a path; start with one of {', '.join(PATH_ROOTS)} "
+            "and join names with dots (properties.cart_id, traits.tier, properties.items.0.sku)"
+        )
+    return path
+
+
+class _Comparison(_Strict):
+    """Exactly one operator, written as a key: ``{path: properties.price, gt: 0}``."""
+
+    eq: Any = None
+    ne: Any = None
+    gt: float | str | None = None
+    gte: float | str | None = None
+    lt: float | str | None = None
+    lte: float | str | None = None
+    in_: list[Any] | None = Field(default=None, alias="in")
+    contains: Any = None
+    exists: bool | None = None
+    starts_with: str | None = None
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> _Comparison:
+        used = self.operators_used()
+        if len(used) != 1:
+            named = ", ".join(used) if used else "none"
+            raise ValueError(
+                f"needs exactly one operator of {', '.join(OPERATORS)} (found {named})"
+            )
+        return self
+
+    def operators_used(self) -> list[str]:
+        return [
+            "in" if name == "in_" else name
+            for name in self.model_fields_set
+            if name in {*OPERATORS, "in_"}
+        ]
+
+    @property
+    def operator(self) -> str:
+        return self.operators_used()[0]
+
+    @property
+    def operand(self) -> Any:
+        return getattr(self, "in_" if self.operator == "in" else self.operator)
+
+
+class Predicate(_Comparison):
+    path: str
+
+    _path = field_validator("path")(classmethod(lambda cls, value: _check_path(value)))
+
+
+class CountSpec(_Strict):
+    event: Annotated[str, Field(min_length=1)]
+    within: Duration
+    where: list[Predicate] = Field(default_factory=list)
+
+    @field_validator("within")
+    @classmethod
+    def _window_in_range(cls, value: timedelta) -> timedelta:
+        return _in_range(value, timedelta(minutes=1), MAX_WINDOW)
+
+
+class Count(_Comparison):
+    """How many times an event happened in a window: ``{count: {event: X, within: 7d}, gte: 3}``."""
+
+    count: CountSpec
+
+
+class AllOf(_Strict):
+    all: Annotated[list[Condition], Field(min_length=1)]
+
+
+class AnyOf(_Strict):
+    any: Annotated[list[Condition], Field(min_length=1)]
+
+
+class NotOf(_Strict):
+    not_: Condition = Field(alias="not")
+
+
+def _condition_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        for key in ("all", "any", "not", "count"):
+            if key in value:
+                return key
+        return "predicate"
+    return type(value).__name__.lower() if isinstance(value, BaseModel) else "predicate"
+
+
+Condition = Annotated[
+    Annotated[AllOf, Tag("all")]
+    | Annotated[AnyOf, Tag("any")]
+    | Annotated[NotOf, Tag("not")]
+    | Annotated[Count, Tag("count")]
+    | Annotated[Predicate, Tag("predicate")],
+    Discriminator(_condition_kind),
+]
+
+
+class EventMatch(_Strict):
+    """An event by name, optionally narrowed by conditions on it and on the person."""
+
+    event: Annotated[str, Field(min_length=1, max_length=512)]
+    where: list[Condition] = Field(default_factory=list)
+
+
+class Inactivity(_Strict):
+    inactive: Duration
+
+    @field_validator("inactive")
+    @classmethod
+    def _in_range(cls, value: timedelta) -> timedelta:
+        return _in_range(value, timedelta(hours=1), MAX_WINDOW)
+
+
+class Absence(EventMatch):
+    """ "A then not B within W": the trigger fires only if this event does not follow."""
+
+    within: Duration
+    same: str | None = None  # a path both events share, such as properties.cart_id
+
+    @field_validator("within")
+    @classmethod
+    def _window_in_range(cls, value: timedelta) -> timedelta:
+        return _in_range(value, timedelta(minutes=1), MAX_WINDOW)
+
+    @field_validator("same")
+    @classmethod
+    def _same_is_a_path(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path(value)
+
+
+def _when_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "inactivity" if "inactive" in value else "event"
+    return "inactivity" if isinstance(value, Inactivity) else "event"
+
+
+When = Annotated[
+    Annotated[EventMatch, Tag("event")] | Annotated[Inactivity, Tag("inactivity")],
+    Discriminator(_when_kind),
+]
+
+
+class Reentry(_Strict):
+    """How often one person may get this trigger: once ever, once per period, or every time."""
+
+    mode: Literal["once", "every_time", "once_per"]
+    period: timedelta | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_words(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        words = value.split()
+        if words == ["once"] or words == ["every_time"]:
+            return {"mode": words[0]}
+        if len(words) == 2 and words[0] == "once_per":
+            return {
+                "mode": "once_per",
+                "period": _in_range(
+                    parse_duration(words[1]), timedelta(minutes=1), timedelta(days=365)
+                ),
+            }
+        raise ValueError("must be 'once', 'every_time' or 'once_per <duration>' (e.g. once_per 7d)")
+
+
+class Send(_Strict):
+    channel: Literal["email", "webhook", "in_app"]
+    template: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+
+
+class Collect(_Strict):
+    """Properties of earlier events handed to delivery, e.g. a cart's items."""
+
+    from_: Annotated[str, Field(alias="from", min_length=1)]
+    same: str | None = None
+    fields: Annotated[list[str], Field(min_length=1)]
+    within: Duration = timedelta(days=30)
+
+    @field_validator("same")
+    @classmethod
+    def _same_is_a_path(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path(value)
+
+
+class Trigger(_Strict):
+    id: str
+    name: str | None = None
+    description: str | None = None
+    enabled: bool = True
+    when: When
+    key: str | None = None  # a path whose value tells occurrences apart (properties.cart_id)
+    audience: Condition | None = None
+    unless: Absence | None = None
+    exit: list[EventMatch] = Field(default_factory=list)
+    delay: Duration = timedelta(0)
+    reentry: Reentry = Reentry(mode="every_time")
+    send: Send
+    collect: dict[str, Collect] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_slug(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("must be lower-case letters, digits, '-' or '_' (at most 63)")
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_a_path(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path(value)
+
+    @field_validator("delay")
+    @classmethod
+    def _delay_in_range(cls, value: timedelta) -> timedelta:
+        return _in_range(value, timedelta(0), timedelta(days=30))
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Trigger:
+        if isinstance(self.when, Inactivity) and self.unless is not None:
+            raise ValueError(
+                "an inactivity trigger cannot also have 'unless': inactivity is already an absence"
+            )
+        if (
+            isinstance(self.when, EventMatch)
+            and self.unless
+            and self.unless.event == self.when.event
+            and not self.unless.where
+        ):
+            raise ValueError(
+                f"'unless' names the entry event {self.when.event!r} itself: it could never fire"
+            )
+        return self
+
+    @property
+    def watched_events(self) -> frozenset[str]:
+        """Event names this trigger must see: entry, absence and exit events."""
+        names = {match.event for match in self.exit}
+        if isinstance(self.when, EventMatch):
+            names.add(self.when.event)
+        if self.unless:
+            names.add(self.unless.event)
+        return frozenset(names)
+
+    @property
+    def exit_events(self) -> list[EventMatch]:
+        """Exit events, and the absence event: either one cancels a pending occurrence."""
+        return [*self.exit, *([self.unless] if self.unless else [])]
+
+
+def _in_range(value: timedelta, low: timedelta, high: timedelta) -> timedelta:
+    if not low <= value <= high:
+        raise ValueError(f"{_words(value)} is out of range ({_words(low)} to {_words(high)})")
+    return value
+
+
+def _words(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
+NotOf.model_rebuild()
+Trigger.model_rebuild()
