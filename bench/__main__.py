@@ -1,0 +1,56 @@
+"""``python -m bench [dynamodb] [imports] [layer] [throughput] [--json]``
+
+Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
+tables go to stderr and stdout gets every figure as one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from rich.console import Console
+
+from bench import dynamodb, imports, layer, throughput
+from bench.common import Figures
+
+BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
+    "dynamodb": dynamodb.run,
+    "imports": imports.run,
+    "layer": layer.run,
+    "throughput": throughput.run,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Nudge benchmarks, side by side with baselines."
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help=", ".join(BENCHMARKS))
+    parser.add_argument(
+        "--json", action="store_true", help="write all figures as one JSON object to stdout"
+    )
+    options = parser.parse_args(argv)
+    names: list[str] = options.names or list(BENCHMARKS)
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown: {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    console = Console(stderr=options.json)
+    report: dict[str, Figures] = {}
+    for name in names:
+        console.rule(f"[bold]{name}")
+        started = time.monotonic()
+        report[name] = BENCHMARKS[name](console)
+        report[name]["bench_seconds"] = time.monotonic() - started
+        console.print(f"  [dim]({report[name]['bench_seconds']:.0f} s)[/dim]\n")
+    if options.json:
+        json.dump(report, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
