@@ -102,11 +102,6 @@ def event_item(
         "kind": {"S": keys.EVENT_KIND},
         "type": {"S": message["type"]},
         "ts": {"S": message["timestamp"]},
-        "ts_key": {"S": keys.ts_key(message["timestamp"], message["messageId"])},
-        "message_id": {"S": message["messageId"]},
         "body": {"S": json.dumps(body, ensure_ascii=False, separators=(",", ":"))},
         "expires_at": {"N": str(int((received + retention).timestamp()))},
-        "name": {"S": message["event"]},
-        "user_id": {"S": message["userId"]},
-        "anonymous_id": {"S": message["anonymousId"]},
     }

@@ -6,9 +6,9 @@ is seen through botocore's ``before-call`` / ``after-call`` hooks, and the table
 is fed to the Profiles handler, so "per event" covers ingest *and* the profile upkeep.
 
 Capacity follows DynamoDB's published rules, computed from the request parameters:
-a write costs 1 WCU per started 1 KB of the larger of the old and the new item (plus the
-same again for the ``by_time`` local secondary index when the item carries its key); a
-strongly consistent read costs 1 RCU per started 4 KB (a missing key still costs 1).
+a write costs 1 WCU per started 1 KB of the larger of the old and the new item (the table
+has no secondary index to pay for); a strongly consistent read costs 1 RCU per started
+4 KB (a missing key still costs 1).
 
 The baseline is the design most people write first, run on the same table and workloads:
 one conditional PutItem per event and one UpdateItem per event for the person's profile.
@@ -52,7 +52,6 @@ __all__ = ["Counts", "item_size", "run"]
 WRITE_KEY = "bench-write-key"
 AUTH = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
 EVENTS = 100
-LSI_SORT_KEY = "ts_key"
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 READ_OPERATIONS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"}
 
@@ -112,7 +111,6 @@ class Counts:
     write_requests: int = 0
     read_requests: int = 0
     wcu: int = 0
-    wcu_lsi: int = 0  # the part of ``wcu`` spent on the local secondary index
     rcu: float = 0.0
     event_item_bytes: int = 0  # summed over the event items written
     event_items: int = 0
@@ -124,7 +122,6 @@ class Counts:
             "write_requests": self.write_requests / events,
             "read_requests": self.read_requests / events,
             "wcu": self.wcu / events,
-            "wcu_lsi": self.wcu_lsi / events,
             "rcu": self.rcu / events,
             "event_item_bytes": self.event_item_bytes / max(1, self.event_items),
         }
@@ -214,9 +211,6 @@ class CapacityMeter:
         if new_item and new_item.get("kind") == {"S": keys.EVENT_KIND}:
             self.counts.event_item_bytes += item_size(new_item)
             self.counts.event_items += 1
-        if new_item and LSI_SORT_KEY in new_item:  # Projection ALL: the index holds a copy
-            self.counts.wcu += _wcu(size)
-            self.counts.wcu_lsi += _wcu(size)
 
     def _read_units(
         self, name: str, request: Mapping[str, Any], parsed: Mapping[str, Any]
@@ -545,7 +539,7 @@ def run(console: Console) -> Figures:
                 "workload",
                 "write requests",
                 "all requests",
-                "WCU (incl. LSI)",
+                "WCU",
                 "RCU",
                 "event item B",
                 "stored",

@@ -124,8 +124,10 @@ class StreamPoller:
                 ShardIteratorType=state.position,
                 SequenceNumber=state.sequence,
             )["ShardIterator"]
+        # One batch's worth: moto serialises every record it returns, so reading ahead is
+        # paid for again on the next round.
         records: list[dict[str, Any]] = self.streams.get_records(
-            ShardIterator=iterator, Limit=1000
+            ShardIterator=iterator, Limit=self.source.batch_size
         )["Records"]
         for record in records:
             record["eventSourceARN"] = self.stream_arn

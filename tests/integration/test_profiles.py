@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -99,10 +100,10 @@ class _FlakyStore(EventStore):
         super().__init__(store._client, store._table)
         self.failing = failing
 
-    def save_profile(self, profile: Profile, previous_seq: int | None) -> None:
-        if profile.person in self.failing:
-            raise RuntimeError(f"simulated failure saving {profile.person}")
-        super().save_profile(profile, previous_seq)
+    def save_profiles(self, profiles: Sequence[Profile]) -> set[str]:
+        refused = {profile.person for profile in profiles if profile.person in self.failing}
+        super().save_profiles([profile for profile in profiles if profile.person not in refused])
+        return refused
 
 
 @pytest.fixture

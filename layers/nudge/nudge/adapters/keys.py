@@ -5,14 +5,14 @@
          PROFILE         the person's aggregates (kind=profile)
          LINK            on an anonymous partition: the userId it belongs to (kind=link)
 
-Events also carry ``ts_key`` = <timestamp>#<messageId>, the sort key of the ``by_time``
-local secondary index, so "what did this person do since t" is one Query.
+There is deliberately no index by time: an index would copy every event (doubling the
+write units of every event) to speed up reads that happen rarely (a delayed re-check).
+"What did this person do since t" reads the person's partition and filters on ``ts``.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "BY_TIME_INDEX",
     "EVENT_KIND",
     "LINK_KIND",
     "PROFILE_KIND",
@@ -23,7 +23,6 @@ __all__ = [
     "profile_key",
 ]
 
-BY_TIME_INDEX = "by_time"
 EVENT_KIND = "event"
 PROFILE_KIND = "profile"
 LINK_KIND = "link"
@@ -59,9 +58,8 @@ def link_key(anonymous_id: str) -> dict[str, str]:
     return {"pk": person_pk(f"a:{anonymous_id}"), "sk": "LINK"}
 
 
+EVENT_SK_PREFIX = _EVENT_PREFIX
+
+
 def is_event_sk(sk: str) -> bool:
     return sk.startswith(_EVENT_PREFIX)
-
-
-def ts_key(timestamp: str, message_id: str) -> str:
-    return f"{timestamp}#{message_id}"

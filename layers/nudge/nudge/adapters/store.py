@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
 
 from nudge.adapters import keys
 from nudge.domain.intake import Event
@@ -27,7 +26,7 @@ from nudge.domain.timefmt import iso
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["Conflict", "EventStore", "PersonView", "StoreUnavailable", "StoredEvent"]
+__all__ = ["EventStore", "PersonView", "StoreUnavailable", "StoredEvent"]
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
@@ -36,10 +35,6 @@ _UNPROCESSED_RETRIES = 8
 _T = TypeVar("_T")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-class Conflict(Exception):
-    """Someone else changed the item since it was read; re-read and try again."""
 
 
 class StoreUnavailable(Exception):
@@ -86,7 +81,10 @@ class EventStore:
         puts += [self._link_item(anon, user) for anon, user in sorted(new_links.items())]
         requests = 0
         for chunk in _chunks(_unique_by_key(puts), BATCH_WRITE_LIMIT):
-            requests += self._batch_write(chunk)
+            used, leftovers = self._batch_write(chunk)
+            if leftovers:
+                raise StoreUnavailable(f"DynamoDB left {len(leftovers)} writes unprocessed")
+            requests += used
         return requests
 
     # ---- profiles ----------------------------------------------------------------
@@ -100,20 +98,20 @@ class EventStore:
                 profiles[profile.person] = profile
         return profiles
 
-    def save_profile(self, profile: Profile, previous_seq: int | None) -> None:
-        """Conditional on nobody having folded anything in since ``previous_seq`` was read."""
-        request: dict[str, Any] = {"TableName": self._table, "Item": _profile_item(profile)}
-        if previous_seq is None:
-            request["ConditionExpression"] = "attribute_not_exists(pk)"
-        else:
-            request["ConditionExpression"] = "applied_seq = :previous"
-            request["ExpressionAttributeValues"] = {":previous": {"N": str(previous_seq)}}
-        try:
-            self._client.put_item(**request)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise Conflict(profile.person) from None
-            raise
+    def save_profiles(self, profiles: Sequence[Profile]) -> set[str]:
+        """Writes profiles in batches; returns the persons DynamoDB kept refusing.
+
+        The writes are unconditional because each person has a single writer: a stream
+        shard's records are processed in order, one batch at a time, and all of a person's
+        records share a partition key and so a shard. The ``applied_seq`` watermark read
+        before folding is what makes a redelivered record a no-op.
+        """
+        refused: set[str] = set()
+        items = [_profile_item(profile) for profile in profiles]
+        for chunk in _chunks(items, BATCH_WRITE_LIMIT):
+            _, leftovers = self._batch_write(chunk)
+            refused |= {keys.person_from_pk(item["pk"]["S"]) for item in leftovers}
+        return refused
 
     # ---- reads -------------------------------------------------------------------
 
@@ -133,18 +131,22 @@ class EventStore:
         return PersonView(profile=profile, linked_profiles=linked, events=events)
 
     def events_since(self, person: str, since: datetime) -> list[dict[str, Any]]:
-        """One person's events at or after ``since``, oldest first, through the by_time index."""
-        bodies: list[dict[str, Any]] = []
-        for item in self._query(
-            IndexName=keys.BY_TIME_INDEX,
-            KeyConditionExpression="pk = :pk AND ts_key >= :since",
-            ExpressionAttributeValues={
-                ":pk": {"S": keys.person_pk(person)},
-                ":since": {"S": iso(since)},
-            },
-        ):
-            bodies.append(json.loads(item["body"]))
-        return bodies
+        """One person's events at or after ``since``, oldest first."""
+        bodies = [
+            json.loads(item["body"])
+            for item in self._query(
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :events)",
+                FilterExpression="ts >= :since",
+                ExpressionAttributeValues={
+                    ":pk": {"S": keys.person_pk(person)},
+                    ":events": {"S": keys.EVENT_SK_PREFIX},
+                    ":since": {"S": iso(since)},
+                },
+            )
+        ]
+        return sorted(
+            bodies, key=lambda body: (body.get("timestamp", ""), body.get("messageId", ""))
+        )
 
     def _partition(self, person: str) -> tuple[Profile | None, list[dict[str, Any]]]:
         profile: Profile | None = None
@@ -181,35 +183,29 @@ class EventStore:
             _backoff(attempt)
         raise StoreUnavailable("DynamoDB left keys unprocessed after retries")
 
-    def _batch_write(self, items: Sequence[dict[str, Any]]) -> int:
+    def _batch_write(self, items: Sequence[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+        """Requests used, and the items still unprocessed after bounded retries."""
         pending: list[Any] = [{"PutRequest": {"Item": item}} for item in items]
         for attempt in range(_UNPROCESSED_RETRIES):
             response = self._client.batch_write_item(RequestItems={self._table: pending})
             pending = list((response.get("UnprocessedItems") or {}).get(self._table, []))
             if not pending:
-                return attempt + 1
+                return attempt + 1, []
             _backoff(attempt)
-        raise StoreUnavailable("DynamoDB left writes unprocessed after retries")
+        return _UNPROCESSED_RETRIES, [request["PutRequest"]["Item"] for request in pending]
 
     def _event_item(self, stored: StoredEvent, retention: timedelta) -> dict[str, Any]:
+        # Only what filters and TTL need sits beside the body: a write costs a unit per
+        # started kilobyte, so every repeated attribute is paid for on every event.
         event = stored.event
-        timestamp = iso(event.timestamp)
         item: dict[str, Any] = {
             **keys.event_key(stored.person, event.message_id),
             "kind": keys.EVENT_KIND,
             "type": event.type,
-            "ts": timestamp,
-            "ts_key": keys.ts_key(timestamp, event.message_id),
-            "message_id": event.message_id,
+            "ts": iso(event.timestamp),
             "body": json.dumps(event.body, ensure_ascii=False, separators=(",", ":")),
             "expires_at": int((event.timestamp + retention).timestamp()),
         }
-        optional = {
-            "name": event.name,
-            "user_id": event.user_id,
-            "anonymous_id": event.anonymous_id,
-        }
-        item.update({name: value for name, value in optional.items() if value})
         return _attrs(item)
 
     def _link_item(self, anonymous_id: str, user_id: str) -> dict[str, Any]:
@@ -221,7 +217,7 @@ def stored_event_from_image(image: Mapping[str, Any]) -> StoredEvent:
     item = _plain(dict(image))
     body = json.loads(item["body"])
     event = Event(
-        message_id=item["message_id"],
+        message_id=body["messageId"],
         type=item["type"],
         user_id=body.get("userId"),
         anonymous_id=body.get("anonymousId"),

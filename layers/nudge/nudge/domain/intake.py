@@ -334,6 +334,9 @@ def _normalize(
         raise InvalidRequest(_join(path, "timestamp"), "out of the representable range") from None
     _check_skew(timestamp, received_at, _join(path, "timestamp"), limits)
     body = message.model_dump(mode="json", exclude_none=True)
+    for optional in ("context", "integrations"):
+        if not body.get(optional):
+            body.pop(optional, None)  # stored bytes are billed; an empty map says nothing
     message_id = message.messageId or new_id()
     body.update(
         messageId=message_id,

@@ -6,8 +6,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from nudge import __version__
+from nudge.domain.triggers.loader import load_triggers
+from nudge.domain.triggers.schema import trigger_schema
 from nudge.entrypoints.openapi import openapi_document
 
 __all__ = ["main"]
@@ -21,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     openapi = commands.add_parser("openapi", help="print the beacon API's OpenAPI document")
     openapi.add_argument("--indent", type=int, default=2, help="JSON indentation (0 for one line)")
+    validate = commands.add_parser("validate", help="check trigger files; print file:line: problem")
+    validate.add_argument("directory", nargs="?", type=Path, default=Path("triggers"))
+    validate.add_argument("--templates", type=Path, help="templates folder (default DIR/templates)")
+    commands.add_parser("schema", help="print the JSON Schema of a trigger file")
     return parser
 
 
@@ -29,7 +36,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "openapi":
         indent = arguments.indent or None
         sys.stdout.write(json.dumps(openapi_document(), indent=indent, ensure_ascii=False) + "\n")
+    elif arguments.command == "validate":
+        return _validate(arguments.directory, arguments.templates)
+    elif arguments.command == "schema":
+        sys.stdout.write(json.dumps(trigger_schema(), indent=2) + "\n")
     return 0
+
+
+def _validate(directory: Path, templates: Path | None) -> int:
+    if not directory.is_dir():
+        sys.stderr.write(f"{directory}: no such folder\n")
+        return 2
+    loaded = load_triggers(directory, templates)
+    for problem in loaded.problems:
+        sys.stdout.write(f"{problem}\n")
+    summary = f"{len(loaded.triggers)} trigger(s) valid, {len(loaded.problems)} problem(s)"
+    sys.stderr.write(summary + "\n")
+    return 1 if loaded.problems else 0
 
 
 if __name__ == "__main__":

@@ -10,12 +10,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from nudge.adapters.store import Conflict, EventStore, StoredEvent
+from nudge.adapters.store import EventStore, StoredEvent
 from nudge.domain.profile import Profile, fold
 
 __all__ = ["ApplyResult", "ProfileService", "SequencedEvent"]
-
-_CONFLICT_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -40,29 +38,32 @@ class ProfileService:
         by_person: dict[str, list[SequencedEvent]] = defaultdict(list)
         for record in sorted(records, key=lambda record: record.sequence):
             by_person[record.stored.person].append(record)
+        if not by_person:
+            return ApplyResult()
+        current = self._store.load_profiles(by_person)  # one read per 100 people
+        updated: list[Profile] = []
         failed: list[int] = []
         errors: list[str] = []
         for person, person_records in by_person.items():
             try:
-                self._apply_person(person, person_records)
-            except Exception as error:  # one person's failure must not block the others
+                profile = _folded(current.get(person) or Profile(person=person), person_records)
+            except Exception as error:  # one person's bad data must not block the others
                 failed.append(person_records[0].sequence)
                 errors.append(f"{person}: {type(error).__name__}: {error}")
+                continue
+            if profile is not None:
+                updated.append(profile)
+        for person in self._store.save_profiles(updated):
+            failed.append(by_person[person][0].sequence)
+            errors.append(f"{person}: DynamoDB kept refusing the write")
         return ApplyResult(failed_from=min(failed) if failed else None, errors=errors)
 
-    def _apply_person(self, person: str, records: list[SequencedEvent]) -> None:
-        for attempt in range(_CONFLICT_RETRIES):
-            current = self._store.load_profiles([person]).get(person)
-            profile = current or Profile(person=person)
-            fresh = [record for record in records if record.sequence > profile.applied_seq]
-            if not fresh:
-                return
-            for record in fresh:
-                profile = fold(profile, record.stored.event)
-            profile = replace(profile, applied_seq=fresh[-1].sequence)
-            try:
-                self._store.save_profile(profile, current.applied_seq if current else None)
-                return
-            except Conflict:
-                if attempt == _CONFLICT_RETRIES - 1:
-                    raise
+
+def _folded(profile: Profile, records: list[SequencedEvent]) -> Profile | None:
+    """The profile with the records it has not seen yet; None when it has seen them all."""
+    fresh = [record for record in records if record.sequence > profile.applied_seq]
+    if not fresh:
+        return None
+    for record in fresh:
+        profile = fold(profile, record.stored.event)
+    return replace(profile, applied_seq=fresh[-1].sequence)

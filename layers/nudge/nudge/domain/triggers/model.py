@@ -22,6 +22,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -69,7 +70,12 @@ def _duration(value: object) -> timedelta:
     raise ValueError("must be a duration such as 30m, 24h or 7d")
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+_DURATION_SCHEMA = {
+    "anyOf": [{"type": "string", "pattern": "^\\s*[0-9]+\\s*[smhdw]?\\s*$"}, {"type": "integer"}],
+    "description": "A duration: 30s, 30m, 24h, 7d, 2w, or a number of seconds",
+    "examples": ["30m", "24h", "7d"],
+}
+Duration = Annotated[timedelta, BeforeValidator(_duration), WithJsonSchema(_DURATION_SCHEMA)]
 
 
 class _Strict(BaseModel):
@@ -164,16 +170,17 @@ def _condition_kind(value: Any) -> str:
     if isinstance(value, dict):
         for key in ("all", "any", "not", "count"):
             if key in value:
-                return key
+                return f"{key}_of"
         return "predicate"
-    return type(value).__name__.lower() if isinstance(value, BaseModel) else "predicate"
+    kinds: dict[type, str] = {AllOf: "all_of", AnyOf: "any_of", NotOf: "not_of", Count: "count_of"}
+    return kinds.get(type(value), "predicate")
 
 
 Condition = Annotated[
-    Annotated[AllOf, Tag("all")]
-    | Annotated[AnyOf, Tag("any")]
-    | Annotated[NotOf, Tag("not")]
-    | Annotated[Count, Tag("count")]
+    Annotated[AllOf, Tag("all_of")]
+    | Annotated[AnyOf, Tag("any_of")]
+    | Annotated[NotOf, Tag("not_of")]
+    | Annotated[Count, Tag("count_of")]
     | Annotated[Predicate, Tag("predicate")],
     Discriminator(_condition_kind),
 ]
@@ -214,12 +221,12 @@ class Absence(EventMatch):
 
 def _when_kind(value: Any) -> str:
     if isinstance(value, dict):
-        return "inactivity" if "inactive" in value else "event"
-    return "inactivity" if isinstance(value, Inactivity) else "event"
+        return "inactivity" if "inactive" in value else "event_match"
+    return "inactivity" if isinstance(value, Inactivity) else "event_match"
 
 
 When = Annotated[
-    Annotated[EventMatch, Tag("event")] | Annotated[Inactivity, Tag("inactivity")],
+    Annotated[EventMatch, Tag("event_match")] | Annotated[Inactivity, Tag("inactivity")],
     Discriminator(_when_kind),
 ]
 
@@ -278,7 +285,16 @@ class Trigger(_Strict):
     unless: Absence | None = None
     exit: list[EventMatch] = Field(default_factory=list)
     delay: Duration = timedelta(0)
-    reentry: Reentry = Reentry(mode="every_time")
+    reentry: Annotated[
+        Reentry,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": "^(once|every_time|once_per\\s+[0-9]+[smhdw])$",
+                "examples": ["once", "every_time", "once_per 7d"],
+            }
+        ),
+    ] = Reentry(mode="every_time")
     send: Send
     collect: dict[str, Collect] = Field(default_factory=dict)
 

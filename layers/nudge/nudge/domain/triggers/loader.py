@@ -1,0 +1,265 @@
+"""Load trigger files and report every problem as ``file:line: message``.
+
+YAML is composed first (keeping each node's line), then converted, so that a pydantic
+error's location can be traced back to the line a person has to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from nudge.domain.triggers.model import (
+    AllOf,
+    AnyOf,
+    Condition,
+    EventMatch,
+    NotOf,
+    Predicate,
+    Trigger,
+)
+
+__all__ = ["Problem", "TriggerSet", "load_triggers", "parse_trigger"]
+
+Location = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class TriggerSet:
+    triggers: list[Trigger] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # trigger id -> file
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def load_triggers(directory: Path, templates: Path | None = None) -> TriggerSet:
+    """Every ``*.yaml`` in the directory; with problems, nothing here should be deployed."""
+    triggers: list[Trigger] = []
+    problems: list[Problem] = []
+    sources: dict[str, str] = {}
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        trigger, found = parse_trigger(
+            path.read_text(encoding="utf-8"), str(path), templates or directory / "templates"
+        )
+        problems += found
+        if trigger is None:
+            continue
+        if trigger.id in sources:
+            problems.append(
+                Problem(str(path), 1, f"id {trigger.id!r} is already used by {sources[trigger.id]}")
+            )
+            continue
+        sources[trigger.id] = str(path)
+        triggers.append(trigger)
+    return TriggerSet(triggers=triggers, problems=problems, sources=sources)
+
+
+def parse_trigger(
+    text: str, file: str, templates: Path | None = None
+) -> tuple[Trigger | None, list[Problem]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, [
+                Problem(file, 1, "empty file: a trigger needs at least id, when and send")
+            ]
+        line_of: dict[Location, int] = {}
+        document = _to_python(loader, root, (), line_of)
+    except _Cycle as cycle:
+        return None, [Problem(file, cycle.line, "a YAML alias refers to itself (a cycle)")]
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        return None, [
+            Problem(file, mark.line + 1 if mark else 1, f"YAML error: {error.problem or error}")
+        ]
+    finally:
+        loader.dispose()
+    if not isinstance(document, dict):
+        line = root.start_mark.line + 1
+        return None, [Problem(file, line, "a trigger file holds one mapping (id, when, send, ...)")]
+    try:
+        trigger = Trigger.model_validate(document)
+    except ValidationError as error:
+        return None, [_problem(file, issue, document, line_of) for issue in _distinct(error)]
+    found = _semantic_problems(trigger)
+    if templates is not None:
+        found += _template_problems(trigger, templates)
+    problems = [Problem(file, line_of.get(location, 1), message) for location, message in found]
+    return (None if problems else trigger), problems
+
+
+class _Cycle(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
+def _to_python(
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    location: Location,
+    line_of: dict[Location, int],
+    ancestors: frozenset[int] = frozenset(),
+) -> Any:
+    """Plain data from composed nodes; a YAML alias that contains itself is a cycle."""
+    line_of[location] = node.start_mark.line + 1
+    if id(node) in ancestors:
+        raise _Cycle(node.start_mark.line + 1)
+    inner = ancestors | {id(node)}
+    if isinstance(node, yaml.MappingNode):
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            mapping[key] = _to_python(loader, value_node, (*location, key), line_of, inner)
+            line_of[(*location, key)] = key_node.start_mark.line + 1
+        return mapping
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _to_python(loader, item, (*location, index), line_of, inner)
+            for index, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node, deep=True)
+
+
+def _distinct(error: ValidationError) -> list[dict[str, Any]]:
+    """One message per place: union branches that failed for the same input are noise."""
+    seen: set[Location] = set()
+    issues = []
+    for issue in error.errors():
+        location = tuple(issue["loc"])
+        if location in seen:
+            continue
+        seen.add(location)
+        issues.append(dict(issue))
+    return issues
+
+
+def _problem(
+    file: str, issue: dict[str, Any], document: Any, line_of: dict[Location, int]
+) -> Problem:
+    names_a_field = issue["type"] in ("missing", "extra_forbidden")
+    data_location = _data_location(tuple(issue["loc"]), document, names_a_field)
+    line = line_of.get(data_location, 1)
+    where = ".".join(str(part) for part in data_location) or "trigger"
+    message = str(issue["msg"]).removeprefix("Value error, ")
+    if issue["type"] == "extra_forbidden":
+        message = f"unknown field {data_location[-1]!r}"
+        where = ".".join(str(part) for part in data_location[:-1]) or "trigger"
+    elif issue["type"] == "missing":
+        message = f"{data_location[-1] if data_location else 'field'!s} is required"
+        where = ".".join(str(part) for part in data_location[:-1]) or "trigger"
+    return Problem(file, line, f"{where}: {message}")
+
+
+_ALIASES = {"not_": "not", "in_": "in", "from_": "from"}
+
+
+def _data_location(location: Location, document: Any, names_a_field: bool) -> Location:
+    """Pydantic's location without the union tags it inserts (EventMatch, predicate, ...)."""
+    path: list[str | int] = []
+    current = document
+    for position, part in enumerate(location):
+        key = _ALIASES.get(part, part) if isinstance(part, str) else part
+        found, child = _child(current, key)
+        if found:
+            current = child
+        elif not (names_a_field and isinstance(current, dict) and position == len(location) - 1):
+            continue  # a union tag such as "predicate" or "EventMatch"
+        # (the last part may be a missing or unknown field: named, though not in the data)
+        path.append(key)
+    return tuple(path)
+
+
+def _child(container: Any, key: str | int) -> tuple[bool, Any]:
+    if isinstance(container, dict) and key in container:
+        return True, container[key]
+    if isinstance(container, list) and isinstance(key, int) and 0 <= key < len(container):
+        return True, container[key]
+    return False, None
+
+
+# ---- semantics beyond the schema ---------------------------------------------------
+
+
+def _semantic_problems(trigger: Trigger) -> list[tuple[Location, str]]:
+    problems: list[tuple[Location, str]] = []
+    if isinstance(trigger.when, EventMatch):
+        problems += _unreachable(trigger.when.where, ("when", "where"))
+    if trigger.audience is not None:
+        problems += _unreachable([trigger.audience], ("audience",))
+    return problems
+
+
+def _unreachable(conditions: Sequence[Condition], location: Location) -> list[tuple[Location, str]]:
+    """Conditions that can never hold together: eq a and eq b, gt 5 and lt 3, exists and not."""
+    predicates = [
+        condition for condition in _conjuncts(conditions) if isinstance(condition, Predicate)
+    ]
+    problems: list[tuple[Location, str]] = []
+    by_path: dict[str, list[Predicate]] = {}
+    for predicate in predicates:
+        by_path.setdefault(predicate.path, []).append(predicate)
+    for path, group in by_path.items():
+        reason = _contradiction(group)
+        if reason:
+            problems.append((location, f"unreachable: {path} {reason}"))
+    return problems
+
+
+def _conjuncts(conditions: Iterable[Condition]) -> Iterable[Condition]:
+    for condition in conditions:
+        if isinstance(condition, AllOf):
+            yield from _conjuncts(condition.all)
+        elif not isinstance(condition, AnyOf | NotOf):
+            yield condition
+
+
+def _contradiction(group: list[Predicate]) -> str | None:
+    equal = {repr(p.operand) for p in group if p.operator == "eq"}
+    if len(equal) > 1:
+        return f"cannot equal {' and '.join(sorted(equal))} at once"
+    exists = {p.operand for p in group if p.operator == "exists"}
+    if False in exists and any(p.operator not in ("exists", "ne") for p in group):
+        return "is required to be absent and also compared"
+    low = max(
+        (float(p.operand) for p in group if p.operator in ("gt", "gte") and _number(p.operand)),
+        default=None,
+    )
+    high = min(
+        (float(p.operand) for p in group if p.operator in ("lt", "lte") and _number(p.operand)),
+        default=None,
+    )
+    if low is not None and high is not None:
+        strict = any(p.operator in ("gt", "lt") for p in group)
+        if low > high or (low == high and strict):
+            return f"cannot be above {low:g} and below {high:g} at once"
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _template_problems(trigger: Trigger, templates: Path) -> list[tuple[Location, str]]:
+    name = trigger.send.template
+    if templates.is_dir() and any(templates.glob(f"{name}.*")):
+        return []
+    return [(("send", "template"), f"send.template: no template named {name!r} in {templates}")]
