@@ -4,6 +4,10 @@
     sk = E#<messageId>   an event (kind=event, TTL), deduplicated by its messageId
          PROFILE         the person's aggregates (kind=profile)
          LINK            on an anonymous partition: the userId it belongs to (kind=link)
+         T#<trigger>#<occurrence>    a pending timer (kind=timer)
+         F#<trigger>[#<occurrence>]  the fire ledger: the one write that decides a fire
+         X#<fired at>#<trigger>#<occurrence>   a fire, as handed to delivery (kind=fire)
+         D#<at>#<trigger>#<random>   a decision record (kind=decision, TTL)
 
 There is deliberately no index by time: an index would copy every event (doubling the
 write units of every event) to speed up reads that happen rarely (a delayed re-check).
@@ -13,19 +17,31 @@ write units of every event) to speed up reads that happen rarely (a delayed re-c
 from __future__ import annotations
 
 __all__ = [
+    "DECISION_KIND",
     "EVENT_KIND",
+    "FIRE_KIND",
+    "LEDGER_KIND",
     "LINK_KIND",
     "PROFILE_KIND",
+    "TIMER_KIND",
+    "decision_key",
     "event_key",
+    "fire_key",
+    "ledger_key",
     "link_key",
     "person_of",
     "person_pk",
     "profile_key",
+    "timer_key",
 ]
 
 EVENT_KIND = "event"
 PROFILE_KIND = "profile"
 LINK_KIND = "link"
+TIMER_KIND = "timer"
+FIRE_KIND = "fire"
+DECISION_KIND = "decision"
+LEDGER_KIND = "ledger"
 _EVENT_PREFIX = "E#"
 
 
@@ -63,3 +79,26 @@ EVENT_SK_PREFIX = _EVENT_PREFIX
 
 def is_event_sk(sk: str) -> bool:
     return sk.startswith(_EVENT_PREFIX)
+
+
+TIMER_SK_PREFIX = "T#"
+FIRE_SK_PREFIX = "X#"
+DECISION_SK_PREFIX = "D#"
+
+
+def timer_key(person: str, trigger: str, occurrence: str) -> dict[str, str]:
+    return {"pk": person_pk(person), "sk": f"{TIMER_SK_PREFIX}{trigger}#{occurrence}"}
+
+
+def ledger_key(person: str, trigger: str, occurrence: str | None) -> dict[str, str]:
+    """Per occurrence for every-time triggers; per trigger when re-entry is limited."""
+    suffix = f"#{occurrence}" if occurrence is not None else ""
+    return {"pk": person_pk(person), "sk": f"F#{trigger}{suffix}"}
+
+
+def fire_key(person: str, fired_at: str, trigger: str, occurrence: str) -> dict[str, str]:
+    return {"pk": person_pk(person), "sk": f"{FIRE_SK_PREFIX}{fired_at}#{trigger}#{occurrence}"}
+
+
+def decision_key(person: str, at: str, trigger: str, suffix: str) -> dict[str, str]:
+    return {"pk": person_pk(person), "sk": f"{DECISION_SK_PREFIX}{at}#{trigger}#{suffix}"}

@@ -26,7 +26,14 @@ from nudge.domain.timefmt import iso
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["EventStore", "PersonView", "StoreUnavailable", "StoredEvent"]
+__all__ = [
+    "EventStore",
+    "PersonView",
+    "StoreUnavailable",
+    "StoredEvent",
+    "from_attributes",
+    "to_attributes",
+]
 
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
@@ -167,16 +174,18 @@ class EventStore:
         paginator = self._client.get_paginator("query")
         for page in paginator.paginate(TableName=self._table, **params):
             for raw in page.get("Items", []):
-                yield _plain(raw)
+                yield from_attributes(raw)
 
     def _batch_get(self, key_list: list[dict[str, str]]) -> list[dict[str, Any]]:
         request: dict[str, Any] = {
-            self._table: {"Keys": [_attrs(key) for key in key_list], "ConsistentRead": True}
+            self._table: {"Keys": [to_attributes(key) for key in key_list], "ConsistentRead": True}
         }
         items: list[dict[str, Any]] = []
         for attempt in range(_UNPROCESSED_RETRIES):
             response = self._client.batch_get_item(RequestItems=request)
-            items += [_plain(raw) for raw in response.get("Responses", {}).get(self._table, [])]
+            items += [
+                from_attributes(raw) for raw in response.get("Responses", {}).get(self._table, [])
+            ]
             request = dict(response.get("UnprocessedKeys") or {})
             if not request:
                 return items
@@ -206,15 +215,17 @@ class EventStore:
             "body": json.dumps(event.body, ensure_ascii=False, separators=(",", ":")),
             "expires_at": int((event.timestamp + retention).timestamp()),
         }
-        return _attrs(item)
+        return to_attributes(item)
 
     def _link_item(self, anonymous_id: str, user_id: str) -> dict[str, Any]:
-        return _attrs({**keys.link_key(anonymous_id), "kind": keys.LINK_KIND, "user_id": user_id})
+        return to_attributes(
+            {**keys.link_key(anonymous_id), "kind": keys.LINK_KIND, "user_id": user_id}
+        )
 
 
 def stored_event_from_image(image: Mapping[str, Any]) -> StoredEvent:
     """The event a stream record's NewImage describes (DynamoDB JSON in, domain out)."""
-    item = _plain(dict(image))
+    item = from_attributes(dict(image))
     body = json.loads(item["body"])
     event = Event(
         message_id=body["messageId"],
@@ -252,7 +263,7 @@ def _profile_item(profile: Profile) -> dict[str, Any]:
         "last_session_pages": profile.last_session_pages,
     }
     item.update({name: value for name, value in optional.items() if value is not None})
-    return _attrs(item)
+    return to_attributes(item)
 
 
 def _profile_from_item(item: Mapping[str, Any]) -> Profile:
@@ -281,11 +292,12 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
     )
 
 
-def _attrs(item: Mapping[str, Any]) -> dict[str, Any]:
+def to_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain values to DynamoDB JSON (the adapters' one serialiser)."""
     return {name: _serializer.serialize(value) for name, value in item.items()}
 
 
-def _plain(raw: Mapping[str, Any]) -> dict[str, Any]:
+def from_attributes(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _number(_deserializer.deserialize(value)) for name, value in raw.items()}
 
 

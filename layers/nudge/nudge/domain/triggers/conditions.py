@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from nudge.domain.triggers.model import (
@@ -124,9 +124,8 @@ def compare(comparison: _Comparison, values: Iterable[Any]) -> bool:
     found = list(values)
     operator, operand = comparison.operator, comparison.operand
     if operator == "exists":
-        return bool(found) == bool(operand) and (
-            not operand or any(value is not None for value in found)
-        )
+        # null counts as absent, so ``exists: false`` is the exact opposite of ``exists: true``
+        return any(value is not None for value in found) == bool(operand)
     if operator == "ne":
         return all(not _equal(value, operand) for value in found)
     return any(_OPERATORS[operator](value, operand) for value in found)
@@ -182,6 +181,8 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 def _timestamp(event: Mapping[str, Any]) -> datetime | None:
     value = event.get("timestamp")
     try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
+    # a timestamp without an offset is UTC; comparing naive with aware would raise
+    return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment

@@ -75,7 +75,11 @@ def load_triggers(directory: Path, templates: Path | None = None) -> TriggerSet:
 def parse_trigger(
     text: str, file: str, templates: Path | None = None
 ) -> tuple[Trigger | None, list[Problem]]:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow; not "marked"
+        line = text.count("\n", 0, error.position) + 1
+        return None, [Problem(file, line, f"YAML error: {error.reason}")]
     try:
         root = loader.get_single_node()
         if root is None:
@@ -128,6 +132,10 @@ def _to_python(
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):  # a complex key (? [a, b]) cannot key a dict
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value", key_node.start_mark
+                )
             mapping[key] = _to_python(loader, value_node, (*location, key), line_of, inner)
             line_of[(*location, key)] = key_node.start_mark.line + 1
         return mapping
@@ -233,7 +241,7 @@ def _conjuncts(conditions: Iterable[Condition]) -> Iterable[Condition]:
 
 
 def _contradiction(group: list[Predicate]) -> str | None:
-    equal = {repr(p.operand) for p in group if p.operator == "eq"}
+    equal = {repr(_plain(p.operand)) for p in group if p.operator == "eq"}
     if len(equal) > 1:
         return f"cannot equal {' and '.join(sorted(equal))} at once"
     exists = {p.operand for p in group if p.operator == "exists"}
@@ -248,10 +256,20 @@ def _contradiction(group: list[Predicate]) -> str | None:
         default=None,
     )
     if low is not None and high is not None:
-        strict = any(p.operator in ("gt", "lt") for p in group)
+        # only a strict bound at the binding value (gt 5 with lte 5) rules out the value itself
+        strict = any(
+            (p.operator == "gt" and _number(p.operand) and float(p.operand) == low)
+            or (p.operator == "lt" and _number(p.operand) and float(p.operand) == high)
+            for p in group
+        )
         if low > high or (low == high and strict):
             return f"cannot be above {low:g} and below {high:g} at once"
     return None
+
+
+def _plain(value: Any) -> Any:
+    """Numbers as floats, so eq 1 and eq 1.0 are seen as the same value, as conditions see them."""
+    return float(value) if _number(value) else value
 
 
 def _number(value: Any) -> bool:

@@ -116,11 +116,8 @@ class _Comparison(_Strict):
         return self
 
     def operators_used(self) -> list[str]:
-        return [
-            "in" if name == "in_" else name
-            for name in self.model_fields_set
-            if name in {*OPERATORS, "in_"}
-        ]
+        used = {"in" if name == "in_" else name for name in self.model_fields_set}
+        return [name for name in OPERATORS if name in used]  # in a stable order, for messages
 
     @property
     def operator(self) -> str:

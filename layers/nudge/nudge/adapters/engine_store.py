@@ -1,0 +1,218 @@
+"""What the trigger engine keeps in the table: timers, the fire ledger, fires, decisions."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import ClientError
+
+from nudge.adapters import keys
+from nudge.adapters.store import from_attributes, to_attributes
+from nudge.domain.timefmt import iso
+from nudge.domain.triggers.engine import Decision, Pending
+from nudge.domain.triggers.model import Reentry
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["Claim", "EngineStore"]
+
+Claim = Literal["new", "resume", "duplicate", "blocked"]
+_BATCH = 25
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    fire_id: str
+    occurrence: str
+    fired_at: str
+    enqueued: bool
+
+
+class EngineStore:
+    def __init__(self, client: DynamoDBClient, table_name: str, decision_ttl: timedelta) -> None:
+        self._client = client
+        self._table = table_name
+        self._decision_ttl = decision_ttl
+
+    # ---- timers ----------------------------------------------------------------------
+
+    def save_timer(self, timer: Pending, schedule: str) -> None:
+        item = {
+            **keys.timer_key(timer.person, timer.trigger, timer.occurrence),
+            "kind": keys.TIMER_KIND,
+            "trigger": timer.trigger,
+            "occurrence": timer.occurrence,
+            "due": iso(timer.due),
+            "timer_kind": timer.kind,
+            "schedule": schedule,
+            "entry": json.dumps(timer.entry, ensure_ascii=False, separators=(",", ":")),
+        }
+        self._client.put_item(TableName=self._table, Item=to_attributes(item))
+
+    def delete_timer(self, timer: Pending) -> None:
+        key = keys.timer_key(timer.person, timer.trigger, timer.occurrence)
+        self._client.delete_item(TableName=self._table, Key=to_attributes(key))
+
+    def timers(self, persons: Iterable[str]) -> list[tuple[Pending, str]]:
+        """Pending timers under these persons' partitions, with their schedule names."""
+        found = []
+        for person in persons:
+            for item in self._query(person, keys.TIMER_SK_PREFIX):
+                timer = Pending(
+                    trigger=item["trigger"],
+                    person=person,
+                    occurrence=item["occurrence"],
+                    due=datetime.fromisoformat(item["due"]),
+                    kind=item["timer_kind"],
+                    entry=json.loads(item["entry"]),
+                )
+                found.append((timer, str(item["schedule"])))
+        return found
+
+    # ---- the fire ledger: one conditional write decides ------------------------------
+
+    def claim(
+        self,
+        person: str,
+        trigger: str,
+        occurrence: str,
+        fire_id: str,
+        at: datetime,
+        reentry: Reentry,
+    ) -> tuple[Claim, LedgerEntry | None]:
+        per_occurrence = reentry.mode == "every_time"
+        key = keys.ledger_key(person, trigger, occurrence if per_occurrence else None)
+        item = {
+            **key,
+            "kind": keys.LEDGER_KIND,
+            "fire_id": fire_id,
+            "occurrence": occurrence,
+            "fired_at": iso(at),
+            "enqueued": False,
+        }
+        condition = "attribute_not_exists(pk)"
+        values: dict[str, Any] = {}
+        if reentry.mode == "once_per" and reentry.period is not None:
+            condition += " OR (fired_at < :cutoff AND fire_id <> :fire)"
+            values = {":cutoff": {"S": iso(at - reentry.period)}, ":fire": {"S": fire_id}}
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": to_attributes(item),
+            "ConditionExpression": condition,
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        try:
+            self._client.put_item(**request)
+            return "new", None
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+        existing = self._ledger(key)
+        if existing is None:  # removed in between: decide again next delivery
+            raise RuntimeError(f"fire ledger for {trigger} changed while deciding")
+        if existing.fire_id != fire_id:
+            return "blocked", existing
+        return ("duplicate" if existing.enqueued else "resume"), existing
+
+    def mark_enqueued(self, person: str, trigger: str, occurrence: str, reentry: Reentry) -> None:
+        per_occurrence = reentry.mode == "every_time"
+        key = keys.ledger_key(person, trigger, occurrence if per_occurrence else None)
+        self._client.update_item(
+            TableName=self._table,
+            Key=to_attributes(key),
+            UpdateExpression="SET enqueued = :yes",
+            ExpressionAttributeValues={":yes": {"BOOL": True}},
+        )
+
+    def _ledger(self, key: dict[str, str]) -> LedgerEntry | None:
+        response = self._client.get_item(
+            TableName=self._table, Key=to_attributes(key), ConsistentRead=True
+        )
+        if "Item" not in response:
+            return None
+        item = from_attributes(response["Item"])
+        return LedgerEntry(
+            item["fire_id"], item["occurrence"], item["fired_at"], bool(item.get("enqueued"))
+        )
+
+    # ---- fires and decisions, for delivery, explain and the local stack ---------------
+
+    def save_fire(self, fire: dict[str, Any]) -> None:
+        key = keys.fire_key(fire["person"], fire["firedAt"], fire["trigger"], fire["occurrence"])
+        item = {
+            **key,
+            "kind": keys.FIRE_KIND,
+            "fire": json.dumps(fire, ensure_ascii=False, default=str),
+        }
+        self._client.put_item(TableName=self._table, Item=to_attributes(item))
+
+    def fires(self, persons: Iterable[str]) -> list[dict[str, Any]]:
+        found = [
+            json.loads(item["fire"])
+            for person in persons
+            for item in self._query(person, keys.FIRE_SK_PREFIX)
+        ]
+        return sorted(found, key=lambda fire: str(fire.get("firedAt")))
+
+    def save_decisions(self, decisions: Sequence[Decision]) -> None:
+        items = [self._decision_item(decision) for decision in decisions]
+        for start in range(0, len(items), _BATCH):
+            pending: list[Any] = [
+                {"PutRequest": {"Item": item}} for item in items[start : start + _BATCH]
+            ]
+            for _ in range(8):
+                response = self._client.batch_write_item(RequestItems={self._table: pending})
+                pending = list((response.get("UnprocessedItems") or {}).get(self._table, []))
+                if not pending:
+                    break
+            else:
+                raise RuntimeError("DynamoDB kept refusing decision records")
+
+    def decisions(self, persons: Iterable[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = [
+            {
+                key: item[key]
+                for key in ("trigger", "outcome", "reason", "at", "occurrence", "person")
+                if key in item
+            }
+            for person in persons
+            for item in self._query(person, keys.DECISION_SK_PREFIX)
+        ]
+        return sorted(found, key=lambda decision: str(decision.get("at")))
+
+    def _decision_item(self, decision: Decision) -> dict[str, Any]:
+        at = iso(decision.at)
+        key = keys.decision_key(decision.person, at, decision.trigger, uuid.uuid4().hex[:8])
+        item: dict[str, Any] = {
+            **key,
+            "kind": keys.DECISION_KIND,
+            "trigger": decision.trigger,
+            "person": decision.person,
+            "outcome": decision.outcome,
+            "reason": decision.reason,
+            "at": at,
+            "expires_at": int((decision.at + self._decision_ttl).timestamp()),
+        }
+        if decision.occurrence is not None:
+            item["occurrence"] = decision.occurrence
+        return to_attributes(item)
+
+    def _query(self, person: str, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": keys.person_pk(person)},
+                ":prefix": {"S": prefix},
+            },
+        ):
+            for raw in page.get("Items", []):
+                yield from_attributes(raw)

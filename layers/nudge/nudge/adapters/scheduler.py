@@ -1,0 +1,65 @@
+"""One-time EventBridge Scheduler schedules: reminders that invoke the evaluator at a time.
+
+Names are deterministic (trigger, person, occurrence, due), so arming twice is one
+schedule and cancelling needs no lookup. A schedule that already exists is success; one
+that is already gone is success too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+
+__all__ = ["Reminders", "schedule_name"]
+
+# EventBridge Scheduler will not create a one-time schedule in the past.
+_EARLIEST = timedelta(seconds=60)
+
+
+def schedule_name(trigger: str, person: str, occurrence: str, due: datetime) -> str:
+    digest = hashlib.sha256(f"{person}|{occurrence}|{due.isoformat()}".encode()).hexdigest()[:24]
+    return f"{trigger[:38]}-{digest}"  # at most 64 characters, as Scheduler requires
+
+
+class Reminders:
+    def __init__(self, client: EventBridgeSchedulerClient, group: str, role_arn: str) -> None:
+        self._client = client
+        self._group = group
+        self._role_arn = role_arn
+
+    def arm(
+        self, name: str, due: datetime, target_arn: str, payload: dict[str, Any], now: datetime
+    ) -> None:
+        at = max(due, now + _EARLIEST).astimezone(UTC)
+        try:
+            self._client.create_schedule(
+                Name=name,
+                GroupName=self._group,
+                ScheduleExpression=f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})",
+                ScheduleExpressionTimezone="UTC",
+                FlexibleTimeWindow={"Mode": "OFF"},
+                ActionAfterCompletion="DELETE",
+                Target={
+                    "Arn": target_arn,
+                    "RoleArn": self._role_arn,
+                    "Input": json.dumps(payload, separators=(",", ":")),
+                    "RetryPolicy": {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 86400},
+                },
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConflictException":
+                raise
+
+    def cancel(self, name: str) -> None:
+        try:
+            self._client.delete_schedule(Name=name, GroupName=self._group)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise

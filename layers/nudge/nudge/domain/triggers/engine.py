@@ -1,0 +1,436 @@
+"""The decisions a trigger leads to, on an event and when a timer is due. Pure.
+
+The engine never stores, schedules or sends. It returns actions — arm a timer, cancel
+one, fire — and a decision record for every trigger it considered; the service carries
+them out. The same functions run on the table's stream, on a due schedule, and in the
+backtest, which is what makes the backtest's answers the live system's answers.
+
+A timer is a reminder, not the truth: when it is due, ``on_due`` looks at what the
+person did since and decides again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from nudge.domain.triggers.conditions import Facts, event_name, matches_event, values_at
+from nudge.domain.triggers.explain import why_not
+from nudge.domain.triggers.model import (
+    Absence,
+    AllOf,
+    AnyOf,
+    Count,
+    EventMatch,
+    Inactivity,
+    NotOf,
+    Trigger,
+)
+
+__all__ = [
+    "Arm",
+    "Cancel",
+    "Decision",
+    "Fire",
+    "Outcome",
+    "Pending",
+    "TriggerIndex",
+    "collected",
+    "occurrence_of",
+    "on_due",
+    "on_event",
+]
+
+Outcome = Literal["fired", "pending", "not_matched", "exited", "duplicate", "rearmed"]
+TimerKind = Literal["absence", "delay", "inactivity"]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A timer that was armed and has not been decided yet."""
+
+    trigger: str
+    person: str  # the partition it was armed under (an anonymous visitor, perhaps)
+    occurrence: str
+    due: datetime
+    kind: TimerKind
+    entry: Mapping[str, Any] = field(default_factory=dict)  # the event that started it
+
+
+@dataclass(frozen=True)
+class Arm:
+    pending: Pending
+
+
+@dataclass(frozen=True)
+class Cancel:
+    pending: Pending
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fire:
+    trigger: str
+    person: str
+    occurrence: str
+    at: datetime
+    entry: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    trigger: str
+    person: str
+    outcome: Outcome
+    reason: str
+    at: datetime
+    occurrence: str | None = None
+
+
+Action = Arm | Cancel | Fire
+
+
+@dataclass(frozen=True)
+class Result:
+    actions: list[Action] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TriggerIndex:
+    """Triggers by the event names they watch, so an event costs only the triggers it can touch."""
+
+    triggers: Mapping[str, Trigger]
+    by_event: Mapping[str, tuple[Trigger, ...]]
+    inactivity: tuple[Trigger, ...]
+
+    @classmethod
+    def of(cls, triggers: Sequence[Trigger]) -> TriggerIndex:
+        enabled = [trigger for trigger in triggers if trigger.enabled]
+        by_event: dict[str, list[Trigger]] = defaultdict(list)
+        for trigger in enabled:
+            for name in sorted(trigger.watched_events):
+                by_event[name].append(trigger)
+        return cls(
+            triggers={trigger.id: trigger for trigger in enabled},
+            by_event={name: tuple(found) for name, found in by_event.items()},
+            inactivity=tuple(t for t in enabled if isinstance(t.when, Inactivity)),
+        )
+
+    def watching(self, name: str | None) -> tuple[Trigger, ...]:
+        return self.by_event.get(name or "", ())
+
+    def history_window(self, triggers: Sequence[Trigger]) -> timedelta:
+        """How far back these triggers' conditions and collections look."""
+        spans = [timedelta(0)]
+        for trigger in triggers:
+            spans += [collect.within for collect in trigger.collect.values()]
+            spans += _count_windows(trigger)
+        return max(spans)
+
+
+def occurrence_of(trigger: Trigger, event: Mapping[str, Any]) -> str:
+    """What tells this trigger's occurrences apart: the key's value, else the entry event."""
+    if trigger.key:
+        values = [
+            value
+            for value in values_at(trigger.key, Facts(now=datetime.min, event=event))
+            if value is not None
+        ]
+        if values and isinstance(values[0], str | int | float) and not isinstance(values[0], bool):
+            return f"{trigger.key.rsplit('.', 1)[-1]}={values[0]}"
+    if isinstance(trigger.when, Inactivity):
+        return "inactive"
+    return f"event={event.get('messageId', '?')}"
+
+
+# ---- on an event -------------------------------------------------------------------
+
+
+def on_event(
+    index: TriggerIndex,
+    person: str,
+    facts: Facts,
+    pending: Sequence[Pending],
+    previous_last_seen: datetime | None,
+) -> Result:
+    """Everything one event decides: exits, entries, and the arming of inactivity timers.
+
+    ``facts`` holds the event, and the profile already folded with it.
+    """
+    result = Result()
+    name = event_name(facts.event)
+    for timer in pending:
+        trigger = index.triggers.get(timer.trigger)
+        if trigger is not None:
+            _maybe_exit(trigger, timer, facts, result)
+    for trigger in index.watching(name):
+        if isinstance(trigger.when, EventMatch) and trigger.when.event == name:
+            _maybe_enter(trigger, trigger.when, person, facts, result)
+    for trigger in index.inactivity:
+        _maybe_arm_inactivity(trigger, person, facts, previous_last_seen, result)
+    return result
+
+
+def _maybe_exit(trigger: Trigger, timer: Pending, facts: Facts, result: Result) -> None:
+    if facts.event.get("messageId") == timer.entry.get("messageId"):
+        return
+    for exit_event in trigger.exit_events:
+        if matches_event(exit_event, facts) and _correlated(exit_event, timer.entry, facts.event):
+            reason = f"{exit_event.event} at {facts.event.get('timestamp')} cancels it"
+            result.actions.append(Cancel(timer, reason))
+            result.decisions.append(
+                Decision(trigger.id, timer.person, "exited", reason, facts.now, timer.occurrence)
+            )
+            return
+
+
+def _correlated(exit_event: EventMatch, entry: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    """With ``same``, an exit cancels only its own occurrence (that cart); an exit event
+    that does not say which one (an order without a cart_id) cancels them all."""
+    same = exit_event.same if isinstance(exit_event, Absence) else None
+    if not same:
+        return True
+    ours = values_at(same, Facts(now=datetime.min, event=event))
+    theirs = values_at(same, Facts(now=datetime.min, event=entry))
+    return not ours or not theirs or ours[0] == theirs[0]
+
+
+def _maybe_enter(
+    trigger: Trigger, when: EventMatch, person: str, facts: Facts, result: Result
+) -> None:
+    occurrence = occurrence_of(trigger, facts.event)
+    failed = why_not(when.where, facts) or (
+        why_not([trigger.audience], facts) if trigger.audience else None
+    )
+    if failed:
+        result.decisions.append(
+            Decision(trigger.id, person, "not_matched", failed, facts.now, occurrence)
+        )
+        return
+    entry = _entry_summary(facts.event)
+    waits = [
+        (_timestamp(facts.event, facts.now) + trigger.unless.within, "absence")
+        if trigger.unless
+        else None,
+        (facts.now + trigger.delay, "delay") if trigger.delay else None,
+    ]
+    due_kind = max((wait for wait in waits if wait), default=None, key=lambda wait: wait[0])
+    if due_kind is None:
+        result.actions.append(Fire(trigger.id, person, occurrence, facts.now, entry))
+        result.decisions.append(
+            Decision(trigger.id, person, "fired", f"{when.event} matched", facts.now, occurrence)
+        )
+        return
+    due, kind = due_kind
+    timer = Pending(trigger.id, person, occurrence, due, kind, entry)  # type: ignore[arg-type]
+    result.actions.append(Arm(timer))
+    waiting_for = f"no {trigger.unless.event} " if trigger.unless else ""
+    reason = f"{when.event} matched; waiting {waiting_for}until {due.isoformat()}"
+    result.decisions.append(Decision(trigger.id, person, "pending", reason, facts.now, occurrence))
+
+
+def _maybe_arm_inactivity(
+    trigger: Trigger, person: str, facts: Facts, previous_last_seen: datetime | None, result: Result
+) -> None:
+    """One timer per person while they are active: armed on a first event, or on a return
+    after the timer has run out. In between, the due timer re-arms itself (``on_due``)."""
+    assert isinstance(trigger.when, Inactivity)
+    moment = _timestamp(facts.event, facts.now)
+    returning = (
+        previous_last_seen is not None and moment - previous_last_seen >= trigger.when.inactive
+    )
+    if previous_last_seen is not None and not returning:
+        return
+    due = moment + trigger.when.inactive
+    timer = Pending(
+        trigger.id,
+        person,
+        f"inactive@{due.isoformat()}",
+        due,
+        "inactivity",
+        _entry_summary(facts.event),
+    )
+    result.actions.append(Arm(timer))
+    result.decisions.append(
+        Decision(
+            trigger.id,
+            person,
+            "pending",
+            f"active at {moment.isoformat()}; checks again at {due.isoformat()}",
+            facts.now,
+            timer.occurrence,
+        )
+    )
+
+
+# ---- when a timer is due -------------------------------------------------------------
+
+
+def on_due(
+    trigger: Trigger, timer: Pending, person: str, facts: Facts, last_seen: datetime | None
+) -> Result:
+    """Decide again with what happened since: the timer only said "look now".
+
+    ``facts.history`` holds the person's events (all identities) since the entry event.
+    ``person`` is who the message would go to: the user the timer's visitor became.
+    """
+    result = Result()
+    if isinstance(trigger.when, Inactivity):
+        return _inactivity_due(trigger, trigger.when, timer, person, facts, last_seen)
+    entry_time = _timestamp(timer.entry, timer.due)
+    for later in facts.history:
+        if (
+            later.get("messageId") == timer.entry.get("messageId")
+            or _timestamp(later, entry_time) < entry_time
+        ):
+            continue
+        later_facts = facts.with_event(later)
+        for exit_event in trigger.exit_events:
+            if matches_event(exit_event, later_facts) and _correlated(
+                exit_event, timer.entry, later
+            ):
+                reason = f"{exit_event.event} at {later.get('timestamp')} came before the timer"
+                result.decisions.append(
+                    Decision(trigger.id, person, "exited", reason, facts.now, timer.occurrence)
+                )
+                return result
+    entry_facts = facts.with_event(timer.entry)
+    failed = why_not([trigger.audience], entry_facts) if trigger.audience else None
+    if failed:
+        result.decisions.append(
+            Decision(
+                trigger.id,
+                person,
+                "not_matched",
+                f"at {facts.now.isoformat()}: {failed}",
+                facts.now,
+                timer.occurrence,
+            )
+        )
+        return result
+    result.actions.append(Fire(trigger.id, person, timer.occurrence, facts.now, timer.entry))
+    what = (
+        f"no {trigger.unless.event} within {trigger.unless.within}"
+        if trigger.unless
+        else "delay over"
+    )
+    result.decisions.append(
+        Decision(trigger.id, person, "fired", what, facts.now, timer.occurrence)
+    )
+    return result
+
+
+def _inactivity_due(
+    trigger: Trigger,
+    when: Inactivity,
+    timer: Pending,
+    person: str,
+    facts: Facts,
+    last_seen: datetime | None,
+) -> Result:
+    result = Result()
+    if last_seen is not None and facts.now - last_seen < when.inactive:
+        due = last_seen + when.inactive
+        again = Pending(
+            trigger.id, timer.person, f"inactive@{due.isoformat()}", due, "inactivity", timer.entry
+        )
+        result.actions.append(Arm(again))
+        reason = f"active again at {last_seen.isoformat()}; checks again at {due.isoformat()}"
+        result.decisions.append(
+            Decision(trigger.id, person, "rearmed", reason, facts.now, again.occurrence)
+        )
+        return result
+    failed = why_not([trigger.audience], facts) if trigger.audience else None
+    if failed:
+        reason = f"inactive for {when.inactive}, but {failed}"
+        result.decisions.append(
+            Decision(trigger.id, person, "not_matched", reason, facts.now, timer.occurrence)
+        )
+        return result
+    result.actions.append(Fire(trigger.id, person, timer.occurrence, facts.now, timer.entry))
+    reason = f"no activity since {last_seen.isoformat() if last_seen else 'ever'}"
+    result.decisions.append(
+        Decision(trigger.id, person, "fired", reason, facts.now, timer.occurrence)
+    )
+    return result
+
+
+# ---- what delivery gets --------------------------------------------------------------
+
+
+def collected(
+    trigger: Trigger, entry: Mapping[str, Any], history: Sequence[Mapping[str, Any]], now: datetime
+) -> dict[str, Any]:
+    """The trigger's ``collect`` lists: e.g. the cart's items, from its Product Added events.
+
+    Items are told apart by product (product_id, sku or name), so adding the same product
+    twice lists it once, with its latest properties.
+    """
+    context: dict[str, Any] = {}
+    for name, spec in trigger.collect.items():
+        since = now - spec.within
+        items: dict[str, dict[str, Any]] = {}
+        for event in [*history, entry]:
+            if event_name(event) != spec.from_ or _timestamp(event, now) < since:
+                continue
+            if spec.same and not _correlated(
+                Absence(event=spec.from_, within=timedelta(minutes=1), same=spec.same), entry, event
+            ):
+                continue
+            properties = event.get("properties") or {}
+            identity = str(
+                properties.get("product_id")
+                or properties.get("sku")
+                or properties.get("name")
+                or event.get("messageId")
+            )
+            items[identity] = {field_name: properties.get(field_name) for field_name in spec.fields}
+        context[name] = list(items.values())
+    return context
+
+
+def _entry_summary(event: Mapping[str, Any]) -> dict[str, Any]:
+    """What a timer remembers of the event that started it (small: it rides in the schedule)."""
+    keep = (
+        "messageId",
+        "type",
+        "event",
+        "name",
+        "timestamp",
+        "userId",
+        "anonymousId",
+        "properties",
+    )
+    return {key: event[key] for key in keep if key in event}
+
+
+def _timestamp(event: Mapping[str, Any], default: datetime) -> datetime:
+    value = event.get("timestamp")
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return default
+    return default
+
+
+def _count_windows(trigger: Trigger) -> list[timedelta]:
+    windows: list[timedelta] = []
+    stack: list[Any] = [trigger.audience] if trigger.audience else []
+    if isinstance(trigger.when, EventMatch):
+        stack += list(trigger.when.where)
+    while stack:
+        condition = stack.pop()
+        if isinstance(condition, AllOf):
+            stack += condition.all
+        elif isinstance(condition, AnyOf):
+            stack += condition.any
+        elif isinstance(condition, NotOf):
+            stack.append(condition.not_)
+        elif isinstance(condition, Count):
+            windows.append(condition.count.within)
+    return windows
