@@ -42,7 +42,8 @@ class EngineStore:
 
     # ---- timers ----------------------------------------------------------------------
 
-    def save_timer(self, timer: Pending, schedule: str) -> None:
+    def save_timer(self, timer: Pending, schedule: str) -> bool:
+        """False when the occurrence already has a timer (the first one stands)."""
         item = {
             **keys.timer_key(timer.person, timer.trigger, timer.occurrence),
             "kind": keys.TIMER_KIND,
@@ -53,7 +54,19 @@ class EngineStore:
             "schedule": schedule,
             "entry": json.dumps(timer.entry, ensure_ascii=False, separators=(",", ":")),
         }
-        self._client.put_item(TableName=self._table, Item=to_attributes(item))
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_attributes(item),
+                ConditionExpression="attribute_not_exists(pk) OR #schedule = :schedule",
+                ExpressionAttributeNames={"#schedule": "schedule"},
+                ExpressionAttributeValues={":schedule": {"S": schedule}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def delete_timer(self, timer: Pending) -> None:
         key = keys.timer_key(timer.person, timer.trigger, timer.occurrence)

@@ -49,6 +49,21 @@ class Profile:
     # The stream position of the last record folded in: folding is exactly once per record.
     applied_seq: int = 0
 
+    def facts(self) -> dict[str, Any]:
+        """The aggregates conditions name as ``profile.<name>``."""
+        return {
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "sessions": self.sessions,
+            "events": self.events,
+            "pages": self.pages,
+            "session_pages": self.session_pages,
+            "session_events": self.session_events,
+            "last_session_pages": self.last_session_pages,
+            "event_counts": self.event_counts,
+            "user_id": self.user_id,
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "person": self.person,

@@ -106,6 +106,7 @@ class TriggerIndex:
     triggers: Mapping[str, Trigger]
     by_event: Mapping[str, tuple[Trigger, ...]]
     inactivity: tuple[Trigger, ...]
+    exit_names: frozenset[str] = frozenset()  # events that may cancel a pending timer
 
     @classmethod
     def of(cls, triggers: Sequence[Trigger]) -> TriggerIndex:
@@ -118,6 +119,9 @@ class TriggerIndex:
             triggers={trigger.id: trigger for trigger in enabled},
             by_event={name: tuple(found) for name, found in by_event.items()},
             inactivity=tuple(t for t in enabled if isinstance(t.when, Inactivity)),
+            exit_names=frozenset(
+                match.event for trigger in enabled for match in trigger.exit_events
+            ),
         )
 
     def watching(self, name: str | None) -> tuple[Trigger, ...]:

@@ -1,0 +1,326 @@
+"""Evaluate: fold new events into profiles and run the triggers they touch; decide timers.
+
+On the stream, a batch is one unit of work: profiles are read once at its start and
+written once at its end; each record is handled in order, and a person whose record
+failed has the rest of their records in the batch failed too, so that their events are
+never decided out of order. Every side effect is idempotent — schedules by name, timers
+by key, fires by the ledger's conditional write — because a failed batch is redelivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from nudge.adapters import keys
+from nudge.adapters.engine_store import EngineStore
+from nudge.adapters.queue import SendQueue
+from nudge.adapters.scheduler import Reminders, schedule_name
+from nudge.adapters.store import EventStore, StoredEvent
+from nudge.domain.profile import Profile, fold
+from nudge.domain.timefmt import iso
+from nudge.domain.triggers.conditions import Facts, event_name
+from nudge.domain.triggers.engine import (
+    Arm,
+    Cancel,
+    Decision,
+    Fire,
+    Pending,
+    Result,
+    TriggerIndex,
+    collected,
+    on_due,
+    on_event,
+)
+from nudge.domain.triggers.model import Trigger
+
+__all__ = ["BatchWork", "EvaluateService", "PersonBlocked", "TimerPayload"]
+
+TIMER_SOURCE = "nudge.timer"
+
+
+class PersonBlocked(Exception):
+    """An earlier record of this person failed in this batch; this one waits for it."""
+
+
+@dataclass(frozen=True)
+class TimerPayload:
+    trigger: str
+    person: str
+    occurrence: str
+    due: datetime
+    kind: str
+    schedule: str
+    entry: Mapping[str, Any]
+    scheduled_time: datetime | None
+
+    @classmethod
+    def parse(cls, payload: Mapping[str, Any]) -> TimerPayload:
+        scheduled = payload.get("scheduledTime")
+        return cls(
+            trigger=str(payload["trigger"]),
+            person=str(payload["person"]),
+            occurrence=str(payload["occurrence"]),
+            due=datetime.fromisoformat(str(payload["due"])),
+            kind=str(payload["kind"]),
+            schedule=str(payload["schedule"]),
+            entry=payload.get("entry") or {},
+            scheduled_time=_parse_time(scheduled),
+        )
+
+    @property
+    def pending(self) -> Pending:
+        return Pending(self.trigger, self.person, self.occurrence, self.due, self.kind, self.entry)  # type: ignore[arg-type]
+
+
+class EvaluateService:
+    def __init__(
+        self,
+        events: EventStore,
+        engine: EngineStore,
+        reminders: Reminders,
+        queue: SendQueue,
+        index: TriggerIndex,
+    ) -> None:
+        self.events = events
+        self.engine = engine
+        self.reminders = reminders
+        self.queue = queue
+        self.index = index
+
+    # ---- the stream -------------------------------------------------------------------
+
+    def batch(self, records: Sequence[StoredEvent], target_arn: str) -> BatchWork:
+        persons = sorted({record.person for record in records})
+        return BatchWork(self, self.events.load_profiles(persons), target_arn)
+
+    # ---- a due timer ------------------------------------------------------------------
+
+    def on_timer(self, payload: TimerPayload, target_arn: str) -> list[Decision]:
+        trigger = self.index.triggers.get(payload.trigger)
+        current = {
+            timer.occurrence: (timer, name)
+            for timer, name in self.engine.timers([payload.person])
+            if timer.trigger == payload.trigger
+        }
+        if (
+            trigger is None
+            or payload.occurrence not in current
+            or current[payload.occurrence][1] != payload.schedule
+        ):
+            return []  # cancelled, already decided, or superseded: the schedule was only a reminder
+        now = payload.scheduled_time or payload.due
+        person, persons = self._identity(payload.person)
+        profile = self.events.load_profiles([person]).get(person) or Profile(person=person)
+        since = min(_entry_time(payload.entry, now), now - self.index.history_window([trigger]))
+        history = self._history(persons, since)
+        facts = Facts(now=now, traits=profile.traits, profile=profile.facts(), history=history)
+        last_seen = _parse_time(profile.last_seen)
+        result = on_due(trigger, payload.pending, person, facts, last_seen)
+        decisions = self.carry_out(result, target_arn, now, history)
+        self.engine.delete_timer(payload.pending)
+        self.engine.save_decisions(decisions)
+        return decisions
+
+    # ---- shared by both paths ---------------------------------------------------------
+
+    def carry_out(
+        self, result: Result, target_arn: str, now: datetime, history: Sequence[Mapping[str, Any]]
+    ) -> list[Decision]:
+        decisions = list(result.decisions)
+        for action in result.actions:
+            if isinstance(action, Arm):
+                self._arm(action.pending, target_arn, now)
+            elif isinstance(action, Cancel):
+                self._cancel(action.pending)
+            elif isinstance(action, Fire):
+                outcome = self._fire(action, history)
+                if outcome is not None:
+                    decisions = [outcome if _same_fire(d, action) else d for d in decisions]
+        return decisions
+
+    def _arm(self, timer: Pending, target_arn: str, now: datetime) -> None:
+        name = schedule_name(timer.trigger, timer.person, timer.occurrence, timer.due)
+        payload = {
+            "source": TIMER_SOURCE,
+            "trigger": timer.trigger,
+            "person": timer.person,
+            "occurrence": timer.occurrence,
+            "due": timer.due.isoformat(),
+            "kind": timer.kind,
+            "schedule": name,
+            "entry": dict(timer.entry),
+            "scheduledTime": "<aws.scheduler.scheduled-time>",
+        }
+        # The schedule first: a timer item without its schedule would never be decided.
+        self.reminders.arm(name, timer.due, target_arn, payload, now)
+        if not self.engine.save_timer(timer, name):
+            self.reminders.cancel(name)  # the occurrence already has a timer: the first one stands
+
+    def _cancel(self, timer: Pending) -> None:
+        for existing, name in self.engine.timers([timer.person]):
+            if existing.trigger == timer.trigger and existing.occurrence == timer.occurrence:
+                self.reminders.cancel(name)
+        self.engine.delete_timer(timer)
+
+    def _fire(self, fire: Fire, history: Sequence[Mapping[str, Any]]) -> Decision | None:
+        """Claims the fire in the ledger, records it, hands it to delivery; None if it stands."""
+        trigger = self.index.triggers[fire.trigger]
+        fire_id = _fire_id(fire)
+        claim, existing = self.engine.claim(
+            fire.person, trigger.id, fire.occurrence, fire_id, fire.at, trigger.reentry
+        )
+        if claim in ("blocked", "duplicate"):
+            if claim == "blocked" and existing is not None:
+                reason = (
+                    f"re-entry {trigger.reentry.mode}: already fired at"
+                    f" {existing.fired_at} ({existing.occurrence})"
+                )
+            else:
+                reason = "already fired and handed to delivery"
+            return Decision(trigger.id, fire.person, "duplicate", reason, fire.at, fire.occurrence)
+        fired_at = existing.fired_at if claim == "resume" and existing else iso(fire.at)
+        record = self._fire_record(trigger, fire, fire_id, fired_at, history)
+        self.engine.save_fire(record)
+        self.queue.send(record)
+        self.engine.mark_enqueued(fire.person, trigger.id, fire.occurrence, trigger.reentry)
+        return None
+
+    def _fire_record(
+        self,
+        trigger: Trigger,
+        fire: Fire,
+        fire_id: str,
+        fired_at: str,
+        history: Sequence[Mapping[str, Any]],
+    ) -> dict[str, Any]:
+        user_id = fire.person[2:] if fire.person.startswith("u:") else None
+        return {
+            "fireId": fire_id,
+            "trigger": trigger.id,
+            "person": fire.person,
+            "userId": user_id,
+            "anonymousId": fire.entry.get("anonymousId"),
+            "occurrence": fire.occurrence,
+            "firedAt": fired_at,
+            "channel": trigger.send.channel,
+            "template": trigger.send.template,
+            "event": dict(fire.entry),
+            "context": collected(trigger, fire.entry, history, fire.at),
+        }
+
+    def _identity(self, person: str) -> tuple[str, list[str]]:
+        """Who a timer's partition is now, and every partition of that person."""
+        if person.startswith("a:"):
+            linked = self.events.linked_users([person[2:]])
+            if linked:
+                user = keys.person_of(next(iter(linked.values())), None)
+                return user, self._partitions(user, extra=[person])
+            return person, [person]
+        return person, self._partitions(person)
+
+    def _partitions(self, user: str, extra: Sequence[str] = ()) -> list[str]:
+        profile = self.events.load_profiles([user]).get(user)
+        anonymous = [
+            keys.person_of(None, anon) for anon in (profile.anonymous_ids if profile else ())
+        ]
+        return list(dict.fromkeys([user, *extra, *anonymous]))
+
+    def _history(self, persons: Sequence[str], since: datetime) -> list[dict[str, Any]]:
+        events = [event for person in persons for event in self.events.events_since(person, since)]
+        return sorted(
+            events, key=lambda event: (str(event.get("timestamp")), str(event.get("messageId")))
+        )
+
+    def persons_for_exits(self, person: str, profile: Profile) -> list[str]:
+        anonymous = [keys.person_of(None, anon) for anon in profile.anonymous_ids]
+        return list(dict.fromkeys([person, *anonymous]))
+
+
+@dataclass
+class BatchWork:
+    """One stream batch: profiles in memory, decisions gathered, failures remembered."""
+
+    service: EvaluateService
+    profiles: dict[str, Profile]
+    target_arn: str
+    decisions: list[Decision] = field(default_factory=list)
+    blocked: dict[str, int] = field(default_factory=dict)  # person -> first failed sequence
+    touched: set[str] = field(default_factory=set)
+
+    def handle(self, sequence: int, stored: StoredEvent, now: datetime) -> None:
+        person = stored.person
+        if person in self.blocked:
+            raise PersonBlocked(f"{person}: an earlier record in this batch failed")
+        try:
+            self._handle(sequence, stored, now)
+        except Exception:
+            self.blocked.setdefault(person, sequence)
+            raise
+
+    def _handle(self, sequence: int, stored: StoredEvent, now: datetime) -> None:
+        person = stored.person
+        profile = self.profiles.get(person) or Profile(person=person)
+        if sequence <= profile.applied_seq:
+            return  # folded and decided before this batch was redelivered
+        previous_last_seen = _parse_time(profile.last_seen)
+        folded = fold(profile, stored.event)
+        service = self.service
+        name = event_name(stored.event.body)
+        watchers = service.index.watching(name)
+        window = service.index.history_window(watchers)
+        history = service._history([person], now - window) if window else []
+        facts = Facts(
+            now=now,
+            event=stored.event.body,
+            traits=folded.traits,
+            profile=folded.facts(),
+            history=history,
+        )
+        pending = []
+        if name in service.index.exit_names:
+            pending = [
+                timer
+                for timer, _ in service.engine.timers(service.persons_for_exits(person, folded))
+            ]
+        result = on_event(service.index, person, facts, pending, previous_last_seen)
+        self.decisions += service.carry_out(result, self.target_arn, now, history)
+        self.profiles[person] = replace(folded, applied_seq=sequence)
+        self.touched.add(person)
+
+    def finish(self) -> set[str]:
+        """Saves what was decided; returns the persons whose profile could not be saved."""
+        refused = self.service.events.save_profiles(
+            [self.profiles[person] for person in sorted(self.touched)]
+        )
+        self.service.engine.save_decisions(self.decisions)
+        return refused
+
+
+def _fire_id(fire: Fire) -> str:
+    basis = f"{fire.trigger}|{fire.person}|{fire.occurrence}|{fire.entry.get('messageId', '')}"
+    return hashlib.sha256(basis.encode()).hexdigest()[:24]
+
+
+def _same_fire(decision: Decision, fire: Fire) -> bool:
+    return (
+        decision.outcome == "fired"
+        and decision.trigger == fire.trigger
+        and decision.occurrence == fire.occurrence
+    )
+
+
+def _entry_time(entry: Mapping[str, Any], default: datetime) -> datetime:
+    return _parse_time(entry.get("timestamp")) or default
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

@@ -1,0 +1,105 @@
+"""`nudge validate` and `nudge schema` on the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from nudge.domain.triggers.schema import trigger_schema
+from nudge.entrypoints.cli import main
+
+TRIGGERS = Path(__file__).resolve().parents[2] / "triggers"
+
+GOOD = """\
+id: test_trigger
+when:
+  event: Product Added
+send:
+  channel: email
+  template: test
+"""
+
+
+def test_validate_accepts_the_shipped_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped triggers validate: exit 0, nothing on stdout, a summary on stderr."""
+    # given
+    folder = str(TRIGGERS)
+
+    # when
+    status = main(["validate", folder])
+
+    # then
+    printed = capsys.readouterr()
+    assert status == 0
+    assert printed.out == ""
+    assert "4 trigger(s) valid, 0 problem(s)" in printed.err
+
+
+def test_validate_prints_path_line_message_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad file makes validate exit 1 and print path:line: message on stdout."""
+    # given
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "test.txt.j2").write_text("hi")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD + "delay: 31d\ncolour: red\n", encoding="utf-8")
+
+    # when
+    status = main(["validate", str(tmp_path)])
+
+    # then
+    printed = capsys.readouterr()
+    assert status == 1
+    assert sorted(printed.out.splitlines()) == [
+        f"{bad}:7: delay: 31d is out of range (0s to 30d)",
+        f"{bad}:8: trigger: unknown field 'colour'",
+    ]
+    assert "0 trigger(s) valid, 2 problem(s)" in printed.err
+
+
+def test_validate_uses_the_templates_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--templates points validate at another templates folder."""
+    # given
+    (tmp_path / "t.yaml").write_text(GOOD, encoding="utf-8")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "test.txt.j2").write_text("hi")
+
+    # when
+    without = main(["validate", str(tmp_path)])
+    with_option = main(["validate", str(tmp_path), "--templates", str(shared)])
+
+    # then
+    assert (without, with_option) == (1, 0)
+    assert "no template named 'test'" in capsys.readouterr().out
+
+
+def test_validate_on_a_missing_folder_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder that does not exist is a usage error, reported on stderr."""
+    # given
+    missing = tmp_path / "nowhere"
+
+    # when
+    status = main(["validate", str(missing)])
+
+    # then
+    printed = capsys.readouterr()
+    assert status == 2
+    assert f"{missing}: no such folder" in printed.err
+    assert printed.out == ""
+
+
+def test_schema_prints_the_trigger_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    """`nudge schema` prints the JSON Schema the committed file must equal."""
+    # given / when
+    status = main(["schema"])
+
+    # then
+    assert status == 0
+    assert json.loads(capsys.readouterr().out) == trigger_schema()
