@@ -10,11 +10,12 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aws_lambda_powertools.event_handler.openapi.swagger_ui as swagger_assets
+from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.store import EventStore
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
@@ -75,7 +76,9 @@ class Gateway:
             key=lambda route: (route.path == "$default", "{" in route.path, -len(route.path)),
         )
         table = next(iter(stack.template.tables))
-        self.store = EventStore(stack.dynamodb, stack.template.names.physical(table))
+        table_name = stack.template.names.physical(table)
+        self.store = EventStore(stack.dynamodb, table_name)
+        self.engine = EngineStore(stack.dynamodb, table_name, timedelta(days=30))
         self.control: dict[tuple[str, str], Callable[..., Response]] = {
             ("GET", "/_local/health"): self._health,
             ("POST", "/_local/drain"): self._drain,
@@ -104,6 +107,10 @@ class Gateway:
             return self.control[(method, path)](request)
         if method == "GET" and path.startswith("/_local/users/"):
             return self._user(path.removeprefix("/_local/users/"))
+        if method == "GET" and path.startswith("/_local/explain/"):
+            return self._explain(path.removeprefix("/_local/explain/"))
+        if method == "GET" and path == "/_local/fires":
+            return self._fires(request.args.get("userId"))
         if method == "GET" and path.startswith("/docs/"):
             return self._asset(path.removeprefix("/docs/"))
         if path.startswith("/_local/"):
@@ -264,7 +271,19 @@ class Gateway:
         return _json(200, {"now": now, "offsetSeconds": self.stack.clock.offset_seconds})
 
     def _outbox(self, _: Request) -> Response:
-        return _json(200, self.stack.outbox())
+        # Until delivery exists, a fire waiting on the send queue is shown undelivered.
+        waiting = [
+            {
+                "channel": fire.get("channel"),
+                "trigger": fire.get("trigger"),
+                "to": fire.get("userId") or fire.get("person"),
+                "time": fire.get("firedAt"),
+                "delivered": False,
+                "fire": fire,
+            }
+            for fire in self._all_fires()
+        ]
+        return _json(200, [*self.stack.outbox(), *waiting])
 
     def _reset(self, _: Request) -> Response:
         self.stack.reset()
@@ -290,6 +309,34 @@ class Gateway:
                 "events": view.events,
             },
         )
+
+    def _persons(self, user_id: str) -> list[str]:
+        """Every partition of one person: the user, and the visitors they were."""
+        view = self.store.read_person(user_id)
+        persons = [f"u:{user_id}", f"a:{user_id}"]
+        if view.profile is not None:
+            persons += [f"a:{anon}" for anon in view.profile.anonymous_ids]
+        return list(dict.fromkeys(persons))
+
+    def _explain(self, user_id: str) -> Response:
+        decisions = self.engine.decisions(self._persons(user_id))
+        return _json(200, {"userId": user_id, "decisions": decisions})
+
+    def _fires(self, user_id: str | None) -> Response:
+        if user_id:
+            return _json(200, self.engine.fires(self._persons(user_id)))
+        return _json(200, self._all_fires())
+
+    def _all_fires(self) -> list[dict[str, Any]]:
+        fires = []
+        paginator = self.stack.dynamodb.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self.store.table_name,
+            FilterExpression="kind = :fire",
+            ExpressionAttributeValues={":fire": {"S": "fire"}},
+        ):
+            fires += [json.loads(item["fire"]["S"]) for item in page.get("Items", [])]
+        return sorted(fires, key=lambda fire: str(fire.get("firedAt")))
 
     # ---- the demo shop and the browser SDK it uses ----------------------------------
 

@@ -27,7 +27,7 @@ def queue_url(sqs: Any, template: Template, logical_id: str) -> str:
     return str(sqs.get_queue_url(QueueName=template.names.physical(logical_id))["QueueUrl"])
 
 
-def create_resources(template: Template, dynamodb: Any, sqs: Any) -> None:
+def create_resources(template: Template, dynamodb: Any, sqs: Any, scheduler: Any = None) -> None:
     # Queues first: a queue's redrive policy names its dead-letter queue's ARN.
     for queue in sorted(
         template.queues.values(), key=lambda spec: "RedrivePolicy" in spec.properties
@@ -51,6 +51,20 @@ def create_resources(template: Template, dynamodb: Any, sqs: Any) -> None:
         ttl = table.properties.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+    for group in template.schedule_groups if scheduler is not None else ():
+        existing = {entry["Name"] for entry in scheduler.list_schedule_groups()["ScheduleGroups"]}
+        if group not in existing:
+            scheduler.create_schedule_group(Name=group)
+
+
+def resolve_queue_urls(environment: dict[str, str], sqs: Any) -> dict[str, str]:
+    """!Ref of a queue is its URL, which only exists once moto has created the queue."""
+    resolved = {}
+    for name, value in environment.items():
+        if value.startswith("{queue-url:") and value.endswith("}"):
+            value = str(sqs.get_queue_url(QueueName=value[len("{queue-url:") : -1])["QueueUrl"])
+        resolved[name] = value
+    return resolved
 
 
 def _queue_attributes(properties: dict[str, Any]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from moto.events.models import EventPattern
 
+from local.clock import VirtualClock
 from local.runtime import FunctionPool, Invocation
 from local.template import QueueSource, StreamSource
 
@@ -61,6 +62,7 @@ class StreamPoller:
     table_name: str
     failure_queue_url: str | None
     region: str
+    clock: VirtualClock
     stream_arn: str = ""
     shards: dict[str, _ShardState] = field(default_factory=dict)
     patterns: list[EventPattern] = field(default_factory=list)
@@ -133,9 +135,9 @@ class StreamPoller:
             record["eventSourceARN"] = self.stream_arn
             approximate = record["dynamodb"].get("ApproximateCreationDateTime")
             if isinstance(approximate, datetime):
-                record["dynamodb"]["ApproximateCreationDateTime"] = approximate.replace(
-                    tzinfo=UTC
-                ).timestamp()
+                # The stream's clock is AWS's clock, which here is the virtual one.
+                seconds = approximate.replace(tzinfo=UTC).timestamp() + self.clock.offset_seconds
+                record["dynamodb"]["ApproximateCreationDateTime"] = seconds
         return records
 
     def _deliver(self, batch: list[dict[str, Any]]) -> str | None:

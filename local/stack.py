@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from local.clock import VirtualClock
-from local.resources import create_resources, queue_url
+from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
 from local.scheduler import ScheduleFirer
 from local.sources import QueuePoller, StreamPoller
@@ -79,12 +79,14 @@ class LocalStack:
         self.dynamodb = self._client("dynamodb")
         self.streams = self._client("dynamodbstreams")
         self.sqs = self._client("sqs")
-        create_resources(self.template, self.dynamodb, self.sqs)
+        self.scheduler = self._client("scheduler")
+        create_resources(self.template, self.dynamodb, self.sqs, self.scheduler)
         base_env = self.aws_environment()
         for spec in self.template.functions.values():
             concurrency = self.config.http_concurrency if spec.http_routes else 1
+            resolved = replace(spec, environment=resolve_queue_urls(spec.environment, self.sqs))
             self.functions[spec.logical_id] = FunctionPool(
-                spec, self.template.names, base_env, concurrency
+                resolved, self.template.names, base_env, concurrency
             )
         self._wire_sources()
         self.schedules = ScheduleFirer(
@@ -147,6 +149,7 @@ class LocalStack:
                         if failure_queue
                         else None,
                         region=names.region,
+                        clock=self.clock,
                     )
                 )
             for source in spec.queue_sources:
@@ -206,7 +209,7 @@ class LocalStack:
                 self.dynamodb.delete_table(TableName=name)
             for queue in self.template.queues.values():
                 self.sqs.delete_queue(QueueUrl=queue_url(self.sqs, self.template, queue.logical_id))
-            create_resources(self.template, self.dynamodb, self.sqs)
+            create_resources(self.template, self.dynamodb, self.sqs, self.scheduler)
             self._wire_sources()
             self.schedules.reset()
             self._ses().sent_messages.clear()

@@ -131,6 +131,7 @@ class Template:
     queues: dict[str, QueueSpec]
     api: ApiSpec
     names: LocalNames = field(default_factory=LocalNames)
+    schedule_groups: tuple[str, ...] = ()
     parameters: dict[str, str] = field(default_factory=dict)
 
 
@@ -161,7 +162,13 @@ def load_template(
         for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::SQS::Queue"
     }
+    schedule_groups = tuple(
+        str(resolver.ref(logical_id))
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Scheduler::ScheduleGroup"
+    )
     return Template(
+        schedule_groups=schedule_groups,
         root=root,
         functions=functions,
         tables=tables,
@@ -214,6 +221,8 @@ class _Resolver:
             "AWS::Region": self._names.region,
             "AWS::AccountId": ACCOUNT,
             "AWS::URLSuffix": "localhost",
+            "AWS::Partition": "aws",
+            "AWS::StackName": self._names.stack,
         }
         if name in pseudo:
             return pseudo[name]
@@ -222,6 +231,9 @@ class _Resolver:
             raise ValueError(f"!Ref {name}: no such parameter or resource")
         if resource["Type"] == "AWS::SQS::Queue":
             return f"{{queue-url:{self._names.physical(name)}}}"  # a URL only moto knows
+        explicit = resource.get("Properties", {}).get("Name")
+        if resource["Type"] == "AWS::Scheduler::ScheduleGroup" and explicit:
+            return str(self.resolve(explicit))
         return self._names.physical(name)
 
     def get_att(self, name: str, attribute: str) -> str:
@@ -234,6 +246,8 @@ class _Resolver:
             ]
         if kind == "AWS::Serverless::Function":
             return {"Arn": self._names.function_arn(name)}[attribute]
+        if kind == "AWS::IAM::Role":
+            return {"Arn": f"arn:aws:iam::{ACCOUNT}:role/{self._names.physical(name)}"}[attribute]
         raise ValueError(f"!GetAtt {name}.{attribute}: not modelled by the local stack")
 
     def sub(self, argument: Any) -> str:

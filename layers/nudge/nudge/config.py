@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from nudge.domain.durations import parse_duration
 from nudge.domain.intake import Limits
 
-__all__ = ["ConfigError", "Settings"]
+__all__ = ["ConfigError", "EngineSettings", "Settings", "bundled_triggers"]
 
 
 class ConfigError(Exception):
@@ -44,4 +45,39 @@ class Settings:
             write_keys=keys,
             retention=retention,
             limits=Limits(max_past=max_past, max_future=max_future),
+        )
+
+
+def bundled_triggers() -> Path:
+    """The trigger files shipped beside the package (in the layer: /opt/python/triggers)."""
+    return Path(__file__).resolve().parent.parent / "triggers"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    send_queue_url: str
+    schedule_group: str
+    scheduler_role_arn: str
+    decision_ttl: timedelta
+    triggers_dir: Path
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EngineSettings:
+        missing = [
+            name
+            for name in ("NUDGE_SEND_QUEUE_URL", "NUDGE_SCHEDULE_GROUP", "NUDGE_SCHEDULER_ROLE_ARN")
+            if not env.get(name)
+        ]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)} not set")
+        try:
+            ttl = timedelta(days=int(env.get("NUDGE_DECISION_TTL_DAYS", "30")))
+        except ValueError as error:
+            raise ConfigError(f"NUDGE_DECISION_TTL_DAYS: {error}") from None
+        return cls(
+            send_queue_url=env["NUDGE_SEND_QUEUE_URL"],
+            schedule_group=env["NUDGE_SCHEDULE_GROUP"],
+            scheduler_role_arn=env["NUDGE_SCHEDULER_ROLE_ARN"],
+            decision_ttl=ttl,
+            triggers_dir=Path(env.get("NUDGE_TRIGGERS_DIR") or bundled_triggers()),
         )

@@ -66,6 +66,10 @@ class EventStore:
         self._client = client
         self._table = table_name
 
+    @property
+    def table_name(self) -> str:
+        return self._table
+
     # ---- ingest side -------------------------------------------------------------
 
     def linked_users(self, anonymous_ids: Iterable[str]) -> dict[str, str]:

@@ -250,9 +250,11 @@ class BatchWork:
     decisions: list[Decision] = field(default_factory=list)
     blocked: dict[str, int] = field(default_factory=dict)  # person -> first failed sequence
     touched: set[str] = field(default_factory=set)
+    first_sequence: dict[str, int] = field(default_factory=dict)
 
     def handle(self, sequence: int, stored: StoredEvent, now: datetime) -> None:
         person = stored.person
+        self.first_sequence.setdefault(person, sequence)
         if person in self.blocked:
             raise PersonBlocked(f"{person}: an earlier record in this batch failed")
         try:

@@ -1,0 +1,78 @@
+"""Evaluate: on the table's stream, fold events into profiles and run the triggers they
+touch; when a timer's schedule is due, decide that timer."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from nudge import bootstrap
+from nudge.adapters.store import stored_event_from_image
+from nudge.service.evaluate import TIMER_SOURCE, TimerPayload
+
+logger = Logger()
+metrics = Metrics()
+service = bootstrap.evaluate_service()
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("source") == TIMER_SOURCE:
+        decisions = service.on_timer(TimerPayload.parse(event), context.invoked_function_arn)
+        for decision in decisions:
+            metrics.add_metric(f"Decision_{decision.outcome}", MetricUnit.Count, 1)
+        return {"decisions": [decision.outcome for decision in decisions]}
+    return _on_stream(event, context)
+
+
+def _on_stream(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    records = [record for record in event.get("Records", []) if _is_new_event(record)]
+    readable = []
+    for record in records:
+        # An unreadable record is reported by the record handler below, in its place.
+        with contextlib.suppress(KeyError, ValueError, TypeError):
+            readable.append(stored_event_from_image(record["dynamodb"]["NewImage"]))
+    work = service.batch(readable, context.invoked_function_arn)
+
+    def handle(record: DynamoDBRecord) -> None:
+        raw = record.raw_event
+        if not _is_new_event(raw):
+            return  # the filter already drops these; this guards a misconfigured mapping
+        change = raw["dynamodb"]
+        stored = stored_event_from_image(change["NewImage"])
+        now = _approximate_time(change)
+        work.handle(int(change["SequenceNumber"]), stored, now)
+
+    response = process_partial_response(
+        event=event, record_handler=handle, processor=processor, context=context
+    )
+    failures = list(response.get("batchItemFailures", []))
+    refused = work.finish()
+    failures += [{"itemIdentifier": str(work.first_sequence[person])} for person in refused]
+    metrics.add_metric("EventsEvaluated", MetricUnit.Count, len(records))
+    if refused:
+        logger.error("profiles not saved", extra={"persons": sorted(refused)})
+    return {"batchItemFailures": failures}
+
+
+def _is_new_event(record: dict[str, Any]) -> bool:
+    image = record.get("dynamodb", {}).get("NewImage", {})
+    return bool(record.get("eventName") == "INSERT" and image.get("kind", {}).get("S") == "event")
+
+
+def _approximate_time(change: dict[str, Any]) -> datetime:
+    """When the stream saw the write: the time a decision is taken (no clock read here)."""
+    seconds = change.get("ApproximateCreationDateTime")
+    return datetime.fromtimestamp(float(seconds), tz=UTC) if seconds else datetime.now(UTC)
