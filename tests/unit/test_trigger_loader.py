@@ -692,3 +692,16 @@ def test_the_shipped_triggers_are_exactly_the_four_examples() -> None:
 
     # then
     assert ids == names
+
+
+def test_a_key_given_twice_is_reported_on_its_second_line() -> None:
+    """YAML would silently keep the last of two equal keys; the loader names the repeat instead."""
+    # given
+    text = "id: first\nid: second\nwhen:\n  event: A\nsend:\n  channel: email\n  template: t\n"
+
+    # when
+    trigger, problems = parse_trigger(text, "twice.yaml")
+
+    # then
+    assert trigger is None
+    assert [str(problem) for problem in problems] == ["twice.yaml:2: 'id' is given twice"]

@@ -506,3 +506,10 @@ def test_exit_events_are_empty_without_exit_or_unless() -> None:
 
     # then
     assert exits == []
+
+
+def test_once_per_without_a_period_is_refused() -> None:
+    """Re-entry written as a mapping must still give once_per its period."""
+    # given / when / then
+    with pytest.raises(ValidationError, match="once_per needs a period"):
+        Reentry.model_validate({"mode": "once_per"})

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from nudge.domain.durations import words
 from nudge.domain.triggers.conditions import Facts, event_name, matches_event, values_at
 from nudge.domain.triggers.explain import why_not
 from nudge.domain.triggers.model import (
@@ -318,7 +319,7 @@ def on_due(
         return result
     result.actions.append(Fire(trigger.id, person, timer.occurrence, facts.now, timer.entry))
     what = (
-        f"no {trigger.unless.event} within {trigger.unless.within}"
+        f"no {trigger.unless.event} within {words(trigger.unless.within)}"
         if trigger.unless
         else "delay over"
     )
@@ -350,7 +351,7 @@ def _inactivity_due(
         return result
     failed = why_not([trigger.audience], facts) if trigger.audience else None
     if failed:
-        reason = f"inactive for {when.inactive}, but {failed}"
+        reason = f"inactive for {words(when.inactive)}, but {failed}"
         result.decisions.append(
             Decision(trigger.id, person, "not_matched", reason, facts.now, timer.occurrence)
         )

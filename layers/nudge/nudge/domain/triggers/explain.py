@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from nudge.domain.durations import words
 from nudge.domain.triggers.conditions import Facts, count_in_window, holds, values_at
 from nudge.domain.triggers.model import AllOf, AnyOf, Condition, Count, NotOf, Predicate
 
@@ -46,7 +47,7 @@ def describe(condition: Condition) -> str:
         return f"not {describe(condition.not_)}"
     if isinstance(condition, Count):
         spec, bound = condition.count, _short(condition.operand)
-        return f"count of {spec.event} in {spec.within} {condition.operator} {bound}"
+        return f"count of {spec.event} in {words(spec.within)} {condition.operator} {bound}"
     assert isinstance(condition, Predicate)
     return f"{condition.path} {condition.operator} {_short(condition.operand)}"
 

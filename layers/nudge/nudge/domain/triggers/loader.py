@@ -88,6 +88,8 @@ def parse_trigger(
             ]
         line_of: dict[Location, int] = {}
         document = _to_python(loader, root, (), line_of)
+    except _DuplicateKey as duplicate:
+        return None, [Problem(file, duplicate.line, f"{duplicate.key!r} is given twice")]
     except _Cycle as cycle:
         return None, [Problem(file, cycle.line, "a YAML alias refers to itself (a cycle)")]
     except yaml.MarkedYAMLError as error:
@@ -116,6 +118,12 @@ class _Cycle(Exception):
         self.line = line
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, line: int, key: object) -> None:
+        self.line = line
+        self.key = key
+
+
 def _to_python(
     loader: yaml.SafeLoader,
     node: yaml.Node,
@@ -136,6 +144,8 @@ def _to_python(
                 raise yaml.constructor.ConstructorError(
                     None, None, "a key must be a plain value", key_node.start_mark
                 )
+            if key in mapping:  # YAML keeps the last silently; a reviewer would not notice
+                raise _DuplicateKey(key_node.start_mark.line + 1, key)
             mapping[key] = _to_python(loader, value_node, (*location, key), line_of, inner)
             line_of[(*location, key)] = key_node.start_mark.line + 1
         return mapping

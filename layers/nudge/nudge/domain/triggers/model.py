@@ -251,6 +251,12 @@ class Reentry(_Strict):
             }
         raise ValueError("must be 'once', 'every_time' or 'once_per <duration>' (e.g. once_per 7d)")
 
+    @model_validator(mode="after")
+    def _period_only_for_once_per(self) -> Reentry:
+        if (self.mode == "once_per") != (self.period is not None):
+            raise ValueError("once_per needs a period (once_per 7d); once and every_time take none")
+        return self
+
 
 class Send(_Strict):
     channel: Literal["email", "webhook", "in_app"]
@@ -287,7 +293,7 @@ class Trigger(_Strict):
         WithJsonSchema(
             {
                 "type": "string",
-                "pattern": "^(once|every_time|once_per\\s+[0-9]+[smhdw])$",
+                "pattern": "^(once|every_time|once_per\\s+[0-9]+[smhdw]?)$",
                 "examples": ["once", "every_time", "once_per 7d"],
             }
         ),
