@@ -49,8 +49,14 @@ class Profile:
     # The stream position of the last record folded in: folding is exactly once per record.
     applied_seq: int = 0
 
-    def facts(self) -> dict[str, Any]:
-        """The aggregates conditions name as ``profile.<name>``."""
+    def facts(self, now: datetime | None = None) -> dict[str, Any]:
+        """The aggregates conditions name as ``profile.<name>``, as of ``now``.
+
+        ``last_session_pages`` is the last *finished* session: once 30 minutes have passed
+        without events, the most recent session has ended and is the one it describes.
+        """
+        last_seen = _parse(self.last_seen) if self.last_seen else None
+        ended = now is not None and last_seen is not None and now - last_seen > SESSION_GAP
         return {
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
@@ -59,7 +65,10 @@ class Profile:
             "pages": self.pages,
             "session_pages": self.session_pages,
             "session_events": self.session_events,
-            "last_session_pages": self.last_session_pages,
+            "last_session_pages": self.session_pages if ended else self.last_session_pages,
+            "days_inactive": (now - last_seen).total_seconds() / 86400
+            if now and last_seen
+            else None,
             "event_counts": self.event_counts,
             "user_id": self.user_id,
         }

@@ -12,6 +12,7 @@ from nudge import __version__
 from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.schema import trigger_schema
 from nudge.entrypoints.openapi import openapi_document
+from nudge.entrypoints.reports import run_backtest, run_explain
 
 __all__ = ["main"]
 
@@ -28,6 +29,14 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("directory", nargs="?", type=Path, default=Path("triggers"))
     validate.add_argument("--templates", type=Path, help="templates folder (default DIR/templates)")
     commands.add_parser("schema", help="print the JSON Schema of a trigger file")
+    backtest = commands.add_parser("backtest", help="replay recorded events through the triggers")
+    backtest.add_argument("events", type=Path, help="JSON lines: Segment messages or table items")
+    backtest.add_argument("--triggers", type=Path, default=Path("triggers"))
+    backtest.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    explain = commands.add_parser("explain", help="why a user did or did not get a trigger")
+    explain.add_argument("--user", required=True)
+    explain.add_argument("--trigger")
+    explain.add_argument("--table", help="table name (default: $NUDGE_TABLE_NAME)")
     return parser
 
 
@@ -40,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _validate(arguments.directory, arguments.templates)
     elif arguments.command == "schema":
         sys.stdout.write(json.dumps(trigger_schema(), indent=2) + "\n")
+    elif arguments.command == "backtest":
+        return run_backtest(arguments.events, arguments.triggers, as_json=arguments.json)
+    elif arguments.command == "explain":
+        return run_explain(arguments.user, arguments.trigger, arguments.table)
     return 0
 
 

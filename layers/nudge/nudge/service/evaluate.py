@@ -117,7 +117,7 @@ class EvaluateService:
         profile = self.events.load_profiles([person]).get(person) or Profile(person=person)
         since = min(_entry_time(payload.entry, now), now - self.index.history_window([trigger]))
         history = self._history(persons, since)
-        facts = Facts(now=now, traits=profile.traits, profile=profile.facts(), history=history)
+        facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
         last_seen = _parse_time(profile.last_seen)
         result = on_due(trigger, payload.pending, person, facts, last_seen)
         decisions = self.carry_out(result, target_arn, now, history)
@@ -279,7 +279,7 @@ class BatchWork:
             now=now,
             event=stored.event.body,
             traits=folded.traits,
-            profile=folded.facts(),
+            profile=folded.facts(now),
             history=history,
         )
         pending = []

@@ -1,0 +1,101 @@
+"""`nudge backtest` and `nudge explain`: terminal reports (rich) or JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from nudge.domain.triggers.loader import load_triggers
+from nudge.service.backtest import backtest, read_events
+
+__all__ = ["run_backtest", "run_explain"]
+
+
+def run_backtest(events_path: Path, triggers_dir: Path, *, as_json: bool) -> int:
+    loaded = load_triggers(triggers_dir)
+    if loaded.problems:
+        for problem in loaded.problems:
+            sys.stderr.write(f"{problem}\n")
+        return 1
+    with events_path.open(encoding="utf-8") as lines:
+        events, skipped = read_events(lines)
+    show_progress = not as_json and sys.stderr.isatty() and len(events) > 1000
+    if show_progress:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("replaying", total=len(events))
+            report = backtest(
+                events, loaded.triggers, progress=lambda done: bar.update(task, completed=done)
+            )
+    else:
+        report = backtest(events, loaded.triggers)
+    report.skipped = skipped
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
+    else:
+        _print_backtest(report.to_json(), skipped)
+    return 0
+
+
+def _print_backtest(summary: dict[str, Any], skipped: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"replayed {summary['events']} events up to {summary['clock']}; skipped {len(skipped)}"
+    )
+    fires = Table(title="fires per trigger")
+    for column in ("trigger", "fires", "busiest day"):
+        fires.add_column(column)
+    for trigger, report in summary["triggers"].items():
+        days = report["per_day"]
+        busiest = max(days.items(), key=lambda item: item[1]) if days else None
+        fires.add_row(
+            trigger, str(report["fires"]), f"{busiest[0]}: {busiest[1]}" if busiest else "-"
+        )
+    console.print(fires)
+    thresholds = Table(title="what the thresholds measure, in this data")
+    for column in ("trigger", "quantity", "count", "p10", "p50", "p90", "p99"):
+        thresholds.add_column(column)
+    for trigger, report in summary["triggers"].items():
+        for label, spread in report["thresholds"].items():
+            row = [str(spread.get(key, "-")) for key in ("count", "p10", "p50", "p90", "p99")]
+            thresholds.add_row(trigger, label, *row)
+    console.print(thresholds)
+    for line in skipped[:10]:
+        console.print(f"[yellow]skipped[/] {line}")
+
+
+def run_explain(user_id: str, trigger: str | None, table: str | None) -> int:
+    from nudge.adapters.engine_store import EngineStore
+    from nudge.adapters.store import EventStore
+    from nudge.bootstrap import dynamodb_client
+
+    table_name = table or os.environ.get("NUDGE_TABLE_NAME")
+    if not table_name:
+        sys.stderr.write("name the table: --table or NUDGE_TABLE_NAME\n")
+        return 2
+    events = EventStore(dynamodb_client(), table_name)
+    engine = EngineStore(dynamodb_client(), table_name, timedelta(days=30))
+    view = events.read_person(user_id)
+    persons = [f"u:{user_id}", f"a:{user_id}"]
+    persons += [f"a:{anon}" for anon in (view.profile.anonymous_ids if view.profile else ())]
+    decisions = [
+        d for d in engine.decisions(persons) if trigger is None or d.get("trigger") == trigger
+    ]
+    if not decisions:
+        sys.stdout.write(
+            f"no decisions recorded for {user_id}" + (f" and {trigger}" if trigger else "") + "\n"
+        )
+        return 0
+    for decision in decisions:
+        occurrence = f" [{decision['occurrence']}]" if decision.get("occurrence") else ""
+        outcome = f"{decision['outcome']} — {decision['reason']}"
+        sys.stdout.write(f"{decision['at']}  {decision['trigger']}{occurrence}: {outcome}\n")
+    return 0

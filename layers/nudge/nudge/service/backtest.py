@@ -1,0 +1,295 @@
+"""Replay recorded events through the engine on a virtual clock, all in memory.
+
+The decisions come from the same functions the live path calls (``fold``, ``on_event``,
+``on_due``); only storage differs: dictionaries here, DynamoDB there. Timers due before
+an event are decided before it, and the clock runs to the last event, so every timer
+due by then has been decided.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from nudge.adapters import keys
+from nudge.domain.errors import InvalidRequest
+from nudge.domain.intake import Event, Limits, Payload, normalize
+from nudge.domain.profile import Profile, fold
+from nudge.domain.segment import parse_iso_timestamp
+from nudge.domain.triggers.conditions import Facts, count_in_window, event_name, values_at
+from nudge.domain.triggers.engine import (
+    Arm,
+    Cancel,
+    Fire,
+    Pending,
+    Result,
+    TriggerIndex,
+    on_due,
+    on_event,
+)
+from nudge.domain.triggers.model import AllOf, Condition, Count, EventMatch, Predicate, Trigger
+
+__all__ = ["BacktestReport", "backtest", "read_events"]
+
+_OPEN_LIMITS = Limits(max_past=timedelta(days=365 * 100), max_future=timedelta(days=365 * 100))
+_NUMERIC = ("gt", "gte", "lt", "lte")
+PERCENTILES = (10, 25, 50, 75, 90, 99)
+
+
+@dataclass
+class TriggerReport:
+    fires: int = 0
+    per_day: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fires": self.fires,
+            "per_day": dict(sorted(self.per_day.items())),
+            "thresholds": {
+                label: distribution(values) for label, values in sorted(self.samples.items())
+            },
+        }
+
+
+@dataclass
+class BacktestReport:
+    events: int
+    skipped: list[str]
+    triggers: dict[str, TriggerReport]
+    last_time: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "skipped": len(self.skipped),
+            "clock": self.last_time.isoformat() if self.last_time else None,
+            "triggers": {
+                trigger: report.to_json() for trigger, report in sorted(self.triggers.items())
+            },
+        }
+
+
+def read_events(lines: Iterable[str]) -> tuple[list[Event], list[str]]:
+    """Segment messages (one per line, or {"batch": [...]}) or items exported from the table."""
+    events: list[Event] = []
+    skipped: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            document = json.loads(line)
+            for message in _messages(document):
+                events.append(_event(message, len(events)))
+        except (ValueError, InvalidRequest) as error:
+            skipped.append(f"line {number}: {error}")
+    events.sort(key=lambda event: event.timestamp)
+    return events, skipped
+
+
+def _messages(document: Any) -> list[dict[str, Any]]:
+    if isinstance(document, dict) and isinstance(document.get("body"), str):
+        return [json.loads(document["body"])]  # an item exported from the table
+    if isinstance(document, dict) and isinstance(document.get("batch"), list):
+        return list(document["batch"])
+    if isinstance(document, dict):
+        return [document]
+    raise ValueError("not a JSON object")
+
+
+def _event(message: dict[str, Any], number: int) -> Event:
+    moment = (
+        message.get("timestamp") or message.get("originalTimestamp") or message.get("receivedAt")
+    )
+    if moment is None:
+        raise ValueError("no timestamp")
+    received = parse_iso_timestamp(moment)
+    message = {key: value for key, value in message.items() if key != "sentAt"}
+    payload = Payload(route_type=str(message.get("type", "track")), document=message)
+    return normalize(
+        payload, received_at=received, new_id=lambda: f"replay-{number}", limits=_OPEN_LIMITS
+    )[0]
+
+
+def backtest(
+    events: Sequence[Event],
+    triggers: Sequence[Trigger],
+    progress: Callable[[int], None] | None = None,
+) -> BacktestReport:
+    replay = _Replay(TriggerIndex.of(triggers))
+    for done, event in enumerate(events, start=1):
+        replay.advance_to(event.timestamp)
+        replay.apply(event)
+        if progress:
+            progress(done)
+    last = events[-1].timestamp if events else None
+    if last is not None:
+        replay.advance_to(last)
+    return BacktestReport(events=len(events), skipped=[], triggers=replay.reports, last_time=last)
+
+
+class _Replay:
+    def __init__(self, index: TriggerIndex) -> None:
+        self.index = index
+        self.profiles: dict[str, Profile] = {}
+        self.links: dict[str, str] = {}
+        self.history: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.timers: list[tuple[datetime, int, Pending]] = []
+        self.armed: dict[tuple[str, str, str], datetime] = {}
+        self.ledger: dict[tuple[str, str, str | None], tuple[str, datetime]] = {}
+        self.reports: dict[str, TriggerReport] = {
+            trigger: TriggerReport() for trigger in index.triggers
+        }
+        self._counter = 0
+
+    # ---- events -------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        if event.user_id and event.anonymous_id:
+            self.links[event.anonymous_id] = event.user_id
+        if event.type == "alias" and event.previous_id and event.user_id:
+            self.links[event.previous_id] = event.user_id
+        person = self._person(event)
+        profile = self.profiles.get(person) or Profile(person=person)
+        previous = datetime.fromisoformat(profile.last_seen) if profile.last_seen else None
+        profile = fold(profile, event)
+        self.profiles[person] = profile
+        self.history[person].append(event.body)
+        now = event.timestamp
+        facts = Facts(
+            now=now,
+            event=event.body,
+            traits=profile.traits,
+            profile=profile.facts(now),
+            history=self.history[person],
+        )
+        self._sample(event, facts, previous)
+        pending = [timer for _, _, timer in self.timers if timer.person in self._partitions(person)]
+        self._carry_out(on_event(self.index, person, facts, pending, previous), now)
+
+    def _person(self, event: Event) -> str:
+        if event.user_id:
+            return keys.person_of(event.user_id, None)
+        return keys.person_of(self.links.get(event.anonymous_id or ""), event.anonymous_id)
+
+    def _partitions(self, person: str) -> list[str]:
+        if person.startswith("a:") and person[2:] in self.links:
+            person = keys.person_of(self.links[person[2:]], None)
+        profile = self.profiles.get(person)
+        anonymous = (
+            [keys.person_of(None, anon) for anon in profile.anonymous_ids] if profile else []
+        )
+        return [person, *anonymous]
+
+    # ---- the clock ------------------------------------------------------------------
+
+    def advance_to(self, moment: datetime) -> None:
+        while self.timers and self.timers[0][0] <= moment:
+            due, _, timer = heapq.heappop(self.timers)
+            if self.armed.get((timer.person, timer.trigger, timer.occurrence)) != due:
+                continue  # cancelled or superseded
+            del self.armed[(timer.person, timer.trigger, timer.occurrence)]
+            self._decide(timer, due)
+
+    def _decide(self, timer: Pending, now: datetime) -> None:
+        trigger = self.index.triggers[timer.trigger]
+        partitions = self._partitions(timer.person)
+        person = partitions[0]
+        profile = self.profiles.get(person) or Profile(person=person)
+        history = sorted(
+            (event for part in partitions for event in self.history.get(part, [])),
+            key=lambda event: str(event.get("timestamp")),
+        )
+        facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
+        last_seen = datetime.fromisoformat(profile.last_seen) if profile.last_seen else None
+        self._carry_out(on_due(trigger, timer, person, facts, last_seen), now)
+
+    # ---- actions, with the ledger's rule for re-entry ---------------------------------
+
+    def _carry_out(self, result: Result, now: datetime) -> None:
+        for action in result.actions:
+            if isinstance(action, Arm):
+                key = (action.pending.person, action.pending.trigger, action.pending.occurrence)
+                if key not in self.armed:  # the first timer of an occurrence stands
+                    self.armed[key] = action.pending.due
+                    self._counter += 1
+                    heapq.heappush(self.timers, (action.pending.due, self._counter, action.pending))
+            elif isinstance(action, Cancel):
+                key = (action.pending.person, action.pending.trigger, action.pending.occurrence)
+                self.armed.pop(key, None)
+            elif isinstance(action, Fire):
+                self._fire(action)
+
+    def _fire(self, fire: Fire) -> None:
+        trigger = self.index.triggers[fire.trigger]
+        reentry = trigger.reentry
+        scope = fire.occurrence if reentry.mode == "every_time" else None
+        key = (fire.person, fire.trigger, scope)
+        previous = self.ledger.get(key)
+        if previous is not None:
+            if reentry.mode != "once_per" or reentry.period is None:
+                return
+            occurrence, fired_at = previous
+            if fired_at >= fire.at - reentry.period or occurrence == fire.occurrence:
+                return
+        self.ledger[key] = (fire.occurrence, fire.at)
+        report = self.reports[fire.trigger]
+        report.fires += 1
+        report.per_day[fire.at.date().isoformat()] += 1
+
+    # ---- threshold calibration ---------------------------------------------------------
+
+    def _sample(self, event: Event, facts: Facts, previous: datetime | None) -> None:
+        for trigger in self.index.inactivity:
+            if previous is not None:
+                gap = (event.timestamp - previous).total_seconds() / 86400
+                self.reports[trigger.id].samples["days inactive"].append(gap)
+        for trigger in self.index.watching(event_name(event.body)):
+            if not isinstance(trigger.when, EventMatch) or trigger.when.event != event_name(
+                event.body
+            ):
+                continue
+            conditions: list[Condition] = [
+                *trigger.when.where,
+                *([trigger.audience] if trigger.audience else []),
+            ]
+            for label, values in _measured(conditions, facts):
+                self.reports[trigger.id].samples[label] += values
+
+
+def _measured(conditions: Sequence[Condition], facts: Facts) -> list[tuple[str, list[float]]]:
+    """For each threshold (a numeric comparison), the quantity it compares, as found."""
+    found: list[tuple[str, list[float]]] = []
+    stack: list[Any] = list(conditions)
+    while stack:
+        condition = stack.pop()
+        if isinstance(condition, AllOf):
+            stack += condition.all
+        elif isinstance(condition, Count):
+            found.append(
+                (f"count of {condition.count.event}", [float(count_in_window(condition, facts))])
+            )
+        elif isinstance(condition, Predicate) and condition.operator in _NUMERIC:
+            numbers = [
+                float(v)
+                for v in values_at(condition.path, facts)
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            ]
+            found.append((condition.path, numbers))
+    return found
+
+
+def distribution(values: Sequence[float]) -> dict[str, float | int]:
+    if not values:
+        return {"count": 0}
+    ordered = sorted(values)
+    summary: dict[str, float | int] = {"count": len(ordered), "min": ordered[0], "max": ordered[-1]}
+    for percentile in PERCENTILES:
+        rank = min(len(ordered) - 1, max(0, round(percentile / 100 * (len(ordered) - 1))))
+        summary[f"p{percentile}"] = round(ordered[rank], 3)
+    return summary
