@@ -1,4 +1,4 @@
-"""``python -m bench [dynamodb] [imports] [layer] [throughput] [--json]``
+"""``python -m bench [dynamodb] [engine] [imports] [layer] [throughput] [--json]``
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
-from bench import dynamodb, imports, layer, throughput
+from bench import dynamodb, engine, imports, layer, throughput
 from bench.common import Figures
 
 BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "dynamodb": dynamodb.run,
+    "engine": engine.run,
     "imports": imports.run,
     "layer": layer.run,
     "throughput": throughput.run,

@@ -3,7 +3,8 @@
 Everything runs in this process against moto. Nudge's own handlers are loaded from their
 CodeUri with the template's environment; every call the client ``nudge.bootstrap`` builds
 is seen through botocore's ``before-call`` / ``after-call`` hooks, and the table's stream
-is fed to the Profiles handler, so "per event" covers ingest *and* the profile upkeep.
+is fed to the Evaluate handler, so "per event" covers ingest *and* the profile upkeep
+and the trigger decisions those events lead to.
 
 Capacity follows DynamoDB's published rules, computed from the request parameters:
 a write costs 1 WCU per started 1 KB of the larger of the old and the new item (the table
@@ -40,7 +41,7 @@ from nudge.adapters import keys
 from rich.console import Console
 
 from bench.common import REPO, Figures, event_item, side_by_side, track_message
-from local.resources import create_resources, table_name
+from local.resources import create_resources, resolve_queue_urls, table_name
 from local.template import FunctionSpec, Template, load_template
 
 if TYPE_CHECKING:
@@ -267,11 +268,29 @@ def _context(template: Template, spec: FunctionSpec) -> LambdaContext:
     return context
 
 
+def _clear_bootstrap_settings() -> None:
+    """Forget what the composition root read from the environment (once per process in Lambda).
+
+    The clients stay: every handler must share the one client the meter counts on.
+    """
+    for cached in (bootstrap.settings, bootstrap.engine_settings, bootstrap.trigger_index):
+        cached.cache_clear()
+
+
+def _clear_bootstrap_caches() -> None:
+    """Forget the settings and the clients: none may outlive the mocked account."""
+    _clear_bootstrap_settings()
+    for cached in (bootstrap.dynamodb_client, bootstrap.scheduler_client, bootstrap.sqs_client):
+        cached.cache_clear()
+
+
 def _load_handler(template: Template, logical_id: str) -> Handler:
     """A cold start: the function's environment, then its module imported afresh from CodeUri."""
     spec = template.functions[logical_id]
-    os.environ.update(spec.environment)
-    bootstrap.settings.cache_clear()
+    # !Ref of a queue is its URL, which only the (mocked) account knows.
+    sqs = boto3.client("sqs", region_name=template.names.region)
+    os.environ.update(resolve_queue_urls(spec.environment, sqs))
+    _clear_bootstrap_settings()
     module_file, _, attribute = spec.handler.rpartition(".")
     module_name = f"bench_{logical_id.lower()}_{module_file}"
     module_spec = importlib.util.spec_from_file_location(
@@ -319,7 +338,7 @@ def _api_event(route: str, body: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class _Stream:
-    """The Profiles event source mapping, by hand: read past the checkpoint, filter, batch."""
+    """The Evaluate event source mapping, by hand: read past the checkpoint, filter, batch."""
 
     dynamodb: DynamoDBClient
     streams: DynamoDBStreamsClient
@@ -361,7 +380,7 @@ class _Stream:
         for start in range(0, len(wanted), self.batch_size):
             response = self.handler({"Records": wanted[start : start + self.batch_size]})
             if response != {"batchItemFailures": []}:
-                raise RuntimeError(f"Profiles reported failures: {response}")
+                raise RuntimeError(f"Evaluate reported failures: {response}")
         return len(wanted)
 
     @staticmethod
@@ -378,7 +397,7 @@ class Workload:
     name: str
     label: str
     requests: list[tuple[str, dict[str, Any]]]  # (route, body)
-    drain_after_each: bool  # singles: each event reaches Profiles in its own batch (worst case)
+    drain_after_each: bool  # singles: each event reaches Evaluate in its own batch (worst case)
 
     def messages(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -424,14 +443,17 @@ def _account() -> Iterator[tuple[Template, DynamoDBClient, str]]:
             os.environ.pop(name, None)
         template = load_template(REPO / "template.yaml", {"WriteKey": WRITE_KEY})
         dynamodb: DynamoDBClient = boto3.client("dynamodb", region_name=region)
-        create_resources(template, dynamodb, boto3.client("sqs", region_name=region))
-        bootstrap.settings.cache_clear()
-        bootstrap.dynamodb_client.cache_clear()
+        create_resources(
+            template,
+            dynamodb,
+            boto3.client("sqs", region_name=region),
+            boto3.client("scheduler", region_name=region),
+        )
+        _clear_bootstrap_caches()
         try:
             yield template, dynamodb, table_name(template, next(iter(template.tables)))
         finally:
-            bootstrap.settings.cache_clear()
-            bootstrap.dynamodb_client.cache_clear()
+            _clear_bootstrap_caches()
 
 
 def _stored_events(dynamodb: DynamoDBClient, table: str) -> int:
@@ -447,16 +469,16 @@ def _stored_events(dynamodb: DynamoDBClient, table: str) -> int:
 def _run_nudge(workload: Workload) -> tuple[Counts, int]:
     with _account() as (template, dynamodb, table):
         ingest = _load_handler(template, "Ingest")
-        profiles = _load_handler(template, "Profiles")
+        evaluate = _load_handler(template, "Evaluate")
         meter = CapacityMeter(bootstrap.dynamodb_client(), dynamodb)
-        (source,) = template.functions["Profiles"].stream_sources
+        (source,) = template.functions["Evaluate"].stream_sources
         stream = _Stream(
             dynamodb=dynamodb,
             streams=boto3.client("dynamodbstreams", region_name=template.names.region),
             table=table,
             patterns=[EventPattern.load(json.dumps(pattern)) for pattern in source.filters],
             batch_size=source.batch_size,
-            handler=profiles,
+            handler=evaluate,
         )
         for route, body in workload.requests:
             response = ingest(_api_event(route, body))
@@ -533,7 +555,7 @@ def run(console: Console) -> Figures:
     figures["goal_at_most_one_write_request_per_event_in_batches"] = batch <= 1 and spread <= 1
     console.print(
         side_by_side(
-            "DynamoDB per accepted event, ingest + Profiles stream consumer"
+            "DynamoDB per accepted event, ingest + Evaluate stream consumer"
             " (Nudge | naive baseline)",
             [
                 "workload",

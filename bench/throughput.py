@@ -310,7 +310,7 @@ def run(console: Console) -> Figures:
         )
     )
     console.print(
-        f"  POST /_local/drain (Profiles catching up on {pending} events after the load):"
+        f"  POST /_local/drain (Evaluate catching up on {pending} events after the load):"
         f" {drain_seconds:.1f} s"
     )
     return {
