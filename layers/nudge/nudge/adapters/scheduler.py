@@ -38,6 +38,8 @@ class Reminders:
         self, name: str, due: datetime, target_arn: str, payload: dict[str, Any], now: datetime
     ) -> None:
         at = max(due, now + _EARLIEST).astimezone(UTC)
+        if at.microsecond:  # at() takes whole seconds: round up, never remind before the due
+            at = at.replace(microsecond=0) + timedelta(seconds=1)
         try:
             self._client.create_schedule(
                 Name=name,

@@ -208,8 +208,11 @@ def _maybe_enter(
     trigger: Trigger, when: EventMatch, person: str, facts: Facts, result: Result
 ) -> None:
     occurrence = occurrence_of(trigger, facts.event)
+    # A visitor who will be waited for may identify meanwhile: their audience is decided at
+    # the due time, on the user they became (``on_due``), not on the traits they lack now.
+    audience_later = person.startswith("a:") and bool(trigger.unless or trigger.delay)
     failed = why_not(when.where, facts) or (
-        why_not([trigger.audience], facts) if trigger.audience else None
+        why_not([trigger.audience], facts) if trigger.audience and not audience_later else None
     )
     if failed:
         result.decisions.append(

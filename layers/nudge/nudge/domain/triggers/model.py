@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -119,11 +120,12 @@ class _Comparison(_Strict):
         used = {"in" if name == "in_" else name for name in self.model_fields_set}
         return [name for name in OPERATORS if name in used]  # in a stable order, for messages
 
-    @property
+    # Cached: conditions are evaluated on every event, and the answer never changes.
+    @cached_property
     def operator(self) -> str:
         return self.operators_used()[0]
 
-    @property
+    @cached_property
     def operand(self) -> Any:
         return getattr(self, "in_" if self.operator == "in" else self.operator)
 
