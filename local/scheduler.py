@@ -47,7 +47,7 @@ class ScheduleFirer:
 
     def poll(self) -> int:
         now = self.clock.now()
-        due = sorted(
+        due = [
             (when, schedule)
             for schedule in self._schedules()
             if schedule.state == "ENABLED"
@@ -55,7 +55,9 @@ class ScheduleFirer:
                 when := at_time(schedule.schedule_expression, schedule.schedule_expression_timezone)
             )
             and when <= now
-        )
+        ]
+        # Schedules due in the same second go by name: Schedule objects do not compare.
+        due.sort(key=lambda pair: (pair[0], pair[1].name))
         for when, schedule in due:
             self._fire(schedule, when)
         return len(due)

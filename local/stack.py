@@ -197,8 +197,12 @@ class LocalStack:
         raise TimeoutError(f"still busy after {timeout:.0f}s")
 
     def advance(self, seconds: float) -> str:
-        self.clock.advance(seconds)
-        self.drain()
+        with self._pump_lock:
+            # What was written before the clock moved is decided at the time it was written:
+            # the stream stamps records with the offset in effect when they are read.
+            self.drain()
+            self.clock.advance(seconds)
+            self.drain()
         return self.clock.now().isoformat()
 
     def reset(self) -> None:
