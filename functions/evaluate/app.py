@@ -31,6 +31,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("source") == TIMER_SOURCE:
         decisions = service.on_timer(TimerPayload.parse(event), context.invoked_function_arn)
+        metrics.add_metric("TimersDue", MetricUnit.Count, 1)
         for decision in decisions:
             metrics.add_metric(f"Decision_{decision.outcome}", MetricUnit.Count, 1)
         return {"decisions": [decision.outcome for decision in decisions]}

@@ -1,7 +1,7 @@
 """Lambda played in-process over moto: handlers loaded from their CodeUri, the stream delivered.
 
 A handler is loaded the way Lambda loads it (a fresh module, the environment the template
-gives it), and the table's stream reaches the Profiles handler the way its event source
+gives it), and the table's stream reaches the Evaluate handler the way its event source
 mapping would: in order, in batches of BatchSize, through the template's filter criteria.
 """
 
@@ -23,11 +23,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto.events.models import EventPattern
 from nudge import bootstrap
 
+from local.resources import resolve_queue_urls
 from local.template import FunctionSpec, StreamSource, Template
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_sqs import SQSClient
 
 __all__ = [
     "BASIC_AUTH",
@@ -39,6 +42,7 @@ __all__ = [
     "basic_auth",
     "beacon",
     "beacon_messages",
+    "clear_bootstrap_caches",
     "json_body",
     "lambda_context",
 ]
@@ -58,23 +62,42 @@ def basic_auth(write_key: str) -> str:
 BASIC_AUTH = basic_auth(WRITE_KEY)
 
 
+def clear_bootstrap_caches() -> None:
+    """Forget the settings and clients the composition root built (one per process in Lambda)."""
+    for cached in (
+        bootstrap.settings,
+        bootstrap.dynamodb_client,
+        bootstrap.engine_settings,
+        bootstrap.scheduler_client,
+        bootstrap.sqs_client,
+        bootstrap.trigger_index,
+    ):
+        cached.cache_clear()
+
+
 @dataclass
 class Aws:
-    """The mocked account: the template, its clients and its one table."""
+    """The mocked account: the template, its clients, its one table, its queues and schedules."""
 
     template: Template
     dynamodb: DynamoDBClient
     streams: DynamoDBStreamsClient
+    sqs: SQSClient
+    scheduler: EventBridgeSchedulerClient
     table: str
     monkeypatch: pytest.MonkeyPatch
+
+    def environment(self, logical_id: str) -> dict[str, str]:
+        """The function's environment as Lambda sees it: queue references resolved to URLs."""
+        return resolve_queue_urls(self.template.functions[logical_id].environment, self.sqs)
 
     def load_handler(self, logical_id: str) -> Invoke:
         """A cold start: the function's environment, then its module imported afresh."""
         spec = self.template.functions[logical_id]
-        for name, value in spec.environment.items():
+        for name, value in self.environment(logical_id).items():
             self.monkeypatch.setenv(name, value)
         # Settings are read once per process; this process plays every function in turn.
-        bootstrap.settings.cache_clear()
+        clear_bootstrap_caches()
         module_file, _, attribute = spec.handler.rpartition(".")
         module_name = f"{logical_id.lower()}_{module_file}"
         module_spec = importlib.util.spec_from_file_location(
@@ -116,7 +139,7 @@ def lambda_context(template: Template, spec: FunctionSpec) -> LambdaContext:
 
 @dataclass
 class Stream:
-    """The Profiles function's event source mapping, played by hand.
+    """The Evaluate function's event source mapping, played by hand.
 
     ``read`` returns what the shard holds past the checkpoint, in Lambda's record shape;
     ``deliver`` applies the template's filter criteria and invokes in batches of BatchSize.
@@ -129,7 +152,7 @@ class Stream:
     responses: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, aws: Aws, handler: Invoke, function: str = "Profiles") -> Stream:
+    def of(cls, aws: Aws, handler: Invoke, function: str = "Evaluate") -> Stream:
         (source,) = aws.template.functions[function].stream_sources
         return cls(aws=aws, source=source, handler=handler)
 

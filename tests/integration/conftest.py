@@ -7,12 +7,11 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from moto import mock_aws
-from nudge import bootstrap
 
 from local.resources import create_resources, table_name
 from local.template import Template, load_template
 from tests.conftest import REPO
-from tests.integration._harness import WRITE_KEY, Aws, Invoke, Stream
+from tests.integration._harness import WRITE_KEY, Aws, Invoke, Stream, clear_bootstrap_caches
 
 
 @pytest.fixture(scope="session")
@@ -34,20 +33,22 @@ def aws(
         # service model once per run instead of once per test (most of a test's time).
         monkeypatch.setattr(boto3, "DEFAULT_SESSION", boto_session)
         dynamodb = boto3.client("dynamodb")
-        create_resources(template, dynamodb, boto3.client("sqs"))
+        sqs = boto3.client("sqs")
+        scheduler = boto3.client("scheduler")
+        create_resources(template, dynamodb, sqs, scheduler)
         (table_id,) = template.tables
         # Clients must be built inside the mock, and none may outlive it.
-        bootstrap.settings.cache_clear()
-        bootstrap.dynamodb_client.cache_clear()
+        clear_bootstrap_caches()
         yield Aws(
             template=template,
             dynamodb=dynamodb,
             streams=boto3.client("dynamodbstreams"),
+            sqs=sqs,
+            scheduler=scheduler,
             table=table_name(template, table_id),
             monkeypatch=monkeypatch,
         )
-        bootstrap.settings.cache_clear()
-        bootstrap.dynamodb_client.cache_clear()
+        clear_bootstrap_caches()
 
 
 @pytest.fixture
@@ -56,10 +57,10 @@ def ingest(aws: Aws) -> Invoke:
 
 
 @pytest.fixture
-def profiles(aws: Aws) -> Invoke:
-    return aws.load_handler("Profiles")
+def evaluate(aws: Aws) -> Invoke:
+    return aws.load_handler("Evaluate")
 
 
 @pytest.fixture
-def stream(aws: Aws, profiles: Invoke) -> Stream:
-    return Stream.of(aws, profiles)
+def stream(aws: Aws, evaluate: Invoke) -> Stream:
+    return Stream.of(aws, evaluate)

@@ -90,7 +90,7 @@ def test_get_sample_returns_the_openapi_document(name: str, aws: Aws, ingest: In
 
 
 @pytest.mark.parametrize("name", _samples("stream"))
-def test_stream_sample_is_folded_without_failures(name: str, aws: Aws, profiles: Invoke):
+def test_stream_sample_is_folded_without_failures(name: str, aws: Aws, evaluate: Invoke):
     """A stream sample passes the template's filter, reports no failures and builds its profiles."""
     # given
     records = SAMPLES[name]["Records"]
@@ -98,7 +98,7 @@ def test_stream_sample_is_folded_without_failures(name: str, aws: Aws, profiles:
         record["dynamodb"]["NewImage"]["pk"]["S"].removeprefix("P#") for record in records
     )
     # when
-    responses = Stream.of(aws, profiles).deliver(records)
+    responses = Stream.of(aws, evaluate).deliver(records)
     # then
     assert responses == [{"batchItemFailures": []}]
     folded = bootstrap.event_store().load_profiles(per_person)

@@ -44,16 +44,7 @@ class EngineStore:
 
     def save_timer(self, timer: Pending, schedule: str) -> bool:
         """False when the occurrence already has a timer (the first one stands)."""
-        item = {
-            **keys.timer_key(timer.person, timer.trigger, timer.occurrence),
-            "kind": keys.TIMER_KIND,
-            "trigger": timer.trigger,
-            "occurrence": timer.occurrence,
-            "due": iso(timer.due),
-            "timer_kind": timer.kind,
-            "schedule": schedule,
-            "entry": json.dumps(timer.entry, ensure_ascii=False, separators=(",", ":")),
-        }
+        item = self._timer_item(timer, schedule)
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -67,6 +58,18 @@ class EngineStore:
                 return False
             raise
         return True
+
+    def _timer_item(self, timer: Pending, schedule: str) -> dict[str, Any]:
+        return {
+            **keys.timer_key(timer.person, timer.trigger, timer.occurrence),
+            "kind": keys.TIMER_KIND,
+            "trigger": timer.trigger,
+            "occurrence": timer.occurrence,
+            "due": iso(timer.due),
+            "timer_kind": timer.kind,
+            "schedule": schedule,
+            "entry": json.dumps(timer.entry, ensure_ascii=False, separators=(",", ":")),
+        }
 
     def delete_timer(self, timer: Pending) -> None:
         key = keys.timer_key(timer.person, timer.trigger, timer.occurrence)
@@ -175,7 +178,14 @@ class EngineStore:
         return sorted(found, key=lambda fire: str(fire.get("firedAt")))
 
     def save_decisions(self, decisions: Sequence[Decision]) -> None:
-        items = [self._decision_item(decision) for decision in decisions]
+        self.save_batch([], decisions)
+
+    def save_batch(
+        self, timers: Sequence[tuple[Pending, str]], decisions: Sequence[Decision]
+    ) -> None:
+        """Timers (unconditionally) and decision records, 25 to a request."""
+        items = [to_attributes(self._timer_item(timer, name)) for timer, name in timers]
+        items += [self._decision_item(decision) for decision in decisions]
         for start in range(0, len(items), _BATCH):
             pending: list[Any] = [
                 {"PutRequest": {"Item": item}} for item in items[start : start + _BATCH]
@@ -186,7 +196,7 @@ class EngineStore:
                 if not pending:
                     break
             else:
-                raise RuntimeError("DynamoDB kept refusing decision records")
+                raise RuntimeError("DynamoDB kept refusing timer and decision records")
 
     def decisions(self, persons: Iterable[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = [

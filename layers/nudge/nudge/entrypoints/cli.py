@@ -1,4 +1,4 @@
-"""The `nudge` command line. Later issues add validate, explain and backtest here."""
+"""The `nudge` command line: openapi, validate, schema, backtest, explain."""
 
 from __future__ import annotations
 

@@ -230,14 +230,16 @@ class _Replay:
         reentry = trigger.reentry
         scope = fire.occurrence if reentry.mode == "every_time" else None
         key = (fire.person, fire.trigger, scope)
+        # The live ledger's rule (EngineStore.claim): a first fire passes; under once_per a
+        # later one passes when the last fire is older than the period and is not this one.
         previous = self.ledger.get(key)
         if previous is not None:
             if reentry.mode != "once_per" or reentry.period is None:
                 return
-            occurrence, fired_at = previous
-            if fired_at >= fire.at - reentry.period or occurrence == fire.occurrence:
+            fire_id, fired_at = previous
+            if fired_at >= fire.at - reentry.period or fire_id == fire.fire_id:
                 return
-        self.ledger[key] = (fire.occurrence, fire.at)
+        self.ledger[key] = (fire.fire_id, fire.at)
         report = self.reports[fire.trigger]
         report.fires += 1
         report.per_day[fire.at.date().isoformat()] += 1

@@ -9,7 +9,6 @@ by key, fires by the ledger's conditional write — because a failed batch is re
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -106,34 +105,43 @@ class EvaluateService:
             for timer, name in self.engine.timers([payload.person])
             if timer.trigger == payload.trigger
         }
-        if (
-            trigger is None
-            or payload.occurrence not in current
-            or current[payload.occurrence][1] != payload.schedule
-        ):
+        if payload.occurrence not in current or current[payload.occurrence][1] != payload.schedule:
             return []  # cancelled, already decided, or superseded: the schedule was only a reminder
+        timer = current[payload.occurrence][0]  # the stored timer holds the whole entry event
+        if trigger is None:
+            self.engine.delete_timer(timer)  # the trigger was removed or disabled since
+            return []
         now = payload.scheduled_time or payload.due
         person, persons = self._identity(payload.person)
         profile = self.events.load_profiles([person]).get(person) or Profile(person=person)
-        since = min(_entry_time(payload.entry, now), now - self.index.history_window([trigger]))
+        since = min(_entry_time(timer.entry, now), now - self.index.history_window([trigger]))
         history = self._history(persons, since)
         facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
         last_seen = _parse_time(profile.last_seen)
-        result = on_due(trigger, payload.pending, person, facts, last_seen)
+        result = on_due(trigger, timer, person, facts, last_seen)
         decisions = self.carry_out(result, target_arn, now, history)
-        self.engine.delete_timer(payload.pending)
+        self.engine.delete_timer(timer)
         self.engine.save_decisions(decisions)
         return decisions
 
     # ---- shared by both paths ---------------------------------------------------------
 
     def carry_out(
-        self, result: Result, target_arn: str, now: datetime, history: Sequence[Mapping[str, Any]]
+        self,
+        result: Result,
+        target_arn: str,
+        now: datetime,
+        history: Sequence[Mapping[str, Any]],
+        deferred: list[tuple[Pending, str]] | None = None,
     ) -> list[Decision]:
+        """Does what the engine decided. Inactivity timers can be ``deferred`` into the
+        batch's final write: their occurrence names their due time, so no earlier timer
+        can conflict, and a crash before that write redelivers the record, which arms
+        the same schedule again (same name) and writes the item then."""
         decisions = list(result.decisions)
         for action in result.actions:
             if isinstance(action, Arm):
-                self._arm(action.pending, target_arn, now)
+                self._arm(action.pending, target_arn, now, deferred)
             elif isinstance(action, Cancel):
                 self._cancel(action.pending)
             elif isinstance(action, Fire):
@@ -142,7 +150,13 @@ class EvaluateService:
                     decisions = [outcome if _same_fire(d, action) else d for d in decisions]
         return decisions
 
-    def _arm(self, timer: Pending, target_arn: str, now: datetime) -> None:
+    def _arm(
+        self,
+        timer: Pending,
+        target_arn: str,
+        now: datetime,
+        deferred: list[tuple[Pending, str]] | None = None,
+    ) -> None:
         name = schedule_name(timer.trigger, timer.person, timer.occurrence, timer.due)
         payload = {
             "source": TIMER_SOURCE,
@@ -152,12 +166,15 @@ class EvaluateService:
             "due": timer.due.isoformat(),
             "kind": timer.kind,
             "schedule": name,
-            "entry": dict(timer.entry),
+            # The entry event stays in the timer item: a schedule's input is kept small.
+            "entry": {"messageId": timer.entry.get("messageId")},
             "scheduledTime": "<aws.scheduler.scheduled-time>",
         }
         # The schedule first: a timer item without its schedule would never be decided.
         self.reminders.arm(name, timer.due, target_arn, payload, now)
-        if not self.engine.save_timer(timer, name):
+        if deferred is not None and timer.kind == "inactivity":
+            deferred.append((timer, name))
+        elif not self.engine.save_timer(timer, name):
             self.reminders.cancel(name)  # the occurrence already has a timer: the first one stands
 
     def _cancel(self, timer: Pending) -> None:
@@ -169,7 +186,7 @@ class EvaluateService:
     def _fire(self, fire: Fire, history: Sequence[Mapping[str, Any]]) -> Decision | None:
         """Claims the fire in the ledger, records it, hands it to delivery; None if it stands."""
         trigger = self.index.triggers[fire.trigger]
-        fire_id = _fire_id(fire)
+        fire_id = fire.fire_id
         claim, existing = self.engine.claim(
             fire.person, trigger.id, fire.occurrence, fire_id, fire.at, trigger.reentry
         )
@@ -251,6 +268,7 @@ class BatchWork:
     blocked: dict[str, int] = field(default_factory=dict)  # person -> first failed sequence
     touched: set[str] = field(default_factory=set)
     first_sequence: dict[str, int] = field(default_factory=dict)
+    timers: list[tuple[Pending, str]] = field(default_factory=list)  # written with the batch
 
     def handle(self, sequence: int, stored: StoredEvent, now: datetime) -> None:
         person = stored.person
@@ -289,7 +307,7 @@ class BatchWork:
                 for timer, _ in service.engine.timers(service.persons_for_exits(person, folded))
             ]
         result = on_event(service.index, person, facts, pending, previous_last_seen)
-        self.decisions += service.carry_out(result, self.target_arn, now, history)
+        self.decisions += service.carry_out(result, self.target_arn, now, history, self.timers)
         self.profiles[person] = replace(folded, applied_seq=sequence)
         self.touched.add(person)
 
@@ -298,13 +316,8 @@ class BatchWork:
         refused = self.service.events.save_profiles(
             [self.profiles[person] for person in sorted(self.touched)]
         )
-        self.service.engine.save_decisions(self.decisions)
+        self.service.engine.save_batch(self.timers, self.decisions)
         return refused
-
-
-def _fire_id(fire: Fire) -> str:
-    basis = f"{fire.trigger}|{fire.person}|{fire.occurrence}|{fire.entry.get('messageId', '')}"
-    return hashlib.sha256(basis.encode()).hexdigest()[:24]
 
 
 def _same_fire(decision: Decision, fire: Fire) -> bool:

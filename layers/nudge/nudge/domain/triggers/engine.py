@@ -11,6 +11,7 @@ person did since and decides again.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,12 @@ class Fire:
     occurrence: str
     at: datetime
     entry: Mapping[str, Any]
+
+    @property
+    def fire_id(self) -> str:
+        """The same decision always has the same id, however often it is retried."""
+        basis = f"{self.trigger}|{self.person}|{self.occurrence}|{self.entry.get('messageId', '')}"
+        return hashlib.sha256(basis.encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -382,7 +389,9 @@ def collected(
     for name, spec in trigger.collect.items():
         since = now - spec.within
         items: dict[str, dict[str, Any]] = {}
-        for event in [*history, entry]:
+        # Oldest first, so a product added twice keeps its latest properties.
+        events = sorted([*history, entry], key=lambda event: _timestamp(event, now))
+        for event in events:
             if event_name(event) != spec.from_ or _timestamp(event, now) < since:
                 continue
             if spec.same and not _correlated(
@@ -431,6 +440,8 @@ def _count_windows(trigger: Trigger) -> list[timedelta]:
     stack: list[Any] = [trigger.audience] if trigger.audience else []
     if isinstance(trigger.when, EventMatch):
         stack += list(trigger.when.where)
+    for exit_event in trigger.exit_events:
+        stack += list(exit_event.where)
     while stack:
         condition = stack.pop()
         if isinstance(condition, AllOf):

@@ -53,5 +53,7 @@ def describe(condition: Condition) -> str:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # "gt 120", as written, not "gt 120.0"
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,559 @@
+"""The Evaluate function deciding the shipped triggers on moto: timers armed as schedules,
+fired through the handler as EventBridge Scheduler would, exactly once onto the send queue."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from nudge.adapters import keys
+from nudge.adapters.engine_store import EngineStore
+from nudge.adapters.queue import SendQueue
+from nudge.domain.triggers.engine import Pending
+
+from tests.integration._harness import NOW, Aws, Invoke, Stream, beacon
+
+DAY = timedelta(days=1)
+CART_DUE = NOW + DAY  # abandoned_cart: no order within 24h of the Product Added at NOW
+
+
+# ---- the world around the function: beacons in, the stream, schedules, the queue -------
+
+
+def _send(ingest: Invoke, *messages: dict[str, Any], at: datetime = NOW) -> None:
+    response = ingest(beacon("batch", {"batch": list(messages)}, at=at))
+    assert response["statusCode"] == 200, response
+
+
+def _evaluate(stream: Stream, at: datetime) -> list[dict[str, Any]]:
+    """Deliver what the stream holds, stamped as written at ``at`` (the decision time)."""
+    records = stream.read()
+    for record in records:
+        record["dynamodb"]["ApproximateCreationDateTime"] = int(at.timestamp())
+    return stream.deliver(records)
+
+
+def _identify(
+    user: str, email: str | None = None, anonymous_id: str | None = None, **traits: Any
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "type": "identify",
+        "userId": user,
+        "messageId": f"id-{user}-{anonymous_id}",
+        "timestamp": (NOW - timedelta(minutes=5)).isoformat(),
+        "traits": {**({"email": email} if email else {}), **traits},
+    }
+    if anonymous_id:
+        message["anonymousId"] = anonymous_id
+    return message
+
+
+def _track(
+    event: str,
+    message_id: str,
+    at: datetime = NOW,
+    *,
+    user: str | None = None,
+    anonymous_id: str | None = None,
+    **properties: Any,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "type": "track",
+        "event": event,
+        "messageId": message_id,
+        "timestamp": at.isoformat(),
+        "properties": properties,
+    }
+    if user:
+        message["userId"] = user
+    if anonymous_id:
+        message["anonymousId"] = anonymous_id
+    return message
+
+
+def _product_added(cart: str, sku: str, at: datetime = NOW, **who: Any) -> dict[str, Any]:
+    return _track(
+        "Product Added",
+        f"add-{cart}-{sku}",
+        at,
+        cart_id=cart,
+        product_id=sku,
+        name=f"Product {sku}",
+        price=10.0,
+        quantity=1,
+        **who,
+    )
+
+
+def _order_completed(cart: str, at: datetime, **who: Any) -> dict[str, Any]:
+    return _track("Order Completed", f"order-{cart}", at, cart_id=cart, total=10.0, **who)
+
+
+def _env(aws: Aws, name: str) -> str:
+    return aws.environment("Evaluate")[name]
+
+
+def _schedules(aws: Aws, trigger: str) -> list[dict[str, Any]]:
+    """The trigger's schedules in the timer group, each with its Target.Input parsed."""
+    group = _env(aws, "NUDGE_SCHEDULE_GROUP")
+    found = []
+    for summary in aws.scheduler.list_schedules(GroupName=group)["Schedules"]:
+        schedule = aws.scheduler.get_schedule(Name=summary["Name"], GroupName=group)
+        payload = json.loads(schedule["Target"]["Input"])
+        if payload["trigger"] == trigger:
+            found.append({**schedule, "payload": payload})
+    return sorted(found, key=lambda schedule: str(schedule["Name"]))
+
+
+def _timer_event(schedule: dict[str, Any], scheduled: datetime | None = None) -> dict[str, Any]:
+    """What EventBridge Scheduler invokes with: the Input, its scheduled time filled in."""
+    raw = str(schedule["Target"]["Input"])
+    at = scheduled or datetime.fromisoformat(schedule["payload"]["due"])
+    stamped = raw.replace("<aws.scheduler.scheduled-time>", at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    event: dict[str, Any] = json.loads(stamped)
+    return event
+
+
+def _timers(aws: Aws, person: str, trigger: str) -> list[dict[str, Any]]:
+    items = aws.dynamodb.query(
+        TableName=aws.table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :timer)",
+        ExpressionAttributeValues={
+            ":pk": {"S": keys.person_pk(person)},
+            ":timer": {"S": f"{keys.TIMER_SK_PREFIX}{trigger}#"},
+        },
+    )["Items"]
+    return items
+
+
+def _decisions(aws: Aws, person: str, trigger: str) -> list[dict[str, Any]]:
+    """What explain lists for the person and trigger, oldest first."""
+    items = aws.dynamodb.query(
+        TableName=aws.table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :decision)",
+        ExpressionAttributeValues={
+            ":pk": {"S": keys.person_pk(person)},
+            ":decision": {"S": keys.DECISION_SK_PREFIX},
+        },
+    )["Items"]
+    found = [
+        {name: value["S"] for name, value in item.items() if "S" in value}
+        for item in items
+        if item["trigger"]["S"] == trigger
+    ]
+    return sorted(found, key=lambda decision: decision["at"])
+
+
+def _queued(aws: Aws) -> list[dict[str, Any]]:
+    """Every fire waiting on the send queue (received, so each is seen once)."""
+    url = _env(aws, "NUDGE_SEND_QUEUE_URL")
+    fires: list[dict[str, Any]] = []
+    while True:
+        messages = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return fires
+        fires += [json.loads(message["Body"]) for message in messages]
+
+
+def _fire_all_due(aws: Aws, evaluate: Invoke, trigger: str) -> list[dict[str, Any]]:
+    """Each of the trigger's schedules invoked at its due time; the handler's answers."""
+    return [evaluate(_timer_event(schedule)) for schedule in _schedules(aws, trigger)]
+
+
+@pytest.fixture
+def cart_armed(ingest: Invoke, stream: Stream) -> None:
+    """ada (with an email) added one item to cart c1 at NOW; Evaluate has seen it."""
+    _send(ingest, _identify("ada", "ada@example.com"), _product_added("c1", "sku-1", user="ada"))
+    assert _evaluate(stream, NOW) == [{"batchItemFailures": []}]
+
+
+# ---- abandoned_cart: arm, fire, exit ---------------------------------------------------
+
+
+def test_product_added_arms_a_schedule_and_a_timer_due_in_24_hours(aws: Aws, cart_armed: None):
+    """A Product Added from a user with an email arms one schedule and one timer, due 24h on."""
+    # given: the cart_armed fixture
+    # when
+    schedules = _schedules(aws, "abandoned_cart")
+    timers = _timers(aws, "u:ada", "abandoned_cart")
+    # then
+    assert len(schedules) == 1
+    assert schedules[0]["ScheduleExpression"] == "at(2026-11-29T10:00:00)"
+    assert schedules[0]["payload"]["occurrence"] == "cart_id=c1"
+    assert [timer["schedule"]["S"] for timer in timers] == [schedules[0]["Name"]]
+    assert [timer["due"]["S"] for timer in timers] == ["2026-11-29T10:00:00.000Z"]
+
+
+def test_due_timer_fires_once_onto_the_send_queue_with_the_cart_items(
+    aws: Aws, evaluate: Invoke, cart_armed: None
+):
+    """The schedule's payload, invoked at its due time, queues one fire with the cart's items."""
+    # given
+    (schedule,) = _schedules(aws, "abandoned_cart")
+    # when
+    response = evaluate(_timer_event(schedule))
+    # then
+    assert response == {"decisions": ["fired"]}
+    (fire,) = _queued(aws)
+    assert (fire["trigger"], fire["person"], fire["userId"]) == ("abandoned_cart", "u:ada", "ada")
+    assert fire["occurrence"] == "cart_id=c1"
+    assert fire["context"]["items"] == [
+        {"name": "Product sku-1", "price": 10.0, "quantity": 1, "image_url": None, "url": None}
+    ]
+    assert _timers(aws, "u:ada", "abandoned_cart") == []
+
+
+def test_order_before_due_cancels_the_cart(
+    aws: Aws, ingest: Invoke, stream: Stream, cart_armed: None
+):
+    """An Order Completed for the cart before its due deletes the schedule and timer: exited."""
+    # given
+    _send(ingest, _order_completed("c1", NOW + timedelta(hours=2), user="ada"), at=NOW + DAY / 12)
+    # when
+    responses = _evaluate(stream, NOW + timedelta(hours=2))
+    # then
+    assert responses == [{"batchItemFailures": []}]
+    assert _schedules(aws, "abandoned_cart") == []
+    assert _timers(aws, "u:ada", "abandoned_cart") == []
+    assert [d["outcome"] for d in _decisions(aws, "u:ada", "abandoned_cart")] == [
+        "pending",
+        "exited",
+    ]
+    assert _queued(aws) == []
+
+
+def test_a_cancelled_schedule_delivered_anyway_does_not_fire(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke, cart_armed: None
+):
+    """A schedule that was already on its way when the order cancelled it decides nothing."""
+    # given
+    (schedule,) = _schedules(aws, "abandoned_cart")
+    _send(ingest, _order_completed("c1", NOW + timedelta(hours=2), user="ada"), at=NOW + DAY / 12)
+    _evaluate(stream, NOW + timedelta(hours=2))
+    # when
+    response = evaluate(_timer_event(schedule))
+    # then
+    assert response == {"decisions": []}
+    assert _queued(aws) == []
+
+
+# ---- exactly once --------------------------------------------------------------------
+
+
+def test_stream_records_delivered_twice_decide_once(aws: Aws, ingest: Invoke, stream: Stream):
+    """The same batch of records delivered twice makes one fire and one message."""
+    # given
+    _send(
+        ingest,
+        _identify("ada", "ada@example.com"),
+        _track("Product Viewed", "view-1", user="ada", product_id="p1", dwell_seconds=300),
+    )
+    records = stream.read()
+    stream.deliver(records)
+    # when
+    responses = stream.deliver(records)
+    # then
+    assert responses == [{"batchItemFailures": []}]
+    fires = _queued(aws)
+    assert [(fire["trigger"], fire["occurrence"]) for fire in fires] == [
+        ("product_interest", "product_id=p1")
+    ]
+    assert [d["outcome"] for d in _decisions(aws, "u:ada", "product_interest")] == ["fired"]
+
+
+def test_the_same_schedule_invoked_twice_fires_once(aws: Aws, evaluate: Invoke, cart_armed: None):
+    """Scheduler delivering a timer's payload twice (at least once) enqueues one fire."""
+    # given
+    (schedule,) = _schedules(aws, "abandoned_cart")
+    evaluate(_timer_event(schedule))
+    # when
+    again = evaluate(_timer_event(schedule))
+    # then
+    assert again == {"decisions": []}
+    assert [fire["occurrence"] for fire in _queued(aws)] == ["cart_id=c1"]
+
+
+def test_a_schedule_invoked_days_late_fires_once(aws: Aws, evaluate: Invoke, cart_armed: None):
+    """A timer whose scheduled time is three days after its due still fires, and only once."""
+    # given
+    (schedule,) = _schedules(aws, "abandoned_cart")
+    late = CART_DUE + timedelta(days=3)
+    # when
+    responses = [evaluate(_timer_event(schedule, late)) for _ in range(2)]
+    # then
+    assert responses == [{"decisions": ["fired"]}, {"decisions": []}]
+    (fire,) = _queued(aws)
+    assert fire["firedAt"] == "2026-12-02T10:00:00.000Z"
+    assert [item["name"] for item in fire["context"]["items"]] == ["Product sku-1"]
+
+
+def test_a_crash_between_the_fire_record_and_the_enqueue_is_resumed_on_redelivery(
+    aws: Aws, evaluate: Invoke, cart_armed: None, monkeypatch: pytest.MonkeyPatch
+):
+    """When the send fails once, the redelivered timer enqueues the fire exactly once."""
+    # given
+    (schedule,) = _schedules(aws, "abandoned_cart")
+    send = SendQueue.send
+    failures = [RuntimeError("the process died before the message was sent")]
+
+    def crash_once(queue: SendQueue, fire: dict[str, Any]) -> None:
+        if failures:
+            raise failures.pop()
+        send(queue, fire)
+
+    monkeypatch.setattr(SendQueue, "send", crash_once)
+    with pytest.raises(RuntimeError, match="died"):
+        evaluate(_timer_event(schedule))
+    # when
+    retry = evaluate(_timer_event(schedule))
+    # then
+    assert retry == {"decisions": ["fired"]}
+    (fire,) = _queued(aws)
+    assert fire["occurrence"] == "cart_id=c1"
+    assert evaluate(_timer_event(schedule)) == {"decisions": []}
+    assert _queued(aws) == []
+
+
+def test_a_crash_after_the_enqueue_does_not_send_again_on_redelivery(
+    aws: Aws, evaluate: Invoke, cart_armed: None, monkeypatch: pytest.MonkeyPatch
+):
+    """When the timer outlives a sent fire (a crash before its delete), the retry is a duplicate."""
+    # given
+    (schedule,) = _schedules(aws, "abandoned_cart")
+    delete_timer = EngineStore.delete_timer
+    failures = [RuntimeError("the process died after the message was sent")]
+
+    def crash_once(store: EngineStore, timer: Pending) -> None:
+        if failures:
+            raise failures.pop()
+        delete_timer(store, timer)
+
+    monkeypatch.setattr(EngineStore, "delete_timer", crash_once)
+    with pytest.raises(RuntimeError, match="died"):
+        evaluate(_timer_event(schedule))
+    # when
+    retry = evaluate(_timer_event(schedule))
+    # then
+    assert retry == {"decisions": ["duplicate"]}
+    assert [fire["occurrence"] for fire in _queued(aws)] == ["cart_id=c1"]
+    assert _timers(aws, "u:ada", "abandoned_cart") == []
+
+
+def test_a_crash_before_the_enqueue_on_the_stream_is_resumed_on_redelivery(
+    aws: Aws, ingest: Invoke, stream: Stream, monkeypatch: pytest.MonkeyPatch
+):
+    """An immediate fire whose send fails is reported, and the redelivered record sends it once."""
+    # given
+    _send(
+        ingest,
+        _identify("ada", "ada@example.com"),
+        _track("Product Viewed", "view-1", user="ada", product_id="p1", dwell_seconds=300),
+    )
+    records = stream.read()
+    send = SendQueue.send
+    failures = [RuntimeError("the process died before the message was sent")]
+
+    def crash_once(queue: SendQueue, fire: dict[str, Any]) -> None:
+        if failures:
+            raise failures.pop()
+        send(queue, fire)
+
+    monkeypatch.setattr(SendQueue, "send", crash_once)
+    (first,) = stream.deliver(records)
+    failed_from = min(int(failure["itemIdentifier"]) for failure in first["batchItemFailures"])
+    # when
+    retry = stream.deliver(
+        [r for r in records if int(r["dynamodb"]["SequenceNumber"]) >= failed_from]
+    )
+    # then
+    assert retry == [{"batchItemFailures": []}]
+    assert [fire["trigger"] for fire in _queued(aws)] == ["product_interest"]
+
+
+# ---- order and identity ---------------------------------------------------------------
+
+
+def test_an_order_arriving_after_the_due_but_timestamped_before_it_exits_the_cart(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke, cart_armed: None
+):
+    """An order sent late (an offline client) but made before the due still cancels the cart."""
+    # given
+    (schedule,) = _schedules(aws, "abandoned_cart")
+    arrival = CART_DUE + timedelta(hours=1)
+    _send(ingest, _order_completed("c1", NOW + timedelta(hours=3), user="ada"), at=arrival)
+    _evaluate(stream, arrival)
+    # when
+    response = evaluate(_timer_event(schedule, arrival + timedelta(minutes=1)))
+    # then
+    assert response == {"decisions": []}
+    assert _queued(aws) == []
+    assert [d["outcome"] for d in _decisions(aws, "u:ada", "abandoned_cart")] == [
+        "pending",
+        "exited",
+    ]
+
+
+def test_an_order_streamed_before_its_cart_but_timestamped_after_it_exits_at_due(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """An order that reaches the stream before the (earlier-timestamped) add is found at due."""
+    # given
+    _send(ingest, _identify("ada", "ada@example.com"))
+    _send(ingest, _order_completed("c1", NOW + timedelta(hours=1), user="ada"))
+    _send(ingest, _product_added("c1", "sku-1", user="ada"))
+    _evaluate(stream, NOW + timedelta(hours=1))
+    # when
+    responses = _fire_all_due(aws, evaluate, "abandoned_cart")
+    # then
+    assert responses == [{"decisions": ["exited"]}]
+    assert _queued(aws) == []
+    assert [d["outcome"] for d in _decisions(aws, "u:ada", "abandoned_cart")][-1] == "exited"
+
+
+def test_two_carts_get_two_timers_and_two_fires(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """Two carts of one user are two occurrences: two schedules, two timers, two messages."""
+    # given
+    _send(
+        ingest,
+        _identify("ada", "ada@example.com"),
+        _product_added("c1", "sku-1", user="ada"),
+        _product_added("c2", "sku-2", NOW + timedelta(minutes=10), user="ada"),
+    )
+    _evaluate(stream, NOW + timedelta(minutes=10))
+    # when
+    timers = _timers(aws, "u:ada", "abandoned_cart")
+    responses = _fire_all_due(aws, evaluate, "abandoned_cart")
+    # then
+    assert len(timers) == 2
+    assert responses == [{"decisions": ["fired"]}, {"decisions": ["fired"]}]
+    fires = sorted(_queued(aws), key=lambda fire: str(fire["occurrence"]))
+    assert [(f["occurrence"], [i["name"] for i in f["context"]["items"]]) for f in fires] == [
+        ("cart_id=c1", ["Product sku-1"]),
+        ("cart_id=c2", ["Product sku-2"]),
+    ]
+
+
+def test_an_anonymous_cart_is_cancelled_by_the_users_order_after_identify(
+    aws: Aws, ingest: Invoke, stream: Stream
+):
+    """A visitor's cart is exited by an Order Completed sent under the userId they identified as."""
+    # given
+    _send(ingest, _product_added("c1", "sku-1", anonymous_id="anon-1"))
+    _evaluate(stream, NOW)
+    _send(ingest, _identify("ada", "ada@example.com", anonymous_id="anon-1"), at=NOW + DAY / 24)
+    _send(ingest, _order_completed("c1", NOW + timedelta(hours=2), user="ada"), at=NOW + DAY / 12)
+    # when
+    responses = _evaluate(stream, NOW + timedelta(hours=2))
+    # then
+    assert responses == [{"batchItemFailures": []}]
+    assert _schedules(aws, "abandoned_cart") == []
+    assert _timers(aws, "a:anon-1", "abandoned_cart") == []
+    assert [d["outcome"] for d in _decisions(aws, "a:anon-1", "abandoned_cart")] == [
+        "pending",
+        "exited",
+    ]
+
+
+def test_an_anonymous_cart_fires_to_the_user_it_identified_as(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """A visitor's cart, due after they identified with an email, fires to u:<user>."""
+    # given
+    _send(ingest, _product_added("c1", "sku-1", anonymous_id="anon-1"))
+    _evaluate(stream, NOW)
+    _send(ingest, _identify("ada", "ada@example.com", anonymous_id="anon-1"), at=NOW + DAY / 24)
+    _evaluate(stream, NOW + timedelta(hours=1))
+    # when
+    responses = _fire_all_due(aws, evaluate, "abandoned_cart")
+    # then
+    assert responses == [{"decisions": ["fired"]}]
+    (fire,) = _queued(aws)
+    assert (fire["person"], fire["userId"], fire["anonymousId"]) == ("u:ada", "ada", "anon-1")
+    assert [item["name"] for item in fire["context"]["items"]] == ["Product sku-1"]
+
+
+# ---- conditions: product_interest, vip_checkout_call ----------------------------------
+
+
+def test_a_property_of_the_wrong_type_does_not_match_and_does_not_fail_the_batch(
+    aws: Aws, ingest: Invoke, stream: Stream
+):
+    """dwell_seconds "long" is not greater than 120: not_matched, and the batch succeeds."""
+    # given
+    _send(
+        ingest,
+        _identify("ada", "ada@example.com"),
+        _track("Product Viewed", "view-1", user="ada", product_id="p1", dwell_seconds="long"),
+        _track("Product Viewed", "view-2", user="ada", product_id="p2", dwell_seconds=300),
+    )
+    # when
+    responses = _evaluate(stream, NOW)
+    # then
+    assert responses == [{"batchItemFailures": []}]
+    outcomes = {d["occurrence"]: d["outcome"] for d in _decisions(aws, "u:ada", "product_interest")}
+    assert outcomes == {"product_id=p1": "not_matched", "product_id=p2": "fired"}
+    assert [fire["occurrence"] for fire in _queued(aws)] == ["product_id=p2"]
+
+
+@pytest.mark.parametrize(("dwell", "fires"), [(180, ["product_id=p1"]), (60, [])])
+def test_product_interest_fires_at_once_only_past_two_minutes(
+    aws: Aws, ingest: Invoke, stream: Stream, dwell: int, fires: list[str]
+):
+    """A Product Viewed with dwell_seconds 180 fires at once, with no timer; 60 does not fire."""
+    # given
+    _send(
+        ingest,
+        _identify("ada", "ada@example.com"),
+        _track("Product Viewed", "view-1", user="ada", product_id="p1", dwell_seconds=dwell),
+    )
+    # when
+    _evaluate(stream, NOW)
+    # then
+    assert [fire["occurrence"] for fire in _queued(aws)] == fires
+    assert _schedules(aws, "product_interest") == []
+
+
+def _checkout(ingest: Invoke, stream: Stream, tier: str) -> None:
+    _send(
+        ingest,
+        _identify("ada", "ada@example.com", tier=tier),
+        _track("Checkout Started", "checkout-1", user="ada", cart_id="c1"),
+    )
+    assert _evaluate(stream, NOW) == [{"batchItemFailures": []}]
+
+
+def test_vip_checkout_without_order_fires_after_an_hour(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """A vip's Checkout Started with no order is reminded an hour on and fires the call."""
+    # given
+    _checkout(ingest, stream, "vip")
+    # when
+    (schedule,) = _schedules(aws, "vip_checkout_call")
+    response = evaluate(_timer_event(schedule))
+    # then
+    assert schedule["ScheduleExpression"] == "at(2026-11-28T11:00:00)"
+    assert response == {"decisions": ["fired"]}
+    fires = [fire for fire in _queued(aws) if fire["trigger"] == "vip_checkout_call"]
+    assert [(fire["userId"], fire["channel"], fire["template"]) for fire in fires] == [
+        ("ada", "webhook", "vip_call")
+    ]
+
+
+def test_vip_checkout_call_is_not_matched_for_another_tier(
+    aws: Aws, ingest: Invoke, stream: Stream
+):
+    """A gold customer's Checkout Started arms nothing and is not_matched on the tier."""
+    # given
+    _checkout(ingest, stream, "gold")
+    # when
+    decisions = _decisions(aws, "u:ada", "vip_checkout_call")
+    # then
+    assert _schedules(aws, "vip_checkout_call") == []
+    assert [d["outcome"] for d in decisions] == ["not_matched"]
+    assert "traits.tier" in decisions[0]["reason"]
+    assert _queued(aws) == []
