@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test check lint typecheck template bench build browser clean help
+.PHONY: run test check lint typecheck template triggers bench build browser clean help
 
 help:
 	@echo "make run     start the local stack (no AWS account, no Docker) and print its URLs"
 	@echo "make test    run the whole suite (unit, integration, end-to-end, browser)"
-	@echo "make check   ruff, mypy, cfn-lint"
+	@echo "make check   ruff, mypy, cfn-lint, nudge validate"
 	@echo "make bench   print the benchmarks side by side with their baselines"
 	@echo "make build   sam build (needs the AWS SAM CLI; installs it in .venv-sam)"
 
@@ -38,7 +38,11 @@ run: $(STAMP)
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
-check: $(STAMP) lint typecheck template
+check: $(STAMP) lint typecheck template triggers
+
+# Invalid triggers never deploy: `make build` runs this first, and so does CI.
+triggers: $(STAMP)
+	$(BIN)/nudge validate triggers
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -53,7 +57,7 @@ template: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-build:
+build: triggers
 	@test -x .venv-sam/bin/sam || { $(PYTHON) -m venv .venv-sam && .venv-sam/bin/pip install --quiet aws-sam-cli; }
 	PATH="$(CURDIR)/.venv-sam/bin:$$PATH" sam validate --lint
 	# The layer's Makefile runs python3 -m pip: the SAM venv's python3 always has pip.
