@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -92,6 +93,13 @@ def _check_path(path: str) -> str:
     return path
 
 
+Path = Annotated[str, AfterValidator(_check_path)]
+# A window over stored events: at least a minute, at most the default retention.
+Window = Annotated[
+    Duration, AfterValidator(lambda value: _in_range(value, timedelta(minutes=1), MAX_WINDOW))
+]
+
+
 class _Comparison(_Strict):
     """Exactly one operator, written as a key: ``{path: properties.price, gt: 0}``."""
 
@@ -131,20 +139,13 @@ class _Comparison(_Strict):
 
 
 class Predicate(_Comparison):
-    path: str
-
-    _path = field_validator("path")(classmethod(lambda cls, value: _check_path(value)))
+    path: Path
 
 
 class CountSpec(_Strict):
     event: Annotated[str, Field(min_length=1)]
-    within: Duration
+    within: Window
     where: list[Predicate] = Field(default_factory=list)
-
-    @field_validator("within")
-    @classmethod
-    def _window_in_range(cls, value: timedelta) -> timedelta:
-        return _in_range(value, timedelta(minutes=1), MAX_WINDOW)
 
 
 class Count(_Comparison):
@@ -204,18 +205,8 @@ class Inactivity(_Strict):
 class Absence(EventMatch):
     """ "A then not B within W": the trigger fires only if this event does not follow."""
 
-    within: Duration
-    same: str | None = None  # a path both events share, such as properties.cart_id
-
-    @field_validator("within")
-    @classmethod
-    def _window_in_range(cls, value: timedelta) -> timedelta:
-        return _in_range(value, timedelta(minutes=1), MAX_WINDOW)
-
-    @field_validator("same")
-    @classmethod
-    def _same_is_a_path(cls, value: str | None) -> str | None:
-        return None if value is None else _check_path(value)
+    within: Window
+    same: Path | None = None  # a path both events share, such as properties.cart_id
 
 
 def _when_kind(value: Any) -> str:
@@ -269,14 +260,9 @@ class Collect(_Strict):
     """Properties of earlier events handed to delivery, e.g. a cart's items."""
 
     from_: Annotated[str, Field(alias="from", min_length=1)]
-    same: str | None = None
+    same: Path | None = None
     fields: Annotated[list[str], Field(min_length=1)]
-    within: Duration = timedelta(days=30)
-
-    @field_validator("same")
-    @classmethod
-    def _same_is_a_path(cls, value: str | None) -> str | None:
-        return None if value is None else _check_path(value)
+    within: Window = timedelta(days=30)
 
 
 class Trigger(_Strict):
@@ -285,7 +271,7 @@ class Trigger(_Strict):
     description: str | None = None
     enabled: bool = True
     when: When
-    key: str | None = None  # a path whose value tells occurrences apart (properties.cart_id)
+    key: Path | None = None  # a path whose value tells occurrences apart (properties.cart_id)
     audience: Condition | None = None
     unless: Absence | None = None
     exit: list[EventMatch] = Field(default_factory=list)
@@ -309,11 +295,6 @@ class Trigger(_Strict):
         if not _ID.match(value):
             raise ValueError("must be lower-case letters, digits, '-' or '_' (at most 63)")
         return value
-
-    @field_validator("key")
-    @classmethod
-    def _key_is_a_path(cls, value: str | None) -> str | None:
-        return None if value is None else _check_path(value)
 
     @field_validator("delay")
     @classmethod
