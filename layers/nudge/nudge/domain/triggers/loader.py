@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from nudge.domain.render import template_problems
 from nudge.domain.triggers.model import (
     AllOf,
     AnyOf,
@@ -287,7 +288,9 @@ def _number(value: Any) -> bool:
 
 
 def _template_problems(trigger: Trigger, templates: Path) -> list[tuple[Location, str]]:
-    name = trigger.send.template
-    if templates.is_dir() and any(templates.glob(f"{name}.*")):
-        return []
-    return [(("send", "template"), f"send.template: no template named {name!r} in {templates}")]
+    name, channel = trigger.send.template, trigger.send.channel
+    if not templates.is_dir() or not any(templates.glob(f"{name}.*")):
+        return [(("send", "template"), f"send.template: no template named {name!r} in {templates}")]
+    return [
+        (("send", "template"), problem) for problem in template_problems(templates, name, channel)
+    ]

@@ -1,0 +1,179 @@
+"""The contact policy: who may be sent what, when. Pure; the state is one small record per
+person, read and written by the caller with a version check, so two concurrent senders
+cannot both pass a cap.
+
+Days and quiet hours are the person's own, in their timezone (the ``timezone`` trait or
+the event's ``context.timezone``), not the workspace's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = [
+    "Claimed",
+    "ContactState",
+    "Deferred",
+    "Denied",
+    "InFlight",
+    "Policy",
+    "Verdict",
+    "decide",
+    "mark_sent",
+    "person_zone",
+]
+
+# A claim older than this is taken to have died with its sender: the fire is tried again.
+CLAIM_LEASE = timedelta(seconds=90)
+# Fires are remembered this long, so a very late redelivery is still recognised.
+MEMORY = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class Policy:
+    per_trigger_per_day: int = 1
+    cooldown: timedelta = timedelta(hours=0)
+    per_channel_per_day: dict[str, int] = field(
+        default_factory=lambda: {"email": 3, "webhook": 50, "in_app": 10}
+    )
+    quiet_start: time = time(21, 0)
+    quiet_end: time = time(8, 0)
+    quiet_channels: frozenset[str] = frozenset({"email", "in_app"})
+    default_timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class ContactState:
+    """What the policy remembers of one person (a DynamoDB item, versioned)."""
+
+    day: str = ""  # the person's local date the counters belong to
+    per_channel: dict[str, int] = field(default_factory=dict)
+    per_trigger: dict[str, int] = field(default_factory=dict)
+    last_sent: dict[str, str] = field(default_factory=dict)  # trigger -> ISO time
+    fires: dict[str, str] = field(default_factory=dict)  # fire id -> "claimed@<iso>" | "sent@<iso>"
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    state: ContactState
+    retry: bool = False  # an earlier claim expired: this send may repeat one that happened
+
+
+@dataclass(frozen=True)
+class Deferred:
+    until: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class Denied:
+    outcome: Literal["duplicate", "capped", "cooldown", "suppressed"]
+    reason: str
+
+
+@dataclass(frozen=True)
+class InFlight:
+    reason: str
+
+
+Verdict = Claimed | Deferred | Denied | InFlight
+
+
+def person_zone(timezone: object, policy: Policy) -> ZoneInfo:
+    if isinstance(timezone, str) and timezone:
+        try:
+            return ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass  # an unknown name falls back rather than blocking delivery
+    return ZoneInfo(policy.default_timezone)
+
+
+def decide(
+    state: ContactState,
+    *,
+    fire_id: str,
+    trigger: str,
+    channel: str,
+    now: datetime,
+    zone: ZoneInfo,
+    policy: Policy,
+) -> Verdict:
+    """Whether this fire may be sent now; if so, the state with it claimed."""
+    previous = state.fires.get(fire_id)
+    if previous and previous.startswith("sent@"):
+        return Denied("duplicate", f"already sent at {previous.removeprefix('sent@')}")
+    retry = False
+    if previous and previous.startswith("claimed@"):
+        claimed_at = datetime.fromisoformat(previous.removeprefix("claimed@"))
+        if now - claimed_at < CLAIM_LEASE:
+            return InFlight(f"claimed at {claimed_at.isoformat()} by another delivery")
+        retry = True  # the earlier sender died: its quota is already counted
+    quiet_end = _quiet_until(now, zone, policy) if channel in policy.quiet_channels else None
+    if quiet_end is not None:
+        return Deferred(quiet_end, f"quiet hours in {zone.key} until {quiet_end.isoformat()}")
+    today = now.astimezone(zone).date().isoformat()
+    fresh = (
+        state if state.day == today else replace(state, day=today, per_channel={}, per_trigger={})
+    )
+    if not retry:
+        denied = _over_limits(fresh, trigger, channel, now, policy)
+        if denied:
+            return denied
+    claimed = replace(
+        fresh,
+        per_channel=fresh.per_channel if retry else _plus_one(fresh.per_channel, channel),
+        per_trigger=fresh.per_trigger if retry else _plus_one(fresh.per_trigger, trigger),
+        fires={**_recent(fresh.fires, now), fire_id: f"claimed@{now.isoformat()}"},
+    )
+    return Claimed(claimed, retry=retry)
+
+
+def mark_sent(state: ContactState, fire_id: str, trigger: str, now: datetime) -> ContactState:
+    return replace(
+        state,
+        fires={**state.fires, fire_id: f"sent@{now.isoformat()}"},
+        last_sent={**state.last_sent, trigger: now.isoformat()},
+    )
+
+
+def _over_limits(
+    state: ContactState, trigger: str, channel: str, now: datetime, policy: Policy
+) -> Denied | None:
+    channel_cap = policy.per_channel_per_day.get(channel)
+    if channel_cap is not None and state.per_channel.get(channel, 0) >= channel_cap:
+        return Denied("capped", f"{channel} cap of {channel_cap} a day reached")
+    if state.per_trigger.get(trigger, 0) >= policy.per_trigger_per_day:
+        return Denied("capped", f"{trigger} cap of {policy.per_trigger_per_day} a day reached")
+    last = state.last_sent.get(trigger)
+    if last and policy.cooldown and now - datetime.fromisoformat(last) < policy.cooldown:
+        return Denied("cooldown", f"{trigger} was sent at {last}; cooldown {policy.cooldown}")
+    return None
+
+
+def _quiet_until(now: datetime, zone: ZoneInfo, policy: Policy) -> datetime | None:
+    """When the person's quiet hours end, if ``now`` falls inside them."""
+    local = now.astimezone(zone)
+    start, end = policy.quiet_start, policy.quiet_end
+    moment = local.time()
+    inside = (start <= moment or moment < end) if start > end else (start <= moment < end)
+    if not inside:
+        return None
+    end_day = local.date() if moment < end else local.date() + timedelta(days=1)
+    return datetime.combine(end_day, end, tzinfo=zone)
+
+
+def _plus_one(counts: dict[str, int], key: str) -> dict[str, int]:
+    return {**counts, key: counts.get(key, 0) + 1}
+
+
+def _recent(fires: dict[str, str], now: datetime) -> dict[str, str]:
+    kept = {}
+    for fire_id, mark in fires.items():
+        moment = datetime.fromisoformat(mark.split("@", 1)[1])
+        if now - moment < MEMORY:
+            kept[fire_id] = mark
+    return kept

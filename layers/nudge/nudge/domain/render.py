@@ -1,0 +1,114 @@
+"""Messages rendered from templates in a sandbox, whole or not at all.
+
+Templates live in ``triggers/templates``: ``<name>.subject.j2``, ``<name>.html.j2`` and
+``<name>.txt.j2`` for email, ``<name>.json.j2`` for a webhook body. Rendering runs in
+Jinja2's SandboxedEnvironment with StrictUndefined, so a missing variable or a reach for
+Python internals (``{{ ''.__class__ }}``) is an error, never a half-rendered message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+__all__ = ["EmailContent", "RenderError", "Renderer", "template_problems"]
+
+
+class RenderError(Exception):
+    """The message cannot be rendered; ``reason`` says why, for the DLQ and explain."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class EmailContent:
+    subject: str
+    html: str
+    text: str
+
+
+class Renderer:
+    def __init__(self, templates: Path) -> None:
+        self._templates = templates
+        self._html = _environment(templates, autoescape=True)
+        self._plain = _environment(templates, autoescape=False)
+
+    def email(self, name: str, context: Mapping[str, Any]) -> EmailContent:
+        subject = " ".join(self._render(self._plain, f"{name}.subject.j2", context).split())
+        if not subject:
+            raise RenderError(f"{name}.subject.j2 rendered an empty subject")
+        return EmailContent(
+            subject=subject,
+            html=self._render(self._html, f"{name}.html.j2", context),
+            text=self._render(self._plain, f"{name}.txt.j2", context),
+        )
+
+    def webhook(self, name: str, context: Mapping[str, Any]) -> dict[str, Any]:
+        body = self._render(self._plain, f"{name}.json.j2", context)
+        try:
+            document = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise RenderError(
+                f"{name}.json.j2 did not render JSON: {error.msg} at line {error.lineno}"
+            ) from None
+        if not isinstance(document, dict):
+            raise RenderError(f"{name}.json.j2 must render a JSON object")
+        return document
+
+    def _render(
+        self, environment: SandboxedEnvironment, file: str, context: Mapping[str, Any]
+    ) -> str:
+        try:
+            return environment.get_template(file).render(**context)
+        except TemplateNotFound:
+            raise RenderError(f"no template {file} in {self._templates}") from None
+        except SecurityError as error:
+            raise RenderError(f"{file}: refused by the sandbox: {error}") from None
+        except TemplateError as error:
+            raise RenderError(f"{file}: {type(error).__name__}: {error}") from None
+
+
+def _environment(templates: Path, *, autoescape: bool) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(str(templates)),
+        autoescape=autoescape,
+        undefined=StrictUndefined,
+        keep_trailing_newline=False,
+    )
+
+
+def template_problems(templates: Path, name: str, channel: str) -> list[str]:
+    """What `nudge validate` can tell before anything is sent: missing parts, syntax
+    errors, and attribute access the sandbox would refuse (names starting with _)."""
+    parts = ["subject", "html", "txt"] if channel == "email" else ["json"]
+    problems = []
+    environment = _environment(templates, autoescape=False)
+    for part in parts:
+        file = f"{name}.{part}.j2"
+        path = templates / file
+        if not path.is_file():
+            problems.append(f"template {file} is missing")
+            continue
+        try:
+            tree = environment.parse(path.read_text(encoding="utf-8"))
+        except TemplateError as error:
+            problems.append(f"{file}: {error}")
+            continue
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+            if isinstance(node, nodes.Getattr):
+                attribute: object = node.attr
+            else:
+                argument = getattr(node, "arg", None)
+                attribute = argument.value if isinstance(argument, nodes.Const) else None
+            if isinstance(attribute, str) and attribute.startswith("_"):
+                problems.append(f"{file}:{node.lineno}: {attribute!r} is refused by the sandbox")
+    return problems
