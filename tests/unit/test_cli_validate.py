@@ -42,7 +42,8 @@ def test_validate_prints_path_line_message_and_fails(
     """A bad file makes validate exit 1 and print path:line: message on stdout."""
     # given
     (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "test.txt.j2").write_text("hi")
+    for part in ("subject", "html", "txt"):
+        (tmp_path / "templates" / f"test.{part}.j2").write_text("hi")
     bad = tmp_path / "bad.yaml"
     bad.write_text(GOOD + "delay: 31d\ncolour: red\n", encoding="utf-8")
 
@@ -67,7 +68,8 @@ def test_validate_uses_the_templates_option(
     (tmp_path / "t.yaml").write_text(GOOD, encoding="utf-8")
     shared = tmp_path / "shared"
     shared.mkdir()
-    (shared / "test.txt.j2").write_text("hi")
+    for part in ("subject", "html", "txt"):
+        (shared / f"test.{part}.j2").write_text("hi")
 
     # when
     without = main(["validate", str(tmp_path)])

@@ -531,13 +531,14 @@ def test_a_missing_templates_folder_reports_the_template(tmp_path: Path) -> None
     assert "no template named 'test'" in problem.message
 
 
-def test_a_template_with_any_extension_is_found(tmp_path: Path) -> None:
-    """One file named after the template is enough (test.json.j2 for a webhook)."""
+def test_a_webhook_needs_only_its_json_body_template(tmp_path: Path) -> None:
+    """A webhook trigger's template is one file, test.json.j2."""
     # given
     (tmp_path / "test.json.j2").write_text("{}")
+    webhook = BASE.replace("channel: email", "channel: webhook")
 
     # when
-    trigger, problems = parse_trigger(BASE, "triggers/test.yaml", tmp_path)
+    trigger, problems = parse_trigger(webhook, "triggers/test.yaml", tmp_path)
 
     # then
     assert problems == []
@@ -557,7 +558,8 @@ def test_duplicate_ids_across_files_are_reported_on_the_later_file(tmp_path: Pat
     """Two files with one id: the second (in name order) is reported and not loaded."""
     # given
     (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "test.txt.j2").write_text("hi")
+    for part in ("subject", "html", "txt"):
+        (tmp_path / "templates" / f"test.{part}.j2").write_text("hi")
     write(tmp_path, "a.yaml", BASE)
     second = write(tmp_path, "b.yml", BASE)
 
@@ -577,7 +579,8 @@ def test_a_folder_reports_problems_per_file_and_keeps_the_good_ones(tmp_path: Pa
     # given
     templates = tmp_path / "templates"
     templates.mkdir()
-    (templates / "test.txt.j2").write_text("hi")
+    for part in ("subject", "html", "txt"):
+        (templates / f"test.{part}.j2").write_text("hi")
     write(tmp_path, "good.yaml", BASE)
     bad = write(tmp_path, "bad.yaml", BASE.replace("test_trigger", "other") + "colour: red\n")
 
@@ -596,7 +599,8 @@ def test_an_explicit_templates_folder_replaces_the_default(tmp_path: Path) -> No
     # given
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    (elsewhere / "test.html.j2").write_text("hi")
+    for part in ("subject", "html", "txt"):
+        (elsewhere / f"test.{part}.j2").write_text("hi")
     write(tmp_path, "t.yaml", BASE)
 
     # when
@@ -705,3 +709,45 @@ def test_a_key_given_twice_is_reported_on_its_second_line() -> None:
     # then
     assert trigger is None
     assert [str(problem) for problem in problems] == ["twice.yaml:2: 'id' is given twice"]
+
+
+def _email_template(folder: Path, **parts: str) -> None:
+    for part in ("subject", "html", "txt"):
+        (folder / f"test.{part}.j2").write_text(parts.get(part, "hi"))
+
+
+def test_a_missing_email_part_is_reported(tmp_path: Path) -> None:
+    """An email template needs a subject, an HTML and a text part; a missing one is named."""
+    # given
+    _email_template(tmp_path)
+    (tmp_path / "test.txt.j2").unlink()
+
+    # when
+    problem = only(problems_in(BASE, tmp_path))
+
+    # then
+    assert problem.message == "template test.txt.j2 is missing"
+
+
+def test_a_template_syntax_error_is_reported(tmp_path: Path) -> None:
+    """A template that does not parse is refused at validate time, not at send time."""
+    # given
+    _email_template(tmp_path, html="{{ unclosed ")
+
+    # when
+    problem = only(problems_in(BASE, tmp_path))
+
+    # then
+    assert problem.message.startswith("test.html.j2: unexpected end of template")
+
+
+def test_a_sandbox_escape_attempt_is_reported(tmp_path: Path) -> None:
+    """Reaching for Python internals ({{ ''.__class__ }}) is refused before deployment."""
+    # given
+    _email_template(tmp_path, subject="{{ ''.__class__ }}")
+
+    # when
+    problem = only(problems_in(BASE, tmp_path))
+
+    # then
+    assert problem.message == "test.subject.j2:1: '__class__' is refused by the sandbox"
