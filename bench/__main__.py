@@ -1,4 +1,4 @@
-"""``python -m bench [dynamodb] [engine] [imports] [layer] [throughput] [--json]``
+"""``python -m bench [calls] [dynamodb] [engine] [imports] [layer] [throughput] [--json]``
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
-from bench import dynamodb, engine, imports, layer, throughput
+from bench import calls, dynamodb, engine, imports, layer, throughput
 from bench.common import Figures
 
 BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
+    "calls": calls.run,
     "dynamodb": dynamodb.run,
     "engine": engine.run,
     "imports": imports.run,

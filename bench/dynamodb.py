@@ -441,7 +441,10 @@ def _account() -> Iterator[tuple[Template, DynamoDBClient, str]]:
     with _environment(env), mock_aws(), contextlib.redirect_stdout(_SINK):
         for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
             os.environ.pop(name, None)
-        template = load_template(REPO / "template.yaml", {"WriteKey": WRITE_KEY})
+        template = load_template(
+            REPO / "template.yaml",
+            {"WriteKey": WRITE_KEY, "TrackingSecret": "bench-tracking-secret"},
+        )
         dynamodb: DynamoDBClient = boto3.client("dynamodb", region_name=region)
         create_resources(
             template,

@@ -84,7 +84,10 @@ def _base_env() -> dict[str, str]:
 
 
 def _subjects() -> list[Subject]:
-    template = load_template(REPO / "template.yaml", {"WriteKey": "bench-write-key"})
+    template = load_template(
+        REPO / "template.yaml",
+        {"WriteKey": "bench-write-key", "TrackingSecret": "bench-tracking-secret"},
+    )
     base = _base_env()
     subjects = []
     for spec in template.functions.values():

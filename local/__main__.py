@@ -49,6 +49,7 @@ def _print_banner(config: StackConfig, port: int, moto_endpoint: str) -> None:
         f"  beacon API   {base}/v1/track  (also /v1/identify, /v1/page, /v1/batch, ...)",
         f"  write key    {config.write_key}",
         f"  demo shop    {base}/demo   (the browser SDK at {base}/sdk/nudge.js)",
+        f"  email links  {base}/o/<token>, /c/<token>, /u/<token>  (signed tokens)",
         f"  API docs     {base}/docs   (OpenAPI: {base}/openapi.json)",
         f"  control API  {base}/_local/health, /_local/drain, /_local/users/<id>, /_local/outbox",
         f"  local AWS    {moto_endpoint}   (moto; AWS_ENDPOINT_URL for your own scripts)",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_lambda_powertools.event_handler.openapi.swagger_ui as swagger_assets
+from nudge.adapters.contacts import ContactStore
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.store import EventStore
 from werkzeug.datastructures import Headers
@@ -79,6 +80,7 @@ class Gateway:
         table_name = stack.template.names.physical(table)
         self.store = EventStore(stack.dynamodb, table_name)
         self.engine = EngineStore(stack.dynamodb, table_name, timedelta(days=30))
+        self.contacts = ContactStore(stack.dynamodb, table_name)
         self.control: dict[tuple[str, str], Callable[..., Response]] = {
             ("GET", "/_local/health"): self._health,
             ("POST", "/_local/drain"): self._drain,
@@ -109,6 +111,8 @@ class Gateway:
             return self._user(path.removeprefix("/_local/users/"))
         if method == "GET" and path.startswith("/_local/explain/"):
             return self._explain(path.removeprefix("/_local/explain/"))
+        if method == "GET" and path.startswith("/_local/outbox/"):
+            return self._outbox_page(path.removeprefix("/_local/outbox/"))
         if method == "GET" and path == "/_local/fires":
             return self._fires(request.args.get("userId"))
         if method == "GET" and path.startswith("/docs/"):
@@ -271,19 +275,37 @@ class Gateway:
         return _json(200, {"now": now, "offsetSeconds": self.stack.clock.offset_seconds})
 
     def _outbox(self, _: Request) -> Response:
-        # Until delivery exists, a fire waiting on the send queue is shown undelivered.
-        waiting = [
-            {
-                "channel": fire.get("channel"),
-                "trigger": fire.get("trigger"),
-                "to": fire.get("userId") or fire.get("person"),
-                "time": fire.get("firedAt"),
-                "delivered": False,
-                "fire": fire,
-            }
-            for fire in self._all_fires()
-        ]
-        return _json(200, [*self.stack.outbox(), *waiting])
+        """Every email SES accepted, then every fire not (yet) delivered, with its state."""
+        emails = self.stack.outbox()
+        waiting = []
+        for fire in self._all_fires():
+            mark = self.contacts.load(str(fire.get("person"))).fires.get(
+                str(fire.get("fireId")), ""
+            )
+            if fire.get("channel") == "email" and mark.startswith("sent@"):
+                continue  # listed above, as the email SES accepted
+            waiting.append(
+                {
+                    "channel": fire.get("channel"),
+                    "trigger": fire.get("trigger"),
+                    "to": fire.get("userId") or fire.get("person"),
+                    "time": fire.get("firedAt"),
+                    "delivered": mark.startswith("sent@"),
+                    "state": mark.split("@", 1)[0] or "queued",
+                    "fire": fire,
+                }
+            )
+        return _json(200, [*emails, *waiting])
+
+    def _outbox_page(self, number: str) -> Response:
+        """The n-th email as the recipient would see it (HTML part), 0-based."""
+        emails = self.stack.outbox()
+        if not number.isdigit() or int(number) >= len(emails):
+            return _json(
+                404, {"code": "not_found", "message": f"no email {number!r}", "field": "n"}
+            )
+        html = emails[int(number)].get("html") or "<pre>(no HTML part)</pre>"
+        return Response(html, content_type="text/html; charset=utf-8")
 
     def _reset(self, _: Request) -> Response:
         self.stack.reset()

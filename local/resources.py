@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -27,7 +28,9 @@ def queue_url(sqs: Any, template: Template, logical_id: str) -> str:
     return str(sqs.get_queue_url(QueueName=template.names.physical(logical_id))["QueueUrl"])
 
 
-def create_resources(template: Template, dynamodb: Any, sqs: Any, scheduler: Any = None) -> None:
+def create_resources(
+    template: Template, dynamodb: Any, sqs: Any, scheduler: Any = None, sesv2: Any = None
+) -> None:
     # Queues first: a queue's redrive policy names its dead-letter queue's ARN.
     for queue in sorted(
         template.queues.values(), key=lambda spec: "RedrivePolicy" in spec.properties
@@ -51,6 +54,11 @@ def create_resources(template: Template, dynamodb: Any, sqs: Any, scheduler: Any
         ttl = table.properties.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+    for identity in template.email_identities if sesv2 is not None else ():
+        sesv2.create_email_identity(EmailIdentity=identity)  # moto verifies it at once
+    for configuration_set in template.email_configuration_sets if sesv2 is not None else ():
+        with contextlib.suppress(sesv2.exceptions.AlreadyExistsException):
+            sesv2.create_configuration_set(ConfigurationSetName=configuration_set)
     for group in template.schedule_groups if scheduler is not None else ():
         existing = {entry["Name"] for entry in scheduler.list_schedule_groups()["ScheduleGroups"]}
         if group not in existing:

@@ -204,6 +204,7 @@ class QueuePoller:
     queue_url: str
     queue_arn: str
     region: str
+    clock: VirtualClock | None = None
 
     def poll(self) -> int:
         response = self.sqs.receive_message(
@@ -236,11 +237,18 @@ class QueuePoller:
         return int(attributes["ApproximateNumberOfMessages"])
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        attributes = dict(message.get("Attributes", {}))
+        if self.clock is not None:
+            # The queue's timestamps are AWS's clock, which here is the virtual one.
+            shift = int(self.clock.offset_seconds * 1000)
+            for name in ("SentTimestamp", "ApproximateFirstReceiveTimestamp"):
+                if name in attributes:
+                    attributes[name] = str(int(attributes[name]) + shift)
         return {
             "messageId": message["MessageId"],
             "receiptHandle": message["ReceiptHandle"],
             "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
+            "attributes": attributes,
             "messageAttributes": message.get("MessageAttributes", {}),
             "md5OfBody": message.get("MD5OfBody", ""),
             "eventSource": "aws:sqs",

@@ -16,6 +16,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from local.clock import VirtualClock
+from local.outbox import describe_email
 from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
 from local.scheduler import ScheduleFirer
@@ -34,6 +35,11 @@ class StackConfig:
     host: str = "127.0.0.1"
     moto_port: int = 0  # 0: any free port
     write_key: str = "dev-write-key"
+    tracking_secret: str = "dev-tracking-secret"
+    from_email: str = "nudge@example.com"
+    crm_webhook_url: str = ""
+    # A throwaway Standard Webhooks secret (whsec_ + base64) for the local stack only.
+    webhook_secret: str = "whsec_ZGV2LXdlYmhvb2stc2VjcmV0LWZvci1udWRnZQ=="
     template_path: Path = REPO / "template.yaml"
     http_concurrency: int = 2
     poll_interval: float = 0.1
@@ -45,6 +51,10 @@ class StackConfig:
             host=os.environ.get("NUDGE_LOCAL_HOST", "127.0.0.1"),
             moto_port=int(os.environ.get("NUDGE_MOTO_PORT", "0")),
             write_key=os.environ.get("NUDGE_WRITE_KEY", "dev-write-key"),
+            tracking_secret=os.environ.get("NUDGE_TRACKING_SECRET") or "dev-tracking-secret",
+            from_email=os.environ.get("NUDGE_FROM_EMAIL") or "nudge@example.com",
+            crm_webhook_url=os.environ.get("NUDGE_CRM_WEBHOOK_URL", ""),
+            webhook_secret=os.environ.get("NUDGE_WEBHOOK_SECRET") or cls.webhook_secret,
             template_path=Path(os.environ.get("NUDGE_TEMPLATE", str(REPO / "template.yaml"))),
         )
 
@@ -60,7 +70,17 @@ class LocalStack:
         self.config = config
         self.clock = VirtualClock()
         self.template: Template = load_template(
-            config.template_path, {"WriteKey": config.write_key}
+            config.template_path,
+            {
+                "WriteKey": config.write_key,
+                "TrackingSecret": config.tracking_secret,
+                "FromEmail": config.from_email,
+                "CrmWebhookUrl": config.crm_webhook_url,
+                "WebhookSecret": config.webhook_secret,
+                # Local receivers live on loopback; everywhere else webhooks must be public HTTPS.
+                "WebhookAllowHosts": "127.0.0.1,localhost",
+                "PublicUrl": f"http://{config.host}:{config.port}",
+            },
         )
         self.moto_port = config.moto_port or _free_port(config.host)
         self.endpoint = f"http://{config.host}:{self.moto_port}"
@@ -80,7 +100,8 @@ class LocalStack:
         self.streams = self._client("dynamodbstreams")
         self.sqs = self._client("sqs")
         self.scheduler = self._client("scheduler")
-        create_resources(self.template, self.dynamodb, self.sqs, self.scheduler)
+        self.sesv2 = self._client("sesv2")
+        create_resources(self.template, self.dynamodb, self.sqs, self.scheduler, self.sesv2)
         base_env = self.aws_environment()
         for spec in self.template.functions.values():
             concurrency = self.config.http_concurrency if spec.http_routes else 1
@@ -161,6 +182,7 @@ class LocalStack:
                         queue_url=queue_url(self.sqs, self.template, source.queue),
                         queue_arn=names.queue_arn(source.queue),
                         region=names.region,
+                        clock=self.clock,
                     )
                 )
 
@@ -213,7 +235,7 @@ class LocalStack:
                 self.dynamodb.delete_table(TableName=name)
             for queue in self.template.queues.values():
                 self.sqs.delete_queue(QueueUrl=queue_url(self.sqs, self.template, queue.logical_id))
-            create_resources(self.template, self.dynamodb, self.sqs, self.scheduler)
+            create_resources(self.template, self.dynamodb, self.sqs, self.scheduler, self.sesv2)
             self._wire_sources()
             self.schedules.reset()
             self._ses().sent_messages.clear()
@@ -235,7 +257,7 @@ class LocalStack:
                 "source": getattr(message, "source", None),
             }
             if hasattr(message, "raw_data"):
-                entry.update(destinations=message.destinations, raw=message.raw_data)
+                entry.update(describe_email(message.raw_data, message.destinations))
             else:
                 entry.update(
                     destinations=getattr(message, "destinations", None),

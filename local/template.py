@@ -132,6 +132,8 @@ class Template:
     api: ApiSpec
     names: LocalNames = field(default_factory=LocalNames)
     schedule_groups: tuple[str, ...] = ()
+    email_identities: tuple[str, ...] = ()
+    email_configuration_sets: tuple[str, ...] = ()
     parameters: dict[str, str] = field(default_factory=dict)
 
 
@@ -143,6 +145,7 @@ def load_template(
     parameters = _parameter_values(document.get("Parameters", {}), overrides or {})
     resources: dict[str, Any] = document.get("Resources", {})
     resolver = _Resolver(parameters, resources, names)
+    resolver.conditions = document.get("Conditions", {})
     globals_ = document.get("Globals", {}).get("Function", {})
     root = path.parent.resolve()
     functions = {
@@ -167,7 +170,23 @@ def load_template(
         for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::Scheduler::ScheduleGroup"
     )
+    email_identities = tuple(
+        str(resolver.resolve(resource["Properties"]["EmailIdentity"]))
+        for resource in resources.values()
+        if resource["Type"] == "AWS::SES::EmailIdentity"
+    )
+    email_configuration_sets = tuple(
+        str(
+            resolver.resolve(
+                resource.get("Properties", {}).get("Name") or names.physical(logical_id)
+            )
+        )
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::SES::ConfigurationSet"
+    )
     return Template(
+        email_identities=email_identities,
+        email_configuration_sets=email_configuration_sets,
         schedule_groups=schedule_groups,
         root=root,
         functions=functions,
@@ -198,6 +217,7 @@ class _Resolver:
         self._parameters = parameters
         self._resources = resources
         self._names = names
+        self.conditions: Mapping[str, Any] = {}
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -212,7 +232,30 @@ class _Resolver:
                 return self.get_att(*argument)
             if key == "Fn::Sub":
                 return self.sub(argument)
+            if key == "Fn::If":
+                name, when_true, when_false = argument
+                return self.resolve(when_true if self.condition(name) else when_false)
         return {key: self.resolve(inner) for key, inner in value.items()}
+
+    def condition(self, name: str) -> bool:
+        return bool(self._truth(self.conditions[name]))
+
+    def _truth(self, expression: Any) -> Any:
+        """The condition functions CloudFormation allows: Equals, Not, And, Or, Condition."""
+        if isinstance(expression, dict) and len(expression) == 1:
+            ((key, argument),) = expression.items()
+            if key == "Fn::Equals":
+                left, right = (self.resolve(side) for side in argument)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self._truth(argument[0])
+            if key == "Fn::And":
+                return all(self._truth(inner) for inner in argument)
+            if key == "Fn::Or":
+                return any(self._truth(inner) for inner in argument)
+            if key == "Condition":
+                return self.condition(argument)
+        return self.resolve(expression)
 
     def ref(self, name: str) -> Any:
         if name in self._parameters:
@@ -232,7 +275,8 @@ class _Resolver:
         if resource["Type"] == "AWS::SQS::Queue":
             return f"{{queue-url:{self._names.physical(name)}}}"  # a URL only moto knows
         explicit = resource.get("Properties", {}).get("Name")
-        if resource["Type"] == "AWS::Scheduler::ScheduleGroup" and explicit:
+        named = ("AWS::Scheduler::ScheduleGroup", "AWS::SES::ConfigurationSet")
+        if resource["Type"] in named and explicit:
             return str(self.resolve(explicit))
         return self._names.physical(name)
 

@@ -24,6 +24,7 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 WRITE_KEY = "dev-write-key"
+TRACKING_SECRET = "e2e-tracking-secret"
 START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 30.0
 
@@ -146,7 +147,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _run_stack(template: Path | None, tmp: Path) -> Iterator[StackClient]:
     port = _free_port()
-    env = {**os.environ, "PORT": str(port), "NUDGE_WRITE_KEY": WRITE_KEY}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "NUDGE_WRITE_KEY": WRITE_KEY,
+        "NUDGE_TRACKING_SECRET": TRACKING_SECRET,
+    }
     env.pop("NUDGE_TEMPLATE", None)
     if template is not None:
         env["NUDGE_TEMPLATE"] = str(template)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BASIC_AUTH",
     "NOW",
+    "TRACKING_SECRET",
     "WRITE_KEY",
     "Aws",
     "Invoke",
@@ -45,9 +46,12 @@ __all__ = [
     "clear_bootstrap_caches",
     "json_body",
     "lambda_context",
+    "link_request",
 ]
 
 WRITE_KEY = "dev-write-key"
+# The local stack's default, which also signs the tokens in events/*.json.
+TRACKING_SECRET = "dev-tracking-secret"
 # The receive time of every request the tests build, unless a test says otherwise.
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
@@ -71,6 +75,7 @@ def clear_bootstrap_caches() -> None:
         bootstrap.scheduler_client,
         bootstrap.sqs_client,
         bootstrap.trigger_index,
+        bootstrap.tracking_settings,
     ):
         cached.cache_clear()
 
@@ -266,6 +271,47 @@ def beacon(
         event["body"] = raw
     elif body is not None:
         event["body"] = json.dumps(body, ensure_ascii=False)
+    return event
+
+
+def link_request(
+    method: str,
+    path: str,
+    *,
+    body: str | None = None,
+    at: datetime = NOW,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) request for an email link such as /o/<token>."""
+    prefix, token = path.rsplit("/", 1)
+    route_key = f"{method} {prefix}/{{token}}"
+    all_headers = {"user-agent": "Mozilla/5.0 (nudge-tests)", **(headers or {})}
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": all_headers,
+        "pathParameters": {"token": token},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "testapi",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "192.0.2.1",
+                "userAgent": all_headers["user-agent"],
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route_key,
+            "stage": "$default",
+            "timeEpoch": int(at.timestamp() * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if body is not None:
+        event["body"] = body
     return event
 
 

@@ -11,12 +11,21 @@ from moto import mock_aws
 from local.resources import create_resources, table_name
 from local.template import Template, load_template
 from tests.conftest import REPO
-from tests.integration._harness import WRITE_KEY, Aws, Invoke, Stream, clear_bootstrap_caches
+from tests.integration._harness import (
+    TRACKING_SECRET,
+    WRITE_KEY,
+    Aws,
+    Invoke,
+    Stream,
+    clear_bootstrap_caches,
+)
 
 
 @pytest.fixture(scope="session")
 def template() -> Template:
-    return load_template(REPO / "template.yaml", {"WriteKey": WRITE_KEY})
+    return load_template(
+        REPO / "template.yaml", {"WriteKey": WRITE_KEY, "TrackingSecret": TRACKING_SECRET}
+    )
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +63,11 @@ def aws(
 @pytest.fixture
 def ingest(aws: Aws) -> Invoke:
     return aws.load_handler("Ingest")
+
+
+@pytest.fixture
+def track(aws: Aws) -> Invoke:
+    return aws.load_handler("Track")
 
 
 @pytest.fixture

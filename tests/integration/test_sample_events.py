@@ -17,9 +17,21 @@ SAMPLES = {
 }
 
 
+# What each email-link route answers, and the event it records (None: records nothing).
+LINK_ROUTES: dict[str, tuple[int, str | None, str | None]] = {
+    "GET /o/{token}": (200, "image/gif", "Email Opened"),
+    "GET /c/{token}": (302, None, "Email Link Clicked"),
+    "GET /u/{token}": (200, "text/html; charset=utf-8", None),
+    "POST /u/{token}": (200, "text/html; charset=utf-8", "Unsubscribed"),
+}
+SAMPLE_USER = "user-42"
+
+
 def _kind(event: dict[str, Any]) -> str:
     if "Records" in event:
         return "stream"
+    if event.get("routeKey") in LINK_ROUTES:
+        return "link"
     method = event.get("requestContext", {}).get("http", {}).get("method")
     return {"POST": "beacon", "GET": "get"}.get(method, "unknown")
 
@@ -33,7 +45,7 @@ def _route(name: str) -> str:
 
 
 def test_every_sample_is_a_kind_the_tests_cover():
-    """Each file in events/ is a beacon, a GET or a stream batch, so a test below covers it."""
+    """Each file in events/ is a beacon, a GET, an email link or a stream batch, each tested."""
     # given
     kinds = {name: _kind(event) for name, event in SAMPLES.items()}
     # when
@@ -87,6 +99,32 @@ def test_get_sample_returns_the_openapi_document(name: str, aws: Aws, ingest: In
     assert response["statusCode"] == 200
     assert document["openapi"] == "3.1.0"
     assert template_routes <= set(document["paths"])
+
+
+@pytest.mark.parametrize("name", _samples("link"))
+def test_link_sample_answers_as_its_route_does(name: str, track: Invoke):
+    """An email-link sample, signed with the local stack's secret, gets its route's answer."""
+    # given
+    event = SAMPLES[name]
+    status, content_type, _ = LINK_ROUTES[event["routeKey"]]
+    # when
+    response = track(event)
+    # then
+    assert response["statusCode"] == status
+    assert response["headers"].get("Content-Type") == content_type
+
+
+@pytest.mark.parametrize("name", _samples("link"))
+def test_link_sample_records_its_event(name: str, track: Invoke):
+    """An email-link sample stores the event its route records, and the confirm page stores none."""
+    # given
+    event = SAMPLES[name]
+    _, _, recorded = LINK_ROUTES[event["routeKey"]]
+    # when
+    track(event)
+    # then
+    stored = bootstrap.event_store().read_person(SAMPLE_USER).events
+    assert [body["event"] for body in stored] == ([recorded] if recorded else [])
 
 
 @pytest.mark.parametrize("name", _samples("stream"))

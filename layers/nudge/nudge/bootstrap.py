@@ -9,33 +9,55 @@ from __future__ import annotations
 
 import functools
 import os
+from datetime import time
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
 
+from nudge.adapters.contacts import ContactStore
+from nudge.adapters.email import EmailSender
 from nudge.adapters.engine_store import EngineStore
-from nudge.adapters.queue import SendQueue
+from nudge.adapters.queue import DeadLetters, SendQueue
 from nudge.adapters.scheduler import Reminders
 from nudge.adapters.store import EventStore
-from nudge.config import ConfigError, EngineSettings, Settings
+from nudge.adapters.suppression import SuppressionStore
+from nudge.adapters.webhook import WebhookSender
+from nudge.config import (
+    ConfigError,
+    DeliverySettings,
+    EngineSettings,
+    Settings,
+    TrackingSettings,
+)
+from nudge.domain.policy import Policy
+from nudge.domain.render import Renderer
 from nudge.domain.triggers.engine import TriggerIndex
 from nudge.domain.triggers.loader import load_triggers
 from nudge.service.evaluate import EvaluateService
 from nudge.service.ingest import IngestService
+from nudge.service.send import SendService, SendSettings
+from nudge.service.track import TrackService
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
 
 __all__ = [
+    "delivery_settings",
     "dynamodb_client",
     "engine_settings",
     "evaluate_service",
     "event_store",
     "ingest_service",
+    "send_dead_letters",
+    "send_service",
     "settings",
+    "suppression_store",
+    "track_service",
+    "tracking_settings",
     "trigger_index",
 ]
 
@@ -62,6 +84,24 @@ def event_store() -> EventStore:
 
 def ingest_service() -> IngestService:
     return IngestService(event_store(), settings())
+
+
+@functools.cache
+def tracking_settings() -> TrackingSettings:
+    return TrackingSettings.from_env(os.environ)
+
+
+def suppression_store() -> SuppressionStore:
+    return SuppressionStore(dynamodb_client(), settings().table_name)
+
+
+def track_service() -> TrackService:
+    return TrackService(
+        events=event_store(),
+        suppressions=suppression_store(),
+        settings=settings(),
+        secret=tracking_settings().secret,
+    )
 
 
 @functools.cache
@@ -98,4 +138,55 @@ def evaluate_service() -> EvaluateService:
         reminders=Reminders(scheduler_client(), engine.schedule_group, engine.scheduler_role_arn),
         queue=SendQueue(sqs_client(), engine.send_queue_url),
         index=trigger_index(),
+    )
+
+
+@functools.cache
+def delivery_settings() -> DeliverySettings:
+    return DeliverySettings.from_env(os.environ)
+
+
+@functools.cache
+def sesv2_client() -> SESV2Client:
+    return boto3.client("sesv2", config=_CLIENT_CONFIG)
+
+
+def send_dead_letters() -> DeadLetters:
+    return DeadLetters(sqs_client(), delivery_settings().dead_letter_url)
+
+
+def send_service() -> SendService:
+    delivery = delivery_settings()
+    engine = engine_settings()
+    policy = Policy(
+        per_trigger_per_day=delivery.trigger_per_day,
+        cooldown=delivery.cooldown,
+        per_channel_per_day={"email": delivery.email_per_day, "webhook": delivery.webhook_per_day},
+        quiet_start=time.fromisoformat(delivery.quiet_hours[0]),
+        quiet_end=time.fromisoformat(delivery.quiet_hours[1]),
+        default_timezone=delivery.default_timezone,
+    )
+    webhook = (
+        WebhookSender(delivery.webhook_secret, allow_hosts=delivery.webhook_allow_hosts)
+        if delivery.webhook_secret
+        else None
+    )
+    table = settings().table_name
+    return SendService(
+        events=event_store(),
+        contacts=ContactStore(dynamodb_client(), table),
+        suppression=SuppressionStore(dynamodb_client(), table),
+        decisions=EngineStore(dynamodb_client(), table, engine.decision_ttl),
+        renderer=Renderer(engine.triggers_dir / "templates"),
+        email=EmailSender(sesv2_client(), delivery.configuration_set),
+        webhook=webhook,
+        reminders=Reminders(scheduler_client(), engine.schedule_group, engine.scheduler_role_arn),
+        settings=SendSettings(
+            from_email=delivery.from_email,
+            public_url=delivery.public_url,
+            tracking_key=delivery.tracking_secret.encode(),
+            crm_webhook_url=delivery.crm_webhook_url,
+            send_queue_arn=delivery.send_queue_arn,
+            policy=policy,
+        ),
     )

@@ -10,7 +10,14 @@ from pathlib import Path
 from nudge.domain.durations import parse_duration
 from nudge.domain.intake import Limits
 
-__all__ = ["ConfigError", "EngineSettings", "Settings", "bundled_triggers"]
+__all__ = [
+    "ConfigError",
+    "DeliverySettings",
+    "EngineSettings",
+    "Settings",
+    "TrackingSettings",
+    "bundled_triggers",
+]
 
 
 class ConfigError(Exception):
@@ -81,3 +88,79 @@ class EngineSettings:
             decision_ttl=ttl,
             triggers_dir=Path(env.get("NUDGE_TRIGGERS_DIR") or bundled_triggers()),
         )
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """The key that signs and verifies the tokens in email links (open, click, unsubscribe)."""
+
+    secret: bytes
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TrackingSettings:
+        secret = env.get("NUDGE_TRACKING_SECRET", "")
+        if not secret:
+            raise ConfigError("NUDGE_TRACKING_SECRET is not set")
+        return cls(secret=secret.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    from_email: str
+    public_url: str
+    tracking_secret: str
+    crm_webhook_url: str | None
+    webhook_secret: str | None
+    webhook_allow_hosts: frozenset[str]
+    configuration_set: str | None
+    send_queue_arn: str
+    dead_letter_url: str
+    email_per_day: int
+    webhook_per_day: int
+    trigger_per_day: int
+    cooldown: timedelta
+    quiet_hours: tuple[str, str]
+    default_timezone: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DeliverySettings:
+        required = (
+            "NUDGE_FROM_EMAIL",
+            "NUDGE_PUBLIC_URL",
+            "NUDGE_TRACKING_SECRET",
+            "NUDGE_SEND_QUEUE_ARN",
+            "NUDGE_SEND_DLQ_URL",
+        )
+        missing = [name for name in required if not env.get(name)]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)} not set")
+        quiet = env.get("NUDGE_QUIET_HOURS", "21:00-08:00").split("-")
+        if len(quiet) != 2:
+            raise ConfigError("NUDGE_QUIET_HOURS must look like 21:00-08:00")
+        secret = env.get("NUDGE_WEBHOOK_SECRET") or None
+        if secret is not None and not secret.startswith("whsec_"):
+            raise ConfigError("NUDGE_WEBHOOK_SECRET must be a whsec_... secret")
+        try:
+            return cls(
+                from_email=env["NUDGE_FROM_EMAIL"],
+                public_url=env["NUDGE_PUBLIC_URL"],
+                tracking_secret=env["NUDGE_TRACKING_SECRET"],
+                crm_webhook_url=env.get("NUDGE_CRM_WEBHOOK_URL") or None,
+                webhook_secret=secret,
+                webhook_allow_hosts=frozenset(
+                    h.strip()
+                    for h in env.get("NUDGE_WEBHOOK_ALLOW_HOSTS", "").split(",")
+                    if h.strip()
+                ),
+                configuration_set=env.get("NUDGE_SES_CONFIGURATION_SET") or None,
+                send_queue_arn=env["NUDGE_SEND_QUEUE_ARN"],
+                dead_letter_url=env["NUDGE_SEND_DLQ_URL"],
+                email_per_day=int(env.get("NUDGE_EMAIL_PER_DAY", "3")),
+                webhook_per_day=int(env.get("NUDGE_WEBHOOK_PER_DAY", "50")),
+                trigger_per_day=int(env.get("NUDGE_TRIGGER_PER_DAY", "1")),
+                cooldown=parse_duration(env.get("NUDGE_COOLDOWN", "0")),
+                quiet_hours=(quiet[0].strip(), quiet[1].strip()),
+                default_timezone=env.get("NUDGE_DEFAULT_TIMEZONE", "UTC"),
+            )
+        except ValueError as error:
+            raise ConfigError(str(error)) from None

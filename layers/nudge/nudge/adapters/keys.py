@@ -8,6 +8,10 @@
          F#<trigger>[#<occurrence>]  the fire ledger: the one write that decides a fire
          X#<fired at>#<trigger>#<occurrence>   a fire, as handed to delivery (kind=fire)
          D#<at>#<trigger>#<random>   a decision record (kind=decision, TTL)
+         CONTACT         the contact policy's record: today's counts, recent sends (kind=contact)
+
+    pk = S#<channel>:<address, lower-cased>      one partition per suppressed address
+    sk = SUPPRESS        never send to it on that channel (kind=suppression, no TTL)
 
 There is deliberately no index by time: an index would copy every event (doubling the
 write units of every event) to speed up reads that happen rarely (a delayed re-check).
@@ -17,13 +21,16 @@ write units of every event) to speed up reads that happen rarely (a delayed re-c
 from __future__ import annotations
 
 __all__ = [
+    "CONTACT_KIND",
     "DECISION_KIND",
     "EVENT_KIND",
     "FIRE_KIND",
     "LEDGER_KIND",
     "LINK_KIND",
     "PROFILE_KIND",
+    "SUPPRESSION_KIND",
     "TIMER_KIND",
+    "contact_key",
     "decision_key",
     "event_key",
     "fire_key",
@@ -32,6 +39,7 @@ __all__ = [
     "person_of",
     "person_pk",
     "profile_key",
+    "suppression_key",
     "timer_key",
 ]
 
@@ -42,6 +50,8 @@ TIMER_KIND = "timer"
 FIRE_KIND = "fire"
 DECISION_KIND = "decision"
 LEDGER_KIND = "ledger"
+CONTACT_KIND = "contact"
+SUPPRESSION_KIND = "suppression"
 _EVENT_PREFIX = "E#"
 
 
@@ -102,3 +112,12 @@ def fire_key(person: str, fired_at: str, trigger: str, occurrence: str) -> dict[
 
 def decision_key(person: str, at: str, trigger: str, suffix: str) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": f"{DECISION_SK_PREFIX}{at}#{trigger}#{suffix}"}
+
+
+def suppression_key(channel: str, address: str) -> dict[str, str]:
+    """Addresses compare case-insensitively: Ada@Example.com and ada@example.com are one."""
+    return {"pk": f"S#{channel}:{address.strip().lower()}", "sk": "SUPPRESS"}
+
+
+def contact_key(person: str) -> dict[str, str]:
+    return {"pk": person_pk(person), "sk": "CONTACT"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["InvalidRequest", "NotFound", "PayloadTooLarge", "Unauthorized"]
+__all__ = ["InvalidRequest", "NotFound", "PayloadTooLarge", "TokenRefused", "Unauthorized"]
 
 
 class InvalidRequest(Exception):
@@ -34,3 +34,9 @@ class Unauthorized(InvalidRequest):
 class NotFound(InvalidRequest):
     status = 404
     code = "not_found"
+
+
+class TokenRefused(InvalidRequest):
+    """A tracking link's token is malformed, altered, or meant for another route."""
+
+    code = "invalid_token"

@@ -26,8 +26,6 @@ __all__ = [
     "person_zone",
 ]
 
-# A claim older than this is taken to have died with its sender: the fire is tried again.
-CLAIM_LEASE = timedelta(seconds=90)
 # Fires are remembered this long, so a very late redelivery is still recognised.
 MEMORY = timedelta(days=14)
 
@@ -101,17 +99,23 @@ def decide(
     now: datetime,
     zone: ZoneInfo,
     policy: Policy,
+    redelivered: bool = False,
 ) -> Verdict:
-    """Whether this fire may be sent now; if so, the state with it claimed."""
+    """Whether this fire may be sent now; if so, the state with it claimed.
+
+    A claim found on a first delivery belongs to a concurrent copy of the message: wait.
+    Found on a redelivery, it belongs to an attempt that is over (the queue only hands a
+    message out again once its visibility timeout, longer than the function's, has run
+    out), so that attempt died between claiming and marking sent: send again.
+    """
     previous = state.fires.get(fire_id)
     if previous and previous.startswith("sent@"):
         return Denied("duplicate", f"already sent at {previous.removeprefix('sent@')}")
     retry = False
     if previous and previous.startswith("claimed@"):
-        claimed_at = datetime.fromisoformat(previous.removeprefix("claimed@"))
-        if now - claimed_at < CLAIM_LEASE:
-            return InFlight(f"claimed at {claimed_at.isoformat()} by another delivery")
-        retry = True  # the earlier sender died: its quota is already counted
+        if not redelivered:
+            return InFlight(f"claimed at {previous.removeprefix('claimed@')} by another delivery")
+        retry = True  # its quota is already counted
     quiet_end = _quiet_until(now, zone, policy) if channel in policy.quiet_channels else None
     if quiet_end is not None:
         return Deferred(quiet_end, f"quiet hours in {zone.key} until {quiet_end.isoformat()}")

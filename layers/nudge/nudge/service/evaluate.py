@@ -34,7 +34,7 @@ from nudge.domain.triggers.engine import (
     on_due,
     on_event,
 )
-from nudge.domain.triggers.model import Trigger
+from nudge.domain.triggers.model import Inactivity, Trigger
 
 __all__ = ["BatchWork", "EvaluateService", "PersonBlocked", "TimerPayload"]
 
@@ -112,10 +112,13 @@ class EvaluateService:
             self.engine.delete_timer(timer)  # the trigger was removed or disabled since
             return []
         now = payload.scheduled_time or payload.due
-        person, persons = self._identity(payload.person)
-        profile = self.events.load_profiles([person]).get(person) or Profile(person=person)
-        since = min(_entry_time(timer.entry, now), now - self.index.history_window([trigger]))
-        history = self._history(persons, since)
+        person, persons, profile = self._identity(payload.person)
+        window = self.index.history_window([trigger])
+        if isinstance(trigger.when, Inactivity) and not window:
+            history: list[dict[str, Any]] = []  # last seen decides; no event is looked at
+        else:
+            since = min(_entry_time(timer.entry, now), now - window)
+            history = self._history(persons, since)
         facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
         last_seen = _parse_time(profile.last_seen)
         result = on_due(trigger, timer, person, facts, last_seen)
@@ -229,22 +232,16 @@ class EvaluateService:
             "context": collected(trigger, fire.entry, history, fire.at),
         }
 
-    def _identity(self, person: str) -> tuple[str, list[str]]:
-        """Who a timer's partition is now, and every partition of that person."""
-        if person.startswith("a:"):
-            linked = self.events.linked_users([person[2:]])
+    def _identity(self, timer_person: str) -> tuple[str, list[str], Profile]:
+        """Who a timer's partition is now, every partition of that person, and their profile."""
+        person = timer_person
+        if timer_person.startswith("a:"):
+            linked = self.events.linked_users([timer_person[2:]])
             if linked:
-                user = keys.person_of(next(iter(linked.values())), None)
-                return user, self._partitions(user, extra=[person])
-            return person, [person]
-        return person, self._partitions(person)
-
-    def _partitions(self, user: str, extra: Sequence[str] = ()) -> list[str]:
-        profile = self.events.load_profiles([user]).get(user)
-        anonymous = [
-            keys.person_of(None, anon) for anon in (profile.anonymous_ids if profile else ())
-        ]
-        return list(dict.fromkeys([user, *extra, *anonymous]))
+                person = keys.person_of(next(iter(linked.values())), None)
+        profile = self.events.load_profiles([person]).get(person) or Profile(person=person)
+        anonymous = [keys.person_of(None, anon) for anon in profile.anonymous_ids]
+        return person, list(dict.fromkeys([person, timer_person, *anonymous])), profile
 
     def _history(self, persons: Sequence[str], since: datetime) -> list[dict[str, Any]]:
         events = [event for person in persons for event in self.events.events_since(person, since)]

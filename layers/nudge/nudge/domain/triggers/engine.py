@@ -46,7 +46,24 @@ __all__ = [
     "on_event",
 ]
 
-Outcome = Literal["fired", "pending", "not_matched", "exited", "duplicate", "rearmed"]
+Outcome = Literal[
+    "fired",
+    "pending",
+    "not_matched",
+    "exited",
+    "duplicate",
+    "rearmed",
+    # what delivery made of a fire
+    "sent",
+    "deferred",
+    "capped",
+    "cooldown",
+    "suppressed",
+    "skipped",
+    "retry",
+    "in_flight",
+    "dead_letter",
+]
 TimerKind = Literal["absence", "delay", "inactivity"]
 
 

@@ -1,0 +1,73 @@
+"""Send: deliver fires from the send queue (SQS), each at most once, under the contact policy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from nudge import bootstrap
+from nudge.service.send import Poison, parse_fire
+
+logger = Logger()
+metrics = Metrics()
+service = bootstrap.send_service()
+dead_letters = bootstrap.send_dead_letters()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+class TryLater(Exception):
+    """Reported as a batch item failure: SQS delivers the message again later."""
+
+
+def handle(record: SQSRecord) -> None:
+    now = _sent_time(record)
+    try:
+        fire = parse_fire(record.body)
+        redelivered = int(record.attributes.approximate_receive_count or 1) > 1
+        delivery = service.deliver(fire, now, redelivered=redelivered)
+    except Poison as poison:
+        # Never half-sent, never blocking the batch: straight to the DLQ, with the reason.
+        logger.error(
+            "fire dead-lettered", extra={"reason": str(poison), "message_id": record.message_id}
+        )
+        dead_letters.send(record.body, str(poison))
+        if "fireId" in record.body:
+            service.record_dead_letter(parse_fire_or_empty(record.body), str(poison), now)
+        metrics.add_metric("DeadLettered", MetricUnit.Count, 1)
+        return
+    metrics.add_metric(f"Delivery_{delivery.outcome}", MetricUnit.Count, 1)
+    if delivery.outcome == "in_flight":
+        raise TryLater(delivery.reason)  # another delivery holds the claim; SQS brings it back
+
+
+def parse_fire_or_empty(body: str) -> dict[str, Any]:
+    try:
+        return parse_fire(body)
+    except (Poison, ValueError):
+        return {}
+
+
+def _sent_time(record: SQSRecord) -> datetime:
+    """When the fire was queued (or re-queued at the end of quiet hours or a backoff): the
+    time its delivery is decided for. It is AWS's clock, so the local stack's virtual
+    clock reaches the decision the same way."""
+    stamp = record.attributes.sent_timestamp
+    return datetime.fromtimestamp(int(stamp) / 1000, tz=UTC) if stamp else datetime.now(UTC)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = process_partial_response(
+        event=event, record_handler=handle, processor=processor, context=context
+    )
+    return dict(response)

@@ -1,0 +1,85 @@
+"""The contact policy's record per person, written only if nobody wrote it since it was read."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from nudge.adapters import keys
+from nudge.adapters.store import from_attributes, to_attributes
+from nudge.domain.policy import ContactState
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["ContactStore", "VersionConflict"]
+
+
+class VersionConflict(Exception):
+    """Another sender changed the record first; read it again and decide again."""
+
+
+class ContactStore:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def load(self, person: str) -> ContactState:
+        response = self._client.get_item(
+            TableName=self._table, Key=to_attributes(keys.contact_key(person)), ConsistentRead=True
+        )
+        if "Item" not in response:
+            return ContactState()
+        item = from_attributes(response["Item"])
+        state = json.loads(item["state"])
+        return ContactState(
+            day=state.get("day", ""),
+            per_channel=state.get("per_channel", {}),
+            per_trigger=state.get("per_trigger", {}),
+            last_sent=state.get("last_sent", {}),
+            fires=state.get("fires", {}),
+            version=int(item.get("version", 0)),
+        )
+
+    def save(self, person: str, state: ContactState) -> ContactState:
+        """Writes ``state`` if the stored version is still the one it was decided on."""
+        document = {
+            "day": state.day,
+            "per_channel": state.per_channel,
+            "per_trigger": state.per_trigger,
+            "last_sent": state.last_sent,
+            "fires": state.fires,
+        }
+        item: dict[str, Any] = {
+            **keys.contact_key(person),
+            "kind": keys.CONTACT_KIND,
+            "state": json.dumps(document, separators=(",", ":")),
+            "version": state.version + 1,
+        }
+        if state.version == 0:
+            condition, values = "attribute_not_exists(pk)", None
+        else:
+            condition, values = "version = :seen", {":seen": {"N": str(state.version)}}
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": to_attributes(item),
+            "ConditionExpression": condition,
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
+        try:
+            self._client.put_item(**request)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise VersionConflict(person) from None
+            raise
+        return ContactState(
+            day=state.day,
+            per_channel=state.per_channel,
+            per_trigger=state.per_trigger,
+            last_sent=state.last_sent,
+            fires=state.fires,
+            version=state.version + 1,
+        )

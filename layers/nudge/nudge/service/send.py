@@ -1,0 +1,272 @@
+"""Send: deliver a fire once, to the right address, at a decent hour, or say why not.
+
+Order of work, and why:
+1. render first, so a broken template never uses up anyone's quota (it goes to the DLQ);
+2. claim the send in the person's contact record (caps, cooldown, quiet hours and
+   duplicates decided together, written with a version check);
+3. deliver; 4. mark it sent.
+A crash between 3 and 4 is the one window where a message can repeat: the claim's lease
+runs out and a redelivery sends again. It is as short as a single SES call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from nudge.adapters.contacts import ContactStore, VersionConflict
+from nudge.adapters.email import EmailSender, Outgoing, RetryableSendError
+from nudge.adapters.engine_store import EngineStore
+from nudge.adapters.scheduler import Reminders
+from nudge.adapters.store import EventStore
+from nudge.adapters.suppression import SuppressionStore
+from nudge.adapters.webhook import WebhookSender
+from nudge.domain.policy import (
+    Claimed,
+    Deferred,
+    Denied,
+    InFlight,
+    Policy,
+    decide,
+    mark_sent,
+    person_zone,
+)
+from nudge.domain.profile import Profile
+from nudge.domain.render import Renderer, RenderError
+from nudge.domain.tokens import sign_token
+from nudge.domain.triggers.engine import Decision
+
+__all__ = ["Delivery", "Poison", "SendService", "SendSettings"]
+
+# Webhook retries after a failure: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h; then the DLQ.
+WEBHOOK_BACKOFF = (5, 300, 1800, 7200, 18000, 36000)
+_CONFLICT_RETRIES = 5
+
+
+class Poison(Exception):
+    """This fire can never be delivered as it is (a template error, say): DLQ it."""
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    from_email: str
+    public_url: str
+    tracking_key: bytes
+    crm_webhook_url: str | None
+    send_queue_arn: str
+    policy: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outcome: Literal[
+        "sent",
+        "deferred",
+        "duplicate",
+        "capped",
+        "cooldown",
+        "suppressed",
+        "retry",
+        "in_flight",
+        "skipped",
+        "dead_letter",
+    ]
+    reason: str
+    retry_in: float | None = None  # seconds, when delivery should be tried again
+
+
+class SendService:
+    def __init__(
+        self,
+        *,
+        events: EventStore,
+        contacts: ContactStore,
+        suppression: SuppressionStore,
+        decisions: EngineStore,
+        renderer: Renderer,
+        email: EmailSender,
+        webhook: WebhookSender | None,
+        reminders: Reminders,
+        settings: SendSettings,
+    ) -> None:
+        self._events = events
+        self._contacts = contacts
+        self._suppression = suppression
+        self._decisions = decisions
+        self._renderer = renderer
+        self._email = email
+        self._webhook = webhook
+        self._reminders = reminders
+        self._settings = settings
+
+    def deliver(
+        self, fire: Mapping[str, Any], now: datetime, *, redelivered: bool = False
+    ) -> Delivery:
+        person = str(fire["person"])
+        profile = self._events.load_profiles([person]).get(person) or Profile(person=person)
+        delivery = self._deliver(fire, profile, now, redelivered)
+        self._record(fire, delivery, now)
+        if delivery.outcome in ("deferred", "retry") and delivery.retry_in is not None:
+            self._requeue(fire, now, delivery.retry_in)
+        return delivery
+
+    def _deliver(
+        self, fire: Mapping[str, Any], profile: Profile, now: datetime, redelivered: bool
+    ) -> Delivery:
+        channel = str(fire["channel"])
+        address = self._address(channel, profile)
+        if address is None:
+            return Delivery(
+                "skipped", f"no {'email trait' if channel == 'email' else 'webhook URL'} to send to"
+            )
+        if self._suppression.is_suppressed(channel, address):
+            return Delivery("suppressed", f"{address} is suppressed on {channel}")
+        message = self._render(fire, profile, address)
+        zone = person_zone(
+            profile.traits.get("timezone") or _event_zone(fire), self._settings.policy
+        )
+        for _ in range(_CONFLICT_RETRIES):
+            state = self._contacts.load(str(fire["person"]))
+            verdict = decide(
+                state,
+                fire_id=str(fire["fireId"]),
+                trigger=str(fire["trigger"]),
+                channel=channel,
+                now=now,
+                zone=zone,
+                policy=self._settings.policy,
+                redelivered=redelivered,
+            )
+            if isinstance(verdict, Denied):
+                return Delivery(verdict.outcome, verdict.reason)
+            if isinstance(verdict, Deferred):
+                return Delivery("deferred", verdict.reason, (verdict.until - now).total_seconds())
+            if isinstance(verdict, InFlight):
+                return Delivery("in_flight", verdict.reason)
+            try:
+                claimed = self._contacts.save(str(fire["person"]), verdict.state)
+            except VersionConflict:
+                continue
+            return self._send_claimed(fire, channel, address, message, claimed, verdict, now)
+        return Delivery("retry", "the contact record kept changing; trying again", 5)
+
+    def _send_claimed(
+        self,
+        fire: Mapping[str, Any],
+        channel: str,
+        address: str,
+        message: Any,
+        claimed: Any,
+        verdict: Claimed,
+        now: datetime,
+    ) -> Delivery:
+        if channel == "email":
+            try:
+                provider_id = self._email.send(message, now.timestamp())
+            except RetryableSendError as error:
+                return Delivery("retry", str(error), 60)
+            reason = f"sent to {address} (SES {provider_id})"
+        else:
+            assert self._webhook is not None
+            result = self._webhook.send(address, str(fire["fireId"]), message, now)
+            if not result.delivered:
+                attempt = int(fire.get("attempt", 0))
+                if result.retryable and attempt < len(WEBHOOK_BACKOFF):
+                    return Delivery("retry", result.reason, WEBHOOK_BACKOFF[attempt])
+                raise Poison(f"webhook not delivered: {result.reason}")
+            reason = f"webhook delivered to {address} ({result.status})"
+        self._mark_sent(str(fire["person"]), str(fire["fireId"]), str(fire["trigger"]), now)
+        return Delivery(
+            "sent", reason + (" (a retry after an interrupted send)" if verdict.retry else "")
+        )
+
+    def _mark_sent(self, person: str, fire_id: str, trigger: str, now: datetime) -> None:
+        for _ in range(_CONFLICT_RETRIES):
+            state = self._contacts.load(person)
+            try:
+                self._contacts.save(person, mark_sent(state, fire_id, trigger, now))
+                return
+            except VersionConflict:
+                continue
+
+    def _address(self, channel: str, profile: Profile) -> str | None:
+        if channel == "email":
+            email = profile.traits.get("email")
+            return email.strip() if isinstance(email, str) and "@" in email else None
+        if channel == "webhook":
+            return self._settings.crm_webhook_url
+        return None
+
+    def _render(self, fire: Mapping[str, Any], profile: Profile, address: str) -> Any:
+        context = self._context(fire, profile, address)
+        try:
+            if fire["channel"] == "email":
+                content = self._renderer.email(str(fire["template"]), context)
+                return Outgoing(
+                    sender=self._settings.from_email,
+                    to=address,
+                    content=content,
+                    unsubscribe_url=context["links"]["unsubscribe"],
+                    headers={
+                        "X-Nudge-Trigger": str(fire["trigger"]),
+                        "X-Nudge-Fire": str(fire["fireId"]),
+                    },
+                )
+            return self._renderer.webhook(str(fire["template"]), context)
+        except RenderError as error:
+            raise Poison(error.reason) from None
+
+    def _context(self, fire: Mapping[str, Any], profile: Profile, address: str) -> dict[str, Any]:
+        claims = {"f": str(fire["fireId"]), "p": str(fire["person"]), "t": str(fire["trigger"])}
+        key = self._settings.tracking_key
+        base = self._settings.public_url.rstrip("/")
+        return {
+            **(fire.get("context") or {}),
+            "traits": profile.traits,
+            "profile": profile.facts(),
+            "event": fire.get("event") or {},
+            "user_id": fire.get("userId") or fire.get("person"),
+            "trigger": fire["trigger"],
+            "links": {
+                "unsubscribe": f"{base}/u/{sign_token({**claims, 'k': 'u', 'e': address}, key)}",
+                "open_pixel": f"{base}/o/{sign_token({**claims, 'k': 'o'}, key)}",
+            },
+        }
+
+    def _requeue(self, fire: Mapping[str, Any], now: datetime, seconds: float) -> None:
+        """Later, not lost: a one-time schedule puts the fire back on the send queue."""
+        attempt = int(fire.get("attempt", 0)) + 1
+        due = now + timedelta(seconds=max(seconds, 1))
+        again = {**fire, "attempt": attempt}
+        digest = hashlib.sha256(f"{fire['fireId']}|{attempt}".encode()).hexdigest()[:24]
+        self._reminders.arm(f"send-{digest}", due, self._settings.send_queue_arn, again, now)
+
+    def record_dead_letter(self, fire: Mapping[str, Any], reason: str, now: datetime) -> None:
+        self._record(fire, Delivery("dead_letter", reason), now)
+
+    def _record(self, fire: Mapping[str, Any], delivery: Delivery, now: datetime) -> None:
+        decision = Decision(
+            trigger=str(fire["trigger"]),
+            person=str(fire["person"]),
+            outcome=delivery.outcome,
+            reason=delivery.reason,
+            at=now,
+            occurrence=str(fire.get("occurrence")),
+        )
+        self._decisions.save_decisions([decision])
+
+
+def _event_zone(fire: Mapping[str, Any]) -> object:
+    event = fire.get("event") or {}
+    return (event.get("context") or {}).get("timezone")
+
+
+def parse_fire(body: str) -> dict[str, Any]:
+    document = json.loads(body)
+    if not isinstance(document, dict) or "fireId" not in document:
+        raise Poison("not a fire: a JSON object with fireId is expected")
+    return document

@@ -1,0 +1,355 @@
+"""Signed webhooks over real HTTP to receivers on 127.0.0.1: delivery, retries, redirects, TLS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from nudge.adapters.webhook import USER_AGENT, WebhookSender
+from standardwebhooks import Webhook
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+LOCAL = frozenset({"127.0.0.1"})
+PAYLOAD: dict[str, Any] = {"trigger": "cart-abandoned", "person": "u:42", "items": ["é", 3]}
+HANG = 2.0  # how long a hanging receiver holds the request, at most
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+# What a receiver does with a request: answer (status, headers), or None to say nothing.
+Behavior = Callable[["Receiver"], tuple[int, dict[str, str]] | None]
+
+
+@dataclass
+class Receiver:
+    """An HTTP server on 127.0.0.1 in a thread, recording every request it is sent."""
+
+    behavior: Behavior
+    requests: list[Received] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self, tls: ssl.SSLContext | None = None) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
+                answer = receiver.behavior(receiver)
+                if answer is None:
+                    self.close_connection = True
+                    return
+                status, headers = answer
+                self.send_response(status)
+                for name, value in {"content-length": "0", **headers}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.release.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def answer(status: int, **headers: str) -> Behavior:
+    return lambda _: (status, headers)
+
+
+def hang(receiver: Receiver) -> None:
+    receiver.release.wait(HANG)
+    return None
+
+
+def close_without_answering(_: Receiver) -> None:
+    return None
+
+
+@pytest.fixture
+def receivers() -> Iterator[Callable[[Behavior], Receiver]]:
+    started: list[Receiver] = []
+
+    def start(behavior: Behavior) -> Receiver:
+        started.append(Receiver(behavior).start())
+        return started[-1]
+
+    yield start
+    for receiver in started:
+        receiver.stop()
+
+
+@pytest.fixture
+def sender() -> WebhookSender:
+    return WebhookSender(SECRET, allow_hosts=LOCAL, timeout=0.5)
+
+
+def test_a_2xx_receiver_gets_a_body_whose_signature_verifies(receivers, sender):
+    """A receiver answering 204 gets the JSON payload, and the Standard Webhooks check passes."""
+    # given
+    receiver = receivers(answer(204))
+
+    # when
+    result = sender.send(receiver.url, "msg_1", PAYLOAD, datetime.now(UTC))
+
+    # then
+    assert result.delivered
+    assert (result.status, result.retryable) == (204, False)
+    (request,) = receiver.requests
+    assert Webhook(SECRET).verify(request.body, request.headers) == PAYLOAD
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["webhook-id"] == "msg_1"
+    assert request.headers["user-agent"] == USER_AGENT
+    assert "Nudge" in USER_AGENT
+
+
+def test_the_timestamp_is_now_whatever_its_time_zone(receivers, sender):
+    """webhook-timestamp is `now` in Unix seconds, and signs correctly when `now` is not UTC."""
+    # given
+    receiver = receivers(answer(200))
+    now = datetime.now(UTC).astimezone(timezone(timedelta(hours=-5)))
+
+    # when
+    sender.send(receiver.url, "msg_tz", PAYLOAD, now)
+
+    # then
+    (request,) = receiver.requests
+    assert request.headers["webhook-timestamp"] == str(int(now.timestamp()))
+    Webhook(SECRET).verify(request.body, request.headers)
+
+
+def test_a_retry_carries_the_same_webhook_id(receivers, sender):
+    """Sending the same message again (later) repeats its webhook-id so receivers can dedupe."""
+    # given
+    receiver = receivers(answer(200))
+    first = datetime.now(UTC)
+
+    # when
+    sender.send(receiver.url, "msg_retry", PAYLOAD, first - dt.timedelta(seconds=30))
+    sender.send(receiver.url, "msg_retry", PAYLOAD, first)
+
+    # then
+    ids = [request.headers["webhook-id"] for request in receiver.requests]
+    stamps = {request.headers["webhook-timestamp"] for request in receiver.requests}
+    assert ids == ["msg_retry", "msg_retry"]
+    assert len(stamps) == 2
+
+
+def test_a_500_is_retryable_and_not_delivered(receivers, sender):
+    """A receiver failing with 500 is worth retrying, and the message is not delivered."""
+    # given
+    receiver = receivers(answer(500))
+
+    # when
+    result = sender.send(receiver.url, "msg_500", PAYLOAD, datetime.now(UTC))
+
+    # then
+    assert (result.delivered, result.status, result.retryable) == (False, 500, True)
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"), [(400, False), (404, False), (408, True), (429, True)]
+)
+def test_4xx_is_final_except_timeout_and_throttling(receivers, sender, status, retryable):
+    """A 4xx is the receiver refusing for good, except 408 and 429, which ask to come back."""
+    # given
+    receiver = receivers(answer(status))
+
+    # when
+    result = sender.send(receiver.url, "msg_4xx", PAYLOAD, datetime.now(UTC))
+
+    # then
+    assert (result.delivered, result.status, result.retryable) == (False, status, retryable)
+
+
+def test_a_receiver_that_hangs_past_the_timeout_is_retryable(receivers, sender):
+    """A receiver that holds the request beyond the timeout is given up on and retried later."""
+    # given
+    receiver = receivers(hang)
+
+    # when
+    started = datetime.now(UTC)
+    result = sender.send(receiver.url, "msg_hang", PAYLOAD, started)
+    waited = datetime.now(UTC) - started
+
+    # then
+    assert (result.delivered, result.status, result.retryable) == (False, None, True)
+    assert waited < dt.timedelta(seconds=HANG)
+
+
+def test_a_redirect_to_loopback_is_not_followed(receivers, sender):
+    """A 302 to another local receiver is reported, not delivered, not retried and not followed."""
+    # given
+    target = receivers(answer(200))
+    receiver = receivers(answer(302, location=target.url))
+
+    # when
+    result = sender.send(receiver.url, "msg_302", PAYLOAD, datetime.now(UTC))
+
+    # then
+    assert (result.delivered, result.status, result.retryable) == (False, 302, False)
+    assert target.url in result.reason
+    assert target.requests == []
+
+
+def test_a_redirect_to_a_private_address_is_not_followed(receivers):
+    """A 302 to a name for 10.0.0.1 is reported as a redirect; the name is never even looked up."""
+    # given
+    lookups: list[str] = []
+
+    def resolve(host: str) -> list[str]:
+        lookups.append(host)
+        return ["10.0.0.1"]
+
+    sender = WebhookSender(SECRET, allow_hosts=LOCAL, timeout=0.5, resolve=resolve)
+    location = "http://internal.test/latest/meta-data/"
+    receiver = receivers(answer(302, location=location))
+
+    # when
+    result = sender.send(receiver.url, "msg_302_private", PAYLOAD, datetime.now(UTC))
+
+    # then
+    assert (result.delivered, result.status, result.retryable) == (False, 302, False)
+    assert location in result.reason
+    assert lookups == []
+
+
+def test_a_receiver_that_closes_without_answering_is_retryable(receivers, sender):
+    """A connection closed before any response is a failed attempt worth retrying."""
+    # given
+    receiver = receivers(close_without_answering)
+
+    # when
+    result = sender.send(receiver.url, "msg_closed", PAYLOAD, datetime.now(UTC))
+
+    # then
+    assert (result.delivered, result.status, result.retryable) == (False, None, True)
+    assert len(receiver.requests) == 1
+
+
+def test_a_refused_connection_is_retryable(receivers, sender):
+    """Nothing listening at the port is a connection error worth retrying."""
+    # given
+    receiver = receivers(answer(200))
+    url = receiver.url
+    receiver.stop()
+
+    # when
+    result = sender.send(url, "msg_refused", PAYLOAD, datetime.now(UTC))
+
+    # then
+    assert (result.delivered, result.status, result.retryable) == (False, None, True)
+
+
+def test_the_host_is_resolved_once_and_sent_as_the_host_header(receivers):
+    """An allow-listed name is looked up once; the checked address is dialled with its Host."""
+    # given
+    receiver = receivers(answer(200))
+    lookups: list[str] = []
+
+    def resolve(host: str) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    sender = WebhookSender(SECRET, allow_hosts=frozenset({"hooks.test"}), resolve=resolve)
+
+    # when
+    result = sender.send(
+        f"http://hooks.test:{receiver.port}/in?x=1", "m", PAYLOAD, datetime.now(UTC)
+    )
+
+    # then
+    assert result.delivered
+    assert lookups == ["hooks.test"]
+    (request,) = receiver.requests
+    assert request.headers["Host"] == f"hooks.test:{receiver.port}"
+    assert request.path == "/in?x=1"
+
+
+def test_https_names_the_host_in_sni_and_checks_its_certificate(tmp_path: Path):
+    """Over https the checked address is dialled with SNI for the host; an untrusted cert fails."""
+    # given
+    seen: list[str | None] = []
+    receiver = Receiver(answer(200)).start(tls=_self_signed_tls("hooks.test", tmp_path, seen))
+    sender = WebhookSender(
+        SECRET, allow_hosts=frozenset({"hooks.test"}), timeout=0.5, resolve=lambda _: ["127.0.0.1"]
+    )
+
+    # when
+    try:
+        result = sender.send(
+            f"https://hooks.test:{receiver.port}/", "m", PAYLOAD, datetime.now(UTC)
+        )
+    finally:
+        receiver.stop()
+
+    # then
+    assert (result.delivered, result.retryable) == (False, True)
+    assert "TLS" in result.reason
+    assert seen == ["hooks.test"]
+    assert receiver.requests == []
+
+
+def _self_signed_tls(host: str, where: Path, seen: list[str | None]) -> ssl.SSLContext:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (where / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (where / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(where / "cert.pem", where / "key.pem")
+    context.sni_callback = lambda _sock, server_name, _ctx: seen.append(server_name)
+    return context
