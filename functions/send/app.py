@@ -21,7 +21,9 @@ logger = Logger()
 metrics = Metrics()
 service = bootstrap.send_service()
 dead_letters = bootstrap.send_dead_letters()
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record is to be tried later (one in-flight fire, say) is reported
+# record by record like any other, not raised as a function error.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 class TryLater(Exception):
@@ -40,8 +42,9 @@ def handle(record: SQSRecord) -> None:
             "fire dead-lettered", extra={"reason": str(poison), "message_id": record.message_id}
         )
         dead_letters.send(record.body, str(poison))
-        if "fireId" in record.body:
-            service.record_dead_letter(parse_fire_or_empty(record.body), str(poison), now)
+        fire = parse_fire_or_empty(record.body)
+        if fire:  # recorded for explain when it is a fire at all
+            service.record_dead_letter(fire, str(poison), now)
         metrics.add_metric("DeadLettered", MetricUnit.Count, 1)
         return
     metrics.add_metric(f"Delivery_{delivery.outcome}", MetricUnit.Count, 1)

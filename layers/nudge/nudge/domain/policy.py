@@ -22,6 +22,7 @@ __all__ = [
     "Policy",
     "Verdict",
     "decide",
+    "mark_failed",
     "mark_sent",
     "person_zone",
 ]
@@ -51,7 +52,8 @@ class ContactState:
     per_channel: dict[str, int] = field(default_factory=dict)
     per_trigger: dict[str, int] = field(default_factory=dict)
     last_sent: dict[str, str] = field(default_factory=dict)  # trigger -> ISO time
-    fires: dict[str, str] = field(default_factory=dict)  # fire id -> "claimed@<iso>" | "sent@<iso>"
+    # fire id -> "claimed@<iso>" | "failed@<iso>" (to be tried again) | "sent@<iso>"
+    fires: dict[str, str] = field(default_factory=dict)
     version: int = 0
 
 
@@ -116,6 +118,8 @@ def decide(
         if not redelivered:
             return InFlight(f"claimed at {previous.removeprefix('claimed@')} by another delivery")
         retry = True  # its quota is already counted
+    if previous and previous.startswith("failed@"):
+        retry = True  # an attempt that failed and asked to be tried again: counted already
     quiet_end = _quiet_until(now, zone, policy) if channel in policy.quiet_channels else None
     if quiet_end is not None:
         return Deferred(quiet_end, f"quiet hours in {zone.key} until {quiet_end.isoformat()}")
@@ -142,6 +146,11 @@ def mark_sent(state: ContactState, fire_id: str, trigger: str, now: datetime) ->
         fires={**state.fires, fire_id: f"sent@{now.isoformat()}"},
         last_sent={**state.last_sent, trigger: now.isoformat()},
     )
+
+
+def mark_failed(state: ContactState, fire_id: str, now: datetime) -> ContactState:
+    """The claimed send failed and will be tried again: the claim is over, its quota stays."""
+    return replace(state, fires={**state.fires, fire_id: f"failed@{now.isoformat()}"})
 
 
 def _over_limits(

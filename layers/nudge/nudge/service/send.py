@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -27,11 +27,13 @@ from nudge.adapters.suppression import SuppressionStore
 from nudge.adapters.webhook import WebhookSender
 from nudge.domain.policy import (
     Claimed,
+    ContactState,
     Deferred,
     Denied,
     InFlight,
     Policy,
     decide,
+    mark_failed,
     mark_sent,
     person_zone,
 )
@@ -168,6 +170,7 @@ class SendService:
             try:
                 provider_id = self._email.send(message, now.timestamp())
             except RetryableSendError as error:
+                self._mark_failed(str(fire["person"]), str(fire["fireId"]), now)
                 return Delivery("retry", str(error), 60)
             reason = f"sent to {address} (SES {provider_id})"
         else:
@@ -176,6 +179,7 @@ class SendService:
             if not result.delivered:
                 attempt = int(fire.get("attempt", 0))
                 if result.retryable and attempt < len(WEBHOOK_BACKOFF):
+                    self._mark_failed(str(fire["person"]), str(fire["fireId"]), now)
                     return Delivery("retry", result.reason, WEBHOOK_BACKOFF[attempt])
                 raise Poison(f"webhook not delivered: {result.reason}")
             reason = f"webhook delivered to {address} ({result.status})"
@@ -185,10 +189,17 @@ class SendService:
         )
 
     def _mark_sent(self, person: str, fire_id: str, trigger: str, now: datetime) -> None:
+        self._mark(person, lambda state: mark_sent(state, fire_id, trigger, now))
+
+    def _mark_failed(self, person: str, fire_id: str, now: datetime) -> None:
+        """Releases the claim, so the requeued attempt is not taken for a concurrent copy."""
+        self._mark(person, lambda state: mark_failed(state, fire_id, now))
+
+    def _mark(self, person: str, change: Callable[[ContactState], ContactState]) -> None:
         for _ in range(_CONFLICT_RETRIES):
             state = self._contacts.load(person)
             try:
-                self._contacts.save(person, mark_sent(state, fire_id, trigger, now))
+                self._contacts.save(person, change(state))
                 return
             except VersionConflict:
                 continue
@@ -265,8 +276,18 @@ def _event_zone(fire: Mapping[str, Any]) -> object:
     return (event.get("context") or {}).get("timezone")
 
 
+_FIRE_FIELDS = ("fireId", "trigger", "person", "channel", "template")
+
+
 def parse_fire(body: str) -> dict[str, Any]:
-    document = json.loads(body)
+    """The fire a message carries; Poison when it is not one (never delivered as it is)."""
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise Poison(f"not a fire: the body is not JSON ({error})") from None
     if not isinstance(document, dict) or "fireId" not in document:
         raise Poison("not a fire: a JSON object with fireId is expected")
+    missing = [name for name in _FIRE_FIELDS if name not in document]
+    if missing:
+        raise Poison(f"not a fire: {', '.join(missing)} missing")
     return document
