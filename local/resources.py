@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any
 
@@ -57,7 +56,8 @@ def create_resources(
     for identity in template.email_identities if sesv2 is not None else ():
         sesv2.create_email_identity(EmailIdentity=identity)  # moto verifies it at once
     for configuration_set in template.email_configuration_sets if sesv2 is not None else ():
-        with contextlib.suppress(sesv2.exceptions.AlreadyExistsException):
+        # Reset calls this again; moto's "already exists" is not SES's AlreadyExistsException.
+        if configuration_set not in sesv2.list_configuration_sets()["ConfigurationSets"]:
             sesv2.create_configuration_set(ConfigurationSetName=configuration_set)
     for group in template.schedule_groups if scheduler is not None else ():
         existing = {entry["Name"] for entry in scheduler.list_schedule_groups()["ScheduleGroups"]}

@@ -76,6 +76,8 @@ def clear_bootstrap_caches() -> None:
         bootstrap.sqs_client,
         bootstrap.trigger_index,
         bootstrap.tracking_settings,
+        bootstrap.delivery_settings,
+        bootstrap.sesv2_client,
     ):
         cached.cache_clear()
 

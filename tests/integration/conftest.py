@@ -44,7 +44,8 @@ def aws(
         dynamodb = boto3.client("dynamodb")
         sqs = boto3.client("sqs")
         scheduler = boto3.client("scheduler")
-        create_resources(template, dynamodb, sqs, scheduler)
+        # The SES identity (FromEmail) and configuration set, so the Send function can send.
+        create_resources(template, dynamodb, sqs, scheduler, boto3.client("sesv2"))
         (table_id,) = template.tables
         # Clients must be built inside the mock, and none may outlive it.
         clear_bootstrap_caches()
@@ -73,6 +74,11 @@ def track(aws: Aws) -> Invoke:
 @pytest.fixture
 def evaluate(aws: Aws) -> Invoke:
     return aws.load_handler("Evaluate")
+
+
+@pytest.fixture
+def send(aws: Aws) -> Invoke:
+    return aws.load_handler("Send")
 
 
 @pytest.fixture

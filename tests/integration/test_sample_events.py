@@ -7,7 +7,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from moto.ses.models import ses_backends
 from nudge import bootstrap
+from nudge.domain.profile import Profile
 
 from tests.conftest import REPO
 from tests.integration._harness import Aws, Invoke, Stream, beacon_messages, json_body
@@ -29,7 +31,8 @@ SAMPLE_USER = "user-42"
 
 def _kind(event: dict[str, Any]) -> str:
     if "Records" in event:
-        return "stream"
+        sources = {record.get("eventSource") for record in event["Records"]}
+        return {"aws:sqs": "sqs", "aws:dynamodb": "stream"}.get(str(sources.pop()), "unknown")
     if event.get("routeKey") in LINK_ROUTES:
         return "link"
     method = event.get("requestContext", {}).get("http", {}).get("method")
@@ -45,7 +48,7 @@ def _route(name: str) -> str:
 
 
 def test_every_sample_is_a_kind_the_tests_cover():
-    """Each file in events/ is a beacon, a GET, an email link or a stream batch, each tested."""
+    """Each file in events/ is a beacon, a GET, an email link, a stream or a send-queue batch."""
     # given
     kinds = {name: _kind(event) for name, event in SAMPLES.items()}
     # when
@@ -141,3 +144,23 @@ def test_stream_sample_is_folded_without_failures(name: str, aws: Aws, evaluate:
     assert responses == [{"batchItemFailures": []}]
     folded = bootstrap.event_store().load_profiles(per_person)
     assert {person: profile.events for person, profile in folded.items()} == dict(per_person)
+
+
+@pytest.mark.parametrize("name", _samples("sqs"))
+def test_send_queue_sample_is_delivered(name: str, send: Invoke):
+    """A send-queue sample's fires each reach their person's email, with no batch failures."""
+    # given
+    fires = [json.loads(record["body"]) for record in SAMPLES[name]["Records"]]
+    people = {fire["person"]: f"{fire['userId']}@example.com" for fire in fires}
+    bootstrap.event_store().save_profiles(
+        [Profile(person=person, traits={"email": email}) for person, email in people.items()]
+    )
+    # when
+    response = send(SAMPLES[name])
+    # then
+    assert response == {"batchItemFailures": []}
+    sent = ses_backends["123456789012"]["us-east-1"].sent_messages
+    # moto lists the To header after SES's Destination: the first is the one sent to.
+    assert sorted(message.destinations[0] for message in sent) == sorted(
+        people[fire["person"]] for fire in fires
+    )

@@ -207,7 +207,13 @@ class SendService:
     def _address(self, channel: str, profile: Profile) -> str | None:
         if channel == "email":
             email = profile.traits.get("email")
-            return email.strip() if isinstance(email, str) and "@" in email else None
+            if not isinstance(email, str):
+                return None
+            email = email.strip()
+            # One address, nothing that could become a second header line or recipient.
+            if "@" not in email or any(c.isspace() or ord(c) < 32 or c in ",;<>" for c in email):
+                return None
+            return email
         if channel == "webhook":
             return self._settings.crm_webhook_url
         return None

@@ -1,0 +1,622 @@
+"""The Send function over moto: fires from the send queue delivered by SES or a signed webhook,
+at most once, under the contact policy (caps, quiet hours, suppression), or set aside."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import pytest
+from botocore.exceptions import ClientError
+from moto.ses.models import ses_backends
+from nudge import bootstrap
+from nudge.adapters.contacts import ContactStore
+from nudge.adapters.engine_store import EngineStore
+from nudge.adapters.store import EventStore
+from nudge.adapters.suppression import SuppressionStore
+from nudge.domain.policy import ContactState
+from nudge.domain.profile import Profile
+from nudge.domain.tokens import verify_token
+from standardwebhooks import Webhook
+
+from local.template import Template, load_template
+from tests.conftest import REPO
+from tests.integration._harness import NOW, TRACKING_SECRET, WRITE_KEY, Aws, Invoke
+
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+PUBLIC_URL = "https://links.shop.test"
+FROM_EMAIL = "nudge@shop.test"
+PARAMETERS = {
+    "WriteKey": WRITE_KEY,
+    "TrackingSecret": TRACKING_SECRET,
+    "FromEmail": FROM_EMAIL,
+    "PublicUrl": PUBLIC_URL,
+    "WebhookSecret": WEBHOOK_SECRET,
+    # Nothing listens there; the webhook tests point it at their own receiver.
+    "CrmWebhookUrl": "http://127.0.0.1:9/hook",
+    "WebhookAllowHosts": "127.0.0.1",
+}
+ADA = "u:ada"
+ADA_EMAIL = "ada@example.com"
+CART_ITEMS = [
+    {
+        "name": "Espresso Cup",
+        "price": 12.5,
+        "quantity": 2,
+        "image_url": "https://shop.test/i/cup.png",
+        "url": "https://shop.test/p/cup",
+    },
+    {
+        "name": "Milk Jug",
+        "price": 19.0,
+        "quantity": 1,
+        "image_url": "https://shop.test/i/jug.png",
+        "url": "https://shop.test/p/jug",
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    """The template with the delivery parameters set (overrides the suite's default)."""
+    return load_template(REPO / "template.yaml", PARAMETERS)
+
+
+# ---- building what the queue delivers ----------------------------------------------------
+
+
+def fire(
+    trigger: str = "abandoned_cart",
+    *,
+    template: str | None = None,
+    person: str = ADA,
+    channel: str = "email",
+    fire_id: str | None = None,
+    event: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+    at: datetime = NOW,
+) -> dict[str, Any]:
+    """A fire as Evaluate enqueues it."""
+    return {
+        "fireId": fire_id or f"fire-{uuid.uuid4().hex[:12]}",
+        "trigger": trigger,
+        "person": person,
+        "userId": person.removeprefix("u:"),
+        "anonymousId": None,
+        "occurrence": f"{trigger}-1",
+        "firedAt": at.isoformat().replace("+00:00", "Z"),
+        "channel": channel,
+        "template": template or trigger,
+        "event": event or {"event": "Product Added", "properties": {"cart_id": "c1"}},
+        "context": {"items": CART_ITEMS} if context is None else context,
+    }
+
+
+def product_viewed() -> dict[str, Any]:
+    return {
+        "event": "Product Viewed",
+        "properties": {"name": "Grinder", "url": "https://shop.test/p/grinder"},
+    }
+
+
+def record(
+    body: dict[str, Any] | str,
+    at: datetime = NOW,
+    *,
+    receive_count: int = 1,
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    """One SQS record; ``at`` is its SentTimestamp, the time delivery is decided for."""
+    millis = str(int(at.timestamp() * 1000))
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": f"handle-{uuid.uuid4().hex}",
+        "body": body if isinstance(body, str) else json.dumps(body, separators=(",", ":")),
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": millis,
+            "SenderId": "AROAEXAMPLE:nudge-local-Evaluate",
+            "ApproximateFirstReceiveTimestamp": millis,
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:nudge-local-SendQueue",
+        "awsRegion": "us-east-1",
+    }
+
+
+def batch(*records: dict[str, Any]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+# ---- what the account holds ---------------------------------------------------------------
+
+
+def given_person(aws: Aws, person: str = ADA, **traits: Any) -> None:
+    """A profile as the stream would have folded it, with these traits."""
+    profile = Profile(person=person, user_id=person.removeprefix("u:"), traits=traits)
+    assert EventStore(aws.dynamodb, aws.table).save_profiles([profile]) == set()
+
+
+def sent_emails() -> list[EmailMessage]:
+    """Every raw message SES accepted, parsed."""
+    backend = ses_backends["123456789012"]["us-east-1"]
+    return [
+        email.message_from_string(m.raw_data, policy=email.policy.default)
+        for m in backend.sent_messages
+    ]
+
+
+def decisions(aws: Aws, person: str = ADA) -> list[tuple[str, str, str]]:
+    """(trigger, outcome, reason) of each decision recorded for the person, oldest first."""
+    store = EngineStore(aws.dynamodb, aws.table, timedelta(days=30))
+    return [(d["trigger"], d["outcome"], d["reason"]) for d in store.decisions([person])]
+
+
+def outcomes(aws: Aws, person: str = ADA) -> list[str]:
+    return [outcome for _, outcome, _ in decisions(aws, person)]
+
+
+def schedules(aws: Aws) -> list[dict[str, Any]]:
+    """The one-time schedules in the function's group, each with its target, soonest first."""
+    group = aws.environment("Send")["NUDGE_SCHEDULE_GROUP"]
+    names = [entry["Name"] for entry in aws.scheduler.list_schedules(GroupName=group)["Schedules"]]
+    found = [dict(aws.scheduler.get_schedule(Name=name, GroupName=group)) for name in names]
+    return sorted(found, key=lambda schedule: schedule["ScheduleExpression"])
+
+
+def schedule_time(schedule: dict[str, Any]) -> datetime:
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"
+    expression = str(schedule["ScheduleExpression"])
+    assert expression.startswith("at(")
+    return datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC)
+
+
+def dead_letters(aws: Aws) -> list[dict[str, Any]]:
+    url = aws.environment("Send")["NUDGE_SEND_DLQ_URL"]
+    response = aws.sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )
+    return [dict(message) for message in response.get("Messages", [])]
+
+
+def failures(response: dict[str, Any]) -> list[str]:
+    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+
+def html_of(message: EmailMessage) -> str:
+    part = message.get_body(("html",))
+    assert part is not None
+    return str(cast(EmailMessage, part).get_content())
+
+
+# ---- email ---------------------------------------------------------------------------------
+
+
+def test_an_abandoned_cart_is_emailed_once_with_its_items_and_one_click_unsubscribe(
+    aws: Aws, send: Invoke
+):
+    """An abandoned-cart fire for a person with an email is sent once: items, text, unsubscribe."""
+    # given
+    given_person(aws, email=ADA_EMAIL, first_name="Ada")
+    cart = fire(fire_id="fire-cart-1")
+    # when
+    response = send(batch(record(cart)))
+    # then
+    assert failures(response) == []
+    (message,) = sent_emails()
+    assert (message["From"], message["To"]) == (FROM_EMAIL, ADA_EMAIL)
+    assert message["X-Nudge-Fire"] == "fire-cart-1"
+    html = html_of(message)
+    assert "Hi Ada," in html
+    for item in CART_ITEMS:
+        assert str(item["name"]) in html
+        assert str(item["url"]) in html
+    text = message.get_body(("plain",))
+    assert text is not None
+    assert "- Espresso Cup x 2: 12.5" in str(cast(EmailMessage, text).get_content())
+    link = str(message["List-Unsubscribe"]).strip("<>")
+    assert link.startswith(f"{PUBLIC_URL}/u/")
+    token = urlsplit(link).path.rsplit("/", 1)[1]
+    claims = verify_token(token, TRACKING_SECRET.encode())
+    assert (claims["k"], claims["e"], claims["f"]) == ("u", ADA_EMAIL, "fire-cart-1")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert outcomes(aws) == ["sent"]
+
+
+def test_a_message_delivered_twice_sends_once(aws: Aws, send: Invoke):
+    """SQS delivering one message twice (at least once) sends one email; the copy is a duplicate."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    message = record(fire(), message_id="m-1")
+    send(batch(message))
+    # when
+    response = send(batch({**message, "receiptHandle": "another-handle"}))
+    # then
+    assert failures(response) == []
+    assert len(sent_emails()) == 1
+    assert sorted(outcomes(aws)) == ["duplicate", "sent"]
+
+
+def test_five_abandoned_carts_in_one_day_send_one_email(aws: Aws, send: Invoke):
+    """Five abandoned-cart fires for one person in one day send one email; four are capped."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    carts = [fire(fire_id=f"fire-cart-{n}") for n in range(5)]
+    # when
+    for n, cart in enumerate(carts):
+        assert failures(send(batch(record(cart, NOW + timedelta(hours=n))))) == []
+    # then
+    assert len(sent_emails()) == 1
+    recorded = decisions(aws)
+    assert [outcome for _, outcome, _ in recorded] == ["sent"] + ["capped"] * 4
+    assert {reason for _, outcome, reason in recorded if outcome == "capped"} == {
+        "abandoned_cart cap of 1 a day reached"
+    }
+
+
+def test_no_person_gets_more_than_three_emails_a_day_across_triggers(aws: Aws, send: Invoke):
+    """Four fires of four triggers in one day send three emails; the fourth hits the email cap."""
+    # given
+    given_person(aws, email=ADA_EMAIL, crm_status="inactive")
+    fires = [
+        fire("abandoned_cart"),
+        fire("product_interest", event=product_viewed(), context={}),
+        fire("re_engagement", context={}),
+        fire("winback", template="re_engagement", context={}),
+    ]
+    # when
+    for n, each in enumerate(fires):
+        assert failures(send(batch(record(each, NOW + timedelta(minutes=10 * n))))) == []
+    # then
+    assert len(sent_emails()) == 3
+    assert decisions(aws) == [
+        ("abandoned_cart", "sent", f"sent to {ADA_EMAIL} ({_ses_id(0)})"),
+        ("product_interest", "sent", f"sent to {ADA_EMAIL} ({_ses_id(1)})"),
+        ("re_engagement", "sent", f"sent to {ADA_EMAIL} ({_ses_id(2)})"),
+        ("winback", "capped", "email cap of 3 a day reached"),
+    ]
+
+
+def _ses_id(index: int) -> str:
+    return f"SES {ses_backends['123456789012']['us-east-1'].sent_messages[index].id}"
+
+
+def test_a_fire_in_quiet_hours_waits_for_the_morning_then_sends(aws: Aws, send: Invoke):
+    """A fire at 23:00 Berlin time is not sent; it is scheduled back onto the queue for 08:00."""
+    # given
+    berlin = ZoneInfo("Europe/Berlin")
+    given_person(aws, email=ADA_EMAIL, timezone="Europe/Berlin")
+    late = datetime(2026, 11, 28, 23, 0, tzinfo=berlin)
+    cart = fire(at=late)
+    # when
+    response = send(batch(record(cart, late)))
+    # then
+    assert failures(response) == []
+    assert sent_emails() == []
+    assert outcomes(aws) == ["deferred"]
+    (schedule,) = schedules(aws)
+    assert schedule_time(schedule).astimezone(berlin) == datetime(2026, 11, 29, 8, 0, tzinfo=berlin)
+    assert schedule["Target"]["Arn"] == aws.environment("Send")["NUDGE_SEND_QUEUE_ARN"]
+    again = json.loads(schedule["Target"]["Input"])
+    assert again == {**cart, "attempt": 1}
+    # and when the schedule puts it back on the queue at 08:00
+    response = send(batch(record(again, schedule_time(schedule))))
+    # then
+    assert failures(response) == []
+    (message,) = sent_emails()
+    assert message["To"] == ADA_EMAIL
+    assert outcomes(aws) == ["deferred", "sent"]
+
+
+def test_a_suppressed_address_gets_nothing(aws: Aws, send: Invoke):
+    """An address on the suppression list gets no email, and the fire is recorded as suppressed."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    SuppressionStore(aws.dynamodb, aws.table).suppress("email", ADA_EMAIL, "unsubscribed", NOW)
+    # when
+    response = send(batch(record(fire())))
+    # then
+    assert failures(response) == []
+    assert sent_emails() == []
+    assert decisions(aws) == [
+        ("abandoned_cart", "suppressed", f"{ADA_EMAIL} is suppressed on email")
+    ]
+
+
+def test_a_person_without_an_email_is_skipped_not_failed(aws: Aws, send: Invoke):
+    """A person with no email trait is skipped: nothing sent, no batch failure, no DLQ."""
+    # given
+    given_person(aws, first_name="Ada")
+    # when
+    response = send(batch(record(fire())))
+    # then
+    assert failures(response) == []
+    assert sent_emails() == []
+    assert dead_letters(aws) == []
+    assert decisions(aws) == [("abandoned_cart", "skipped", "no email trait to send to")]
+
+
+def test_an_email_trait_that_would_inject_a_header_is_skipped(aws: Aws, send: Invoke):
+    """An address with a line break (ada@x.io\\nBcc: ...) is not an address: nothing is sent."""
+    # given
+    given_person(aws, email="ada@example.com\nBcc: everyone@example.com")
+    # when
+    response = send(batch(record(fire())))
+    # then
+    assert failures(response) == []
+    assert sent_emails() == []
+    assert decisions(aws) == [("abandoned_cart", "skipped", "no email trait to send to")]
+
+
+@pytest.fixture
+def broken_triggers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A triggers folder whose templates include ``broken``, with a syntax error in its subject."""
+    folder = tmp_path / "triggers"
+    shutil.copytree(REPO / "triggers" / "templates", folder / "templates")
+    (folder / "templates" / "broken.subject.j2").write_text("Your cart {{ items | length \n")
+    (folder / "templates" / "broken.html.j2").write_text("<p>cart</p>\n")
+    (folder / "templates" / "broken.txt.j2").write_text("cart\n")
+    monkeypatch.setenv("NUDGE_TRIGGERS_DIR", str(folder))
+    return folder
+
+
+POISON = {
+    "a template with a syntax error": json.dumps(fire(template="broken", fire_id="fire-poison")),
+    "not JSON at all": "this is not a fire",
+    "JSON cut short": '{"fireId": "fire-cut", "trigger": "abandoned_ca',
+}
+
+
+@pytest.mark.parametrize("poison", POISON.values(), ids=POISON.keys())
+def test_a_poison_message_is_dead_lettered_without_blocking_its_batch(
+    aws: Aws, broken_triggers: Path, poison: str
+):
+    """A fire that can never be delivered goes to the DLQ with a reason; its batch-mate is sent."""
+    # given
+    send = aws.load_handler("Send")
+    given_person(aws, email=ADA_EMAIL)
+    good = fire(fire_id="fire-good")
+    # when
+    response = send(batch(record(poison, message_id="m-poison"), record(good)))
+    # then
+    assert failures(response) == []
+    (dead,) = dead_letters(aws)
+    assert dead["Body"] == poison
+    assert dead["MessageAttributes"]["reason"]["StringValue"]
+    (message,) = sent_emails()
+    assert message["X-Nudge-Fire"] == "fire-good"
+
+
+def test_a_broken_template_is_recorded_as_dead_lettered_with_its_reason(
+    aws: Aws, broken_triggers: Path
+):
+    """The DLQ reason and the recorded decision name the template file that does not parse."""
+    # given
+    send = aws.load_handler("Send")
+    given_person(aws, email=ADA_EMAIL)
+    # when
+    send(batch(record(fire(template="broken"))))
+    # then
+    (dead,) = dead_letters(aws)
+    reason = dead["MessageAttributes"]["reason"]["StringValue"]
+    assert "broken.subject.j2" in reason
+    assert decisions(aws) == [("abandoned_cart", "dead_letter", reason)]
+
+
+def test_ses_throttling_is_retried_later_and_sends_exactly_once(
+    aws: Aws, send: Invoke, monkeypatch: pytest.MonkeyPatch
+):
+    """SES throttling the first send schedules a retry; the retry sends exactly one email."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    client = bootstrap.sesv2_client()
+    calls: list[str] = []
+    real_send = client.send_email
+
+    def throttled_once(**request: Any) -> Any:
+        calls.append(str(request["Destination"]))
+        if len(calls) == 1:
+            throttled: Any = {
+                "Error": {"Code": "TooManyRequestsException", "Message": "rate exceeded"},
+                "ResponseMetadata": {"HTTPStatusCode": 429},
+            }
+            raise ClientError(throttled, "SendEmail")
+        return real_send(**request)
+
+    monkeypatch.setattr(client, "send_email", throttled_once)
+    cart = fire()
+    # when
+    first = send(batch(record(cart)))
+    (retry,) = schedules(aws)
+    later = send(batch(record(json.loads(retry["Target"]["Input"]), schedule_time(retry))))
+    # then
+    assert failures(first) == []
+    assert failures(later) == []
+    assert schedule_time(retry) > NOW
+    assert len(calls) == 2
+    assert len(sent_emails()) == 1
+    assert outcomes(aws) == ["retry", "sent"]
+
+
+@dataclass
+class CrashOnMarkSent:
+    """Which fires' mark-sent writes crashed (once: the function's next run works)."""
+
+    crashed: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def crash_on_mark_sent(monkeypatch: pytest.MonkeyPatch) -> CrashOnMarkSent:
+    """ContactStore.save failing on the first write that marks a fire sent (SES has accepted)."""
+    crash = CrashOnMarkSent()
+    real_save = ContactStore.save
+
+    def save(store: ContactStore, person: str, state: ContactState) -> ContactState:
+        marked = [fid for fid, mark in state.fires.items() if mark.startswith("sent@")]
+        if marked and not crash.crashed:
+            crash.crashed.append(marked[0])
+            raise RuntimeError("the function crashed before marking the fire sent")
+        return real_save(store, person, state)
+
+    monkeypatch.setattr(ContactStore, "save", save)
+    return crash
+
+
+def test_a_crash_after_ses_accepted_sends_again_on_redelivery(
+    aws: Aws, send: Invoke, crash_on_mark_sent: CrashOnMarkSent
+):
+    """The documented residual window: SES accepted, then a crash before marking the fire sent,
+    so the redelivery (receive count 2) sends it again: exactly two emails."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    message = record(fire(), message_id="m-crash")
+    first = send(batch(message))
+    # when
+    again = send(batch(record(message["body"], NOW + timedelta(minutes=3), receive_count=2)))
+    # then
+    assert failures(first) == ["m-crash"]
+    assert failures(again) == []
+    assert len(crash_on_mark_sent.crashed) == 1
+    assert len(sent_emails()) == 2
+    ((_, outcome, reason),) = decisions(aws)
+    assert outcome == "sent"
+    assert reason.endswith("(a retry after an interrupted send)")
+
+
+def test_a_first_delivery_meeting_a_fresh_claim_waits_and_sends_nothing(
+    aws: Aws, send: Invoke, crash_on_mark_sent: CrashOnMarkSent
+):
+    """A copy delivered for the first time while another delivery holds the claim is a batch
+    item failure (in flight) and sends nothing."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    body = json.dumps(fire())
+    send(batch(record(body, message_id="m-first")))
+    # when
+    response = send(batch(record(body, NOW + timedelta(seconds=5), message_id="m-copy")))
+    # then
+    assert failures(response) == ["m-copy"]
+    assert len(sent_emails()) == 1
+    assert outcomes(aws) == ["in_flight"]
+
+
+# ---- webhooks ------------------------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    """A CRM on 127.0.0.1 answering each POST with the next status of its script (then 200)."""
+
+    script: list[int]
+    requests: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/crm/hook"
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                status = receiver.script.pop(0) if receiver.script else 200
+                receiver.requests.append((dict(self.headers.items()), body, status))
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@pytest.fixture
+def crm(request: pytest.FixtureRequest, aws: Aws) -> Iterator[Receiver]:
+    """A receiver, with the stack's CrmWebhookUrl pointing at it."""
+    receiver = Receiver(list(getattr(request, "param", []))).start()
+    aws.template = load_template(
+        REPO / "template.yaml", {**PARAMETERS, "CrmWebhookUrl": receiver.url}
+    )
+    yield receiver
+    receiver.stop()
+
+
+def vip_fire(at: datetime) -> dict[str, Any]:
+    checkout = {"event": "Checkout Started", "timestamp": at.isoformat()}
+    return fire("vip_checkout_call", template="vip_call", channel="webhook", event=checkout, at=at)
+
+
+def test_a_vip_webhook_arrives_signed(aws: Aws, crm: Receiver):
+    """A webhook fire reaches the CRM as the rendered JSON, signed per Standard Webhooks."""
+    # given
+    send = aws.load_handler("Send")
+    given_person(aws, email=ADA_EMAIL, name="Ada Lovelace", tier="vip")
+    now = datetime.now(UTC).replace(microsecond=0)
+    vip = vip_fire(now)
+    # when
+    response = send(batch(record(vip, now)))
+    # then
+    assert failures(response) == []
+    ((headers, body, status),) = crm.requests
+    assert status == 200
+    assert headers["webhook-id"] == vip["fireId"]
+    assert Webhook(WEBHOOK_SECRET).verify(body, headers) == {
+        "type": "task",
+        "subject": "Call VIP Ada Lovelace about an unfinished checkout",
+        "email": ADA_EMAIL,
+        "userId": "ada",
+        "checkoutStartedAt": now.isoformat(),
+    }
+    assert outcomes(aws) == ["sent"]
+
+
+@pytest.mark.parametrize("crm", [[500, 500, 200]], indirect=True)
+def test_a_failing_crm_gets_the_webhook_once_in_the_end_with_one_id(aws: Aws, crm: Receiver):
+    """A CRM answering 500 twice then 200 gets the same webhook-id each time, delivered once."""
+    # given
+    send = aws.load_handler("Send")
+    given_person(aws, email=ADA_EMAIL, name="Ada Lovelace", tier="vip")
+    # Retries come 1 and then 5 minutes later: the last one is signed now, within the
+    # tolerance the receiver's verify applies to the timestamp.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=6)
+    vip = vip_fire(start)
+    # when
+    responses = [send(batch(record(vip, start)))]
+    for _ in range(2):
+        retry = schedules(aws)[-1]
+        body = json.loads(retry["Target"]["Input"])
+        responses.append(send(batch(record(body, schedule_time(retry)))))
+    # then
+    assert [failures(response) for response in responses] == [[], [], []]
+    assert [status for _, _, status in crm.requests] == [500, 500, 200]
+    assert {headers["webhook-id"] for headers, _, _ in crm.requests} == {vip["fireId"]}
+    headers, body, _ = crm.requests[-1]
+    assert Webhook(WEBHOOK_SECRET).verify(body, headers)["userId"] == "ada"
+    assert [json.loads(s["Target"]["Input"])["attempt"] for s in schedules(aws)] == [1, 2]
+    assert outcomes(aws) == ["retry", "retry", "sent"]
