@@ -99,13 +99,22 @@ def _fires(stack: StackClient, user_id: str, trigger: str | None = None) -> list
     return [fire for fire in fires if trigger is None or fire["trigger"] == trigger]
 
 
+# What the engine decides; delivery's own outcomes (sent, skipped, capped...) follow a fire
+# and are the delivery suites' business.
+ENGINE_OUTCOMES = {"fired", "pending", "not_matched", "exited", "duplicate", "rearmed"}
+
+
 def _decisions(stack: StackClient, user_id: str, trigger: str) -> list[dict[str, Any]]:
     stack.drain()
     response = stack.get("/_local/explain/" + quote(user_id, safe=""))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["userId"] == user_id
-    return [decision for decision in body["decisions"] if decision["trigger"] == trigger]
+    return [
+        decision
+        for decision in body["decisions"]
+        if decision["trigger"] == trigger and decision["outcome"] in ENGINE_OUTCOMES
+    ]
 
 
 def _outcomes(stack: StackClient, user_id: str, trigger: str) -> list[str]:

@@ -45,6 +45,8 @@ from nudge.domain.triggers.engine import Decision
 __all__ = ["Delivery", "Poison", "SendService", "SendSettings"]
 
 # Webhook retries after a failure: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h; then the DLQ.
+# (A retry is a one-time schedule, and Scheduler needs about a minute of lead time, so
+# the first retry comes after a minute rather than 5 s.)
 WEBHOOK_BACKOFF = (5, 300, 1800, 7200, 18000, 36000)
 _CONFLICT_RETRIES = 5
 
