@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import re
 import shutil
 import threading
 import uuid
@@ -223,9 +224,13 @@ def test_an_abandoned_cart_is_emailed_once_with_its_items_and_one_click_unsubscr
     assert message["X-Nudge-Fire"] == "fire-cart-1"
     html = html_of(message)
     assert "Hi Ada," in html
+    clicks = re.findall(r'href="([^"]+/c/[^"]+)"', html)
+    targets = [
+        verify_token(link.rsplit("/", 1)[1], TRACKING_SECRET.encode())["url"] for link in clicks
+    ]
     for item in CART_ITEMS:
         assert str(item["name"]) in html
-        assert str(item["url"]) in html
+        assert str(item["url"]) in targets  # each product links through the click tracker
     text = message.get_body(("plain",))
     assert text is not None
     assert "- Espresso Cup x 2: 12.5" in str(cast(EmailMessage, text).get_content())

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nudge.domain.durations import parse_duration
 from nudge.domain.intake import Limits
@@ -137,6 +138,11 @@ class DeliverySettings:
         quiet = env.get("NUDGE_QUIET_HOURS", "21:00-08:00").split("-")
         if len(quiet) != 2:
             raise ConfigError("NUDGE_QUIET_HOURS must look like 21:00-08:00")
+        zone = env.get("NUDGE_DEFAULT_TIMEZONE", "UTC")
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"NUDGE_DEFAULT_TIMEZONE: {zone!r} is not a time zone") from None
         secret = env.get("NUDGE_WEBHOOK_SECRET") or None
         if secret is not None and not secret.startswith("whsec_"):
             raise ConfigError("NUDGE_WEBHOOK_SECRET must be a whsec_... secret")

@@ -1,12 +1,13 @@
 """Send: deliver a fire once, to the right address, at a decent hour, or say why not.
 
 Order of work, and why:
-1. render first, so a broken template never uses up anyone's quota (it goes to the DLQ);
+1. find the address and check suppression; render the whole message, so a broken
+   template never uses up anyone's quota (it goes to the DLQ);
 2. claim the send in the person's contact record (caps, cooldown, quiet hours and
    duplicates decided together, written with a version check);
 3. deliver; 4. mark it sent.
-A crash between 3 and 4 is the one window where a message can repeat: the claim's lease
-runs out and a redelivery sends again. It is as short as a single SES call.
+A crash between 3 and 4 is the one window where a message can repeat: the queue's
+redelivery finds the claim and sends again. It is as short as a single SES call.
 """
 
 from __future__ import annotations
@@ -48,7 +49,15 @@ __all__ = ["Delivery", "Poison", "SendService", "SendSettings"]
 # (A retry is a one-time schedule, and Scheduler needs about a minute of lead time, so
 # the first retry comes after a minute rather than 5 s.)
 WEBHOOK_BACKOFF = (5, 300, 1800, 7200, 18000, 36000)
+# SES throttling or a 5xx: a minute, then longer; after the last, the DLQ.
+EMAIL_BACKOFF = (60, 300, 1800, 7200, 18000)
 _CONFLICT_RETRIES = 5
+
+
+_NO_ADDRESS = {
+    "email": "no email trait to send to",
+    "webhook": "no webhook configured (CrmWebhookUrl and WebhookSecret)",
+}
 
 
 class Poison(Exception):
@@ -125,7 +134,7 @@ class SendService:
         address = self._address(channel, profile)
         if address is None:
             return Delivery(
-                "skipped", f"no {'email trait' if channel == 'email' else 'webhook URL'} to send to"
+                "skipped", _NO_ADDRESS.get(channel, f"the {channel} channel is not built yet")
             )
         if self._suppression.is_suppressed(channel, address):
             return Delivery("suppressed", f"{address} is suppressed on {channel}")
@@ -173,7 +182,10 @@ class SendService:
                 provider_id = self._email.send(message, now.timestamp())
             except RetryableSendError as error:
                 self._mark_failed(str(fire["person"]), str(fire["fireId"]), now)
-                return Delivery("retry", str(error), 60)
+                attempt = int(fire.get("attempt", 0))
+                if attempt >= len(EMAIL_BACKOFF):
+                    raise Poison(f"SES kept refusing: {error}") from None
+                return Delivery("retry", str(error), EMAIL_BACKOFF[attempt])
             reason = f"sent to {address} (SES {provider_id})"
         else:
             assert self._webhook is not None
@@ -216,8 +228,8 @@ class SendService:
             if "@" not in email or any(c.isspace() or ord(c) < 32 or c in ",;<>" for c in email):
                 return None
             return email
-        if channel == "webhook":
-            return self._settings.crm_webhook_url
+        if channel == "webhook" and self._webhook is not None:
+            return self._settings.crm_webhook_url  # None too when no URL is configured
         return None
 
     def _render(self, fire: Mapping[str, Any], profile: Profile, address: str) -> Any:
@@ -254,6 +266,12 @@ class SendService:
                 "unsubscribe": f"{base}/u/{sign_token({**claims, 'k': 'u', 'e': address}, key)}",
                 "open_pixel": f"{base}/o/{sign_token({**claims, 'k': 'o'}, key)}",
             },
+            # {{ click(item.url) }}: a signed link that records the click, then redirects.
+            "click": lambda url: (
+                f"{base}/c/{sign_token({**claims, 'k': 'c', 'url': url}, key)}"
+                if isinstance(url, str) and url.startswith(("https://", "http://"))
+                else "#"
+            ),
         }
 
     def _requeue(self, fire: Mapping[str, Any], now: datetime, seconds: float) -> None:
