@@ -9,7 +9,7 @@ Python internals (``{{ ''.__class__ }}``) is an error, never a half-rendered mes
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,15 +18,22 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNot
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-__all__ = ["EmailContent", "RenderError", "Renderer", "template_problems"]
+from nudge.domain.profile import Profile
+from nudge.domain.tokens import sign_token
+
+__all__ = ["EmailContent", "RenderError", "Renderer", "render_context", "template_problems"]
 
 
 class RenderError(Exception):
-    """The message cannot be rendered; ``reason`` says why, for the DLQ and explain."""
+    """The message cannot be rendered; ``reason`` says why, for the DLQ and explain.
 
-    def __init__(self, reason: str) -> None:
+    ``file`` names the template file at fault when there is one (``abandoned_cart.html.j2``).
+    """
+
+    def __init__(self, reason: str, file: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.file = file
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,9 @@ class Renderer:
     def email(self, name: str, context: Mapping[str, Any]) -> EmailContent:
         subject = " ".join(self._render(self._plain, f"{name}.subject.j2", context).split())
         if not subject:
-            raise RenderError(f"{name}.subject.j2 rendered an empty subject")
+            raise RenderError(
+                f"{name}.subject.j2 rendered an empty subject", file=f"{name}.subject.j2"
+            )
         return EmailContent(
             subject=subject,
             html=self._render(self._html, f"{name}.html.j2", context),
@@ -58,10 +67,11 @@ class Renderer:
             document = json.loads(body)
         except json.JSONDecodeError as error:
             raise RenderError(
-                f"{name}.json.j2 did not render JSON: {error.msg} at line {error.lineno}"
+                f"{name}.json.j2 did not render JSON: {error.msg} at line {error.lineno}",
+                file=f"{name}.json.j2",
             ) from None
         if not isinstance(document, dict):
-            raise RenderError(f"{name}.json.j2 must render a JSON object")
+            raise RenderError(f"{name}.json.j2 must render a JSON object", file=f"{name}.json.j2")
         return document
 
     def _render(
@@ -70,11 +80,52 @@ class Renderer:
         try:
             return environment.get_template(file).render(**context)
         except TemplateNotFound:
-            raise RenderError(f"no template {file} in {self._templates}") from None
+            raise RenderError(f"no template {file} in {self._templates}", file=file) from None
         except SecurityError as error:
-            raise RenderError(f"{file}: refused by the sandbox: {error}") from None
+            raise RenderError(f"{file}: refused by the sandbox: {error}", file=file) from None
         except TemplateError as error:
-            raise RenderError(f"{file}: {type(error).__name__}: {error}") from None
+            raise RenderError(f"{file}: {type(error).__name__}: {error}", file=file) from None
+        except (TypeError, ValueError, ArithmeticError, LookupError) as error:
+            # A filter given what it cannot take (undefined | tojson, say): the template's
+            # fault, so the whole message is refused with the reason, as for any other.
+            raise RenderError(f"{file}: {type(error).__name__}: {error}", file=file) from None
+
+
+def render_context(
+    fire: Mapping[str, Any], profile: Profile, address: str, public_url: str, key: bytes
+) -> dict[str, Any]:
+    """What a template sees: the fire's collected lists (``items``), ``traits``, ``profile``,
+    ``event``, ``user_id``, ``trigger``, signed ``links`` and ``click(url)``.
+
+    ``address`` is the one the message goes to (the unsubscribe link names it); the links
+    point at ``public_url`` and are signed with ``key``. Send and ``nudge preview`` both
+    build their context here, so a preview shows what would be sent.
+    """
+    claims = {"f": str(fire["fireId"]), "p": str(fire["person"]), "t": str(fire["trigger"])}
+    base = public_url.rstrip("/")
+    return {
+        **(fire.get("context") or {}),
+        "traits": profile.traits,
+        "profile": profile.facts(),
+        "event": fire.get("event") or {},
+        "user_id": fire.get("userId") or fire.get("person"),
+        "trigger": fire["trigger"],
+        "links": {
+            "unsubscribe": f"{base}/u/{sign_token({**claims, 'k': 'u', 'e': address}, key)}",
+            "open_pixel": f"{base}/o/{sign_token({**claims, 'k': 'o'}, key)}",
+        },
+        # {{ click(item.url) }}: a signed link that records the click, then redirects.
+        "click": _click(base, claims, key),
+    }
+
+
+def _click(base: str, claims: Mapping[str, str], key: bytes) -> Callable[[object], str]:
+    def click(url: object) -> str:
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            return f"{base}/c/{sign_token({**claims, 'k': 'c', 'url': url}, key)}"
+        return "#"
+
+    return click
 
 
 def _environment(templates: Path, *, autoescape: bool) -> SandboxedEnvironment:

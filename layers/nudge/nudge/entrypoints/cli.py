@@ -1,4 +1,4 @@
-"""The `nudge` command line: openapi, validate, schema, backtest, explain."""
+"""The `nudge` command line: openapi, validate, schema, backtest, explain, preview."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from nudge import __version__
 from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.schema import trigger_schema
 from nudge.entrypoints.openapi import openapi_document
+from nudge.entrypoints.preview import run_preview
 from nudge.entrypoints.reports import run_backtest, run_explain
 
 __all__ = ["main"]
@@ -37,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--user", required=True)
     explain.add_argument("--trigger")
     explain.add_argument("--table", help="table name (default: $NUDGE_TABLE_NAME)")
+    preview = commands.add_parser("preview", help="render a trigger's message to files, unsent")
+    preview.add_argument("trigger", help="the trigger's id")
+    preview.add_argument(
+        "--user", required=True, type=Path, help='profile JSON: {"userId", "traits"}'
+    )
+    preview.add_argument("--event", type=Path, help="the triggering event (or a list of events)")
+    preview.add_argument("--out", type=Path, default=Path("preview"), help="default ./preview")
+    preview.add_argument("--triggers", type=Path, default=Path("triggers"))
     return parser
 
 
@@ -53,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_backtest(arguments.events, arguments.triggers, as_json=arguments.json)
     elif arguments.command == "explain":
         return run_explain(arguments.user, arguments.trigger, arguments.table)
+    elif arguments.command == "preview":
+        return run_preview(
+            arguments.trigger, arguments.user, arguments.event, arguments.out, arguments.triggers
+        )
     return 0
 
 

@@ -39,8 +39,7 @@ from nudge.domain.policy import (
     person_zone,
 )
 from nudge.domain.profile import Profile
-from nudge.domain.render import Renderer, RenderError
-from nudge.domain.tokens import sign_token
+from nudge.domain.render import Renderer, RenderError, render_context
 from nudge.domain.triggers.engine import Decision
 
 __all__ = ["Delivery", "Poison", "SendService", "SendSettings"]
@@ -233,7 +232,8 @@ class SendService:
         return None
 
     def _render(self, fire: Mapping[str, Any], profile: Profile, address: str) -> Any:
-        context = self._context(fire, profile, address)
+        settings = self._settings
+        context = render_context(fire, profile, address, settings.public_url, settings.tracking_key)
         try:
             if fire["channel"] == "email":
                 content = self._renderer.email(str(fire["template"]), context)
@@ -250,29 +250,6 @@ class SendService:
             return self._renderer.webhook(str(fire["template"]), context)
         except RenderError as error:
             raise Poison(error.reason) from None
-
-    def _context(self, fire: Mapping[str, Any], profile: Profile, address: str) -> dict[str, Any]:
-        claims = {"f": str(fire["fireId"]), "p": str(fire["person"]), "t": str(fire["trigger"])}
-        key = self._settings.tracking_key
-        base = self._settings.public_url.rstrip("/")
-        return {
-            **(fire.get("context") or {}),
-            "traits": profile.traits,
-            "profile": profile.facts(),
-            "event": fire.get("event") or {},
-            "user_id": fire.get("userId") or fire.get("person"),
-            "trigger": fire["trigger"],
-            "links": {
-                "unsubscribe": f"{base}/u/{sign_token({**claims, 'k': 'u', 'e': address}, key)}",
-                "open_pixel": f"{base}/o/{sign_token({**claims, 'k': 'o'}, key)}",
-            },
-            # {{ click(item.url) }}: a signed link that records the click, then redirects.
-            "click": lambda url: (
-                f"{base}/c/{sign_token({**claims, 'k': 'c', 'url': url}, key)}"
-                if isinstance(url, str) and url.startswith(("https://", "http://"))
-                else "#"
-            ),
-        }
 
     def _requeue(self, fire: Mapping[str, Any], now: datetime, seconds: float) -> None:
         """Later, not lost: a one-time schedule puts the fire back on the send queue."""
