@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from moto.ses.models import ses_backends
 from nudge import bootstrap
+from nudge.adapters.suppression import SuppressionStore
 from nudge.domain.profile import Profile
 
 from tests.conftest import REPO
@@ -33,6 +34,8 @@ def _kind(event: dict[str, Any]) -> str:
     if "Records" in event:
         sources = {record.get("eventSource") for record in event["Records"]}
         return {"aws:sqs": "sqs", "aws:dynamodb": "stream"}.get(str(sources.pop()), "unknown")
+    if event.get("source") == "aws.ses":
+        return "feedback"
     if event.get("routeKey") in LINK_ROUTES:
         return "link"
     method = event.get("requestContext", {}).get("http", {}).get("method")
@@ -164,3 +167,21 @@ def test_send_queue_sample_is_delivered(name: str, send: Invoke):
     assert sorted(message.destinations[0] for message in sent) == sorted(
         people[fire["person"]] for fire in fires
     )
+
+
+@pytest.mark.parametrize("name", _samples("feedback"))
+def test_feedback_sample_suppresses_its_recipient(name: str, aws: Aws):
+    """An SES bounce or complaint sample suppresses the address it names."""
+    # given
+    event = SAMPLES[name]
+    detail = event["detail"]
+    kind = "bounce" if detail["eventType"] == "Bounce" else "complaint"
+    address = detail[kind][f"{'bounced' if kind == 'bounce' else 'complained'}Recipients"][0][
+        "emailAddress"
+    ]
+    feedback = aws.load_handler("Feedback")
+    # when
+    response = feedback(event)
+    # then
+    assert response == {"suppressed": 1}
+    assert SuppressionStore(aws.dynamodb, aws.table).is_suppressed("email", address)

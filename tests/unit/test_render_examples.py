@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from nudge.domain.profile import Profile
-from nudge.domain.render import RenderError, Renderer, render_context, template_problems
+from nudge.domain.render import Renderer, RenderError, render_context, template_problems
 from nudge.domain.tokens import verify_token
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "triggers" / "templates"
@@ -267,5 +267,5 @@ def test_a_filter_given_a_missing_value_is_a_render_error(tmp_path: Path) -> Non
     renderer = Renderer(tmp_path)
 
     # when / then
-    with pytest.raises(RenderError, match="hook.json.j2"):
+    with pytest.raises(RenderError, match=r"hook\.json\.j2"):
         renderer.webhook("hook", {"traits": {}})

@@ -35,6 +35,7 @@ from nudge.domain.render import Renderer
 from nudge.domain.triggers.engine import TriggerIndex
 from nudge.domain.triggers.loader import load_triggers
 from nudge.service.evaluate import EvaluateService
+from nudge.service.feedback import FeedbackService
 from nudge.service.ingest import IngestService
 from nudge.service.send import SendService, SendSettings
 from nudge.service.track import TrackService
@@ -51,6 +52,7 @@ __all__ = [
     "engine_settings",
     "evaluate_service",
     "event_store",
+    "feedback_service",
     "ingest_service",
     "send_dead_letters",
     "send_service",
@@ -190,3 +192,7 @@ def send_service() -> SendService:
             policy=policy,
         ),
     )
+
+
+def feedback_service() -> FeedbackService:
+    return FeedbackService(SuppressionStore(dynamodb_client(), settings().table_name))
