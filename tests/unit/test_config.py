@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from nudge.config import ConfigError, Settings
+from nudge.config import ConfigError, DeliverySettings, Settings
 from nudge.domain.intake import Limits
 
 
@@ -117,3 +117,47 @@ def test_a_non_positive_retention_is_refused() -> None:
     # when / then
     with pytest.raises(ConfigError, match="NUDGE_RETENTION_DAYS"):
         Settings.from_env(env)
+
+
+def _delivery_env(**extra: str) -> dict[str, str]:
+    return {
+        "NUDGE_FROM_EMAIL": "nudge@example.com",
+        "NUDGE_PUBLIC_URL": "https://links.example.com",
+        "NUDGE_TRACKING_SECRET": "s" * 16,
+        "NUDGE_SEND_QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:q",
+        "NUDGE_SEND_DLQ_URL": "https://sqs.example/dlq",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://crm.example.com/hook", "must be https"),
+        ("https://10.0.0.5/hook", "not a public address"),
+        ("https://169.254.169.254/latest", "not a public address"),
+        ("https://[::1]/hook", "not a public address"),
+    ],
+)
+def test_a_webhook_url_that_is_not_public_https_refuses_to_start(url: str, reason: str) -> None:
+    """A plain-http or private webhook URL is a deploy mistake, refused before any fire."""
+    # given
+    env = _delivery_env(NUDGE_CRM_WEBHOOK_URL=url)
+
+    # when / then
+    with pytest.raises(ConfigError, match=reason):
+        DeliverySettings.from_env(env)
+
+
+def test_an_allow_listed_host_may_use_http() -> None:
+    """The local stack's loopback receivers are allowed by name, and only those."""
+    # given
+    env = _delivery_env(
+        NUDGE_CRM_WEBHOOK_URL="http://127.0.0.1:8123/hook", NUDGE_WEBHOOK_ALLOW_HOSTS="127.0.0.1"
+    )
+
+    # when
+    settings = DeliverySettings.from_env(env)
+
+    # then
+    assert settings.crm_webhook_url == "http://127.0.0.1:8123/hook"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nudge.domain.durations import parse_duration
@@ -146,6 +148,10 @@ class DeliverySettings:
         secret = env.get("NUDGE_WEBHOOK_SECRET") or None
         if secret is not None and not secret.startswith("whsec_"):
             raise ConfigError("NUDGE_WEBHOOK_SECRET must be a whsec_... secret")
+        allow = frozenset(
+            h.strip() for h in env.get("NUDGE_WEBHOOK_ALLOW_HOSTS", "").split(",") if h.strip()
+        )
+        _check_webhook_url(env.get("NUDGE_CRM_WEBHOOK_URL") or "", allow)
         try:
             return cls(
                 from_email=env["NUDGE_FROM_EMAIL"],
@@ -170,3 +176,28 @@ class DeliverySettings:
             )
         except ValueError as error:
             raise ConfigError(str(error)) from None
+
+
+def _check_webhook_url(url: str, allow_hosts: frozenset[str]) -> None:
+    """Refused at cold start, before any fire: a webhook URL that is not public HTTPS.
+
+    Each attempt still resolves and checks the address (adapters/webhook.py); this only
+    catches what the URL itself gives away."""
+    if not url:
+        return
+    parsed = urlsplit(url)
+    host = (parsed.hostname or "").lower()
+    if host in allow_hosts:
+        return
+    if parsed.scheme != "https":
+        raise ConfigError(
+            f"NUDGE_CRM_WEBHOOK_URL must be https (got {parsed.scheme or 'no scheme'}://)"
+        )
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return  # a name: checked when it is resolved, on every attempt
+    if not address.is_global:
+        raise ConfigError(
+            f"NUDGE_CRM_WEBHOOK_URL points at {address}, which is not a public address"
+        )
