@@ -1,4 +1,5 @@
-"""``python -m bench [calls] [dynamodb] [engine] [imports] [layer] [throughput] [--json]``
+"""``python -m bench [NAME ...] [--json]``: calls, delivery, dynamodb, engine, imports, layer,
+throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -14,11 +15,12 @@ from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
-from bench import calls, dynamodb, engine, imports, layer, throughput
+from bench import calls, delivery, dynamodb, engine, imports, layer, throughput
 from bench.common import Figures
 
 BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "calls": calls.run,
+    "delivery": delivery.run,
     "dynamodb": dynamodb.run,
     "engine": engine.run,
     "imports": imports.run,
