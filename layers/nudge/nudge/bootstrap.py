@@ -1,5 +1,8 @@
 """The composition root: the one place that builds AWS clients and wires services.
 
+Each function imports what its service needs when it is called, so a Lambda imports
+only its own code at cold start (Ingest does not pay for Jinja2 or the trigger engine).
+
 Clients are built once per process (module cache), so warm invocations reuse their
 connections. Endpoints come from the standard AWS_ENDPOINT_URL variables, which is how
 the local stack points the very same code at moto.
@@ -15,14 +18,7 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
-from nudge.adapters.contacts import ContactStore
-from nudge.adapters.email import EmailSender
-from nudge.adapters.engine_store import EngineStore
-from nudge.adapters.queue import DeadLetters, SendQueue
-from nudge.adapters.scheduler import Reminders
 from nudge.adapters.store import EventStore
-from nudge.adapters.suppression import SuppressionStore
-from nudge.adapters.webhook import WebhookSender
 from nudge.config import (
     ConfigError,
     DeliverySettings,
@@ -30,21 +26,21 @@ from nudge.config import (
     Settings,
     TrackingSettings,
 )
-from nudge.domain.policy import Policy
-from nudge.domain.render import Renderer
-from nudge.domain.triggers.engine import TriggerIndex
-from nudge.domain.triggers.loader import load_triggers
-from nudge.service.evaluate import EvaluateService
-from nudge.service.feedback import FeedbackService
-from nudge.service.ingest import IngestService
-from nudge.service.send import SendService, SendSettings
-from nudge.service.track import TrackService
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
+
+    from nudge.adapters.queue import DeadLetters
+    from nudge.adapters.suppression import SuppressionStore
+    from nudge.domain.triggers.engine import TriggerIndex
+    from nudge.service.evaluate import EvaluateService
+    from nudge.service.feedback import FeedbackService
+    from nudge.service.ingest import IngestService
+    from nudge.service.send import SendService
+    from nudge.service.track import TrackService
 
 __all__ = [
     "delivery_settings",
@@ -85,6 +81,8 @@ def event_store() -> EventStore:
 
 
 def ingest_service() -> IngestService:
+    from nudge.service.ingest import IngestService
+
     return IngestService(event_store(), settings())
 
 
@@ -94,10 +92,14 @@ def tracking_settings() -> TrackingSettings:
 
 
 def suppression_store() -> SuppressionStore:
+    from nudge.adapters.suppression import SuppressionStore
+
     return SuppressionStore(dynamodb_client(), settings().table_name)
 
 
 def track_service() -> TrackService:
+    from nudge.service.track import TrackService
+
     return TrackService(
         events=event_store(),
         suppressions=suppression_store(),
@@ -124,6 +126,9 @@ def sqs_client() -> SQSClient:
 @functools.cache
 def trigger_index() -> TriggerIndex:
     """The deployed triggers, checked at cold start: an invalid set refuses to run."""
+    from nudge.domain.triggers.engine import TriggerIndex
+    from nudge.domain.triggers.loader import load_triggers
+
     loaded = load_triggers(engine_settings().triggers_dir)
     if loaded.problems:
         raise ConfigError(
@@ -133,6 +138,11 @@ def trigger_index() -> TriggerIndex:
 
 
 def evaluate_service() -> EvaluateService:
+    from nudge.adapters.engine_store import EngineStore
+    from nudge.adapters.queue import SendQueue
+    from nudge.adapters.scheduler import Reminders
+    from nudge.service.evaluate import EvaluateService
+
     engine = engine_settings()
     return EvaluateService(
         events=event_store(),
@@ -154,10 +164,22 @@ def sesv2_client() -> SESV2Client:
 
 
 def send_dead_letters() -> DeadLetters:
+    from nudge.adapters.queue import DeadLetters
+
     return DeadLetters(sqs_client(), delivery_settings().dead_letter_url)
 
 
 def send_service() -> SendService:
+    from nudge.adapters.contacts import ContactStore
+    from nudge.adapters.email import EmailSender
+    from nudge.adapters.engine_store import EngineStore
+    from nudge.adapters.scheduler import Reminders
+    from nudge.adapters.suppression import SuppressionStore
+    from nudge.adapters.webhook import WebhookSender
+    from nudge.domain.policy import Policy
+    from nudge.domain.render import Renderer
+    from nudge.service.send import SendService, SendSettings
+
     delivery = delivery_settings()
     engine = engine_settings()
     policy = Policy(
@@ -195,4 +217,7 @@ def send_service() -> SendService:
 
 
 def feedback_service() -> FeedbackService:
+    from nudge.adapters.suppression import SuppressionStore
+    from nudge.service.feedback import FeedbackService
+
     return FeedbackService(SuppressionStore(dynamodb_client(), settings().table_name))
