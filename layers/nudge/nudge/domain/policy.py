@@ -27,8 +27,10 @@ __all__ = [
     "person_zone",
 ]
 
-# Fires are remembered this long, so a very late redelivery is still recognised.
-MEMORY = timedelta(days=14)
+# Fires are remembered this long, so a late redelivery is still recognised. The longest
+# legitimate gap is a webhook's whole retry chain (about 18 h) after a quiet-hours
+# deferral (at most 11 h); three days covers it and keeps the record near 1 KB.
+MEMORY = timedelta(days=3)
 
 
 @dataclass(frozen=True)
