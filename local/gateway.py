@@ -88,6 +88,7 @@ class Gateway:
             ("POST", "/_local/clock/advance"): self._advance,
             ("GET", "/_local/outbox"): self._outbox,
             ("POST", "/_local/reset"): self._reset,
+            ("POST", "/_local/faults"): self._faults,
             ("GET", "/docs"): self._docs,
             ("GET", "/demo"): self._demo,
             ("GET", "/sdk/nudge.js"): self._sdk,
@@ -306,6 +307,28 @@ class Gateway:
             )
         html = emails[int(number)].get("html") or "<pre>(no HTML part)</pre>"
         return Response(html, content_type="text/html; charset=utf-8")
+
+    def _faults(self, request: Request) -> Response:
+        """{"ses": {"throttle": N}}: the next N SES sends are throttled, as SES would."""
+        try:
+            body = json.loads(request.get_data() or b"{}")
+            count = body["ses"]["throttle"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            message = 'body must be {"ses": {"throttle": <count>}}'
+            return _json(
+                400, {"code": "invalid_request", "message": message, "field": "ses.throttle"}
+            )
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            return _json(
+                400,
+                {
+                    "code": "invalid_request",
+                    "message": "ses.throttle: a count >= 0 is required",
+                    "field": "ses.throttle",
+                },
+            )
+        self.stack.ses_faults.throttle(count)
+        return _json(200, {"ses": self.stack.ses_faults.pending()})
 
     def _reset(self, _: Request) -> Response:
         self.stack.reset()

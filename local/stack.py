@@ -16,6 +16,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from local.clock import VirtualClock
+from local.faults import SesFaults
 from local.outbox import describe_email
 from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
@@ -89,6 +90,7 @@ class LocalStack:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.functions: dict[str, FunctionPool] = {}
+        self.ses_faults = SesFaults(self.template.names.region)
         self.stream_pollers: list[StreamPoller] = []
         self.queue_pollers: list[QueuePoller] = []
 
@@ -238,6 +240,7 @@ class LocalStack:
             create_resources(self.template, self.dynamodb, self.sqs, self.scheduler, self.sesv2)
             self._wire_sources()
             self.schedules.reset()
+            self.ses_faults.clear()
             self._ses().sent_messages.clear()
 
     def _send_to_queue_arn(self, queue_arn: str, body: str) -> None:
