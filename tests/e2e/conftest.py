@@ -145,13 +145,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-def _run_stack(template: Path | None, tmp: Path) -> Iterator[StackClient]:
+def _run_stack(
+    template: Path | None, tmp: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[StackClient]:
+    """`python -m local` on a free port, healthy before it is yielded, stopped after."""
     port = _free_port()
     env = {
         **os.environ,
         "PORT": str(port),
         "NUDGE_WRITE_KEY": WRITE_KEY,
         "NUDGE_TRACKING_SECRET": TRACKING_SECRET,
+        **(extra_env or {}),
     }
     env.pop("NUDGE_TEMPLATE", None)
     if template is not None:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -32,14 +29,9 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.e2e.conftest import (
-    REPO,
     REQUEST_TIMEOUT,
-    TRACKING_SECRET,
-    WRITE_KEY,
     StackClient,
-    _free_port,
-    _stop,
-    _wait_healthy,
+    _run_stack,
 )
 
 pytestmark = pytest.mark.e2e
@@ -120,33 +112,13 @@ def crm_receiver() -> Iterator[Receiver]:
 
 
 def _run_delivery_stack(receiver: Receiver, tmp: Path) -> Iterator[StackClient]:
-    """conftest's _run_stack, plus the delivery settings the stack reads at start."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "NUDGE_WRITE_KEY": WRITE_KEY,
-        "NUDGE_TRACKING_SECRET": TRACKING_SECRET,
+    """The shared stack, plus the delivery settings the stack reads at start."""
+    settings = {
         "NUDGE_FROM_EMAIL": FROM_EMAIL,
         "NUDGE_CRM_WEBHOOK_URL": receiver.url,
         "NUDGE_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
-    env.pop("NUDGE_TEMPLATE", None)
-    log = tmp / f"delivery-stack-{port}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local"],
-            cwd=REPO,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        health = _wait_healthy(base_url, process, log)
-        yield StackClient(base_url, WRITE_KEY, str(health["awsEndpoint"]))
-    finally:
-        _stop(process)
+    yield from _run_stack(None, tmp, settings)
 
 
 @pytest.fixture(scope="session")
