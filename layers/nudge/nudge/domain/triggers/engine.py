@@ -23,12 +23,8 @@ from nudge.domain.triggers.conditions import Facts, event_name, matches_event, v
 from nudge.domain.triggers.explain import why_not
 from nudge.domain.triggers.model import (
     Absence,
-    AllOf,
-    AnyOf,
-    Count,
     EventMatch,
     Inactivity,
-    NotOf,
     Trigger,
 )
 
@@ -154,11 +150,7 @@ class TriggerIndex:
 
     def history_window(self, triggers: Sequence[Trigger]) -> timedelta:
         """How far back these triggers' conditions and collections look."""
-        spans = [timedelta(0)]
-        for trigger in triggers:
-            spans += [collect.within for collect in trigger.collect.values()]
-            spans += _count_windows(trigger)
-        return max(spans)
+        return max((trigger.history_window for trigger in triggers), default=timedelta(0))
 
 
 def occurrence_of(trigger: Trigger, event: Mapping[str, Any]) -> str:
@@ -450,23 +442,3 @@ def _timestamp(event: Mapping[str, Any], default: datetime) -> datetime:
         except ValueError:
             return default
     return default
-
-
-def _count_windows(trigger: Trigger) -> list[timedelta]:
-    windows: list[timedelta] = []
-    stack: list[Any] = [trigger.audience] if trigger.audience else []
-    if isinstance(trigger.when, EventMatch):
-        stack += list(trigger.when.where)
-    for exit_event in trigger.exit_events:
-        stack += list(exit_event.where)
-    while stack:
-        condition = stack.pop()
-        if isinstance(condition, AllOf):
-            stack += condition.all
-        elif isinstance(condition, AnyOf):
-            stack += condition.any
-        elif isinstance(condition, NotOf):
-            stack.append(condition.not_)
-        elif isinstance(condition, Count):
-            windows.append(condition.count.within)
-    return windows

@@ -333,6 +333,28 @@ class Trigger(_Strict):
         """Exit events, and the absence event: either one cancels a pending occurrence."""
         return [*self.exit, *([self.unless] if self.unless else [])]
 
+    @cached_property
+    def history_window(self) -> timedelta:
+        """How far back this trigger's counts and collections look. Worked out once: the
+        engine asks on every event."""
+        windows = [timedelta(0), *(collect.within for collect in self.collect.values())]
+        stack: list[Any] = [self.audience] if self.audience else []
+        if isinstance(self.when, EventMatch):
+            stack += list(self.when.where)
+        for exit_event in self.exit_events:
+            stack += list(exit_event.where)
+        while stack:
+            condition = stack.pop()
+            if isinstance(condition, AllOf):
+                stack += condition.all
+            elif isinstance(condition, AnyOf):
+                stack += condition.any
+            elif isinstance(condition, NotOf):
+                stack.append(condition.not_)
+            elif isinstance(condition, Count):
+                windows.append(condition.count.within)
+        return max(windows)
+
 
 def _in_range(value: timedelta, low: timedelta, high: timedelta) -> timedelta:
     if not low <= value <= high:
