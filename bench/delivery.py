@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -47,7 +46,6 @@ from zoneinfo import ZoneInfo
 import boto3
 import requests
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from moto import mock_aws
 from nudge import bootstrap
 from nudge.adapters.email import Outgoing, build_message
 from nudge.adapters.engine_store import EngineStore
@@ -59,16 +57,13 @@ from rich.console import Console
 
 from bench.common import REPO, Figures, median, side_by_side
 from bench.dynamodb import (
-    _SINK,
     CapacityMeter,
     Counts,
-    _clear_bootstrap_caches,
-    _environment,
+    _account,
     _load_handler,
 )
 from bench.throughput import _running_stack
-from local.resources import create_resources, table_name
-from local.template import Template, load_template
+from local.template import Template
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -258,49 +253,14 @@ def _rendering() -> dict[str, Any]:
 # ---- 2. DynamoDB per delivered message, in-process on moto ---------------------------------
 
 
-@contextlib.contextmanager
-def _send_account() -> Iterator[tuple[Template, DynamoDBClient, str]]:
-    """dynamodb.py's account, with the delivery parameters and SES's verified identity."""
-    region = "us-east-1"
-    env = {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-        "POWERTOOLS_TRACE_DISABLED": "true",
+def _send_account() -> contextlib.AbstractContextManager[tuple[Template, DynamoDBClient, str]]:
+    """dynamodb.py's account, with the delivery parameters (SES identity included)."""
+    parameters = {
+        "TrackingSecret": TRACKING_SECRET,
+        "FromEmail": FROM_EMAIL,
+        "PublicUrl": PUBLIC_URL,
     }
-    with _environment(env), mock_aws(), contextlib.redirect_stdout(_SINK):
-        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-            os.environ.pop(name, None)
-        template = load_template(
-            REPO / "template.yaml",
-            {
-                "WriteKey": WRITE_KEY,
-                "TrackingSecret": TRACKING_SECRET,
-                "FromEmail": FROM_EMAIL,
-                "PublicUrl": PUBLIC_URL,
-            },
-        )
-        dynamodb: DynamoDBClient = boto3.client("dynamodb", region_name=region)
-        create_resources(
-            template,
-            dynamodb,
-            boto3.client("sqs", region_name=region),
-            boto3.client("scheduler", region_name=region),
-            boto3.client("sesv2", region_name=region),
-        )
-        _clear_delivery_caches()
-        try:
-            yield template, dynamodb, table_name(template, next(iter(template.tables)))
-        finally:
-            _clear_delivery_caches()
-
-
-def _clear_delivery_caches() -> None:
-    _clear_bootstrap_caches()
-    for cached in (bootstrap.delivery_settings, bootstrap.sesv2_client):
-        cached.cache_clear()
+    return _account(parameters)
 
 
 def _record(fire: Mapping[str, Any], at: datetime) -> dict[str, Any]:

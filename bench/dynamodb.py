@@ -273,14 +273,24 @@ def _clear_bootstrap_settings() -> None:
 
     The clients stay: every handler must share the one client the meter counts on.
     """
-    for cached in (bootstrap.settings, bootstrap.engine_settings, bootstrap.trigger_index):
+    for cached in (
+        bootstrap.settings,
+        bootstrap.engine_settings,
+        bootstrap.trigger_index,
+        bootstrap.delivery_settings,
+    ):
         cached.cache_clear()
 
 
 def _clear_bootstrap_caches() -> None:
     """Forget the settings and the clients: none may outlive the mocked account."""
     _clear_bootstrap_settings()
-    for cached in (bootstrap.dynamodb_client, bootstrap.scheduler_client, bootstrap.sqs_client):
+    for cached in (
+        bootstrap.dynamodb_client,
+        bootstrap.scheduler_client,
+        bootstrap.sqs_client,
+        bootstrap.sesv2_client,
+    ):
         cached.cache_clear()
 
 
@@ -428,7 +438,10 @@ def _workloads() -> list[Workload]:
 
 
 @contextlib.contextmanager
-def _account() -> Iterator[tuple[Template, DynamoDBClient, str]]:
+def _account(
+    parameters: dict[str, str] | None = None,
+) -> Iterator[tuple[Template, DynamoDBClient, str]]:
+    """A mocked account holding what template.yaml declares, ``parameters`` overriding."""
     region = "us-east-1"
     env = {
         "AWS_ACCESS_KEY_ID": "bench",
@@ -443,7 +456,11 @@ def _account() -> Iterator[tuple[Template, DynamoDBClient, str]]:
             os.environ.pop(name, None)
         template = load_template(
             REPO / "template.yaml",
-            {"WriteKey": WRITE_KEY, "TrackingSecret": "bench-tracking-secret"},
+            {
+                "WriteKey": WRITE_KEY,
+                "TrackingSecret": "bench-tracking-secret",
+                **(parameters or {}),
+            },
         )
         dynamodb: DynamoDBClient = boto3.client("dynamodb", region_name=region)
         create_resources(
@@ -451,6 +468,7 @@ def _account() -> Iterator[tuple[Template, DynamoDBClient, str]]:
             dynamodb,
             boto3.client("sqs", region_name=region),
             boto3.client("scheduler", region_name=region),
+            boto3.client("sesv2", region_name=region),
         )
         _clear_bootstrap_caches()
         try:
