@@ -18,6 +18,10 @@ import aws_lambda_powertools.event_handler.openapi.swagger_ui as swagger_assets
 from nudge.adapters.contacts import ContactStore
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.store import EventStore
+from nudge.config import bundled_triggers
+from nudge.domain.triggers.engine import TriggerIndex
+from nudge.domain.triggers.loader import load_triggers
+from nudge.service.explain import explain, partitions
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
@@ -56,6 +60,11 @@ def _compile(path: str) -> re.Pattern[str]:
     return re.compile(f"^{regex}$")
 
 
+def _trigger_index() -> TriggerIndex:
+    """The triggers the functions run (the layer's bundled ones), for explain."""
+    return TriggerIndex.of(load_triggers(bundled_triggers()).triggers)
+
+
 def _json(status: int, body: Any) -> Response:
     return Response(
         json.dumps(body, ensure_ascii=False, default=str),
@@ -81,6 +90,7 @@ class Gateway:
         self.store = EventStore(stack.dynamodb, table_name)
         self.engine = EngineStore(stack.dynamodb, table_name, timedelta(days=30))
         self.contacts = ContactStore(stack.dynamodb, table_name)
+        self.triggers = _trigger_index()
         self.control: dict[tuple[str, str], Callable[..., Response]] = {
             ("GET", "/_local/health"): self._health,
             ("POST", "/_local/drain"): self._drain,
@@ -356,15 +366,10 @@ class Gateway:
         )
 
     def _persons(self, user_id: str) -> list[str]:
-        """Every partition of one person: the user, and the visitors they were."""
-        view = self.store.read_person(user_id)
-        persons = [f"u:{user_id}", f"a:{user_id}"]
-        if view.profile is not None:
-            persons += [f"a:{anon}" for anon in view.profile.anonymous_ids]
-        return list(dict.fromkeys(persons))
+        return partitions(user_id, self.store.read_person(user_id))
 
     def _explain(self, user_id: str) -> Response:
-        decisions = self.engine.decisions(self._persons(user_id))
+        decisions = explain(self.store, self.engine, self.triggers, user_id, self.stack.clock.now())
         return _json(200, {"userId": user_id, "decisions": decisions})
 
     def _fires(self, user_id: str | None) -> Response:

@@ -63,6 +63,8 @@ def create_resources(
         existing = {entry["Name"] for entry in scheduler.list_schedule_groups()["ScheduleGroups"]}
         if group not in existing:
             scheduler.create_schedule_group(Name=group)
+    for logical_id, properties in template.schedules.items() if scheduler is not None else ():
+        _create_schedule(scheduler, template.names.physical(logical_id), properties)
 
 
 def resolve_queue_urls(environment: dict[str, str], sqs: Any) -> dict[str, str]:
@@ -88,3 +90,17 @@ def _queue_attributes(properties: dict[str, Any]) -> dict[str, str]:
     if "RedrivePolicy" in properties:
         attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
     return attributes
+
+
+def _create_schedule(scheduler: Any, name: str, properties: dict[str, Any]) -> None:
+    """A schedule the template declares (the recurring sweep), as CloudFormation makes it."""
+    group = str(properties.get("GroupName", "default"))
+    existing = scheduler.list_schedules(GroupName=group)["Schedules"]
+    if any(entry["Name"] == name for entry in existing):
+        return
+    arguments = {
+        key: properties[key]
+        for key in ("ScheduleExpression", "FlexibleTimeWindow", "Target", "State", "Description")
+        if key in properties
+    }
+    scheduler.create_schedule(Name=name, GroupName=group, **arguments)

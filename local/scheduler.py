@@ -1,5 +1,9 @@
 """EventBridge Scheduler's firing, which moto does not do: one-time ``at()`` schedules
-become due on the virtual clock and invoke their target, as the service would.
+become due on the virtual clock and invoke their target, as the service would, and
+``rate()`` schedules (the template's hourly inactivity sweep) run once per interval,
+starting one interval after they are first seen. When the clock jumps, every run the jump
+passed over happens, in time order with the one-time schedules, each with its own
+scheduled time. (Unlike the service, a failed run is retried before the later runs.)
 
 moto keeps the schedules (created through the real API by the functions); this reads
 them from moto's backend in this process, because the public ListSchedules answer
@@ -15,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,10 +27,11 @@ from local.clock import VirtualClock
 from local.runtime import FunctionPool
 from local.template import ACCOUNT
 
-__all__ = ["ScheduleFirer", "at_time"]
+__all__ = ["ScheduleFirer", "at_time", "rate_interval"]
 
 log = logging.getLogger("nudge.local")
 _AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 
 
 def at_time(expression: str, timezone: str | None) -> datetime | None:
@@ -37,6 +42,15 @@ def at_time(expression: str, timezone: str | None) -> datetime | None:
     return datetime.fromisoformat(match.group(1)).replace(tzinfo=ZoneInfo(timezone or "UTC"))
 
 
+def rate_interval(expression: str) -> timedelta | None:
+    """How often a ``rate()`` schedule runs; None for at() and cron() expressions."""
+    match = _RATE.match(expression.strip())
+    if not match or int(match.group(1)) < 1:
+        return None
+    unit = match.group(2).rstrip("s") + "s"
+    return timedelta(**{unit: int(match.group(1))})
+
+
 @dataclass
 class ScheduleFirer:
     functions_by_arn: dict[str, FunctionPool]
@@ -45,29 +59,47 @@ class ScheduleFirer:
     send_to_queue: Callable[[str, str], None]  # (queue ARN, body): dead letters, SQS targets
     attempts: Counter[str] = field(default_factory=Counter)
 
+    next_runs: dict[str, datetime] = field(default_factory=dict)  # rate schedule ARN -> run
+
     def poll(self) -> int:
         now = self.clock.now()
         due = [
             (when, schedule)
             for schedule in self._schedules()
             if schedule.state == "ENABLED"
-            and (
-                when := at_time(schedule.schedule_expression, schedule.schedule_expression_timezone)
-            )
-            and when <= now
+            for when in self._due_times(schedule, now)
         ]
         # Schedules due in the same second go by name: Schedule objects do not compare.
         due.sort(key=lambda pair: (pair[0], pair[1].name))
+        failed: set[str] = set()
         for when, schedule in due:
-            self._fire(schedule, when)
+            if schedule.arn not in failed and not self._fire(schedule, when):
+                failed.add(schedule.arn)  # its later runs wait for this one's retry
         return len(due)
+
+    def _due_times(self, schedule: Any, now: datetime) -> list[datetime]:
+        expression = schedule.schedule_expression
+        once = at_time(expression, schedule.schedule_expression_timezone)
+        if once is not None:
+            return [once] if once <= now else []
+        interval = rate_interval(expression)
+        if interval is None:
+            return []  # cron(): not modelled; the template has none
+        run = self.next_runs.setdefault(schedule.arn, now + interval)
+        runs = []
+        while run <= now:
+            runs.append(run)
+            run += interval
+        return runs
 
     def reset(self) -> None:
         for group in self._backend().schedule_groups.values():
             group.schedules.clear()
         self.attempts.clear()
+        self.next_runs.clear()
 
-    def _fire(self, schedule: Any, when: datetime) -> None:
+    def _fire(self, schedule: Any, when: datetime) -> bool:
+        """Runs the schedule's target; False when the run failed and will be retried."""
         target: dict[str, Any] = schedule.target
         payload = _with_context(
             target.get("Input") or "{}", schedule, when, self.attempts[schedule.arn] + 1
@@ -75,19 +107,19 @@ class ScheduleFirer:
         arn = str(target["Arn"])
         if arn.startswith("arn:aws:sqs:"):
             self.send_to_queue(arn, payload)
-            self._complete(schedule)
-            return
+            self._complete(schedule, when)
+            return True
         function = self.functions_by_arn.get(arn)
         if function is None:
             log.error(
                 "schedule %s targets %s, which the template does not define", schedule.name, arn
             )
-            self._complete(schedule)
-            return
+            self._complete(schedule, when)
+            return True
         result = function.invoke(json.loads(payload))
         if not result.failed:
-            self._complete(schedule)
-            return
+            self._complete(schedule, when)
+            return True
         self.attempts[schedule.arn] += 1
         retries = int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185))
         log.warning(
@@ -96,16 +128,22 @@ class ScheduleFirer:
             self.attempts[schedule.arn],
             result.error,
         )
-        if self.attempts[schedule.arn] > retries:
-            dead_letter = target.get("DeadLetterConfig", {}).get("Arn")
-            if dead_letter:
-                self.send_to_queue(dead_letter, payload)
-            self._complete(schedule)
+        if self.attempts[schedule.arn] <= retries:
+            return False
+        dead_letter = target.get("DeadLetterConfig", {}).get("Arn")
+        if dead_letter:
+            self.send_to_queue(dead_letter, payload)
+        self._complete(schedule, when)
+        return True
 
-    def _complete(self, schedule: Any) -> None:
-        """A one-time schedule runs once: deleted if asked, otherwise left disabled."""
+    def _complete(self, schedule: Any, when: datetime) -> None:
+        """A run is over. A one-time schedule runs once: deleted if asked, otherwise left
+        disabled; a rate schedule's next run is an interval later."""
         self.attempts.pop(schedule.arn, None)
-        if schedule.action_after_completion == "DELETE":
+        interval = rate_interval(schedule.schedule_expression)
+        if interval is not None:
+            self.next_runs[schedule.arn] = when + interval
+        elif schedule.action_after_completion == "DELETE":
             self._backend().delete_schedule(schedule.group_name, schedule.name)
         else:
             schedule.state = "DISABLED"

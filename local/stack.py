@@ -237,9 +237,9 @@ class LocalStack:
                 self.dynamodb.delete_table(TableName=name)
             for queue in self.template.queues.values():
                 self.sqs.delete_queue(QueueUrl=queue_url(self.sqs, self.template, queue.logical_id))
+            self.schedules.reset()  # before the template's own schedules are made again
             create_resources(self.template, self.dynamodb, self.sqs, self.scheduler, self.sesv2)
             self._wire_sources()
-            self.schedules.reset()
             self.ses_faults.clear()
             self._ses().sent_messages.clear()
 

@@ -134,6 +134,7 @@ class Template:
     schedule_groups: tuple[str, ...] = ()
     email_identities: tuple[str, ...] = ()
     email_configuration_sets: tuple[str, ...] = ()
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)  # the recurring ones
     parameters: dict[str, str] = field(default_factory=dict)
 
 
@@ -184,7 +185,13 @@ def load_template(
         for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::SES::ConfigurationSet"
     )
+    schedules = {
+        logical_id: resolver.resolve(resource.get("Properties", {}))
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::Scheduler::Schedule"
+    }
     return Template(
+        schedules=schedules,
         email_identities=email_identities,
         email_configuration_sets=email_configuration_sets,
         schedule_groups=schedule_groups,

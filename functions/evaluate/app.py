@@ -1,5 +1,6 @@
 """Evaluate: on the table's stream, fold events into profiles and run the triggers they
-touch; when a timer's schedule is due, decide that timer."""
+touch; when a timer's schedule is due, decide that timer; every hour, sweep for people
+who have become inactive."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
 from nudge.adapters.store import stored_event_from_image
-from nudge.service.evaluate import TIMER_SOURCE, TimerPayload
+from nudge.service.evaluate import SWEEP_SOURCE, TIMER_SOURCE, TimerPayload
 
 logger = Logger()
 metrics = Metrics()
@@ -35,7 +36,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         for decision in decisions:
             metrics.add_metric(f"Decision_{decision.outcome}", MetricUnit.Count, 1)
         return {"decisions": [decision.outcome for decision in decisions]}
+    if event.get("source") == SWEEP_SOURCE:
+        return _on_sweep(event, context)
     return _on_stream(event, context)
+
+
+def _on_sweep(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The hourly InactivitySweep schedule: its scheduled time says which hour to read,
+    so a retried or redriven sweep reads the same hour again."""
+    scheduled = datetime.fromisoformat(str(event["scheduledTime"]))
+    decisions = service.sweep(scheduled, context.invoked_function_arn)
+    metrics.add_metric("InactivitySweeps", MetricUnit.Count, 1)
+    for decision in decisions:
+        metrics.add_metric(f"Decision_{decision.outcome}", MetricUnit.Count, 1)
+    return {"decisions": [decision.outcome for decision in decisions]}
 
 
 def _on_stream(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

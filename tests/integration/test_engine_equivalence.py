@@ -217,6 +217,8 @@ class Live:
                 continue
             schedule = self.aws.scheduler.get_schedule(Name=name, GroupName=self.group)
             raw = schedule["Target"]["Input"]
+            if "due" not in json.loads(raw):
+                continue  # the recurring inactivity sweep, not a timer
             due = datetime.fromisoformat(json.loads(raw)["due"])
             if due <= until:
                 found.append((name, due, raw))

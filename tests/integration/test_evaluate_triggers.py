@@ -102,7 +102,7 @@ def _schedules(aws: Aws, trigger: str) -> list[dict[str, Any]]:
     for summary in aws.scheduler.list_schedules(GroupName=group)["Schedules"]:
         schedule = aws.scheduler.get_schedule(Name=summary["Name"], GroupName=group)
         payload = json.loads(schedule["Target"]["Input"])
-        if payload["trigger"] == trigger:
+        if payload.get("trigger") == trigger:  # the recurring sweep has none
             found.append({**schedule, "payload": payload})
     return sorted(found, key=lambda schedule: str(schedule["Name"]))
 

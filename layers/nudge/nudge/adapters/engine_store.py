@@ -178,14 +178,8 @@ class EngineStore:
         return sorted(found, key=lambda fire: str(fire.get("firedAt")))
 
     def save_decisions(self, decisions: Sequence[Decision]) -> None:
-        self.save_batch([], decisions)
-
-    def save_batch(
-        self, timers: Sequence[tuple[Pending, str]], decisions: Sequence[Decision]
-    ) -> None:
-        """Timers (unconditionally) and decision records, 25 to a request."""
-        items = [to_attributes(self._timer_item(timer, name)) for timer, name in timers]
-        items += [self._decision_item(decision) for decision in decisions]
+        """Decision records, 25 to a request."""
+        items = [self._decision_item(decision) for decision in decisions]
         for start in range(0, len(items), _BATCH):
             pending: list[Any] = [
                 {"PutRequest": {"Item": item}} for item in items[start : start + _BATCH]
@@ -196,7 +190,7 @@ class EngineStore:
                 if not pending:
                     break
             else:
-                raise RuntimeError("DynamoDB kept refusing timer and decision records")
+                raise RuntimeError("DynamoDB kept refusing decision records")
 
     def decisions(self, persons: Iterable[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = [

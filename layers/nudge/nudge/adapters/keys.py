@@ -13,12 +13,20 @@
     pk = S#<channel>:<address, lower-cased>      one partition per suppressed address
     sk = SUPPRESS        never send to it on that channel (kind=suppression, no TTL)
 
-There is deliberately no index by time: an index would copy every event (doubling the
-write units of every event) to speed up reads that happen rarely (a delayed re-check).
-"What did this person do since t" reads the person's partition and filters on ``ts``.
+One index, sparse: ``by_seen_hour`` (keys only) on ``seen_hour``, the UTC hour a person
+was last seen, which only profile items carry. The inactivity sweep reads one hour of it.
+A profile write changes the index only when that hour changes: once per person per
+active hour, not once per event.
+
+There is deliberately no index of events by time: it would copy every event (doubling
+the write units of every event) to speed up reads that happen rarely (a delayed
+re-check). "What did this person do since t" reads the person's partition and filters
+on ``ts``.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 __all__ = [
     "CONTACT_KIND",
@@ -28,6 +36,8 @@ __all__ = [
     "LEDGER_KIND",
     "LINK_KIND",
     "PROFILE_KIND",
+    "SEEN_HOUR",
+    "SEEN_HOUR_INDEX",
     "SUPPRESSION_KIND",
     "TIMER_KIND",
     "contact_key",
@@ -39,6 +49,7 @@ __all__ = [
     "person_of",
     "person_pk",
     "profile_key",
+    "seen_hour",
     "suppression_key",
     "timer_key",
 ]
@@ -53,6 +64,8 @@ LEDGER_KIND = "ledger"
 CONTACT_KIND = "contact"
 SUPPRESSION_KIND = "suppression"
 _EVENT_PREFIX = "E#"
+SEEN_HOUR_INDEX = "by_seen_hour"
+SEEN_HOUR = "seen_hour"
 
 
 def person_of(user_id: str | None, anonymous_id: str | None) -> str:
@@ -121,3 +134,8 @@ def suppression_key(channel: str, address: str) -> dict[str, str]:
 
 def contact_key(person: str) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": "CONTACT"}
+
+
+def seen_hour(moment: datetime) -> str:
+    """The ``by_seen_hour`` partition a person last seen at ``moment`` is in."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")

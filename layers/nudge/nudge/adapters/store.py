@@ -159,6 +159,16 @@ class EventStore:
             bodies, key=lambda body: (body.get("timestamp", ""), body.get("messageId", ""))
         )
 
+    def persons_seen_in(self, hour: datetime) -> list[str]:
+        """Everyone whose last activity falls in this UTC hour (the index may lag a write)."""
+        items = self._query(
+            IndexName=keys.SEEN_HOUR_INDEX,
+            KeyConditionExpression="#hour = :hour",
+            ExpressionAttributeNames={"#hour": keys.SEEN_HOUR},
+            ExpressionAttributeValues={":hour": {"S": keys.seen_hour(hour)}},
+        )
+        return sorted({keys.person_from_pk(item["pk"]) for item in items})
+
     def _partition(self, person: str) -> tuple[Profile | None, list[dict[str, Any]]]:
         profile: Profile | None = None
         events: list[dict[str, Any]] = []
@@ -267,6 +277,8 @@ def _profile_item(profile: Profile) -> dict[str, Any]:
         "last_session_pages": profile.last_session_pages,
     }
     item.update({name: value for name, value in optional.items() if value is not None})
+    if profile.last_seen:
+        item[keys.SEEN_HOUR] = keys.seen_hour(datetime.fromisoformat(profile.last_seen))
     return to_attributes(item)
 
 

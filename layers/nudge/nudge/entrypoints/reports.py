@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,8 @@ def _print_backtest(summary: dict[str, Any], skipped: list[str]) -> None:
 def run_explain(user_id: str, trigger: str | None, table: str | None) -> int:
     from nudge.adapters.engine_store import EngineStore
     from nudge.adapters.store import EventStore
-    from nudge.bootstrap import dynamodb_client
+    from nudge.bootstrap import dynamodb_client, trigger_index
+    from nudge.service.explain import explain
 
     table_name = table or os.environ.get("NUDGE_TABLE_NAME")
     if not table_name:
@@ -83,11 +84,11 @@ def run_explain(user_id: str, trigger: str | None, table: str | None) -> int:
         return 2
     events = EventStore(dynamodb_client(), table_name)
     engine = EngineStore(dynamodb_client(), table_name, timedelta(days=30))
-    view = events.read_person(user_id)
-    persons = [f"u:{user_id}", f"a:{user_id}"]
-    persons += [f"a:{anon}" for anon in (view.profile.anonymous_ids if view.profile else ())]
+    now = datetime.now(UTC)  # an entry point: the one place this command reads the clock
     decisions = [
-        d for d in engine.decisions(persons) if trigger is None or d.get("trigger") == trigger
+        d
+        for d in explain(events, engine, trigger_index(), user_id, now)
+        if trigger is None or d.get("trigger") == trigger
     ]
     if not decisions:
         sys.stdout.write(

@@ -1,9 +1,10 @@
 """Replay recorded events through the engine on a virtual clock, all in memory.
 
 The decisions come from the same functions the live path calls (``fold``, ``on_event``,
-``on_due``); only storage differs: dictionaries here, DynamoDB there. Timers due before
-an event are decided before it, and the clock runs to the last event, so every timer
-due by then has been decided.
+``on_due``, ``on_inactive``); only storage differs: dictionaries here, DynamoDB there.
+Timers and hourly inactivity sweeps due before an event are decided before it, and the
+clock runs to the last event, so every timer and sweep due by then has been decided.
+Sweeps run at the top of each hour from the first event's.
 """
 
 from __future__ import annotations
@@ -23,14 +24,18 @@ from nudge.domain.profile import Profile, fold
 from nudge.domain.segment import parse_iso_timestamp
 from nudge.domain.triggers.conditions import Facts, count_in_window, event_name, values_at
 from nudge.domain.triggers.engine import (
+    SWEEP_EVERY,
     Arm,
     Cancel,
     Fire,
     Pending,
     Result,
     TriggerIndex,
+    hour_of,
     on_due,
     on_event,
+    on_inactive,
+    swept_hour,
 )
 from nudge.domain.triggers.model import AllOf, Condition, Count, EventMatch, Predicate, Trigger
 
@@ -142,6 +147,10 @@ class _Replay:
         self.timers: list[tuple[datetime, int, Pending]] = []
         self.armed: dict[tuple[str, str, str], datetime] = {}
         self.ledger: dict[tuple[str, str, str | None], tuple[str, datetime]] = {}
+        # The by_seen_hour index: who was last seen in each hour, and each person's hour.
+        self.seen_in: dict[datetime, set[str]] = defaultdict(set)
+        self.seen_hour: dict[str, datetime] = {}
+        self.next_sweep: datetime | None = None
         self.reports: dict[str, TriggerReport] = {
             trigger: TriggerReport() for trigger in index.triggers
         }
@@ -159,6 +168,7 @@ class _Replay:
         previous = datetime.fromisoformat(profile.last_seen) if profile.last_seen else None
         profile = fold(profile, event)
         self.profiles[person] = profile
+        self._index_seen(person, profile)
         self.history[person].append(event.body)
         now = event.timestamp
         facts = Facts(
@@ -170,7 +180,19 @@ class _Replay:
         )
         self._sample(event, facts, previous)
         pending = [timer for _, _, timer in self.timers if timer.person in self._partitions(person)]
-        self._carry_out(on_event(self.index, person, facts, pending, previous), now)
+        self._carry_out(on_event(self.index, person, facts, pending), now)
+
+    def _index_seen(self, person: str, profile: Profile) -> None:
+        if profile.last_seen is None:
+            return
+        hour = hour_of(datetime.fromisoformat(profile.last_seen))
+        if self.next_sweep is None:
+            self.next_sweep = hour + SWEEP_EVERY
+        previous = self.seen_hour.get(person)
+        if previous is not None:
+            self.seen_in[previous].discard(person)
+        self.seen_in[hour].add(person)
+        self.seen_hour[person] = hour
 
     def _person(self, event: Event) -> str:
         if event.user_id:
@@ -189,25 +211,60 @@ class _Replay:
     # ---- the clock ------------------------------------------------------------------
 
     def advance_to(self, moment: datetime) -> None:
-        while self.timers and self.timers[0][0] <= moment:
-            due, _, timer = heapq.heappop(self.timers)
-            if self.armed.get((timer.person, timer.trigger, timer.occurrence)) != due:
-                continue  # cancelled or superseded
-            del self.armed[(timer.person, timer.trigger, timer.occurrence)]
-            self._decide(timer, due)
+        """Decides, in time order, the timers and the sweeps due by ``moment``."""
+        while True:
+            timer_due = self.timers[0][0] if self.timers else None
+            sweep_due = self.next_sweep if self.index.inactivity else None
+            due = [when for when in (timer_due, sweep_due) if when is not None and when <= moment]
+            if not due:
+                return
+            if timer_due is not None and timer_due == min(due):
+                self._pop_timer()
+            else:
+                assert sweep_due is not None
+                self._sweep(sweep_due)
+                self.next_sweep = sweep_due + SWEEP_EVERY
+
+    def _pop_timer(self) -> None:
+        due, _, timer = heapq.heappop(self.timers)
+        if self.armed.get((timer.person, timer.trigger, timer.occurrence)) != due:
+            return  # cancelled or superseded
+        del self.armed[(timer.person, timer.trigger, timer.occurrence)]
+        self._decide(timer, due)
+
+    def _sweep(self, at: datetime) -> None:
+        for trigger in self.index.inactivity:
+            for found in sorted(self.seen_in.get(swept_hour(trigger, at), ())):
+                partitions = self._partitions(found)
+                person = partitions[0]
+                profile = self.profiles.get(person) or Profile(person=person)
+                seen = [
+                    datetime.fromisoformat(other.last_seen)
+                    for part in partitions
+                    if (other := self.profiles.get(part)) and other.last_seen
+                ]
+                facts = Facts(
+                    now=at,
+                    traits=profile.traits,
+                    profile=profile.facts(at),
+                    history=self._history(partitions),
+                )
+                self._carry_out(on_inactive(trigger, person, facts, max(seen, default=None)), at)
 
     def _decide(self, timer: Pending, now: datetime) -> None:
         trigger = self.index.triggers[timer.trigger]
         partitions = self._partitions(timer.person)
         person = partitions[0]
         profile = self.profiles.get(person) or Profile(person=person)
-        history = sorted(
+        history = self._history(partitions)
+        facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
+        self._carry_out(on_due(trigger, timer, person, facts), now)
+
+    def _history(self, partitions: Sequence[str]) -> list[dict[str, Any]]:
+        return sorted(
             (event for part in partitions for event in self.history.get(part, [])),
             key=lambda event: str(event.get("timestamp")),
         )
-        facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
-        last_seen = datetime.fromisoformat(profile.last_seen) if profile.last_seen else None
-        self._carry_out(on_due(trigger, timer, person, facts, last_seen), now)
 
     # ---- actions, with the ledger's rule for re-entry ---------------------------------
 

@@ -33,12 +33,22 @@ from nudge.domain.triggers.engine import (
     collected,
     on_due,
     on_event,
+    on_inactive,
+    swept_hour,
 )
 from nudge.domain.triggers.model import Inactivity, Trigger
 
-__all__ = ["BatchWork", "EvaluateService", "PersonBlocked", "TimerPayload"]
+__all__ = [
+    "SWEEP_SOURCE",
+    "TIMER_SOURCE",
+    "BatchWork",
+    "EvaluateService",
+    "PersonBlocked",
+    "TimerPayload",
+]
 
 TIMER_SOURCE = "nudge.timer"
+SWEEP_SOURCE = "nudge.sweep"
 
 
 class PersonBlocked(Exception):
@@ -111,21 +121,48 @@ class EvaluateService:
         if trigger is None:
             self.engine.delete_timer(timer)  # the trigger was removed or disabled since
             return []
+        if isinstance(trigger.when, Inactivity):
+            self.engine.delete_timer(timer)  # armed before inactivity moved to the sweep
+            return []
         now = payload.scheduled_time or payload.due
         person, persons, profile = self._identity(payload.person)
-        window = self.index.history_window([trigger])
-        if isinstance(trigger.when, Inactivity) and not window:
-            history: list[dict[str, Any]] = []  # last seen decides; no event is looked at
-        else:
-            since = min(_entry_time(timer.entry, now), now - window)
-            history = self._history(persons, since)
+        since = min(_entry_time(timer.entry, now), now - self.index.history_window([trigger]))
+        history = self._history(persons, since)
         facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
-        last_seen = _parse_time(profile.last_seen)
-        result = on_due(trigger, timer, person, facts, last_seen)
+        result = on_due(trigger, timer, person, facts)
         decisions = self.carry_out(result, target_arn, now, history)
         self.engine.delete_timer(timer)
         self.engine.save_decisions(decisions)
         return decisions
+
+    # ---- the inactivity sweep -----------------------------------------------------------
+
+    def sweep(self, at: datetime, target_arn: str) -> list[Decision]:
+        """For each inactivity trigger, decides everyone last seen in the hour that has
+        just become long enough ago. A repeated sweep for the same ``at`` reads the same
+        hour and decides the same occurrences: the fire ledger makes it a no-op."""
+        decisions: list[Decision] = []
+        for trigger in self.index.inactivity:
+            for found in self.events.persons_seen_in(swept_hour(trigger, at)):
+                decisions += self._decide_inactive(trigger, found, at, target_arn)
+        self.engine.save_decisions(decisions)
+        return decisions
+
+    def _decide_inactive(
+        self, trigger: Trigger, found: str, at: datetime, target_arn: str
+    ) -> list[Decision]:
+        person, persons, profile = self._identity(found)
+        # Activity under any of the person's identities counts: a visitor who came back
+        # without logging in has been seen.
+        seen = [profile.last_seen] + [
+            other.last_seen for other in self.events.load_profiles(persons[1:]).values()
+        ]
+        last_seen = max((moment for moment in map(_parse_time, seen) if moment), default=None)
+        window = self.index.history_window([trigger])
+        history = self._history(persons, at - window) if window else []
+        facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at), history=history)
+        result = on_inactive(trigger, person, facts, last_seen)
+        return self.carry_out(result, target_arn, at, history)
 
     # ---- shared by both paths ---------------------------------------------------------
 
@@ -135,16 +172,12 @@ class EvaluateService:
         target_arn: str,
         now: datetime,
         history: Sequence[Mapping[str, Any]],
-        deferred: list[tuple[Pending, str]] | None = None,
     ) -> list[Decision]:
-        """Does what the engine decided. Inactivity timers can be ``deferred`` into the
-        batch's final write: their occurrence names their due time, so no earlier timer
-        can conflict, and a crash before that write redelivers the record, which arms
-        the same schedule again (same name) and writes the item then."""
+        """Does what the engine decided."""
         decisions = list(result.decisions)
         for action in result.actions:
             if isinstance(action, Arm):
-                self._arm(action.pending, target_arn, now, deferred)
+                self._arm(action.pending, target_arn, now)
             elif isinstance(action, Cancel):
                 self._cancel(action.pending)
             elif isinstance(action, Fire):
@@ -153,13 +186,7 @@ class EvaluateService:
                     decisions = [outcome if _same_fire(d, action) else d for d in decisions]
         return decisions
 
-    def _arm(
-        self,
-        timer: Pending,
-        target_arn: str,
-        now: datetime,
-        deferred: list[tuple[Pending, str]] | None = None,
-    ) -> None:
+    def _arm(self, timer: Pending, target_arn: str, now: datetime) -> None:
         name = schedule_name(timer.trigger, timer.person, timer.occurrence, timer.due)
         payload = {
             "source": TIMER_SOURCE,
@@ -175,9 +202,7 @@ class EvaluateService:
         }
         # The schedule first: a timer item without its schedule would never be decided.
         self.reminders.arm(name, timer.due, target_arn, payload, now)
-        if deferred is not None and timer.kind == "inactivity":
-            deferred.append((timer, name))
-        elif not self.engine.save_timer(timer, name):
+        if not self.engine.save_timer(timer, name):
             self.reminders.cancel(name)  # the occurrence already has a timer: the first one stands
 
     def _cancel(self, timer: Pending) -> None:
@@ -265,7 +290,6 @@ class BatchWork:
     blocked: dict[str, int] = field(default_factory=dict)  # person -> first failed sequence
     touched: set[str] = field(default_factory=set)
     first_sequence: dict[str, int] = field(default_factory=dict)
-    timers: list[tuple[Pending, str]] = field(default_factory=list)  # written with the batch
 
     def handle(self, sequence: int, stored: StoredEvent, now: datetime) -> None:
         person = stored.person
@@ -283,7 +307,6 @@ class BatchWork:
         profile = self.profiles.get(person) or Profile(person=person)
         if sequence <= profile.applied_seq:
             return  # folded and decided before this batch was redelivered
-        previous_last_seen = _parse_time(profile.last_seen)
         folded = fold(profile, stored.event)
         service = self.service
         name = event_name(stored.event.body)
@@ -303,8 +326,8 @@ class BatchWork:
                 timer
                 for timer, _ in service.engine.timers(service.persons_for_exits(person, folded))
             ]
-        result = on_event(service.index, person, facts, pending, previous_last_seen)
-        self.decisions += service.carry_out(result, self.target_arn, now, history, self.timers)
+        result = on_event(service.index, person, facts, pending)
+        self.decisions += service.carry_out(result, self.target_arn, now, history)
         self.profiles[person] = replace(folded, applied_seq=sequence)
         self.touched.add(person)
 
@@ -313,7 +336,7 @@ class BatchWork:
         refused = self.service.events.save_profiles(
             [self.profiles[person] for person in sorted(self.touched)]
         )
-        self.service.engine.save_batch(self.timers, self.decisions)
+        self.service.engine.save_decisions(self.decisions)
         return refused
 
 

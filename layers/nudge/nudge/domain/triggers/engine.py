@@ -6,7 +6,9 @@ them out. The same functions run on the table's stream, on a due schedule, and i
 backtest, which is what makes the backtest's answers the live system's answers.
 
 A timer is a reminder, not the truth: when it is due, ``on_due`` looks at what the
-person did since and decides again.
+person did since and decides again. Inactivity has no timer per person: an hourly sweep
+reads who was last seen in the hour that has just become long enough ago (``swept_hour``)
+and decides each of them (``on_inactive``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from nudge.domain.durations import words
@@ -29,6 +31,7 @@ from nudge.domain.triggers.model import (
 )
 
 __all__ = [
+    "SWEEP_EVERY",
     "Arm",
     "Cancel",
     "Decision",
@@ -37,9 +40,14 @@ __all__ = [
     "Pending",
     "TriggerIndex",
     "collected",
+    "hour_of",
+    "inactivity_occurrence",
+    "inactivity_status",
     "occurrence_of",
     "on_due",
     "on_event",
+    "on_inactive",
+    "swept_hour",
 ]
 
 Outcome = Literal[
@@ -48,7 +56,6 @@ Outcome = Literal[
     "not_matched",
     "exited",
     "duplicate",
-    "rearmed",
     # what delivery made of a fire
     "sent",
     "deferred",
@@ -60,7 +67,8 @@ Outcome = Literal[
     "in_flight",
     "dead_letter",
 ]
-TimerKind = Literal["absence", "delay", "inactivity"]
+TimerKind = Literal["absence", "delay"]
+SWEEP_EVERY = timedelta(hours=1)  # the InactivitySweep schedule's rate in template.yaml
 
 
 @dataclass(frozen=True)
@@ -176,11 +184,11 @@ def on_event(
     person: str,
     facts: Facts,
     pending: Sequence[Pending],
-    previous_last_seen: datetime | None,
 ) -> Result:
-    """Everything one event decides: exits, entries, and the arming of inactivity timers.
+    """Everything one event decides: exits of pending timers, and entries.
 
-    ``facts`` holds the event, and the profile already folded with it.
+    ``facts`` holds the event, and the profile already folded with it. Inactivity is not
+    decided here: an event only moves the person's last-seen hour, which the sweep reads.
     """
     result = Result()
     name = event_name(facts.event)
@@ -191,8 +199,6 @@ def on_event(
     for trigger in index.watching(name):
         if isinstance(trigger.when, EventMatch) and trigger.when.event == name:
             _maybe_enter(trigger, trigger.when, person, facts, result)
-    for trigger in index.inactivity:
-        _maybe_arm_inactivity(trigger, person, facts, previous_last_seen, result)
     return result
 
 
@@ -257,54 +263,16 @@ def _maybe_enter(
     result.decisions.append(Decision(trigger.id, person, "pending", reason, facts.now, occurrence))
 
 
-def _maybe_arm_inactivity(
-    trigger: Trigger, person: str, facts: Facts, previous_last_seen: datetime | None, result: Result
-) -> None:
-    """One timer per person while they are active: armed on a first event, or on a return
-    after the timer has run out. In between, the due timer re-arms itself (``on_due``)."""
-    assert isinstance(trigger.when, Inactivity)
-    moment = _timestamp(facts.event, facts.now)
-    returning = (
-        previous_last_seen is not None and moment - previous_last_seen >= trigger.when.inactive
-    )
-    if previous_last_seen is not None and not returning:
-        return
-    due = moment + trigger.when.inactive
-    timer = Pending(
-        trigger.id,
-        person,
-        f"inactive@{due.isoformat()}",
-        due,
-        "inactivity",
-        _entry_summary(facts.event),
-    )
-    result.actions.append(Arm(timer))
-    result.decisions.append(
-        Decision(
-            trigger.id,
-            person,
-            "pending",
-            f"active at {moment.isoformat()}; checks again at {due.isoformat()}",
-            facts.now,
-            timer.occurrence,
-        )
-    )
-
-
 # ---- when a timer is due -------------------------------------------------------------
 
 
-def on_due(
-    trigger: Trigger, timer: Pending, person: str, facts: Facts, last_seen: datetime | None
-) -> Result:
+def on_due(trigger: Trigger, timer: Pending, person: str, facts: Facts) -> Result:
     """Decide again with what happened since: the timer only said "look now".
 
     ``facts.history`` holds the person's events (all identities) since the entry event.
     ``person`` is who the message would go to: the user the timer's visitor became.
     """
     result = Result()
-    if isinstance(trigger.when, Inactivity):
-        return _inactivity_due(trigger, trigger.when, timer, person, facts, last_seen)
     entry_time = _timestamp(timer.entry, timer.due)
     for later in facts.history:
         if (
@@ -348,39 +316,75 @@ def on_due(
     return result
 
 
-def _inactivity_due(
-    trigger: Trigger,
-    when: Inactivity,
-    timer: Pending,
-    person: str,
-    facts: Facts,
-    last_seen: datetime | None,
-) -> Result:
+# ---- inactivity: the hourly sweep -----------------------------------------------------
+
+
+def hour_of(moment: datetime) -> datetime:
+    """The UTC hour a moment falls in: people are indexed by the hour they were last seen."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def swept_hour(trigger: Trigger, at: datetime) -> datetime:
+    """The last-seen hour a sweep at ``at`` looks at for this trigger.
+
+    Everyone last seen in that hour has been quiet for the trigger's whole duration by
+    ``at``; the sweep an hour later looks at the next hour, so consecutive sweeps cover
+    consecutive hours, and a repeated sweep (a retry) looks at the same hour again.
+    """
+    assert isinstance(trigger.when, Inactivity)
+    return hour_of(at - trigger.when.inactive - SWEEP_EVERY)
+
+
+def inactivity_occurrence(trigger: Trigger, last_seen: datetime) -> str:
+    """One occurrence per quiet spell: named by the moment the spell reached the duration."""
+    assert isinstance(trigger.when, Inactivity)
+    return f"inactive@{(last_seen + trigger.when.inactive).isoformat()}"
+
+
+def on_inactive(trigger: Trigger, person: str, facts: Facts, last_seen: datetime | None) -> Result:
+    """The sweep found ``person`` among those last seen long enough ago: decide.
+
+    The index may lag a write, so the profile's ``last_seen`` decides: someone who came
+    back is left alone, and their new last-seen hour will be swept in its turn.
+    """
+    assert isinstance(trigger.when, Inactivity)
     result = Result()
-    if last_seen is not None and facts.now - last_seen < when.inactive:
-        due = last_seen + when.inactive
-        again = Pending(
-            trigger.id, timer.person, f"inactive@{due.isoformat()}", due, "inactivity", timer.entry
-        )
-        result.actions.append(Arm(again))
-        reason = f"active again at {last_seen.isoformat()}; checks again at {due.isoformat()}"
-        result.decisions.append(
-            Decision(trigger.id, person, "rearmed", reason, facts.now, again.occurrence)
-        )
+    if last_seen is None or facts.now - last_seen < trigger.when.inactive:
         return result
+    occurrence = inactivity_occurrence(trigger, last_seen)
     failed = why_not([trigger.audience], facts) if trigger.audience else None
     if failed:
-        reason = f"inactive for {words(when.inactive)}, but {failed}"
+        reason = f"inactive for {words(trigger.when.inactive)}, but {failed}"
         result.decisions.append(
-            Decision(trigger.id, person, "not_matched", reason, facts.now, timer.occurrence)
+            Decision(trigger.id, person, "not_matched", reason, facts.now, occurrence)
         )
         return result
-    result.actions.append(Fire(trigger.id, person, timer.occurrence, facts.now, timer.entry))
-    reason = f"no activity since {last_seen.isoformat() if last_seen else 'ever'}"
-    result.decisions.append(
-        Decision(trigger.id, person, "fired", reason, facts.now, timer.occurrence)
-    )
+    result.actions.append(Fire(trigger.id, person, occurrence, facts.now, {}))
+    reason = f"no activity since {last_seen.isoformat()}"
+    result.decisions.append(Decision(trigger.id, person, "fired", reason, facts.now, occurrence))
     return result
+
+
+def inactivity_status(
+    trigger: Trigger, person: str, last_seen: datetime | None, now: datetime
+) -> Decision | None:
+    """Where an inactivity trigger stands for someone still within their sweep, for
+    ``explain``: nothing is recorded while a person is merely active (that would cost a
+    write per event), so this is worked out when asked. None once the sweep has decided."""
+    assert isinstance(trigger.when, Inactivity)
+    if last_seen is None:
+        return None
+    decided_by = hour_of(last_seen) + trigger.when.inactive + 2 * SWEEP_EVERY
+    if now >= decided_by:
+        return None
+    due = last_seen + trigger.when.inactive
+    reason = (
+        f"last active at {last_seen.isoformat()}; quiet for {words(trigger.when.inactive)}"
+        f" at {due.isoformat()}, decided by the hourly sweep by {decided_by.isoformat()}"
+    )
+    return Decision(
+        trigger.id, person, "pending", reason, now, inactivity_occurrence(trigger, last_seen)
+    )
 
 
 # ---- what delivery gets --------------------------------------------------------------

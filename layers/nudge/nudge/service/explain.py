@@ -1,0 +1,68 @@
+"""`explain`: why a person did or did not get a trigger, for the CLI and the local stack.
+
+Mostly the decision records the engine and delivery left. One thing is worked out when
+asked instead: where an inactivity trigger stands for someone who is simply active,
+because recording that on every event would cost a write per event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from nudge.adapters.engine_store import EngineStore
+from nudge.adapters.store import EventStore, PersonView
+from nudge.domain.timefmt import iso
+from nudge.domain.triggers.engine import TriggerIndex, inactivity_status
+
+__all__ = ["explain", "partitions"]
+
+
+def explain(
+    events: EventStore, engine: EngineStore, index: TriggerIndex, user_id: str, now: datetime
+) -> list[dict[str, Any]]:
+    """Every recorded decision about the person, oldest first, then where inactivity
+    triggers stand now."""
+    view = events.read_person(user_id)
+    recorded = engine.decisions(partitions(user_id, view))
+    decided = {(decision["trigger"], decision.get("occurrence")) for decision in recorded}
+    waiting = [
+        status
+        for status in _waiting(index, view, now)
+        if (status["trigger"], status["occurrence"]) not in decided
+    ]
+    return recorded + waiting
+
+
+def partitions(user_id: str, view: PersonView) -> list[str]:
+    """Every partition of one person: the user, and the visitors they were."""
+    persons = [f"u:{user_id}", f"a:{user_id}"]
+    if view.profile is not None:
+        persons += [f"a:{anon}" for anon in view.profile.anonymous_ids]
+    return list(dict.fromkeys(persons))
+
+
+def _waiting(index: TriggerIndex, view: PersonView, now: datetime) -> list[dict[str, Any]]:
+    if view.profile is None:
+        return []
+    seen = [
+        datetime.fromisoformat(profile.last_seen)
+        for profile in (view.profile, *view.linked_profiles)
+        if profile.last_seen
+    ]
+    last_seen = max(seen, default=None)
+    waiting = []
+    for trigger in index.inactivity:
+        status = inactivity_status(trigger, view.profile.person, last_seen, now)
+        if status is not None:
+            waiting.append(
+                {
+                    "trigger": status.trigger,
+                    "outcome": status.outcome,
+                    "reason": status.reason,
+                    "at": iso(status.at),
+                    "occurrence": status.occurrence,
+                    "person": status.person,
+                }
+            )
+    return waiting
