@@ -18,7 +18,7 @@ from local.clock import VirtualClock
 from local.runtime import FunctionPool, Invocation
 from local.template import QueueSource, StreamSource
 
-__all__ = ["QueuePoller", "StreamPoller"]
+__all__ = ["QueuePoller", "StreamPoller", "queues_on_clock"]
 
 log = logging.getLogger("nudge.local")
 
@@ -192,11 +192,32 @@ def _first_reported_failure(
     return min(reported, key=sequence_numbers.index)
 
 
+def queues_on_clock(clock: VirtualClock) -> None:
+    """Makes SQS keep the virtual clock: delays, visibility timeouts and timestamps.
+
+    A message sent with DelaySeconds, or left in flight by a failed batch, must come back
+    when the clock is advanced past its time, as it would on AWS after that much time. moto
+    runs in this process and its SQS reads the time through two functions it imported by
+    name; replacing them there moves SQS alone (DynamoDB, Scheduler and SES keep theirs).
+    """
+    import moto.sqs.models as sqs_models
+
+    def unix_time(dt: datetime | None = None) -> float:
+        return clock.epoch_seconds() if dt is None else dt.timestamp()
+
+    def unix_time_millis(dt: datetime | None = None) -> float:
+        return unix_time(dt) * 1000
+
+    sqs_models.unix_time = unix_time  # type: ignore[attr-defined]
+    sqs_models.unix_time_millis = unix_time_millis  # type: ignore[attr-defined]
+
+
 @dataclass
 class QueuePoller:
     """An SQS queue feeding one function: successes are deleted, failures stay invisible
     until their visibility timeout ends, and the queue's redrive policy moves repeat
-    failures to its DLQ (moto implements that part, as SQS does)."""
+    failures to its DLQ (moto implements that part, as SQS does, on the virtual clock:
+    see ``queues_on_clock``)."""
 
     function: FunctionPool
     source: QueueSource
@@ -204,7 +225,6 @@ class QueuePoller:
     queue_url: str
     queue_arn: str
     region: str
-    clock: VirtualClock | None = None
 
     def poll(self) -> int:
         response = self.sqs.receive_message(
@@ -237,13 +257,8 @@ class QueuePoller:
         return int(attributes["ApproximateNumberOfMessages"])
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        # Timestamps need no shifting: SQS keeps the virtual clock (queues_on_clock).
         attributes = dict(message.get("Attributes", {}))
-        if self.clock is not None:
-            # The queue's timestamps are AWS's clock, which here is the virtual one.
-            shift = int(self.clock.offset_seconds * 1000)
-            for name in ("SentTimestamp", "ApproximateFirstReceiveTimestamp"):
-                if name in attributes:
-                    attributes[name] = str(int(attributes[name]) + shift)
         return {
             "messageId": message["MessageId"],
             "receiptHandle": message["ReceiptHandle"],

@@ -21,7 +21,7 @@ from local.outbox import describe_email
 from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
 from local.scheduler import ScheduleFirer
-from local.sources import QueuePoller, StreamPoller
+from local.sources import QueuePoller, StreamPoller, queues_on_clock
 from local.template import ACCOUNT, Template, load_template
 
 __all__ = ["LocalStack", "StackConfig"]
@@ -97,6 +97,7 @@ class LocalStack:
     # ---- lifecycle -----------------------------------------------------------------
 
     def start(self) -> None:
+        queues_on_clock(self.clock)
         self._moto.start()
         self.dynamodb = self._client("dynamodb")
         self.streams = self._client("dynamodbstreams")
@@ -184,7 +185,6 @@ class LocalStack:
                         queue_url=queue_url(self.sqs, self.template, source.queue),
                         queue_arn=names.queue_arn(source.queue),
                         region=names.region,
-                        clock=self.clock,
                     )
                 )
 

@@ -60,11 +60,15 @@ def parse_fire_or_empty(body: str) -> dict[str, Any]:
 
 
 def _sent_time(record: SQSRecord) -> datetime:
-    """When the fire was queued (or re-queued at the end of quiet hours or a backoff): the
-    time its delivery is decided for. It is AWS's clock, so the local stack's virtual
-    clock reaches the decision the same way."""
-    stamp = record.attributes.sent_timestamp
-    return datetime.fromtimestamp(int(stamp) / 1000, tz=UTC) if stamp else datetime.now(UTC)
+    """When the fire was queued (or re-queued at the end of quiet hours or a backoff), or
+    first handed out if that was later: the time its delivery is decided for. A fire
+    re-queued with DelaySeconds is stamped when it was sent but handed out only after its
+    delay, and a retry 5 s later is decided 5 s later. It is AWS's clock, so the local
+    stack's virtual clock reaches the decision the same way."""
+    attributes = record.attributes
+    stamps = [attributes.sent_timestamp, attributes.approximate_first_receive_timestamp]
+    known = [int(stamp) for stamp in stamps if stamp]
+    return datetime.fromtimestamp(max(known) / 1000, tz=UTC) if known else datetime.now(UTC)
 
 
 @logger.inject_lambda_context

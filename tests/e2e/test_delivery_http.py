@@ -404,7 +404,7 @@ def test_vip_checkout_without_an_order_posts_one_signed_webhook(
 def test_a_failing_receiver_gets_the_same_webhook_until_it_succeeds(
     delivery_stack: StackClient, crm_receiver: Receiver
 ):
-    """Two 500s, then the webhook arrives once, retried after 5 s and 5 min, same webhook-id."""
+    """Two 500s, then the webhook arrives once, retried 5 s and 5 min later, same webhook-id."""
     # given
     stack, user = delivery_stack, _new_id("vip")
     crm_receiver.reset(failures=2)
@@ -413,17 +413,22 @@ def test_a_failing_receiver_gets_the_same_webhook_until_it_succeeds(
     # when
     _advance(stack, HOUR + MINUTE)
     first = crm_receiver.received()
-    # The 5 s backoff is a one-time schedule, which Reminders never arms less than a
-    # minute ahead (EventBridge Scheduler refuses times in the past).
-    _advance(stack, MINUTE + 2)
+    # The 5 s retry waits on the send queue (DelaySeconds), which keeps the virtual clock;
+    # real time moves that clock too, so "not yet" is asked well before the 5 s are up.
+    _advance(stack, 2)
+    not_yet = crm_receiver.received()
+    _advance(stack, 4)
     second = crm_receiver.received()
     _advance(stack, 5 * MINUTE + 2)
     third = crm_receiver.received()
     _advance(stack, DAY)
 
     # then
-    assert [len(first), len(second), len(third)] == [1, 2, 3]
+    assert [len(first), len(not_yet), len(second), len(third)] == [1, 1, 2, 3]
     received = crm_receiver.received()
     assert [request.status for request in received] == [500, 500, 204]
     assert len({request.headers["webhook-id"] for request in received}) == 1
+    stamps = [int(request.headers["webhook-timestamp"]) for request in received]
+    assert 5 <= stamps[1] - stamps[0] <= 8
+    assert 300 <= stamps[2] - stamps[1] <= 305
     assert _send_outcomes(stack, user, "vip_checkout_call") == ["retry", "retry", "sent"]

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from botocore.exceptions import ClientError
 from moto.ses.models import ses_backends
+from moto.sqs.models import sqs_backends
 from nudge import bootstrap
 from nudge.adapters.contacts import ContactStore
 from nudge.adapters.engine_store import EngineStore
@@ -177,7 +178,9 @@ def schedules(aws: Aws) -> list[dict[str, Any]]:
     group = aws.environment("Send")["NUDGE_SCHEDULE_GROUP"]
     names = [entry["Name"] for entry in aws.scheduler.list_schedules(GroupName=group)["Schedules"]]
     found = [dict(aws.scheduler.get_schedule(Name=name, GroupName=group)) for name in names]
-    return sorted(found, key=lambda schedule: schedule["ScheduleExpression"])
+    # Recurring schedules the template itself declares are not Send's doing.
+    one_time = [schedule for schedule in found if schedule["ScheduleExpression"].startswith("at(")]
+    return sorted(one_time, key=lambda schedule: schedule["ScheduleExpression"])
 
 
 def schedule_time(schedule: dict[str, Any]) -> datetime:
@@ -185,6 +188,30 @@ def schedule_time(schedule: dict[str, Any]) -> datetime:
     expression = str(schedule["ScheduleExpression"])
     assert expression.startswith("at(")
     return datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """A fire Send put back on its own queue, and the DelaySeconds it asked for."""
+
+    fire: dict[str, Any]
+    delay: int
+
+
+def requeued(aws: Aws) -> list[Requeued]:
+    """What the send queue holds, delayed or not, oldest first (read from moto's backend:
+    a delayed message cannot be received before its time, which is what these tests ask)."""
+    name = aws.environment("Send")["NUDGE_SEND_QUEUE_URL"].rsplit("/", 1)[-1]
+    queue = sqs_backends["123456789012"]["us-east-1"].queues[name]
+    return [
+        Requeued(
+            json.loads(message.body),
+            round((message.delayed_until - message.sent_timestamp) / 1000)
+            if message.delayed_until
+            else 0,
+        )
+        for message in queue._messages
+    ]
 
 
 def dead_letters(aws: Aws) -> list[dict[str, Any]]:
@@ -426,7 +453,7 @@ def test_a_broken_template_is_recorded_as_dead_lettered_with_its_reason(
 def test_ses_throttling_is_retried_later_and_sends_exactly_once(
     aws: Aws, send: Invoke, monkeypatch: pytest.MonkeyPatch
 ):
-    """SES throttling the first send schedules a retry; the retry sends exactly one email."""
+    """SES throttling the first send re-queues it a minute later; the retry sends one email."""
     # given
     given_person(aws, email=ADA_EMAIL)
     client = bootstrap.sesv2_client()
@@ -447,12 +474,13 @@ def test_ses_throttling_is_retried_later_and_sends_exactly_once(
     cart = fire()
     # when
     first = send(batch(record(cart)))
-    (retry,) = schedules(aws)
-    later = send(batch(record(json.loads(retry["Target"]["Input"]), schedule_time(retry))))
+    (retry,) = requeued(aws)
+    later = send(batch(record(retry.fire, NOW + timedelta(seconds=retry.delay))))
     # then
     assert failures(first) == []
     assert failures(later) == []
-    assert schedule_time(retry) > NOW
+    assert retry.delay == 60
+    assert schedules(aws) == []
     assert len(calls) == 2
     assert len(sent_emails()) == 1
     assert outcomes(aws) == ["retry", "sent"]
@@ -607,21 +635,69 @@ def test_a_failing_crm_gets_the_webhook_once_in_the_end_with_one_id(aws: Aws, cr
     # given
     send = aws.load_handler("Send")
     given_person(aws, email=ADA_EMAIL, name="Ada Lovelace", tier="vip")
-    # Retries come 1 and then 5 minutes later: the last one is signed now, within the
+    # Retries come 5 s and then 5 minutes later: the last one is signed now, within the
     # tolerance the receiver's verify applies to the timestamp.
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=6)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=305)
     vip = vip_fire(start)
+    at = start
     # when
-    responses = [send(batch(record(vip, start)))]
+    responses = [send(batch(record(vip, at)))]
     for _ in range(2):
-        retry = schedules(aws)[-1]
-        body = json.loads(retry["Target"]["Input"])
-        responses.append(send(batch(record(body, schedule_time(retry)))))
+        retry = requeued(aws)[-1]
+        at += timedelta(seconds=retry.delay)
+        responses.append(send(batch(record(retry.fire, at))))
     # then
     assert [failures(response) for response in responses] == [[], [], []]
     assert [status for _, _, status in crm.requests] == [500, 500, 200]
     assert {headers["webhook-id"] for headers, _, _ in crm.requests} == {vip["fireId"]}
+    assert [int(headers["webhook-timestamp"]) for headers, _, _ in crm.requests] == [
+        int(start.timestamp()) + seconds for seconds in (0, 5, 305)
+    ]
     headers, body, _ = crm.requests[-1]
     assert Webhook(WEBHOOK_SECRET).verify(body, headers)["userId"] == "ada"
-    assert [json.loads(s["Target"]["Input"])["attempt"] for s in schedules(aws)] == [1, 2]
+    assert [(r.fire["attempt"], r.delay) for r in requeued(aws)] == [(1, 5), (2, 300)]
+    assert schedules(aws) == []
     assert outcomes(aws) == ["retry", "retry", "sent"]
+
+
+@pytest.mark.parametrize("crm", [[500]], indirect=True)
+def test_a_retry_due_later_than_sqs_can_delay_is_a_schedule(aws: Aws, crm: Receiver):
+    """The third retry, 30 minutes on, is beyond SQS's 15-minute delay: a one-time schedule
+    puts the fire back on the send queue then."""
+    # given
+    send = aws.load_handler("Send")
+    given_person(aws, email=ADA_EMAIL, name="Ada Lovelace", tier="vip")
+    now = datetime.now(UTC).replace(microsecond=0)
+    third = {**vip_fire(now), "attempt": 2}
+    # when
+    response = send(batch(record(third, now)))
+    # then
+    assert failures(response) == []
+    assert requeued(aws) == []
+    (schedule,) = schedules(aws)
+    assert schedule_time(schedule) == now + timedelta(minutes=30)
+    assert schedule["Target"]["Arn"] == aws.environment("Send")["NUDGE_SEND_QUEUE_ARN"]
+    assert json.loads(schedule["Target"]["Input"]) == {**third, "attempt": 3}
+    assert outcomes(aws) == ["retry"]
+
+
+def test_a_delayed_fire_is_decided_when_it_is_handed_out_not_when_it_was_sent(
+    aws: Aws, send: Invoke
+):
+    """A fire re-queued with DelaySeconds keeps the time it was sent; the time it was first
+    handed out, after its delay, is the one its delivery is decided for."""
+    # given
+    berlin = ZoneInfo("Europe/Berlin")
+    given_person(aws, email=ADA_EMAIL, timezone="Europe/Berlin")
+    sent = datetime(2026, 11, 28, 7, 59, 30, tzinfo=berlin)  # still quiet hours
+    handed_out = sent + timedelta(minutes=1)  # 08:00:30, the day has begun
+    message = record(fire(at=sent), sent)
+    message["attributes"]["ApproximateFirstReceiveTimestamp"] = str(
+        int(handed_out.timestamp() * 1000)
+    )
+    # when
+    response = send(batch(message))
+    # then
+    assert failures(response) == []
+    assert len(sent_emails()) == 1
+    assert outcomes(aws) == ["sent"]

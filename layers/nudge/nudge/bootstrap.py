@@ -173,6 +173,7 @@ def send_service() -> SendService:
     from nudge.adapters.contacts import ContactStore
     from nudge.adapters.email import EmailSender
     from nudge.adapters.engine_store import EngineStore
+    from nudge.adapters.queue import SendQueue
     from nudge.adapters.scheduler import Reminders
     from nudge.adapters.suppression import SuppressionStore
     from nudge.adapters.webhook import WebhookSender
@@ -205,6 +206,7 @@ def send_service() -> SendService:
         email=EmailSender(sesv2_client(), delivery.configuration_set),
         webhook=webhook,
         reminders=Reminders(scheduler_client(), engine.schedule_group, engine.scheduler_role_arn),
+        queue=SendQueue(sqs_client(), engine.send_queue_url),
         settings=SendSettings(
             from_email=delivery.from_email,
             public_url=delivery.public_url,

@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["DeadLetters", "SendQueue"]
+__all__ = ["MAX_DELAY", "DeadLetters", "SendQueue"]
+
+# The longest DelaySeconds SQS accepts: 15 minutes.
+MAX_DELAY = 900
 
 
 class SendQueue:
@@ -16,13 +19,17 @@ class SendQueue:
         self._client = client
         self._url = url
 
-    def send(self, fire: dict[str, Any]) -> None:
+    def send(self, fire: dict[str, Any], delay_seconds: int = 0) -> None:
+        """Queues the fire; with a delay (at most MAX_DELAY), SQS hands it out that much later."""
+        if not 0 <= delay_seconds <= MAX_DELAY:
+            raise ValueError(f"an SQS delay is 0 to {MAX_DELAY} seconds, not {delay_seconds}")
         self._client.send_message(
             QueueUrl=self._url,
             MessageBody=json.dumps(fire, ensure_ascii=False, separators=(",", ":"), default=str),
             MessageAttributes={
                 "fire_id": {"DataType": "String", "StringValue": str(fire["fireId"])}
             },
+            DelaySeconds=delay_seconds,
         )
 
 

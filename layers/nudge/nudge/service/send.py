@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from typing import Any, Literal
 from nudge.adapters.contacts import ContactStore, VersionConflict
 from nudge.adapters.email import EmailSender, Outgoing, RetryableSendError
 from nudge.adapters.engine_store import EngineStore
+from nudge.adapters.queue import MAX_DELAY, SendQueue
 from nudge.adapters.scheduler import Reminders
 from nudge.adapters.store import EventStore
 from nudge.adapters.suppression import SuppressionStore
@@ -42,11 +44,12 @@ from nudge.domain.profile import Profile
 from nudge.domain.render import Renderer, RenderError, render_context
 from nudge.domain.triggers.engine import Decision
 
-__all__ = ["Delivery", "Poison", "SendService", "SendSettings"]
+__all__ = ["Delivery", "Poison", "SendService", "SendSettings", "queue_delay"]
 
 # Webhook retries after a failure: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h; then the DLQ.
-# (A retry is a one-time schedule, and Scheduler needs about a minute of lead time, so
-# the first retry comes after a minute rather than 5 s.)
+# A retry due within SQS's longest delay (15 min) goes back on the send queue with
+# DelaySeconds, so 5 s means 5 s; a later one is a one-time schedule (Scheduler needs
+# about a minute of lead time, which is nothing next to 30 min). Both outlive the process.
 WEBHOOK_BACKOFF = (5, 300, 1800, 7200, 18000, 36000)
 # SES throttling or a 5xx: a minute, then longer; after the last, the DLQ.
 EMAIL_BACKOFF = (60, 300, 1800, 7200, 18000)
@@ -103,6 +106,7 @@ class SendService:
         email: EmailSender,
         webhook: WebhookSender | None,
         reminders: Reminders,
+        queue: SendQueue,
         settings: SendSettings,
     ) -> None:
         self._events = events
@@ -113,6 +117,7 @@ class SendService:
         self._email = email
         self._webhook = webhook
         self._reminders = reminders
+        self._queue = queue
         self._settings = settings
 
     def deliver(
@@ -252,10 +257,15 @@ class SendService:
             raise Poison(error.reason) from None
 
     def _requeue(self, fire: Mapping[str, Any], now: datetime, seconds: float) -> None:
-        """Later, not lost: a one-time schedule puts the fire back on the send queue."""
+        """Later, not lost: the fire goes back on the send queue, delayed by SQS itself when
+        that is soon enough, else by a one-time schedule that puts it there when due."""
         attempt = int(fire.get("attempt", 0)) + 1
-        due = now + timedelta(seconds=max(seconds, 1))
         again = {**fire, "attempt": attempt}
+        delay = queue_delay(seconds)
+        if delay is not None:
+            self._queue.send(again, delay_seconds=delay)
+            return
+        due = now + timedelta(seconds=seconds)
         digest = hashlib.sha256(f"{fire['fireId']}|{attempt}".encode()).hexdigest()[:24]
         self._reminders.arm(f"send-{digest}", due, self._settings.send_queue_arn, again, now)
 
@@ -272,6 +282,13 @@ class SendService:
             occurrence=str(fire.get("occurrence")),
         )
         self._decisions.save_decisions([decision])
+
+
+def queue_delay(seconds: float) -> int | None:
+    """The DelaySeconds that brings a fire back after ``seconds`` (rounded up: never early),
+    or None when that is beyond SQS's 15 minutes and a schedule must do it."""
+    delay = math.ceil(max(seconds, 0))
+    return delay if delay <= MAX_DELAY else None
 
 
 def _event_zone(fire: Mapping[str, Any]) -> object:
