@@ -14,8 +14,11 @@ hand (the template's filter and BatchSize), every record stamped with the batch'
 then fire in time order: Evaluate is invoked with the schedule's ``Target.Input``,
 ``<aws.scheduler.scheduled-time>`` replaced by its ``at()`` time, and the schedule is then
 deleted by the bench, as Scheduler does for ``ActionAfterCompletion: DELETE`` (no API call
-of Nudge's). After the last batch every schedule still armed fires, so each event's timers
-are decided and paid for. Schedules are read with ``ListSchedules`` / ``GetSchedule`` on a
+of Nudge's). The template's recurring InactivitySweep runs every hour from the first batch,
+in time order with them; its DynamoDB calls are counted apart, since they are a fixed cost
+per hour, not per event. After the last batch the sweep runs on for the longest inactivity
+duration plus 2 hours, then every schedule still armed fires, so each event's timers and
+each quiet spell are decided and paid for. Schedules are read with ``ListSchedules`` / ``GetSchedule`` on a
 client of the bench's own.
 
 Counted: every call on the clients ``nudge.bootstrap`` builds (the ones both handlers use),
@@ -35,14 +38,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import boto3
 from moto.events.models import EventPattern
 from nudge import bootstrap
 from nudge.domain.intake import Event
+from nudge.domain.triggers.engine import SWEEP_EVERY
+from nudge.domain.triggers.model import EventMatch, Inactivity
 from rich.console import Console
 
 from bench.common import REPO, Figures, side_by_side
@@ -120,12 +125,20 @@ def _trigger_folder(trigger_file: Path | None) -> Iterator[Path]:
 
 
 class _Schedules:
-    """EventBridge Scheduler's side: fires due one-time schedules into Evaluate."""
+    """EventBridge Scheduler's side: fires due one-time schedules into Evaluate, and runs
+    the template's recurring InactivitySweep every hour, in time order with them."""
 
-    def __init__(self, client: EventBridgeSchedulerClient, group: str, evaluate: Handler) -> None:
+    def __init__(
+        self,
+        client: EventBridgeSchedulerClient,
+        group: str,
+        evaluate: Handler,
+        sweep: Sweep,
+    ) -> None:
         self._client = client
         self._group = group
         self._evaluate = evaluate
+        self._sweep = sweep
         self._known: dict[str, tuple[datetime, str]] = {}  # name -> (at, input); names are unique
         self.fired = 0
 
@@ -137,14 +150,21 @@ class _Schedules:
             if name not in self._known:
                 found = self._client.get_schedule(Name=name, GroupName=self._group)
                 expression = found["ScheduleExpression"]
+                if not expression.startswith("at("):
+                    continue  # the recurring sweep: run by ``Sweep``
                 at = datetime.fromisoformat(expression[len("at(") : -1]).replace(tzinfo=UTC)
                 self._known[name] = (at, found["Target"]["Input"])
-        return sorted((self._known[name][0], name, self._known[name][1]) for name in names)
+        armed = [name for name in names if name in self._known]
+        return sorted((self._known[name][0], name, self._known[name][1]) for name in armed)
 
-    def fire_until(self, moment: datetime | None) -> None:
-        """Fires every schedule due at ``moment`` (None: all of them), earliest first."""
-        for _ in range(100_000):  # bounded; a fire may arm a later schedule
-            due = [entry for entry in self._armed() if moment is None or entry[0] <= moment]
+    def fire_until(self, moment: datetime, *, sweeps: bool = True) -> None:
+        """Fires every schedule due by ``moment``, earliest first, sweeps included."""
+        for _ in range(1_000_000):  # bounded; a fire may arm a later schedule
+            due = [entry for entry in self._armed() if entry[0] <= moment]
+            sweep_first = not due or self._sweep.next_run <= due[0][0]
+            if sweeps and self._sweep.due(moment) and sweep_first:
+                self._sweep.run()
+                continue
             if not due:
                 return
             at, name, text = due[0]
@@ -156,6 +176,39 @@ class _Schedules:
             self._client.delete_schedule(Name=name, GroupName=self._group)
             self._known.pop(name, None)
         raise RuntimeError("schedules keep arming schedules")
+
+
+@dataclass
+class Sweep:
+    """The template's InactivitySweep: its Target.Input every ``every``, from ``next_run``.
+
+    Its DynamoDB calls are counted apart: they are a fixed cost per hour, whatever the
+    number of events, so dividing them by this small stream's events would mislead.
+    """
+
+    text: str
+    every: timedelta
+    next_run: datetime
+    evaluate: Handler
+    counter: CallCounter
+    runs: int = 0
+    dynamodb: Counter[str] = field(default_factory=Counter)
+
+    def due(self, moment: datetime) -> bool:
+        return self.next_run <= moment
+
+    def run(self) -> None:
+        before = Counter(self.counter.dynamodb)
+        stamp = self.next_run.isoformat().replace("+00:00", "Z")
+        self.evaluate(json.loads(self.text.replace(SCHEDULED_TIME, stamp)))
+        self.dynamodb += self.counter.dynamodb - before
+        self.counter.dynamodb.subtract(self.counter.dynamodb - before)
+        self.runs += 1
+        self.next_run += self.every
+
+
+def _quiet(when: EventMatch | Inactivity) -> TypeGuard[Inactivity]:
+    return isinstance(when, Inactivity)
 
 
 def _stamped(event: dict[str, Any], clock: list[datetime]) -> dict[str, Any]:
@@ -190,10 +243,19 @@ def _run_one(trigger_file: Path | None, batches: list[Batch]) -> dict[str, Any]:
             batch_size=source.batch_size,
             handler=lambda event: evaluate(_stamped(event, clock)),
         )
+        (sweep_properties,) = template.schedules.values()
+        sweep = Sweep(
+            text=sweep_properties["Target"]["Input"],
+            every=SWEEP_EVERY,
+            next_run=batches[0].at + SWEEP_EVERY,  # a rate schedule's first run
+            evaluate=evaluate,
+            counter=counter,
+        )
         schedules = _Schedules(
             boto3.client("scheduler", region_name=region),
             bootstrap.engine_settings().schedule_group,
             evaluate,
+            sweep,
         )
         events = evaluated = 0
         for batch in batches:
@@ -206,7 +268,17 @@ def _run_one(trigger_file: Path | None, batches: list[Batch]) -> dict[str, Any]:
             events += len(batch.messages)
             clock[0] = batch.at
             evaluated += stream.drain()
-        schedules.fire_until(None)
+        # Past the last event until everyone's last timer and quiet spell is decided.
+        longest = max(
+            (
+                t.when.inactive
+                for t in bootstrap.trigger_index().triggers.values()
+                if _quiet(t.when)
+            ),
+            default=timedelta(0),
+        )
+        schedules.fire_until(batches[-1].at + longest + 2 * SWEEP_EVERY)
+        schedules.fire_until(datetime.max.replace(tzinfo=UTC), sweeps=False)
         if evaluated != events:
             raise RuntimeError(f"Evaluate saw {evaluated} of {events} events")
         return {
@@ -214,7 +286,9 @@ def _run_one(trigger_file: Path | None, batches: list[Batch]) -> dict[str, Any]:
             "events": events,
             "batches": len(batches),
             "timers_fired": schedules.fired,
-            "dynamodb": dict(sorted(counter.dynamodb.items())),
+            "sweeps": sweep.runs,
+            "sweep_dynamodb": dict(sorted(sweep.dynamodb.items())),
+            "dynamodb": dict(sorted((+counter.dynamodb).items())),
             "scheduler": dict(sorted(counter.scheduler.items())),
         }
 
@@ -263,9 +337,11 @@ def run(console: Console) -> Figures:
             ]
         )
         operations = ", ".join(f"{op} {n}" for op, n in result["dynamodb"].items())
+        sweep_calls = ", ".join(f"{op} {n}" for op, n in result["sweep_dynamodb"].items())
         notes.append(
             f"  {label}: {result['timers_fired']} timers fired, {result['seconds']:.0f} s;"
-            f" DynamoDB {operations}"
+            f" DynamoDB {operations}; {result['sweeps']} hourly sweeps, apart:"
+            f" DynamoDB {sweep_calls or 'none'}"
         )
     events = figures["rows"]["no triggers"]["events"]
     console.print(
