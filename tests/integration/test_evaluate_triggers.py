@@ -557,3 +557,121 @@ def test_vip_checkout_call_is_not_matched_for_another_tier(
     assert [d["outcome"] for d in decisions] == ["not_matched"]
     assert "traits.tier" in decisions[0]["reason"]
     assert _queued(aws) == []
+
+
+# ---- re_engagement: the hourly inactivity sweep ----------------------------------------
+# ada is seen at NOW (10:00). The sweep reads the hour 7 days and 1 hour behind its
+# scheduled time, so the first sweep that looks at ada's hour runs at NOW + 7 days + 1 hour.
+FIRST_SWEEP_AFTER_A_WEEK = NOW + 7 * DAY + timedelta(hours=1)
+
+
+def _page(name: str, message_id: str, at: datetime = NOW, **who: Any) -> dict[str, Any]:
+    return {
+        "type": "page",
+        "name": name,
+        "messageId": message_id,
+        "timestamp": at.isoformat(),
+        **who,
+    }
+
+
+def _short_visit(ingest: Invoke, stream: Stream, crm_status: str, at: datetime = NOW) -> None:
+    """ada, with the CRM status given, views two pages at ``at``; Evaluate has seen it."""
+    _send(
+        ingest,
+        _identify("ada", "ada@example.com", crm_status=crm_status),
+        _page("home", f"home-{at.isoformat()}", at, userId="ada"),
+        _page("pricing", f"pricing-{at.isoformat()}", at, userId="ada"),
+        at=at,
+    )
+    assert _evaluate(stream, at) == [{"batchItemFailures": []}]
+
+
+def _sweep(aws: Aws, evaluate: Invoke, at: datetime) -> dict[str, Any]:
+    """The template's InactivitySweep schedule invoking Evaluate with its scheduled time."""
+    raw = str(aws.template.schedules["InactivitySweep"]["Target"]["Input"])
+    stamped = raw.replace("<aws.scheduler.scheduled-time>", at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return evaluate(json.loads(stamped))
+
+
+def test_the_sweep_a_week_after_a_quiet_short_visit_fires_re_engagement(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """The first sweep that reads ada's hour fires re_engagement once, onto the send queue."""
+    # given
+    _short_visit(ingest, stream, "inactive")
+    # when
+    response = _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK)
+    # then
+    assert response == {"decisions": ["fired"]}
+    (fire,) = _queued(aws)
+    assert (fire["trigger"], fire["userId"], fire["channel"]) == ("re_engagement", "ada", "email")
+    assert fire["occurrence"].startswith("inactive@2026-12-05T10:00")
+
+
+def test_the_sweep_an_hour_earlier_does_not_read_the_visit(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """An hour before, the sweep reads the hour before ada's visit: nothing is decided."""
+    # given
+    _short_visit(ingest, stream, "inactive")
+    # when
+    response = _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK - timedelta(hours=1))
+    # then
+    assert response == {"decisions": []}
+    assert _queued(aws) == []
+
+
+def test_a_retried_sweep_fires_once(aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke):
+    """The same scheduled time swept twice (a Scheduler retry) reads the same hour: one fire."""
+    # given
+    _short_visit(ingest, stream, "inactive")
+    _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK)
+    # when
+    response = _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK)
+    # then
+    assert response == {"decisions": ["duplicate"]}
+    assert [fire["trigger"] for fire in _queued(aws)] == ["re_engagement"]
+
+
+def test_a_person_who_came_back_is_swept_a_week_after_the_return(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """ada returns on day 5: the sweep of her first visit's hour finds nobody; the sweep a
+    week after her return fires."""
+    # given
+    _short_visit(ingest, stream, "inactive")
+    returned = NOW + 5 * DAY
+    _short_visit(ingest, stream, "inactive", at=returned)
+    # when
+    early = _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK)
+    late = _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK + 5 * DAY)
+    # then
+    assert early == {"decisions": []}
+    assert late == {"decisions": ["fired"]}
+    (fire,) = _queued(aws)
+    assert fire["occurrence"].startswith("inactive@2026-12-10T10:00")
+
+
+def test_the_sweep_finds_an_active_crm_status_not_matched(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """crm_status active: the sweep decides not_matched, naming the trait, and fires nothing."""
+    # given
+    _short_visit(ingest, stream, "active")
+    # when
+    response = _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK)
+    # then
+    assert response == {"decisions": ["not_matched"]}
+    (decision,) = _decisions(aws, "u:ada", "re_engagement")
+    assert "traits.crm_status" in decision["reason"]
+    assert _queued(aws) == []
+
+
+def test_events_arm_no_schedule_for_inactivity(aws: Aws, ingest: Invoke, stream: Stream):
+    """Inactivity costs no Scheduler call per event: a visit arms no re_engagement schedule."""
+    # given / when
+    _short_visit(ingest, stream, "inactive")
+    # then
+    assert _schedules(aws, "re_engagement") == []
+    assert _timers(aws, "u:ada", "re_engagement") == []

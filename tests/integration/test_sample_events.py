@@ -36,6 +36,8 @@ def _kind(event: dict[str, Any]) -> str:
         return {"aws:sqs": "sqs", "aws:dynamodb": "stream"}.get(str(sources.pop()), "unknown")
     if event.get("source") == "aws.ses":
         return "feedback"
+    if event.get("source") == "nudge.sweep":
+        return "sweep"
     if event.get("routeKey") in LINK_ROUTES:
         return "link"
     method = event.get("requestContext", {}).get("http", {}).get("method")
@@ -51,7 +53,8 @@ def _route(name: str) -> str:
 
 
 def test_every_sample_is_a_kind_the_tests_cover():
-    """Each file in events/ is a beacon, a GET, an email link, a stream or a send-queue batch."""
+    """Each file in events/ is a beacon, a GET, an email link, a stream, a send-queue batch
+    or the hourly sweep."""
     # given
     kinds = {name: _kind(event) for name, event in SAMPLES.items()}
     # when
@@ -185,3 +188,25 @@ def test_feedback_sample_suppresses_its_recipient(name: str, aws: Aws):
     # then
     assert response == {"suppressed": 1}
     assert SuppressionStore(aws.dynamodb, aws.table).is_suppressed("email", address)
+
+
+@pytest.mark.parametrize("name", _samples("sweep"))
+def test_sweep_sample_is_the_template_schedules_input(name: str, aws: Aws):
+    """The sweep sample is what the template's InactivitySweep sends, its time filled in."""
+    # given
+    declared = json.loads(aws.template.schedules["InactivitySweep"]["Target"]["Input"])
+    # when
+    sample = SAMPLES[name]
+    # then
+    assert sample.keys() == declared.keys()
+    assert sample["source"] == declared["source"]
+
+
+@pytest.mark.parametrize("name", _samples("sweep"))
+def test_sweep_sample_decides_nothing_on_an_empty_table(name: str, evaluate: Invoke):
+    """On an empty table the sweep finds nobody quiet and decides nothing, without error."""
+    # given an empty table
+    # when
+    response = evaluate(SAMPLES[name])
+    # then
+    assert response == {"decisions": []}
