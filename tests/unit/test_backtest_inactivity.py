@@ -1,0 +1,141 @@
+"""The shipped re_engagement trigger in the backtest: the hourly sweep on the replay's clock."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nudge.domain.triggers.loader import load_triggers
+from nudge.domain.triggers.model import Trigger
+from nudge.service.backtest import BacktestReport, backtest, read_events
+
+from tests.conftest import REPO
+
+DAY_0 = datetime(2026, 11, 2, 9, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+def re_engagement(tmp_path: Path) -> Trigger:
+    """triggers/re_engagement.yaml as shipped, loaded on its own with the templates."""
+    shutil.copy(REPO / "triggers" / "re_engagement.yaml", tmp_path)
+    shutil.copytree(REPO / "triggers" / "templates", tmp_path / "templates")
+    loaded = load_triggers(tmp_path)
+    assert loaded.ok, loaded.problems
+    (trigger,) = loaded.triggers
+    return trigger
+
+
+def at(days: float, minutes: float = 0) -> str:
+    return (DAY_0 + timedelta(days=days, minutes=minutes)).isoformat()
+
+
+def short_visit(user: str, day: float, crm_status: str | None = "inactive") -> list[dict[str, Any]]:
+    """An identify (when crm_status is given) and two page views within a few minutes."""
+    identify: list[dict[str, Any]] = (
+        [{"type": "identify", "userId": user, "traits": {"crm_status": crm_status}}]
+        if crm_status
+        else []
+    )
+    pages: list[dict[str, Any]] = [
+        {"type": "page", "userId": user, "name": f"Page {n}"} for n in (1, 2)
+    ]
+    return [
+        {**message, "timestamp": at(day, minutes=n)}
+        for n, message in enumerate([*identify, *pages])
+    ]
+
+
+def bystander(day: float) -> list[dict[str, Any]]:
+    """Someone else's event: it runs the replay's clock to ``day``."""
+    return [{"type": "track", "userId": "bystander", "event": "Ping", "timestamp": at(day)}]
+
+
+def replay(trigger: Trigger, *messages: dict[str, Any]) -> BacktestReport:
+    events, skipped = read_events(json.dumps(message) for message in messages)
+    assert skipped == []
+    return backtest(events, [trigger])
+
+
+def test_a_quiet_inactive_customer_is_re_engaged_once(re_engagement: Trigger) -> None:
+    """A user the CRM calls inactive who viewed two pages and was then quiet for eight days
+    is re-engaged once, on the day the week of quiet ended."""
+    # given
+    messages = [*short_visit("ada", day=0), *bystander(day=8)]
+
+    # when
+    report = replay(re_engagement, *messages)
+
+    # then
+    fires = report.triggers["re_engagement"]
+    assert fires.fires == 1
+    assert dict(fires.per_day) == {"2026-11-09": 1}
+
+
+def test_a_customer_who_came_back_is_not_re_engaged_a_week_after_the_first_visit(
+    re_engagement: Trigger,
+) -> None:
+    """Coming back on day 5 starts the week of quiet again: nothing has fired by day 8."""
+    # given
+    messages = [*short_visit("ada", day=0), *short_visit("ada", day=5), *bystander(day=8)]
+
+    # when
+    report = replay(re_engagement, *messages)
+
+    # then
+    assert report.triggers["re_engagement"].fires == 0
+
+
+def test_a_customer_who_came_back_is_re_engaged_a_week_after_the_return(
+    re_engagement: Trigger,
+) -> None:
+    """Quiet for a week after coming back on day 5, the customer is re-engaged on day 12."""
+    # given
+    messages = [*short_visit("ada", day=0), *short_visit("ada", day=5), *bystander(day=13)]
+
+    # when
+    report = replay(re_engagement, *messages)
+
+    # then
+    fires = report.triggers["re_engagement"]
+    assert fires.fires == 1
+    assert dict(fires.per_day) == {"2026-11-14": 1}
+
+
+def test_a_customer_the_crm_calls_active_is_not_re_engaged(re_engagement: Trigger) -> None:
+    """However long the quiet, someone outside the audience (crm_status active) is not fired for."""
+    # given
+    messages = [*short_visit("ada", day=0, crm_status="active"), *bystander(day=8)]
+
+    # when
+    report = replay(re_engagement, *messages)
+
+    # then
+    assert report.triggers["re_engagement"].fires == 0
+
+
+def test_the_replay_stops_short_of_a_sweep_not_yet_due(re_engagement: Trigger) -> None:
+    """The clock runs to the last event only: six days of quiet decide nothing yet."""
+    # given
+    messages = [*short_visit("ada", day=0), *bystander(day=6)]
+
+    # when
+    report = replay(re_engagement, *messages)
+
+    # then
+    assert report.triggers["re_engagement"].fires == 0
+
+
+def test_a_long_quiet_fires_only_once(re_engagement: Trigger) -> None:
+    """Forty days of quiet are one quiet spell: one fire, not one per sweep or per week."""
+    # given
+    messages = [*short_visit("ada", day=0), *bystander(day=40)]
+
+    # when
+    report = replay(re_engagement, *messages)
+
+    # then
+    assert report.triggers["re_engagement"].fires == 1

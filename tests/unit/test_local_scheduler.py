@@ -1,0 +1,238 @@
+"""The local stack's EventBridge Scheduler: rate() expressions, and the hourly run on the
+virtual clock against moto's scheduler backend, in this process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.clock import VirtualClock
+from local.runtime import FunctionPool, Invocation
+from local.scheduler import ScheduleFirer, rate_interval
+from local.template import ACCOUNT
+
+REGION = "us-east-1"
+SWEEP_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:nudge-evaluate"
+SWEEP_INPUT = json.dumps(
+    {
+        "source": "nudge.sweep",
+        "scheduledTime": "<aws.scheduler.scheduled-time>",
+        "attempt": "<aws.scheduler.attempt-number>",
+    }
+)
+HOUR = 3600.0
+
+
+# ---- rate expressions -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "interval"),
+    [
+        ("rate(1 hour)", timedelta(hours=1)),
+        ("rate(5 minutes)", timedelta(minutes=5)),
+        ("rate(2 days)", timedelta(days=2)),
+        ("rate(1 minute)", timedelta(minutes=1)),
+    ],
+)
+def test_a_rate_expression_gives_its_interval(expression: str, interval: timedelta) -> None:
+    """rate(N unit) runs every N minutes, hours or days."""
+    # given / when
+    found = rate_interval(expression)
+
+    # then
+    assert found == interval
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "rate(0 hours)",
+        "rate(1 week)",
+        "cron(0 * * * ? *)",
+        "at(2026-11-28T12:00:00)",
+    ],
+)
+def test_anything_but_a_positive_rate_has_no_interval(expression: str) -> None:
+    """A zero rate, an unknown unit, a cron() or an at() expression is not a rate schedule."""
+    # given / when
+    found = rate_interval(expression)
+
+    # then
+    assert found is None
+
+
+# ---- the firer on the virtual clock -----------------------------------------------------
+
+
+@dataclass
+class FakeFunction:
+    """Stands in for a FunctionPool: records each event, and fails the first ``failures``."""
+
+    failures: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def invoke(self, event: Any) -> Invocation:
+        self.events.append(event)
+        if len(self.events) <= self.failures:
+            error = {"errorType": "RuntimeError", "errorMessage": "table throttled"}
+            return Invocation(payload=None, error=error, duration_ms=1.0)
+        return Invocation(payload={"ok": True}, error=None, duration_ms=1.0)
+
+    @property
+    def scheduled_times(self) -> list[datetime]:
+        return [datetime.fromisoformat(event["scheduledTime"]) for event in self.events]
+
+    @property
+    def attempts(self) -> list[str]:
+        return [event["attempt"] for event in self.events]
+
+
+@pytest.fixture
+def _scheduler(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in-process, holding an hourly schedule that targets the sweep function."""
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    with mock_aws():
+        scheduler = boto3.client("scheduler", region_name=REGION)
+        scheduler.create_schedule_group(Name="nudge")
+        scheduler.create_schedule(
+            Name="inactivity-sweep",
+            GroupName="nudge",
+            ScheduleExpression="rate(1 hour)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={
+                "Arn": SWEEP_ARN,
+                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/scheduler",
+                "Input": SWEEP_INPUT,
+            },
+        )
+        yield
+
+
+def firer(function: FakeFunction, clock: VirtualClock) -> ScheduleFirer:
+    functions = cast(dict[str, FunctionPool], {SWEEP_ARN: function})
+    return ScheduleFirer(functions, clock, REGION, send_to_queue=_no_queue)
+
+
+def _no_queue(arn: str, body: str) -> None:
+    raise AssertionError(f"nothing should go to a queue, but {arn} got {body}")
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_a_rate_schedule_does_not_run_when_first_seen() -> None:
+    """The first poll only notes the schedule: its first run is one interval later."""
+    # given
+    function, clock = FakeFunction(), VirtualClock()
+    schedules = firer(function, clock)
+
+    # when
+    ran = schedules.poll()
+
+    # then
+    assert ran == 0
+    assert function.events == []
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_a_rate_schedule_first_runs_one_interval_after_first_seen() -> None:
+    """Fifty-nine minutes after it is first seen the schedule has not run; at the hour it has."""
+    # given
+    function, clock = FakeFunction(), VirtualClock()
+    schedules = firer(function, clock)
+    first_seen = clock.now()
+    schedules.poll()
+
+    # when
+    clock.advance(59 * 60)
+    early = schedules.poll()
+    clock.advance(60)
+    on_time = schedules.poll()
+
+    # then
+    assert (early, on_time) == (0, 1)
+    (scheduled,) = function.scheduled_times
+    # the scheduled time is written to the second
+    assert abs(scheduled - (first_seen + timedelta(hours=1))) < timedelta(seconds=1)
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_a_three_hour_jump_runs_an_hourly_schedule_three_times() -> None:
+    """Every run a clock jump passes over happens, each with its own scheduled time, one
+    hour apart, in order."""
+    # given
+    function, clock = FakeFunction(), VirtualClock()
+    schedules = firer(function, clock)
+    schedules.poll()
+
+    # when
+    clock.advance(3 * HOUR)
+    ran = schedules.poll()
+
+    # then
+    assert ran == 3
+    first, *_ = times = function.scheduled_times
+    assert times == [first, first + timedelta(hours=1), first + timedelta(hours=2)]
+    assert times[-1] <= clock.now()
+    assert all(event["source"] == "nudge.sweep" for event in function.events)
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_a_second_poll_without_a_clock_jump_runs_nothing_again() -> None:
+    """Runs that have happened are not repeated by the next poll."""
+    # given
+    function, clock = FakeFunction(), VirtualClock()
+    schedules = firer(function, clock)
+    schedules.poll()
+    clock.advance(3 * HOUR)
+    schedules.poll()
+
+    # when
+    again = schedules.poll()
+
+    # then
+    assert again == 0
+    assert len(function.events) == 3
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_a_failed_run_is_retried_before_the_later_runs() -> None:
+    """When a run fails, the runs after it wait; the next poll retries it first (attempt 2),
+    then makes the later runs, so the sweeps still go in time order."""
+    # given
+    function, clock = FakeFunction(failures=1), VirtualClock()
+    schedules = firer(function, clock)
+    schedules.poll()
+    clock.advance(3 * HOUR)
+    schedules.poll()
+    first, *_ = function.scheduled_times
+
+    # when
+    schedules.poll()
+
+    # then
+    hour = timedelta(hours=1)
+    assert function.scheduled_times == [first, first, first + hour, first + 2 * hour]
+    assert function.attempts == ["1", "2", "1", "1"]
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_a_failed_run_holds_back_the_later_runs_of_its_poll() -> None:
+    """The poll in which a run fails makes none of the runs after it."""
+    # given
+    function, clock = FakeFunction(failures=1), VirtualClock()
+    schedules = firer(function, clock)
+    schedules.poll()
+
+    # when
+    clock.advance(3 * HOUR)
+    schedules.poll()
+
+    # then
+    assert len(function.events) == 1
