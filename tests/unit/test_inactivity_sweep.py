@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -286,3 +287,15 @@ def test_the_status_is_pending_until_the_sweep_that_decides(
     assert before is not None
     assert before.outcome == "pending"
     assert after is None
+
+
+def test_a_sweep_time_in_a_daylight_saving_zone_reads_the_same_hour_as_in_utc():
+    """Across a DST change, the swept hour counts elapsed time, not wall-clock time."""
+    # given a sweep a week after the US clocks went forward (2026-03-08)
+    trigger = inactivity_trigger("7d")
+    local = datetime(2026, 3, 9, 12, 0, tzinfo=ZoneInfo("America/New_York"))
+    # when
+    hour = swept_hour(trigger, local)
+    # then
+    assert hour == swept_hour(trigger, local.astimezone(UTC))
+    assert hour == datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

@@ -332,7 +332,8 @@ def swept_hour(trigger: Trigger, at: datetime) -> datetime:
     consecutive hours, and a repeated sweep (a retry) looks at the same hour again.
     """
     assert isinstance(trigger.when, Inactivity)
-    return hour_of(at - trigger.when.inactive - SWEEP_EVERY)
+    # In UTC first: across a daylight-saving change, local arithmetic counts wall-clock time.
+    return hour_of(at.astimezone(UTC) - trigger.when.inactive - SWEEP_EVERY)
 
 
 def inactivity_occurrence(trigger: Trigger, last_seen: datetime) -> str:
@@ -370,7 +371,9 @@ def inactivity_status(
 ) -> Decision | None:
     """Where an inactivity trigger stands for someone still within their sweep, for
     ``explain``: nothing is recorded while a person is merely active (that would cost a
-    write per event), so this is worked out when asked. None once the sweep has decided."""
+    write per event), so this is worked out when asked. None from the latest moment the
+    sweep that reads the person's hour can run (it runs within the hour before); ``explain``
+    drops this line as soon as that sweep's decision is recorded."""
     assert isinstance(trigger.when, Inactivity)
     if last_seen is None:
         return None
