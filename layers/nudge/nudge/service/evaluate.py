@@ -127,7 +127,7 @@ class EvaluateService:
         now = payload.scheduled_time or payload.due
         person, persons, profile = self._identity(payload.person)
         since = min(_entry_time(timer.entry, now), now - self.index.history_window([trigger]))
-        history = self._history(persons, since)
+        history = self.history(persons, since)
         facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
         result = on_due(trigger, timer, person, facts)
         decisions = self.carry_out(result, target_arn, now, history)
@@ -159,7 +159,7 @@ class EvaluateService:
         ]
         last_seen = max((moment for moment in map(_parse_time, seen) if moment), default=None)
         window = self.index.history_window([trigger])
-        history = self._history(persons, at - window) if window else []
+        history = self.history(persons, at - window) if window else []
         facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at), history=history)
         result = on_inactive(trigger, person, facts, last_seen)
         return self.carry_out(result, target_arn, at, history)
@@ -268,7 +268,7 @@ class EvaluateService:
         anonymous = [keys.person_of(None, anon) for anon in profile.anonymous_ids]
         return person, list(dict.fromkeys([person, timer_person, *anonymous])), profile
 
-    def _history(self, persons: Sequence[str], since: datetime) -> list[dict[str, Any]]:
+    def history(self, persons: Sequence[str], since: datetime) -> list[dict[str, Any]]:
         events = [event for person in persons for event in self.events.events_since(person, since)]
         return sorted(
             events, key=lambda event: (str(event.get("timestamp")), str(event.get("messageId")))
@@ -312,7 +312,7 @@ class BatchWork:
         name = event_name(stored.event.body)
         watchers = service.index.watching(name)
         window = service.index.history_window(watchers)
-        history = service._history([person], now - window) if window else []
+        history = service.history([person], now - window) if window else []
         facts = Facts(
             now=now,
             event=stored.event.body,
