@@ -18,8 +18,8 @@ of Nudge's). The template's recurring InactivitySweep runs every hour from the f
 in time order with them; its DynamoDB calls are counted apart, since they are a fixed cost
 per hour, not per event. After the last batch the sweep runs on for the longest inactivity
 duration plus 2 hours, then every schedule still armed fires, so each event's timers and
-each quiet spell are decided and paid for. Schedules are read with ``ListSchedules`` / ``GetSchedule`` on a
-client of the bench's own.
+each quiet spell are decided and paid for. Schedules are read with ``ListSchedules`` /
+``GetSchedule`` on a client of the bench's own.
 
 Counted: every call on the clients ``nudge.bootstrap`` builds (the ones both handlers use),
 with botocore's ``after-call`` hook: DynamoDB requests by operation, and Scheduler's
