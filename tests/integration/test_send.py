@@ -177,10 +177,12 @@ def schedules(aws: Aws) -> list[dict[str, Any]]:
     """The one-time schedules in the function's group, each with its target, soonest first."""
     group = aws.environment("Send")["NUDGE_SCHEDULE_GROUP"]
     names = [entry["Name"] for entry in aws.scheduler.list_schedules(GroupName=group)["Schedules"]]
-    found = [dict(aws.scheduler.get_schedule(Name=name, GroupName=group)) for name in names]
+    found: list[dict[str, Any]] = [
+        dict(aws.scheduler.get_schedule(Name=name, GroupName=group)) for name in names
+    ]
     # Recurring schedules the template itself declares are not Send's doing.
-    one_time = [schedule for schedule in found if schedule["ScheduleExpression"].startswith("at(")]
-    return sorted(one_time, key=lambda schedule: schedule["ScheduleExpression"])
+    one_time = [s for s in found if str(s["ScheduleExpression"]).startswith("at(")]
+    return sorted(one_time, key=lambda schedule: str(schedule["ScheduleExpression"]))
 
 
 def schedule_time(schedule: dict[str, Any]) -> datetime:
@@ -206,7 +208,7 @@ def requeued(aws: Aws) -> list[Requeued]:
     return [
         Requeued(
             json.loads(message.body),
-            round((message.delayed_until - message.sent_timestamp) / 1000)
+            round((message.delayed_until - (message.sent_timestamp or 0)) / 1000)
             if message.delayed_until
             else 0,
         )
