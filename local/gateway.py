@@ -25,6 +25,7 @@ from nudge.service.explain import explain, partitions
 from werkzeug.datastructures import Headers
 from werkzeug.wrappers import Request, Response
 
+from local.faults import FAULT_KINDS
 from local.runtime import FunctionPool
 from local.stack import REPO, LocalStack
 
@@ -99,6 +100,7 @@ class Gateway:
             ("GET", "/_local/outbox"): self._outbox,
             ("POST", "/_local/reset"): self._reset,
             ("POST", "/_local/faults"): self._faults,
+            ("GET", "/_local/faults"): self._pending_faults,
             ("GET", "/docs"): self._docs,
             ("GET", "/demo"): self._demo,
             ("GET", "/sdk/nudge.js"): self._sdk,
@@ -319,26 +321,24 @@ class Gateway:
         return Response(html, content_type="text/html; charset=utf-8")
 
     def _faults(self, request: Request) -> Response:
-        """{"ses": {"throttle": N}}: the next N SES sends are throttled, as SES would."""
+        """{"ses": {"throttle": N, "serverError": N, "acceptThenCrash": N},
+        "sqs": {"duplicate": N}}: each count given replaces that fault's pending count."""
         try:
             body = json.loads(request.get_data() or b"{}")
-            count = body["ses"]["throttle"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            message = 'body must be {"ses": {"throttle": <count>}}'
-            return _json(
-                400, {"code": "invalid_request", "message": message, "field": "ses.throttle"}
-            )
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            return _json(
-                400,
-                {
-                    "code": "invalid_request",
-                    "message": "ses.throttle: a count >= 0 is required",
-                    "field": "ses.throttle",
-                },
-            )
-        self.stack.ses_faults.throttle(count)
-        return _json(200, {"ses": self.stack.ses_faults.pending()})
+        except json.JSONDecodeError:
+            body = None
+        parsed = _fault_counts(body)
+        if isinstance(parsed, Response):
+            return parsed
+        faults = {"ses": self.stack.ses_faults, "sqs": self.stack.queue_faults}
+        for (service, kind), count in parsed.items():
+            faults[service].set(kind, count)
+        return self._pending_faults(request)
+
+    def _pending_faults(self, _: Request) -> Response:
+        """The faults still to be injected, every kind of each service."""
+        faults = {"ses": self.stack.ses_faults, "sqs": self.stack.queue_faults}
+        return _json(200, {service: fault.pending() for service, fault in faults.items()})
 
     def _reset(self, _: Request) -> Response:
         self.stack.reset()
@@ -416,6 +416,35 @@ class Gateway:
             return _json(404, {"message": "Not Found"})
         file_name, content_type = files[name]
         return Response((assets / file_name).read_bytes(), content_type=content_type)
+
+
+def _fault_counts(body: Any) -> dict[tuple[str, str], int] | Response:
+    """The (service, kind) -> count pairs a faults request asks for, or a 400 naming the field."""
+    if not isinstance(body, dict) or not body:
+        return _invalid("body", 'name a fault: {"ses": {"throttle": N}}, {"sqs": {...}}, ...')
+    counts: dict[tuple[str, str], int] = {}
+    for service, kinds in body.items():
+        if service not in FAULT_KINDS:
+            return _invalid(service, f"{service}: not a service with faults ({_services()})")
+        if not isinstance(kinds, dict) or not kinds:
+            return _invalid(service, f"{service}: an object of fault counts is required")
+        for kind, count in kinds.items():
+            field = f"{service}.{kind}"
+            if kind not in FAULT_KINDS[service]:
+                known = ", ".join(FAULT_KINDS[service])
+                return _invalid(field, f"{field}: not a fault of {service} ({known})")
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                return _invalid(field, f"{field}: a count >= 0 is required")
+            counts[(service, kind)] = count
+    return counts
+
+
+def _services() -> str:
+    return ", ".join(FAULT_KINDS)
+
+
+def _invalid(field: str, message: str) -> Response:
+    return _json(400, {"code": "invalid_request", "message": message, "field": field})
 
 
 def _encode_body(body: bytes, headers: dict[str, str]) -> tuple[str, bool]:

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import queue
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -95,6 +96,8 @@ class _Worker:
         self._process.start()
 
     def invoke(self, event: Any, timeout: float) -> tuple[str, Any]:
+        if not self._process.is_alive():  # crashed between invocations: a cold start
+            self.restart()
         self._connection.send(json.dumps(event))
         if not self._connection.poll(timeout):
             self.restart()
@@ -115,6 +118,10 @@ class _Worker:
     def restart(self) -> None:
         self.stop()
         self._start()
+
+    def crash(self) -> None:
+        """Kills the process mid-invocation; ``invoke`` sees it exit and starts a new one."""
+        self._process.kill()
 
     def stop(self) -> None:
         self._process.kill()
@@ -147,18 +154,33 @@ class FunctionPool:
         self._workers = [_Worker(setup) for _ in range(concurrency)]
         for worker in self._workers:
             self._idle.put(worker)
+        self._busy: set[_Worker] = set()
+        self._busy_lock = threading.Lock()
 
     def invoke(self, event: Any) -> Invocation:
         worker = self._idle.get()
+        with self._busy_lock:
+            self._busy.add(worker)
         started = time.perf_counter()
         try:
             status, payload = worker.invoke(event, timeout=self.spec.timeout)
         finally:
+            with self._busy_lock:
+                self._busy.discard(worker)
             self._idle.put(worker)
         duration = (time.perf_counter() - started) * 1000
         if status == "ok":
             return Invocation(payload=payload, error=None, duration_ms=duration)
         return Invocation(payload=None, error=payload, duration_ms=duration)
+
+    def crash_running(self) -> int:
+        """Kills the process of every invocation in progress, as a crash would (out of
+        memory, a segfault): the invocation fails with Runtime.ExitError. Returns how many."""
+        with self._busy_lock:
+            running = list(self._busy)
+        for worker in running:
+            worker.crash()
+        return len(running)
 
     def stop(self) -> None:
         for worker in self._workers:

@@ -15,6 +15,7 @@ from typing import Any
 from moto.events.models import EventPattern
 
 from local.clock import VirtualClock
+from local.faults import QueueFaults
 from local.runtime import FunctionPool, Invocation
 from local.template import QueueSource, StreamSource
 
@@ -225,6 +226,7 @@ class QueuePoller:
     queue_url: str
     queue_arn: str
     region: str
+    faults: QueueFaults | None = None
 
     def poll(self) -> int:
         response = self.sqs.receive_message(
@@ -239,6 +241,7 @@ class QueuePoller:
         records = [self._record(message) for message in messages]
         result = self.function.invoke({"Records": records})
         failed = self._failed_ids(result, records)
+        failed |= self._deliver_duplicates(records)
         done = [message for message in messages if message["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             self.sqs.delete_message_batch(
@@ -249,6 +252,17 @@ class QueuePoller:
                 ],
             )
         return len(messages)
+
+    def _deliver_duplicates(self, records: list[dict[str, Any]]) -> set[str]:
+        """An injected fault: the first records of the batch handed out a second time, in
+        a batch of their own, before they are deleted. Returns the ids that copy failed:
+        like any failed delivery, they stay on the queue for their visibility timeout."""
+        count = self.faults.take("duplicate", len(records)) if self.faults else 0
+        if not count:
+            return set()
+        copies = records[:count]
+        log.warning("delivering %d message(s) of %s twice (injected)", count, self.queue_arn)
+        return self._failed_ids(self.function.invoke({"Records": copies}), copies)
 
     def pending(self) -> int:
         attributes = self.sqs.get_queue_attributes(

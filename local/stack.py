@@ -16,7 +16,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from local.clock import VirtualClock
-from local.faults import SesFaults
+from local.faults import QueueFaults, SesFaults
 from local.outbox import describe_email
 from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
@@ -90,7 +90,8 @@ class LocalStack:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.functions: dict[str, FunctionPool] = {}
-        self.ses_faults = SesFaults(self.template.names.region)
+        self.ses_faults = SesFaults(self.template.names.region, crash=self._crash_queue_consumers)
+        self.queue_faults = QueueFaults()
         self.stream_pollers: list[StreamPoller] = []
         self.queue_pollers: list[QueuePoller] = []
 
@@ -185,6 +186,7 @@ class LocalStack:
                         queue_url=queue_url(self.sqs, self.template, source.queue),
                         queue_arn=names.queue_arn(source.queue),
                         region=names.region,
+                        faults=self.queue_faults,
                     )
                 )
 
@@ -241,7 +243,15 @@ class LocalStack:
             create_resources(self.template, self.dynamodb, self.sqs, self.scheduler, self.sesv2)
             self._wire_sources()
             self.ses_faults.clear()
+            self.queue_faults.clear()
             self._ses().sent_messages.clear()
+
+    def _crash_queue_consumers(self) -> int:
+        """Kills the invocations in progress of the functions fed by a queue: Send, the one
+        that calls SES (the HTTP functions, which may be serving requests, are spared)."""
+        return sum(
+            pool.crash_running() for pool in self.functions.values() if pool.spec.queue_sources
+        )
 
     def _send_to_queue_arn(self, queue_arn: str, body: str) -> None:
         name = queue_arn.rsplit(":", 1)[-1]

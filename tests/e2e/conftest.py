@@ -10,9 +10,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +30,10 @@ WRITE_KEY = "dev-write-key"
 TRACKING_SECRET = "e2e-tracking-secret"
 START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 30.0
+FROM_EMAIL = "shop@nudge-e2e.example"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"e2e-crm-webhook-secret-for-nudge").decode()
+# How long a hanging receiver holds a request: past the webhook sender's 5 s timeout.
+HANG_SECONDS = 8.0
 
 
 def basic_auth(write_key: str) -> str:
@@ -195,10 +202,137 @@ def flaky_stack(stack_logs: Path) -> Iterator[StackClient]:
     yield from _run_stack(FIXTURES / "flaky" / "template.yaml", stack_logs)
 
 
+# ---- a webhook receiver: a loopback HTTP server that records what it is sent ------------
+
+HANG = "hang"  # holds the request past the sender's timeout, then answers 204
+CLOSE = "close"  # reads the request and closes the connection without an answer
+
+
+@dataclass(frozen=True)
+class Redirect:
+    location: str
+    status: int = 302
+
+
+Answer = int | str | Redirect  # a status, HANG, CLOSE or a Redirect
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int | None  # what the receiver answered; None when it hung or closed
+
+
+@dataclass
+class Receiver:
+    """Records every request and answers each POST with the next answer of its script
+    (by default 500 to the first ``failures`` POSTs), then 204."""
+
+    url: str = ""
+    requests: list[Received] = field(default_factory=list)
+    script: list[Answer] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def reset(self, failures: int = 0, script: list[Answer] | None = None) -> None:
+        self.released.set()  # whatever still hangs from the last test lets go
+        with self.lock:
+            self.requests.clear()
+            self.script = list(script) if script is not None else [500] * failures
+            self.released = threading.Event()
+
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        with self.lock:
+            answer = self.script.pop(0) if self.script else 204
+            status = answer.status if isinstance(answer, Redirect) else answer
+            self.requests.append(
+                Received(path, headers, body, status if isinstance(status, int) else None)
+            )
+            return answer
+
+    def received(self) -> list[Received]:
+        with self.lock:
+            return list(self.requests)
+
+    def delivered(self) -> list[Received]:
+        """The requests it answered with a 2xx: what a CRM would have acted on."""
+        return [r for r in self.received() if r.status is not None and 200 <= r.status < 300]
+
+
+def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            answer = receiver.answer(self.path, dict(self.headers.items()), body)
+            if answer == CLOSE:
+                self.close_connection = True
+                return
+            if answer == HANG:
+                receiver.released.wait(HANG_SECONDS)
+                answer = 204
+            self._reply(answer)
+
+        def _reply(self, answer: Answer) -> None:
+            try:
+                if isinstance(answer, Redirect):
+                    self.send_response(answer.status)
+                    self.send_header("Location", answer.location)
+                else:
+                    self.send_response(int(answer))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            except OSError:
+                pass  # the sender gave up waiting (a hang): nobody to answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # quiet: pytest shows failures, not every request
+
+    return Handler
+
+
+def serve(receiver: Receiver, path: str, name: str) -> Iterator[Receiver]:
+    """Runs the receiver on a free loopback port, its URL ending in ``path``, until closed."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(receiver))
+    server.daemon_threads = True  # a hanging request does not hold up the shutdown
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.released.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def crm_receiver() -> Iterator[Receiver]:
+    """The CRM the delivery stack's webhooks go to (NUDGE_CRM_WEBHOOK_URL)."""
+    yield from serve(Receiver(), "/crm/tasks", "crm-receiver")
+
+
+@pytest.fixture(scope="session")
+def delivery_stack(crm_receiver: Receiver, stack_logs: Path) -> Iterator[StackClient]:
+    """template.yaml with a sender, a webhook secret and the loopback CRM receiver."""
+    settings = {
+        "NUDGE_FROM_EMAIL": FROM_EMAIL,
+        "NUDGE_CRM_WEBHOOK_URL": crm_receiver.url,
+        "NUDGE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
+    yield from _run_stack(None, stack_logs, settings)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_data(request: pytest.FixtureRequest) -> None:
-    """Each test starts from empty tables and queues in whichever stack it uses."""
-    for name in ("stack", "flaky_stack"):
+    """Each test starts from empty tables and queues in whichever stack it uses, and with a
+    receiver that has seen nothing and answers 204."""
+    for name in ("stack", "flaky_stack", "delivery_stack"):
         if name in request.fixturenames:
             client: StackClient = request.getfixturevalue(name)
             client.reset()
+    if "crm_receiver" in request.fixturenames:
+        receiver: Receiver = request.getfixturevalue("crm_receiver")
+        receiver.reset()

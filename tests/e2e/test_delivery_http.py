@@ -9,17 +9,11 @@ forward, so timezones are chosen from the clock to put due times at the hour a t
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import threading
 import uuid
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from unittest import mock
 from urllib.parse import quote
@@ -29,108 +23,19 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.e2e.conftest import (
+    FROM_EMAIL,
     REQUEST_TIMEOUT,
+    WEBHOOK_SECRET,
+    Receiver,
     StackClient,
-    _run_stack,
 )
 
 pytestmark = pytest.mark.e2e
 
-FROM_EMAIL = "shop@nudge-e2e.example"
-WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"e2e-crm-webhook-secret-for-nudge").decode()
 MINUTE = 60
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 ONE_CLICK = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-# ---- the CRM receiver: a loopback HTTP server that records what it is sent --------------
-
-
-@dataclass(frozen=True)
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int  # what the receiver answered
-
-
-@dataclass
-class Receiver:
-    """Records every request; answers 500 to the first `failures` POSTs, then 204."""
-
-    url: str = ""
-    requests: list[Received] = field(default_factory=list)
-    failures: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def reset(self, failures: int = 0) -> None:
-        with self.lock:
-            self.requests.clear()
-            self.failures = failures
-
-    def answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
-        with self.lock:
-            status = 500 if self.failures > 0 else 204
-            self.failures = max(0, self.failures - 1)
-            self.requests.append(Received(path, headers, body, status))
-            return status
-
-    def received(self) -> list[Received]:
-        with self.lock:
-            return list(self.requests)
-
-
-def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status = receiver.answer(self.path, dict(self.headers.items()), body)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: pytest shows failures, not every request
-
-    return Handler
-
-
-@pytest.fixture(scope="session")
-def crm_receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(receiver))
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/crm/tasks"
-    thread = threading.Thread(target=server.serve_forever, name="crm-receiver", daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def _run_delivery_stack(receiver: Receiver, tmp: Path) -> Iterator[StackClient]:
-    """The shared stack, plus the delivery settings the stack reads at start."""
-    settings = {
-        "NUDGE_FROM_EMAIL": FROM_EMAIL,
-        "NUDGE_CRM_WEBHOOK_URL": receiver.url,
-        "NUDGE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-    }
-    yield from _run_stack(None, tmp, settings)
-
-
-@pytest.fixture(scope="session")
-def delivery_stack(crm_receiver: Receiver, stack_logs: Path) -> Iterator[StackClient]:
-    """template.yaml with a sender, a webhook secret and the loopback CRM receiver."""
-    yield from _run_delivery_stack(crm_receiver, stack_logs)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_delivery(delivery_stack: StackClient, crm_receiver: Receiver) -> None:
-    delivery_stack.reset()
-    crm_receiver.reset()
 
 
 # ---- events in, the clock, and what came out ---------------------------------------------
