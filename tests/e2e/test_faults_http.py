@@ -274,6 +274,37 @@ def test_a_poison_fire_is_dead_lettered_and_the_rest_of_its_batch_is_sent(stack:
     assert _outcomes(stack, before) == _outcomes(stack, after) == ["sent"]
 
 
+def test_a_delayed_message_waits_on_the_virtual_clock(stack: StackClient):
+    """A fire put on the send queue with DelaySeconds is handed out when the virtual clock has
+    passed its delay, not before: the queue keeps the stack's clock, as retries rely on."""
+    # given
+    user, address = _shopper(stack, "delayed", stack.now() + timedelta(minutes=10))
+    stack.drain()
+    fire = {
+        "fireId": f"fire-{uuid.uuid4().hex[:12]}",
+        "trigger": "abandoned_cart",
+        "person": f"u:{user}",
+        "userId": user,
+        "occurrence": "cart_id=c1",
+        "firedAt": stack.now().isoformat(),
+        "channel": "email",
+        "template": "abandoned_cart",
+        "context": {"items": [CART_ITEM]},
+    }
+    sqs = stack.aws("sqs")
+    queue = sqs.get_queue_url(QueueName=SEND_QUEUE)["QueueUrl"]
+
+    # when
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(fire), DelaySeconds=600)
+    _advance(stack, 590)
+    early = _emails_to(stack, address)
+    _advance(stack, 11)
+
+    # then
+    assert early == []
+    assert len(_emails_to(stack, address)) == 1
+
+
 # ---- the webhook receiver ------------------------------------------------------------------
 
 
