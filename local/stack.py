@@ -21,6 +21,7 @@ from local.outbox import describe_email
 from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
 from local.scheduler import ScheduleFirer
+from local.ses_events import SesEventPublisher
 from local.sources import QueuePoller, StreamPoller, queues_on_clock
 from local.template import ACCOUNT, Template, load_template
 
@@ -114,6 +115,10 @@ class LocalStack:
                 resolved, self.template.names, base_env, concurrency
             )
         self._wire_sources()
+        self.ses_events = SesEventPublisher.for_template(
+            self.template, self.functions, self.clock.now
+        )
+        self.ses_events.install()
         self.schedules = ScheduleFirer(
             functions_by_arn={
                 self.template.names.function_arn(logical_id): pool
@@ -208,6 +213,7 @@ class LocalStack:
             work = sum(poller.poll() for poller in self.stream_pollers)
             work += sum(poller.poll() for poller in self.queue_pollers)
             work += self.schedules.poll()
+            work += self.ses_events.poll()
             return work
 
     def drain(self, timeout: float = 60.0) -> int:
@@ -245,6 +251,7 @@ class LocalStack:
             self.ses_faults.clear()
             self.queue_faults.clear()
             self._ses().sent_messages.clear()
+            self.ses_events.clear()
 
     def _crash_queue_consumers(self) -> int:
         """Kills the invocations in progress of the functions fed by a queue: Send, the one

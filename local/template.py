@@ -101,6 +101,7 @@ class FunctionSpec:
     http_routes: tuple[tuple[str, str], ...] = ()
     stream_sources: tuple[StreamSource, ...] = ()
     queue_sources: tuple[QueueSource, ...] = ()
+    event_rules: tuple[dict[str, Any], ...] = ()  # EventBridgeRule patterns on the default bus
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,8 @@ class Template:
     schedule_groups: tuple[str, ...] = ()
     email_identities: tuple[str, ...] = ()
     email_configuration_sets: tuple[str, ...] = ()
+    # SES event types the configuration sets publish to EventBridge (SEND, BOUNCE, ...).
+    email_event_types: tuple[str, ...] = ()
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)  # the recurring ones
     parameters: dict[str, str] = field(default_factory=dict)
 
@@ -185,6 +188,14 @@ def load_template(
         for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::SES::ConfigurationSet"
     )
+    email_event_types = tuple(
+        str(kind)
+        for resource in resources.values()
+        if resource["Type"] == "AWS::SES::ConfigurationSetEventDestination"
+        and "EventBridgeDestination" in resource["Properties"]["EventDestination"]
+        and resource["Properties"]["EventDestination"].get("Enabled", False)
+        for kind in resource["Properties"]["EventDestination"].get("MatchingEventTypes", [])
+    )
     schedules = {
         logical_id: resolver.resolve(resource.get("Properties", {}))
         for logical_id, resource in resources.items()
@@ -192,6 +203,7 @@ def load_template(
     }
     return Template(
         schedules=schedules,
+        email_event_types=email_event_types,
         email_identities=email_identities,
         email_configuration_sets=email_configuration_sets,
         schedule_groups=schedule_groups,
@@ -335,7 +347,13 @@ def _function(
         layer_id = layer.get("Ref") if isinstance(layer, dict) else None
         if layer_id and resources.get(layer_id, {}).get("Type") == "AWS::Serverless::LayerVersion":
             layer_paths.append(root / resources[layer_id]["Properties"]["ContentUri"])
-    routes, streams, queues = _event_sources(properties.get("Events", {}), resolver)
+    events = properties.get("Events", {})
+    routes, streams, queues = _event_sources(events, resolver)
+    rules = tuple(
+        resolver.resolve(event["Properties"]["Pattern"])
+        for event in events.values()
+        if event["Type"] == "EventBridgeRule"
+    )
     return FunctionSpec(
         logical_id=logical_id,
         handler=merged["Handler"],
@@ -347,6 +365,7 @@ def _function(
         http_routes=tuple(routes),
         stream_sources=tuple(streams),
         queue_sources=tuple(queues),
+        event_rules=rules,
     )
 
 

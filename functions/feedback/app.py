@@ -1,4 +1,5 @@
-"""Feedback: SES bounce and complaint events (through EventBridge) suppress the address."""
+"""Feedback: SES events through EventBridge. A bounce or complaint suppresses the address;
+a Send event leaves a receipt that SES accepted the fire's email."""
 
 from __future__ import annotations
 
@@ -23,7 +24,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if event.get("time")
         else datetime.now(UTC)
     )
-    suppressed = service.on_ses_event(event.get("detail") or {}, at)
+    detail = event.get("detail") or {}
+    if detail.get("eventType") == "Send":
+        fire_id = service.on_send_event(detail, at)
+        metrics.add_metric("SendReceipts", MetricUnit.Count, 1 if fire_id else 0)
+        return {"receipt": fire_id}
+    suppressed = service.on_ses_event(detail, at)
     metrics.add_metric("AddressesSuppressed", MetricUnit.Count, len(suppressed))
     if suppressed:
         logger.info("suppressed after SES feedback", extra={"count": len(suppressed)})

@@ -186,10 +186,10 @@ def test_ses_5xx_on_some_calls_is_retried_and_sent_once(stack: StackClient):
     assert stack.get("/_local/faults").json()["ses"]["serverError"] == 0
 
 
-def test_ses_accepting_then_send_crashing_is_sent_again_once_on_redelivery(stack: StackClient):
-    """SES accepts the email, then Send's process dies before it marks the fire sent: nothing
-    is lost, and the redelivery after the visibility timeout sends it once more, saying so.
-    This is the residual window of docs/delivery.md: two emails, not one, and never three."""
+def test_ses_accepting_then_send_crashing_is_not_sent_again(stack: StackClient):
+    """SES accepts the email, then Send's process dies before it marks the fire sent. SES's
+    Send event reaches Feedback, which records a receipt for the fire; the redelivery after
+    the visibility timeout finds it and does not send again: one email, none lost."""
     # given
     user, address = _abandon_cart(stack, "crashed")
     _inject(stack, {"ses": {"acceptThenCrash": 1}})
@@ -205,11 +205,10 @@ def test_ses_accepting_then_send_crashing_is_sent_again_once_on_redelivery(stack
     assert len(accepted) == 1
     assert decided_before == []  # the process died before it recorded anything
     emails = _emails_to(stack, address)
-    assert len(emails) == 2
-    assert {email["fire"] for email in emails} == {_fire_id(stack, user)}
-    (sent,) = _decisions(stack, user, "abandoned_cart")
-    assert sent["outcome"] == "sent"
-    assert sent["reason"].endswith("(a retry after an interrupted send)")
+    assert [email["fire"] for email in emails] == [_fire_id(stack, user)]
+    (decision,) = _decisions(stack, user, "abandoned_cart")
+    assert decision["outcome"] == "duplicate"
+    assert "SES accepted it" in decision["reason"]
     assert _dead_letters(stack) == []
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from moto.ses.models import ses_backends
 from nudge import bootstrap
+from moto.events.models import EventPattern
+from nudge.adapters.receipts import SendReceipts
 from nudge.adapters.suppression import SuppressionStore
 from nudge.domain.profile import Profile
 
@@ -35,7 +37,7 @@ def _kind(event: dict[str, Any]) -> str:
         sources = {record.get("eventSource") for record in event["Records"]}
         return {"aws:sqs": "sqs", "aws:dynamodb": "stream"}.get(str(sources.pop()), "unknown")
     if event.get("source") == "aws.ses":
-        return "feedback"
+        return "receipt" if event.get("detail", {}).get("eventType") == "Send" else "feedback"
     if event.get("source") == "nudge.sweep":
         return "sweep"
     if event.get("routeKey") in LINK_ROUTES:
@@ -188,6 +190,33 @@ def test_feedback_sample_suppresses_its_recipient(name: str, aws: Aws):
     # then
     assert response == {"suppressed": 1}
     assert SuppressionStore(aws.dynamodb, aws.table).is_suppressed("email", address)
+
+
+@pytest.mark.parametrize("name", _samples("receipt"))
+def test_send_event_sample_leaves_a_receipt_for_its_fire(name: str, aws: Aws):
+    """An SES Send event sample records that SES accepted the fire its header names."""
+    # given
+    event = SAMPLES[name]
+    headers = {h["name"]: h["value"] for h in event["detail"]["mail"]["headers"]}
+    feedback = aws.load_handler("Feedback")
+    # when
+    response = feedback(event)
+    # then
+    assert response == {"receipt": headers["X-Nudge-Fire"]}
+    receipt = SendReceipts(aws.dynamodb, aws.table).find(headers["X-Nudge-Fire"])
+    assert receipt is not None
+    assert receipt.message_id == event["detail"]["mail"]["messageId"]
+
+
+@pytest.mark.parametrize("name", [*_samples("feedback"), *_samples("receipt")])
+def test_ses_event_samples_match_the_feedback_functions_rule(name: str, aws: Aws):
+    """Each SES event sample is one the template's EventBridge rule routes to Feedback."""
+    # given
+    (pattern,) = aws.template.functions["Feedback"].event_rules
+    # when
+    matched = EventPattern.load(json.dumps(pattern)).matches_event(SAMPLES[name])
+    # then
+    assert matched
 
 
 @pytest.mark.parametrize("name", _samples("sweep"))

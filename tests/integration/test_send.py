@@ -512,11 +512,12 @@ def crash_on_mark_sent(monkeypatch: pytest.MonkeyPatch) -> CrashOnMarkSent:
     return crash
 
 
-def test_a_crash_after_ses_accepted_sends_again_on_redelivery(
+def test_a_crash_after_ses_accepted_with_no_receipt_yet_sends_again_on_redelivery(
     aws: Aws, send: Invoke, crash_on_mark_sent: CrashOnMarkSent
 ):
-    """The documented residual window: SES accepted, then a crash before marking the fire sent,
-    so the redelivery (receive count 2) sends it again: exactly two emails."""
+    """The residual window: SES accepted, then a crash before marking the fire sent, and SES's
+    Send event has not reached Feedback by the redelivery (receive count 2): it sends again,
+    exactly two emails."""
     # given
     given_person(aws, email=ADA_EMAIL)
     message = record(fire(), message_id="m-crash")
@@ -531,6 +532,62 @@ def test_a_crash_after_ses_accepted_sends_again_on_redelivery(
     ((_, outcome, reason),) = decisions(aws)
     assert outcome == "sent"
     assert reason.endswith("(a retry after an interrupted send)")
+
+
+def test_a_crash_after_ses_accepted_with_its_receipt_is_not_sent_again(
+    aws: Aws, send: Invoke, crash_on_mark_sent: CrashOnMarkSent
+):
+    """SES accepted, Send crashed before marking the fire sent, and SES's Send event reached
+    Feedback: the redelivery finds the receipt, marks the fire sent and sends nothing more."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    message = record(fire(), message_id="m-crash")
+    send(batch(message))
+    feedback = aws.load_handler("Feedback")
+    feedback(_send_event(sent_emails()[0]))
+    # when
+    again = send(batch(record(message["body"], NOW + timedelta(minutes=3), receive_count=2)))
+    # then
+    assert failures(again) == []
+    assert len(sent_emails()) == 1
+    ((_, outcome, reason),) = decisions(aws)
+    assert outcome == "duplicate"
+    assert "SES accepted it" in reason
+
+
+def test_a_fire_marked_sent_from_its_receipt_stays_sent(
+    aws: Aws, send: Invoke, crash_on_mark_sent: CrashOnMarkSent
+):
+    """After a receipt closed the crash, a third delivery of the fire is a plain duplicate."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    message = record(fire(), message_id="m-crash")
+    send(batch(message))
+    aws.load_handler("Feedback")(_send_event(sent_emails()[0]))
+    send(batch(record(message["body"], NOW + timedelta(minutes=3), receive_count=2)))
+    # when
+    third = send(batch(record(message["body"], NOW + timedelta(minutes=6), receive_count=3)))
+    # then
+    assert failures(third) == []
+    assert len(sent_emails()) == 1
+    assert [outcome for _, outcome, _ in decisions(aws)] == ["duplicate", "duplicate"]
+
+
+def _send_event(accepted: EmailMessage) -> dict[str, Any]:
+    """The EventBridge event SES publishes for an accepted message: its headers included."""
+    return {
+        "source": "aws.ses",
+        "detail-type": "Email Sent",
+        "time": NOW.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "detail": {
+            "eventType": "Send",
+            "mail": {
+                "messageId": "ses-accepted",
+                "headers": [{"name": k, "value": str(v)} for k, v in accepted.items()],
+            },
+            "send": {},
+        },
+    }
 
 
 def test_a_first_delivery_meeting_a_fresh_claim_waits_and_sends_nothing(

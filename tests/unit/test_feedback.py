@@ -1,4 +1,4 @@
-"""SES feedback: which bounces and complaints suppress an address."""
+"""SES feedback: which bounces and complaints suppress an address; Send events leave receipts."""
 
 from __future__ import annotations
 
@@ -19,9 +19,26 @@ class _Suppressions:
         return True
 
 
+class _Receipts:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, datetime]] = []
+
+    def record(self, fire_id: str, message_id: str, at: datetime) -> None:
+        self.calls.append((fire_id, message_id, at))
+
+
 def _service() -> tuple[FeedbackService, _Suppressions]:
-    suppressions = _Suppressions()
-    return FeedbackService(suppressions), suppressions  # type: ignore[arg-type]
+    service, suppressions, _ = _service_with_receipts()
+    return service, suppressions
+
+
+def _service_with_receipts() -> tuple[FeedbackService, _Suppressions, _Receipts]:
+    suppressions, receipts = _Suppressions(), _Receipts()
+    return FeedbackService(suppressions, receipts), suppressions, receipts  # type: ignore[arg-type]
+
+
+def _send_event(headers: list[dict[str, str]]) -> dict[str, Any]:
+    return {"eventType": "Send", "mail": {"messageId": "ses-1", "headers": headers}, "send": {}}
 
 
 def _bounce(kind: str) -> dict[str, Any]:
@@ -81,4 +98,38 @@ def test_other_ses_events_are_ignored() -> None:
     suppressed = service.on_ses_event({"eventType": "Delivery"}, AT)
     # then
     assert suppressed == []
+    assert suppressions.calls == []
+
+
+def test_a_send_event_records_a_receipt_for_the_fire_its_header_names() -> None:
+    """SES accepted a message carrying X-Nudge-Fire: the fire gets a receipt."""
+    # given
+    service, _, receipts = _service_with_receipts()
+    headers = [{"name": "Subject", "value": "Hi"}, {"name": "X-Nudge-Fire", "value": "f1"}]
+    # when
+    fire_id = service.on_send_event(_send_event(headers), AT)
+    # then
+    assert fire_id == "f1"
+    assert receipts.calls == [("f1", "ses-1", AT)]
+
+
+def test_a_send_event_reads_the_header_name_in_any_case() -> None:
+    """Header names are case-insensitive in mail, so x-nudge-fire counts too."""
+    # given
+    service, _, receipts = _service_with_receipts()
+    # when
+    service.on_send_event(_send_event([{"name": "x-nudge-fire", "value": "f2"}]), AT)
+    # then
+    assert [call[0] for call in receipts.calls] == ["f2"]
+
+
+def test_a_send_event_without_the_header_records_nothing() -> None:
+    """A message that is not Nudge's (or whose headers SES truncated) leaves no receipt."""
+    # given
+    service, suppressions, receipts = _service_with_receipts()
+    # when
+    fire_id = service.on_send_event(_send_event([{"name": "Subject", "value": "Hi"}]), AT)
+    # then
+    assert fire_id is None
+    assert receipts.calls == []
     assert suppressions.calls == []

@@ -174,6 +174,7 @@ def send_service() -> SendService:
     from nudge.adapters.email import EmailSender
     from nudge.adapters.engine_store import EngineStore
     from nudge.adapters.queue import SendQueue
+    from nudge.adapters.receipts import SendReceipts
     from nudge.adapters.scheduler import Reminders
     from nudge.adapters.suppression import SuppressionStore
     from nudge.adapters.webhook import WebhookSender
@@ -201,6 +202,7 @@ def send_service() -> SendService:
         events=event_store(),
         contacts=ContactStore(dynamodb_client(), table),
         suppression=SuppressionStore(dynamodb_client(), table),
+        receipts=SendReceipts(dynamodb_client(), table),
         decisions=EngineStore(dynamodb_client(), table, engine.decision_ttl),
         renderer=Renderer(engine.triggers_dir / "templates"),
         email=EmailSender(sesv2_client(), delivery.configuration_set),
@@ -219,7 +221,11 @@ def send_service() -> SendService:
 
 
 def feedback_service() -> FeedbackService:
+    from nudge.adapters.receipts import SendReceipts
     from nudge.adapters.suppression import SuppressionStore
     from nudge.service.feedback import FeedbackService
 
-    return FeedbackService(SuppressionStore(dynamodb_client(), settings().table_name))
+    table = settings().table_name
+    return FeedbackService(
+        SuppressionStore(dynamodb_client(), table), SendReceipts(dynamodb_client(), table)
+    )

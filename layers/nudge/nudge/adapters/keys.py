@@ -13,6 +13,9 @@
     pk = S#<channel>:<address, lower-cased>      one partition per suppressed address
     sk = SUPPRESS        never send to it on that channel (kind=suppression, no TTL)
 
+    pk = R#<fire id>     one partition per emailed fire SES reported accepting
+    sk = ACCEPTED        SES's Send event for it (kind=receipt, TTL)
+
 One index, sparse: ``by_seen_hour`` (keys only) on ``seen_hour``, the UTC hour a person
 was last seen, which only profile items carry. The inactivity sweep reads one hour of it.
 A profile write changes the index only when that hour changes: once per person per
@@ -36,6 +39,7 @@ __all__ = [
     "LEDGER_KIND",
     "LINK_KIND",
     "PROFILE_KIND",
+    "RECEIPT_KIND",
     "SEEN_HOUR",
     "SEEN_HOUR_INDEX",
     "SUPPRESSION_KIND",
@@ -49,6 +53,7 @@ __all__ = [
     "person_of",
     "person_pk",
     "profile_key",
+    "receipt_key",
     "seen_hour",
     "suppression_key",
     "timer_key",
@@ -63,6 +68,7 @@ DECISION_KIND = "decision"
 LEDGER_KIND = "ledger"
 CONTACT_KIND = "contact"
 SUPPRESSION_KIND = "suppression"
+RECEIPT_KIND = "receipt"
 _EVENT_PREFIX = "E#"
 SEEN_HOUR_INDEX = "by_seen_hour"
 SEEN_HOUR = "seen_hour"
@@ -130,6 +136,11 @@ def decision_key(person: str, at: str, trigger: str, suffix: str) -> dict[str, s
 def suppression_key(channel: str, address: str) -> dict[str, str]:
     """Addresses compare case-insensitively: Ada@Example.com and ada@example.com are one."""
     return {"pk": f"S#{channel}:{address.strip().lower()}", "sk": "SUPPRESS"}
+
+
+def receipt_key(fire_id: str) -> dict[str, str]:
+    """By fire id alone: SES's event names the fire (a header), not the person."""
+    return {"pk": f"R#{fire_id}", "sk": "ACCEPTED"}
 
 
 def contact_key(person: str) -> dict[str, str]:

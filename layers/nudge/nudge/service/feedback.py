@@ -1,4 +1,5 @@
-"""SES's word on delivered mail: a permanent bounce or a complaint suppresses the address."""
+"""SES's word on mail: a permanent bounce or a complaint suppresses the address, and a
+Send event (SES accepted a message) leaves a receipt for the fire it carried."""
 
 from __future__ import annotations
 
@@ -6,14 +7,25 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from nudge.adapters.receipts import FIRE_HEADER, SendReceipts
 from nudge.adapters.suppression import SuppressionStore
 
 __all__ = ["FeedbackService"]
 
 
 class FeedbackService:
-    def __init__(self, suppression: SuppressionStore) -> None:
+    def __init__(self, suppression: SuppressionStore, receipts: SendReceipts) -> None:
         self._suppression = suppression
+        self._receipts = receipts
+
+    def on_send_event(self, detail: Mapping[str, Any], at: datetime) -> str | None:
+        """Records that SES accepted the fire's email; returns the fire id, if it had one."""
+        mail = detail.get("mail") or {}
+        fire_id = _header(mail.get("headers"), FIRE_HEADER)
+        if fire_id is None:
+            return None  # not a message of Nudge's, or SES truncated the headers
+        self._receipts.record(fire_id, str(mail.get("messageId", "")), at)
+        return fire_id
 
     def on_ses_event(self, detail: Mapping[str, Any], at: datetime) -> list[str]:
         """Suppresses whom the event names; returns those addresses."""
@@ -37,3 +49,14 @@ class FeedbackService:
         for address in addresses:
             self._suppression.suppress("email", address, reason, at)
         return addresses
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A header's value from SES's ``mail.headers`` list of {name, value}."""
+    if not isinstance(headers, list):
+        return None
+    for header in headers:
+        if isinstance(header, dict) and str(header.get("name", "")).lower() == name.lower():
+            value = str(header.get("value", "")).strip()
+            return value or None
+    return None

@@ -24,6 +24,7 @@ from nudge.adapters.contacts import ContactStore, VersionConflict
 from nudge.adapters.email import EmailSender, Outgoing, RetryableSendError
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.queue import MAX_DELAY, SendQueue
+from nudge.adapters.receipts import FIRE_HEADER, SendReceipts
 from nudge.adapters.scheduler import Reminders
 from nudge.adapters.store import EventStore
 from nudge.adapters.suppression import SuppressionStore
@@ -101,6 +102,7 @@ class SendService:
         events: EventStore,
         contacts: ContactStore,
         suppression: SuppressionStore,
+        receipts: SendReceipts,
         decisions: EngineStore,
         renderer: Renderer,
         email: EmailSender,
@@ -112,6 +114,7 @@ class SendService:
         self._events = events
         self._contacts = contacts
         self._suppression = suppression
+        self._receipts = receipts
         self._decisions = decisions
         self._renderer = renderer
         self._email = email
@@ -182,6 +185,9 @@ class SendService:
         now: datetime,
     ) -> Delivery:
         if channel == "email":
+            accepted = self._accepted_before(fire, verdict, now)
+            if accepted is not None:
+                return accepted
             try:
                 provider_id = self._email.send(message, now.timestamp())
             except RetryableSendError as error:
@@ -204,6 +210,23 @@ class SendService:
         self._mark_sent(str(fire["person"]), str(fire["fireId"]), str(fire["trigger"]), now)
         return Delivery(
             "sent", reason + (" (a retry after an interrupted send)" if verdict.retry else "")
+        )
+
+    def _accepted_before(
+        self, fire: Mapping[str, Any], verdict: Claimed, now: datetime
+    ) -> Delivery | None:
+        """On a retry, SES's receipt (its Send event, recorded by Feedback) tells an attempt
+        that died after SES accepted from one that died before: only the second resends."""
+        if not verdict.retry:
+            return None
+        receipt = self._receipts.find(str(fire["fireId"]))
+        if receipt is None:
+            return None
+        self._mark_sent(str(fire["person"]), str(fire["fireId"]), str(fire["trigger"]), now)
+        return Delivery(
+            "duplicate",
+            f"SES accepted it at {receipt.at} (SES {receipt.message_id}) before the last"
+            " attempt was interrupted: not sent again",
         )
 
     def _mark_sent(self, person: str, fire_id: str, trigger: str, now: datetime) -> None:
@@ -249,7 +272,7 @@ class SendService:
                     unsubscribe_url=context["links"]["unsubscribe"],
                     headers={
                         "X-Nudge-Trigger": str(fire["trigger"]),
-                        "X-Nudge-Fire": str(fire["fireId"]),
+                        FIRE_HEADER: str(fire["fireId"]),
                     },
                 )
             return self._renderer.webhook(str(fire["template"]), context)

@@ -1,0 +1,72 @@
+"""SES's own word that it accepted an email: the receipt that closes the crash window.
+
+Send marks a fire sent right after SES answers. If the function dies between the two,
+the fire stays claimed and the redelivery cannot tell "SES never got it" from "SES sent
+it". SES publishes a Send event for every accepted message (through the configuration
+set's EventBridge destination); Feedback records it here, keyed by the fire id the
+message carries in its ``X-Nudge-Fire`` header, and the redelivery looks here first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nudge.adapters import keys
+from nudge.adapters.store import StoreUnavailable, to_attributes
+from nudge.domain.timefmt import iso
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["FIRE_HEADER", "RECEIPT_TTL", "Receipt", "SendReceipts"]
+
+FIRE_HEADER = "X-Nudge-Fire"  # on every email Send sends: the fire it delivers
+
+# Longer than any redelivery of the fire can come (the contact record remembers 3 days).
+RECEIPT_TTL = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    fire_id: str
+    message_id: str
+    at: str
+
+
+class SendReceipts:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def record(self, fire_id: str, message_id: str, at: datetime) -> None:
+        """Idempotent: SES may publish an event twice, and the second write is the same."""
+        item = {
+            **keys.receipt_key(fire_id),
+            "kind": keys.RECEIPT_KIND,
+            "fire_id": fire_id,
+            "message_id": message_id,
+            "at": iso(at),
+            "expires_at": int((at + RECEIPT_TTL).timestamp()),
+        }
+        try:
+            self._client.put_item(TableName=self._table, Item=to_attributes(item))
+        except (ClientError, BotoCoreError) as error:
+            raise StoreUnavailable(f"send receipt not written: {error}") from None
+
+    def find(self, fire_id: str) -> Receipt | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=to_attributes(keys.receipt_key(fire_id)),
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise StoreUnavailable(f"send receipts unreadable: {error}") from None
+        item = response.get("Item")
+        if item is None:
+            return None
+        return Receipt(fire_id, item["message_id"]["S"], item["at"]["S"])

@@ -1,0 +1,198 @@
+"""SES's event publishing, which moto does not do.
+
+For every message moto's SES accepts, the local stack publishes what a configuration set
+with an EventBridge destination would: a Send event, and, for SES's mailbox simulator
+addresses, the bounce or complaint SES would report for them. Only the event types the
+template's ``AWS::SES::ConfigurationSetEventDestination`` lists are published. Each event
+goes to the functions whose ``EventBridgeRule`` pattern matches it, on the next round of
+the stack's pump: EventBridge invokes asynchronously, after SES has answered the sender.
+
+moto keeps neither the configuration set nor the tags of a send, so every message is taken
+to be sent with the template's configuration set (Send always names it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email import message_from_string
+from email.utils import getaddresses
+from typing import Any
+
+from moto.events.models import EventPattern
+
+from local.runtime import FunctionPool
+from local.template import ACCOUNT, Template
+
+__all__ = ["SIMULATOR", "SesEventPublisher"]
+
+log = logging.getLogger("nudge.local")
+
+# SES's mailbox simulator: sending to these makes SES report the outcome in the name.
+SIMULATOR = {
+    "bounce@simulator.amazonses.com": "BOUNCE",
+    "complaint@simulator.amazonses.com": "COMPLAINT",
+}
+_DETAIL_TYPES = {
+    "SEND": "Email Sent",
+    "BOUNCE": "Email Bounced",
+    "COMPLAINT": "Email Complaint Received",
+}
+_ASYNC_RETRIES = 2  # Lambda retries an asynchronous invocation twice
+
+
+@dataclass(frozen=True)
+class Rule:
+    pattern: EventPattern
+    function: FunctionPool
+
+
+class SesEventPublisher:
+    def __init__(
+        self,
+        region: str,
+        event_types: Sequence[str],
+        configuration_set: str | None,
+        rules: Sequence[Rule],
+        now: Callable[[], datetime],
+    ) -> None:
+        self._region = region
+        self._event_types = frozenset(event_types)
+        self._configuration_set = configuration_set
+        self._rules = list(rules)
+        self._now = now
+        self._lock = threading.Lock()
+        self._pending: list[dict[str, Any]] = []
+
+    @classmethod
+    def for_template(
+        cls, template: Template, functions: Mapping[str, FunctionPool], now: Callable[[], datetime]
+    ) -> SesEventPublisher:
+        """What the template's configuration set publishes, to the functions whose
+        EventBridge rules match it."""
+        rules = [
+            Rule(EventPattern.load(json.dumps(pattern)), functions[spec.logical_id])
+            for spec in template.functions.values()
+            for pattern in spec.event_rules
+        ]
+        sets = template.email_configuration_sets
+        return cls(
+            template.names.region,
+            template.email_event_types,
+            sets[0] if len(sets) == 1 else None,
+            rules,
+            now,
+        )
+
+    def install(self) -> None:
+        """Wraps moto's SES: later wrappers (the fault injector) wrap this one, so a message
+        accepted and then followed by a crash is still published, as SES would."""
+        from moto.sesv2.models import sesv2_backends
+
+        backend = sesv2_backends[ACCOUNT][self._region]
+        original = backend.send_raw_email
+
+        def send_raw_email(*args: Any, **kwargs: Any) -> Any:
+            accepted = original(*args, **kwargs)
+            self._published(accepted)
+            return accepted
+
+        backend.send_raw_email = send_raw_email  # type: ignore[method-assign]
+
+    def poll(self) -> int:
+        """Delivers the events published since the last round; returns how many."""
+        with self._lock:
+            events, self._pending = self._pending, []
+        for event in events:
+            for rule in self._rules:
+                if rule.pattern.matches_event(event):  # type: ignore[arg-type]
+                    self._invoke(rule.function, event)
+        return len(events)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()
+
+    def _invoke(self, function: FunctionPool, event: dict[str, Any]) -> None:
+        for attempt in range(1 + _ASYNC_RETRIES):
+            result = function.invoke(event)
+            if not result.failed:
+                return
+            log.warning("%s failed on an SES event (attempt %d)", function, attempt + 1)
+        log.error("SES event dropped after %d attempts: %s", 1 + _ASYNC_RETRIES, event["id"])
+
+    def _published(self, message: Any) -> None:
+        mail = self._mail(message)
+        kinds = ["SEND"] + [SIMULATOR[to] for to in mail["destination"] if to in SIMULATOR]
+        events = [self._event(kind, mail) for kind in kinds if kind in self._event_types]
+        with self._lock:
+            self._pending += events
+
+    def _mail(self, message: Any) -> dict[str, Any]:
+        """The ``mail`` object of an SES event, from the raw message moto kept."""
+        parsed = message_from_string(message.raw_data)
+        destinations = [str(address).lower() for address in message.destinations]
+        tags = (
+            {"ses:configuration-set": [self._configuration_set]} if self._configuration_set else {}
+        )
+        return {
+            "timestamp": _iso(self._now()),
+            "source": message.source,
+            "sendingAccountId": ACCOUNT,
+            "messageId": message.id,
+            "destination": destinations,
+            "headersTruncated": False,
+            "headers": [{"name": name, "value": str(value)} for name, value in parsed.items()],
+            "commonHeaders": {
+                "from": [address for _, address in getaddresses(parsed.get_all("From", []))],
+                "to": [address for _, address in getaddresses(parsed.get_all("To", []))],
+                "subject": str(parsed.get("Subject", "")),
+            },
+            "tags": tags,
+        }
+
+    def _event(self, kind: str, mail: dict[str, Any]) -> dict[str, Any]:
+        now = _iso(self._now())
+        detail: dict[str, Any] = {"eventType": kind.capitalize(), "mail": mail}
+        simulated = [to for to in mail["destination"] if SIMULATOR.get(to) == kind]
+        if kind == "SEND":
+            detail["send"] = {}
+        elif kind == "BOUNCE":
+            detail["bounce"] = {
+                "bounceType": "Permanent",
+                "bounceSubType": "General",
+                "bouncedRecipients": [{"emailAddress": to, "status": "5.1.1"} for to in simulated],
+                "timestamp": now,
+                "feedbackId": str(uuid.uuid4()),
+            }
+        else:
+            detail["complaint"] = {
+                "complainedRecipients": [{"emailAddress": to} for to in simulated],
+                "timestamp": now,
+                "feedbackId": str(uuid.uuid4()),
+            }
+        resources = (
+            [f"arn:aws:ses:{self._region}:{ACCOUNT}:configuration-set/{self._configuration_set}"]
+            if self._configuration_set
+            else []
+        )
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": _DETAIL_TYPES[kind],
+            "source": "aws.ses",
+            "account": ACCOUNT,
+            "time": now[:19] + "Z",
+            "region": self._region,
+            "resources": resources,
+            "detail": detail,
+        }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
