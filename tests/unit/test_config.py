@@ -161,3 +161,26 @@ def test_an_allow_listed_host_may_use_http() -> None:
 
     # then
     assert settings.crm_webhook_url == "http://127.0.0.1:8123/hook"
+
+
+def test_the_webhook_timeout_is_five_seconds_unless_set() -> None:
+    """A receiver has 5 s to answer by default; NUDGE_WEBHOOK_TIMEOUT changes it."""
+    # given
+    default, set_to_two = _delivery_env(), _delivery_env(NUDGE_WEBHOOK_TIMEOUT="2.5")
+
+    # when
+    settings = [DeliverySettings.from_env(env) for env in (default, set_to_two)]
+
+    # then
+    assert [s.webhook_timeout for s in settings] == [5.0, 2.5]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "21", "soon"])
+def test_a_webhook_timeout_out_of_range_refuses_to_start(value: str) -> None:
+    """A timeout of nothing, or longer than Send can wait, or not a number, is refused."""
+    # given
+    env = _delivery_env(NUDGE_WEBHOOK_TIMEOUT=value)
+
+    # when / then
+    with pytest.raises(ConfigError, match="NUDGE_WEBHOOK_TIMEOUT"):
+        DeliverySettings.from_env(env)

@@ -193,7 +193,11 @@ def send_service() -> SendService:
         default_timezone=delivery.default_timezone,
     )
     webhook = (
-        WebhookSender(delivery.webhook_secret, allow_hosts=delivery.webhook_allow_hosts)
+        WebhookSender(
+            delivery.webhook_secret,
+            allow_hosts=delivery.webhook_allow_hosts,
+            timeout=delivery.webhook_timeout,
+        )
         if delivery.webhook_secret
         else None
     )

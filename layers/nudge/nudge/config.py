@@ -115,6 +115,7 @@ class DeliverySettings:
     crm_webhook_url: str | None
     webhook_secret: str | None
     webhook_allow_hosts: frozenset[str]
+    webhook_timeout: float  # seconds for a receiver to answer; slower counts as not delivered
     configuration_set: str | None
     send_queue_arn: str
     dead_letter_url: str
@@ -152,6 +153,7 @@ class DeliverySettings:
             h.strip() for h in env.get("NUDGE_WEBHOOK_ALLOW_HOSTS", "").split(",") if h.strip()
         )
         _check_webhook_url(env.get("NUDGE_CRM_WEBHOOK_URL") or "", allow)
+        timeout = _webhook_timeout(env.get("NUDGE_WEBHOOK_TIMEOUT", "5"))
         try:
             return cls(
                 from_email=env["NUDGE_FROM_EMAIL"],
@@ -159,11 +161,8 @@ class DeliverySettings:
                 tracking_secret=env["NUDGE_TRACKING_SECRET"],
                 crm_webhook_url=env.get("NUDGE_CRM_WEBHOOK_URL") or None,
                 webhook_secret=secret,
-                webhook_allow_hosts=frozenset(
-                    h.strip()
-                    for h in env.get("NUDGE_WEBHOOK_ALLOW_HOSTS", "").split(",")
-                    if h.strip()
-                ),
+                webhook_allow_hosts=allow,
+                webhook_timeout=timeout,
                 configuration_set=env.get("NUDGE_SES_CONFIGURATION_SET") or None,
                 send_queue_arn=env["NUDGE_SEND_QUEUE_ARN"],
                 dead_letter_url=env["NUDGE_SEND_DLQ_URL"],
@@ -176,6 +175,22 @@ class DeliverySettings:
             )
         except ValueError as error:
             raise ConfigError(str(error)) from None
+
+
+MAX_WEBHOOK_TIMEOUT = 20.0  # Send's own timeout is 30 s, and a batch may hold other work
+
+
+def _webhook_timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ConfigError(f"NUDGE_WEBHOOK_TIMEOUT: {text!r} is not a number of seconds") from None
+    if not 0 < seconds <= MAX_WEBHOOK_TIMEOUT:
+        raise ConfigError(
+            f"NUDGE_WEBHOOK_TIMEOUT must be more than 0 and at most {MAX_WEBHOOK_TIMEOUT:g}"
+            f" seconds (got {text})"
+        )
+    return seconds
 
 
 def _check_webhook_url(url: str, allow_hosts: frozenset[str]) -> None:
