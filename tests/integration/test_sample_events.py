@@ -7,9 +7,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from moto.events.models import EventPattern
 from moto.ses.models import ses_backends
 from nudge import bootstrap
-from moto.events.models import EventPattern
 from nudge.adapters.receipts import SendReceipts
 from nudge.adapters.suppression import SuppressionStore
 from nudge.domain.profile import Profile
