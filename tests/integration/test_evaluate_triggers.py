@@ -675,3 +675,26 @@ def test_events_arm_no_schedule_for_inactivity(aws: Aws, ingest: Invoke, stream:
     # then
     assert _schedules(aws, "re_engagement") == []
     assert _timers(aws, "u:ada", "re_engagement") == []
+
+
+def test_a_visitor_and_the_user_they_became_found_in_one_hour_are_decided_once(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """An anonymous visit and the identify that links it, in the same hour: the sweep finds
+    both partitions and decides the one person once."""
+    # given
+    visit = NOW + timedelta(minutes=5)
+    _send(ingest, _page("home", "anon-home", visit, anonymousId="anon-1"), at=visit)
+    _evaluate(stream, visit)
+    identify = {
+        **_identify("ada", "ada@example.com", anonymous_id="anon-1", crm_status="inactive"),
+        "timestamp": (NOW + timedelta(minutes=10)).isoformat(),
+    }
+    _send(ingest, identify, at=NOW + timedelta(minutes=10))
+    _evaluate(stream, NOW + timedelta(minutes=10))
+    # when
+    response = _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK)
+    # then
+    assert response == {"decisions": ["fired"]}
+    (fire,) = _queued(aws)
+    assert (fire["person"], fire["userId"]) == ("u:ada", "ada")

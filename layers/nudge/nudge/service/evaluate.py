@@ -9,7 +9,7 @@ by key, fires by the ledger's conditional write — because a failed batch is re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,18 @@ __all__ = [
 
 TIMER_SOURCE = "nudge.timer"
 SWEEP_SOURCE = "nudge.sweep"
+SWEEP_CHUNK = 100  # people decided per batched read: BatchGetItem's limit
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """Someone the sweep found: who they are now, all their partitions, their profile and
+    their latest activity under any identity."""
+
+    person: str
+    partitions: list[str]
+    profile: Profile
+    last_seen: datetime | None
 
 
 class PersonBlocked(Exception):
@@ -143,25 +155,45 @@ class EvaluateService:
         hour and decides the same occurrences: the fire ledger makes it a no-op."""
         decisions: list[Decision] = []
         for trigger in self.index.inactivity:
-            for found in self.events.persons_seen_in(swept_hour(trigger, at)):
-                decisions += self._decide_inactive(trigger, found, at, target_arn)
+            found = self.events.persons_seen_in(swept_hour(trigger, at))
+            for chunk in _chunks(found, SWEEP_CHUNK):
+                for quiet in self._quiet(chunk):
+                    decisions += self._decide_inactive(trigger, quiet, at, target_arn)
         self.engine.save_decisions(decisions)
         return decisions
 
-    def _decide_inactive(
-        self, trigger: Trigger, found: str, at: datetime, target_arn: str
-    ) -> list[Decision]:
-        person, persons, profile = self._identity(found)
-        # Activity under any of the person's identities counts: a visitor who came back
-        # without logging in has been seen.
-        seen = [profile.last_seen] + [
-            other.last_seen for other in self.events.load_profiles(persons[1:]).values()
+    def _quiet(self, found: Sequence[str]) -> list[Quiet]:
+        """Who the partitions found in the index are now, each person once, with the latest
+        activity over all their identities (a visitor who came back without logging in has
+        been seen). Batched: a few requests per hundred people, not per person."""
+        linked = self.events.linked_users(p[2:] for p in found if p.startswith("a:"))
+        now_is = {p: _linked_person(p, linked) for p in found}
+        profiles = self.events.load_profiles(set(now_is.values()))
+        identities: dict[str, list[str]] = {}
+        for partition, person in now_is.items():
+            anonymous = profiles[person].anonymous_ids if person in profiles else ()
+            ids = [person, partition, *(keys.person_of(None, anon) for anon in anonymous)]
+            identities[person] = list(dict.fromkeys([*identities.get(person, []), *ids]))
+        others = {p for ids in identities.values() for p in ids} - profiles.keys()
+        every = {**self.events.load_profiles(others), **profiles}
+        return [
+            Quiet(
+                person=person,
+                partitions=ids,
+                profile=profiles.get(person) or Profile(person=person),
+                last_seen=_latest(every[p].last_seen for p in ids if p in every),
+            )
+            for person, ids in identities.items()
         ]
-        last_seen = max((moment for moment in map(_parse_time, seen) if moment), default=None)
+
+    def _decide_inactive(
+        self, trigger: Trigger, quiet: Quiet, at: datetime, target_arn: str
+    ) -> list[Decision]:
         window = self.index.history_window([trigger])
-        history = self.history(persons, at - window) if window else []
+        history = self.history(quiet.partitions, at - window) if window else []
+        profile = quiet.profile
         facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at), history=history)
-        result = on_inactive(trigger, person, facts, last_seen)
+        result = on_inactive(trigger, quiet.person, facts, quiet.last_seen)
         return self.carry_out(result, target_arn, at, history)
 
     # ---- shared by both paths ---------------------------------------------------------
@@ -338,6 +370,21 @@ class BatchWork:
         )
         self.service.engine.save_decisions(self.decisions)
         return refused
+
+
+def _linked_person(partition: str, linked: Mapping[str, str]) -> str:
+    """A visitor's partition is the user it was linked to, if any; a user's is itself."""
+    if partition.startswith("a:") and partition[2:] in linked:
+        return keys.person_of(linked[partition[2:]], None)
+    return partition
+
+
+def _latest(moments: Iterable[str | None]) -> datetime | None:
+    return max((parsed for parsed in map(_parse_time, moments) if parsed), default=None)
+
+
+def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _same_fire(decision: Decision, fire: Fire) -> bool:
