@@ -1,5 +1,5 @@
 """``python -m bench [NAME ...] [--json]``: calls, delivery, dynamodb, engine, imports, layer,
-throughput.
+sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
-from bench import calls, delivery, dynamodb, engine, imports, layer, throughput
+from bench import calls, delivery, dynamodb, engine, imports, layer, sweep, throughput
 from bench.common import Figures
 
 BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "engine": engine.run,
     "imports": imports.run,
     "layer": layer.run,
+    "sweep": sweep.run,
     "throughput": throughput.run,
 }
 

@@ -155,25 +155,40 @@ class EvaluateService:
         hour and decides the same occurrences: the fire ledger makes it a no-op."""
         decisions: list[Decision] = []
         for trigger in self.index.inactivity:
-            found = self.events.persons_seen_in(swept_hour(trigger, at))
-            for chunk in _chunks(found, SWEEP_CHUNK):
-                for quiet in self._quiet(chunk):
+            found = self._by_person(self.events.persons_seen_in(swept_hour(trigger, at)))
+            people = list(found.items())
+            for start in range(0, len(people), SWEEP_CHUNK):
+                for quiet in self._quiet(dict(people[start : start + SWEEP_CHUNK])):
                     decisions += self._decide_inactive(trigger, quiet, at, target_arn)
         self.engine.save_decisions(decisions)
         return decisions
 
-    def _quiet(self, found: Sequence[str]) -> list[Quiet]:
-        """Who the partitions found in the index are now, each person once, with the latest
-        activity over all their identities (a visitor who came back without logging in has
-        been seen). Batched: a few requests per hundred people, not per person."""
+    def _by_person(self, found: Sequence[str]) -> dict[str, list[str]]:
+        """The partitions the index lists, by who they are now: a visitor and the user they
+        became are one person, decided once."""
         linked = self.events.linked_users(p[2:] for p in found if p.startswith("a:"))
-        now_is = {p: _linked_person(p, linked) for p in found}
-        profiles = self.events.load_profiles(set(now_is.values()))
-        identities: dict[str, list[str]] = {}
-        for partition, person in now_is.items():
-            anonymous = profiles[person].anonymous_ids if person in profiles else ()
-            ids = [person, partition, *(keys.person_of(None, anon) for anon in anonymous)]
-            identities[person] = list(dict.fromkeys([*identities.get(person, []), *ids]))
+        people: dict[str, list[str]] = {}
+        for partition in found:
+            people.setdefault(_linked_person(partition, linked), []).append(partition)
+        return people
+
+    def _quiet(self, people: Mapping[str, Sequence[str]]) -> list[Quiet]:
+        """Each person with their profile and latest activity over all their identities (a
+        visitor who came back without logging in has been seen). Batched: a few requests
+        per hundred people, not per person."""
+        profiles = self.events.load_profiles(people)
+        identities = {
+            person: list(
+                dict.fromkeys(
+                    [
+                        person,
+                        *found,
+                        *(keys.person_of(None, anon) for anon in _anonymous(profiles, person)),
+                    ]
+                )
+            )
+            for person, found in people.items()
+        }
         others = {p for ids in identities.values() for p in ids} - profiles.keys()
         every = {**self.events.load_profiles(others), **profiles}
         return [
@@ -379,12 +394,12 @@ def _linked_person(partition: str, linked: Mapping[str, str]) -> str:
     return partition
 
 
+def _anonymous(profiles: Mapping[str, Profile], person: str) -> tuple[str, ...]:
+    return profiles[person].anonymous_ids if person in profiles else ()
+
+
 def _latest(moments: Iterable[str | None]) -> datetime | None:
     return max((parsed for parsed in map(_parse_time, moments) if parsed), default=None)
-
-
-def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
-    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _same_fire(decision: Decision, fire: Fire) -> bool:
