@@ -3,46 +3,24 @@ schedules on moto), the backtest and a plain reading of abandoned_cart agree on 
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
-from nudge.domain.triggers.loader import load_triggers
-from nudge.service.backtest import backtest, read_events
 
-from local.resources import create_resources, table_name
 from local.template import Template
-from tests.conftest import REPO
-from tests.integration._harness import NOW, Aws, Invoke, Stream, beacon, clear_bootstrap_caches
+from tests.integration._equivalence import Fires, Sent, backtested, live, per_day
+from tests.integration._harness import NOW
 
 TRIGGER = "abandoned_cart"
 WAIT = timedelta(hours=24)  # abandoned_cart: unless Order Completed within 24h
 TAIL = timedelta(hours=48)  # how long the clock runs on after the last event
 CARTS = ["c1", "c2"]
 
-# (user, occurrence, fire time): who fires, for what, when.
-Fires = list[tuple[str, str, datetime]]
-
 
 # ---- random histories ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sent:
-    """One message as a client sends it, received at ``at`` (a resend keeps its message)."""
-
-    at: datetime
-    message: dict[str, Any]
-    resend: bool = False
 
 
 def _track(user: str, name: str, message_id: str, at: datetime, cart: str | None) -> dict[str, Any]:
@@ -145,124 +123,6 @@ def reference(sent: list[Sent]) -> Fires:
     return sorted(fired)
 
 
-# ---- the live path: Ingest, the stream, Evaluate, the schedules ---------------------------
-
-
-@contextmanager
-def _account(template: Template, session: boto3.Session) -> Iterator[Aws]:
-    """A fresh mocked account per example, built as the ``aws`` fixture builds one."""
-    with mock_aws(), pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
-        dynamodb = boto3.client("dynamodb")
-        sqs = boto3.client("sqs")
-        scheduler = boto3.client("scheduler")
-        create_resources(template, dynamodb, sqs, scheduler)
-        (table_id,) = template.tables
-        clear_bootstrap_caches()
-        try:
-            yield Aws(
-                template=template,
-                dynamodb=dynamodb,
-                streams=boto3.client("dynamodbstreams"),
-                sqs=sqs,
-                scheduler=scheduler,
-                table=table_name(template, table_id),
-                monkeypatch=monkeypatch,
-            )
-        finally:
-            clear_bootstrap_caches()
-
-
-@dataclass
-class Live:
-    aws: Aws
-    ingest: Invoke
-    evaluate: Invoke
-    stream: Stream
-    group: str
-    done: set[str]
-
-    @classmethod
-    def start(cls, aws: Aws) -> Live:
-        ingest = aws.load_handler("Ingest")
-        evaluate = aws.load_handler("Evaluate")
-        group = aws.environment("Evaluate")["NUDGE_SCHEDULE_GROUP"]
-        return cls(aws, ingest, evaluate, Stream.of(aws, evaluate), group, set())
-
-    def send(self, item: Sent) -> None:
-        """Ingest receives the message at its time; Evaluate sees the new records then."""
-        response = self.ingest(beacon("batch", {"batch": [item.message]}, at=item.at))
-        assert response["statusCode"] == 200, response
-        records = self.stream.read()
-        for record in records:
-            record["dynamodb"]["ApproximateCreationDateTime"] = int(item.at.timestamp())
-        responses = self.stream.deliver(records)
-        assert all(r == {"batchItemFailures": []} for r in responses), responses
-
-    def run_clock(self, until: datetime) -> None:
-        """Every schedule due by ``until`` invoked at its due time, earliest first."""
-        while due := self._due(until):
-            name, moment, raw = due[0]
-            stamped = raw.replace(
-                "<aws.scheduler.scheduled-time>", moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-            )
-            self.evaluate(json.loads(stamped))
-            self.done.add(name)
-
-    def _due(self, until: datetime) -> list[tuple[str, datetime, str]]:
-        found = []
-        for summary in self.aws.scheduler.list_schedules(GroupName=self.group)["Schedules"]:
-            name = summary["Name"]
-            if name in self.done:
-                continue
-            schedule = self.aws.scheduler.get_schedule(Name=name, GroupName=self.group)
-            raw = schedule["Target"]["Input"]
-            if "due" not in json.loads(raw):
-                continue  # the recurring inactivity sweep, not a timer
-            due = datetime.fromisoformat(json.loads(raw)["due"])
-            if due <= until:
-                found.append((name, due, raw))
-        return sorted(found, key=lambda item: (item[1], item[0]))
-
-    def fires(self) -> Fires:
-        url = self.aws.environment("Evaluate")["NUDGE_SEND_QUEUE_URL"]
-        fires: Fires = []
-        while True:
-            received = self.aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
-            if not received.get("Messages"):
-                return sorted(fires)
-            for message in received["Messages"]:
-                fire = json.loads(message["Body"])
-                if fire["trigger"] == TRIGGER:
-                    moment = datetime.fromisoformat(fire["firedAt"])
-                    fires.append((fire["userId"], fire["occurrence"], moment))
-
-
-def live(template: Template, session: boto3.Session, sent: list[Sent]) -> Fires:
-    with _account(template, session) as aws:
-        world = Live.start(aws)
-        for item in sent:
-            world.run_clock(item.at)
-            world.send(item)
-        world.run_clock(sent[-1].at + TAIL)
-        return world.fires()
-
-
-def backtested(sent: list[Sent]) -> dict[str, int]:
-    """The backtest's fires per day, over the messages the table holds (each stored once)."""
-    lines = [json.dumps(item.message) for item in sent if not item.resend]
-    events, skipped = read_events(lines)
-    assert skipped == []
-    shipped = load_triggers(REPO / "triggers")
-    triggers = [trigger for trigger in shipped.triggers if trigger.id == TRIGGER]
-    report = backtest(events, triggers).triggers[TRIGGER]
-    return dict(report.per_day)
-
-
-def per_day(fires: Fires, until: datetime) -> dict[str, int]:
-    return dict(Counter(moment.date().isoformat() for _, _, moment in fires if moment <= until))
-
-
 @settings(
     max_examples=30,
     deadline=None,
@@ -276,8 +136,8 @@ def test_live_path_backtest_and_reference_agree_on_abandoned_cart_fires(
     # given
     expected = reference(sent)
     # when
-    fired = live(template, boto_session, sent)
-    replayed = backtested(sent)
+    fired = live(template, boto_session, sent, TRIGGER, until=sent[-1].at + TAIL)
+    replayed = backtested(sent, TRIGGER)
     # then
     assert fired == expected
     last = max(datetime.fromisoformat(item.message["timestamp"]) for item in sent)
