@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -42,6 +42,7 @@ from rich.console import Console
 
 from bench.common import REPO, Figures, event_item, side_by_side, track_message
 from local.resources import create_resources, resolve_queue_urls, table_name
+from local.runtime import InvocationContext
 from local.template import FunctionSpec, Template, load_template
 
 if TYPE_CHECKING:
@@ -257,15 +258,14 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 
 def _context(template: Template, spec: FunctionSpec) -> LambdaContext:
-    context = LambdaContext()
-    context._function_name = template.names.physical(spec.logical_id)
-    context._function_version = "$LATEST"
-    context._invoked_function_arn = template.names.function_arn(spec.logical_id)
-    context._memory_limit_in_mb = spec.memory
-    context._aws_request_id = str(uuid.uuid4())
-    context._log_group_name = f"/aws/lambda/{context._function_name}"
-    context._log_stream_name = "bench"
-    return context
+    """The context the local runtime gives: the function's names and its timeout ticking."""
+    context = InvocationContext(
+        template.names.physical(spec.logical_id),
+        template.names.function_arn(spec.logical_id),
+        spec.memory,
+        spec.timeout,
+    )
+    return cast(LambdaContext, context)
 
 
 def _clear_bootstrap_settings() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from local.template import FunctionSpec, LocalNames
 
-__all__ = ["FunctionPool", "Invocation"]
+__all__ = ["FunctionPool", "Invocation", "InvocationContext"]
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,9 @@ class Invocation:
         return self.error is not None
 
 
-class _Context:
-    """What Powertools and handlers read from Lambda's context object."""
+class InvocationContext:
+    """What Powertools and handlers read from Lambda's context object, with a real
+    deadline: the function's timeout from the start of the invocation."""
 
     def __init__(self, function_name: str, arn: str, memory: int, timeout: int) -> None:
         self.function_name = function_name
@@ -68,7 +69,7 @@ def _worker_main(connection: Connection, setup: dict[str, Any]) -> None:
             connection.send(("error", init_error))
     while True:
         event_json = connection.recv()
-        context = _Context(setup["name"], setup["arn"], setup["memory"], setup["timeout"])
+        context = InvocationContext(setup["name"], setup["arn"], setup["memory"], setup["timeout"])
         try:
             result = handler(json.loads(event_json), context)
             connection.send(("ok", json.dumps(result, default=str)))

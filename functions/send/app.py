@@ -26,14 +26,25 @@ dead_letters = bootstrap.send_dead_letters()
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
+# Beside the slowest attempt (a webhook's timeout), time for SES, DynamoDB and the records.
+SAFETY_MS = 5_000
+
+
 class TryLater(Exception):
     """Reported as a batch item failure: SQS delivers the message again later."""
 
 
-def handle(record: SQSRecord) -> None:
+def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
     now = _sent_time(record)
     try:
         fire = parse_fire(record.body)
+        if _no_time_left(lambda_context):
+            # Records are handled one after another: ten slow webhooks could outlast the
+            # function. Handing the rest back keeps them from failing with the batch (and
+            # from using up their receives without ever being tried).
+            service.hand_back(fire)
+            metrics.add_metric("HandedBack", MetricUnit.Count, 1)
+            return
         redelivered = int(record.attributes.approximate_receive_count or 1) > 1
         delivery = service.deliver(fire, now, redelivered=redelivered)
     except Poison as poison:
@@ -50,6 +61,11 @@ def handle(record: SQSRecord) -> None:
     metrics.add_metric(f"Delivery_{delivery.outcome}", MetricUnit.Count, 1)
     if delivery.outcome == "in_flight":
         raise TryLater(delivery.reason)  # another delivery holds the claim; SQS brings it back
+
+
+def _no_time_left(context: LambdaContext) -> bool:
+    remaining = context.get_remaining_time_in_millis()
+    return bool(remaining < service.longest_attempt * 1000 + SAFETY_MS)
 
 
 def parse_fire_or_empty(body: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import json
 import sys
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,6 +24,7 @@ from moto.events.models import EventPattern
 from nudge import bootstrap
 
 from local.resources import resolve_queue_urls
+from local.runtime import InvocationContext
 from local.template import FunctionSpec, StreamSource, Template
 
 if TYPE_CHECKING:
@@ -98,9 +99,12 @@ class Aws:
         """The function's environment as Lambda sees it: queue references resolved to URLs."""
         return resolve_queue_urls(self.template.functions[logical_id].environment, self.sqs)
 
-    def load_handler(self, logical_id: str) -> Invoke:
-        """A cold start: the function's environment, then its module imported afresh."""
+    def load_handler(self, logical_id: str, *, timeout: int | None = None) -> Invoke:
+        """A cold start: the function's environment, then its module imported afresh.
+        ``timeout`` replaces the template's: each invocation has that long."""
         spec = self.template.functions[logical_id]
+        if timeout is not None:
+            spec = replace(spec, timeout=timeout)
         for name, value in self.environment(logical_id).items():
             self.monkeypatch.setenv(name, value)
         # Settings are read once per process; this process plays every function in turn.
@@ -133,15 +137,14 @@ class Aws:
 
 
 def lambda_context(template: Template, spec: FunctionSpec) -> LambdaContext:
-    context = LambdaContext()
-    context._function_name = template.names.physical(spec.logical_id)
-    context._function_version = "$LATEST"
-    context._invoked_function_arn = template.names.function_arn(spec.logical_id)
-    context._memory_limit_in_mb = spec.memory
-    context._aws_request_id = str(uuid.uuid4())
-    context._log_group_name = f"/aws/lambda/{context._function_name}"
-    context._log_stream_name = "2026/11/28/[$LATEST]0123456789abcdef0123456789abcdef"
-    return context
+    """The context the local runtime gives: the function's names and its timeout ticking."""
+    context = InvocationContext(
+        template.names.physical(spec.logical_id),
+        template.names.function_arn(spec.logical_id),
+        spec.memory,
+        spec.timeout,
+    )
+    return cast(LambdaContext, context)
 
 
 @dataclass

@@ -760,3 +760,21 @@ def test_a_delayed_fire_is_decided_when_it_is_handed_out_not_when_it_was_sent(
     assert failures(response) == []
     assert len(sent_emails()) == 1
     assert outcomes(aws) == ["sent"]
+
+
+def test_records_the_function_has_no_time_left_for_are_handed_back_untouched(aws: Aws):
+    """With too little time left for a slow attempt, Send puts each fire back on the queue
+    as it was (same attempt), sends nothing and reports no failure."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    hurried = aws.load_handler("Send", timeout=4)
+    late = fire()
+    message = record(late, message_id="m-late")
+    # when
+    response = hurried(batch(message))
+    # then
+    assert failures(response) == []
+    assert sent_emails() == []
+    (again,) = requeued(aws)
+    assert (again.fire, again.delay) == (late, 0)
+    assert decisions(aws) == []

@@ -182,6 +182,10 @@ class WebhookSender:
         self._resolve = resolve
         self._tls = ssl.create_default_context()  # verifies the chain and the hostname
 
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
     def send(
         self, url: str, message_id: str, payload: dict[str, Any], now: datetime
     ) -> WebhookResult:

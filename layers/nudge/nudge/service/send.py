@@ -292,6 +292,17 @@ class SendService:
         digest = hashlib.sha256(f"{fire['fireId']}|{attempt}".encode()).hexdigest()[:24]
         self._reminders.arm(f"send-{digest}", due, self._settings.send_queue_arn, again, now)
 
+    def hand_back(self, fire: Mapping[str, Any]) -> None:
+        """Puts a fire back on the queue untouched, for a later invocation: this one has no
+        time left for it. Not a retry (its attempt stays), and a copy of it is harmless:
+        the contact record lets one delivery through."""
+        self._queue.send(dict(fire))
+
+    @property
+    def longest_attempt(self) -> float:
+        """The most one delivery can wait on the network: a webhook's whole timeout."""
+        return self._webhook.timeout if self._webhook is not None else 0.0
+
     def record_dead_letter(self, fire: Mapping[str, Any], reason: str, now: datetime) -> None:
         self._record(fire, Delivery("dead_letter", reason), now)
 
