@@ -3,7 +3,14 @@ become due on the virtual clock and invoke their target, as the service would, a
 ``rate()`` schedules (the template's hourly inactivity sweep) run once per interval,
 starting one interval after they are first seen. When the clock jumps, every run the jump
 passed over happens, in time order with the one-time schedules, each with its own
-scheduled time. (Unlike the service, a failed run is retried before the later runs.)
+scheduled time.
+
+Scheduler invokes a function asynchronously, so what follows a function error is Lambda's
+doing, not the schedule's RetryPolicy (which covers only failing to invoke at all): the
+same event is tried again, up to the function's EventInvokeConfig MaximumRetryAttempts
+(2 by default), then goes to its on-failure destination, wrapped as Lambda wraps it.
+Here a retry waits for the next poll, and a failed rate() run is retried before that
+schedule's later runs (Lambda would run them side by side).
 
 moto keeps the schedules (created through the real API by the functions); this reads
 them from moto's backend in this process, because the public ListSchedules answer
@@ -27,7 +34,7 @@ from local.clock import VirtualClock
 from local.runtime import FunctionPool
 from local.template import ACCOUNT
 
-__all__ = ["ScheduleFirer", "at_time", "rate_interval"]
+__all__ = ["AsyncTarget", "ScheduleFirer", "at_time", "rate_interval"]
 
 log = logging.getLogger("nudge.local")
 _AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
@@ -51,6 +58,14 @@ def rate_interval(expression: str) -> timedelta | None:
     return timedelta(**{unit: int(match.group(1))})
 
 
+@dataclass(frozen=True)
+class AsyncTarget:
+    """A function's asynchronous invocation settings, as the template declares them."""
+
+    retries: int = 2
+    on_failure_arn: str | None = None  # an SQS queue
+
+
 @dataclass
 class ScheduleFirer:
     functions_by_arn: dict[str, FunctionPool]
@@ -59,6 +74,7 @@ class ScheduleFirer:
     send_to_queue: Callable[[str, str], None]  # (queue ARN, body): dead letters, SQS targets
     attempts: Counter[str] = field(default_factory=Counter)
 
+    async_targets: dict[str, AsyncTarget] = field(default_factory=dict)  # function ARN ->
     next_runs: dict[str, datetime] = field(default_factory=dict)  # rate schedule ARN -> run
 
     def poll(self) -> int:
@@ -101,9 +117,8 @@ class ScheduleFirer:
     def _fire(self, schedule: Any, when: datetime) -> bool:
         """Runs the schedule's target; False when the run failed and will be retried."""
         target: dict[str, Any] = schedule.target
-        payload = _with_context(
-            target.get("Input") or "{}", schedule, when, self.attempts[schedule.arn] + 1
-        )
+        # One delivery by Scheduler: Lambda's own retries carry the same attempt number.
+        payload = _with_context(target.get("Input") or "{}", schedule, when, 1)
         arn = str(target["Arn"])
         if arn.startswith("arn:aws:sqs:"):
             self.send_to_queue(arn, payload)
@@ -111,9 +126,13 @@ class ScheduleFirer:
             return True
         function = self.functions_by_arn.get(arn)
         if function is None:
+            # Scheduler cannot invoke it at all: past its RetryPolicy, its dead-letter queue.
             log.error(
                 "schedule %s targets %s, which the template does not define", schedule.name, arn
             )
+            dead_letter = target.get("DeadLetterConfig", {}).get("Arn")
+            if dead_letter:
+                self.send_to_queue(dead_letter, payload)
             self._complete(schedule, when)
             return True
         result = function.invoke(json.loads(payload))
@@ -121,18 +140,21 @@ class ScheduleFirer:
             self._complete(schedule, when)
             return True
         self.attempts[schedule.arn] += 1
-        retries = int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185))
+        settings = self.async_targets.get(arn, AsyncTarget())
         log.warning(
-            "schedule %s failed (attempt %d): %s",
+            "schedule %s: %s failed (attempt %d): %s",
             schedule.name,
+            arn,
             self.attempts[schedule.arn],
             result.error,
         )
-        if self.attempts[schedule.arn] <= retries:
-            return False
-        dead_letter = target.get("DeadLetterConfig", {}).get("Arn")
-        if dead_letter:
-            self.send_to_queue(dead_letter, payload)
+        if self.attempts[schedule.arn] <= settings.retries:
+            return False  # Lambda tries the same event again
+        if settings.on_failure_arn:
+            record = _failure_record(
+                arn, payload, result.error, self.attempts[schedule.arn], self.clock.now()
+            )
+            self.send_to_queue(settings.on_failure_arn, json.dumps(record))
         self._complete(schedule, when)
         return True
 
@@ -174,3 +196,30 @@ def _with_context(text: str, schedule: Any, when: datetime, attempt: int) -> str
     for placeholder, value in values.items():
         text = text.replace(placeholder, value)
     return text
+
+
+def _failure_record(
+    function_arn: str,
+    payload: str,
+    error: dict[str, Any] | None,
+    invocations: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """What Lambda sends to an on-failure destination when an event's retries are spent."""
+    return {
+        "version": "1.0",
+        "timestamp": now.isoformat(),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": invocations,
+        },
+        "requestPayload": json.loads(payload),
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": error or {},
+    }

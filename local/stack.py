@@ -20,7 +20,7 @@ from local.faults import QueueFaults, SesFaults
 from local.outbox import describe_email
 from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
-from local.scheduler import ScheduleFirer
+from local.scheduler import AsyncTarget, ScheduleFirer
 from local.ses_events import SesEventPublisher
 from local.sources import QueuePoller, StreamPoller, queues_on_clock
 from local.template import ACCOUNT, Template, load_template
@@ -127,6 +127,15 @@ class LocalStack:
             clock=self.clock,
             region=self.template.names.region,
             send_to_queue=self._send_to_queue_arn,
+            async_targets={
+                self.template.names.function_arn(spec.logical_id): AsyncTarget(
+                    spec.async_invoke.maximum_retry_attempts,
+                    self.template.names.queue_arn(spec.async_invoke.on_failure_queue)
+                    if spec.async_invoke.on_failure_queue
+                    else None,
+                )
+                for spec in self.template.functions.values()
+            },
         )
         self._thread = threading.Thread(target=self._run, name="pollers", daemon=True)
         self._thread.start()

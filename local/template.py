@@ -90,6 +90,15 @@ class QueueSource:
 
 
 @dataclass(frozen=True)
+class AsyncInvokeConfig:
+    """How Lambda treats the function's asynchronous invocations (Scheduler's, EventBridge's):
+    retries after a function error, then the on-failure destination, if any."""
+
+    maximum_retry_attempts: int = 2
+    on_failure_queue: str | None = None
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     handler: str
@@ -102,6 +111,7 @@ class FunctionSpec:
     stream_sources: tuple[StreamSource, ...] = ()
     queue_sources: tuple[QueueSource, ...] = ()
     event_rules: tuple[dict[str, Any], ...] = ()  # EventBridgeRule patterns on the default bus
+    async_invoke: AsyncInvokeConfig = field(default_factory=AsyncInvokeConfig)
 
 
 @dataclass(frozen=True)
@@ -366,6 +376,16 @@ def _function(
         stream_sources=tuple(streams),
         queue_sources=tuple(queues),
         event_rules=rules,
+        async_invoke=_async_invoke(merged.get("EventInvokeConfig", {})),
+    )
+
+
+def _async_invoke(config: Mapping[str, Any]) -> AsyncInvokeConfig:
+    on_failure = config.get("DestinationConfig", {}).get("OnFailure", {})
+    destination = on_failure.get("Destination") if on_failure.get("Type") == "SQS" else None
+    return AsyncInvokeConfig(
+        maximum_retry_attempts=int(config.get("MaximumRetryAttempts", 2)),
+        on_failure_queue=_logical_of(destination) if destination else None,
     )
 
 

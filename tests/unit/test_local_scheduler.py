@@ -4,7 +4,7 @@ virtual clock against moto's scheduler backend, in this process."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -15,11 +15,12 @@ from moto import mock_aws
 
 from local.clock import VirtualClock
 from local.runtime import FunctionPool, Invocation
-from local.scheduler import ScheduleFirer, rate_interval
+from local.scheduler import AsyncTarget, ScheduleFirer, rate_interval
 from local.template import ACCOUNT
 
 REGION = "us-east-1"
 SWEEP_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:nudge-evaluate"
+FAILURES_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:nudge-failures"
 SWEEP_INPUT = json.dumps(
     {
         "source": "nudge.sweep",
@@ -116,9 +117,19 @@ def _scheduler(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-def firer(function: FakeFunction, clock: VirtualClock) -> ScheduleFirer:
+def firer(
+    function: FakeFunction,
+    clock: VirtualClock,
+    send_to_queue: Callable[[str, str], None] | None = None,
+) -> ScheduleFirer:
     functions = cast(dict[str, FunctionPool], {SWEEP_ARN: function})
-    return ScheduleFirer(functions, clock, REGION, send_to_queue=_no_queue)
+    return ScheduleFirer(
+        functions,
+        clock,
+        REGION,
+        send_to_queue=send_to_queue or _no_queue,
+        async_targets={SWEEP_ARN: AsyncTarget(retries=2, on_failure_arn=FAILURES_ARN)},
+    )
 
 
 def _no_queue(arn: str, body: str) -> None:
@@ -203,8 +214,9 @@ def test_a_second_poll_without_a_clock_jump_runs_nothing_again() -> None:
 
 @pytest.mark.usefixtures("_scheduler")
 def test_a_failed_run_is_retried_before_the_later_runs() -> None:
-    """When a run fails, the runs after it wait; the next poll retries it first (attempt 2),
-    then makes the later runs, so the sweeps still go in time order."""
+    """When a run fails, the runs after it wait; the next poll retries it first (Lambda's
+    retry of the same event: Scheduler's attempt number stays 1), then makes the later
+    runs, so the sweeps still go in time order."""
     # given
     function, clock = FakeFunction(failures=1), VirtualClock()
     schedules = firer(function, clock)
@@ -219,7 +231,7 @@ def test_a_failed_run_is_retried_before_the_later_runs() -> None:
     # then
     hour = timedelta(hours=1)
     assert function.scheduled_times == [first, first, first + hour, first + 2 * hour]
-    assert function.attempts == ["1", "2", "1", "1"]
+    assert function.attempts == ["1", "1", "1", "1"]
 
 
 @pytest.mark.usefixtures("_scheduler")
@@ -236,3 +248,28 @@ def test_a_failed_run_holds_back_the_later_runs_of_its_poll() -> None:
 
     # then
     assert len(function.events) == 1
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_a_run_failing_past_lambdas_retries_goes_to_the_on_failure_queue() -> None:
+    """Three failures (the invocation and Lambda's 2 retries) send the event, wrapped as
+    Lambda wraps it, to the function's on-failure queue; the next run then goes ahead."""
+    # given
+    function, clock = FakeFunction(failures=3), VirtualClock()
+    sent: list[tuple[str, str]] = []
+    schedules = firer(function, clock, send_to_queue=lambda arn, body: sent.append((arn, body)))
+    schedules.poll()
+    clock.advance(2 * HOUR)
+
+    # when
+    for _ in range(4):
+        schedules.poll()
+
+    # then
+    first, *_ = function.scheduled_times
+    assert function.scheduled_times == [first, first, first, first + timedelta(hours=1)]
+    ((arn, body),) = sent
+    record = json.loads(body)
+    assert arn == FAILURES_ARN
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestPayload"]["scheduledTime"] == function.events[0]["scheduledTime"]

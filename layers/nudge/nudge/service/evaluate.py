@@ -152,15 +152,18 @@ class EvaluateService:
     def sweep(self, at: datetime, target_arn: str) -> list[Decision]:
         """For each inactivity trigger, decides everyone last seen in the hour that has
         just become long enough ago. A repeated sweep for the same ``at`` reads the same
-        hour and decides the same occurrences: the fire ledger makes it a no-op."""
+        hour and decides the same occurrences: the fire ledger makes it a no-op. Decisions
+        are saved per hundred people, so a run that fails late keeps what it explained."""
         decisions: list[Decision] = []
         for trigger in self.index.inactivity:
             found = self._by_person(self.events.persons_seen_in(swept_hour(trigger, at)))
             people = list(found.items())
             for start in range(0, len(people), SWEEP_CHUNK):
+                decided: list[Decision] = []
                 for quiet in self._quiet(dict(people[start : start + SWEEP_CHUNK])):
-                    decisions += self._decide_inactive(trigger, quiet, at, target_arn)
-        self.engine.save_decisions(decisions)
+                    decided += self._decide_inactive(trigger, quiet, at, target_arn)
+                self.engine.save_decisions(decided)
+                decisions += decided
         return decisions
 
     def _by_person(self, found: Sequence[str]) -> dict[str, list[str]]:
