@@ -379,7 +379,7 @@ def test_product_interest_a_second_long_look_within_7_days_is_a_duplicate(stack:
 
 # ---- re_engagement -------------------------------------------------------------------
 # The hourly sweep decides inactivity: it reads the hour a person was last seen once that
-# hour is 7 days and an hour behind it, so a decision comes 1 to 2 hours after the 7 days.
+# hour is 7 days and an hour behind it, so a decision comes within 2 hours after the 7 days.
 SWEEP_LAG = 2 * HOUR
 
 

@@ -698,3 +698,24 @@ def test_a_visitor_and_the_user_they_became_found_in_one_hour_are_decided_once(
     assert response == {"decisions": ["fired"]}
     (fire,) = _queued(aws)
     assert (fire["person"], fire["userId"]) == ("u:ada", "ada")
+
+
+def test_a_late_event_is_swept_in_the_hour_it_arrived_not_the_hour_it_is_stamped(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """A search stamped 10:05 that reaches Evaluate at 13:00 files ada under 13:00: the sweep
+    of 10:00 does not find her, the sweep of 13:00 does and fires (quiet since 10:05)."""
+    # given
+    _short_visit(ingest, stream, "inactive")
+    arrived = NOW + timedelta(hours=3)
+    late = _track("Products Searched", "late-search", NOW + timedelta(minutes=5), user="ada")
+    _send(ingest, late, at=arrived)
+    _evaluate(stream, arrived)
+    # when
+    early = _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK)
+    late_sweep = _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK + timedelta(hours=3))
+    # then
+    assert early == {"decisions": []}
+    assert late_sweep == {"decisions": ["fired"]}
+    (fire,) = _queued(aws)
+    assert fire["occurrence"].startswith("inactive@2026-12-05T10:05")

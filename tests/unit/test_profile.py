@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import reduce
 
 from nudge.domain.intake import Event
@@ -385,3 +386,34 @@ def test_linked_anonymous_ids_keep_only_the_most_recent() -> None:
     assert len(profile.anonymous_ids) == MAX_ANONYMOUS_IDS
     assert profile.anonymous_ids[-1] == "latest"
     assert "a0" not in profile.anonymous_ids
+
+
+def test_a_profile_is_filed_under_the_hour_of_its_last_activity() -> None:
+    """The sweep reads people by the UTC hour they were last seen."""
+    # given
+    profile = Profile(person="u:ada", last_seen="2026-11-28T10:05:00+00:00")
+    # when
+    hour = profile.sweep_hour()
+    # then
+    assert hour == datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+
+
+def test_a_late_event_is_filed_under_the_hour_it_was_folded_in() -> None:
+    """An event stamped 10:05 but folded at 13:20 is filed under 13:00, an hour the sweep has
+    not read yet, so the person is not lost in an hour already swept."""
+    # given
+    profile = Profile(
+        person="u:ada",
+        last_seen="2026-11-28T10:05:00+00:00",
+        folded_at="2026-11-28T13:20:00.000Z",
+    )
+    # when
+    hour = profile.sweep_hour()
+    # then
+    assert hour == datetime(2026, 11, 28, 13, 0, tzinfo=UTC)
+
+
+def test_a_profile_never_seen_is_filed_nowhere() -> None:
+    """No activity, no hour: the sweep never reads it."""
+    # given / when / then
+    assert Profile(person="u:ada").sweep_hour() is None

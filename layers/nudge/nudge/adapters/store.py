@@ -275,10 +275,12 @@ def _profile_item(profile: Profile) -> dict[str, Any]:
         "session_id": profile.session_id,
         "session_started": profile.session_started,
         "last_session_pages": profile.last_session_pages,
+        "folded_at": profile.folded_at,
     }
     item.update({name: value for name, value in optional.items() if value is not None})
-    if profile.last_seen:
-        item[keys.SEEN_HOUR] = keys.seen_hour(datetime.fromisoformat(profile.last_seen))
+    hour = profile.sweep_hour()
+    if hour is not None:
+        item[keys.SEEN_HOUR] = keys.seen_hour(hour)
     return to_attributes(item)
 
 
@@ -305,6 +307,7 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
         pages=number("pages"),
         event_counts={name: int(count) for name, count in item.get("event_counts", {}).items()},
         applied_seq=number("applied_seq"),
+        folded_at=item.get("folded_at"),
     )
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from nudge.domain.intake import Event
-from nudge.domain.timefmt import iso
+from nudge.domain.timefmt import hour_of, iso
 
 __all__ = ["SESSION_GAP", "Profile", "fold"]
 
@@ -48,6 +48,18 @@ class Profile:
     event_counts: dict[str, int] = field(default_factory=dict)
     # The stream position of the last record folded in: folding is exactly once per record.
     applied_seq: int = 0
+    # When the last record was folded (the stream's time, not the event's): see sweep_hour.
+    folded_at: str | None = None
+
+    def sweep_hour(self) -> datetime | None:
+        """The UTC hour the inactivity sweep files this person under: the hour of their last
+        activity, or of the fold that learnt of it if that came later. An event that arrives
+        late (an offline batch, a lagging stream) is filed under an hour not yet swept, never
+        under one already read, and the sweep, checking ``last_seen``, still decides it."""
+        moments = [_parse(value) for value in (self.last_seen, self.folded_at) if value]
+        if not moments:
+            return None
+        return hour_of(max(moments))
 
     def facts(self, now: datetime | None = None) -> dict[str, Any]:
         """The aggregates conditions name as ``profile.<name>``, as of ``now``.

@@ -31,7 +31,6 @@ from nudge.domain.triggers.engine import (
     Pending,
     Result,
     TriggerIndex,
-    hour_of,
     on_due,
     on_event,
     on_inactive,
@@ -183,9 +182,9 @@ class _Replay:
         self._carry_out(on_event(self.index, person, facts, pending), now)
 
     def _index_seen(self, person: str, profile: Profile) -> None:
-        if profile.last_seen is None:
+        hour = profile.sweep_hour()
+        if hour is None:
             return
-        hour = hour_of(datetime.fromisoformat(profile.last_seen))
         if self.next_sweep is None:
             self.next_sweep = hour + SWEEP_EVERY
         previous = self.seen_hour.get(person)
@@ -233,16 +232,16 @@ class _Replay:
         self._decide(timer, due)
 
     def _sweep(self, at: datetime) -> None:
+        """As the live sweep: the partitions filed under the hour, by who they are now, each
+        person decided once, and only in the sweep of their latest identity's hour."""
         for trigger in self.index.inactivity:
-            for found in sorted(self.seen_in.get(swept_hour(trigger, at), ())):
-                partitions = self._partitions(found)
-                person = partitions[0]
+            hour = swept_hour(trigger, at)
+            for person, partitions in self._people_in(hour).items():
+                identities = [self.profiles[p] for p in partitions if p in self.profiles]
+                if _latest_hour(identities) not in (None, hour):
+                    continue  # seen since under another identity: a later sweep decides
+                seen = [datetime.fromisoformat(p.last_seen) for p in identities if p.last_seen]
                 profile = self.profiles.get(person) or Profile(person=person)
-                seen = [
-                    datetime.fromisoformat(other.last_seen)
-                    for part in partitions
-                    if (other := self.profiles.get(part)) and other.last_seen
-                ]
                 facts = Facts(
                     now=at,
                     traits=profile.traits,
@@ -250,6 +249,15 @@ class _Replay:
                     history=self._history(partitions),
                 )
                 self._carry_out(on_inactive(trigger, person, facts, max(seen, default=None)), at)
+
+    def _people_in(self, hour: datetime) -> dict[str, list[str]]:
+        """Who the partitions filed under ``hour`` are now, with all their partitions."""
+        people: dict[str, list[str]] = {}
+        for found in sorted(self.seen_in.get(hour, ())):
+            partitions = self._partitions(found)
+            known = people.setdefault(partitions[0], [])
+            known += [p for p in [*partitions, found] if p not in known]
+        return people
 
     def _decide(self, timer: Pending, now: datetime) -> None:
         trigger = self.index.triggers[timer.trigger]
@@ -319,6 +327,11 @@ class _Replay:
             ]
             for label, values in _measured(conditions, facts):
                 self.reports[trigger.id].samples[label] += values
+
+
+def _latest_hour(profiles: Sequence[Profile]) -> datetime | None:
+    hours = [hour for profile in profiles if (hour := profile.sweep_hour()) is not None]
+    return max(hours, default=None)
 
 
 def _measured(conditions: Sequence[Condition], facts: Facts) -> list[tuple[str, list[float]]]:

@@ -61,6 +61,7 @@ class Quiet:
     partitions: list[str]
     profile: Profile
     last_seen: datetime | None
+    sweep_hour: datetime | None  # the latest hour any of their identities is filed under
 
 
 class PersonBlocked(Exception):
@@ -156,11 +157,13 @@ class EvaluateService:
         are saved per hundred people, so a run that fails late keeps what it explained."""
         decisions: list[Decision] = []
         for trigger in self.index.inactivity:
-            found = self._by_person(self.events.persons_seen_in(swept_hour(trigger, at)))
-            people = list(found.items())
+            hour = swept_hour(trigger, at)
+            people = list(self._by_person(self.events.persons_seen_in(hour)).items())
             for start in range(0, len(people), SWEEP_CHUNK):
                 decided: list[Decision] = []
                 for quiet in self._quiet(dict(people[start : start + SWEEP_CHUNK])):
+                    if quiet.sweep_hour not in (None, hour):
+                        continue  # seen since under another identity: a later sweep decides
                     decided += self._decide_inactive(trigger, quiet, at, target_arn)
                 self.engine.save_decisions(decided)
                 decisions += decided
@@ -200,6 +203,10 @@ class EvaluateService:
                 partitions=ids,
                 profile=profiles.get(person) or Profile(person=person),
                 last_seen=_latest(every[p].last_seen for p in ids if p in every),
+                sweep_hour=max(
+                    (hour for p in ids if p in every and (hour := every[p].sweep_hour())),
+                    default=None,
+                ),
             )
             for person, ids in identities.items()
         ]
@@ -378,7 +385,7 @@ class BatchWork:
             ]
         result = on_event(service.index, person, facts, pending)
         self.decisions += service.carry_out(result, self.target_arn, now, history)
-        self.profiles[person] = replace(folded, applied_seq=sequence)
+        self.profiles[person] = replace(folded, applied_seq=sequence, folded_at=iso(now))
         self.touched.add(person)
 
     def finish(self) -> set[str]:

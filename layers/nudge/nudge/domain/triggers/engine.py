@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from nudge.domain.durations import words
+from nudge.domain.timefmt import hour_of
 from nudge.domain.triggers.conditions import Facts, event_name, matches_event, values_at
 from nudge.domain.triggers.explain import why_not
 from nudge.domain.triggers.model import (
@@ -317,11 +318,6 @@ def on_due(trigger: Trigger, timer: Pending, person: str, facts: Facts) -> Resul
 
 
 # ---- inactivity: the hourly sweep -----------------------------------------------------
-
-
-def hour_of(moment: datetime) -> datetime:
-    """The UTC hour a moment falls in: people are indexed by the hour they were last seen."""
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def swept_hour(trigger: Trigger, at: datetime) -> datetime:
