@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from nudge.adapters import keys
@@ -719,3 +719,35 @@ def test_a_late_event_is_swept_in_the_hour_it_arrived_not_the_hour_it_is_stamped
     assert late_sweep == {"decisions": ["fired"]}
     (fire,) = _queued(aws)
     assert fire["occurrence"].startswith("inactive@2026-12-05T10:05")
+
+
+def test_an_inactivity_timer_armed_before_the_sweep_is_decided_like_the_sweep(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """Upgrading from per-person timers: an old re_engagement timer that comes due for a
+    quiet person fires, under the sweep's occurrence name, and is gone."""
+    # given
+    _short_visit(ingest, stream, "inactive")
+    due = NOW + 7 * DAY
+    occurrence = f"inactive@{due.isoformat()}"
+    old = Pending("re_engagement", "u:ada", occurrence, due, cast(Any, "inactivity"), {})
+    engine = EngineStore(aws.dynamodb, aws.table, DAY)
+    assert engine.save_timer(old, "re_engagement-legacy")
+    payload = {
+        "source": "nudge.timer",
+        "trigger": "re_engagement",
+        "person": "u:ada",
+        "occurrence": occurrence,
+        "due": due.isoformat(),
+        "kind": "inactivity",
+        "schedule": "re_engagement-legacy",
+        "entry": {},
+        "scheduledTime": due.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    # when
+    response = evaluate(payload)
+    # then
+    assert response == {"decisions": ["fired"]}
+    (fire,) = _queued(aws)
+    assert fire["occurrence"].startswith("inactive@2026-12-05T10:00")
+    assert _timers(aws, "u:ada", "re_engagement") == []

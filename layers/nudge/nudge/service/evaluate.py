@@ -134,16 +134,27 @@ class EvaluateService:
         if trigger is None:
             self.engine.delete_timer(timer)  # the trigger was removed or disabled since
             return []
-        if isinstance(trigger.when, Inactivity):
-            self.engine.delete_timer(timer)  # armed before inactivity moved to the sweep
-            return []
         now = payload.scheduled_time or payload.due
+        if isinstance(trigger.when, Inactivity):
+            return self._legacy_inactivity(trigger, timer, now, target_arn)
         person, persons, profile = self._identity(payload.person)
         since = min(_entry_time(timer.entry, now), now - self.index.history_window([trigger]))
         history = self.history(persons, since)
         facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
         result = on_due(trigger, timer, person, facts)
         decisions = self.carry_out(result, target_arn, now, history)
+        self.engine.delete_timer(timer)
+        self.engine.save_decisions(decisions)
+        return decisions
+
+    def _legacy_inactivity(
+        self, trigger: Trigger, timer: Pending, now: datetime, target_arn: str
+    ) -> list[Decision]:
+        """A per-person inactivity timer armed before the sweep took over: decided as the
+        sweep decides (same occurrence name, so the ledger dedupes the two), then gone.
+        Whoever was quiet at the upgrade is decided by it; everyone else is swept."""
+        (quiet,) = self._quiet(self._by_person([timer.person]))
+        decisions = self._decide_inactive(trigger, quiet, now, target_arn)
         self.engine.delete_timer(timer)
         self.engine.save_decisions(decisions)
         return decisions
