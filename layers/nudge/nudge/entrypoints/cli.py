@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--user", required=True)
     explain.add_argument("--trigger")
     explain.add_argument("--table", help="table name (default: $NUDGE_TABLE_NAME)")
+    explain.add_argument(
+        "--triggers", type=Path, default=Path("triggers"), help="the deployed trigger files"
+    )
     preview = commands.add_parser("preview", help="render a trigger's message to files, unsent")
     preview.add_argument("trigger", help="the trigger's id")
     preview.add_argument(
@@ -61,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif arguments.command == "backtest":
         return run_backtest(arguments.events, arguments.triggers, as_json=arguments.json)
     elif arguments.command == "explain":
-        return run_explain(arguments.user, arguments.trigger, arguments.table)
+        return run_explain(arguments.user, arguments.trigger, arguments.table, arguments.triggers)
     elif arguments.command == "preview":
         return run_preview(
             arguments.trigger, arguments.user, arguments.event, arguments.out, arguments.triggers

@@ -72,22 +72,26 @@ def _print_backtest(summary: dict[str, Any], skipped: list[str]) -> None:
         console.print(f"[yellow]skipped[/] {line}")
 
 
-def run_explain(user_id: str, trigger: str | None, table: str | None) -> int:
+def run_explain(user_id: str, trigger: str | None, table: str | None, triggers_dir: Path) -> int:
     from nudge.adapters.engine_store import EngineStore
     from nudge.adapters.store import EventStore
-    from nudge.bootstrap import dynamodb_client, trigger_index
+    from nudge.bootstrap import dynamodb_client
+    from nudge.domain.triggers.engine import TriggerIndex
     from nudge.service.explain import explain
 
     table_name = table or os.environ.get("NUDGE_TABLE_NAME")
     if not table_name:
         sys.stderr.write("name the table: --table or NUDGE_TABLE_NAME\n")
         return 2
+    # Only to say where inactivity triggers stand: the records need no trigger files.
+    loaded = load_triggers(triggers_dir) if triggers_dir.is_dir() else None
+    index = TriggerIndex.of(loaded.triggers if loaded else [])
     events = EventStore(dynamodb_client(), table_name)
     engine = EngineStore(dynamodb_client(), table_name, timedelta(days=30))
     now = datetime.now(UTC)  # an entry point: the one place this command reads the clock
     decisions = [
         d
-        for d in explain(events, engine, trigger_index(), user_id, now)
+        for d in explain(events, engine, index, user_id, now)
         if trigger is None or d.get("trigger") == trigger
     ]
     if not decisions:
