@@ -184,3 +184,14 @@ def test_a_webhook_timeout_out_of_range_refuses_to_start(value: str) -> None:
     # when / then
     with pytest.raises(ConfigError, match="NUDGE_WEBHOOK_TIMEOUT"):
         DeliverySettings.from_env(env)
+
+
+@pytest.mark.parametrize("value", ["0", "33", "two", "-1"])
+def test_a_sweep_shard_count_out_of_range_refuses_to_start(value: str) -> None:
+    """NUDGE_SWEEP_SHARDS is a whole number from 1 to 32."""
+    # given
+    env = {"NUDGE_TABLE_NAME": "t", "NUDGE_SWEEP_SHARDS": value}
+
+    # when / then
+    with pytest.raises(ConfigError, match="NUDGE_SWEEP_SHARDS"):
+        Settings.from_env(env)

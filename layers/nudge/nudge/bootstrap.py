@@ -77,7 +77,7 @@ def dynamodb_client() -> DynamoDBClient:
 
 
 def event_store() -> EventStore:
-    return EventStore(dynamodb_client(), settings().table_name)
+    return EventStore(dynamodb_client(), settings().table_name, settings().sweep_shards)
 
 
 def ingest_service() -> IngestService:

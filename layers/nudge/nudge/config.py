@@ -33,6 +33,7 @@ class Settings:
     write_keys: frozenset[str]
     retention: timedelta
     limits: Limits
+    sweep_shards: int = 1  # by_seen_hour partitions per hour; may be raised, never lowered
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -47,6 +48,7 @@ class Settings:
             raise ConfigError(str(error)) from None
         if retention <= timedelta(0):
             raise ConfigError("NUDGE_RETENTION_DAYS must be a positive number of days")
+        shards = _sweep_shards(env.get("NUDGE_SWEEP_SHARDS", "1"))
         keys = frozenset(
             key.strip() for key in env.get("NUDGE_WRITE_KEY", "").split(",") if key.strip()
         )
@@ -55,7 +57,17 @@ class Settings:
             write_keys=keys,
             retention=retention,
             limits=Limits(max_past=max_past, max_future=max_future),
+            sweep_shards=shards,
         )
+
+
+MAX_SWEEP_SHARDS = 32
+
+
+def _sweep_shards(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_SWEEP_SHARDS:
+        raise ConfigError(f"NUDGE_SWEEP_SHARDS must be 1 to {MAX_SWEEP_SHARDS} (got {text!r})")
+    return int(text)
 
 
 def bundled_triggers() -> Path:

@@ -17,9 +17,13 @@
     sk = ACCEPTED        SES's Send event for it (kind=receipt, TTL)
 
 One index, sparse: ``by_seen_hour`` (keys only) on ``seen_hour``, the UTC hour a person
-was last seen, which only profile items carry. The inactivity sweep reads one hour of it.
-A profile write changes the index only when that hour changes: once per person per
-active hour, not once per event.
+was last seen and a shard (``2026-11-28T14#3``), which only profile items carry. The
+inactivity sweep reads one hour of it, every shard. A profile write changes the index only
+when that hour changes: once per person per active hour, not once per event. Shards
+(``NUDGE_SWEEP_SHARDS``, 1 unless a busy site raises it) spread the top of each hour, when
+every active person moves to the new hour at once, over that many index partitions. Raising
+the number is safe (a sweep reads shards 0..n-1, which include every older, smaller
+range); lowering it would hide the people filed under the shards dropped.
 
 There is deliberately no index of events by time: it would copy every event (doubling
 the write units of every event) to speed up reads that happen rarely (a delayed
@@ -29,6 +33,7 @@ on ``ts``.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 __all__ = [
@@ -55,6 +60,7 @@ __all__ = [
     "profile_key",
     "receipt_key",
     "seen_hour",
+    "seen_hour_shards",
     "suppression_key",
     "timer_key",
 ]
@@ -147,6 +153,20 @@ def contact_key(person: str) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": "CONTACT"}
 
 
-def seen_hour(moment: datetime) -> str:
-    """The ``by_seen_hour`` partition a person last seen at ``moment`` is in."""
+def seen_hour(moment: datetime, person: str, shards: int = 1) -> str:
+    """The ``by_seen_hour`` partition a person filed under ``moment``'s hour is in."""
+    return f"{_hour(moment)}#{_shard(person, shards)}"
+
+
+def seen_hour_shards(moment: datetime, shards: int = 1) -> list[str]:
+    """Every ``by_seen_hour`` partition of ``moment``'s hour: what a sweep reads."""
+    return [f"{_hour(moment)}#{shard}" for shard in range(shards)]
+
+
+def _hour(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
+
+
+def _shard(person: str, shards: int) -> int:
+    """Stable across processes (Python's own hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256(person.encode()).digest()[:4], "big") % shards

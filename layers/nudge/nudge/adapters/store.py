@@ -62,9 +62,10 @@ class PersonView:
 
 
 class EventStore:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str, sweep_shards: int = 1) -> None:
         self._client = client
         self._table = table_name
+        self._shards = sweep_shards
 
     @property
     def table_name(self) -> str:
@@ -118,7 +119,7 @@ class EventStore:
         before folding is what makes a redelivered record a no-op.
         """
         refused: set[str] = set()
-        items = [_profile_item(profile) for profile in profiles]
+        items = [_profile_item(profile, self._shards) for profile in profiles]
         for chunk in _chunks(items, BATCH_WRITE_LIMIT):
             _, leftovers = self._batch_write(chunk)
             refused |= {keys.person_from_pk(item["pk"]["S"]) for item in leftovers}
@@ -160,14 +161,17 @@ class EventStore:
         )
 
     def persons_seen_in(self, hour: datetime) -> list[str]:
-        """Everyone whose last activity falls in this UTC hour (the index may lag a write)."""
-        items = self._query(
-            IndexName=keys.SEEN_HOUR_INDEX,
-            KeyConditionExpression="#hour = :hour",
-            ExpressionAttributeNames={"#hour": keys.SEEN_HOUR},
-            ExpressionAttributeValues={":hour": {"S": keys.seen_hour(hour)}},
-        )
-        return sorted({keys.person_from_pk(item["pk"]) for item in items})
+        """Everyone filed under this UTC hour, every shard of it (the index may lag a write)."""
+        found: set[str] = set()
+        for shard in keys.seen_hour_shards(hour, self._shards):
+            items = self._query(
+                IndexName=keys.SEEN_HOUR_INDEX,
+                KeyConditionExpression="#hour = :hour",
+                ExpressionAttributeNames={"#hour": keys.SEEN_HOUR},
+                ExpressionAttributeValues={":hour": {"S": shard}},
+            )
+            found |= {keys.person_from_pk(item["pk"]) for item in items}
+        return sorted(found)
 
     def _partition(self, person: str) -> tuple[Profile | None, list[dict[str, Any]]]:
         profile: Profile | None = None
@@ -253,7 +257,7 @@ def stored_event_from_image(image: Mapping[str, Any]) -> StoredEvent:
     return StoredEvent(person=keys.person_from_pk(item["pk"]), event=event)
 
 
-def _profile_item(profile: Profile) -> dict[str, Any]:
+def _profile_item(profile: Profile, shards: int) -> dict[str, Any]:
     item: dict[str, Any] = {
         **keys.profile_key(profile.person),
         "kind": keys.PROFILE_KIND,
@@ -280,7 +284,7 @@ def _profile_item(profile: Profile) -> dict[str, Any]:
     item.update({name: value for name, value in optional.items() if value is not None})
     hour = profile.sweep_hour()
     if hour is not None:
-        item[keys.SEEN_HOUR] = keys.seen_hour(hour)
+        item[keys.SEEN_HOUR] = keys.seen_hour(hour, profile.person, shards)
     return to_attributes(item)
 
 
