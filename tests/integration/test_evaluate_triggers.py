@@ -751,3 +751,19 @@ def test_an_inactivity_timer_armed_before_the_sweep_is_decided_like_the_sweep(
     (fire,) = _queued(aws)
     assert fire["occurrence"].startswith("inactive@2026-12-05T10:00")
     assert _timers(aws, "u:ada", "re_engagement") == []
+
+
+def test_a_visitor_who_never_logged_in_is_swept_without_a_record(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """An anonymous visitor quiet for a week fails re_engagement's CRM condition: nothing is
+    sent and nothing recorded (most of a busy hour, and nobody asks explain about them)."""
+    # given
+    _send(ingest, _page("home", "anon-only", NOW, anonymousId="anon-9"))
+    _evaluate(stream, NOW)
+    # when
+    response = _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK)
+    # then
+    assert response == {"decisions": []}
+    assert _decisions(aws, "a:anon-9", "re_engagement") == []
+    assert _queued(aws) == []

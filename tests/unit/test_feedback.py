@@ -133,3 +133,15 @@ def test_a_send_event_without_the_header_records_nothing() -> None:
     assert fire_id is None
     assert receipts.calls == []
     assert suppressions.calls == []
+
+
+def test_a_send_event_reads_the_fire_from_its_tag_first() -> None:
+    """SES never truncates tags: the nudge_fire tag names the fire even without headers."""
+    # given
+    service, _, receipts = _service_with_receipts()
+    detail = {"eventType": "Send", "mail": {"messageId": "ses-2", "tags": {"nudge_fire": ["f3"]}}}
+    # when
+    fire_id = service.on_send_event(detail, AT)
+    # then
+    assert fire_id == "f3"
+    assert receipts.calls == [("f3", "ses-2", AT)]

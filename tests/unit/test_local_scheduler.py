@@ -12,11 +12,13 @@ from typing import Any, cast
 import boto3
 import pytest
 from moto import mock_aws
+from nudge.domain.triggers.engine import SWEEP_EVERY
 
 from local.clock import VirtualClock
 from local.runtime import FunctionPool, Invocation
 from local.scheduler import AsyncTarget, ScheduleFirer, rate_interval
-from local.template import ACCOUNT
+from local.template import ACCOUNT, load_template
+from tests.conftest import REPO
 
 REGION = "us-east-1"
 SWEEP_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:nudge-evaluate"
@@ -273,3 +275,13 @@ def test_a_run_failing_past_lambdas_retries_goes_to_the_on_failure_queue() -> No
     assert arn == FAILURES_ARN
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestPayload"]["scheduledTime"] == function.events[0]["scheduledTime"]
+
+
+def test_the_templates_sweep_runs_as_often_as_the_engine_assumes() -> None:
+    """swept_hour reads one hour per run: the InactivitySweep schedule must run hourly."""
+    # given
+    template = load_template(REPO / "template.yaml", {"WriteKey": "k", "TrackingSecret": "s"})
+    # when
+    expression = template.schedules["InactivitySweep"]["ScheduleExpression"]
+    # then
+    assert rate_interval(expression) == SWEEP_EVERY

@@ -7,7 +7,7 @@ call works on SES and on moto (which drops Simple.Headers but keeps Raw messages
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
@@ -46,6 +46,7 @@ class Outgoing:
     content: EmailContent
     unsubscribe_url: str
     headers: dict[str, str]  # extra headers, e.g. X-Nudge-Trigger
+    tags: dict[str, str] = field(default_factory=dict)  # SES message tags, in SES's events
 
 
 def build_message(outgoing: Outgoing, epoch_seconds: float) -> EmailMessage:
@@ -88,6 +89,8 @@ class EmailSender:
         }
         if self._configuration_set:
             request["ConfigurationSetName"] = self._configuration_set
+        if outgoing.tags:
+            request["EmailTags"] = [{"Name": k, "Value": v} for k, v in outgoing.tags.items()]
         try:
             response = self._client.send_email(**request)  # type: ignore[arg-type]
         except ClientError as error:

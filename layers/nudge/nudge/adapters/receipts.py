@@ -22,9 +22,10 @@ from nudge.domain.timefmt import iso
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["FIRE_HEADER", "RECEIPT_TTL", "Receipt", "SendReceipts"]
+__all__ = ["FIRE_HEADER", "FIRE_TAG", "RECEIPT_TTL", "Receipt", "SendReceipts"]
 
 FIRE_HEADER = "X-Nudge-Fire"  # on every email Send sends: the fire it delivers
+FIRE_TAG = "nudge_fire"  # the same, as an SES message tag (SES never truncates tags)
 
 # Longer than any redelivery of the fire can come (the contact record remembers 3 days).
 RECEIPT_TTL = timedelta(days=3)

@@ -53,9 +53,9 @@ SWEEP_CHUNK = 100  # people decided per batched read: BatchGetItem's limit
 
 
 @dataclass(frozen=True)
-class Quiet:
-    """Someone the sweep found: who they are now, all their partitions, their profile and
-    their latest activity under any identity."""
+class Swept:
+    """Someone the sweep found (quiet or back since): who they are now, all their partitions,
+    their profile and their latest activity under any identity."""
 
     person: str
     partitions: list[str]
@@ -153,8 +153,8 @@ class EvaluateService:
         """A per-person inactivity timer armed before the sweep took over: decided as the
         sweep decides (same occurrence name, so the ledger dedupes the two), then gone.
         Whoever was quiet at the upgrade is decided by it; everyone else is swept."""
-        (quiet,) = self._quiet(self._by_person([timer.person]))
-        decisions = self._decide_inactive(trigger, quiet, now, target_arn)
+        (swept,) = self._swept(self._by_person([timer.person]))
+        decisions = self._decide_inactive(trigger, swept, now, target_arn)
         self.engine.delete_timer(timer)
         self.engine.save_decisions(decisions)
         return decisions
@@ -172,10 +172,10 @@ class EvaluateService:
             people = list(self._by_person(self.events.persons_seen_in(hour)).items())
             for start in range(0, len(people), SWEEP_CHUNK):
                 decided: list[Decision] = []
-                for quiet in self._quiet(dict(people[start : start + SWEEP_CHUNK])):
-                    if quiet.sweep_hour not in (None, hour):
+                for swept in self._swept(dict(people[start : start + SWEEP_CHUNK])):
+                    if swept.sweep_hour not in (None, hour):
                         continue  # seen since under another identity: a later sweep decides
-                    decided += self._decide_inactive(trigger, quiet, at, target_arn)
+                    decided += self._decide_inactive(trigger, swept, at, target_arn)
                 self.engine.save_decisions(decided)
                 decisions += decided
         return decisions
@@ -189,7 +189,7 @@ class EvaluateService:
             people.setdefault(_linked_person(partition, linked), []).append(partition)
         return people
 
-    def _quiet(self, people: Mapping[str, Sequence[str]]) -> list[Quiet]:
+    def _swept(self, people: Mapping[str, Sequence[str]]) -> list[Swept]:
         """Each person with their profile and latest activity over all their identities (a
         visitor who came back without logging in has been seen). Batched: a few requests
         per hundred people, not per person."""
@@ -209,7 +209,7 @@ class EvaluateService:
         others = {p for ids in identities.values() for p in ids} - profiles.keys()
         every = {**self.events.load_profiles(others), **profiles}
         return [
-            Quiet(
+            Swept(
                 person=person,
                 partitions=ids,
                 profile=profiles.get(person) or Profile(person=person),
@@ -223,13 +223,17 @@ class EvaluateService:
         ]
 
     def _decide_inactive(
-        self, trigger: Trigger, quiet: Quiet, at: datetime, target_arn: str
+        self, trigger: Trigger, swept: Swept, at: datetime, target_arn: str
     ) -> list[Decision]:
         window = self.index.history_window([trigger])
-        history = self.history(quiet.partitions, at - window) if window else []
-        profile = quiet.profile
+        history = self.history(swept.partitions, at - window) if window else []
+        profile = swept.profile
         facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at), history=history)
-        result = on_inactive(trigger, quiet.person, facts, quiet.last_seen)
+        result = on_inactive(trigger, swept.person, facts, swept.last_seen)
+        if swept.person.startswith("a:") and not result.actions:
+            # A visitor who never logged in, left alone: most of any busy hour, and nobody
+            # will ask explain about them. Recording it would cost a write each.
+            return []
         return self.carry_out(result, target_arn, at, history)
 
     # ---- shared by both paths ---------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from nudge.adapters.receipts import FIRE_HEADER, SendReceipts
+from nudge.adapters.receipts import FIRE_HEADER, FIRE_TAG, SendReceipts
 from nudge.adapters.suppression import SuppressionStore
 
 __all__ = ["FeedbackService"]
@@ -21,9 +21,9 @@ class FeedbackService:
     def on_send_event(self, detail: Mapping[str, Any], at: datetime) -> str | None:
         """Records that SES accepted the fire's email; returns the fire id, if it had one."""
         mail = detail.get("mail") or {}
-        fire_id = _header(mail.get("headers"), FIRE_HEADER)
+        fire_id = _tag(mail.get("tags"), FIRE_TAG) or _header(mail.get("headers"), FIRE_HEADER)
         if fire_id is None:
-            return None  # not a message of Nudge's, or SES truncated the headers
+            return None  # not a message of Nudge's
         self._receipts.record(fire_id, str(mail.get("messageId", "")), at)
         return fire_id
 
@@ -49,6 +49,12 @@ class FeedbackService:
         for address in addresses:
             self._suppression.suppress("email", address, reason, at)
         return addresses
+
+
+def _tag(tags: Any, name: str) -> str | None:
+    """A tag's value from SES's ``mail.tags`` ({name: [values]})."""
+    values = tags.get(name) if isinstance(tags, dict) else None
+    return str(values[0]) if isinstance(values, list) and values else None
 
 
 def _header(headers: Any, name: str) -> str | None:

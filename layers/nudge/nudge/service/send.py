@@ -6,8 +6,10 @@ Order of work, and why:
 2. claim the send in the person's contact record (caps, cooldown, quiet hours and
    duplicates decided together, written with a version check);
 3. deliver; 4. mark it sent.
-A crash between 3 and 4 is the one window where a message can repeat: the queue's
-redelivery finds the claim and sends again. It is as short as a single SES call.
+A crash between 3 and 4 leaves the fire claimed: the queue's redelivery cannot tell
+whether SES got the email, so it looks for SES's receipt first (its Send event, recorded
+by Feedback) and sends again only without one. What remains is a receipt slower than the
+redelivery: docs/delivery.md.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from nudge.adapters.contacts import ContactStore, VersionConflict
 from nudge.adapters.email import EmailSender, Outgoing, RetryableSendError
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.queue import MAX_DELAY, SendQueue
-from nudge.adapters.receipts import FIRE_HEADER, SendReceipts
+from nudge.adapters.receipts import FIRE_HEADER, FIRE_TAG, SendReceipts
 from nudge.adapters.scheduler import Reminders
 from nudge.adapters.store import EventStore
 from nudge.adapters.suppression import SuppressionStore
@@ -274,6 +276,7 @@ class SendService:
                         "X-Nudge-Trigger": str(fire["trigger"]),
                         FIRE_HEADER: str(fire["fireId"]),
                     },
+                    tags={FIRE_TAG: str(fire["fireId"])},
                 )
             return self._renderer.webhook(str(fire["template"]), context)
         except RenderError as error:

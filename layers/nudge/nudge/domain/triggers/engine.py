@@ -367,9 +367,11 @@ def inactivity_status(
 ) -> Decision | None:
     """Where an inactivity trigger stands for someone still within their sweep, for
     ``explain``: nothing is recorded while a person is merely active (that would cost a
-    write per event), so this is worked out when asked. None from the latest moment the
-    sweep that reads the person's hour can run (it runs within the hour before); ``explain``
-    drops this line as soon as that sweep's decision is recorded."""
+    write per event), so this is worked out when asked.
+
+    The sweep that reads the person's hour runs at some minute of the hour that ends at
+    ``decided_by``; from then on this says nothing (None), and ``explain`` already drops
+    the line once that sweep's decision is recorded."""
     assert isinstance(trigger.when, Inactivity)
     if last_seen is None:
         return None
