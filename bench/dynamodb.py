@@ -259,13 +259,7 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 def _context(template: Template, spec: FunctionSpec) -> LambdaContext:
     """The context the local runtime gives: the function's names and its timeout ticking."""
-    context = InvocationContext(
-        template.names.physical(spec.logical_id),
-        template.names.function_arn(spec.logical_id),
-        spec.memory,
-        spec.timeout,
-    )
-    return cast(LambdaContext, context)
+    return cast(LambdaContext, InvocationContext.of(template.names, spec))
 
 
 def _clear_bootstrap_settings() -> None:

@@ -51,6 +51,16 @@ class InvocationContext:
         self.log_stream_name = "local"
         self._deadline = time.monotonic() + timeout
 
+    @classmethod
+    def of(cls, names: LocalNames, spec: FunctionSpec) -> InvocationContext:
+        """For an invocation of the template's function, starting now."""
+        return cls(
+            names.physical(spec.logical_id),
+            names.function_arn(spec.logical_id),
+            spec.memory,
+            spec.timeout,
+        )
+
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
