@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from nudge.adapters import keys
-from nudge.adapters.store import from_attributes, to_attributes
+from nudge.adapters.store import from_attributes, put_if, to_attributes
 from nudge.domain.policy import ContactState
 
 if TYPE_CHECKING:
@@ -62,19 +60,8 @@ class ContactStore:
             condition, values = "attribute_not_exists(pk)", None
         else:
             condition, values = "version = :seen", {":seen": {"N": str(state.version)}}
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": to_attributes(item),
-            "ConditionExpression": condition,
-        }
-        if values:
-            request["ExpressionAttributeValues"] = values
-        try:
-            self._client.put_item(**request)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise VersionConflict(person) from None
-            raise
+        if not put_if(self._client, self._table, item, condition, values):
+            raise VersionConflict(person)
         return ContactState(
             day=state.day,
             per_channel=state.per_channel,

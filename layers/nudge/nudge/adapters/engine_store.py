@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from botocore.exceptions import ClientError
-
 from nudge.adapters import keys
-from nudge.adapters.store import from_attributes, to_attributes
+from nudge.adapters.store import from_attributes, put_if, to_attributes
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import Decision, Pending
 from nudge.domain.triggers.model import Reentry
@@ -44,20 +42,14 @@ class EngineStore:
 
     def save_timer(self, timer: Pending, schedule: str) -> bool:
         """False when the occurrence already has a timer (the first one stands)."""
-        item = self._timer_item(timer, schedule)
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=to_attributes(item),
-                ConditionExpression="attribute_not_exists(pk) OR #schedule = :schedule",
-                ExpressionAttributeNames={"#schedule": "schedule"},
-                ExpressionAttributeValues={":schedule": {"S": schedule}},
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_if(
+            self._client,
+            self._table,
+            self._timer_item(timer, schedule),
+            "attribute_not_exists(pk) OR #schedule = :schedule",
+            values={":schedule": {"S": schedule}},
+            names={"#schedule": "schedule"},
+        )
 
     def _timer_item(self, timer: Pending, schedule: str) -> dict[str, Any]:
         return {
@@ -117,19 +109,8 @@ class EngineStore:
         if reentry.mode == "once_per" and reentry.period is not None:
             condition += " OR (fired_at < :cutoff AND fire_id <> :fire)"
             values = {":cutoff": {"S": iso(at - reentry.period)}, ":fire": {"S": fire_id}}
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": to_attributes(item),
-            "ConditionExpression": condition,
-        }
-        if values:
-            request["ExpressionAttributeValues"] = values
-        try:
-            self._client.put_item(**request)
+        if put_if(self._client, self._table, item, condition, values):
             return "new", None
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
         existing = self._ledger(key)
         if existing is None:  # removed in between: decide again next delivery
             raise RuntimeError(f"fire ledger for {trigger} changed while deciding")

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 from nudge.adapters import keys
 from nudge.domain.intake import Event
@@ -32,6 +33,7 @@ __all__ = [
     "StoreUnavailable",
     "StoredEvent",
     "from_attributes",
+    "put_if",
     "to_attributes",
 ]
 
@@ -313,6 +315,34 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
         applied_seq=number("applied_seq"),
         folded_at=item.get("folded_at"),
     )
+
+
+def put_if(
+    client: DynamoDBClient,
+    table: str,
+    item: Mapping[str, Any],
+    condition: str,
+    values: Mapping[str, Any] | None = None,
+    names: Mapping[str, str] | None = None,
+) -> bool:
+    """One conditional PutItem of a plain item; False when the condition did not hold.
+    Every other error is raised: the caller decides what an unreachable table means."""
+    request: dict[str, Any] = {
+        "TableName": table,
+        "Item": to_attributes(item),
+        "ConditionExpression": condition,
+    }
+    if values:
+        request["ExpressionAttributeValues"] = dict(values)
+    if names:
+        request["ExpressionAttributeNames"] = dict(names)
+    try:
+        client.put_item(**request)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def to_attributes(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nudge.adapters import keys
-from nudge.adapters.store import StoreUnavailable, to_attributes
+from nudge.adapters.store import StoreUnavailable, put_if, to_attributes
 from nudge.domain.timefmt import iso
 
 if TYPE_CHECKING:
@@ -33,18 +33,9 @@ class SuppressionStore:
             "at": iso(at),
         }
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=to_attributes(item),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
+            return put_if(self._client, self._table, item, "attribute_not_exists(pk)")
+        except (ClientError, BotoCoreError) as error:
             raise StoreUnavailable(f"suppression not written: {error}") from None
-        except BotoCoreError as error:
-            raise StoreUnavailable(f"suppression not written: {error}") from None
-        return True
 
     def is_suppressed(self, channel: str, address: str) -> bool:
         try:
