@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
-import pytest
-from moto import mock_aws
 from nudge.domain.triggers.loader import load_triggers
 from nudge.service.backtest import backtest, read_events
 
-from local.resources import create_resources, table_name
 from local.template import Template
 from tests.conftest import REPO
-from tests.integration._harness import Aws, Invoke, Stream, beacon, clear_bootstrap_caches
+from tests.integration._harness import Aws, Invoke, Stream, beacon, mocked_account
 
-__all__ = ["Fires", "Live", "Sent", "account", "backtested", "live", "per_day"]
+__all__ = ["Fires", "Live", "Sent", "backtested", "live", "per_day"]
 
 # (user, occurrence, fire time): who fires, for what, when.
 Fires = list[tuple[str, str, datetime]]
@@ -42,31 +37,6 @@ class Sent:
     at: datetime
     message: dict[str, Any]
     resend: bool = False
-
-
-@contextmanager
-def account(template: Template, session: boto3.Session) -> Iterator[Aws]:
-    """A fresh mocked account per example, built as the ``aws`` fixture builds one."""
-    with mock_aws(), pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
-        dynamodb = boto3.client("dynamodb")
-        sqs = boto3.client("sqs")
-        scheduler = boto3.client("scheduler")
-        create_resources(template, dynamodb, sqs, scheduler)
-        (table_id,) = template.tables
-        clear_bootstrap_caches()
-        try:
-            yield Aws(
-                template=template,
-                dynamodb=dynamodb,
-                streams=boto3.client("dynamodbstreams"),
-                sqs=sqs,
-                scheduler=scheduler,
-                table=table_name(template, table_id),
-                monkeypatch=monkeypatch,
-            )
-        finally:
-            clear_bootstrap_caches()
 
 
 @dataclass
@@ -168,7 +138,7 @@ def live(
 ) -> Fires:
     """The trigger's fires on the live path, its clock run on to ``until`` after the last
     message; with ``first_sweep``, the hourly sweep runs from then on."""
-    with account(template, session) as aws:
+    with mocked_account(template, session) as aws:
         world = Live.start(aws, first_sweep)
         for item in sent:
             world.run_clock(item.at)

@@ -13,17 +13,20 @@ import importlib.util
 import json
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+import boto3
 import pytest
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from moto import mock_aws
 from moto.events.models import EventPattern
 from nudge import bootstrap
 
-from local.resources import resolve_queue_urls
+from local.resources import create_resources, resolve_queue_urls, table_name
 from local.runtime import InvocationContext
 from local.template import FunctionSpec, StreamSource, Template
 
@@ -134,6 +137,35 @@ class Aws:
     def event_items(self) -> list[dict[str, Any]]:
         items = self.dynamodb.scan(TableName=self.table)["Items"]
         return [item for item in items if item["kind"]["S"] == "event"]
+
+
+@contextmanager
+def mocked_account(template: Template, session: boto3.Session) -> Iterator[Aws]:
+    """moto in-process, holding what the template declares (tables, queues, schedule groups
+    and schedules, the SES identity and configuration set), with clients built inside it."""
+    with mock_aws(), pytest.MonkeyPatch.context() as monkeypatch:
+        # moto resets boto3's default session on start; one shared session parses each
+        # service model once per run instead of once per test (most of a test's time).
+        monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+        dynamodb = boto3.client("dynamodb")
+        sqs = boto3.client("sqs")
+        scheduler = boto3.client("scheduler")
+        create_resources(template, dynamodb, sqs, scheduler, boto3.client("sesv2"))
+        (table_id,) = template.tables
+        # Clients must be built inside the mock, and none may outlive it.
+        clear_bootstrap_caches()
+        try:
+            yield Aws(
+                template=template,
+                dynamodb=dynamodb,
+                streams=boto3.client("dynamodbstreams"),
+                sqs=sqs,
+                scheduler=scheduler,
+                table=table_name(template, table_id),
+                monkeypatch=monkeypatch,
+            )
+        finally:
+            clear_bootstrap_caches()
 
 
 def lambda_context(template: Template, spec: FunctionSpec) -> LambdaContext:
