@@ -126,7 +126,7 @@ def test_a_2xx_receiver_gets_a_body_whose_signature_verifies(receivers, sender):
     receiver = receivers(answer(204))
 
     # when
-    result = sender.send(receiver.url, "msg_1", PAYLOAD, datetime.now(UTC))
+    result = sender.send(receiver.url, "msg_1", PAYLOAD)
 
     # then
     assert result.delivered
@@ -139,30 +139,51 @@ def test_a_2xx_receiver_gets_a_body_whose_signature_verifies(receivers, sender):
     assert "Nudge" in USER_AGENT
 
 
-def test_the_timestamp_is_now_whatever_its_time_zone(receivers, sender):
-    """webhook-timestamp is `now` in Unix seconds, and signs correctly when `now` is not UTC."""
+def test_the_timestamp_is_the_real_time_of_the_attempt(receivers, sender):
+    """webhook-timestamp is the wall clock at the attempt, which the receiver's verify accepts."""
     # given
     receiver = receivers(answer(200))
-    now = datetime.now(UTC).astimezone(timezone(timedelta(hours=-5)))
+    before = int(datetime.now(UTC).timestamp())
 
     # when
-    sender.send(receiver.url, "msg_tz", PAYLOAD, now)
+    sender.send(receiver.url, "msg_real", PAYLOAD)
+
+    # then
+    after = int(datetime.now(UTC).timestamp())
+    (request,) = receiver.requests
+    assert before <= int(request.headers["webhook-timestamp"]) <= after
+    assert Webhook(SECRET).verify(request.body, request.headers) == PAYLOAD
+
+
+def test_the_timestamp_is_the_wall_clock_whatever_its_time_zone(receivers):
+    """webhook-timestamp is the wall clock in Unix seconds, and signs correctly when not UTC."""
+    # given
+    receiver = receivers(answer(200))
+    attempted = datetime.now(UTC).astimezone(timezone(timedelta(hours=-5)))
+    sender = WebhookSender(SECRET, allow_hosts=LOCAL, timeout=0.5, wall_clock=lambda: attempted)
+
+    # when
+    sender.send(receiver.url, "msg_tz", PAYLOAD)
 
     # then
     (request,) = receiver.requests
-    assert request.headers["webhook-timestamp"] == str(int(now.timestamp()))
+    assert request.headers["webhook-timestamp"] == str(int(attempted.timestamp()))
     Webhook(SECRET).verify(request.body, request.headers)
 
 
-def test_a_retry_carries_the_same_webhook_id(receivers, sender):
+def test_a_retry_carries_the_same_webhook_id(receivers):
     """Sending the same message again (later) repeats its webhook-id so receivers can dedupe."""
     # given
     receiver = receivers(answer(200))
     first = datetime.now(UTC)
+    attempts = iter([first - dt.timedelta(seconds=30), first])
+    sender = WebhookSender(
+        SECRET, allow_hosts=LOCAL, timeout=0.5, wall_clock=lambda: next(attempts)
+    )
 
     # when
-    sender.send(receiver.url, "msg_retry", PAYLOAD, first - dt.timedelta(seconds=30))
-    sender.send(receiver.url, "msg_retry", PAYLOAD, first)
+    sender.send(receiver.url, "msg_retry", PAYLOAD)
+    sender.send(receiver.url, "msg_retry", PAYLOAD)
 
     # then
     ids = [request.headers["webhook-id"] for request in receiver.requests]
@@ -177,7 +198,7 @@ def test_a_500_is_retryable_and_not_delivered(receivers, sender):
     receiver = receivers(answer(500))
 
     # when
-    result = sender.send(receiver.url, "msg_500", PAYLOAD, datetime.now(UTC))
+    result = sender.send(receiver.url, "msg_500", PAYLOAD)
 
     # then
     assert (result.delivered, result.status, result.retryable) == (False, 500, True)
@@ -192,7 +213,7 @@ def test_4xx_is_final_except_timeout_and_throttling(receivers, sender, status, r
     receiver = receivers(answer(status))
 
     # when
-    result = sender.send(receiver.url, "msg_4xx", PAYLOAD, datetime.now(UTC))
+    result = sender.send(receiver.url, "msg_4xx", PAYLOAD)
 
     # then
     assert (result.delivered, result.status, result.retryable) == (False, status, retryable)
@@ -205,7 +226,7 @@ def test_a_receiver_that_hangs_past_the_timeout_is_retryable(receivers, sender):
 
     # when
     started = datetime.now(UTC)
-    result = sender.send(receiver.url, "msg_hang", PAYLOAD, started)
+    result = sender.send(receiver.url, "msg_hang", PAYLOAD)
     waited = datetime.now(UTC) - started
 
     # then
@@ -220,7 +241,7 @@ def test_a_redirect_to_loopback_is_not_followed(receivers, sender):
     receiver = receivers(answer(302, location=target.url))
 
     # when
-    result = sender.send(receiver.url, "msg_302", PAYLOAD, datetime.now(UTC))
+    result = sender.send(receiver.url, "msg_302", PAYLOAD)
 
     # then
     assert (result.delivered, result.status, result.retryable) == (False, 302, False)
@@ -242,7 +263,7 @@ def test_a_redirect_to_a_private_address_is_not_followed(receivers):
     receiver = receivers(answer(302, location=location))
 
     # when
-    result = sender.send(receiver.url, "msg_302_private", PAYLOAD, datetime.now(UTC))
+    result = sender.send(receiver.url, "msg_302_private", PAYLOAD)
 
     # then
     assert (result.delivered, result.status, result.retryable) == (False, 302, False)
@@ -256,7 +277,7 @@ def test_a_receiver_that_closes_without_answering_is_retryable(receivers, sender
     receiver = receivers(close_without_answering)
 
     # when
-    result = sender.send(receiver.url, "msg_closed", PAYLOAD, datetime.now(UTC))
+    result = sender.send(receiver.url, "msg_closed", PAYLOAD)
 
     # then
     assert (result.delivered, result.status, result.retryable) == (False, None, True)
@@ -271,7 +292,7 @@ def test_a_refused_connection_is_retryable(receivers, sender):
     receiver.stop()
 
     # when
-    result = sender.send(url, "msg_refused", PAYLOAD, datetime.now(UTC))
+    result = sender.send(url, "msg_refused", PAYLOAD)
 
     # then
     assert (result.delivered, result.status, result.retryable) == (False, None, True)
@@ -290,9 +311,7 @@ def test_the_host_is_resolved_once_and_sent_as_the_host_header(receivers):
     sender = WebhookSender(SECRET, allow_hosts=frozenset({"hooks.test"}), resolve=resolve)
 
     # when
-    result = sender.send(
-        f"http://hooks.test:{receiver.port}/in?x=1", "m", PAYLOAD, datetime.now(UTC)
-    )
+    result = sender.send(f"http://hooks.test:{receiver.port}/in?x=1", "m", PAYLOAD)
 
     # then
     assert result.delivered
@@ -313,9 +332,7 @@ def test_https_names_the_host_in_sni_and_checks_its_certificate(tmp_path: Path):
 
     # when
     try:
-        result = sender.send(
-            f"https://hooks.test:{receiver.port}/", "m", PAYLOAD, datetime.now(UTC)
-        )
+        result = sender.send(f"https://hooks.test:{receiver.port}/", "m", PAYLOAD)
     finally:
         receiver.stop()
 

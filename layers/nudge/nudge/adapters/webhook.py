@@ -165,6 +165,10 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
+def _real_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class WebhookSender:
     def __init__(
         self,
@@ -173,6 +177,7 @@ class WebhookSender:
         allow_hosts: frozenset[str] = frozenset(),
         timeout: float = 5.0,
         resolve: Resolver = _system_resolve,
+        wall_clock: Callable[[], datetime] = _real_now,
     ) -> None:
         if not secret.startswith("whsec_"):
             raise ValueError("a webhook secret has the form whsec_<base64>")
@@ -180,17 +185,14 @@ class WebhookSender:
         self._allow_hosts = allow_hosts
         self._timeout = timeout
         self._resolve = resolve
+        self._wall_clock = wall_clock
         self._tls = ssl.create_default_context()  # verifies the chain and the hostname
 
     @property
     def timeout(self) -> float:
         return self._timeout
 
-    def send(
-        self, url: str, message_id: str, payload: dict[str, Any], now: datetime
-    ) -> WebhookResult:
-        if now.tzinfo is None:
-            raise ValueError("now must be timezone-aware")
+    def send(self, url: str, message_id: str, payload: dict[str, Any]) -> WebhookResult:
         try:
             target = _target(url, self._allow_hosts, self._resolve)
         except UnsafeUrl as error:
@@ -198,8 +200,14 @@ class WebhookSender:
         except OSError as error:
             return WebhookResult(False, None, True, f"could not resolve the host: {error}")
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        # The stamp is the real time of this attempt, not the business time the fire was
+        # decided for: receivers check it against their own clock (5 minutes either way),
+        # and the local stack's virtual clock can be days ahead of theirs.
+        attempted = self._wall_clock()
+        if attempted.tzinfo is None:
+            raise ValueError("the wall clock must be timezone-aware")
         # sign() replaces the tzinfo with UTC rather than converting, so convert first.
-        at = now.astimezone(UTC)
+        at = attempted.astimezone(UTC)
         headers = {
             "webhook-id": message_id,
             "webhook-timestamp": str(int(at.timestamp())),

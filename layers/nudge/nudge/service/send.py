@@ -201,7 +201,7 @@ class SendService:
             reason = f"sent to {address} (SES {provider_id})"
         else:
             assert self._webhook is not None
-            result = self._webhook.send(address, str(fire["fireId"]), message, now)
+            result = self._webhook.send(address, str(fire["fireId"]), message)
             if not result.delivered:
                 attempt = int(fire.get("attempt", 0))
                 if result.retryable and attempt < len(WEBHOOK_BACKOFF):
