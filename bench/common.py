@@ -1,27 +1,51 @@
-"""What the benchmarks share: paths, the payloads they send, and table helpers."""
+"""What the benchmarks share: paths, the payloads they send, table helpers, and the local
+stack as a child process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import queue
+import re
+import signal
+import socket
 import statistics
-from collections.abc import Sequence
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import requests
 from nudge.adapters import keys
 from rich.table import Table
 
 __all__ = [
     "REPO",
+    "STACK_WRITE_KEY",
     "Figures",
+    "GroupProcess",
+    "StackProcess",
     "event_item",
+    "free_port",
+    "group_processes",
     "percentile",
+    "running_stack",
     "side_by_side",
+    "stop_group",
     "track_message",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
+STACK_WRITE_KEY = "bench-write-key"  # the NUDGE_WRITE_KEY of the stack running_stack starts
+STACK_START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+_ENDPOINT_LINE = re.compile(r"local AWS\s+(http://127\.0\.0\.1:\d+)")
 
 # One benchmark's numbers, as --json prints them.
 Figures = dict[str, Any]
@@ -105,3 +129,121 @@ def event_item(
         "body": {"S": json.dumps(body, ensure_ascii=False, separators=(",", ":"))},
         "expires_at": {"N": str(int((received + retention).timestamp()))},
     }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class GroupProcess:
+    """One process of a process group, as /proc/<pid>/stat reads."""
+
+    pid: int
+    state: str
+    cpu_seconds: float  # utime + stime
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in ("Z", "X")  # a zombie has stopped; it only waits to be reaped
+
+
+def group_processes(pgid: int) -> dict[int, GroupProcess]:
+    """Every process whose pgrp is ``pgid`` (Linux: empty where there is no /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: dict[int, GroupProcess] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it exited between the listing and the read
+            continue
+        # The command name, in parentheses, may hold spaces: fields are counted after it.
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            pid = int(stat.parent.name)
+            found[pid] = GroupProcess(pid, fields[0], (int(fields[11]) + int(fields[12])) / ticks)
+    return found
+
+
+def stop_group(process: subprocess.Popen[Any], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM to the process group of a child started with ``start_new_session=True``, then
+    SIGKILL to whatever of it is still alive after ``timeout``. Its own session: the group
+    holds only what that child started."""
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    while time.monotonic() < deadline and _group_alive(process.pid):
+        time.sleep(0.1)
+    if process.poll() is None or _group_alive(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=5)
+
+
+def _group_alive(pgid: int) -> bool:
+    return any(member.alive for member in group_processes(pgid).values())
+
+
+class StackProcess:
+    """``python -m local`` as a child process on free 127.0.0.1 ports, in its own session;
+    its stdout is read to the end (workers log there)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.moto_endpoint: str | None = None
+        self._found: queue.Queue[str] = queue.Queue()
+        env = {
+            **{name: value for name, value in os.environ.items() if not name.startswith("AWS_")},
+            "PORT": str(self.port),
+            "NUDGE_MOTO_PORT": str(free_port()),
+            "NUDGE_WRITE_KEY": STACK_WRITE_KEY,
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local"],
+            cwd=str(REPO),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            match = _ENDPOINT_LINE.search(line)
+            if match:
+                self._found.put(match.group(1))
+
+    def wait_ready(self) -> None:
+        """Until the banner has named the moto endpoint and /_local/health answers 200."""
+        deadline = time.monotonic() + STACK_START_TIMEOUT
+        self.moto_endpoint = self._found.get(timeout=STACK_START_TIMEOUT)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the local stack exited with {self.process.returncode}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self.base}/_local/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError("the local stack did not answer /_local/health")
+
+    def stop(self) -> None:
+        stop_group(self.process)
+
+
+@contextlib.contextmanager
+def running_stack() -> Iterator[StackProcess]:
+    stack = StackProcess()
+    try:
+        stack.wait_ready()
+        yield stack
+    finally:
+        stack.stop()

@@ -21,7 +21,7 @@ Three figures, each next to a baseline, in one run:
    person's timezone (no quiet hours). Baseline: a minimal design, 1 ledger write + 1 cap
    update per delivered message (and 1 ledger write per message decided otherwise).
 3. **Sends per second through the local stack.** ``python -m local`` as a subprocess
-   (``throughput.py``'s); N people identified with an email trait through ``/v1/batch``,
+   (``bench.common.running_stack``); N people identified with an email trait through ``/v1/batch``,
    drained; then N abandoned-cart fires put on the send queue directly with boto3 (the
    queue whose name ends with ``SendQueue``, at the moto endpoint ``/_local/health``
    reports), timed until ``/_local/outbox`` lists all N emails (``POST /_local/drain``
@@ -55,14 +55,13 @@ from nudge.domain.render import EmailContent, Renderer
 from nudge.domain.tokens import sign_token
 from rich.console import Console
 
-from bench.common import REPO, Figures, median, side_by_side
+from bench.common import REPO, STACK_WRITE_KEY, Figures, median, running_stack, side_by_side
 from bench.dynamodb import (
     CapacityMeter,
     Counts,
     _account,
     _load_handler,
 )
-from bench.throughput import _running_stack
 from local.template import Template
 
 if TYPE_CHECKING:
@@ -93,7 +92,6 @@ WRITE_KEY = "bench-write-key"
 STACK_SENDS = 200  # at most 300
 STACK_SECONDS = 60.0
 STACK_TRACKING_SECRET = "dev-tracking-secret"  # the local stack's default
-STACK_WRITE_KEY = "bench-write-key"  # what throughput._Stack passes as NUDGE_WRITE_KEY
 STACK_FROM_EMAIL = "nudge@example.com"  # the template's default FromEmail, which it verifies
 REQUEST_TIMEOUT = 90.0
 IDENTIFY_BATCH = 50
@@ -484,7 +482,7 @@ def _ses_alone(endpoint: str, raw: list[tuple[str, bytes]]) -> dict[str, Any]:
 
 def _through_stack(count: int) -> dict[str, Any]:
     count = min(count, 300)
-    with _running_stack() as stack:
+    with running_stack() as stack:
         health = requests.get(f"{stack.base}/_local/health", timeout=10).json()
         endpoint = str(health["awsEndpoint"])
         zone = _daytime_zone(datetime.now(UTC))

@@ -10,45 +10,43 @@ the same events (25 per request) with boto3, into a table of the same key schema
 
 from __future__ import annotations
 
-import contextlib
-import os
-import queue
-import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
 from rich.console import Console
 
-from bench.common import REPO, Figures, event_item, median, percentile, side_by_side, track_message
+from bench.common import (
+    STACK_WRITE_KEY,
+    Figures,
+    event_item,
+    median,
+    percentile,
+    running_stack,
+    side_by_side,
+    track_message,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 __all__ = ["run"]
 
-WRITE_KEY = "bench-write-key"
 THREADS = 4
 MAX_EVENTS = 2000
 MAX_SECONDS = 10.0
 USERS = 20
 BATCH = 50
 MOTO_BATCH = 25
-START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 90.0
 DRAIN_ATTEMPTS = 5
 BASELINE_TABLE = "bench-moto-baseline"
-_ENDPOINT_LINE = re.compile(r"local AWS\s+(http://127\.0\.0\.1:\d+)")
 
 
 @dataclass
@@ -77,76 +75,6 @@ class Run:
             "stored": self.stored,
             "all_stored": self.stored == self.accepted,
         }
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class _Stack:
-    """``python -m local`` as a child process; its stdout is read to the end (workers log there)."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.moto_endpoint: str | None = None
-        self._found: queue.Queue[str] = queue.Queue()
-        env = {
-            **{name: value for name, value in os.environ.items() if not name.startswith("AWS_")},
-            "PORT": str(self.port),
-            "NUDGE_WRITE_KEY": WRITE_KEY,
-            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "local"],
-            cwd=str(REPO),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        assert self.process.stdout is not None
-        threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            match = _ENDPOINT_LINE.search(line)
-            if match:
-                self._found.put(match.group(1))
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        self.moto_endpoint = self._found.get(timeout=START_TIMEOUT)
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the local stack exited with {self.process.returncode}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.base}/_local/health", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise TimeoutError("the local stack did not answer /_local/health")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # the stack's own handler shuts it down
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)  # its own session: only what it started
-                self.process.wait(timeout=5)
-
-
-@contextlib.contextmanager
-def _running_stack() -> Iterator[_Stack]:
-    stack = _Stack()
-    try:
-        stack.wait_ready()
-        yield stack
-    finally:
-        stack.stop()
 
 
 def _load(
@@ -194,7 +122,7 @@ def _load(
 
 def _http_session() -> requests.Session:
     session = requests.Session()
-    session.auth = (WRITE_KEY, "")
+    session.auth = (STACK_WRITE_KEY, "")
     return session
 
 
@@ -275,7 +203,7 @@ def _count(client: DynamoDBClient) -> int:
 
 
 def run(console: Console) -> Figures:
-    with _running_stack() as stack:
+    with running_stack() as stack:
         single = Run("/v1/track (1 event)", users=[f"tp-single-{n:02d}" for n in range(USERS)])
         _load(single, 1, _post(stack.base, "track"), _http_session)
         batch = Run(f"/v1/batch of {BATCH}", users=[f"tp-batch-{n:02d}" for n in range(USERS)])
