@@ -1,7 +1,8 @@
 """The local stack's clock: real time plus an offset that only ever grows.
 
 Handlers never read it directly; it reaches them the way AWS time does, inside the
-events (API Gateway's requestContext.timeEpoch, a schedule's scheduled time).
+events (API Gateway's requestContext.timeEpoch, a stream record's creation time, an SQS
+message's timestamps, a schedule's scheduled time).
 """
 
 from __future__ import annotations
@@ -38,4 +39,11 @@ class VirtualClock:
             raise ValueError("the clock only moves forward")
         with self._lock:
             self._offset += seconds
+        return self.now()
+
+    def move_to(self, moment: datetime) -> datetime:
+        """Forward to ``moment``; a moment already passed leaves the clock where it is."""
+        with self._lock:
+            ahead = moment.timestamp() - (time.time() + self._offset)
+            self._offset += max(ahead, 0.0)
         return self.now()

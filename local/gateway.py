@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from local.stack import REPO, LocalStack
 __all__ = ["Gateway"]
 
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway HTTP API's own request limit
+MAX_ADVANCE_SECONDS = 400 * 86_400  # far past any retention or schedule the template uses
 _TEXT_TYPES = (
     "text/",
     "application/json",
@@ -267,25 +269,29 @@ class Gateway:
         try:
             seconds = json.loads(request.get_data() or b"{}").get("seconds")
         except (json.JSONDecodeError, AttributeError):
-            return _json(
-                400,
-                {
-                    "code": "invalid_request",
-                    "message": "body must be a JSON object",
-                    "field": "body",
-                },
+            return _invalid("body", "body must be a JSON object")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not math.isfinite(seconds)
+            or not 0 <= seconds <= MAX_ADVANCE_SECONDS
+        ):
+            limit = f"{MAX_ADVANCE_SECONDS} (400 days)"
+            return _invalid("seconds", f"seconds: a number from 0 to {limit} is required")
+        advanced = self.stack.advance(float(seconds))
+        body = {
+            "now": advanced.now.isoformat(),
+            "offsetSeconds": self.stack.clock.offset_seconds,
+            "target": advanced.target.isoformat(),
+            "complete": advanced.complete,
+            "moments": advanced.moments,
+        }
+        if not advanced.complete:
+            body["message"] = (
+                f"stopped at {body['now']} after {self.stack.config.advance_budget:g} s of work,"
+                f" short of {body['target']}: every moment up to it is done; advance again to go on"
             )
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            return _json(
-                400,
-                {
-                    "code": "invalid_request",
-                    "message": "seconds: a number >= 0 is required",
-                    "field": "seconds",
-                },
-            )
-        now = self.stack.advance(float(seconds))
-        return _json(200, {"now": now, "offsetSeconds": self.stack.clock.offset_seconds})
+        return _json(200, body)
 
     def _outbox(self, _: Request) -> Response:
         """Every email SES accepted, then every fire not (yet) delivered, with its state."""

@@ -8,9 +8,13 @@ scheduled time.
 Scheduler invokes a function asynchronously, so what follows a function error is Lambda's
 doing, not the schedule's RetryPolicy (which covers only failing to invoke at all): the
 same event is tried again, up to the function's EventInvokeConfig MaximumRetryAttempts
-(2 by default), then goes to its on-failure destination, wrapped as Lambda wraps it.
-Here a retry waits for the next poll, and a failed rate() run is retried before that
-schedule's later runs (Lambda would run them side by side).
+(2 by default), one minute after the first attempt and two minutes after the second
+(https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html),
+then goes to its on-failure destination, wrapped as Lambda wraps it. A failed rate() run
+is retried before that schedule's later runs (Lambda would run them side by side).
+
+``next_due`` says when the next run, one-time schedule or retry is due, so that the stack
+can step its clock from one due moment to the next (``LocalStack.advance``).
 
 moto keeps the schedules (created through the real API by the functions); this reads
 them from moto's backend in this process, because the public ListSchedules answer
@@ -34,11 +38,13 @@ from local.clock import VirtualClock
 from local.runtime import FunctionPool
 from local.template import ACCOUNT
 
-__all__ = ["AsyncTarget", "ScheduleFirer", "at_time", "rate_interval"]
+__all__ = ["ASYNC_RETRY_WAITS", "AsyncTarget", "ScheduleFirer", "at_time", "rate_interval"]
 
 log = logging.getLogger("nudge.local")
 _AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+# Lambda's waits before the second and the third attempt of a failed asynchronous event.
+ASYNC_RETRY_WAITS = (timedelta(minutes=1), timedelta(minutes=2))
 
 
 def at_time(expression: str, timezone: str | None) -> datetime | None:
@@ -76,8 +82,10 @@ class ScheduleFirer:
 
     async_targets: dict[str, AsyncTarget] = field(default_factory=dict)  # function ARN ->
     next_runs: dict[str, datetime] = field(default_factory=dict)  # rate schedule ARN -> run
+    retry_at: dict[str, datetime] = field(default_factory=dict)  # schedule ARN -> Lambda's
 
     def poll(self) -> int:
+        """Runs what is due; returns how many invocations (or queue sends) it made."""
         now = self.clock.now()
         due = [
             (when, schedule)
@@ -87,11 +95,33 @@ class ScheduleFirer:
         ]
         # Schedules due in the same second go by name: Schedule objects do not compare.
         due.sort(key=lambda pair: (pair[0], pair[1].name))
-        failed: set[str] = set()
+        held: set[str] = {arn for arn, at in self.retry_at.items() if at > now}
+        runs = 0
         for when, schedule in due:
-            if schedule.arn not in failed and not self._fire(schedule, when):
-                failed.add(schedule.arn)  # its later runs wait for this one's retry
-        return len(due)
+            if schedule.arn in held:
+                continue  # a failed run waits for Lambda's retry, and its later runs with it
+            runs += 1
+            if not self._fire(schedule, when):
+                held.add(schedule.arn)
+        return runs
+
+    def next_due(self) -> datetime | None:
+        """The next moment after now at which a schedule runs or a failed run is retried."""
+        now = self.clock.now()
+        moments = []
+        for schedule in self._schedules():
+            if schedule.state != "ENABLED":
+                continue
+            if schedule.arn in self.retry_at:
+                moments.append(self.retry_at[schedule.arn])
+                continue
+            once = at_time(schedule.schedule_expression, schedule.schedule_expression_timezone)
+            interval = rate_interval(schedule.schedule_expression)
+            if once is not None:
+                moments.append(once)
+            elif interval is not None:
+                moments.append(self.next_runs.get(schedule.arn, now + interval))
+        return min((moment for moment in moments if moment > now), default=None)
 
     def _due_times(self, schedule: Any, now: datetime) -> list[datetime]:
         expression = schedule.schedule_expression
@@ -113,6 +143,7 @@ class ScheduleFirer:
             group.schedules.clear()
         self.attempts.clear()
         self.next_runs.clear()
+        self.retry_at.clear()
 
     def _fire(self, schedule: Any, when: datetime) -> bool:
         """Runs the schedule's target; False when the run failed and will be retried."""
@@ -149,7 +180,9 @@ class ScheduleFirer:
             result.error,
         )
         if self.attempts[schedule.arn] <= settings.retries:
-            return False  # Lambda tries the same event again
+            wait = ASYNC_RETRY_WAITS[min(self.attempts[schedule.arn], 2) - 1]
+            self.retry_at[schedule.arn] = self.clock.now() + wait
+            return False  # Lambda tries the same event again after the wait
         if settings.on_failure_arn:
             record = _failure_record(
                 arn, payload, result.error, self.attempts[schedule.arn], self.clock.now()
@@ -162,6 +195,7 @@ class ScheduleFirer:
         """A run is over. A one-time schedule runs once: deleted if asked, otherwise left
         disabled; a rate schedule's next run is an interval later."""
         self.attempts.pop(schedule.arn, None)
+        self.retry_at.pop(schedule.arn, None)
         interval = rate_interval(schedule.schedule_expression)
         if interval is not None:
             self.next_runs[schedule.arn] = when + interval

@@ -17,9 +17,9 @@ from moto.events.models import EventPattern
 from local.clock import VirtualClock
 from local.faults import QueueFaults
 from local.runtime import FunctionPool, Invocation
-from local.template import QueueSource, StreamSource
+from local.template import ACCOUNT, QueueSource, StreamSource
 
-__all__ = ["QueuePoller", "StreamPoller", "queues_on_clock"]
+__all__ = ["QueuePoller", "StreamPoller", "queues_on_clock", "streams_on_clock"]
 
 log = logging.getLogger("nudge.local")
 
@@ -63,7 +63,6 @@ class StreamPoller:
     table_name: str
     failure_queue_url: str | None
     region: str
-    clock: VirtualClock
     stream_arn: str = ""
     shards: dict[str, _ShardState] = field(default_factory=dict)
     patterns: list[EventPattern] = field(default_factory=list)
@@ -136,8 +135,9 @@ class StreamPoller:
             record["eventSourceARN"] = self.stream_arn
             approximate = record["dynamodb"].get("ApproximateCreationDateTime")
             if isinstance(approximate, datetime):
-                # The stream's clock is AWS's clock, which here is the virtual one.
-                seconds = approximate.replace(tzinfo=UTC).timestamp() + self.clock.offset_seconds
+                # Lambda hands the function epoch seconds; the time is the virtual clock's
+                # at the write (streams_on_clock).
+                seconds = approximate.replace(tzinfo=UTC).timestamp()
                 record["dynamodb"]["ApproximateCreationDateTime"] = seconds
         return records
 
@@ -191,6 +191,22 @@ def _first_reported_failure(
         # Lambda treats a missing or unknown identifier as a failure of the whole batch.
         return sequence_numbers[0]
     return min(reported, key=sequence_numbers.index)
+
+
+def streams_on_clock(clock: VirtualClock) -> None:
+    """Makes DynamoDB Streams stamp each record with the virtual time of its write.
+
+    On AWS a record's ApproximateCreationDateTime is when the item was written, and it is
+    Evaluate's decision time. Stamping at the write (rather than shifting by the offset
+    when the record is read) keeps that true when the clock moves between the two. moto
+    builds stream records in its table module with ``utcnow`` imported by name (naive UTC).
+    """
+    import moto.dynamodb.models.table as table_models
+
+    def utcnow() -> datetime:
+        return clock.now().replace(tzinfo=None)
+
+    table_models.utcnow = utcnow  # type: ignore[attr-defined]
 
 
 def queues_on_clock(clock: VirtualClock) -> None:
@@ -263,6 +279,25 @@ class QueuePoller:
         copies = records[:count]
         log.warning("delivering %d message(s) of %s twice (injected)", count, self.queue_arn)
         return self._failed_ids(self.function.invoke({"Records": copies}), copies)
+
+    def next_visible(self) -> datetime | None:
+        """When the next message that is delayed or in flight on this queue becomes
+        receivable, if any. SQS hands a message out once the time is past its visibility
+        timeout or delay (moto: strictly after), hence the millisecond added."""
+        import moto.sqs.models as sqs_models
+
+        name = self.queue_arn.rsplit(":", 1)[-1]
+        queue = sqs_models.sqs_backends[ACCOUNT][self.region].queues.get(name)
+        if queue is None:
+            return None
+        # SQS's own clock (queues_on_clock), the one that decides visibility.
+        now_ms = sqs_models.unix_time_millis()  # type: ignore[attr-defined]
+        hidden = [
+            max(message.visible_at, message.delayed_until)
+            for message in list(queue._messages)
+            if max(message.visible_at, message.delayed_until) >= now_ms
+        ]
+        return datetime.fromtimestamp((min(hidden) + 1) / 1000, tz=UTC) if hidden else None
 
     def pending(self) -> int:
         attributes = self.sqs.get_queue_attributes(

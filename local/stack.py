@@ -1,5 +1,16 @@
 """The whole application on one machine: moto as AWS, workers as Lambda, pollers as
-event source mappings, all derived from template.yaml."""
+event source mappings, all derived from template.yaml.
+
+Time. AWS runs each piece of work when it is due: a schedule at its time, a delayed
+message when its delay ends, Send a second after Evaluate queued a fire. ``advance``
+does the same on the virtual clock: it steps from one due moment to the next and drains
+everything each moment causes before moving on, so the outcome never depends on how far
+the clock was moved in one call.
+
+Idling. With nothing due, the pump thread sleeps until the next due moment or until a
+request reaches moto from outside the pump (a function, the gateway, a test), which is
+what can create work; the pump's own calls are marked and do not wake it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +19,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +35,31 @@ from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
 from local.scheduler import AsyncTarget, ScheduleFirer
 from local.ses_events import SesEventPublisher
-from local.sources import QueuePoller, StreamPoller, queues_on_clock
+from local.sources import QueuePoller, StreamPoller, queues_on_clock, streams_on_clock
 from local.template import ACCOUNT, Template, load_template
 
-__all__ = ["LocalStack", "StackConfig"]
+__all__ = ["Advance", "LocalStack", "StackConfig"]
 
 log = logging.getLogger("nudge.local")
 REPO = Path(__file__).resolve().parent.parent
+# Marks the pump's own requests to moto: they never wake the pump.
+PUMP_HEADER = "x-nudge-local-pump"
+# An idle pump looks again at least this often, in case something was missed.
+MAX_IDLE_WAIT = 60.0
+
+
+@dataclass(frozen=True)
+class Advance:
+    """Where an advance of the clock got to: the target, or a moment short of it when the
+    work took longer than the stack's budget (every moment up to ``now`` is done)."""
+
+    now: datetime
+    target: datetime
+    moments: int  # due moments stepped through on the way
+
+    @property
+    def complete(self) -> bool:
+        return self.now >= self.target
 
 
 @dataclass(frozen=True)
@@ -44,7 +75,8 @@ class StackConfig:
     webhook_secret: str = "whsec_ZGV2LXdlYmhvb2stc2VjcmV0LWZvci1udWRnZQ=="
     template_path: Path = REPO / "template.yaml"
     http_concurrency: int = 2
-    poll_interval: float = 0.1
+    poll_interval: float = 0.1  # after a failed pump round, before trying again
+    advance_budget: float = 600.0  # seconds of work one clock advance may take
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -58,6 +90,7 @@ class StackConfig:
             crm_webhook_url=os.environ.get("NUDGE_CRM_WEBHOOK_URL", ""),
             webhook_secret=os.environ.get("NUDGE_WEBHOOK_SECRET") or cls.webhook_secret,
             template_path=Path(os.environ.get("NUDGE_TEMPLATE", str(REPO / "template.yaml"))),
+            advance_budget=float(os.environ.get("NUDGE_ADVANCE_BUDGET", "600")),
         )
 
 
@@ -89,6 +122,7 @@ class LocalStack:
         self._moto = ThreadedMotoServer(ip_address=config.host, port=self.moto_port, verbose=False)
         self._pump_lock = threading.RLock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.functions: dict[str, FunctionPool] = {}
         self.ses_faults = SesFaults(self.template.names.region, crash=self._crash_queue_consumers)
@@ -100,7 +134,9 @@ class LocalStack:
 
     def start(self) -> None:
         queues_on_clock(self.clock)
+        streams_on_clock(self.clock)
         self._moto.start()
+        self._wake_on_outside_requests()
         self.dynamodb = self._client("dynamodb")
         self.streams = self._client("dynamodbstreams")
         self.sqs = self._client("sqs")
@@ -161,13 +197,32 @@ class LocalStack:
         }
 
     def _client(self, service: str) -> Any:
-        return boto3.client(
+        client = boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint,
             region_name=self.template.names.region,
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
+        client.meta.events.register("before-sign", _mark_as_pump)
+        return client
+
+    def _wake_on_outside_requests(self) -> None:
+        """Wraps moto's WSGI app: a request from outside the pump wakes it once answered
+        (the write is in by then), since only such a request can create work."""
+        server = self._moto._server
+        assert server is not None
+        inner = server.app
+        header = "HTTP_" + PUMP_HEADER.upper().replace("-", "_")
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            try:
+                return inner(environ, start_response)
+            finally:
+                if header not in environ:
+                    self._wake.set()
+
+        server.app = app
 
     def _wire_sources(self) -> None:
         names = self.template.names
@@ -188,7 +243,6 @@ class LocalStack:
                         if failure_queue
                         else None,
                         region=names.region,
-                        clock=self.clock,
                     )
                 )
             for source in spec.queue_sources:
@@ -208,13 +262,23 @@ class LocalStack:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before the round: a request during it makes another
             try:
                 work = self.pump()
             except Exception:
                 log.exception("poller round failed")
-                work = 0
-            if not work:
                 self._stop.wait(self.config.poll_interval)
+                continue
+            if not work:
+                self._wake.wait(self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        """Real seconds until the next due moment (the offset is fixed while idle)."""
+        with self._pump_lock:
+            moment = self.next_due()
+        if moment is None:
+            return MAX_IDLE_WAIT
+        return min(max((moment - self.clock.now()).total_seconds(), 0.0), MAX_IDLE_WAIT)
 
     def pump(self) -> int:
         """One round over every event source; returns how much it did."""
@@ -237,14 +301,33 @@ class LocalStack:
                     return total
         raise TimeoutError(f"still busy after {timeout:.0f}s")
 
-    def advance(self, seconds: float) -> str:
+    def next_due(self) -> datetime | None:
+        """The next moment something becomes due: a schedule's run or retry, or a queued
+        message's delay or visibility timeout ending."""
+        moments = [self.schedules.next_due()]
+        moments += [poller.next_visible() for poller in self.queue_pollers]
+        return min((moment for moment in moments if moment is not None), default=None)
+
+    def advance(self, seconds: float) -> Advance:
+        """Moves the clock ``seconds`` forward through every moment due on the way, in
+        time order, draining what each moment causes before the next: each function runs
+        at the time AWS would run it. When the work outlasts ``advance_budget``, stops at
+        the last moment it finished (checked after each moment, so a call always gets
+        at least one moment further)."""
+        deadline = time.monotonic() + self.config.advance_budget
         with self._pump_lock:
-            # What was written before the clock moved is decided at the time it was written:
-            # the stream stamps records with the offset in effect when they are read.
+            target = self.clock.now() + timedelta(seconds=seconds)
+            self.drain()  # what was written before the call happens before the move
+            moments = 0
+            while (moment := self.next_due()) is not None and moment <= target:
+                self.clock.move_to(moment)
+                self.drain()
+                moments += 1
+                if time.monotonic() >= deadline:  # at least one moment a call: progress
+                    return Advance(self.clock.now(), target, moments)
+            self.clock.move_to(target)
             self.drain()
-            self.clock.advance(seconds)
-            self.drain()
-        return self.clock.now().isoformat()
+            return Advance(self.clock.now(), target, moments)
 
     def reset(self) -> None:
         """Wipe all data: tables are recreated (fresh streams), queues purged."""
@@ -301,3 +384,7 @@ class LocalStack:
         from moto.ses.models import ses_backends
 
         return ses_backends[ACCOUNT][self.template.names.region]
+
+
+def _mark_as_pump(request: Any, **_: Any) -> None:
+    request.headers[PUMP_HEADER] = "1"

@@ -197,6 +197,12 @@ def stack(stack_logs: Path) -> Iterator[StackClient]:
 
 
 @pytest.fixture(scope="session")
+def budget_stack(stack_logs: Path) -> Iterator[StackClient]:
+    """template.yaml with no work budget: each clock advance stops after one due moment."""
+    yield from _run_stack(None, stack_logs, {"NUDGE_ADVANCE_BUDGET": "0"})
+
+
+@pytest.fixture(scope="session")
 def flaky_stack(stack_logs: Path) -> Iterator[StackClient]:
     """A test-only template: a stream feeding a Recorder that fails what it is told to."""
     yield from _run_stack(FIXTURES / "flaky" / "template.yaml", stack_logs)
@@ -329,7 +335,7 @@ def delivery_stack(crm_receiver: Receiver, stack_logs: Path) -> Iterator[StackCl
 def _fresh_data(request: pytest.FixtureRequest) -> None:
     """Each test starts from empty tables and queues in whichever stack it uses, and with a
     receiver that has seen nothing and answers 204."""
-    for name in ("stack", "flaky_stack", "delivery_stack"):
+    for name in ("stack", "flaky_stack", "delivery_stack", "budget_stack"):
         if name in request.fixturenames:
             client: StackClient = request.getfixturevalue(name)
             client.reset()

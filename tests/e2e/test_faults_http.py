@@ -323,14 +323,11 @@ def test_a_receiver_that_hangs_past_the_timeout_gets_the_same_webhook_again(
     crm_receiver.reset(script=[HANG])
     user = _start_vip_checkout(stack)
 
-    # when
+    # when: the timer and, 5 s after the hung attempt, the retry, all in one advance
     _advance(stack, HOUR + MINUTE)
-    hung = crm_receiver.received()
-    _advance(stack, 6)
 
     # then
     received = crm_receiver.received()
-    assert len(hung) == 1
     assert [request.status for request in received] == [None, 204]
     assert _webhook_ids(received) == {_fire_id(stack, user)}
     assert len(crm_receiver.delivered()) == 1

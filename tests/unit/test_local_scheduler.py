@@ -216,9 +216,9 @@ def test_a_second_poll_without_a_clock_jump_runs_nothing_again() -> None:
 
 @pytest.mark.usefixtures("_scheduler")
 def test_a_failed_run_is_retried_before_the_later_runs() -> None:
-    """When a run fails, the runs after it wait; the next poll retries it first (Lambda's
-    retry of the same event: Scheduler's attempt number stays 1), then makes the later
-    runs, so the sweeps still go in time order."""
+    """When a run fails, the runs after it wait; a minute later Lambda retries it first (the
+    same event: Scheduler's attempt number stays 1), then the later runs are made, so the
+    sweeps still go in time order."""
     # given
     function, clock = FakeFunction(failures=1), VirtualClock()
     schedules = firer(function, clock)
@@ -228,12 +228,76 @@ def test_a_failed_run_is_retried_before_the_later_runs() -> None:
     first, *_ = function.scheduled_times
 
     # when
+    clock.advance(60)
     schedules.poll()
 
     # then
     hour = timedelta(hours=1)
     assert function.scheduled_times == [first, first, first + hour, first + 2 * hour]
     assert function.attempts == ["1", "1", "1", "1"]
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_a_failed_run_is_not_retried_before_lambdas_minute() -> None:
+    """Lambda waits a minute before its first retry: a poll 59 seconds later runs nothing."""
+    # given
+    function, clock = FakeFunction(failures=1), VirtualClock()
+    schedules = firer(function, clock)
+    schedules.poll()
+    clock.advance(HOUR)
+    schedules.poll()
+
+    # when
+    clock.advance(59)
+    ran = schedules.poll()
+
+    # then
+    assert ran == 0
+    assert len(function.events) == 1
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_the_next_due_moment_is_lambdas_retry_after_a_failure() -> None:
+    """After a failed run, the next due moment is one minute later, then two minutes after
+    the second failure, as Lambda retries an asynchronous event."""
+    # given
+    function, clock = FakeFunction(failures=2), VirtualClock()
+    schedules = firer(function, clock)
+    schedules.poll()
+    clock.advance(HOUR)
+
+    # when
+    schedules.poll()
+    first_retry = schedules.next_due()
+    assert first_retry is not None
+    clock.move_to(first_retry)
+    schedules.poll()
+    second_retry = schedules.next_due()
+
+    # then
+    failed_at = function.scheduled_times[0]
+    assert first_retry - failed_at == pytest.approx(timedelta(minutes=1), abs=timedelta(seconds=2))
+    assert second_retry is not None
+    assert second_retry - first_retry == pytest.approx(
+        timedelta(minutes=2), abs=timedelta(seconds=2)
+    )
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_the_next_due_moment_of_a_rate_schedule_is_its_next_run() -> None:
+    """A rate schedule's next run is the next due moment, and nothing is due before it."""
+    # given
+    function, clock = FakeFunction(), VirtualClock()
+    schedules = firer(function, clock)
+    first_seen = clock.now()
+    schedules.poll()
+
+    # when
+    moment = schedules.next_due()
+
+    # then
+    assert moment is not None
+    assert abs(moment - (first_seen + timedelta(hours=1))) < timedelta(seconds=1)
 
 
 @pytest.mark.usefixtures("_scheduler")
@@ -263,8 +327,9 @@ def test_a_run_failing_past_lambdas_retries_goes_to_the_on_failure_queue() -> No
     schedules.poll()
     clock.advance(2 * HOUR)
 
-    # when
-    for _ in range(4):
+    # when: the run, Lambda's retries a minute and then two minutes later, then the next run
+    for wait in (0, 60, 120, 0):
+        clock.advance(wait)
         schedules.poll()
 
     # then
