@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from nudge.config import ConfigError, DeliverySettings, Settings
+from nudge.config import ConfigError, DeliverySettings, ReadSettings, Settings
 from nudge.domain.intake import Limits
 
 
@@ -195,3 +195,25 @@ def test_a_sweep_shard_count_out_of_range_refuses_to_start(value: str) -> None:
     # when / then
     with pytest.raises(ConfigError, match="NUDGE_SWEEP_SHARDS"):
         Settings.from_env(env)
+
+
+def test_the_read_side_keeps_decisions_as_long_as_the_functions_do() -> None:
+    """ReadSettings takes NUDGE_DECISION_TTL_DAYS, 30 days unless set, and needs nothing else."""
+    # given
+    envs: list[dict[str, str]] = [{}, {"NUDGE_DECISION_TTL_DAYS": "7"}]
+
+    # when
+    ttls = [ReadSettings.from_env(env).decision_ttl for env in envs]
+
+    # then
+    assert ttls == [timedelta(days=30), timedelta(days=7)]
+
+
+def test_an_unreadable_decision_ttl_refuses_the_read_side() -> None:
+    """A decision TTL that is not a whole number of days is a ConfigError naming it."""
+    # given
+    env = {"NUDGE_DECISION_TTL_DAYS": "a month"}
+
+    # when / then
+    with pytest.raises(ConfigError, match="NUDGE_DECISION_TTL_DAYS"):
+        ReadSettings.from_env(env)

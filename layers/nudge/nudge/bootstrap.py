@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 from datetime import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
@@ -23,8 +24,10 @@ from nudge.config import (
     ConfigError,
     DeliverySettings,
     EngineSettings,
+    ReadSettings,
     Settings,
     TrackingSettings,
+    bundled_triggers,
 )
 
 if TYPE_CHECKING:
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from nudge.service.evaluate import EvaluateService
     from nudge.service.feedback import FeedbackService
     from nudge.service.ingest import IngestService
+    from nudge.service.inspect import PersonViews
     from nudge.service.send import SendService
     from nudge.service.track import TrackService
 
@@ -50,6 +54,7 @@ __all__ = [
     "event_store",
     "feedback_service",
     "ingest_service",
+    "person_views",
     "send_dead_letters",
     "send_service",
     "settings",
@@ -233,3 +238,40 @@ def feedback_service() -> FeedbackService:
     return FeedbackService(
         SuppressionStore(dynamodb_client(), table), SendReceipts(dynamodb_client(), table)
     )
+
+
+def person_views(
+    client: DynamoDBClient | None = None,
+    table_name: str | None = None,
+    triggers_dir: Path | None = None,
+) -> PersonViews:
+    """The read side, for operators (`nudge explain`, the local stack's control API).
+
+    A caller may bring its own client and table (the local stack: its moto client and the
+    physical name); otherwise both come from the environment, as for the functions. The
+    triggers only say where inactivity triggers stand, so a missing folder means none; by
+    default they are the bundled ones the functions run."""
+    from nudge.adapters.contacts import ContactStore
+    from nudge.adapters.engine_store import EngineStore
+    from nudge.adapters.fire_scan import FireScan
+    from nudge.service.inspect import PersonViews
+
+    dynamodb = client if client is not None else dynamodb_client()
+    table = table_name or settings().table_name
+    read = ReadSettings.from_env(os.environ)
+    return PersonViews(
+        events=EventStore(dynamodb, table),
+        engine=EngineStore(dynamodb, table, read.decision_ttl),
+        contacts=ContactStore(dynamodb, table),
+        scan=FireScan(dynamodb, table),
+        index=_triggers_if_any(triggers_dir or bundled_triggers()),
+    )
+
+
+def _triggers_if_any(folder: Path) -> TriggerIndex:
+    """The triggers in the folder, none when it is missing; a set with problems is used as
+    far as it loaded rather than refused, since reading records back needs no triggers."""
+    from nudge.domain.triggers.engine import TriggerIndex
+    from nudge.domain.triggers.loader import load_triggers
+
+    return TriggerIndex.of(load_triggers(folder).triggers if folder.is_dir() else [])

@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "DeliverySettings",
     "EngineSettings",
+    "ReadSettings",
     "Settings",
     "TrackingSettings",
     "bundled_triggers",
@@ -92,17 +93,33 @@ class EngineSettings:
         ]
         if missing:
             raise ConfigError(f"{', '.join(missing)} not set")
-        try:
-            ttl = timedelta(days=int(env.get("NUDGE_DECISION_TTL_DAYS", "30")))
-        except ValueError as error:
-            raise ConfigError(f"NUDGE_DECISION_TTL_DAYS: {error}") from None
         return cls(
             send_queue_url=env["NUDGE_SEND_QUEUE_URL"],
             schedule_group=env["NUDGE_SCHEDULE_GROUP"],
             scheduler_role_arn=env["NUDGE_SCHEDULER_ROLE_ARN"],
-            decision_ttl=ttl,
+            decision_ttl=_decision_ttl(env),
             triggers_dir=Path(env.get("NUDGE_TRIGGERS_DIR") or bundled_triggers()),
         )
+
+
+def _decision_ttl(env: Mapping[str, str]) -> timedelta:
+    try:
+        return timedelta(days=int(env.get("NUDGE_DECISION_TTL_DAYS", "30")))
+    except ValueError as error:
+        raise ConfigError(f"NUDGE_DECISION_TTL_DAYS: {error}") from None
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    """Reading the table back (`nudge explain`, the local stack's control API) needs none
+    of a function's wiring, so it works from a laptop with credentials and a table name.
+    The decision TTL is here because the engine store that reads decisions also writes them."""
+
+    decision_ttl: timedelta
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ReadSettings:
+        return cls(decision_ttl=_decision_ttl(env))
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nudge.config import ConfigError
 from nudge.domain.triggers.loader import load_triggers
 from nudge.service.backtest import backtest, read_events
 
@@ -73,26 +74,20 @@ def _print_backtest(summary: dict[str, Any], skipped: list[str]) -> None:
 
 
 def run_explain(user_id: str, trigger: str | None, table: str | None, triggers_dir: Path) -> int:
-    from nudge.adapters.engine_store import EngineStore
-    from nudge.adapters.store import EventStore
-    from nudge.bootstrap import dynamodb_client
-    from nudge.domain.triggers.engine import TriggerIndex
-    from nudge.service.explain import explain
+    from nudge.bootstrap import person_views
 
     table_name = table or os.environ.get("NUDGE_TABLE_NAME")
     if not table_name:
         sys.stderr.write("name the table: --table or NUDGE_TABLE_NAME\n")
         return 2
-    # Only to say where inactivity triggers stand: the records need no trigger files.
-    loaded = load_triggers(triggers_dir) if triggers_dir.is_dir() else None
-    index = TriggerIndex.of(loaded.triggers if loaded else [])
-    events = EventStore(dynamodb_client(), table_name)
-    engine = EngineStore(dynamodb_client(), table_name, timedelta(days=30))
+    try:
+        views = person_views(table_name=table_name, triggers_dir=triggers_dir)
+    except ConfigError as error:
+        sys.stderr.write(f"{error}\n")
+        return 2
     now = datetime.now(UTC)  # an entry point: the one place this command reads the clock
     decisions = [
-        d
-        for d in explain(events, engine, index, user_id, now)
-        if trigger is None or d.get("trigger") == trigger
+        d for d in views.explain(user_id, now) if trigger is None or d.get("trigger") == trigger
     ]
     if not decisions:
         sys.stdout.write(

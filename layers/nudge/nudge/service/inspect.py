@@ -1,0 +1,59 @@
+"""What the table says about people, for operators: `nudge explain` and the local stack's
+control API read through here, never a function.
+
+Read-only. A person is the user and the visitors they were (``explain.partitions``), so
+every view of one person reads all of their partitions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from nudge.adapters.contacts import ContactStore
+from nudge.adapters.engine_store import EngineStore
+from nudge.adapters.fire_scan import FireScan
+from nudge.adapters.store import EventStore, PersonView
+from nudge.domain.triggers.engine import TriggerIndex
+from nudge.service.explain import explain, partitions
+
+__all__ = ["PersonViews"]
+
+
+class PersonViews:
+    def __init__(
+        self,
+        events: EventStore,
+        engine: EngineStore,
+        contacts: ContactStore,
+        scan: FireScan,
+        index: TriggerIndex,
+    ) -> None:
+        self._events = events
+        self._engine = engine
+        self._contacts = contacts
+        self._scan = scan
+        self._index = index  # only to say where inactivity triggers stand
+
+    def person(self, user_id: str) -> PersonView:
+        """The user's profile, the profiles of the visitors they were, and their events."""
+        return self._events.read_person(user_id)
+
+    def explain(self, user_id: str, now: datetime) -> list[dict[str, Any]]:
+        """Every recorded decision about the person, oldest first, then where inactivity
+        triggers stand at ``now``."""
+        return explain(self._events, self._engine, self._index, user_id, now)
+
+    def fires(self, user_id: str) -> list[dict[str, Any]]:
+        """The person's fires, oldest first."""
+        return self._engine.fires(partitions(user_id, self._events.read_person(user_id)))
+
+    def all_fires(self) -> list[dict[str, Any]]:
+        """Every fire in the table, oldest first (a Scan: for small tables and operators)."""
+        return self._scan.all_fires()
+
+    def delivery_mark(self, person: str, fire_id: str) -> str:
+        """How far delivery got, from the person's contact record: ``claimed@<time>``,
+        ``failed@<time>`` or ``sent@<time>``; empty when the record has no mark for it
+        (not yet handled, or marked more than 3 days ago)."""
+        return self._contacts.load(person).fires.get(fire_id, "")
