@@ -23,6 +23,7 @@ from typing import IO, Any
 
 import requests
 from nudge.adapters import keys
+from nudge.domain.person import PersonId
 from rich.table import Table
 
 __all__ = [
@@ -116,7 +117,7 @@ def event_item(
 ) -> dict[str, Any]:
     """A track message as an item of the template's table (DynamoDB JSON), the plain way."""
     received = datetime.now(UTC)
-    person = keys.person_of(message.get("userId"), message.get("anonymousId"))
+    person = PersonId.of(message.get("userId"), message.get("anonymousId"))
     body = {**message, "receivedAt": received.isoformat()}
     return {
         **{

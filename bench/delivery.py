@@ -50,6 +50,7 @@ from nudge import bootstrap
 from nudge.adapters.email import Outgoing, build_message
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.store import EventStore
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 from nudge.domain.render import EmailContent, Renderer
 from nudge.domain.tokens import sign_token
@@ -119,7 +120,7 @@ def cart(size: int = CART_ITEMS) -> list[dict[str, Any]]:
 
 
 def _fire(
-    person: str, trigger: str = "abandoned_cart", template: str | None = None, **extra: Any
+    person: PersonId, trigger: str = "abandoned_cart", template: str | None = None, **extra: Any
 ) -> dict[str, Any]:
     """A fire as Evaluate enqueues it (the shape of tests/integration/test_send.py)."""
     event = extra.pop("event", _CART_EVENT)
@@ -127,8 +128,8 @@ def _fire(
     return {
         "fireId": f"fire-{uuid.uuid4().hex[:12]}",
         "trigger": trigger,
-        "person": person,
-        "userId": person.removeprefix("u:"),
+        "person": str(person),
+        "userId": person.user_id,
         "anonymousId": None,
         "occurrence": f"{trigger}-{uuid.uuid4().hex[:6]}",
         "firedAt": SEND_TIME.isoformat().replace("+00:00", "Z"),
@@ -139,7 +140,7 @@ def _fire(
     }
 
 
-_TRIGGER_CYCLE: list[Callable[[str], dict[str, Any]]] = [
+_TRIGGER_CYCLE: list[Callable[[PersonId], dict[str, Any]]] = [
     lambda person: _fire(person, "abandoned_cart"),
     lambda person: _fire(person, "product_interest", event=_VIEWED, context={}),
     lambda person: _fire(person, "re_engagement", context={}),
@@ -150,16 +151,16 @@ _TRIGGER_CYCLE: list[Callable[[str], dict[str, Any]]] = [
 # ---- 1. rendering ------------------------------------------------------------------------
 
 
-def _render_context(person: str, address: str, fire_id: str, base: str, key: bytes) -> Any:
+def _render_context(person: PersonId, address: str, fire_id: str, base: str, key: bytes) -> Any:
     """What SendService._context gives an abandoned-cart email."""
-    claims = {"f": fire_id, "p": person, "t": "abandoned_cart"}
-    profile = Profile(person=person, user_id=person.removeprefix("u:"))
+    claims = {"f": fire_id, "p": str(person), "t": "abandoned_cart"}
+    profile = Profile(person=person, user_id=person.user_id)
     return {
         "items": cart(),
         "traits": {"email": address, "first_name": "Ada", "timezone": ZONE},
         "profile": profile.facts(),
         "event": _CART_EVENT,
-        "user_id": person.removeprefix("u:"),
+        "user_id": person.user_id,
         "trigger": "abandoned_cart",
         "links": {
             "unsubscribe": f"{base}/u/{sign_token({**claims, 'k': 'u', 'e': address}, key)}",
@@ -195,7 +196,7 @@ class _PlainRenderer:
 
 def _rendering() -> dict[str, Any]:
     context = _render_context(
-        "u:ada", "ada@example.com", "fire-bench", PUBLIC_URL, TRACKING_SECRET.encode()
+        PersonId.user("ada"), "ada@example.com", "fire-bench", PUBLIC_URL, TRACKING_SECRET.encode()
     )
     sandboxed, plain = Renderer(TEMPLATES), _PlainRenderer()
     ours, theirs = (
@@ -327,13 +328,13 @@ class SendRun:
 
 def _send_run(
     label: str,
-    people: Mapping[str, dict[str, Any]],
+    people: Mapping[PersonId, dict[str, Any]],
     fires: list[tuple[dict[str, Any], datetime]],
 ) -> SendRun:
     with _send_account() as (template, dynamodb, table):
         refused = EventStore(dynamodb, table).save_profiles(
             [
-                Profile(person=person, user_id=person.removeprefix("u:"), traits=traits)
+                Profile(person=person, user_id=person.user_id, traits=traits)
                 for person, traits in people.items()
             ]
         )
@@ -359,18 +360,19 @@ def _send_run(
         return SendRun(label, meter.counts, outcomes, ses_calls["SendEmail"], seconds)
 
 
-def _daytime_traits(person: str) -> dict[str, Any]:
-    return {"email": f"{person.removeprefix('u:')}@example.com", "timezone": ZONE}
+def _daytime_traits(person: PersonId) -> dict[str, Any]:
+    return {"email": f"{person.value}@example.com", "timezone": ZONE}
 
 
 def _many_people() -> SendRun:
-    people = {f"u:person-{n:04d}": _daytime_traits(f"u:person-{n:04d}") for n in range(PEOPLE)}
+    everyone = [PersonId.user(f"person-{n:04d}") for n in range(PEOPLE)]
+    people = {person: _daytime_traits(person) for person in everyone}
     fires = [(_fire(person), SEND_TIME) for person in people]
     return _send_run(f"{PEOPLE} people, 1 abandoned-cart fire each", people, fires)
 
 
 def _one_person() -> SendRun:
-    person = "u:ada"
+    person = PersonId.user("ada")
     fires = []
     for day in range(CAPPED_DAYS):
         for n in range(CAPPED_PER_DAY):  # 11:00 to 18:48 Berlin time
@@ -452,7 +454,8 @@ def _raw_messages(
     raw = []
     for user, fire in zip(users, fires, strict=True):
         address = f"{user}@example.com"
-        context = _render_context(fire["person"], address, fire["fireId"], base, key)
+        person = PersonId.parse(fire["person"])
+        context = _render_context(person, address, fire["fireId"], base, key)
         outgoing = Outgoing(
             sender=STACK_FROM_EMAIL,
             to=address,
@@ -492,7 +495,7 @@ def _through_stack(count: int) -> dict[str, Any]:
         identify_seconds = time.perf_counter() - identify_started
         sqs: SQSClient = _aws("sqs", endpoint)
         queue = _send_queue(sqs)
-        fires = [_fire(f"u:{user}") for user in users]
+        fires = [_fire(PersonId.user(user)) for user in users]
         fire_ids = {fire["fireId"] for fire in fires}
         started = time.perf_counter()
         for start in range(0, len(fires), 10):

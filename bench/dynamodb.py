@@ -38,6 +38,7 @@ from moto import mock_aws
 from moto.events.models import EventPattern
 from nudge import bootstrap
 from nudge.adapters import keys
+from nudge.domain.person import PersonId
 from rich.console import Console
 
 from bench.common import REPO, Figures, event_item, side_by_side, track_message
@@ -512,7 +513,7 @@ def _run_naive(workload: Workload) -> tuple[Counts, int]:
         meter = CapacityMeter(client, dynamodb)
         retention = timedelta(days=int(template.parameters["RetentionDays"]))
         for message in workload.messages():
-            person = keys.person_of(message.get("userId"), message.get("anonymousId"))
+            person = PersonId.of(message.get("userId"), message.get("anonymousId"))
             item = event_item(message, retention)
             client.put_item(
                 TableName=table, Item=item, ConditionExpression="attribute_not_exists(sk)"

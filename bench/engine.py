@@ -24,6 +24,7 @@ from typing import Any
 
 import rule_engine
 from nudge.domain.intake import Event
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile, fold
 from nudge.domain.triggers.conditions import Facts
 from nudge.domain.triggers.engine import Arm, Cancel, Fire, Pending, TriggerIndex, on_event
@@ -95,7 +96,7 @@ def _decision_times(trigger_count: int, events: list[dict[str, Any]]) -> dict[st
     for body in events:
         facts = Facts(now=START, event=body, traits=traits, profile={})
         started = time.perf_counter()
-        result = on_event(index, "u:bench", facts, [])
+        result = on_event(index, PersonId.user("bench"), facts, [])
         nudge_times.append(time.perf_counter() - started)
         nudge_matches += sum(1 for decision in result.decisions if decision.outcome == "fired")
         subject = {**body, "traits": traits}
@@ -181,10 +182,10 @@ def _scheduler_calls(events: list[Event], triggers: list[Trigger]) -> dict[str, 
     """CreateSchedule and DeleteSchedule per event, per shipped trigger, on the stream path."""
     calls: dict[str, Counter[str]] = {trigger.id: Counter() for trigger in triggers}
     index = TriggerIndex.of(triggers)
-    profiles: dict[str, Profile] = {}
-    armed: dict[str, dict[tuple[str, str], Pending]] = {}
+    profiles: dict[PersonId, Profile] = {}
+    armed: dict[PersonId, dict[tuple[str, str], Pending]] = {}
     for event in events:
-        person = f"u:{event.user_id}"
+        person = PersonId.of(event.user_id, event.anonymous_id)
         profile = profiles.get(person) or Profile(person=person)
         profile = fold(profile, event)
         profiles[person] = profile

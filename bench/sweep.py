@@ -29,6 +29,7 @@ from typing import Any
 from nudge import bootstrap
 from nudge.adapters import keys
 from nudge.adapters.store import EventStore
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 from nudge.domain.triggers.engine import SWEEP_EVERY, hour_of
 from rich.console import Console
@@ -52,7 +53,7 @@ def _seed(store: EventStore, client: Any, table: str) -> None:
         anonymous = (f"anon-{number}",) if number % LINKED_EVERY == 0 else ()
         profiles.append(
             Profile(
-                person=keys.person_of(user, None),
+                person=PersonId.user(user),
                 user_id=user,
                 anonymous_ids=anonymous,
                 traits={"email": f"{user}@example.com", "crm_status": "inactive"},
@@ -62,7 +63,7 @@ def _seed(store: EventStore, client: Any, table: str) -> None:
             )
         )
         for anon in anonymous:
-            profiles.append(Profile(person=keys.person_of(None, anon), last_seen=SEEN.isoformat()))
+            profiles.append(Profile(person=PersonId.anonymous(anon), last_seen=SEEN.isoformat()))
             link = {**keys.link_key(anon), "kind": keys.LINK_KIND, "user_id": user}
             client.put_item(TableName=table, Item={k: {"S": v} for k, v in link.items()})
     refused = store.save_profiles(profiles)
@@ -84,14 +85,14 @@ def _naive_reads(store: EventStore, client: Any, table: str, counter: Counter[st
     people = set()
     for partition in store.persons_seen_in(hour_of(SEEN)):
         person = partition
-        if partition.startswith("a:"):
-            link = get(keys.link_key(partition[2:]))
-            person = keys.person_of(link["user_id"]["S"], None) if link else partition
+        if partition.is_anonymous:
+            link = get(keys.link_key(partition.value))
+            person = PersonId.user(link["user_id"]["S"]) if link else partition
         profile = get(keys.profile_key(person))
         anonymous = (
             [a["S"] for a in profile.get("anonymous_ids", {}).get("L", [])] if profile else []
         )
-        for other in {keys.person_of(None, anon) for anon in anonymous} | {partition} - {person}:
+        for other in {PersonId.anonymous(anon) for anon in anonymous} | {partition} - {person}:
             get(keys.profile_key(other))
         people.add(person)
     return len(people)

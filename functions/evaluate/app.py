@@ -78,7 +78,7 @@ def _on_stream(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failures += [{"itemIdentifier": str(work.first_sequence[person])} for person in refused]
     metrics.add_metric("EventsEvaluated", MetricUnit.Count, len(records))
     if refused:
-        logger.error("profiles not saved", extra={"persons": sorted(refused)})
+        logger.error("profiles not saved", extra={"persons": [str(p) for p in sorted(refused)]})
     return {"batchItemFailures": failures}
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from nudge.adapters.engine_store import EngineStore
+from nudge.domain.person import PersonId
 from nudge.domain.triggers.engine import Decision
 from nudge.entrypoints.cli import main
 
@@ -15,6 +16,7 @@ from tests.conftest import REPO
 from tests.integration._harness import NOW, Aws
 
 TRIGGERS = REPO / "triggers"
+ADA = PersonId.user("ada")
 
 
 def _recorded(aws: Aws, *decisions: Decision) -> None:
@@ -29,7 +31,7 @@ def test_explain_prints_each_recorded_decision_with_its_reason(
     for name in ("NUDGE_SEND_QUEUE_URL", "NUDGE_SCHEDULE_GROUP", "NUDGE_SCHEDULER_ROLE_ARN"):
         monkeypatch.delenv(name, raising=False)
     reason = "Product Added matched; waiting no Order Completed until tomorrow"
-    _recorded(aws, Decision("abandoned_cart", "u:ada", "pending", reason, NOW, "cart_id=c1"))
+    _recorded(aws, Decision("abandoned_cart", ADA, "pending", reason, NOW, "cart_id=c1"))
     # when
     status = main(
         ["explain", "--user", "ada", "--table", aws.table, "--triggers", str(REPO / "triggers")]
@@ -45,7 +47,7 @@ def test_explain_without_trigger_files_still_prints_the_records(
 ) -> None:
     """Run outside the repository (no triggers folder): the records are printed all the same."""
     # given
-    _recorded(aws, Decision("vip_checkout_call", "u:ada", "not_matched", "tier is gold", NOW))
+    _recorded(aws, Decision("vip_checkout_call", ADA, "not_matched", "tier is gold", NOW))
     # when
     status = main(
         ["explain", "--user", "ada", "--table", aws.table, "--triggers", str(tmp_path / "none")]

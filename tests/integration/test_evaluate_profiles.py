@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from nudge import bootstrap
 from nudge.adapters.store import EventStore
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 
 from tests.integration._harness import NOW, Aws, Invoke, Stream, beacon
 
 
 def _profile(person: str) -> Profile:
-    return bootstrap.event_store().load_profiles([person])[person]
+    key = PersonId.parse(person)
+    return bootstrap.event_store().load_profiles([key])[key]
 
 
 def _track(user: str, event: str, minutes: float, message_id: str) -> dict[str, Any]:
@@ -97,11 +99,11 @@ def test_sessions_split_after_thirty_minutes_without_events(ingest: Invoke, stre
 class _FlakyStore(EventStore):
     """The real store, except that saving some people's profiles fails (throttled, say)."""
 
-    def __init__(self, store: EventStore, failing: set[str]) -> None:
+    def __init__(self, store: EventStore, failing: set[PersonId]) -> None:
         super().__init__(store._client, store._table)
         self.failing = failing
 
-    def save_profiles(self, profiles: Sequence[Profile]) -> set[str]:
+    def save_profiles(self, profiles: Sequence[Profile]) -> set[PersonId]:
         refused = {profile.person for profile in profiles if profile.person in self.failing}
         super().save_profiles([profile for profile in profiles if profile.person not in refused])
         return refused
@@ -113,7 +115,7 @@ def flaky(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> tuple[_FlakyStore, Strea
 
     The service is built when the handler module is imported, so the patch comes first.
     """
-    store = _FlakyStore(bootstrap.event_store(), failing={"u:bob", "u:dave"})
+    store = _FlakyStore(bootstrap.event_store(), failing=_people("u:bob", "u:dave"))
     monkeypatch.setattr(bootstrap, "event_store", lambda: store)
     return store, Stream.of(aws, aws.load_handler("Evaluate"))
 
@@ -126,6 +128,17 @@ def _interleaved(ingest: Invoke) -> None:
         ingest,
         *[_track(user, "Item Viewed", index, f"m-{index}") for index, user in enumerate(ORDER)],
     )
+
+
+def _people(*persons: str) -> set[PersonId]:
+    return {PersonId.parse(person) for person in persons}
+
+
+def _events_by_person(*persons: str) -> dict[str, int]:
+    """Each person's folded event count, keyed by their text form; people without a profile
+    are left out."""
+    folded = bootstrap.event_store().load_profiles(_people(*persons))
+    return {str(person): profile.events for person, profile in folded.items()}
 
 
 def _retry_from(response: dict[str, Any]) -> int:
@@ -166,8 +179,7 @@ def test_other_people_are_applied_when_one_fails(ingest: Invoke, flaky: tuple[_F
     # when
     stream.deliver(stream.read())
     # then
-    folded = bootstrap.event_store().load_profiles(["u:alice", "u:bob", "u:carol", "u:dave"])
-    assert {person: profile.events for person, profile in folded.items()} == {
+    assert _events_by_person("u:alice", "u:bob", "u:carol", "u:dave") == {
         "u:alice": 3,
         "u:carol": 1,
     }
@@ -190,8 +202,7 @@ def test_redelivery_from_the_reported_record_converges_to_exact_counts(
     )
     # then
     assert retry == [{"batchItemFailures": []}]
-    folded = bootstrap.event_store().load_profiles(["u:alice", "u:bob", "u:carol", "u:dave"])
-    assert {person: profile.events for person, profile in folded.items()} == {
+    assert _events_by_person("u:alice", "u:bob", "u:carol", "u:dave") == {
         f"u:{user}": count for user, count in Counter(ORDER).items()
     }
 

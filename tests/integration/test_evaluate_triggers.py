@@ -11,6 +11,7 @@ import pytest
 from nudge.adapters import keys
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.queue import SendQueue
+from nudge.domain.person import PersonId
 from nudge.domain.triggers.engine import Pending
 
 from tests.integration._harness import NOW, Aws, Invoke, Stream, beacon
@@ -121,7 +122,7 @@ def _timers(aws: Aws, person: str, trigger: str) -> list[dict[str, Any]]:
         TableName=aws.table,
         KeyConditionExpression="pk = :pk AND begins_with(sk, :timer)",
         ExpressionAttributeValues={
-            ":pk": {"S": keys.person_pk(person)},
+            ":pk": {"S": keys.person_pk(PersonId.parse(person))},
             ":timer": {"S": f"{keys.TIMER_SK_PREFIX}{trigger}#"},
         },
     )["Items"]
@@ -134,7 +135,7 @@ def _decisions(aws: Aws, person: str, trigger: str) -> list[dict[str, Any]]:
         TableName=aws.table,
         KeyConditionExpression="pk = :pk AND begins_with(sk, :decision)",
         ExpressionAttributeValues={
-            ":pk": {"S": keys.person_pk(person)},
+            ":pk": {"S": keys.person_pk(PersonId.parse(person))},
             ":decision": {"S": keys.DECISION_SK_PREFIX},
         },
     )["Items"]
@@ -730,7 +731,9 @@ def test_an_inactivity_timer_armed_before_the_sweep_is_decided_like_the_sweep(
     _short_visit(ingest, stream, "inactive")
     due = NOW + 7 * DAY
     occurrence = f"inactive@{due.isoformat()}"
-    old = Pending("re_engagement", "u:ada", occurrence, due, cast(Any, "inactivity"), {})
+    old = Pending(
+        "re_engagement", PersonId.user("ada"), occurrence, due, cast(Any, "inactivity"), {}
+    )
     engine = EngineStore(aws.dynamodb, aws.table, DAY)
     assert engine.save_timer(old, "re_engagement-legacy")
     payload = {

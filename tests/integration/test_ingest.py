@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from nudge import bootstrap
+from nudge.domain.person import PersonId
 
 from tests.integration._harness import NOW, WRITE_KEY, Aws, Invoke, Stream, beacon, json_body
 
@@ -73,7 +74,8 @@ def test_same_message_id_twice_is_stored_once_and_counted_once(
     stream.drain()
     # then
     assert [item["sk"]["S"].removeprefix("E#") for item in aws.event_items()] == ["retry-me"]
-    profile = bootstrap.event_store().load_profiles([f"u:{USER}"])[f"u:{USER}"]
+    person = PersonId.user(USER)
+    profile = bootstrap.event_store().load_profiles([person])[person]
     assert profile.events == 1
     assert profile.event_counts == {"Order Completed": 1}
 
@@ -180,7 +182,8 @@ def test_unicode_event_name_is_counted_in_the_profile(ingest: Invoke, stream: St
     # when
     stream.drain()
     # then
-    profile = bootstrap.event_store().load_profiles([f"u:{UNICODE_USER}"])[f"u:{UNICODE_USER}"]
+    person = PersonId.user(UNICODE_USER)
+    profile = bootstrap.event_store().load_profiles([person])[person]
     assert profile.event_counts == {UNICODE_EVENT: 1}
 
 

@@ -11,6 +11,7 @@ from nudge import bootstrap
 from nudge.adapters.contacts import ContactStore
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.store import EventStore
+from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
 from nudge.domain.profile import Profile
 from nudge.domain.timefmt import iso
@@ -35,9 +36,14 @@ def _ada_who_was_visitor_v1(aws: Aws) -> None:
     last_seen = iso(NOW - timedelta(hours=1))
     EventStore(aws.dynamodb, aws.table).save_profiles(
         [
-            Profile(person="u:ada", user_id="ada", anonymous_ids=("v1",), last_seen=last_seen),
-            Profile(person="a:v1", last_seen=last_seen),
-            Profile(person="u:bob", user_id="bob", last_seen=last_seen),
+            Profile(
+                person=PersonId.user("ada"),
+                user_id="ada",
+                anonymous_ids=("v1",),
+                last_seen=last_seen,
+            ),
+            Profile(person=PersonId.anonymous("v1"), last_seen=last_seen),
+            Profile(person=PersonId.user("bob"), user_id="bob", last_seen=last_seen),
         ]
     )
 
@@ -93,7 +99,7 @@ def test_explain_lists_recorded_decisions_then_where_bundled_inactivity_triggers
     """With the bundled triggers, explain adds re_engagement's pending line after the records."""
     # given
     _ada_who_was_visitor_v1(aws)
-    recorded = Decision("abandoned_cart", "a:v1", "not_matched", "no cart", NOW)
+    recorded = Decision("abandoned_cart", PersonId.anonymous("v1"), "not_matched", "no cart", NOW)
     EngineStore(aws.dynamodb, aws.table, timedelta(days=30)).save_decisions([recorded])
     views = bootstrap.person_views(aws.dynamodb, aws.table)
     # when
@@ -109,7 +115,7 @@ def test_explain_without_trigger_files_shows_only_the_records(aws: Aws, tmp_path
     """A triggers folder that does not exist means no inactivity lines, records all the same."""
     # given
     _ada_who_was_visitor_v1(aws)
-    recorded = Decision("abandoned_cart", "u:ada", "pending", "waiting", NOW)
+    recorded = Decision("abandoned_cart", PersonId.user("ada"), "pending", "waiting", NOW)
     EngineStore(aws.dynamodb, aws.table, timedelta(days=30)).save_decisions([recorded])
     views = bootstrap.person_views(aws.dynamodb, aws.table, triggers_dir=tmp_path / "none")
     # when
@@ -130,4 +136,4 @@ def test_person_views_without_a_table_name_read_the_functions_setting(
     view = bootstrap.person_views().person("ada")
     # then
     assert view.profile is not None
-    assert [profile.person for profile in view.linked_profiles] == ["a:v1"]
+    assert [str(profile.person) for profile in view.linked_profiles] == ["a:v1"]

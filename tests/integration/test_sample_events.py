@@ -10,8 +10,10 @@ import pytest
 from moto.events.models import EventPattern
 from moto.ses.models import ses_backends
 from nudge import bootstrap
+from nudge.adapters import keys
 from nudge.adapters.receipts import SendReceipts
 from nudge.adapters.suppression import SuppressionStore
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 
 from tests.conftest import REPO
@@ -144,7 +146,7 @@ def test_stream_sample_is_folded_without_failures(name: str, aws: Aws, evaluate:
     # given
     records = SAMPLES[name]["Records"]
     per_person = Counter(
-        record["dynamodb"]["NewImage"]["pk"]["S"].removeprefix("P#") for record in records
+        keys.person_from_pk(record["dynamodb"]["NewImage"]["pk"]["S"]) for record in records
     )
     # when
     responses = Stream.of(aws, evaluate).deliver(records)
@@ -161,7 +163,10 @@ def test_send_queue_sample_is_delivered(name: str, send: Invoke):
     fires = [json.loads(record["body"]) for record in SAMPLES[name]["Records"]]
     people = {fire["person"]: f"{fire['userId']}@example.com" for fire in fires}
     bootstrap.event_store().save_profiles(
-        [Profile(person=person, traits={"email": email}) for person, email in people.items()]
+        [
+            Profile(person=PersonId.parse(person), traits={"email": email})
+            for person, email in people.items()
+        ]
     )
     # when
     response = send(SAMPLES[name])

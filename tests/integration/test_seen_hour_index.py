@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from nudge.adapters.store import EventStore
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 
 from tests.integration._harness import NOW, Aws
 
-PEOPLE = [f"u:user-{number}" for number in range(20)]
+PEOPLE = [PersonId.user(f"user-{number}") for number in range(20)]
 
 
-def _seen(store: EventStore, persons: list[str], at: str) -> None:
+def _seen(store: EventStore, persons: list[PersonId], at: str) -> None:
     assert store.save_profiles([Profile(person=p, last_seen=at) for p in persons]) == set()
 
 

@@ -29,6 +29,7 @@ from nudge.adapters.contacts import ContactStore
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.store import EventStore
 from nudge.adapters.suppression import SuppressionStore
+from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
 from nudge.domain.profile import Profile
 from nudge.domain.tokens import verify_token
@@ -96,7 +97,7 @@ def fire(
         "fireId": fire_id or f"fire-{uuid.uuid4().hex[:12]}",
         "trigger": trigger,
         "person": person,
-        "userId": person.removeprefix("u:"),
+        "userId": PersonId.parse(person).user_id,
         "anonymousId": None,
         "occurrence": f"{trigger}-1",
         "firedAt": at.isoformat().replace("+00:00", "Z"),
@@ -150,7 +151,8 @@ def batch(*records: dict[str, Any]) -> dict[str, Any]:
 
 def given_person(aws: Aws, person: str = ADA, **traits: Any) -> None:
     """A profile as the stream would have folded it, with these traits."""
-    profile = Profile(person=person, user_id=person.removeprefix("u:"), traits=traits)
+    key = PersonId.parse(person)
+    profile = Profile(person=key, user_id=key.user_id, traits=traits)
     assert EventStore(aws.dynamodb, aws.table).save_profiles([profile]) == set()
 
 
@@ -166,7 +168,8 @@ def sent_emails() -> list[EmailMessage]:
 def decisions(aws: Aws, person: str = ADA) -> list[tuple[str, str, str]]:
     """(trigger, outcome, reason) of each decision recorded for the person, oldest first."""
     store = EngineStore(aws.dynamodb, aws.table, timedelta(days=30))
-    return [(d["trigger"], d["outcome"], d["reason"]) for d in store.decisions([person])]
+    recorded = store.decisions([PersonId.parse(person)])
+    return [(d["trigger"], d["outcome"], d["reason"]) for d in recorded]
 
 
 def outcomes(aws: Aws, person: str = ADA) -> list[str]:

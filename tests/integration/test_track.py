@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from nudge import bootstrap
+from nudge.domain.person import PersonId
 from nudge.domain.tokens import sign_token
 
 from tests.integration._harness import (
@@ -120,7 +121,8 @@ def test_opens_reach_the_profile_like_any_other_event(track: Invoke, stream: Str
     # when
     stream.drain()
     # then
-    profile = bootstrap.event_store().load_profiles([f"u:{USER}"])[f"u:{USER}"]
+    person = PersonId.user(USER)
+    profile = bootstrap.event_store().load_profiles([person])[person]
     assert profile.event_counts == {"Email Opened": 1}
 
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
+from nudge.domain.person import PersonId
 from nudge.domain.triggers.conditions import Facts
 from nudge.domain.triggers.engine import (
     SWEEP_EVERY,
@@ -26,6 +27,7 @@ WEEK = timedelta(days=7)
 LAST_SEEN = datetime(2026, 11, 1, 10, 25, tzinfo=UTC)
 # The sweep that reads LAST_SEEN's hour (10:00) for a 7-day trigger: a week and an hour later.
 SWEEP = datetime(2026, 11, 8, 11, 0, tzinfo=UTC)
+ADA = PersonId.user("ada")
 INACTIVE_CRM = {"all": [{"path": "traits.crm_status", "eq": "inactive"}]}
 
 # Offsets ISO timestamps carry (fixed, so wall-clock and elapsed time agree), half-hours included.
@@ -140,11 +142,11 @@ def test_a_quiet_person_fires_once_per_quiet_spell() -> None:
     trigger = inactivity_trigger()
 
     # when
-    result = on_inactive(trigger, "u:ada", facts(SWEEP), LAST_SEEN)
+    result = on_inactive(trigger, ADA, facts(SWEEP), LAST_SEEN)
 
     # then
     occurrence = f"inactive@{(LAST_SEEN + WEEK).isoformat()}"
-    assert result.actions == [Fire("re_engagement", "u:ada", occurrence, SWEEP, {})]
+    assert result.actions == [Fire("re_engagement", ADA, occurrence, SWEEP, {})]
     assert [(d.outcome, d.occurrence) for d in result.decisions] == [("fired", occurrence)]
 
 
@@ -168,7 +170,7 @@ def test_a_person_who_came_back_is_left_alone() -> None:
     came_back = SWEEP - timedelta(days=2)
 
     # when
-    result = on_inactive(trigger, "u:ada", facts(SWEEP), came_back)
+    result = on_inactive(trigger, ADA, facts(SWEEP), came_back)
 
     # then
     assert result.actions == []
@@ -181,7 +183,7 @@ def test_a_person_never_seen_is_left_alone() -> None:
     trigger = inactivity_trigger()
 
     # when
-    result = on_inactive(trigger, "u:ada", facts(SWEEP), None)
+    result = on_inactive(trigger, ADA, facts(SWEEP), None)
 
     # then
     assert result.actions == []
@@ -195,7 +197,7 @@ def test_a_failing_audience_is_not_matched_and_names_the_condition() -> None:
     trigger = inactivity_trigger(audience=INACTIVE_CRM)
 
     # when
-    result = on_inactive(trigger, "u:ada", facts(SWEEP, crm_status="active"), LAST_SEEN)
+    result = on_inactive(trigger, ADA, facts(SWEEP, crm_status="active"), LAST_SEEN)
 
     # then
     assert result.actions == []
@@ -211,7 +213,7 @@ def test_a_matching_audience_fires() -> None:
     trigger = inactivity_trigger(audience=INACTIVE_CRM)
 
     # when
-    result = on_inactive(trigger, "u:ada", facts(SWEEP, crm_status="inactive"), LAST_SEEN)
+    result = on_inactive(trigger, ADA, facts(SWEEP, crm_status="inactive"), LAST_SEEN)
 
     # then
     assert [type(action) for action in result.actions] == [Fire]
@@ -229,7 +231,7 @@ def test_before_the_sweep_the_status_is_pending_with_the_due_time() -> None:
     now = LAST_SEEN + timedelta(days=3)
 
     # when
-    status = inactivity_status(trigger, "u:ada", LAST_SEEN, now)
+    status = inactivity_status(trigger, ADA, LAST_SEEN, now)
 
     # then
     assert status is not None
@@ -246,7 +248,7 @@ def test_after_the_sweep_the_status_is_none() -> None:
     long_after = SWEEP + timedelta(days=1)
 
     # when
-    status = inactivity_status(trigger, "u:ada", LAST_SEEN, long_after)
+    status = inactivity_status(trigger, ADA, LAST_SEEN, long_after)
 
     # then
     assert status is None
@@ -258,7 +260,7 @@ def test_without_a_last_seen_time_there_is_no_status() -> None:
     trigger = inactivity_trigger()
 
     # when
-    status = inactivity_status(trigger, "u:ada", None, NOW)
+    status = inactivity_status(trigger, ADA, None, NOW)
 
     # then
     assert status is None
@@ -278,8 +280,8 @@ def test_the_status_is_pending_until_the_sweep_that_decides(
         deciding_sweep += SWEEP_EVERY
 
     # when
-    before = inactivity_status(trigger, "u:ada", last_seen, deciding_sweep - timedelta(seconds=1))
-    after = inactivity_status(trigger, "u:ada", last_seen, deciding_sweep + SWEEP_EVERY)
+    before = inactivity_status(trigger, ADA, last_seen, deciding_sweep - timedelta(seconds=1))
+    after = inactivity_status(trigger, ADA, last_seen, deciding_sweep + SWEEP_EVERY)
 
     # then
     assert swept_hour(trigger, deciding_sweep - SWEEP_EVERY) < hour_of(last_seen)

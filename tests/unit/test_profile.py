@@ -6,12 +6,15 @@ from datetime import UTC, datetime
 from functools import reduce
 
 from nudge.domain.intake import Event
+from nudge.domain.person import PersonId
 from nudge.domain.profile import MAX_DISTINCT_EVENT_NAMES, OTHER_EVENTS, Profile, fold
 
 from tests.unit.builders import event
 
+USER = PersonId.user("user-1")
 
-def fold_all(events: list[Event], person: str = "u:user-1") -> Profile:
+
+def fold_all(events: list[Event], person: PersonId = USER) -> Profile:
     return reduce(fold, events, Profile(person=person))
 
 
@@ -21,7 +24,7 @@ def test_the_first_event_opens_the_first_session() -> None:
     first = event("page", minutes=0, name="Home")
 
     # when
-    profile = fold(Profile(person="u:user-1"), first)
+    profile = fold(Profile(person=USER), first)
 
     # then
     assert profile.sessions == 1
@@ -184,7 +187,7 @@ def test_distinct_names_past_the_cap_fold_into_other() -> None:
     """Once the cap of distinct names is reached, new names count under $other."""
     # given
     full = Profile(
-        person="u:user-1",
+        person=USER,
         event_counts={f"name-{index}": 1 for index in range(MAX_DISTINCT_EVENT_NAMES)},
     )
 
@@ -201,7 +204,7 @@ def test_known_names_keep_counting_past_the_cap() -> None:
     """A name already counted keeps its own count after the cap is reached."""
     # given
     full = Profile(
-        person="u:user-1",
+        person=USER,
         event_counts={f"name-{index}": 1 for index in range(MAX_DISTINCT_EVENT_NAMES)},
     )
 
@@ -253,7 +256,7 @@ def test_a_user_profile_records_its_user_id() -> None:
     first = event(user_id="user-1", name="Signed Up")
 
     # when
-    profile = fold(Profile(person="u:user-1"), first)
+    profile = fold(Profile(person=USER), first)
 
     # then
     assert profile.user_id == "user-1"
@@ -265,7 +268,7 @@ def test_identify_with_both_ids_links_the_anonymous_id() -> None:
     identify = event("identify", user_id="user-1", anonymous_id="anon-1", traits={})
 
     # when
-    profile = fold(fold(Profile(person="u:user-1"), identify), identify)
+    profile = fold(fold(Profile(person=USER), identify), identify)
 
     # then
     assert profile.anonymous_ids == ("anon-1",)
@@ -277,7 +280,7 @@ def test_alias_links_the_previous_id() -> None:
     alias = event("alias", user_id="user-1", previousId="anon-0")
 
     # when
-    profile = fold(Profile(person="u:user-1"), alias)
+    profile = fold(Profile(person=USER), alias)
 
     # then
     assert profile.anonymous_ids == ("anon-0",)
@@ -289,7 +292,7 @@ def test_alias_with_an_anonymous_id_links_both_ids() -> None:
     alias = event("alias", user_id="user-1", anonymous_id="anon-1", previousId="anon-0")
 
     # when
-    profile = fold(Profile(person="u:user-1"), alias)
+    profile = fold(Profile(person=USER), alias)
 
     # then
     assert profile.anonymous_ids == ("anon-1", "anon-0")
@@ -301,7 +304,7 @@ def test_an_anonymous_profile_links_no_ids() -> None:
     identify = event("identify", user_id="user-1", anonymous_id="anon-1", traits={"plan": "pro"})
 
     # when
-    profile = fold(Profile(person="a:anon-1"), identify)
+    profile = fold(Profile(person=PersonId.anonymous("anon-1")), identify)
 
     # then
     assert profile.anonymous_ids == ()
@@ -358,7 +361,7 @@ def test_traits_stop_growing_at_the_key_cap_but_still_update() -> None:
     # given
     from nudge.domain.profile import MAX_TRAIT_KEYS
 
-    full = Profile(person="u:user-1", traits={f"k{i}": i for i in range(MAX_TRAIT_KEYS)})
+    full = Profile(person=USER, traits={f"k{i}": i for i in range(MAX_TRAIT_KEYS)})
     update = event("identify", traits={"k0": "new", "brand_new": 1})
 
     # when
@@ -375,9 +378,7 @@ def test_linked_anonymous_ids_keep_only_the_most_recent() -> None:
     # given
     from nudge.domain.profile import MAX_ANONYMOUS_IDS
 
-    crowded = Profile(
-        person="u:user-1", anonymous_ids=tuple(f"a{i}" for i in range(MAX_ANONYMOUS_IDS))
-    )
+    crowded = Profile(person=USER, anonymous_ids=tuple(f"a{i}" for i in range(MAX_ANONYMOUS_IDS)))
 
     # when
     profile = fold(crowded, event("identify", anonymous_id="latest"))
@@ -391,7 +392,7 @@ def test_linked_anonymous_ids_keep_only_the_most_recent() -> None:
 def test_a_profile_is_filed_under_the_hour_of_its_last_activity() -> None:
     """The sweep reads people by the UTC hour they were last seen."""
     # given
-    profile = Profile(person="u:ada", last_seen="2026-11-28T10:05:00+00:00")
+    profile = Profile(person=PersonId.user("ada"), last_seen="2026-11-28T10:05:00+00:00")
     # when
     hour = profile.sweep_hour()
     # then
@@ -403,7 +404,7 @@ def test_a_late_event_is_filed_under_the_hour_it_was_folded_in() -> None:
     not read yet, so the person is not lost in an hour already swept."""
     # given
     profile = Profile(
-        person="u:ada",
+        person=PersonId.user("ada"),
         last_seen="2026-11-28T10:05:00+00:00",
         folded_at="2026-11-28T13:20:00.000Z",
     )
@@ -416,4 +417,4 @@ def test_a_late_event_is_filed_under_the_hour_it_was_folded_in() -> None:
 def test_a_profile_never_seen_is_filed_nowhere() -> None:
     """No activity, no hour: the sweep never reads it."""
     # given / when / then
-    assert Profile(person="u:ada").sweep_hour() is None
+    assert Profile(person=PersonId.user("ada")).sweep_hour() is None

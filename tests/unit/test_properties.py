@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from nudge.domain.errors import InvalidRequest
 from nudge.domain.intake import ROUTE_TYPES, Event, Intake, Limits
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile, fold
 from nudge.domain.segment import MESSAGE_TYPES
 from nudge.domain.timefmt import iso
@@ -280,8 +281,8 @@ def test_folding_in_any_order_gives_the_same_counts(
     in_order, shuffled = orders
 
     # when
-    one = reduce(fold, in_order, Profile(person="u:user-1"))
-    other = reduce(fold, shuffled, Profile(person="u:user-1"))
+    one = reduce(fold, in_order, Profile(person=PersonId.user("user-1")))
+    other = reduce(fold, shuffled, Profile(person=PersonId.user("user-1")))
 
     # then
     assert (one.events, one.pages, one.event_counts) == (

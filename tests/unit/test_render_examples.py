@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 from nudge.domain.render import Renderer, RenderError, render_context, template_problems
 from nudge.domain.tokens import verify_token
@@ -15,7 +16,7 @@ PUBLIC_URL = "https://nudge.shop.example"
 KEY = b"test-tracking-key"
 
 ADA = Profile(
-    person="u:user-42",
+    person=PersonId.user("user-42"),
     user_id="user-42",
     traits={"first_name": "Ada", "name": "Ada Lovelace", "email": "ada@example.com"},
     sessions=3,
@@ -62,7 +63,7 @@ def _context(
     fire = {
         "fireId": "fire-1",
         "trigger": trigger,
-        "person": profile.person,
+        "person": str(profile.person),
         "userId": profile.user_id,
         "event": event,
         "context": collected or {},
@@ -200,7 +201,7 @@ def test_vip_call_bodies_stay_json_with_quotes_in_the_name(name: str) -> None:
     # given
     name_with_quotes = 'Bob "B\\" <Tables>'
     traits = {"name": name_with_quotes, "email": "bob@example.com"}
-    odd = Profile(person="u:user-7", user_id="user-7", traits=traits)
+    odd = Profile(person=PersonId.user("user-7"), user_id="user-7", traits=traits)
     context = _context("vip_checkout_call", CHECKOUT, profile=odd)
 
     # when

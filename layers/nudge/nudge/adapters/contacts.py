@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from nudge.adapters import keys
 from nudge.adapters.store import from_attributes, put_if, to_attributes
+from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
 
 if TYPE_CHECKING:
@@ -20,13 +21,18 @@ class VersionConflict(Exception):
 
 
 class ContactStore:
+    """Keyed by the person as a fire message names them (``u:ada``): text, parsed here, until
+    the fire message is typed."""
+
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
 
     def load(self, person: str) -> ContactState:
         response = self._client.get_item(
-            TableName=self._table, Key=to_attributes(keys.contact_key(person)), ConsistentRead=True
+            TableName=self._table,
+            Key=to_attributes(keys.contact_key(PersonId.parse(person))),
+            ConsistentRead=True,
         )
         if "Item" not in response:
             return ContactState()
@@ -51,7 +57,7 @@ class ContactStore:
             "fires": state.fires,
         }
         item: dict[str, Any] = {
-            **keys.contact_key(person),
+            **keys.contact_key(PersonId.parse(person)),
             "kind": keys.CONTACT_KIND,
             "state": json.dumps(document, separators=(",", ":")),
             "version": state.version + 1,

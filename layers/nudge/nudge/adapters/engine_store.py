@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nudge.adapters import keys
 from nudge.adapters.store import from_attributes, put_if, to_attributes
+from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import Decision, Pending
 from nudge.domain.triggers.model import Reentry
@@ -67,7 +68,7 @@ class EngineStore:
         key = keys.timer_key(timer.person, timer.trigger, timer.occurrence)
         self._client.delete_item(TableName=self._table, Key=to_attributes(key))
 
-    def timers(self, persons: Iterable[str]) -> list[tuple[Pending, str]]:
+    def timers(self, persons: Iterable[PersonId]) -> list[tuple[Pending, str]]:
         """Pending timers under these persons' partitions, with their schedule names."""
         found = []
         for person in persons:
@@ -87,7 +88,7 @@ class EngineStore:
 
     def claim(
         self,
-        person: str,
+        person: PersonId,
         trigger: str,
         occurrence: str,
         fire_id: str,
@@ -118,7 +119,9 @@ class EngineStore:
             return "blocked", existing
         return ("duplicate" if existing.enqueued else "resume"), existing
 
-    def mark_enqueued(self, person: str, trigger: str, occurrence: str, reentry: Reentry) -> None:
+    def mark_enqueued(
+        self, person: PersonId, trigger: str, occurrence: str, reentry: Reentry
+    ) -> None:
         per_occurrence = reentry.mode == "every_time"
         key = keys.ledger_key(person, trigger, occurrence if per_occurrence else None)
         self._client.update_item(
@@ -142,7 +145,8 @@ class EngineStore:
     # ---- fires and decisions, for delivery, explain and the local stack ---------------
 
     def save_fire(self, fire: dict[str, Any]) -> None:
-        key = keys.fire_key(fire["person"], fire["firedAt"], fire["trigger"], fire["occurrence"])
+        person = PersonId.parse(fire["person"])  # the fire message carries it as text
+        key = keys.fire_key(person, fire["firedAt"], fire["trigger"], fire["occurrence"])
         item = {
             **key,
             "kind": keys.FIRE_KIND,
@@ -151,10 +155,12 @@ class EngineStore:
         self._client.put_item(TableName=self._table, Item=to_attributes(item))
 
     def fires(self, persons: Iterable[str]) -> list[dict[str, Any]]:
+        """The fires filed under these people, oldest first. The people come as text, as
+        the local stack's gateway holds them (``explain.partitions``)."""
         found = [
             json.loads(item["fire"])
             for person in persons
-            for item in self._query(person, keys.FIRE_SK_PREFIX)
+            for item in self._query(PersonId.parse(person), keys.FIRE_SK_PREFIX)
         ]
         return sorted(found, key=lambda fire: str(fire.get("firedAt")))
 
@@ -173,7 +179,7 @@ class EngineStore:
             else:
                 raise RuntimeError("DynamoDB kept refusing decision records")
 
-    def decisions(self, persons: Iterable[str]) -> list[dict[str, Any]]:
+    def decisions(self, persons: Iterable[PersonId]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = [
             {
                 key: item[key]
@@ -192,7 +198,7 @@ class EngineStore:
             **key,
             "kind": keys.DECISION_KIND,
             "trigger": decision.trigger,
-            "person": decision.person,
+            "person": str(decision.person),
             "outcome": decision.outcome,
             "reason": decision.reason,
             "at": at,
@@ -202,7 +208,7 @@ class EngineStore:
             item["occurrence"] = decision.occurrence
         return to_attributes(item)
 
-    def _query(self, person: str, prefix: str) -> Iterator[dict[str, Any]]:
+    def _query(self, person: PersonId, prefix: str) -> Iterator[dict[str, Any]]:
         paginator = self._client.get_paginator("query")
         for page in paginator.paginate(
             TableName=self._table,

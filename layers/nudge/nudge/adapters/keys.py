@@ -1,6 +1,6 @@
 """The one module that knows the table's key shapes.
 
-    pk = P#u:<userId>  or  P#a:<anonymousId>      one partition per person
+    pk = P#u:<userId>  or  P#a:<anonymousId>      one partition per person (P# + PersonId)
     sk = E#<messageId>   an event (kind=event, TTL), deduplicated by its messageId
          PROFILE         the person's aggregates (kind=profile)
          LINK            on an anonymous partition: the userId it belongs to (kind=link)
@@ -36,6 +36,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
+from nudge.domain.person import PersonId
+
 __all__ = [
     "CONTACT_KIND",
     "DECISION_KIND",
@@ -55,7 +57,7 @@ __all__ = [
     "fire_key",
     "ledger_key",
     "link_key",
-    "person_of",
+    "person_from_pk",
     "person_pk",
     "profile_key",
     "receipt_key",
@@ -76,37 +78,31 @@ CONTACT_KIND = "contact"
 SUPPRESSION_KIND = "suppression"
 RECEIPT_KIND = "receipt"
 _EVENT_PREFIX = "E#"
+_PERSON_PREFIX = "P#"
 SEEN_HOUR_INDEX = "by_seen_hour"
 SEEN_HOUR = "seen_hour"
 
 
-def person_of(user_id: str | None, anonymous_id: str | None) -> str:
-    """A known user is the person; an anonymous visitor is one until linked."""
-    if user_id:
-        return f"u:{user_id}"
-    if anonymous_id:
-        return f"a:{anonymous_id}"
-    raise ValueError("a person needs a userId or an anonymousId")
+def person_pk(person: PersonId) -> str:
+    return f"{_PERSON_PREFIX}{person}"
 
 
-def person_pk(person: str) -> str:
-    return f"P#{person}"
+def person_from_pk(pk: str) -> PersonId:
+    if not pk.startswith(_PERSON_PREFIX):
+        raise ValueError(f"not a person's partition key: {pk[:80]!r}")
+    return PersonId.parse(pk.removeprefix(_PERSON_PREFIX))
 
 
-def person_from_pk(pk: str) -> str:
-    return pk.removeprefix("P#")
-
-
-def event_key(person: str, message_id: str) -> dict[str, str]:
+def event_key(person: PersonId, message_id: str) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": f"{_EVENT_PREFIX}{message_id}"}
 
 
-def profile_key(person: str) -> dict[str, str]:
+def profile_key(person: PersonId) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": "PROFILE"}
 
 
 def link_key(anonymous_id: str) -> dict[str, str]:
-    return {"pk": person_pk(f"a:{anonymous_id}"), "sk": "LINK"}
+    return {"pk": person_pk(PersonId.anonymous(anonymous_id)), "sk": "LINK"}
 
 
 EVENT_SK_PREFIX = _EVENT_PREFIX
@@ -121,21 +117,21 @@ FIRE_SK_PREFIX = "X#"
 DECISION_SK_PREFIX = "D#"
 
 
-def timer_key(person: str, trigger: str, occurrence: str) -> dict[str, str]:
+def timer_key(person: PersonId, trigger: str, occurrence: str) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": f"{TIMER_SK_PREFIX}{trigger}#{occurrence}"}
 
 
-def ledger_key(person: str, trigger: str, occurrence: str | None) -> dict[str, str]:
+def ledger_key(person: PersonId, trigger: str, occurrence: str | None) -> dict[str, str]:
     """Per occurrence for every-time triggers; per trigger when re-entry is limited."""
     suffix = f"#{occurrence}" if occurrence is not None else ""
     return {"pk": person_pk(person), "sk": f"F#{trigger}{suffix}"}
 
 
-def fire_key(person: str, fired_at: str, trigger: str, occurrence: str) -> dict[str, str]:
+def fire_key(person: PersonId, fired_at: str, trigger: str, occurrence: str) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": f"{FIRE_SK_PREFIX}{fired_at}#{trigger}#{occurrence}"}
 
 
-def decision_key(person: str, at: str, trigger: str, suffix: str) -> dict[str, str]:
+def decision_key(person: PersonId, at: str, trigger: str, suffix: str) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": f"{DECISION_SK_PREFIX}{at}#{trigger}#{suffix}"}
 
 
@@ -149,11 +145,11 @@ def receipt_key(fire_id: str) -> dict[str, str]:
     return {"pk": f"R#{fire_id}", "sk": "ACCEPTED"}
 
 
-def contact_key(person: str) -> dict[str, str]:
+def contact_key(person: PersonId) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": "CONTACT"}
 
 
-def seen_hour(moment: datetime, person: str, shards: int = 1) -> str:
+def seen_hour(moment: datetime, person: PersonId, shards: int = 1) -> str:
     """The ``by_seen_hour`` partition a person filed under ``moment``'s hour is in."""
     return f"{_hour(moment)}#{_shard(person, shards)}"
 
@@ -167,6 +163,7 @@ def _hour(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
 
 
-def _shard(person: str, shards: int) -> int:
-    """Stable across processes (Python's own hash() is salted per process)."""
-    return int.from_bytes(hashlib.sha256(person.encode()).digest()[:4], "big") % shards
+def _shard(person: PersonId, shards: int) -> int:
+    """Stable across processes (Python's own hash() is salted per process), and taken from
+    the text form, so a person keeps the shard their profile was filed under before."""
+    return int.from_bytes(hashlib.sha256(str(person).encode()).digest()[:4], "big") % shards

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from nudge.domain.person import PersonId
+
 if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
 
@@ -23,7 +25,8 @@ __all__ = ["Reminders", "schedule_name"]
 _EARLIEST = timedelta(seconds=60)
 
 
-def schedule_name(trigger: str, person: str, occurrence: str, due: datetime) -> str:
+def schedule_name(trigger: str, person: PersonId, occurrence: str, due: datetime) -> str:
+    # The person's text form, as names were always made: armed schedules keep their names.
     digest = hashlib.sha256(f"{person}|{occurrence}|{due.isoformat()}".encode()).hexdigest()[:24]
     return f"{trigger[:38]}-{digest}"  # at most 64 characters, as Scheduler requires
 

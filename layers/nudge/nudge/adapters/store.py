@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from nudge.adapters import keys
 from nudge.domain.intake import Event
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 from nudge.domain.timefmt import iso
 
@@ -52,7 +53,7 @@ class StoreUnavailable(Exception):
 
 @dataclass(frozen=True)
 class StoredEvent:
-    person: str
+    person: PersonId
     event: Event
 
 
@@ -81,7 +82,7 @@ class EventStore:
         found: dict[str, str] = {}
         for chunk in _chunks(wanted, BATCH_GET_LIMIT):
             for item in self._batch_get([keys.link_key(anon) for anon in chunk]):
-                found[keys.person_from_pk(item["pk"])[2:]] = item["user_id"]
+                found[keys.person_from_pk(item["pk"]).value] = item["user_id"]
         return found
 
     def put_events(
@@ -103,16 +104,16 @@ class EventStore:
 
     # ---- profiles ----------------------------------------------------------------
 
-    def load_profiles(self, persons: Iterable[str]) -> dict[str, Profile]:
+    def load_profiles(self, persons: Iterable[PersonId]) -> dict[PersonId, Profile]:
         wanted = sorted(set(persons))
-        profiles: dict[str, Profile] = {}
+        profiles: dict[PersonId, Profile] = {}
         for chunk in _chunks(wanted, BATCH_GET_LIMIT):
             for item in self._batch_get([keys.profile_key(person) for person in chunk]):
                 profile = _profile_from_item(item)
                 profiles[profile.person] = profile
         return profiles
 
-    def save_profiles(self, profiles: Sequence[Profile]) -> set[str]:
+    def save_profiles(self, profiles: Sequence[Profile]) -> set[PersonId]:
         """Writes profiles in batches; returns the persons DynamoDB kept refusing.
 
         The writes are unconditional because each person has a single writer: a stream
@@ -120,7 +121,7 @@ class EventStore:
         records share a partition key and so a shard. The ``applied_seq`` watermark read
         before folding is what makes a redelivered record a no-op.
         """
-        refused: set[str] = set()
+        refused: set[PersonId] = set()
         items = [_profile_item(profile, self._shards) for profile in profiles]
         for chunk in _chunks(items, BATCH_WRITE_LIMIT):
             _, leftovers = self._batch_write(chunk)
@@ -131,20 +132,19 @@ class EventStore:
 
     def read_person(self, user_id: str) -> PersonView:
         """A person as one: their profile, the anonymous profiles linked to them, all events."""
-        person = keys.person_of(user_id, None)
-        profile, events = self._partition(person)
+        profile, events = self._partition(PersonId.user(user_id))
         if profile is None and not events:
             # Nobody by that userId: perhaps it is an anonymousId nobody has linked yet.
-            profile, events = self._partition(keys.person_of(None, user_id))
+            profile, events = self._partition(PersonId.anonymous(user_id))
         linked: list[Profile] = []
         for anon in profile.anonymous_ids if profile else ():
-            anon_profile, anon_events = self._partition(keys.person_of(None, anon))
+            anon_profile, anon_events = self._partition(PersonId.anonymous(anon))
             linked += [anon_profile] if anon_profile else []
             events += anon_events
         events.sort(key=lambda body: (body.get("timestamp", ""), body.get("messageId", "")))
         return PersonView(profile=profile, linked_profiles=linked, events=events)
 
-    def events_since(self, person: str, since: datetime) -> list[dict[str, Any]]:
+    def events_since(self, person: PersonId, since: datetime) -> list[dict[str, Any]]:
         """One person's events at or after ``since``, oldest first."""
         bodies = [
             json.loads(item["body"])
@@ -162,9 +162,9 @@ class EventStore:
             bodies, key=lambda body: (body.get("timestamp", ""), body.get("messageId", ""))
         )
 
-    def persons_seen_in(self, hour: datetime) -> list[str]:
+    def persons_seen_in(self, hour: datetime) -> list[PersonId]:
         """Everyone filed under this UTC hour, every shard of it (the index may lag a write)."""
-        found: set[str] = set()
+        found: set[PersonId] = set()
         for shard in keys.seen_hour_shards(hour, self._shards):
             items = self._query(
                 IndexName=keys.SEEN_HOUR_INDEX,
@@ -175,7 +175,7 @@ class EventStore:
             found |= {keys.person_from_pk(item["pk"]) for item in items}
         return sorted(found)
 
-    def _partition(self, person: str) -> tuple[Profile | None, list[dict[str, Any]]]:
+    def _partition(self, person: PersonId) -> tuple[Profile | None, list[dict[str, Any]]]:
         profile: Profile | None = None
         events: list[dict[str, Any]] = []
         for item in self._query(

@@ -15,7 +15,6 @@ __all__ = ["InvalidPersonId", "PersonId", "PersonKind"]
 PersonKind = Literal["user", "anonymous"]
 
 _PREFIXES: dict[PersonKind, str] = {"user": "u:", "anonymous": "a:"}
-_KINDS: dict[str, PersonKind] = {prefix: kind for kind, prefix in _PREFIXES.items()}
 _SHOWN_CHARS = 80  # of refused text quoted in an error: enough to recognise it
 
 
@@ -58,13 +57,13 @@ class PersonId:
         """The person ``text`` names, as ``str(person)`` wrote it (and older items hold)."""
         if not isinstance(text, str):
             raise InvalidPersonId(f"a person id is text, not {type(text).__name__}")
-        kind = _KINDS.get(text[:2])
-        if kind is None or len(text) == 2:
-            shown = text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
-            raise InvalidPersonId(
-                f"not a person id: {shown!r} (expected u:<userId> or a:<anonymousId>)"
-            )
-        return cls(kind, text[2:])
+        for kind, prefix in _PREFIXES.items():
+            if text.startswith(prefix) and len(text) > len(prefix):
+                return cls(kind, text[len(prefix) :])
+        shown = text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "…"
+        raise InvalidPersonId(
+            f"not a person id: {shown!r} (expected u:<userId> or a:<anonymousId>)"
+        )
 
     @property
     def is_user(self) -> bool:

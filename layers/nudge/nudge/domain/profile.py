@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from nudge.domain.intake import Event
+from nudge.domain.person import PersonId
 from nudge.domain.timefmt import hour_of, iso
 
 __all__ = ["SESSION_GAP", "Profile", "fold"]
@@ -30,7 +31,7 @@ PAGE_TYPES = frozenset({"page", "screen"})
 
 @dataclass(frozen=True)
 class Profile:
-    person: str
+    person: PersonId
     user_id: str | None = None
     anonymous_ids: tuple[str, ...] = ()
     traits: dict[str, Any] = field(default_factory=dict)
@@ -87,7 +88,7 @@ class Profile:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "person": self.person,
+            "person": str(self.person),
             "userId": self.user_id,
             "anonymousIds": list(self.anonymous_ids),
             "traits": self.traits,
@@ -159,7 +160,7 @@ def _sessionize(profile: Profile, event: Event) -> Profile:
 
 
 def _identify(profile: Profile, event: Event) -> Profile:
-    if event.user_id and profile.person.startswith("u:"):
+    if event.user_id and profile.person.is_user:
         profile = replace(profile, user_id=event.user_id)
     if event.type == "identify":
         traits = event.body.get("traits") or {}
@@ -174,7 +175,7 @@ def _identify(profile: Profile, event: Event) -> Profile:
     if event.type == "alias" and event.previous_id:
         linked.append(event.previous_id)
     new_ids = [anon for anon in linked if anon and anon not in profile.anonymous_ids]
-    if new_ids and profile.person.startswith("u:"):
+    if new_ids and profile.person.is_user:
         linked_ids = (*profile.anonymous_ids, *new_ids)[-MAX_ANONYMOUS_IDS:]
         profile = replace(profile, anonymous_ids=linked_ids)
     return profile

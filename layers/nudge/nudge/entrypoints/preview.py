@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nudge.adapters import keys
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 from nudge.domain.render import Renderer, RenderError, render_context
 from nudge.domain.segment import parse_iso_timestamp
@@ -131,12 +131,12 @@ def _fire(
     anonymous_id = entry.get("anonymousId") or (
         profile.anonymous_ids[0] if profile.anonymous_ids else None
     )
-    person = keys.person_of(user_id, None) if user_id else _person(anonymous_id)
+    person = PersonId.user(str(user_id)) if user_id else _person(anonymous_id)
     return {
         "fireId": "preview",
         "trigger": trigger.id,
-        "person": person,
-        "userId": person[2:] if person.startswith("u:") else None,
+        "person": str(person),
+        "userId": person.user_id,
         "anonymousId": anonymous_id,
         "occurrence": "preview",
         "firedAt": iso(now),
@@ -147,8 +147,8 @@ def _fire(
     }
 
 
-def _person(anonymous_id: str | None) -> str:
-    return keys.person_of(None, anonymous_id) if anonymous_id else "u:preview"
+def _person(anonymous_id: str | None) -> PersonId:
+    return PersonId.anonymous(anonymous_id) if anonymous_id else PersonId.user("preview")
 
 
 def _with_canonical_time(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,7 +189,7 @@ def _profile(document: Any) -> Profile:
         session = {}
     try:
         return Profile(
-            person=keys.person_of(str(user_id), None) if user_id else _person(first_anonymous),
+            person=PersonId.user(str(user_id)) if user_id else _person(first_anonymous),
             user_id=str(user_id) if user_id else None,
             anonymous_ids=tuple(dict.fromkeys(anonymous_ids)),
             traits=traits,

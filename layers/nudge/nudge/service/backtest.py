@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from nudge.adapters import keys
 from nudge.domain.errors import InvalidRequest
 from nudge.domain.intake import Event, Limits, Payload, normalize
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile, fold
 from nudge.domain.segment import parse_iso_timestamp
 from nudge.domain.triggers.conditions import Facts, count_in_window, event_name, values_at
@@ -140,15 +140,15 @@ def backtest(
 class _Replay:
     def __init__(self, index: TriggerIndex) -> None:
         self.index = index
-        self.profiles: dict[str, Profile] = {}
-        self.links: dict[str, str] = {}
-        self.history: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.profiles: dict[PersonId, Profile] = {}
+        self.links: dict[str, str] = {}  # anonymousId -> userId
+        self.history: dict[PersonId, list[dict[str, Any]]] = defaultdict(list)
         self.timers: list[tuple[datetime, int, Pending]] = []
-        self.armed: dict[tuple[str, str, str], datetime] = {}
-        self.ledger: dict[tuple[str, str, str | None], tuple[str, datetime]] = {}
+        self.armed: dict[tuple[PersonId, str, str], datetime] = {}
+        self.ledger: dict[tuple[PersonId, str, str | None], tuple[str, datetime]] = {}
         # The by_seen_hour index: who was last seen in each hour, and each person's hour.
-        self.seen_in: dict[datetime, set[str]] = defaultdict(set)
-        self.seen_hour: dict[str, datetime] = {}
+        self.seen_in: dict[datetime, set[PersonId]] = defaultdict(set)
+        self.seen_hour: dict[PersonId, datetime] = {}
         self.next_sweep: datetime | None = None
         self.reports: dict[str, TriggerReport] = {
             trigger: TriggerReport() for trigger in index.triggers
@@ -181,7 +181,7 @@ class _Replay:
         pending = [timer for _, _, timer in self.timers if timer.person in self._partitions(person)]
         self._carry_out(on_event(self.index, person, facts, pending), now)
 
-    def _index_seen(self, person: str, profile: Profile) -> None:
+    def _index_seen(self, person: PersonId, profile: Profile) -> None:
         hour = profile.sweep_hour()
         if hour is None:
             return
@@ -193,18 +193,16 @@ class _Replay:
         self.seen_in[hour].add(person)
         self.seen_hour[person] = hour
 
-    def _person(self, event: Event) -> str:
+    def _person(self, event: Event) -> PersonId:
         if event.user_id:
-            return keys.person_of(event.user_id, None)
-        return keys.person_of(self.links.get(event.anonymous_id or ""), event.anonymous_id)
+            return PersonId.user(event.user_id)
+        return PersonId.of(self.links.get(event.anonymous_id or ""), event.anonymous_id)
 
-    def _partitions(self, person: str) -> list[str]:
-        if person.startswith("a:") and person[2:] in self.links:
-            person = keys.person_of(self.links[person[2:]], None)
+    def _partitions(self, person: PersonId) -> list[PersonId]:
+        if person.is_anonymous and person.value in self.links:
+            person = PersonId.user(self.links[person.value])
         profile = self.profiles.get(person)
-        anonymous = (
-            [keys.person_of(None, anon) for anon in profile.anonymous_ids] if profile else []
-        )
+        anonymous = [PersonId.anonymous(anon) for anon in profile.anonymous_ids] if profile else []
         return [person, *anonymous]
 
     # ---- the clock ------------------------------------------------------------------
@@ -250,9 +248,9 @@ class _Replay:
                 )
                 self._carry_out(on_inactive(trigger, person, facts, max(seen, default=None)), at)
 
-    def _people_in(self, hour: datetime) -> dict[str, list[str]]:
+    def _people_in(self, hour: datetime) -> dict[PersonId, list[PersonId]]:
         """Who the partitions filed under ``hour`` are now, with all their partitions."""
-        people: dict[str, list[str]] = {}
+        people: dict[PersonId, list[PersonId]] = {}
         for found in sorted(self.seen_in.get(hour, ())):
             partitions = self._partitions(found)
             known = people.setdefault(partitions[0], [])
@@ -268,7 +266,7 @@ class _Replay:
         facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
         self._carry_out(on_due(trigger, timer, person, facts), now)
 
-    def _history(self, partitions: Sequence[str]) -> list[dict[str, Any]]:
+    def _history(self, partitions: Sequence[PersonId]) -> list[dict[str, Any]]:
         return sorted(
             (event for part in partitions for event in self.history.get(part, [])),
             key=lambda event: str(event.get("timestamp")),

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from nudge.adapters import keys
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.queue import SendQueue
 from nudge.adapters.scheduler import Reminders, schedule_name
 from nudge.adapters.store import EventStore, StoredEvent
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile, fold
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.conditions import Facts, event_name
@@ -57,8 +57,8 @@ class Swept:
     """Someone the sweep found (quiet or back since): who they are now, all their partitions,
     their profile and their latest activity under any identity."""
 
-    person: str
-    partitions: list[str]
+    person: PersonId
+    partitions: list[PersonId]
     profile: Profile
     last_seen: datetime | None
     sweep_hour: datetime | None  # the latest hour any of their identities is filed under
@@ -71,7 +71,7 @@ class PersonBlocked(Exception):
 @dataclass(frozen=True)
 class TimerPayload:
     trigger: str
-    person: str
+    person: PersonId
     occurrence: str
     due: datetime
     kind: str
@@ -84,7 +84,7 @@ class TimerPayload:
         scheduled = payload.get("scheduledTime")
         return cls(
             trigger=str(payload["trigger"]),
-            person=str(payload["person"]),
+            person=PersonId.parse(str(payload["person"])),
             occurrence=str(payload["occurrence"]),
             due=datetime.fromisoformat(str(payload["due"])),
             kind=str(payload["kind"]),
@@ -180,16 +180,16 @@ class EvaluateService:
                 decisions += decided
         return decisions
 
-    def _by_person(self, found: Sequence[str]) -> dict[str, list[str]]:
+    def _by_person(self, found: Sequence[PersonId]) -> dict[PersonId, list[PersonId]]:
         """The partitions the index lists, by who they are now: a visitor and the user they
         became are one person, decided once."""
-        linked = self.events.linked_users(p[2:] for p in found if p.startswith("a:"))
-        people: dict[str, list[str]] = {}
+        linked = self.events.linked_users(p.value for p in found if p.is_anonymous)
+        people: dict[PersonId, list[PersonId]] = {}
         for partition in found:
             people.setdefault(_linked_person(partition, linked), []).append(partition)
         return people
 
-    def _swept(self, people: Mapping[str, Sequence[str]]) -> list[Swept]:
+    def _swept(self, people: Mapping[PersonId, Sequence[PersonId]]) -> list[Swept]:
         """Each person with their profile and latest activity over all their identities (a
         visitor who came back without logging in has been seen). Batched: a few requests
         per hundred people, not per person."""
@@ -200,7 +200,7 @@ class EvaluateService:
                     [
                         person,
                         *found,
-                        *(keys.person_of(None, anon) for anon in _anonymous(profiles, person)),
+                        *(PersonId.anonymous(anon) for anon in _anonymous(profiles, person)),
                     ]
                 )
             )
@@ -230,7 +230,7 @@ class EvaluateService:
         profile = swept.profile
         facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at), history=history)
         result = on_inactive(trigger, swept.person, facts, swept.last_seen)
-        if swept.person.startswith("a:") and not result.actions:
+        if swept.person.is_anonymous and not result.actions:
             # A visitor who never logged in, left alone: most of any busy hour, and nobody
             # will ask explain about them. Recording it would cost a write each.
             return []
@@ -263,7 +263,7 @@ class EvaluateService:
         payload = {
             "source": TIMER_SOURCE,
             "trigger": timer.trigger,
-            "person": timer.person,
+            "person": str(timer.person),
             "occurrence": timer.occurrence,
             "due": timer.due.isoformat(),
             "kind": timer.kind,
@@ -314,11 +314,11 @@ class EvaluateService:
         fired_at: str,
         history: Sequence[Mapping[str, Any]],
     ) -> dict[str, Any]:
-        user_id = fire.person[2:] if fire.person.startswith("u:") else None
+        user_id = fire.person.user_id
         return {
             "fireId": fire_id,
             "trigger": trigger.id,
-            "person": fire.person,
+            "person": str(fire.person),
             "userId": user_id,
             "anonymousId": fire.entry.get("anonymousId"),
             "occurrence": fire.occurrence,
@@ -329,25 +329,25 @@ class EvaluateService:
             "context": collected(trigger, fire.entry, history, fire.at),
         }
 
-    def _identity(self, timer_person: str) -> tuple[str, list[str], Profile]:
+    def _identity(self, timer_person: PersonId) -> tuple[PersonId, list[PersonId], Profile]:
         """Who a timer's partition is now, every partition of that person, and their profile."""
         person = timer_person
-        if timer_person.startswith("a:"):
-            linked = self.events.linked_users([timer_person[2:]])
+        if timer_person.is_anonymous:
+            linked = self.events.linked_users([timer_person.value])
             if linked:
-                person = keys.person_of(next(iter(linked.values())), None)
+                person = PersonId.user(next(iter(linked.values())))
         profile = self.events.load_profiles([person]).get(person) or Profile(person=person)
-        anonymous = [keys.person_of(None, anon) for anon in profile.anonymous_ids]
+        anonymous = [PersonId.anonymous(anon) for anon in profile.anonymous_ids]
         return person, list(dict.fromkeys([person, timer_person, *anonymous])), profile
 
-    def history(self, persons: Sequence[str], since: datetime) -> list[dict[str, Any]]:
+    def history(self, persons: Sequence[PersonId], since: datetime) -> list[dict[str, Any]]:
         events = [event for person in persons for event in self.events.events_since(person, since)]
         return sorted(
             events, key=lambda event: (str(event.get("timestamp")), str(event.get("messageId")))
         )
 
-    def persons_for_exits(self, person: str, profile: Profile) -> list[str]:
-        anonymous = [keys.person_of(None, anon) for anon in profile.anonymous_ids]
+    def persons_for_exits(self, person: PersonId, profile: Profile) -> list[PersonId]:
+        anonymous = [PersonId.anonymous(anon) for anon in profile.anonymous_ids]
         return list(dict.fromkeys([person, *anonymous]))
 
 
@@ -356,12 +356,12 @@ class BatchWork:
     """One stream batch: profiles in memory, decisions gathered, failures remembered."""
 
     service: EvaluateService
-    profiles: dict[str, Profile]
+    profiles: dict[PersonId, Profile]
     target_arn: str
     decisions: list[Decision] = field(default_factory=list)
-    blocked: dict[str, int] = field(default_factory=dict)  # person -> first failed sequence
-    touched: set[str] = field(default_factory=set)
-    first_sequence: dict[str, int] = field(default_factory=dict)
+    blocked: dict[PersonId, int] = field(default_factory=dict)  # person -> first failed sequence
+    touched: set[PersonId] = field(default_factory=set)
+    first_sequence: dict[PersonId, int] = field(default_factory=dict)
 
     def handle(self, sequence: int, stored: StoredEvent, now: datetime) -> None:
         person = stored.person
@@ -403,7 +403,7 @@ class BatchWork:
         self.profiles[person] = replace(folded, applied_seq=sequence, folded_at=iso(now))
         self.touched.add(person)
 
-    def finish(self) -> set[str]:
+    def finish(self) -> set[PersonId]:
         """Saves what was decided; returns the persons whose profile could not be saved."""
         refused = self.service.events.save_profiles(
             [self.profiles[person] for person in sorted(self.touched)]
@@ -412,14 +412,14 @@ class BatchWork:
         return refused
 
 
-def _linked_person(partition: str, linked: Mapping[str, str]) -> str:
+def _linked_person(partition: PersonId, linked: Mapping[str, str]) -> PersonId:
     """A visitor's partition is the user it was linked to, if any; a user's is itself."""
-    if partition.startswith("a:") and partition[2:] in linked:
-        return keys.person_of(linked[partition[2:]], None)
+    if partition.is_anonymous and partition.value in linked:
+        return PersonId.user(linked[partition.value])
     return partition
 
 
-def _anonymous(profiles: Mapping[str, Profile], person: str) -> tuple[str, ...]:
+def _anonymous(profiles: Mapping[PersonId, Profile], person: PersonId) -> tuple[str, ...]:
     return profiles[person].anonymous_ids if person in profiles else ()
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.store import EventStore, PersonView
+from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import TriggerIndex, inactivity_status
 
-__all__ = ["explain", "partitions"]
+__all__ = ["explain", "identities", "partitions"]
 
 
 def explain(
@@ -24,7 +25,7 @@ def explain(
     """Every recorded decision about the person, oldest first, then where inactivity
     triggers stand now."""
     view = events.read_person(user_id)
-    recorded = engine.decisions(partitions(user_id, view))
+    recorded = engine.decisions(identities(user_id, view))
     decided = {(decision["trigger"], decision.get("occurrence")) for decision in recorded}
     waiting = [
         status
@@ -34,12 +35,19 @@ def explain(
     return recorded + waiting
 
 
-def partitions(user_id: str, view: PersonView) -> list[str]:
-    """Every partition of one person: the user, and the visitors they were."""
-    persons = [f"u:{user_id}", f"a:{user_id}"]
+def identities(user_id: str, view: PersonView) -> list[PersonId]:
+    """Every partition of one person: the user, and the visitors they were (``user_id``
+    may name a visitor nobody has linked yet)."""
+    persons = [PersonId.user(user_id), PersonId.anonymous(user_id)]
     if view.profile is not None:
-        persons += [f"a:{anon}" for anon in view.profile.anonymous_ids]
+        persons += [PersonId.anonymous(anon) for anon in view.profile.anonymous_ids]
     return list(dict.fromkeys(persons))
+
+
+def partitions(user_id: str, view: PersonView) -> list[str]:
+    """``identities`` as text: what the local stack's gateway holds and passes on to
+    ``EngineStore.fires``."""
+    return [str(person) for person in identities(user_id, view)]
 
 
 def _waiting(index: TriggerIndex, view: PersonView, now: datetime) -> list[dict[str, Any]]:
@@ -62,7 +70,7 @@ def _waiting(index: TriggerIndex, view: PersonView, now: datetime) -> list[dict[
                     "reason": status.reason,
                     "at": iso(status.at),
                     "occurrence": status.occurrence,
-                    "person": status.person,
+                    "person": str(status.person),
                 }
             )
     return waiting

@@ -10,11 +10,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from nudge.adapters import keys
 from nudge.adapters.store import EventStore, StoredEvent
 from nudge.config import Settings
 from nudge.domain.errors import Unauthorized
 from nudge.domain.intake import Event, Payload, normalize, read_payload
+from nudge.domain.person import PersonId
 
 __all__ = ["Accepted", "BeaconRequest", "IngestService"]
 
@@ -125,8 +125,8 @@ def _links_declared(events: list[Event], known: Mapping[str, str]) -> dict[str, 
     return {anon: user for anon, user in declared.items() if known.get(anon) != user}
 
 
-def _person(event: Event, links: Mapping[str, str]) -> str:
+def _person(event: Event, links: Mapping[str, str]) -> PersonId:
     if event.user_id:
-        return keys.person_of(event.user_id, None)
+        return PersonId.user(event.user_id)
     linked_user = links.get(event.anonymous_id or "")
-    return keys.person_of(linked_user, event.anonymous_id)
+    return PersonId.of(linked_user, event.anonymous_id)

@@ -31,6 +31,7 @@ from nudge.adapters.scheduler import Reminders
 from nudge.adapters.store import EventStore
 from nudge.adapters.suppression import SuppressionStore
 from nudge.adapters.webhook import WebhookSender
+from nudge.domain.person import InvalidPersonId, PersonId
 from nudge.domain.policy import (
     Claimed,
     ContactState,
@@ -128,7 +129,7 @@ class SendService:
     def deliver(
         self, fire: Mapping[str, Any], now: datetime, *, redelivered: bool = False
     ) -> Delivery:
-        person = str(fire["person"])
+        person = PersonId.parse(str(fire["person"]))
         profile = self._events.load_profiles([person]).get(person) or Profile(person=person)
         delivery = self._deliver(fire, profile, now, redelivered)
         self._record(fire, delivery, now)
@@ -312,7 +313,7 @@ class SendService:
     def _record(self, fire: Mapping[str, Any], delivery: Delivery, now: datetime) -> None:
         decision = Decision(
             trigger=str(fire["trigger"]),
-            person=str(fire["person"]),
+            person=PersonId.parse(str(fire["person"])),
             outcome=delivery.outcome,
             reason=delivery.reason,
             at=now,
@@ -347,4 +348,8 @@ def parse_fire(body: str) -> dict[str, Any]:
     missing = [name for name in _FIRE_FIELDS if name not in document]
     if missing:
         raise Poison(f"not a fire: {', '.join(missing)} missing")
+    try:
+        PersonId.parse(document["person"])
+    except InvalidPersonId as error:
+        raise Poison(f"not a fire: {error}") from None
     return document

@@ -18,12 +18,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from nudge.adapters import keys
 from nudge.adapters.store import EventStore, StoredEvent, StoreUnavailable
 from nudge.adapters.suppression import SuppressionStore
 from nudge.config import Settings
 from nudge.domain.errors import TokenRefused
 from nudge.domain.intake import Payload, normalize
+from nudge.domain.person import InvalidPersonId, PersonId
 from nudge.domain.tokens import InvalidToken, verify_token
 
 __all__ = [
@@ -118,8 +118,10 @@ class TrackService:
         missing = [name for name in ("f", "p", "t", *_EXTRA_CLAIMS[kind]) if not claims.get(name)]
         if missing:
             raise TokenRefused("token", f"missing claims: {', '.join(missing)}")
-        if not claims["p"].startswith(("u:", "a:")) or len(claims["p"]) < 3:
-            raise TokenRefused("token", "the person claim is neither u:<id> nor a:<id>")
+        try:
+            PersonId.parse(claims["p"])
+        except InvalidPersonId:
+            raise TokenRefused("token", "the person claim is neither u:<id> nor a:<id>") from None
         if kind == "c" and not _is_web_url(claims["url"]):
             raise TokenRefused("token", "the link target is not an http(s) URL")
         return claims
@@ -147,12 +149,12 @@ class TrackService:
         user_agent: str | None,
     ) -> None:
         kind = claims["k"]
-        scheme, _, person_id = claims["p"].partition(":")
+        addressed = PersonId.parse(claims["p"])
         message: dict[str, Any] = {
             "type": "track",
             "event": _EVENTS[kind],
             "messageId": message_id_for(token, kind),
-            "userId" if scheme == "u" else "anonymousId": person_id,
+            "userId" if addressed.is_user else "anonymousId": addressed.value,
             "properties": {
                 "channel": EMAIL_CHANNEL,
                 "fireId": claims["f"],
@@ -169,17 +171,17 @@ class TrackService:
             new_id=lambda: message_id,
             limits=self._settings.limits,
         )
-        person = self._person(scheme, person_id)
+        person = self._person_now(addressed)
         self._events.put_events(
             [StoredEvent(person=person, event=event)], {}, self._settings.retention
         )
 
-    def _person(self, scheme: str, person_id: str) -> str:
+    def _person_now(self, addressed: PersonId) -> PersonId:
         """An anonymous visitor linked to a user since the email went out is that user."""
-        if scheme == "u":
-            return keys.person_of(person_id, None)
-        linked = self._events.linked_users([person_id]).get(person_id)
-        return keys.person_of(linked, person_id)
+        if addressed.is_user:
+            return addressed
+        linked = self._events.linked_users([addressed.value]).get(addressed.value)
+        return PersonId.of(linked, addressed.value)
 
 
 def _is_web_url(url: str) -> bool:

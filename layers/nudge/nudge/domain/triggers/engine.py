@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from nudge.domain.durations import words
+from nudge.domain.person import PersonId
 from nudge.domain.timefmt import hour_of
 from nudge.domain.triggers.conditions import Facts, event_name, matches_event, values_at
 from nudge.domain.triggers.explain import why_not
@@ -77,7 +78,7 @@ class Pending:
     """A timer that was armed and has not been decided yet."""
 
     trigger: str
-    person: str  # the partition it was armed under (an anonymous visitor, perhaps)
+    person: PersonId  # the partition it was armed under (an anonymous visitor, perhaps)
     occurrence: str
     due: datetime
     kind: TimerKind
@@ -98,7 +99,7 @@ class Cancel:
 @dataclass(frozen=True)
 class Fire:
     trigger: str
-    person: str
+    person: PersonId
     occurrence: str
     at: datetime
     entry: Mapping[str, Any]
@@ -106,6 +107,7 @@ class Fire:
     @property
     def fire_id(self) -> str:
         """The same decision always has the same id, however often it is retried."""
+        # The person's text form, as ids were always made: the ledger still knows them.
         basis = f"{self.trigger}|{self.person}|{self.occurrence}|{self.entry.get('messageId', '')}"
         return hashlib.sha256(basis.encode()).hexdigest()[:24]
 
@@ -113,7 +115,7 @@ class Fire:
 @dataclass(frozen=True)
 class Decision:
     trigger: str
-    person: str
+    person: PersonId
     outcome: Outcome
     reason: str
     at: datetime
@@ -182,7 +184,7 @@ def occurrence_of(trigger: Trigger, event: Mapping[str, Any]) -> str:
 
 def on_event(
     index: TriggerIndex,
-    person: str,
+    person: PersonId,
     facts: Facts,
     pending: Sequence[Pending],
 ) -> Result:
@@ -228,12 +230,12 @@ def _correlated(exit_event: EventMatch, entry: Mapping[str, Any], event: Mapping
 
 
 def _maybe_enter(
-    trigger: Trigger, when: EventMatch, person: str, facts: Facts, result: Result
+    trigger: Trigger, when: EventMatch, person: PersonId, facts: Facts, result: Result
 ) -> None:
     occurrence = occurrence_of(trigger, facts.event)
     # A visitor who will be waited for may identify meanwhile: their audience is decided at
     # the due time, on the user they became (``on_due``), not on the traits they lack now.
-    audience_later = person.startswith("a:") and bool(trigger.unless or trigger.delay)
+    audience_later = person.is_anonymous and bool(trigger.unless or trigger.delay)
     failed = why_not(when.where, facts) or (
         why_not([trigger.audience], facts) if trigger.audience and not audience_later else None
     )
@@ -267,7 +269,7 @@ def _maybe_enter(
 # ---- when a timer is due -------------------------------------------------------------
 
 
-def on_due(trigger: Trigger, timer: Pending, person: str, facts: Facts) -> Result:
+def on_due(trigger: Trigger, timer: Pending, person: PersonId, facts: Facts) -> Result:
     """Decide again with what happened since: the timer only said "look now".
 
     ``facts.history`` holds the person's events (all identities) since the entry event.
@@ -338,7 +340,9 @@ def inactivity_occurrence(trigger: Trigger, last_seen: datetime) -> str:
     return f"inactive@{(last_seen + trigger.when.inactive).isoformat()}"
 
 
-def on_inactive(trigger: Trigger, person: str, facts: Facts, last_seen: datetime | None) -> Result:
+def on_inactive(
+    trigger: Trigger, person: PersonId, facts: Facts, last_seen: datetime | None
+) -> Result:
     """The sweep found ``person`` among those last seen long enough ago: decide.
 
     The index may lag a write, so the profile's ``last_seen`` decides: someone who came
@@ -363,7 +367,7 @@ def on_inactive(trigger: Trigger, person: str, facts: Facts, last_seen: datetime
 
 
 def inactivity_status(
-    trigger: Trigger, person: str, last_seen: datetime | None, now: datetime
+    trigger: Trigger, person: PersonId, last_seen: datetime | None, now: datetime
 ) -> Decision | None:
     """Where an inactivity trigger stands for someone still within their sweep, for
     ``explain``: nothing is recorded while a person is merely active (that would cost a
