@@ -1,139 +1,176 @@
 """The read side (`bootstrap.person_views`) on moto: what `nudge explain` and the local
-stack's control API show of a person, their fires and how far delivery got."""
+stack's control API show of a person, their fires and how far delivery got.
+
+The table is filled the way the functions fill it: beacons through Ingest, the stream
+through Evaluate (product_interest fires at once on a long product view)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from nudge import bootstrap
 from nudge.adapters.contacts import ContactStore
-from nudge.adapters.engine_store import EngineStore
-from nudge.adapters.store import EventStore
-from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
-from nudge.domain.profile import Profile
-from nudge.domain.timefmt import iso
-from nudge.domain.triggers.engine import Decision
 
-from tests.integration._harness import NOW, Aws
+from tests.integration._harness import NOW, Aws, Invoke, Stream, beacon
+
+EARLIER = NOW - timedelta(minutes=10)
 
 
-def _fire(person: str, trigger: str, fired_at: str, fire_id: str) -> dict[str, Any]:
+def _viewed(product: str, message_id: str, at: datetime, **who: str) -> dict[str, Any]:
+    """A product page looked at for five minutes: product_interest fires."""
     return {
-        "fireId": fire_id,
-        "person": person,
-        "trigger": trigger,
-        "occurrence": "once",
-        "firedAt": fired_at,
-        "channel": "email",
+        "type": "track",
+        "event": "Product Viewed",
+        "messageId": message_id,
+        "timestamp": at.isoformat(),
+        "properties": {"product_id": product, "dwell_seconds": 300},
+        **who,
     }
 
 
-def _ada_who_was_visitor_v1(aws: Aws) -> None:
-    """Ada (u:ada) was visitor v1 before she signed in; Bob is someone else."""
-    last_seen = iso(NOW - timedelta(hours=1))
-    EventStore(aws.dynamodb, aws.table).save_profiles(
-        [
-            Profile(
-                person=PersonId.user("ada"),
-                user_id="ada",
-                anonymous_ids=("v1",),
-                last_seen=last_seen,
-            ),
-            Profile(person=PersonId.anonymous("v1"), last_seen=last_seen),
-            Profile(person=PersonId.user("bob"), user_id="bob", last_seen=last_seen),
-        ]
+def _identified(user: str, anonymous_id: str, at: datetime) -> dict[str, Any]:
+    """The visitor signs in: their partition is linked to the user's."""
+    return {
+        "type": "identify",
+        "userId": user,
+        "anonymousId": anonymous_id,
+        "messageId": f"identify-{user}",
+        "timestamp": at.isoformat(),
+        "traits": {"email": f"{user}@example.com"},
+    }
+
+
+def _evaluated(ingest: Invoke, stream: Stream, at: datetime, *messages: dict[str, Any]) -> None:
+    """Ingested at ``at``, and decided by Evaluate at ``at`` (the stream record's time)."""
+    response = ingest(beacon("batch", {"batch": list(messages)}, at=at))
+    assert response["statusCode"] == 200, response
+    records = stream.read()
+    for record in records:
+        record["dynamodb"]["ApproximateCreationDateTime"] = int(at.timestamp())
+    stream.deliver(records)
+
+
+def _ada_who_was_visitor_v1_and_bob(ingest: Invoke, stream: Stream) -> None:
+    """Visitor v1 views p1; ten minutes later v1 signs in as ada, ada views p2, bob views p3."""
+    _evaluated(ingest, stream, EARLIER, _viewed("p1", "view-1", EARLIER, anonymousId="v1"))
+    _evaluated(
+        ingest,
+        stream,
+        NOW,
+        _identified("ada", "v1", NOW),
+        _viewed("p2", "view-2", NOW, userId="ada"),
+        _viewed("p3", "view-3", NOW, userId="bob"),
     )
 
 
-def _fires_saved(aws: Aws, *fires: dict[str, Any]) -> None:
-    engine = EngineStore(aws.dynamodb, aws.table, timedelta(days=30))
-    for fire in fires:
-        engine.save_fire(fire)
+def _persons_and_products(fires: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(fire["person"], fire["occurrence"]) for fire in fires]
 
 
-def test_a_persons_fires_include_those_of_the_visitors_they_were(aws: Aws) -> None:
-    """fires(user) reads the user's partition and every linked visitor's, not other people's."""
+def test_a_person_is_the_user_and_the_visitors_they_were(
+    aws: Aws, ingest: Invoke, stream: Stream
+) -> None:
+    """person(user) holds the user's profile, the linked visitor's profile and all events."""
     # given
-    _ada_who_was_visitor_v1(aws)
-    as_visitor = _fire("a:v1", "product_interest", iso(NOW - timedelta(hours=2)), "f1")
-    as_user = _fire("u:ada", "abandoned_cart", iso(NOW), "f2")
-    _fires_saved(aws, as_user, as_visitor, _fire("u:bob", "abandoned_cart", iso(NOW), "f3"))
+    _ada_who_was_visitor_v1_and_bob(ingest, stream)
+    views = bootstrap.person_views(aws.dynamodb, aws.table)
+    # when
+    view = views.person("ada")
+    # then
+    assert view.profile is not None
+    assert [str(profile.person) for profile in view.linked_profiles] == ["a:v1"]
+    assert [event["messageId"] for event in view.events] == ["view-1", "identify-ada", "view-2"]
+
+
+def test_a_persons_fires_include_those_of_the_visitors_they_were(
+    aws: Aws, ingest: Invoke, stream: Stream
+) -> None:
+    """fires(user) reads the user's partition and the linked visitor's, not other people's."""
+    # given
+    _ada_who_was_visitor_v1_and_bob(ingest, stream)
     views = bootstrap.person_views(aws.dynamodb, aws.table)
     # when
     fires = views.fires("ada")
     # then
-    assert fires == [as_visitor, as_user]
+    assert _persons_and_products(fires) == [("a:v1", "product_id=p1"), ("u:ada", "product_id=p2")]
 
 
-def test_all_fires_lists_everyones_fires_oldest_first(aws: Aws) -> None:
-    """all_fires() finds every fire in the table, whoever it was for, ordered by firedAt."""
+def test_all_fires_lists_everyones_fires_oldest_first(
+    aws: Aws, ingest: Invoke, stream: Stream
+) -> None:
+    """all_fires() finds every fire in the table, whoever it was for, the earliest first."""
     # given
-    later = _fire("u:bob", "abandoned_cart", iso(NOW), "f2")
-    earlier = _fire("a:v9", "product_interest", iso(NOW - timedelta(minutes=5)), "f1")
-    _fires_saved(aws, later, earlier)
+    _ada_who_was_visitor_v1_and_bob(ingest, stream)
     views = bootstrap.person_views(aws.dynamodb, aws.table)
     # when
     fires = views.all_fires()
     # then
-    assert fires == [earlier, later]
+    assert _persons_and_products(fires)[0] == ("a:v1", "product_id=p1")
+    assert sorted(_persons_and_products(fires)[1:]) == [
+        ("u:ada", "product_id=p2"),
+        ("u:bob", "product_id=p3"),
+    ]
 
 
-def test_the_delivery_mark_comes_from_the_persons_contact_record(aws: Aws) -> None:
+def test_the_delivery_mark_comes_from_the_persons_contact_record(
+    aws: Aws, ingest: Invoke, stream: Stream
+) -> None:
     """delivery_mark gives the contact record's mark for a fire, and "" for a fire it lacks."""
     # given
-    sent = f"sent@{NOW.isoformat()}"
-    ContactStore(aws.dynamodb, aws.table).save("u:ada", ContactState(fires={"f1": sent}))
+    _ada_who_was_visitor_v1_and_bob(ingest, stream)
     views = bootstrap.person_views(aws.dynamodb, aws.table)
+    sent_fire, unmarked_fire = views.fires("ada")
+    sent = f"sent@{NOW.isoformat()}"
+    ContactStore(aws.dynamodb, aws.table).save(
+        sent_fire["person"], ContactState(fires={sent_fire["fireId"]: sent})
+    )
     # when
-    marks = (views.delivery_mark("u:ada", "f1"), views.delivery_mark("u:ada", "f2"))
+    marks = [views.delivery_mark(sent_fire), views.delivery_mark(unmarked_fire)]
     # then
-    assert marks == (sent, "")
+    assert marks == [sent, ""]
 
 
-def test_explain_lists_recorded_decisions_then_where_bundled_inactivity_triggers_stand(
-    aws: Aws,
+def test_explain_ends_with_where_the_bundled_inactivity_triggers_stand(
+    aws: Aws, ingest: Invoke, stream: Stream
 ) -> None:
-    """With the bundled triggers, explain adds re_engagement's pending line after the records."""
+    """By default the bundled triggers are read: re_engagement's pending line comes last."""
     # given
-    _ada_who_was_visitor_v1(aws)
-    recorded = Decision("abandoned_cart", PersonId.anonymous("v1"), "not_matched", "no cart", NOW)
-    EngineStore(aws.dynamodb, aws.table, timedelta(days=30)).save_decisions([recorded])
+    _ada_who_was_visitor_v1_and_bob(ingest, stream)
     views = bootstrap.person_views(aws.dynamodb, aws.table)
     # when
     decisions = views.explain("ada", NOW)
     # then
-    assert [(d["trigger"], d["outcome"]) for d in decisions] == [
-        ("abandoned_cart", "not_matched"),
-        ("re_engagement", "pending"),
-    ]
+    assert ("product_interest", "fired") in [(d["trigger"], d["outcome"]) for d in decisions]
+    assert (decisions[-1]["trigger"], decisions[-1]["outcome"]) == ("re_engagement", "pending")
 
 
-def test_explain_without_trigger_files_shows_only_the_records(aws: Aws, tmp_path: Any) -> None:
-    """A triggers folder that does not exist means no inactivity lines, records all the same."""
+def test_explain_without_trigger_files_shows_only_the_records(
+    aws: Aws, ingest: Invoke, stream: Stream, tmp_path: Any
+) -> None:
+    """A triggers folder that does not exist means no inactivity lines, the records all the same."""
     # given
-    _ada_who_was_visitor_v1(aws)
-    recorded = Decision("abandoned_cart", PersonId.user("ada"), "pending", "waiting", NOW)
-    EngineStore(aws.dynamodb, aws.table, timedelta(days=30)).save_decisions([recorded])
+    _ada_who_was_visitor_v1_and_bob(ingest, stream)
     views = bootstrap.person_views(aws.dynamodb, aws.table, triggers_dir=tmp_path / "none")
     # when
     decisions = views.explain("ada", NOW)
     # then
-    assert [d["trigger"] for d in decisions] == ["abandoned_cart"]
+    assert decisions
+    assert "re_engagement" not in [decision["trigger"] for decision in decisions]
 
 
 def test_person_views_without_a_table_name_read_the_functions_setting(
-    aws: Aws, monkeypatch: pytest.MonkeyPatch
+    aws: Aws, ingest: Invoke, stream: Stream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No table given: the factory takes NUDGE_TABLE_NAME, as the functions do."""
+    """No client and no table given: the factory uses NUDGE_TABLE_NAME, as the functions do."""
     # given
-    _ada_who_was_visitor_v1(aws)
+    _ada_who_was_visitor_v1_and_bob(ingest, stream)
     monkeypatch.setenv("NUDGE_TABLE_NAME", aws.table)
     bootstrap.settings.cache_clear()
     # when
-    view = bootstrap.person_views().person("ada")
+    view = bootstrap.person_views().person("bob")
     # then
     assert view.profile is not None
-    assert [str(profile.person) for profile in view.linked_profiles] == ["a:v1"]
+    assert [event["messageId"] for event in view.events] == ["view-3"]

@@ -7,6 +7,7 @@ every view of one person reads all of their partitions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -52,8 +53,9 @@ class PersonViews:
         """Every fire in the table, oldest first (a Scan: for small tables and operators)."""
         return self._scan.all_fires()
 
-    def delivery_mark(self, person: str, fire_id: str) -> str:
-        """How far delivery got, from the person's contact record: ``claimed@<time>``,
-        ``failed@<time>`` or ``sent@<time>``; empty when the record has no mark for it
-        (not yet handled, or marked more than 3 days ago)."""
-        return self._contacts.load(person).fires.get(fire_id, "")
+    def delivery_mark(self, fire: Mapping[str, Any]) -> str:
+        """How far delivery of a fire record got, from its person's contact record:
+        ``claimed@<time>``, ``failed@<time>`` or ``sent@<time>``; empty when the record has
+        no mark for it (not handled yet, or marked more than 3 days ago)."""
+        marks = self._contacts.load(str(fire.get("person"))).fires
+        return marks.get(str(fire.get("fireId")), "")
