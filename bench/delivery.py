@@ -53,7 +53,7 @@ from nudge.adapters.store import EventStore
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 from nudge.domain.render import EmailContent, Renderer
-from nudge.domain.tokens import sign_token
+from nudge.domain.tokens import ClickClaims, OpenClaims, UnsubscribeClaims, sign_link
 from rich.console import Console
 
 from bench.common import REPO, STACK_WRITE_KEY, Figures, median, running_stack, side_by_side
@@ -153,7 +153,8 @@ _TRIGGER_CYCLE: list[Callable[[PersonId], dict[str, Any]]] = [
 
 def _render_context(person: PersonId, address: str, fire_id: str, base: str, key: bytes) -> Any:
     """What SendService._context gives an abandoned-cart email."""
-    claims = {"f": fire_id, "p": str(person), "t": "abandoned_cart"}
+    opened = OpenClaims(fire_id=fire_id, person=person, trigger="abandoned_cart")
+    unsubscribe = UnsubscribeClaims(fire_id, person, "abandoned_cart", email=address)
     profile = Profile(person=person, user_id=person.user_id)
     return {
         "items": cart(),
@@ -163,11 +164,11 @@ def _render_context(person: PersonId, address: str, fire_id: str, base: str, key
         "user_id": person.user_id,
         "trigger": "abandoned_cart",
         "links": {
-            "unsubscribe": f"{base}/u/{sign_token({**claims, 'k': 'u', 'e': address}, key)}",
-            "open_pixel": f"{base}/o/{sign_token({**claims, 'k': 'o'}, key)}",
+            "unsubscribe": f"{base}/u/{sign_link(unsubscribe, key)}",
+            "open_pixel": f"{base}/o/{sign_link(opened, key)}",
         },
         "click": lambda url: (
-            f"{base}/c/{sign_token({**claims, 'k': 'c', 'url': url}, key)}"
+            f"{base}/c/{sign_link(ClickClaims(fire_id, person, 'abandoned_cart', url=url), key)}"
             if isinstance(url, str) and url.startswith(("https://", "http://"))
             else "#"
         ),

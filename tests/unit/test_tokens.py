@@ -1,4 +1,5 @@
-"""Signed link tokens: they round-trip, and every kind of tampering is refused."""
+"""Signed link tokens: they round-trip, every kind of tampering is refused, and the links'
+typed claims read tokens signed before they were typed."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from nudge.domain.tokens import InvalidToken, sign_token, verify_token
+from nudge.domain.person import PersonId
+from nudge.domain.tokens import (
+    ClickClaims,
+    InvalidToken,
+    LinkClaims,
+    OpenClaims,
+    UnsubscribeClaims,
+    read_link,
+    sign_link,
+    sign_token,
+    verify_token,
+)
 
 KEY = b"unit-test-tracking-secret"
 CLAIMS = {
@@ -189,3 +201,135 @@ def test_any_string_claims_round_trip(claims: dict[str, str]):
     verified = verify_token(sign_token(claims, KEY), KEY)
     # then
     assert verified == claims
+
+
+# ---- the links' typed claims ------------------------------------------------------------
+
+# Signed before the claims were typed (single-letter keys, version 1), as links already sent
+# in emails carry them; each must keep verifying and reading the same.
+OLD_CLICK = (
+    "AXsiZiI6ImZpcmUtMSIsImsiOiJjIiwicCI6InU6YWRhIiwidCI6ImFiYW5kb25lZF9jYXJ0IiwidXJsIjoiaHR0cHM6"
+    "Ly9hY21lLmV4YW1wbGUvY2FydD9pZD00MiJ90DpAKdYUFm8ezvceae5LKBD2T47NCmMcfcHPkHAQbT4"
+)
+OLD_UNSUBSCRIBE = (
+    "AXsiZSI6ImFkYUBleGFtcGxlLmNvbSIsImYiOiJmaXJlLTEiLCJrIjoidSIsInAiOiJhOnZpc2l0b3ItNyIsInQiOiJh"
+    "YmFuZG9uZWRfY2FydCJ9btHlxDfQfWtxDa5ZKmayH0RXnA-KBYrWTs1qgyZ-6LU"
+)
+OLD_OPEN = (
+    "AXsiZiI6ImZpcmUtMSIsImsiOiJvIiwicCI6InU6YWRhIiwidCI6ImFiYW5kb25lZF9jYXJ0In1J04Z23VlOPdvtsALn"
+    "CV9RZpto0y-hwU1On6O0MRh8Qw"
+)
+ADA = PersonId.user("ada")
+OLD_LINKS = [
+    pytest.param(
+        OLD_CLICK,
+        ClickClaims("fire-1", ADA, "abandoned_cart", url="https://acme.example/cart?id=42"),
+        id="click",
+    ),
+    pytest.param(
+        OLD_UNSUBSCRIBE,
+        UnsubscribeClaims(
+            "fire-1", PersonId.anonymous("visitor-7"), "abandoned_cart", email="ada@example.com"
+        ),
+        id="unsubscribe",
+    ),
+    pytest.param(OLD_OPEN, OpenClaims("fire-1", ADA, "abandoned_cart"), id="open"),
+]
+
+
+@pytest.mark.parametrize(("token", "expected"), OLD_LINKS)
+def test_a_link_sent_before_the_claims_were_typed_still_reads_the_same(
+    token: str, expected: LinkClaims
+):
+    """A token already in an inbox verifies and reads as the claims it was signed with."""
+    # when
+    claims = read_link(token, KEY, type(expected))
+    # then
+    assert claims == expected
+
+
+@pytest.mark.parametrize(("token", "claims"), OLD_LINKS)
+def test_typed_claims_sign_to_the_same_token_as_before(token: str, claims: LinkClaims):
+    """The wire did not change: the same claims sign to the very token they signed to before."""
+    # when
+    signed = sign_link(claims, KEY)
+    # then
+    assert signed == token
+
+
+def test_the_wire_keeps_its_one_letter_names():
+    """On the wire a click's claims are k, f, p, t and url, the person in its text form."""
+    # given
+    claims = ClickClaims("fire-1", ADA, "abandoned_cart", url="https://acme.example/")
+    # when
+    wire = verify_token(sign_link(claims, KEY), KEY)
+    # then
+    assert wire == {
+        "k": "c",
+        "f": "fire-1",
+        "p": "u:ada",
+        "t": "abandoned_cart",
+        "url": "https://acme.example/",
+    }
+
+
+@pytest.mark.parametrize(
+    ("token", "kind"),
+    [
+        pytest.param(OLD_OPEN, UnsubscribeClaims, id="open pixel as unsubscribe"),
+        pytest.param(OLD_CLICK, OpenClaims, id="click as open pixel"),
+        pytest.param(OLD_UNSUBSCRIBE, ClickClaims, id="unsubscribe as click"),
+    ],
+)
+def test_a_token_for_another_kind_of_link_is_refused(token: str, kind: type[LinkClaims]):
+    """A signed token read as another kind of link is invalid: a pixel cannot unsubscribe."""
+    # when / then
+    with pytest.raises(InvalidToken, match=f"not a token for {kind.kind} links"):
+        read_link(token, KEY, kind)
+
+
+@pytest.mark.parametrize(
+    ("wire", "missing"),
+    [
+        pytest.param({"k": "c", "f": "fire-1", "p": "u:ada", "t": "cart"}, "url", id="no url"),
+        pytest.param(
+            {"k": "c", "p": "u:ada", "t": "cart", "url": "https://a.example/"}, "f", id="no fire"
+        ),
+        pytest.param(
+            {"k": "c", "f": "", "p": "u:ada", "t": "cart", "url": "https://a/"}, "f", id="empty"
+        ),
+    ],
+)
+def test_a_link_without_a_claim_its_kind_needs_is_refused(wire: dict[str, str], missing: str):
+    """A signed click token without its URL, or with an empty fire id, names what is missing."""
+    # given
+    token = sign_token(wire, KEY)
+    # when / then
+    with pytest.raises(InvalidToken, match=f"missing claims: {missing}"):
+        read_link(token, KEY, ClickClaims)
+
+
+def test_a_link_whose_person_is_not_a_person_id_is_refused():
+    """A signed token whose person claim is not u:<id> or a:<id> is invalid."""
+    # given
+    token = sign_token({"k": "o", "f": "fire-1", "p": "ada", "t": "cart"}, KEY)
+    # when / then
+    with pytest.raises(InvalidToken, match="person claim"):
+        read_link(token, KEY, OpenClaims)
+
+
+@given(
+    fire_id=st.text(min_size=1, max_size=30),
+    person=st.builds(PersonId.user, st.text(min_size=1, max_size=20))
+    | st.builds(PersonId.anonymous, st.text(min_size=1, max_size=20)),
+    trigger=st.text(min_size=1, max_size=30),
+    url=st.text(min_size=1, max_size=60),
+)
+def test_any_click_claims_round_trip(fire_id: str, person: PersonId, trigger: str, url: str):
+    """Whatever the ids and the URL, Unicode included, a signed click link reads back the same."""
+    # given
+    claims = ClickClaims(fire_id, person, trigger, url=url)
+    # when
+    read = read_link(sign_link(claims, KEY), KEY, ClickClaims)
+    # then
+    assert read == claims

@@ -18,8 +18,9 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNot
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
+from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
-from nudge.domain.tokens import sign_token
+from nudge.domain.tokens import ClickClaims, OpenClaims, UnsubscribeClaims, sign_link
 
 __all__ = ["EmailContent", "RenderError", "Renderer", "render_context", "template_problems"]
 
@@ -101,7 +102,12 @@ def render_context(
     point at ``public_url`` and are signed with ``key``. Send and ``nudge preview`` both
     build their context here, so a preview shows what would be sent.
     """
-    claims = {"f": str(fire["fireId"]), "p": str(fire["person"]), "t": str(fire["trigger"])}
+    opened = OpenClaims(
+        fire_id=str(fire["fireId"]),
+        person=PersonId.parse(str(fire["person"])),
+        trigger=str(fire["trigger"]),
+    )
+    unsubscribe = UnsubscribeClaims(opened.fire_id, opened.person, opened.trigger, email=address)
     base = public_url.rstrip("/")
     return {
         **(fire.get("context") or {}),
@@ -111,18 +117,19 @@ def render_context(
         "user_id": fire.get("userId") or fire.get("person"),
         "trigger": fire["trigger"],
         "links": {
-            "unsubscribe": f"{base}/u/{sign_token({**claims, 'k': 'u', 'e': address}, key)}",
-            "open_pixel": f"{base}/o/{sign_token({**claims, 'k': 'o'}, key)}",
+            "unsubscribe": f"{base}/u/{sign_link(unsubscribe, key)}",
+            "open_pixel": f"{base}/o/{sign_link(opened, key)}",
         },
         # {{ click(item.url) }}: a signed link that records the click, then redirects.
-        "click": _click(base, claims, key),
+        "click": _click(base, opened, key),
     }
 
 
-def _click(base: str, claims: Mapping[str, str], key: bytes) -> Callable[[object], str]:
+def _click(base: str, opened: OpenClaims, key: bytes) -> Callable[[object], str]:
     def click(url: object) -> str:
         if isinstance(url, str) and url.startswith(("https://", "http://")):
-            return f"{base}/c/{sign_token({**claims, 'k': 'c', 'url': url}, key)}"
+            clicked = ClickClaims(opened.fire_id, opened.person, opened.trigger, url=url)
+            return f"{base}/c/{sign_link(clicked, key)}"
         return "#"
 
     return click

@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from nudge.adapters.store import EventStore, StoredEvent, StoreUnavailable
@@ -23,8 +23,16 @@ from nudge.adapters.suppression import SuppressionStore
 from nudge.config import Settings
 from nudge.domain.errors import TokenRefused
 from nudge.domain.intake import Payload, normalize
-from nudge.domain.person import InvalidPersonId, PersonId
-from nudge.domain.tokens import InvalidToken, verify_token
+from nudge.domain.person import PersonId
+from nudge.domain.tokens import (
+    ClickClaims,
+    InvalidToken,
+    LinkClaims,
+    LinkKind,
+    OpenClaims,
+    UnsubscribeClaims,
+    read_link,
+)
 
 __all__ = [
     "CLICKED",
@@ -43,10 +51,8 @@ UNSUBSCRIBED = "Unsubscribed"
 EMAIL_CHANNEL = "email"
 SUPPRESSION_REASON = "unsubscribe"
 
-_EVENTS = {"o": OPENED, "c": CLICKED, "u": UNSUBSCRIBED}
-_SLUGS = {"o": "open", "c": "click", "u": "unsubscribe"}
-# Claims each kind of token must carry beyond k, f, p and t.
-_EXTRA_CLAIMS = {"o": (), "c": ("url",), "u": ("e",)}
+_EVENTS: dict[LinkKind, str] = {"open": OPENED, "click": CLICKED, "unsubscribe": UNSUBSCRIBED}
+_Claims = TypeVar("_Claims", bound=LinkClaims)
 
 
 @dataclass(frozen=True)
@@ -61,10 +67,12 @@ class Unsubscribe:
     newly_suppressed: bool = False
 
 
-def message_id_for(token: str, kind: str) -> str:
+def message_id_for(token: str, kind: LinkKind) -> str:
     """The same link followed twice is one event: its id comes from the token itself."""
-    digest = hashlib.sha256(f"{kind}:{token}".encode()).hexdigest()[:32]
-    return f"email-{_SLUGS[kind]}-{digest}"
+    # Hashed with the kind's initial (o, c, u), as ids always were: a link followed before
+    # and after an upgrade is still one event.
+    digest = hashlib.sha256(f"{kind[0]}:{token}".encode()).hexdigest()[:32]
+    return f"email-{kind}-{digest}"
 
 
 class TrackService:
@@ -82,54 +90,45 @@ class TrackService:
 
     def open(self, token: str, at: datetime, user_agent: str | None = None) -> bool:
         """Records the open; False when storage refused it (the pixel is served anyway)."""
-        claims = self._verify(token, "o")
+        claims = self._verify(token, OpenClaims)
         return self._record_best_effort(token, claims, at, {}, user_agent)
 
     def click(self, token: str, at: datetime, user_agent: str | None = None) -> Click:
-        claims = self._verify(token, "c")
-        url = claims["url"]
-        recorded = self._record_best_effort(token, claims, at, {"url": url}, user_agent)
-        return Click(url=url, recorded=recorded)
+        claims = self._verify(token, ClickClaims)
+        if not _is_web_url(claims.url):
+            raise TokenRefused("token", "the link target is not an http(s) URL")
+        recorded = self._record_best_effort(token, claims, at, {"url": claims.url}, user_agent)
+        return Click(url=claims.url, recorded=recorded)
 
     def unsubscribe_page(self, token: str) -> Unsubscribe:
         """Checks the token and names the address; changes nothing (link scanners GET it)."""
-        claims = self._verify(token, "u")
-        return Unsubscribe(email=claims["e"])
+        claims = self._verify(token, UnsubscribeClaims)
+        return Unsubscribe(email=claims.email)
 
     def unsubscribe(self, token: str, at: datetime, user_agent: str | None = None) -> Unsubscribe:
         """Suppresses the address, then records the event; StoreUnavailable if either fails.
 
         Both writes are idempotent, so the caller's retry completes a half-done unsubscribe.
         """
-        claims = self._verify(token, "u")
-        newly = self._suppressions.suppress(EMAIL_CHANNEL, claims["e"], SUPPRESSION_REASON, at)
+        claims = self._verify(token, UnsubscribeClaims)
+        newly = self._suppressions.suppress(EMAIL_CHANNEL, claims.email, SUPPRESSION_REASON, at)
         self._record(token, claims, at, {}, user_agent)
-        return Unsubscribe(email=claims["e"], newly_suppressed=newly)
+        return Unsubscribe(email=claims.email, newly_suppressed=newly)
 
     # ---- internals -------------------------------------------------------------------
 
-    def _verify(self, token: str, kind: str) -> dict[str, str]:
+    def _verify(self, token: str, kind: type[_Claims]) -> _Claims:
+        """The token's claims, if it was signed by us for this kind of link (the pixel's
+        token does not unsubscribe); TokenRefused if not."""
         try:
-            claims = verify_token(token, self._secret)
+            return read_link(token, self._secret, kind)
         except InvalidToken as error:
             raise TokenRefused("token", f"not a valid link ({error})") from None
-        if claims.get("k") != kind:
-            raise TokenRefused("token", "this link is not meant for this address")
-        missing = [name for name in ("f", "p", "t", *_EXTRA_CLAIMS[kind]) if not claims.get(name)]
-        if missing:
-            raise TokenRefused("token", f"missing claims: {', '.join(missing)}")
-        try:
-            PersonId.parse(claims["p"])
-        except InvalidPersonId:
-            raise TokenRefused("token", "the person claim is neither u:<id> nor a:<id>") from None
-        if kind == "c" and not _is_web_url(claims["url"]):
-            raise TokenRefused("token", "the link target is not an http(s) URL")
-        return claims
 
     def _record_best_effort(
         self,
         token: str,
-        claims: Mapping[str, str],
+        claims: LinkClaims,
         at: datetime,
         extra: Mapping[str, Any],
         user_agent: str | None,
@@ -143,22 +142,21 @@ class TrackService:
     def _record(
         self,
         token: str,
-        claims: Mapping[str, str],
+        claims: LinkClaims,
         at: datetime,
         extra: Mapping[str, Any],
         user_agent: str | None,
     ) -> None:
-        kind = claims["k"]
-        addressed = PersonId.parse(claims["p"])
+        addressed = claims.person
         message: dict[str, Any] = {
             "type": "track",
-            "event": _EVENTS[kind],
-            "messageId": message_id_for(token, kind),
+            "event": _EVENTS[claims.kind],
+            "messageId": message_id_for(token, claims.kind),
             "userId" if addressed.is_user else "anonymousId": addressed.value,
             "properties": {
                 "channel": EMAIL_CHANNEL,
-                "fireId": claims["f"],
-                "trigger": claims["t"],
+                "fireId": claims.fire_id,
+                "trigger": claims.trigger,
                 **extra,
             },
         }
