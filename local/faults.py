@@ -15,7 +15,7 @@ from moto.core.exceptions import JsonRESTError
 
 from local.template import ACCOUNT
 
-__all__ = ["FAULT_KINDS", "QueueFaults", "SesFaults"]
+__all__ = ["FAULT_KINDS", "FaultCounts", "QueueFaults", "SesFaults"]
 
 # What POST /_local/faults accepts: service -> the kinds of fault it can inject.
 FAULT_KINDS: dict[str, tuple[str, ...]] = {
@@ -44,8 +44,9 @@ class _ServerError(JsonRESTError):
         )
 
 
-class _Counts:
-    """Counters of faults still to inject, one per kind, shared by threads."""
+class FaultCounts:
+    """Counters of faults still to inject, one per kind, shared by threads: what the
+    stack's ``faults`` mapping holds for each service."""
 
     def __init__(self, kinds: tuple[str, ...]) -> None:
         self._lock = threading.Lock()
@@ -73,7 +74,7 @@ class _Counts:
             return dict(self._counts)
 
 
-class SesFaults(_Counts):
+class SesFaults(FaultCounts):
     """The next n SES sends, per kind:
 
     - ``throttle``: answer TooManyRequestsException (429), as SES under load;
@@ -118,7 +119,7 @@ class SesFaults(_Counts):
             self._installed = True
 
 
-class QueueFaults(_Counts):
+class QueueFaults(FaultCounts):
     """``duplicate``: the next n messages a queue poller receives are delivered twice, as
     SQS's at-least-once delivery may: the same message, handed out again before it was
     deleted."""

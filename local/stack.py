@@ -29,7 +29,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from local.clock import VirtualClock
-from local.faults import QueueFaults, SesFaults
+from local.faults import FaultCounts, QueueFaults, SesFaults
 from local.outbox import describe_email
 from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
@@ -127,6 +127,8 @@ class LocalStack:
         self.functions: dict[str, FunctionPool] = {}
         self.ses_faults = SesFaults(self.template.names.region, crash=self._crash_queue_consumers)
         self.queue_faults = QueueFaults()
+        # What /_local/faults sets and shows, by service: a service with faults is one line.
+        self.faults: dict[str, FaultCounts] = {"ses": self.ses_faults, "sqs": self.queue_faults}
         self.stream_pollers: list[StreamPoller] = []
         self.queue_pollers: list[QueuePoller] = []
 
@@ -340,8 +342,8 @@ class LocalStack:
             self.schedules.reset()  # before the template's own schedules are made again
             create_resources(self.template, self.dynamodb, self.sqs, self.scheduler, self.sesv2)
             self._wire_sources()
-            self.ses_faults.clear()
-            self.queue_faults.clear()
+            for faults in self.faults.values():
+                faults.clear()
             self._ses().sent_messages.clear()
             self.ses_events.clear()
 

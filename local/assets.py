@@ -1,0 +1,73 @@
+"""The pages and files the local stack serves beside the API: the demo shop, the browser
+SDK it loads, and /docs, Swagger UI from the files Powertools ships (so it works offline)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import aws_lambda_powertools.event_handler.openapi.swagger_ui as swagger_assets
+from werkzeug.wrappers import Request, Response
+
+from local.responses import json_response
+from local.stack import REPO, LocalStack
+
+__all__ = ["Assets"]
+
+# URL name under /docs/ -> (the file Powertools ships, content type); its stylesheet is
+# the .min.css.
+_SWAGGER_FILES = {
+    "swagger-ui.css": ("swagger-ui.min.css", "text/css"),
+    "swagger-ui-bundle.min.js": ("swagger-ui-bundle.min.js", "application/javascript"),
+}
+
+
+class Assets:
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.pages: dict[str, Callable[[], Response]] = {
+            "/docs": self._docs,
+            "/demo": self._demo,
+            "/sdk/nudge.js": self._sdk,
+        }
+
+    def answer(self, request: Request) -> Response | None:
+        """The page or file a GET asks for; None for any other request."""
+        if request.method != "GET":
+            return None
+        if request.path in self.pages:
+            return self.pages[request.path]()
+        if request.path.startswith("/docs/"):
+            return _swagger_file(request.path.removeprefix("/docs/"))
+        return None
+
+    def _demo(self) -> Response:
+        page = (REPO / "local" / "demo" / "index.html").read_text()
+        page = page.replace("__WRITE_KEY__", self.stack.config.write_key)
+        return Response(page, content_type="text/html; charset=utf-8")
+
+    def _sdk(self) -> Response:
+        script = (REPO / "sdk" / "nudge.js").read_bytes()
+        return Response(script, content_type="application/javascript; charset=utf-8")
+
+    def _docs(self) -> Response:
+        page = _DOCS_PAGE.replace("{spec_url}", "/openapi.json")
+        return Response(page, content_type="text/html; charset=utf-8")
+
+
+def _swagger_file(name: str) -> Response:
+    if name not in _SWAGGER_FILES:
+        return json_response(404, {"message": "Not Found"})
+    file_name, content_type = _SWAGGER_FILES[name]
+    folder = Path(swagger_assets.__file__).parent
+    return Response((folder / file_name).read_bytes(), content_type=content_type)
+
+
+_DOCS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Nudge beacon API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.min.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "{spec_url}", dom_id: "#swagger-ui"});</script>
+</body></html>
+"""
