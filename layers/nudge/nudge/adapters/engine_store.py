@@ -154,13 +154,11 @@ class EngineStore:
         }
         self._client.put_item(TableName=self._table, Item=to_attributes(item))
 
-    def fires(self, persons: Iterable[str]) -> list[dict[str, Any]]:
-        """The fires filed under these people, oldest first. The people come as text, as
-        the local stack's gateway holds them (``explain.partitions``)."""
+    def fires(self, persons: Iterable[PersonId]) -> list[dict[str, Any]]:
         found = [
             json.loads(item["fire"])
             for person in persons
-            for item in self._query(PersonId.parse(person), keys.FIRE_SK_PREFIX)
+            for item in self._query(person, keys.FIRE_SK_PREFIX)
         ]
         return sorted(found, key=lambda fire: str(fire.get("firedAt")))
 

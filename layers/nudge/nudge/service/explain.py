@@ -16,7 +16,7 @@ from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import TriggerIndex, inactivity_status
 
-__all__ = ["explain", "identities", "partitions"]
+__all__ = ["explain", "partitions"]
 
 
 def explain(
@@ -25,7 +25,7 @@ def explain(
     """Every recorded decision about the person, oldest first, then where inactivity
     triggers stand now."""
     view = events.read_person(user_id)
-    recorded = engine.decisions(identities(user_id, view))
+    recorded = engine.decisions(partitions(user_id, view))
     decided = {(decision["trigger"], decision.get("occurrence")) for decision in recorded}
     waiting = [
         status
@@ -35,19 +35,13 @@ def explain(
     return recorded + waiting
 
 
-def identities(user_id: str, view: PersonView) -> list[PersonId]:
+def partitions(user_id: str, view: PersonView) -> list[PersonId]:
     """Every partition of one person: the user, and the visitors they were (``user_id``
     may name a visitor nobody has linked yet)."""
     persons = [PersonId.user(user_id), PersonId.anonymous(user_id)]
     if view.profile is not None:
         persons += [PersonId.anonymous(anon) for anon in view.profile.anonymous_ids]
     return list(dict.fromkeys(persons))
-
-
-def partitions(user_id: str, view: PersonView) -> list[str]:
-    """``identities`` as text: what the local stack's gateway holds and passes on to
-    ``EngineStore.fires``."""
-    return [str(person) for person in identities(user_id, view)]
 
 
 def _waiting(index: TriggerIndex, view: PersonView, now: datetime) -> list[dict[str, Any]]:
