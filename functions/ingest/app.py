@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -11,20 +10,17 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
-from nudge.adapters.store import StoreUnavailable
 from nudge.domain.errors import InvalidRequest
 from nudge.domain.timefmt import from_epoch_ms
+from nudge.entrypoints.http_errors import error_body, json_response, status_of, unavailable
 from nudge.entrypoints.openapi import openapi_document
 from nudge.service.ingest import BeaconRequest
+from nudge.service.ports import Unavailable
 
 logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 service = bootstrap.ingest_service()
-
-
-def _json(status: int, body: dict[str, Any]) -> Response[str]:
-    return Response(status, "application/json", json.dumps(body, ensure_ascii=False))
 
 
 @app.post("/v1/<route>")
@@ -46,33 +42,36 @@ def beacon(route: str) -> Response[str]:
         )
     )
     metrics.add_metric("EventsAccepted", MetricUnit.Count, accepted.events)
-    return _json(200, {"success": True})
+    return json_response(200, {"success": True})
 
 
 @app.get("/openapi.json")
 def openapi() -> Response[str]:
-    return _json(200, openapi_document())
+    return json_response(200, openapi_document())
 
 
 @app.exception_handler(InvalidRequest)  # type: ignore[untyped-decorator]
 def invalid_request(error: InvalidRequest) -> Response[str]:
+    body = error_body(error)
     logger.info(
-        "request refused", extra={"code": error.code, "field": error.field, "reason": error.reason}
+        "request refused",
+        extra={"code": body["code"], "field": error.field, "reason": error.reason},
     )
     metrics.add_metric("RequestsRefused", MetricUnit.Count, 1)
-    return _json(error.status, {"code": error.code, "message": error.message, "field": error.field})
+    return json_response(status_of(error), body)
 
 
-@app.exception_handler(StoreUnavailable)  # type: ignore[untyped-decorator]
-def store_unavailable(error: StoreUnavailable) -> Response[str]:
+@app.exception_handler(Unavailable)  # type: ignore[untyped-decorator]
+def storage_unavailable(error: Unavailable) -> Response[str]:
     logger.warning("storage refused writes", extra={"reason": str(error)})
-    return _json(503, {"code": "unavailable", "message": "storage is busy; retry with backoff"})
+    metrics.add_metric("RequestsUnavailable", MetricUnit.Count, 1)
+    return unavailable()
 
 
 @app.not_found
 def not_found(_: Exception) -> Response[str]:
     path = app.current_event.path
-    return _json(404, {"code": "not_found", "message": f"no route {path}", "field": "path"})
+    return json_response(404, {"code": "not_found", "message": f"no route {path}", "field": "path"})
 
 
 @logger.inject_lambda_context

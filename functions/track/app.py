@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -11,9 +10,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
-from nudge.adapters.store import StoreUnavailable
 from nudge.domain.errors import InvalidRequest, TokenRefused
 from nudge.domain.timefmt import from_epoch_ms
+from nudge.entrypoints.http_errors import error_body, json_response, status_of, unavailable
 from nudge.entrypoints.track_pages import (
     PAGE_HEADERS,
     PIXEL_GIF,
@@ -21,6 +20,7 @@ from nudge.entrypoints.track_pages import (
     unsubscribe_confirm_page,
     unsubscribed_page,
 )
+from nudge.service.ports import Unavailable
 
 logger = Logger()
 metrics = Metrics()
@@ -28,12 +28,6 @@ app = APIGatewayHttpResolver()
 service = bootstrap.track_service()
 
 _HTML = "text/html; charset=utf-8"
-
-
-def _json(status: int, body: dict[str, Any]) -> Response[str]:
-    return Response(
-        status, "application/json", json.dumps(body, ensure_ascii=False), PAGE_HEADERS.copy()
-    )
 
 
 def _html(status: int, page: str) -> Response[str]:
@@ -91,7 +85,7 @@ def unsubscribe(token: str) -> Response[str]:
 
 
 def _refused(error: InvalidRequest) -> None:
-    logger.info("link refused", extra={"code": error.code, "reason": error.reason})
+    logger.info("link refused", extra={"code": error_body(error)["code"], "reason": error.reason})
     metrics.add_metric("LinksRefused", MetricUnit.Count, 1)
 
 
@@ -100,13 +94,15 @@ def invalid_request(error: InvalidRequest) -> Response[str]:
     _refused(error)
     # The reason stays in the log: the caller learns only which part was wrong.
     message = "invalid or altered link" if isinstance(error, TokenRefused) else error.message
-    return _json(error.status, {"code": error.code, "message": message, "field": error.field})
+    return json_response(status_of(error), error_body(error, message), PAGE_HEADERS.copy())
 
 
-@app.exception_handler(StoreUnavailable)  # type: ignore[untyped-decorator]
-def store_unavailable(error: StoreUnavailable) -> Response[str]:
+@app.exception_handler(Unavailable)  # type: ignore[untyped-decorator]
+def storage_unavailable(error: Unavailable) -> Response[str]:
     logger.warning("storage refused writes", extra={"reason": str(error)})
-    return _json(503, {"code": "unavailable", "message": "storage is busy; retry with backoff"})
+    response = unavailable()
+    response.headers.update(PAGE_HEADERS)
+    return response
 
 
 @logger.inject_lambda_context

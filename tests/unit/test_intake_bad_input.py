@@ -10,6 +10,7 @@ import pytest
 from nudge.domain.errors import InvalidRequest, NotFound, PayloadTooLarge
 from nudge.domain.intake import Limits
 from nudge.domain.timefmt import iso
+from nudge.entrypoints.http_errors import status_of
 
 from tests.unit.builders import NOW, encode, parse, track
 
@@ -37,7 +38,7 @@ def test_malformed_json_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
     assert "malformed JSON" in caught.value.reason
 
@@ -53,7 +54,7 @@ def test_an_empty_body_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
     assert "empty" in caught.value.reason
 
@@ -69,7 +70,7 @@ def test_a_whitespace_only_body_is_rejected_as_empty() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
     assert "empty" in caught.value.reason
 
@@ -85,7 +86,7 @@ def test_a_json_array_instead_of_an_object_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
     assert caught.value.reason == "must be a JSON object, not an array"
 
@@ -101,7 +102,7 @@ def test_a_json_string_instead_of_an_object_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
     assert caught.value.reason == "must be a JSON object, not a string"
 
@@ -117,7 +118,7 @@ def test_a_message_with_neither_user_id_nor_anonymous_id_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "userId"
     assert "anonymousId" in caught.value.reason
 
@@ -133,7 +134,7 @@ def test_an_empty_user_id_counts_as_missing() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "userId"
 
 
@@ -148,7 +149,7 @@ def test_a_track_without_event_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "event"
     assert caught.value.reason == "is required for track"
 
@@ -164,7 +165,7 @@ def test_a_too_long_event_name_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "event"
 
 
@@ -179,7 +180,7 @@ def test_a_group_without_group_id_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "groupId"
 
 
@@ -194,7 +195,7 @@ def test_an_alias_without_user_id_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "userId"
 
 
@@ -209,7 +210,7 @@ def test_properties_that_are_not_an_object_are_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "properties"
     assert caught.value.reason == "must be a JSON object"
 
@@ -225,7 +226,7 @@ def test_a_write_key_that_is_not_a_string_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "writeKey"
 
 
@@ -240,7 +241,7 @@ def test_an_unknown_route_is_not_found() -> None:
 
     # then
     assert type(caught.value) is NotFound
-    assert caught.value.status == 404
+    assert status_of(caught.value) == 404
     assert caught.value.field == "path"
 
 
@@ -255,7 +256,7 @@ def test_an_unknown_type_inside_a_batch_names_the_item() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "batch[1].type"
     assert "'purchase'" in caught.value.reason
 
@@ -271,7 +272,7 @@ def test_a_batch_item_without_a_type_names_the_item() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "batch[0].type"
 
 
@@ -286,7 +287,7 @@ def test_a_batch_item_that_is_not_an_object_names_the_item() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "batch[1]"
 
 
@@ -301,7 +302,7 @@ def test_a_batch_without_a_batch_array_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "batch"
 
 
@@ -316,7 +317,7 @@ def test_an_empty_batch_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "batch"
 
 
@@ -331,7 +332,7 @@ def test_a_batch_with_one_invalid_item_is_rejected_whole() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "batch[2].event"
 
 
@@ -346,7 +347,7 @@ def test_a_single_message_over_32_kb_is_too_large() -> None:
 
     # then
     assert type(caught.value) is PayloadTooLarge
-    assert caught.value.status == 413
+    assert status_of(caught.value) == 413
     assert caught.value.field == "body"
 
 
@@ -361,7 +362,7 @@ def test_a_batch_item_over_32_kb_is_too_large() -> None:
 
     # then
     assert type(caught.value) is PayloadTooLarge
-    assert caught.value.status == 413
+    assert status_of(caught.value) == 413
     assert caught.value.field == "batch[1]"
 
 
@@ -378,7 +379,7 @@ def test_a_batch_over_500_kb_is_too_large() -> None:
     # then
     assert len(encode(payload)) > 500 * 1024
     assert type(caught.value) is PayloadTooLarge
-    assert caught.value.status == 413
+    assert status_of(caught.value) == 413
     assert caught.value.field == "body"
 
 
@@ -394,7 +395,7 @@ def test_a_batch_over_2500_items_is_too_large() -> None:
     # then
     assert len(encode(payload)) < 500 * 1024
     assert type(caught.value) is PayloadTooLarge
-    assert caught.value.status == 413
+    assert status_of(caught.value) == 413
     assert caught.value.field == "batch"
 
 
@@ -409,7 +410,7 @@ def test_a_timestamp_that_is_not_iso_8601_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "timestamp"
     assert "ISO 8601" in caught.value.reason
 
@@ -425,7 +426,7 @@ def test_an_epoch_number_timestamp_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "timestamp"
 
 
@@ -440,7 +441,7 @@ def test_a_timestamp_too_far_in_the_past_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "timestamp"
     assert "in the past" in caught.value.reason
 
@@ -456,7 +457,7 @@ def test_a_timestamp_too_far_in_the_future_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "timestamp"
     assert "in the future" in caught.value.reason
 
@@ -472,7 +473,7 @@ def test_a_skewed_batch_item_names_its_index() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "batch[1].timestamp"
 
 
@@ -487,7 +488,7 @@ def test_a_skew_correction_that_leaves_the_calendar_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "timestamp"
 
 
@@ -502,7 +503,7 @@ def test_a_timestamp_that_leaves_the_calendar_in_utc_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "timestamp"
 
 
@@ -517,7 +518,7 @@ def test_gzip_encoding_with_a_body_that_is_not_gzip_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
     assert "not gzip" in caught.value.reason
 
@@ -533,7 +534,7 @@ def test_a_truncated_gzip_body_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
     assert "truncated" in caught.value.reason
 
@@ -549,7 +550,7 @@ def test_an_unsupported_content_encoding_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "Content-Encoding"
 
 
@@ -566,7 +567,7 @@ def test_a_gzip_bomb_is_too_large() -> None:
     # then
     assert len(raw) < 100 * 1024
     assert type(caught.value) is PayloadTooLarge
-    assert caught.value.status == 413
+    assert status_of(caught.value) == 413
     assert caught.value.field == "body"
 
 
@@ -582,7 +583,7 @@ def test_a_depth_bomb_of_ten_thousand_objects_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
     assert "nested deeper" in caught.value.reason
 
@@ -598,7 +599,7 @@ def test_a_depth_bomb_of_ten_thousand_arrays_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
     assert "nested deeper" in caught.value.reason
 
@@ -614,7 +615,7 @@ def test_thirty_levels_of_nesting_are_rejected_at_the_level_that_breaks_the_limi
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     # the body is level 1 and properties level 2, so level 25 is properties + 23 keys
     assert caught.value.field == "properties" + ".a" * 23
     assert caught.value.reason == "nested deeper than 24 levels"
@@ -643,7 +644,7 @@ def test_a_nul_escape_inside_a_string_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "properties.items[0].note"
     assert "NUL" in caught.value.reason
 
@@ -659,7 +660,7 @@ def test_a_nul_escape_inside_a_key_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "properties.k\x00ey"
     assert "NUL" in caught.value.reason
 
@@ -675,7 +676,7 @@ def test_invalid_utf8_bytes_are_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
     assert "0xe9 at offset 26" in caught.value.reason
 
@@ -691,7 +692,7 @@ def test_an_unpaired_surrogate_escape_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "event"
     assert "surrogate" in caught.value.reason
 
@@ -707,7 +708,7 @@ def test_an_unpaired_surrogate_escape_in_a_key_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field.startswith("properties.x")
     assert "surrogate" in caught.value.reason
 
@@ -735,7 +736,7 @@ def test_an_integer_literal_over_the_digit_limit_is_rejected() -> None:
 
     # then
     assert type(caught.value) is InvalidRequest
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
 
 
@@ -766,7 +767,7 @@ def test_non_finite_numbers_are_rejected(literal: str) -> None:
         parse(raw)
 
     # then
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
     assert caught.value.field == "body"
     assert "not a JSON number" in caught.value.reason
 

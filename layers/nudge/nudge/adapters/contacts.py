@@ -6,9 +6,11 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from nudge.adapters import keys
+from nudge.adapters.aws_errors import aws_call
 from nudge.adapters.store import from_attributes, put_if, to_attributes
 from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
+from nudge.service.ports import Conflict
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -16,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["ContactStore", "VersionConflict"]
 
 
-class VersionConflict(Exception):
+class VersionConflict(Conflict):
     """Another sender changed the record first; read it again and decide again."""
 
 
@@ -29,11 +31,12 @@ class ContactStore:
         self._table = table_name
 
     def load(self, person: str) -> ContactState:
-        response = self._client.get_item(
-            TableName=self._table,
-            Key=to_attributes(keys.contact_key(PersonId.parse(person))),
-            ConsistentRead=True,
-        )
+        with aws_call("reading a contact record"):
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=to_attributes(keys.contact_key(PersonId.parse(person))),
+                ConsistentRead=True,
+            )
         if "Item" not in response:
             return ContactState()
         item = from_attributes(response["Item"])

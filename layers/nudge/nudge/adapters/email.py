@@ -12,31 +12,17 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
+from nudge.adapters.aws_errors import aws_call
 from nudge.domain.render import EmailContent
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
 
-__all__ = ["EmailSender", "HeaderInjection", "Outgoing", "RetryableSendError"]
-
-_RETRYABLE = {
-    "TooManyRequestsException",
-    "LimitExceededException",
-    "ServiceUnavailable",
-    "InternalFailure",
-    "Throttling",
-    "ThrottlingException",
-}
+__all__ = ["EmailSender", "HeaderInjection", "Outgoing"]
 
 
 class HeaderInjection(Exception):
     """A header value held a line break: refused rather than let it add headers."""
-
-
-class RetryableSendError(Exception):
-    """SES refused for now (throttling, a 5xx): the same message may be tried again."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +66,8 @@ class EmailSender:
         self._configuration_set = configuration_set
 
     def send(self, outgoing: Outgoing, epoch_seconds: float) -> str:
-        """Sends; returns SES's message id. Raises RetryableSendError when SES says 'later'."""
+        """Sends; returns SES's message id. Raises Unavailable when SES says 'later'
+        (throttling, a 5xx): the same message may be tried again."""
         raw = build_message(outgoing, epoch_seconds).as_bytes()
         request: dict[str, object] = {
             "FromEmailAddress": outgoing.sender,
@@ -91,12 +78,6 @@ class EmailSender:
             request["ConfigurationSetName"] = self._configuration_set
         if outgoing.tags:
             request["EmailTags"] = [{"Name": k, "Value": v} for k, v in outgoing.tags.items()]
-        try:
+        with aws_call("SES send_email"):
             response = self._client.send_email(**request)  # type: ignore[arg-type]
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
-            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            if code in _RETRYABLE or status >= 500:
-                raise RetryableSendError(f"SES: {code}") from None
-            raise
         return str(response.get("MessageId", ""))

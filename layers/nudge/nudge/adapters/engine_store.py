@@ -10,11 +10,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from nudge.adapters import keys
+from nudge.adapters.aws_errors import aws_call
 from nudge.adapters.store import from_attributes, put_if, to_attributes
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import Decision, Pending
 from nudge.domain.triggers.model import Reentry
+from nudge.service.ports import Conflict, Unavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -66,7 +68,8 @@ class EngineStore:
 
     def delete_timer(self, timer: Pending) -> None:
         key = keys.timer_key(timer.person, timer.trigger, timer.occurrence)
-        self._client.delete_item(TableName=self._table, Key=to_attributes(key))
+        with aws_call("deleting a timer"):
+            self._client.delete_item(TableName=self._table, Key=to_attributes(key))
 
     def timers(self, persons: Iterable[PersonId]) -> list[tuple[Pending, str]]:
         """Pending timers under these persons' partitions, with their schedule names."""
@@ -114,7 +117,7 @@ class EngineStore:
             return "new", None
         existing = self._ledger(key)
         if existing is None:  # removed in between: decide again next delivery
-            raise RuntimeError(f"fire ledger for {trigger} changed while deciding")
+            raise Conflict(f"fire ledger for {trigger} changed while deciding")
         if existing.fire_id != fire_id:
             return "blocked", existing
         return ("duplicate" if existing.enqueued else "resume"), existing
@@ -124,17 +127,19 @@ class EngineStore:
     ) -> None:
         per_occurrence = reentry.mode == "every_time"
         key = keys.ledger_key(person, trigger, occurrence if per_occurrence else None)
-        self._client.update_item(
-            TableName=self._table,
-            Key=to_attributes(key),
-            UpdateExpression="SET enqueued = :yes",
-            ExpressionAttributeValues={":yes": {"BOOL": True}},
-        )
+        with aws_call("marking a fire enqueued"):
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_attributes(key),
+                UpdateExpression="SET enqueued = :yes",
+                ExpressionAttributeValues={":yes": {"BOOL": True}},
+            )
 
     def _ledger(self, key: dict[str, str]) -> LedgerEntry | None:
-        response = self._client.get_item(
-            TableName=self._table, Key=to_attributes(key), ConsistentRead=True
-        )
+        with aws_call("reading the fire ledger"):
+            response = self._client.get_item(
+                TableName=self._table, Key=to_attributes(key), ConsistentRead=True
+            )
         if "Item" not in response:
             return None
         item = from_attributes(response["Item"])
@@ -152,7 +157,8 @@ class EngineStore:
             "kind": keys.FIRE_KIND,
             "fire": json.dumps(fire, ensure_ascii=False, default=str),
         }
-        self._client.put_item(TableName=self._table, Item=to_attributes(item))
+        with aws_call("saving a fire"):
+            self._client.put_item(TableName=self._table, Item=to_attributes(item))
 
     def fires(self, persons: Iterable[PersonId]) -> list[dict[str, Any]]:
         found = [
@@ -170,12 +176,13 @@ class EngineStore:
                 {"PutRequest": {"Item": item}} for item in items[start : start + _BATCH]
             ]
             for _ in range(8):
-                response = self._client.batch_write_item(RequestItems={self._table: pending})
+                with aws_call("saving decision records"):
+                    response = self._client.batch_write_item(RequestItems={self._table: pending})
                 pending = list((response.get("UnprocessedItems") or {}).get(self._table, []))
                 if not pending:
                     break
             else:
-                raise RuntimeError("DynamoDB kept refusing decision records")
+                raise Unavailable("DynamoDB kept refusing decision records")
 
     def decisions(self, persons: Iterable[PersonId]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = [
@@ -208,13 +215,15 @@ class EngineStore:
 
     def _query(self, person: PersonId, prefix: str) -> Iterator[dict[str, Any]]:
         paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(
+        pages = paginator.paginate(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={
                 ":pk": {"S": keys.person_pk(person)},
                 ":prefix": {"S": prefix},
             },
-        ):
-            for raw in page.get("Items", []):
-                yield from_attributes(raw)
+        )
+        with aws_call("querying a person's items"):
+            for page in pages:
+                for raw in page.get("Items", []):
+                    yield from_attributes(raw)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from nudge.adapters.aws_errors import aws_call
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
@@ -23,14 +25,17 @@ class SendQueue:
         """Queues the fire; with a delay (at most MAX_DELAY), SQS hands it out that much later."""
         if not 0 <= delay_seconds <= MAX_DELAY:
             raise ValueError(f"an SQS delay is 0 to {MAX_DELAY} seconds, not {delay_seconds}")
-        self._client.send_message(
-            QueueUrl=self._url,
-            MessageBody=json.dumps(fire, ensure_ascii=False, separators=(",", ":"), default=str),
-            MessageAttributes={
-                "fire_id": {"DataType": "String", "StringValue": str(fire["fireId"])}
-            },
-            DelaySeconds=delay_seconds,
-        )
+        with aws_call("queueing a fire"):
+            self._client.send_message(
+                QueueUrl=self._url,
+                MessageBody=json.dumps(
+                    fire, ensure_ascii=False, separators=(",", ":"), default=str
+                ),
+                MessageAttributes={
+                    "fire_id": {"DataType": "String", "StringValue": str(fire["fireId"])}
+                },
+                DelaySeconds=delay_seconds,
+            )
 
 
 class DeadLetters:
@@ -41,10 +46,11 @@ class DeadLetters:
         self._url = url
 
     def send(self, body: str, reason: str) -> None:
-        self._client.send_message(
-            QueueUrl=self._url,
-            MessageBody=body,
-            MessageAttributes={
-                "reason": {"DataType": "String", "StringValue": reason[:1000] or "?"}
-            },
-        )
+        with aws_call("dead-lettering a fire"):
+            self._client.send_message(
+                QueueUrl=self._url,
+                MessageBody=body,
+                MessageAttributes={
+                    "reason": {"DataType": "String", "StringValue": reason[:1000] or "?"}
+                },
+            )

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from nudge.adapters import keys
-from nudge.adapters.store import StoreUnavailable, to_attributes
+from nudge.adapters.aws_errors import aws_call
+from nudge.adapters.store import to_attributes
 from nudge.domain.timefmt import iso
 
 if TYPE_CHECKING:
@@ -53,20 +52,16 @@ class SendReceipts:
             "at": iso(at),
             "expires_at": int((at + RECEIPT_TTL).timestamp()),
         }
-        try:
+        with aws_call("writing a send receipt"):
             self._client.put_item(TableName=self._table, Item=to_attributes(item))
-        except (ClientError, BotoCoreError) as error:
-            raise StoreUnavailable(f"send receipt not written: {error}") from None
 
     def find(self, fire_id: str) -> Receipt | None:
-        try:
+        with aws_call("reading a send receipt"):
             response = self._client.get_item(
                 TableName=self._table,
                 Key=to_attributes(keys.receipt_key(fire_id)),
                 ConsistentRead=True,
             )
-        except (ClientError, BotoCoreError) as error:
-            raise StoreUnavailable(f"send receipts unreadable: {error}") from None
         item = response.get("Item")
         if item is None:
             return None

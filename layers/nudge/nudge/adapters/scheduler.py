@@ -12,9 +12,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
+from nudge.adapters.aws_errors import aws_call
 from nudge.domain.person import PersonId
+from nudge.service.ports import Conflict, Missing
 
 if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
@@ -44,27 +44,30 @@ class Reminders:
         if at.microsecond:  # at() takes whole seconds: round up, never remind before the due
             at = at.replace(microsecond=0) + timedelta(seconds=1)
         try:
-            self._client.create_schedule(
-                Name=name,
-                GroupName=self._group,
-                ScheduleExpression=f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})",
-                ScheduleExpressionTimezone="UTC",
-                FlexibleTimeWindow={"Mode": "OFF"},
-                ActionAfterCompletion="DELETE",
-                Target={
-                    "Arn": target_arn,
-                    "RoleArn": self._role_arn,
-                    "Input": json.dumps(payload, separators=(",", ":")),
-                    "RetryPolicy": {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 86400},
-                },
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConflictException":
-                raise
+            with aws_call(f"creating schedule {name}"):
+                self._client.create_schedule(
+                    Name=name,
+                    GroupName=self._group,
+                    ScheduleExpression=f"at({at.strftime('%Y-%m-%dT%H:%M:%S')})",
+                    ScheduleExpressionTimezone="UTC",
+                    FlexibleTimeWindow={"Mode": "OFF"},
+                    ActionAfterCompletion="DELETE",
+                    Target={
+                        "Arn": target_arn,
+                        "RoleArn": self._role_arn,
+                        "Input": json.dumps(payload, separators=(",", ":")),
+                        "RetryPolicy": {
+                            "MaximumRetryAttempts": 10,
+                            "MaximumEventAgeInSeconds": 86400,
+                        },
+                    },
+                )
+        except Conflict:
+            pass  # the same name was armed before: one schedule, as wanted
 
     def cancel(self, name: str) -> None:
         try:
-            self._client.delete_schedule(Name=name, GroupName=self._group)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+            with aws_call(f"deleting schedule {name}"):
+                self._client.delete_schedule(Name=name, GroupName=self._group)
+        except Missing:
+            pass  # already gone (it ran, or was cancelled): what was wanted

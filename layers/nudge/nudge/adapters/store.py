@@ -17,13 +17,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
 
 from nudge.adapters import keys
+from nudge.adapters.aws_errors import aws_call
 from nudge.domain.intake import Event
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 from nudge.domain.timefmt import iso
+from nudge.service.ports import Conflict, Unavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = [
     "EventStore",
     "PersonView",
-    "StoreUnavailable",
     "StoredEvent",
     "from_attributes",
     "put_if",
@@ -45,10 +45,6 @@ _UNPROCESSED_RETRIES = 8
 _T = TypeVar("_T")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-class StoreUnavailable(Exception):
-    """DynamoDB kept refusing part of a write; the caller must not report success."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,7 @@ class EventStore:
         for chunk in _chunks(_unique_by_key(puts), BATCH_WRITE_LIMIT):
             used, leftovers = self._batch_write(chunk)
             if leftovers:
-                raise StoreUnavailable(f"DynamoDB left {len(leftovers)} writes unprocessed")
+                raise Unavailable(f"DynamoDB left {len(leftovers)} writes unprocessed")
             requests += used
         return requests
 
@@ -192,9 +188,10 @@ class EventStore:
 
     def _query(self, **params: Any) -> Iterator[dict[str, Any]]:
         paginator = self._client.get_paginator("query")
-        for page in paginator.paginate(TableName=self._table, **params):
-            for raw in page.get("Items", []):
-                yield from_attributes(raw)
+        with aws_call("querying the table"):
+            for page in paginator.paginate(TableName=self._table, **params):
+                for raw in page.get("Items", []):
+                    yield from_attributes(raw)
 
     def _batch_get(self, key_list: list[dict[str, str]]) -> list[dict[str, Any]]:
         request: dict[str, Any] = {
@@ -202,7 +199,8 @@ class EventStore:
         }
         items: list[dict[str, Any]] = []
         for attempt in range(_UNPROCESSED_RETRIES):
-            response = self._client.batch_get_item(RequestItems=request)
+            with aws_call("reading items"):
+                response = self._client.batch_get_item(RequestItems=request)
             items += [
                 from_attributes(raw) for raw in response.get("Responses", {}).get(self._table, [])
             ]
@@ -210,13 +208,14 @@ class EventStore:
             if not request:
                 return items
             _backoff(attempt)
-        raise StoreUnavailable("DynamoDB left keys unprocessed after retries")
+        raise Unavailable("DynamoDB left keys unprocessed after retries")
 
     def _batch_write(self, items: Sequence[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
         """Requests used, and the items still unprocessed after bounded retries."""
         pending: list[Any] = [{"PutRequest": {"Item": item}} for item in items]
         for attempt in range(_UNPROCESSED_RETRIES):
-            response = self._client.batch_write_item(RequestItems={self._table: pending})
+            with aws_call("writing items"):
+                response = self._client.batch_write_item(RequestItems={self._table: pending})
             pending = list((response.get("UnprocessedItems") or {}).get(self._table, []))
             if not pending:
                 return attempt + 1, []
@@ -326,7 +325,7 @@ def put_if(
     names: Mapping[str, str] | None = None,
 ) -> bool:
     """One conditional PutItem of a plain item; False when the condition did not hold.
-    Every other error is raised: the caller decides what an unreachable table means."""
+    Every other error is raised, as the ports' errors."""
     request: dict[str, Any] = {
         "TableName": table,
         "Item": to_attributes(item),
@@ -337,11 +336,10 @@ def put_if(
     if names:
         request["ExpressionAttributeNames"] = dict(names)
     try:
-        client.put_item(**request)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            return False
-        raise
+        with aws_call("a conditional write"):
+            client.put_item(**request)
+    except Conflict:
+        return False
     return True
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from nudge.adapters import keys
-from nudge.adapters.store import StoreUnavailable, put_if, to_attributes
+from nudge.adapters.aws_errors import aws_call
+from nudge.adapters.store import put_if, to_attributes
 from nudge.domain.timefmt import iso
 
 if TYPE_CHECKING:
@@ -32,19 +31,14 @@ class SuppressionStore:
             "reason": reason,
             "at": iso(at),
         }
-        try:
-            return put_if(self._client, self._table, item, "attribute_not_exists(pk)")
-        except (ClientError, BotoCoreError) as error:
-            raise StoreUnavailable(f"suppression not written: {error}") from None
+        return put_if(self._client, self._table, item, "attribute_not_exists(pk)")
 
     def is_suppressed(self, channel: str, address: str) -> bool:
-        try:
+        with aws_call("reading the suppression list"):
             response = self._client.get_item(
                 TableName=self._table,
                 Key=to_attributes(keys.suppression_key(channel, address)),
                 ConsistentRead=True,
                 ProjectionExpression="pk",
             )
-        except (ClientError, BotoCoreError) as error:
-            raise StoreUnavailable(f"suppression list unreadable: {error}") from None
         return "Item" in response

@@ -1,4 +1,5 @@
-"""Errors the core raises; entrypoints turn them into HTTP responses."""
+"""What can be wrong with what a caller sent. Each error says what and where; which HTTP
+status that becomes is the entrypoint's choice (``nudge.entrypoints.http_errors``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ __all__ = ["InvalidRequest", "NotFound", "PayloadTooLarge", "TokenRefused", "Una
 
 class InvalidRequest(Exception):
     """The request cannot be accepted as sent; ``field`` names the offending part."""
-
-    status = 400
-    code = "invalid_request"
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}" if field else reason)
@@ -22,21 +20,16 @@ class InvalidRequest(Exception):
 
 
 class PayloadTooLarge(InvalidRequest):
-    status = 413
-    code = "payload_too_large"
+    """The body, or one message in it, is over a size limit."""
 
 
 class Unauthorized(InvalidRequest):
-    status = 401
-    code = "unauthorized"
+    """No write key, or one that is not accepted."""
 
 
 class NotFound(InvalidRequest):
-    status = 404
-    code = "not_found"
+    """The route names nothing the API serves."""
 
 
 class TokenRefused(InvalidRequest):
     """A tracking link's token is malformed, altered, or meant for another route."""
-
-    code = "invalid_token"

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from nudge.domain.errors import InvalidRequest, NotFound, PayloadTooLarge
-from nudge.domain.segment import MESSAGE_TYPES
+from nudge.domain.segment import MESSAGE_TYPES, NO_IDENTITY
 from nudge.domain.timefmt import iso
 
 __all__ = [
@@ -421,7 +421,7 @@ def _as_invalid(error: ValidationError, path: str) -> InvalidRequest:
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"])
     reason = _FRIENDLY.get(first["type"]) or first["msg"].removeprefix("Value error, ")
-    if not location and "userId or anonymousId" in reason:
+    if first["type"] == NO_IDENTITY:
         location = "userId"
     if first["type"] == "missing" and location == "event":
         reason = "is required for track"

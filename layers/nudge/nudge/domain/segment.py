@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "MESSAGE_TYPES",
+    "NO_IDENTITY",
     "Alias",
     "Group",
     "Identify",
@@ -53,6 +55,10 @@ IdString = Annotated[str, BeforeValidator(_id_string), Field(min_length=1, max_l
 JsonObject = dict[str, Any]
 
 
+# The error type (not its text) by which intake names userId as the field to blame.
+NO_IDENTITY = "identity_missing"
+
+
 class _Common(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=False)
 
@@ -69,7 +75,7 @@ class _Common(BaseModel):
     @model_validator(mode="after")
     def _someone_did_it(self) -> _Common:
         if not self.userId and not self.anonymousId:
-            raise ValueError("either userId or anonymousId is required")
+            raise PydanticCustomError(NO_IDENTITY, "either userId or anonymousId is required")
         return self
 
     @property

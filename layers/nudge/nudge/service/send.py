@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from nudge.adapters.contacts import ContactStore, VersionConflict
-from nudge.adapters.email import EmailSender, Outgoing, RetryableSendError
+from nudge.adapters.email import EmailSender, Outgoing
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.queue import MAX_DELAY, SendQueue
 from nudge.adapters.receipts import FIRE_HEADER, FIRE_TAG, SendReceipts
@@ -47,6 +47,7 @@ from nudge.domain.policy import (
 from nudge.domain.profile import Profile
 from nudge.domain.render import Renderer, RenderError, render_context
 from nudge.domain.triggers.engine import Decision
+from nudge.service.ports import Unavailable
 
 __all__ = ["Delivery", "Poison", "SendService", "SendSettings", "queue_delay"]
 
@@ -193,7 +194,7 @@ class SendService:
                 return accepted
             try:
                 provider_id = self._email.send(message, now.timestamp())
-            except RetryableSendError as error:
+            except Unavailable as error:
                 self._mark_failed(str(fire["person"]), str(fire["fireId"]), now)
                 attempt = int(fire.get("attempt", 0))
                 if attempt >= len(EMAIL_BACKOFF):

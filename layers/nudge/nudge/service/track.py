@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from nudge.adapters.store import EventStore, StoredEvent, StoreUnavailable
+from nudge.adapters.store import EventStore, StoredEvent
 from nudge.adapters.suppression import SuppressionStore
 from nudge.config import Settings
 from nudge.domain.errors import TokenRefused
@@ -33,6 +33,7 @@ from nudge.domain.tokens import (
     UnsubscribeClaims,
     read_link,
 )
+from nudge.service.ports import Unavailable
 
 __all__ = [
     "CLICKED",
@@ -106,7 +107,7 @@ class TrackService:
         return Unsubscribe(email=claims.email)
 
     def unsubscribe(self, token: str, at: datetime, user_agent: str | None = None) -> Unsubscribe:
-        """Suppresses the address, then records the event; StoreUnavailable if either fails.
+        """Suppresses the address, then records the event; Unavailable if either fails.
 
         Both writes are idempotent, so the caller's retry completes a half-done unsubscribe.
         """
@@ -135,7 +136,7 @@ class TrackService:
     ) -> bool:
         try:
             self._record(token, claims, at, extra, user_agent)
-        except StoreUnavailable:
+        except Unavailable:
             return False
         return True
 
