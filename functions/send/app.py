@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
+from nudge.domain.messages import FireMessage
 from nudge.service.send import Poison, parse_fire
 
 logger = Logger()
@@ -53,9 +54,9 @@ def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
             "fire dead-lettered", extra={"reason": str(poison), "message_id": record.message_id}
         )
         dead_letters.send(record.body, str(poison))
-        fire = parse_fire_or_empty(record.body)
-        if fire:  # recorded for explain when it is a fire at all
-            service.record_dead_letter(fire, str(poison), now)
+        dead = _fire_or_none(record.body)
+        if dead is not None:  # recorded for explain when it is a fire at all
+            service.record_dead_letter(dead, str(poison), now)
         metrics.add_metric("DeadLettered", MetricUnit.Count, 1)
         return
     metrics.add_metric(f"Delivery_{delivery.outcome}", MetricUnit.Count, 1)
@@ -68,11 +69,11 @@ def _no_time_left(context: LambdaContext) -> bool:
     return bool(remaining < service.longest_attempt * 1000 + SAFETY_MS)
 
 
-def parse_fire_or_empty(body: str) -> dict[str, Any]:
+def _fire_or_none(body: str) -> FireMessage | None:
     try:
         return parse_fire(body)
-    except (Poison, ValueError):
-        return {}
+    except Poison:
+        return None
 
 
 def _sent_time(record: SQSRecord) -> datetime:

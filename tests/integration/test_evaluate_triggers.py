@@ -11,6 +11,7 @@ import pytest
 from nudge.adapters import keys
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.queue import SendQueue
+from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.engine import Pending
 
@@ -299,7 +300,7 @@ def test_a_crash_between_the_fire_record_and_the_enqueue_is_resumed_on_redeliver
     send = SendQueue.send
     failures = [RuntimeError("the process died before the message was sent")]
 
-    def crash_once(queue: SendQueue, fire: dict[str, Any]) -> None:
+    def crash_once(queue: SendQueue, fire: FireMessage) -> None:
         if failures:
             raise failures.pop()
         send(queue, fire)
@@ -356,7 +357,7 @@ def test_a_crash_before_the_enqueue_on_the_stream_is_resumed_on_redelivery(
     send = SendQueue.send
     failures = [RuntimeError("the process died before the message was sent")]
 
-    def crash_once(queue: SendQueue, fire: dict[str, Any]) -> None:
+    def crash_once(queue: SendQueue, fire: FireMessage) -> None:
         if failures:
             raise failures.pop()
         send(queue, fire)

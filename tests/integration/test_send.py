@@ -94,6 +94,7 @@ def fire(
 ) -> dict[str, Any]:
     """A fire as Evaluate enqueues it."""
     return {
+        "version": 1,
         "fireId": fire_id or f"fire-{uuid.uuid4().hex[:12]}",
         "trigger": trigger,
         "person": person,
@@ -105,6 +106,7 @@ def fire(
         "template": template or trigger,
         "event": event or {"event": "Product Added", "properties": {"cart_id": "c1"}},
         "context": {"items": CART_ITEMS} if context is None else context,
+        "attempt": 0,
     }
 
 
@@ -504,7 +506,7 @@ def crash_on_mark_sent(monkeypatch: pytest.MonkeyPatch) -> CrashOnMarkSent:
     crash = CrashOnMarkSent()
     real_save = ContactStore.save
 
-    def save(store: ContactStore, person: str, state: ContactState) -> ContactState:
+    def save(store: ContactStore, person: PersonId, state: ContactState) -> ContactState:
         marked = [fid for fid, mark in state.fires.items() if mark.startswith("sent@")]
         if marked and not crash.crashed:
             crash.crashed.append(marked[0])

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 from nudge.domain.render import Renderer, RenderError, render_context, template_problems
@@ -60,14 +61,17 @@ def _context(
     collected: dict[str, Any] | None = None,
     profile: Profile = ADA,
 ) -> dict[str, Any]:
-    fire = {
-        "fireId": "fire-1",
-        "trigger": trigger,
-        "person": str(profile.person),
-        "userId": profile.user_id,
-        "event": event,
-        "context": collected or {},
-    }
+    fire = FireMessage(
+        fire_id="fire-1",
+        trigger=trigger,
+        person=profile.person,
+        user_id=profile.user_id,
+        fired_at="2026-12-04T12:00:00.000Z",
+        channel="email",
+        template=trigger,
+        event=event,
+        context=collected or {},
+    )
     return render_context(fire, profile, "ada@example.com", PUBLIC_URL, KEY)
 
 

@@ -30,11 +30,11 @@ class ContactStore:
         self._client = client
         self._table = table_name
 
-    def load(self, person: str) -> ContactState:
+    def load(self, person: PersonId) -> ContactState:
         with aws_call("reading a contact record"):
             response = self._client.get_item(
                 TableName=self._table,
-                Key=to_attributes(keys.contact_key(PersonId.parse(person))),
+                Key=to_attributes(keys.contact_key(person)),
                 ConsistentRead=True,
             )
         if "Item" not in response:
@@ -50,7 +50,7 @@ class ContactStore:
             version=int(item.get("version", 0)),
         )
 
-    def save(self, person: str, state: ContactState) -> ContactState:
+    def save(self, person: PersonId, state: ContactState) -> ContactState:
         """Writes ``state`` if the stored version is still the one it was decided on."""
         document = {
             "day": state.day,
@@ -60,7 +60,7 @@ class ContactStore:
             "fires": state.fires,
         }
         item: dict[str, Any] = {
-            **keys.contact_key(PersonId.parse(person)),
+            **keys.contact_key(person),
             "kind": keys.CONTACT_KIND,
             "state": json.dumps(document, separators=(",", ":")),
             "version": state.version + 1,
@@ -70,7 +70,7 @@ class ContactStore:
         else:
             condition, values = "version = :seen", {":seen": {"N": str(state.version)}}
         if not put_if(self._client, self._table, item, condition, values):
-            raise VersionConflict(person)
+            raise VersionConflict(str(person))
         return ContactState(
             day=state.day,
             per_channel=state.per_channel,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
 from nudge.adapters.store import from_attributes, put_if, to_attributes
+from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import Decision, Pending
@@ -149,14 +150,9 @@ class EngineStore:
 
     # ---- fires and decisions, for delivery, explain and the local stack ---------------
 
-    def save_fire(self, fire: dict[str, Any]) -> None:
-        person = PersonId.parse(fire["person"])  # the fire message carries it as text
-        key = keys.fire_key(person, fire["firedAt"], fire["trigger"], fire["occurrence"])
-        item = {
-            **key,
-            "kind": keys.FIRE_KIND,
-            "fire": json.dumps(fire, ensure_ascii=False, default=str),
-        }
+    def save_fire(self, fire: FireMessage) -> None:
+        key = keys.fire_key(fire.person, fire.fired_at, fire.trigger, str(fire.occurrence))
+        item = {**key, "kind": keys.FIRE_KIND, "fire": fire.to_json()}
         with aws_call("saving a fire"):
             self._client.put_item(TableName=self._table, Item=to_attributes(item))
 

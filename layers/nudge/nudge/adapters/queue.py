@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nudge.adapters.aws_errors import aws_call
+from nudge.domain.messages import FireMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -21,19 +21,15 @@ class SendQueue:
         self._client = client
         self._url = url
 
-    def send(self, fire: dict[str, Any], delay_seconds: int = 0) -> None:
+    def send(self, fire: FireMessage, delay_seconds: int = 0) -> None:
         """Queues the fire; with a delay (at most MAX_DELAY), SQS hands it out that much later."""
         if not 0 <= delay_seconds <= MAX_DELAY:
             raise ValueError(f"an SQS delay is 0 to {MAX_DELAY} seconds, not {delay_seconds}")
         with aws_call("queueing a fire"):
             self._client.send_message(
                 QueueUrl=self._url,
-                MessageBody=json.dumps(
-                    fire, ensure_ascii=False, separators=(",", ":"), default=str
-                ),
-                MessageAttributes={
-                    "fire_id": {"DataType": "String", "StringValue": str(fire["fireId"])}
-                },
+                MessageBody=fire.to_json(),
+                MessageAttributes={"fire_id": {"DataType": "String", "StringValue": fire.fire_id}},
                 DelaySeconds=delay_seconds,
             )
 

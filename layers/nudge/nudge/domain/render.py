@@ -18,7 +18,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNot
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from nudge.domain.person import PersonId
+from nudge.domain.messages import FireMessage
 from nudge.domain.profile import Profile
 from nudge.domain.tokens import ClickClaims, OpenClaims, UnsubscribeClaims, sign_link
 
@@ -93,7 +93,7 @@ class Renderer:
 
 
 def render_context(
-    fire: Mapping[str, Any], profile: Profile, address: str, public_url: str, key: bytes
+    fire: FireMessage, profile: Profile, address: str, public_url: str, key: bytes
 ) -> dict[str, Any]:
     """What a template sees: the fire's collected lists (``items``), ``traits``, ``profile``,
     ``event``, ``user_id``, ``trigger``, signed ``links`` and ``click(url)``.
@@ -102,20 +102,16 @@ def render_context(
     point at ``public_url`` and are signed with ``key``. Send and ``nudge preview`` both
     build their context here, so a preview shows what would be sent.
     """
-    opened = OpenClaims(
-        fire_id=str(fire["fireId"]),
-        person=PersonId.parse(str(fire["person"])),
-        trigger=str(fire["trigger"]),
-    )
+    opened = OpenClaims(fire_id=fire.fire_id, person=fire.person, trigger=fire.trigger)
     unsubscribe = UnsubscribeClaims(opened.fire_id, opened.person, opened.trigger, email=address)
     base = public_url.rstrip("/")
     return {
-        **(fire.get("context") or {}),
+        **fire.context,
         "traits": profile.traits,
         "profile": profile.facts(),
-        "event": fire.get("event") or {},
-        "user_id": fire.get("userId") or fire.get("person"),
-        "trigger": fire["trigger"],
+        "event": fire.event,
+        "user_id": fire.user_id or str(fire.person),
+        "trigger": fire.trigger,
         "links": {
             "unsubscribe": f"{base}/u/{sign_link(unsubscribe, key)}",
             "open_pixel": f"{base}/o/{sign_link(opened, key)}",

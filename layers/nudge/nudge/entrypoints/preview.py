@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 from nudge.domain.render import Renderer, RenderError, render_context
@@ -116,9 +117,7 @@ def preview(
     return written
 
 
-def _fire(
-    trigger: Trigger, profile: Profile, events: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
+def _fire(trigger: Trigger, profile: Profile, events: Sequence[Mapping[str, Any]]) -> FireMessage:
     """A fire as the engine records it (service/evaluate.py), for one preview person."""
     events = [_with_canonical_time(event) for event in events]
     wanted = trigger.when.event if isinstance(trigger.when, EventMatch) else None
@@ -132,19 +131,19 @@ def _fire(
         profile.anonymous_ids[0] if profile.anonymous_ids else None
     )
     person = PersonId.user(str(user_id)) if user_id else _person(anonymous_id)
-    return {
-        "fireId": "preview",
-        "trigger": trigger.id,
-        "person": str(person),
-        "userId": person.user_id,
-        "anonymousId": anonymous_id,
-        "occurrence": "preview",
-        "firedAt": iso(now),
-        "channel": trigger.send.channel,
-        "template": trigger.send.template,
-        "event": dict(entry),
-        "context": collected(trigger, entry, history, now),
-    }
+    return FireMessage(
+        fire_id="preview",
+        trigger=trigger.id,
+        person=person,
+        user_id=person.user_id,
+        anonymous_id=anonymous_id,
+        occurrence="preview",
+        fired_at=iso(now),
+        channel=trigger.send.channel,
+        template=trigger.send.template,
+        event=dict(entry),
+        context=collected(trigger, entry, history, now),
+    )
 
 
 def _person(anonymous_id: str | None) -> PersonId:

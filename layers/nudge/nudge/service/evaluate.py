@@ -18,6 +18,7 @@ from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.queue import SendQueue
 from nudge.adapters.scheduler import Reminders, schedule_name
 from nudge.adapters.store import EventStore, StoredEvent
+from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile, fold
 from nudge.domain.timefmt import iso
@@ -313,21 +314,20 @@ class EvaluateService:
         fire_id: str,
         fired_at: str,
         history: Sequence[Mapping[str, Any]],
-    ) -> dict[str, Any]:
-        user_id = fire.person.user_id
-        return {
-            "fireId": fire_id,
-            "trigger": trigger.id,
-            "person": str(fire.person),
-            "userId": user_id,
-            "anonymousId": fire.entry.get("anonymousId"),
-            "occurrence": fire.occurrence,
-            "firedAt": fired_at,
-            "channel": trigger.send.channel,
-            "template": trigger.send.template,
-            "event": dict(fire.entry),
-            "context": collected(trigger, fire.entry, history, fire.at),
-        }
+    ) -> FireMessage:
+        return FireMessage(
+            fire_id=fire_id,
+            trigger=trigger.id,
+            person=fire.person,
+            user_id=fire.person.user_id,
+            anonymous_id=fire.entry.get("anonymousId"),
+            occurrence=fire.occurrence,
+            fired_at=fired_at,
+            channel=trigger.send.channel,
+            template=trigger.send.template,
+            event=dict(fire.entry),
+            context=collected(trigger, fire.entry, history, fire.at),
+        )
 
     def _identity(self, timer_person: PersonId) -> tuple[PersonId, list[PersonId], Profile]:
         """Who a timer's partition is now, every partition of that person, and their profile."""

@@ -15,6 +15,7 @@ from nudge.adapters.contacts import ContactStore
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.fire_scan import FireScan
 from nudge.adapters.store import EventStore, PersonView
+from nudge.domain.person import PersonId
 from nudge.domain.triggers.engine import TriggerIndex
 from nudge.service.explain import explain, partitions
 
@@ -57,5 +58,5 @@ class PersonViews:
         """How far delivery of a fire record got, from its person's contact record:
         ``claimed@<time>``, ``failed@<time>`` or ``sent@<time>``; empty when the record has
         no mark for it (not handled yet, or marked more than 3 days ago)."""
-        marks = self._contacts.load(str(fire.get("person"))).fires
+        marks = self._contacts.load(PersonId.parse(str(fire.get("person")))).fires
         return marks.get(str(fire.get("fireId")), "")

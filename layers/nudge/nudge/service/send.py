@@ -15,12 +15,11 @@ redelivery: docs/delivery.md.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from nudge.adapters.contacts import ContactStore, VersionConflict
 from nudge.adapters.email import EmailSender, Outgoing
@@ -31,7 +30,9 @@ from nudge.adapters.scheduler import Reminders
 from nudge.adapters.store import EventStore
 from nudge.adapters.suppression import SuppressionStore
 from nudge.adapters.webhook import WebhookSender
-from nudge.domain.person import InvalidPersonId, PersonId
+from nudge.domain.messages import FireMessage, InvalidFireMessage
+from nudge.domain.outcomes import DeliveryOutcome
+from nudge.domain.person import PersonId
 from nudge.domain.policy import (
     Claimed,
     ContactState,
@@ -59,6 +60,10 @@ WEBHOOK_BACKOFF = (5, 300, 1800, 7200, 18000, 36000)
 # SES throttling or a 5xx: a minute, then longer; after the last, the DLQ.
 EMAIL_BACKOFF = (60, 300, 1800, 7200, 18000)
 _CONFLICT_RETRIES = 5
+_UNMARKED = (
+    f"; the contact record was not marked {{mark}}: {_CONFLICT_RETRIES} version conflicts in a"
+    " row (today's counts may be short by this fire)"
+)
 
 
 _NO_ADDRESS = {
@@ -83,18 +88,7 @@ class SendSettings:
 
 @dataclass(frozen=True)
 class Delivery:
-    outcome: Literal[
-        "sent",
-        "deferred",
-        "duplicate",
-        "capped",
-        "cooldown",
-        "suppressed",
-        "retry",
-        "in_flight",
-        "skipped",
-        "dead_letter",
-    ]
+    outcome: DeliveryOutcome
     reason: str
     retry_in: float | None = None  # seconds, when delivery should be tried again
 
@@ -127,10 +121,8 @@ class SendService:
         self._queue = queue
         self._settings = settings
 
-    def deliver(
-        self, fire: Mapping[str, Any], now: datetime, *, redelivered: bool = False
-    ) -> Delivery:
-        person = PersonId.parse(str(fire["person"]))
+    def deliver(self, fire: FireMessage, now: datetime, *, redelivered: bool = False) -> Delivery:
+        person = fire.person
         profile = self._events.load_profiles([person]).get(person) or Profile(person=person)
         delivery = self._deliver(fire, profile, now, redelivered)
         self._record(fire, delivery, now)
@@ -139,9 +131,9 @@ class SendService:
         return delivery
 
     def _deliver(
-        self, fire: Mapping[str, Any], profile: Profile, now: datetime, redelivered: bool
+        self, fire: FireMessage, profile: Profile, now: datetime, redelivered: bool
     ) -> Delivery:
-        channel = str(fire["channel"])
+        channel = fire.channel
         address = self._address(channel, profile)
         if address is None:
             return Delivery(
@@ -150,15 +142,13 @@ class SendService:
         if self._suppression.is_suppressed(channel, address):
             return Delivery("suppressed", f"{address} is suppressed on {channel}")
         message = self._render(fire, profile, address)
-        zone = person_zone(
-            profile.traits.get("timezone") or _event_zone(fire), self._settings.policy
-        )
+        zone = person_zone(profile.traits.get("timezone") or fire.timezone, self._settings.policy)
         for _ in range(_CONFLICT_RETRIES):
-            state = self._contacts.load(str(fire["person"]))
+            state = self._contacts.load(fire.person)
             verdict = decide(
                 state,
-                fire_id=str(fire["fireId"]),
-                trigger=str(fire["trigger"]),
+                fire_id=fire.fire_id,
+                trigger=fire.trigger,
                 channel=channel,
                 now=now,
                 zone=zone,
@@ -172,7 +162,7 @@ class SendService:
             if isinstance(verdict, InFlight):
                 return Delivery("in_flight", verdict.reason)
             try:
-                claimed = self._contacts.save(str(fire["person"]), verdict.state)
+                claimed = self._contacts.save(fire.person, verdict.state)
             except VersionConflict:
                 continue
             return self._send_claimed(fire, channel, address, message, claimed, verdict, now)
@@ -180,7 +170,7 @@ class SendService:
 
     def _send_claimed(
         self,
-        fire: Mapping[str, Any],
+        fire: FireMessage,
         channel: str,
         address: str,
         message: Any,
@@ -195,59 +185,68 @@ class SendService:
             try:
                 provider_id = self._email.send(message, now.timestamp())
             except Unavailable as error:
-                self._mark_failed(str(fire["person"]), str(fire["fireId"]), now)
-                attempt = int(fire.get("attempt", 0))
-                if attempt >= len(EMAIL_BACKOFF):
-                    raise Poison(f"SES kept refusing: {error}") from None
-                return Delivery("retry", str(error), EMAIL_BACKOFF[attempt])
+                note = self._mark_failed(fire.person, fire.fire_id, now)
+                if fire.attempt >= len(EMAIL_BACKOFF):
+                    raise Poison(f"SES kept refusing: {error}{note}") from None
+                return Delivery("retry", f"{error}{note}", EMAIL_BACKOFF[fire.attempt])
             reason = f"sent to {address} (SES {provider_id})"
         else:
             assert self._webhook is not None
-            result = self._webhook.send(address, str(fire["fireId"]), message)
+            result = self._webhook.send(address, fire.fire_id, message)
             if not result.delivered:
-                attempt = int(fire.get("attempt", 0))
-                if result.retryable and attempt < len(WEBHOOK_BACKOFF):
-                    self._mark_failed(str(fire["person"]), str(fire["fireId"]), now)
-                    return Delivery("retry", result.reason, WEBHOOK_BACKOFF[attempt])
+                if result.retryable and fire.attempt < len(WEBHOOK_BACKOFF):
+                    note = self._mark_failed(fire.person, fire.fire_id, now)
+                    return Delivery(
+                        "retry", f"{result.reason}{note}", WEBHOOK_BACKOFF[fire.attempt]
+                    )
                 raise Poison(f"webhook not delivered: {result.reason}")
             reason = f"webhook delivered to {address} ({result.status})"
-        self._mark_sent(str(fire["person"]), str(fire["fireId"]), str(fire["trigger"]), now)
-        return Delivery(
-            "sent", reason + (" (a retry after an interrupted send)" if verdict.retry else "")
-        )
+        if verdict.retry:
+            reason += " (a retry after an interrupted send)"
+        reason += self._mark_sent(fire.person, fire.fire_id, fire.trigger, now)
+        return Delivery("sent", reason)
 
     def _accepted_before(
-        self, fire: Mapping[str, Any], verdict: Claimed, now: datetime
+        self, fire: FireMessage, verdict: Claimed, now: datetime
     ) -> Delivery | None:
         """On a retry, SES's receipt (its Send event, recorded by Feedback) tells an attempt
         that died after SES accepted from one that died before: only the second resends."""
         if not verdict.retry:
             return None
-        receipt = self._receipts.find(str(fire["fireId"]))
+        receipt = self._receipts.find(fire.fire_id)
         if receipt is None:
             return None
-        self._mark_sent(str(fire["person"]), str(fire["fireId"]), str(fire["trigger"]), now)
+        note = self._mark_sent(fire.person, fire.fire_id, fire.trigger, now)
         return Delivery(
             "duplicate",
             f"SES accepted it at {receipt.at} (SES {receipt.message_id}) before the last"
-            " attempt was interrupted: not sent again",
+            f" attempt was interrupted: not sent again{note}",
         )
 
-    def _mark_sent(self, person: str, fire_id: str, trigger: str, now: datetime) -> None:
-        self._mark(person, lambda state: mark_sent(state, fire_id, trigger, now))
+    def _mark_sent(self, person: PersonId, fire_id: str, trigger: str, now: datetime) -> str:
+        """Marks the fire sent; returns what the decision's reason must add if it could not."""
+        if self._mark(person, lambda state: mark_sent(state, fire_id, trigger, now)):
+            return ""
+        return _UNMARKED.format(mark="sent")
 
-    def _mark_failed(self, person: str, fire_id: str, now: datetime) -> None:
-        """Releases the claim, so the requeued attempt is not taken for a concurrent copy."""
-        self._mark(person, lambda state: mark_failed(state, fire_id, now))
+    def _mark_failed(self, person: PersonId, fire_id: str, now: datetime) -> str:
+        """Releases the claim, so the requeued attempt is not taken for a concurrent copy;
+        returns what the decision's reason must add if it could not."""
+        if self._mark(person, lambda state: mark_failed(state, fire_id, now)):
+            return ""
+        return _UNMARKED.format(mark="failed")
 
-    def _mark(self, person: str, change: Callable[[ContactState], ContactState]) -> None:
+    def _mark(self, person: PersonId, change: Callable[[ContactState], ContactState]) -> bool:
+        """Applies ``change`` to the contact record; False when other writers kept winning
+        (the caller says so in the decision it records: nothing is given up silently)."""
         for _ in range(_CONFLICT_RETRIES):
             state = self._contacts.load(person)
             try:
                 self._contacts.save(person, change(state))
-                return
+                return True
             except VersionConflict:
                 continue
+        return False
 
     def _address(self, channel: str, profile: Profile) -> str | None:
         if channel == "email":
@@ -263,62 +262,63 @@ class SendService:
             return self._settings.crm_webhook_url  # None too when no URL is configured
         return None
 
-    def _render(self, fire: Mapping[str, Any], profile: Profile, address: str) -> Any:
+    def _render(self, fire: FireMessage, profile: Profile, address: str) -> Any:
         settings = self._settings
         context = render_context(fire, profile, address, settings.public_url, settings.tracking_key)
         try:
-            if fire["channel"] == "email":
-                content = self._renderer.email(str(fire["template"]), context)
+            if fire.channel == "email":
+                content = self._renderer.email(fire.template, context)
                 return Outgoing(
                     sender=self._settings.from_email,
                     to=address,
                     content=content,
                     unsubscribe_url=context["links"]["unsubscribe"],
                     headers={
-                        "X-Nudge-Trigger": str(fire["trigger"]),
-                        FIRE_HEADER: str(fire["fireId"]),
+                        "X-Nudge-Trigger": fire.trigger,
+                        FIRE_HEADER: fire.fire_id,
                     },
-                    tags={FIRE_TAG: str(fire["fireId"])},
+                    tags={FIRE_TAG: fire.fire_id},
                 )
-            return self._renderer.webhook(str(fire["template"]), context)
+            return self._renderer.webhook(fire.template, context)
         except RenderError as error:
             raise Poison(error.reason) from None
 
-    def _requeue(self, fire: Mapping[str, Any], now: datetime, seconds: float) -> None:
+    def _requeue(self, fire: FireMessage, now: datetime, seconds: float) -> None:
         """Later, not lost: the fire goes back on the send queue, delayed by SQS itself when
         that is soon enough, else by a one-time schedule that puts it there when due."""
-        attempt = int(fire.get("attempt", 0)) + 1
-        again = {**fire, "attempt": attempt}
+        again = fire.retried()
         delay = queue_delay(seconds)
         if delay is not None:
             self._queue.send(again, delay_seconds=delay)
             return
         due = now + timedelta(seconds=seconds)
-        digest = hashlib.sha256(f"{fire['fireId']}|{attempt}".encode()).hexdigest()[:24]
-        self._reminders.arm(f"send-{digest}", due, self._settings.send_queue_arn, again, now)
+        digest = hashlib.sha256(f"{fire.fire_id}|{again.attempt}".encode()).hexdigest()[:24]
+        self._reminders.arm(
+            f"send-{digest}", due, self._settings.send_queue_arn, again.to_record(), now
+        )
 
-    def hand_back(self, fire: Mapping[str, Any]) -> None:
+    def hand_back(self, fire: FireMessage) -> None:
         """Puts a fire back on the queue untouched, for a later invocation: this one has no
         time left for it. Not a retry (its attempt stays), and a copy of it is harmless:
         the contact record lets one delivery through."""
-        self._queue.send(dict(fire))
+        self._queue.send(fire)
 
     @property
     def longest_attempt(self) -> float:
         """The most one delivery can wait on the network: a webhook's whole timeout."""
         return self._webhook.timeout if self._webhook is not None else 0.0
 
-    def record_dead_letter(self, fire: Mapping[str, Any], reason: str, now: datetime) -> None:
+    def record_dead_letter(self, fire: FireMessage, reason: str, now: datetime) -> None:
         self._record(fire, Delivery("dead_letter", reason), now)
 
-    def _record(self, fire: Mapping[str, Any], delivery: Delivery, now: datetime) -> None:
+    def _record(self, fire: FireMessage, delivery: Delivery, now: datetime) -> None:
         decision = Decision(
-            trigger=str(fire["trigger"]),
-            person=PersonId.parse(str(fire["person"])),
+            trigger=fire.trigger,
+            person=fire.person,
             outcome=delivery.outcome,
             reason=delivery.reason,
             at=now,
-            occurrence=str(fire.get("occurrence")),
+            occurrence=str(fire.occurrence),
         )
         self._decisions.save_decisions([decision])
 
@@ -330,27 +330,9 @@ def queue_delay(seconds: float) -> int | None:
     return delay if delay <= MAX_DELAY else None
 
 
-def _event_zone(fire: Mapping[str, Any]) -> object:
-    event = fire.get("event") or {}
-    return (event.get("context") or {}).get("timezone")
-
-
-_FIRE_FIELDS = ("fireId", "trigger", "person", "channel", "template")
-
-
-def parse_fire(body: str) -> dict[str, Any]:
+def parse_fire(body: str) -> FireMessage:
     """The fire a message carries; Poison when it is not one (never delivered as it is)."""
     try:
-        document = json.loads(body)
-    except ValueError as error:
-        raise Poison(f"not a fire: the body is not JSON ({error})") from None
-    if not isinstance(document, dict) or "fireId" not in document:
-        raise Poison("not a fire: a JSON object with fireId is expected")
-    missing = [name for name in _FIRE_FIELDS if name not in document]
-    if missing:
-        raise Poison(f"not a fire: {', '.join(missing)} missing")
-    try:
-        PersonId.parse(document["person"])
-    except InvalidPersonId as error:
+        return FireMessage.from_json(body)
+    except InvalidFireMessage as error:
         raise Poison(f"not a fire: {error}") from None
-    return document

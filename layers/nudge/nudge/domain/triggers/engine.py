@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from nudge.domain.durations import words
+from nudge.domain.outcomes import Outcome
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import hour_of
 from nudge.domain.triggers.conditions import Facts, event_name, matches_event, values_at
@@ -52,23 +53,6 @@ __all__ = [
     "swept_hour",
 ]
 
-Outcome = Literal[
-    "fired",
-    "pending",
-    "not_matched",
-    "exited",
-    "duplicate",
-    # what delivery made of a fire
-    "sent",
-    "deferred",
-    "capped",
-    "cooldown",
-    "suppressed",
-    "skipped",
-    "retry",
-    "in_flight",
-    "dead_letter",
-]
 TimerKind = Literal["absence", "delay"]
 SWEEP_EVERY = timedelta(hours=1)  # the InactivitySweep schedule's rate in template.yaml
 
@@ -116,7 +100,7 @@ class Fire:
 class Decision:
     trigger: str
     person: PersonId
-    outcome: Outcome
+    outcome: Outcome  # the engine's own, or delivery's for what became of a fire
     reason: str
     at: datetime
     occurrence: str | None = None

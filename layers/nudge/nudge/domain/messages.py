@@ -1,0 +1,94 @@
+"""The fire message: what Evaluate records and puts on the send queue, and what Send,
+the email links and the previews read. One typed value, one schema, checked on read.
+
+The wire form is the JSON it always was (camelCase keys: ``fireId``, ``firedAt`` ...),
+plus ``version``. A message written before the field existed has none and reads as
+version 1, so fires in flight during a deploy are delivered. A version newer than this
+code knows is refused rather than half-read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+)
+
+from nudge.domain.person import PersonId
+
+__all__ = ["FIRE_MESSAGE_VERSION", "Channel", "FireMessage", "InvalidFireMessage"]
+
+FIRE_MESSAGE_VERSION = 1
+Channel = Literal["email", "webhook", "in_app"]
+
+
+class InvalidFireMessage(ValueError):
+    """Text that is not a fire message this code can deliver."""
+
+
+def _person(value: object) -> PersonId:
+    return value if isinstance(value, PersonId) else PersonId.parse(str(value))
+
+
+Person = Annotated[PersonId, BeforeValidator(_person), PlainSerializer(str, return_type=str)]
+
+
+class FireMessage(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, populate_by_name=True, extra="ignore", arbitrary_types_allowed=True
+    )
+
+    version: Literal[1] = 1  # FIRE_MESSAGE_VERSION
+    fire_id: str = Field(alias="fireId", min_length=1)
+    trigger: str = Field(min_length=1)
+    person: Person
+    user_id: str | None = Field(default=None, alias="userId")
+    anonymous_id: str | None = Field(default=None, alias="anonymousId")
+    occurrence: str | None = None
+    fired_at: str = Field(alias="firedAt")
+    channel: Channel
+    template: str = Field(min_length=1)
+    event: dict[str, Any] = Field(default_factory=dict)  # the entry event, as stored
+    context: dict[str, Any] = Field(default_factory=dict)  # what the trigger collected
+    attempt: int = Field(default=0, ge=0)  # deliveries tried and re-queued so far
+
+    @classmethod
+    def from_json(cls, text: str) -> FireMessage:
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as error:
+            raise InvalidFireMessage(_first_problem(error)) from None
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON-ready form: queue bodies, the table's fire items, schedule inputs."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+    def retried(self) -> FireMessage:
+        """The same fire, one more attempt along (re-queued after a failed delivery)."""
+        return self.model_copy(update={"attempt": self.attempt + 1})
+
+    @property
+    def timezone(self) -> object:
+        """The zone the entry event's context names, if any (the SDK sends it)."""
+        return (self.event.get("context") or {}).get("timezone")
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    if first["type"] == "json_invalid":
+        return f"the body is not JSON ({first['msg']})"
+    if first["type"] == "missing":
+        return f"{where} missing"
+    if where == "version":
+        return f"version {first.get('input')!r} is not one this code reads ({FIRE_MESSAGE_VERSION})"
+    return f"{where}: {first['msg']}"
