@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from nudge.adapters import keys
+from nudge.adapters.aws_errors import aws_call
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -27,10 +28,12 @@ class FireScan:
         """Every fire record, oldest first."""
         fires: list[dict[str, Any]] = []
         paginator = self._client.get_paginator("scan")
-        for page in paginator.paginate(
+        pages = paginator.paginate(
             TableName=self._table,
             FilterExpression="kind = :fire",
             ExpressionAttributeValues={":fire": {"S": keys.FIRE_KIND}},
-        ):
-            fires += [json.loads(item["fire"]["S"]) for item in page.get("Items", [])]
+        )
+        with aws_call("scanning for fires"):
+            for page in pages:
+                fires += [json.loads(item["fire"]["S"]) for item in page.get("Items", [])]
         return sorted(fires, key=lambda fire: str(fire.get("firedAt")))
