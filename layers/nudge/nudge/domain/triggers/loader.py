@@ -288,9 +288,22 @@ def _number(value: Any) -> bool:
 
 
 def _template_problems(trigger: Trigger, templates: Path) -> list[tuple[Location, str]]:
-    name, channel = trigger.send.template, trigger.send.channel
-    if not templates.is_dir() or not any(templates.glob(f"{name}.*")):
-        return [(("send", "template"), f"send.template: no template named {name!r} in {templates}")]
-    return [
-        (("send", "template"), problem) for problem in template_problems(templates, name, channel)
+    """The trigger's template, and each variant's when it sends another or by another
+    channel, must exist and render for its channel."""
+    uses: list[tuple[Location, str, str]] = [
+        (("send", "template"), trigger.send.template, trigger.send.channel)
     ]
+    for index, variant in enumerate(trigger.experiment.variants if trigger.experiment else []):
+        override = variant.send
+        if override is not None and (override.template or override.channel):
+            where: Location = ("experiment", "variants", index, "send", "template")
+            template = override.template or trigger.send.template
+            uses.append((where, template, override.channel or trigger.send.channel))
+    found: list[tuple[Location, str]] = []
+    for where, name, channel in uses:
+        field = ".".join(str(part) for part in where)
+        if not templates.is_dir() or not any(templates.glob(f"{name}.*")):
+            found.append((where, f"{field}: no template named {name!r} in {templates}"))
+            continue
+        found += [(where, problem) for problem in template_problems(templates, name, channel)]
+    return found

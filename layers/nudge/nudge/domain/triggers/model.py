@@ -17,10 +17,6 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -30,6 +26,10 @@ from pydantic import (
 )
 
 from nudge.domain.durations import parse_duration
+from nudge.domain.triggers.common import ID_PATTERN, MAX_WINDOW, Duration, Path, Window
+from nudge.domain.triggers.common import Strict as _Strict
+from nudge.domain.triggers.common import in_range as _in_range
+from nudge.domain.triggers.experiment import Experiment
 
 __all__ = [
     "OPERATORS",
@@ -49,55 +49,6 @@ __all__ = [
 ]
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists", "starts_with")
-PATH_ROOTS = (
-    "properties",
-    "traits",
-    "profile",
-    "context",
-    "event",
-    "type",
-    "userId",
-    "anonymousId",
-)
-_PATH = re.compile(r"^[A-Za-z_$][\w$-]*(\.([\w$ -]+|\d+))*$")
-_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-MAX_WINDOW = timedelta(days=90)  # events older than the default retention are gone
-
-
-def _duration(value: object) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        return parse_duration(value)
-    raise ValueError("must be a duration such as 30m, 24h or 7d")
-
-
-_DURATION_SCHEMA = {
-    "anyOf": [{"type": "string", "pattern": "^\\s*[0-9]+\\s*[smhdw]?\\s*$"}, {"type": "integer"}],
-    "description": "A duration: 30s, 30m, 24h, 7d, 2w, or a number of seconds",
-    "examples": ["30m", "24h", "7d"],
-}
-Duration = Annotated[timedelta, BeforeValidator(_duration), WithJsonSchema(_DURATION_SCHEMA)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _check_path(path: str) -> str:
-    if not _PATH.match(path) or path.split(".")[0] not in PATH_ROOTS:
-        raise ValueError(
-            f"{path!r} is not a path; start with one of {', '.join(PATH_ROOTS)} "
-            "and join names with dots (properties.cart_id, traits.tier, properties.items.0.sku)"
-        )
-    return path
-
-
-Path = Annotated[str, AfterValidator(_check_path)]
-# A window over stored events: at least a minute, at most the default retention.
-Window = Annotated[
-    Duration, AfterValidator(lambda value: _in_range(value, timedelta(minutes=1), MAX_WINDOW))
-]
 
 
 class _Comparison(_Strict):
@@ -288,11 +239,12 @@ class Trigger(_Strict):
     ] = Reentry(mode="every_time")
     send: Send
     collect: dict[str, Collect] = Field(default_factory=dict)
+    experiment: Experiment | None = None
 
     @field_validator("id")
     @classmethod
     def _id_is_a_slug(cls, value: str) -> str:
-        if not _ID.match(value):
+        if not re.match(ID_PATTERN, value):
             raise ValueError("must be lower-case letters, digits, '-' or '_' (at most 63)")
         return value
 
@@ -316,7 +268,23 @@ class Trigger(_Strict):
             raise ValueError(
                 f"'unless' names the entry event {self.when.event!r} itself: it could never fire"
             )
+        self._variants_fit()
         return self
+
+    def _variants_fit(self) -> None:
+        """A variant may only change what the trigger has: no absence window to re-time
+        without an 'unless', and no delay on an inactivity trigger (the sweep decides)."""
+        for variant in self.experiment.variants if self.experiment else []:
+            if variant.unless is not None and self.unless is None:
+                raise ValueError(
+                    f"variant {variant.id!r} overrides unless.within, but the trigger has no"
+                    " 'unless'"
+                )
+            if variant.delay is not None and isinstance(self.when, Inactivity):
+                raise ValueError(
+                    f"variant {variant.id!r} overrides delay, which an inactivity trigger"
+                    " does not have"
+                )
 
     @property
     def watched_events(self) -> frozenset[str]:
@@ -354,20 +322,6 @@ class Trigger(_Strict):
             elif isinstance(condition, Count):
                 windows.append(condition.count.within)
         return max(windows)
-
-
-def _in_range(value: timedelta, low: timedelta, high: timedelta) -> timedelta:
-    if not low <= value <= high:
-        raise ValueError(f"{_words(value)} is out of range ({_words(low)} to {_words(high)})")
-    return value
-
-
-def _words(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 AllOf.model_rebuild()
