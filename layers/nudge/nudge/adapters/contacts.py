@@ -10,16 +10,12 @@ from nudge.adapters.aws_errors import aws_call
 from nudge.adapters.store import from_attributes, put_if, to_attributes
 from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
-from nudge.service.ports import Conflict
+from nudge.service.ports import VersionConflict
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 __all__ = ["ContactStore", "VersionConflict"]
-
-
-class VersionConflict(Conflict):
-    """Another sender changed the record first; read it again and decide again."""
 
 
 class ContactStore:

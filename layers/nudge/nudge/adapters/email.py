@@ -7,13 +7,12 @@ call works on SES and on moto (which drops Simple.Headers but keeps Raw messages
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
 from nudge.adapters.aws_errors import aws_call
-from nudge.domain.render import EmailContent
+from nudge.service.ports import Outgoing
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
@@ -23,16 +22,6 @@ __all__ = ["EmailSender", "HeaderInjection", "Outgoing"]
 
 class HeaderInjection(Exception):
     """A header value held a line break: refused rather than let it add headers."""
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    sender: str
-    to: str
-    content: EmailContent
-    unsubscribe_url: str
-    headers: dict[str, str]  # extra headers, e.g. X-Nudge-Trigger
-    tags: dict[str, str] = field(default_factory=dict)  # SES message tags, in SES's events
 
 
 def build_message(outgoing: Outgoing, epoch_seconds: float) -> EmailMessage:

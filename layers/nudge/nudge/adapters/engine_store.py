@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
@@ -17,23 +16,14 @@ from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import Decision, Pending
 from nudge.domain.triggers.model import Reentry
-from nudge.service.ports import Conflict, Unavailable
+from nudge.service.ports import Claim, Conflict, LedgerEntry, Unavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["Claim", "EngineStore"]
+__all__ = ["Claim", "EngineStore", "LedgerEntry"]
 
-Claim = Literal["new", "resume", "duplicate", "blocked"]
 _BATCH = 25
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    fire_id: str
-    occurrence: str
-    fired_at: str
-    enqueued: bool
 
 
 class EngineStore:

@@ -6,14 +6,12 @@ from typing import TYPE_CHECKING
 
 from nudge.adapters.aws_errors import aws_call
 from nudge.domain.messages import FireMessage
+from nudge.service.ports import MAX_DELAY
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 __all__ = ["MAX_DELAY", "DeadLetters", "SendQueue"]
-
-# The longest DelaySeconds SQS accepts: 15 minutes.
-MAX_DELAY = 900
 
 
 class SendQueue:

@@ -9,7 +9,6 @@ message carries in its ``X-Nudge-Fire`` header, and the redelivery looks here fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -17,6 +16,7 @@ from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
 from nudge.adapters.store import to_attributes
 from nudge.domain.timefmt import iso
+from nudge.service.ports import Receipt
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,13 +28,6 @@ FIRE_TAG = "nudge_fire"  # the same, as an SES message tag (SES never truncates 
 
 # Longer than any redelivery of the fire can come (the contact record remembers 3 days).
 RECEIPT_TTL = timedelta(days=3)
-
-
-@dataclass(frozen=True)
-class Receipt:
-    fire_id: str
-    message_id: str
-    at: str
 
 
 class SendReceipts:

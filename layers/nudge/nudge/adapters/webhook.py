@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from standardwebhooks import Webhook
 
 from nudge import __version__
+from nudge.service.ports import WebhookResult
 
 __all__ = ["USER_AGENT", "UnsafeUrl", "WebhookResult", "WebhookSender", "check_url"]
 
@@ -42,14 +43,6 @@ _LOCATION_SHOWN = 200  # characters of a redirect target quoted in a reason
 
 class UnsafeUrl(Exception):
     """The URL may not be sent to; the message says why."""
-
-
-@dataclass(frozen=True)
-class WebhookResult:
-    delivered: bool  # a 2xx within the timeout
-    status: int | None  # the HTTP status, when the receiver answered
-    retryable: bool  # worth sending again later (same webhook-id)
-    reason: str
 
 
 def _system_resolve(host: str) -> list[str]:

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from nudge.adapters.engine_store import EngineStore
-from nudge.adapters.queue import SendQueue
-from nudge.adapters.scheduler import Reminders, schedule_name
-from nudge.adapters.store import EventStore, StoredEvent
+from nudge.adapters.scheduler import schedule_name
+from nudge.adapters.store import StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile, fold
@@ -38,6 +36,7 @@ from nudge.domain.triggers.engine import (
     swept_hour,
 )
 from nudge.domain.triggers.model import Inactivity, Trigger
+from nudge.service.ports import EngineRecords, FireQueue, PersonStore, Scheduler
 
 __all__ = [
     "SWEEP_SOURCE",
@@ -102,10 +101,10 @@ class TimerPayload:
 class EvaluateService:
     def __init__(
         self,
-        events: EventStore,
-        engine: EngineStore,
-        reminders: Reminders,
-        queue: SendQueue,
+        events: PersonStore,
+        engine: EngineRecords,
+        reminders: Scheduler,
+        queue: FireQueue,
         index: TriggerIndex,
     ) -> None:
         self.events = events

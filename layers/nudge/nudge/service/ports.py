@@ -3,11 +3,65 @@
 The adapters implement these; the services and entrypoints see nothing else. An adapter
 raises only the errors below (``nudge.adapters.aws_errors`` translates botocore's), so no
 ``ClientError`` crosses into a service, and an entrypoint picks the response for each.
+
+Each port is a ``Protocol``: an adapter satisfies it by its shape, without inheriting, and
+``bootstrap`` (which hands the adapters to the services) is where mypy checks that. The
+in-memory fakes in ``tests/fakes.py`` satisfy them too, and
+``tests/integration/test_port_contracts.py`` runs the same cases against both, so a fake
+cannot promise what the adapter does not do.
+
+Domain types are imported for annotations only: Ingest imports this module for its
+errors, and must not pay for the trigger engine or Jinja2 at cold start.
 """
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Forbidden", "Missing", "OutsideError", "Refused", "Unavailable"]
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from nudge.domain.messages import FireMessage
+    from nudge.domain.person import PersonId
+    from nudge.domain.policy import ContactState
+    from nudge.domain.profile import Profile
+    from nudge.domain.render import EmailContent
+    from nudge.domain.triggers.engine import Decision, Pending
+    from nudge.domain.triggers.model import Reentry
+
+__all__ = [
+    "MAX_DELAY",
+    "Claim",
+    "Conflict",
+    "ContactRecords",
+    "DecisionRecords",
+    "EngineRecords",
+    "FireLedger",
+    "FireQueue",
+    "FireRecords",
+    "Forbidden",
+    "LedgerEntry",
+    "Mailer",
+    "Missing",
+    "Outgoing",
+    "OutsideError",
+    "PersonStore",
+    "ProfileReader",
+    "Receipt",
+    "Receipts",
+    "Refused",
+    "Scheduler",
+    "SuppressionList",
+    "Timers",
+    "Unavailable",
+    "VersionConflict",
+    "WebhookPoster",
+    "WebhookResult",
+]
+
+
+# ---- how a call may fail ------------------------------------------------------------------
 
 
 class OutsideError(Exception):
@@ -32,3 +86,210 @@ class Forbidden(OutsideError):
 
 class Refused(OutsideError):
     """The request was refused as malformed or over a limit: a bug, not a passing state."""
+
+
+class VersionConflict(Conflict):
+    """Another sender changed the contact record first; read it again and decide again."""
+
+
+# ---- what the ports speak in ---------------------------------------------------------------
+
+# What claiming a fire in the ledger found: nobody had it (new), this fire had it but never
+# reached the queue (resume), this fire had it and was queued (duplicate), another fire of
+# the trigger holds it under its re-entry rule (blocked).
+Claim = Literal["new", "resume", "duplicate", "blocked"]
+
+# The longest delay the send queue can hold a fire back by (SQS's DelaySeconds: 15 minutes).
+MAX_DELAY = 900
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    fire_id: str
+    occurrence: str
+    fired_at: str
+    enqueued: bool
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """SES's word that it accepted a fire's email."""
+
+    fire_id: str
+    message_id: str
+    at: str
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One email, rendered and addressed."""
+
+    sender: str
+    to: str
+    content: EmailContent
+    unsubscribe_url: str
+    headers: dict[str, str]  # extra headers, e.g. X-Nudge-Trigger
+    tags: dict[str, str] = field(default_factory=dict)  # SES message tags, in SES's events
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    delivered: bool  # a 2xx within the timeout
+    status: int | None  # the HTTP status, when the receiver answered
+    retryable: bool  # worth sending again later (same webhook-id)
+    reason: str
+
+
+# ---- people: profiles and events -----------------------------------------------------------
+
+
+class ProfileReader(Protocol):
+    def load_profiles(self, persons: Iterable[PersonId]) -> dict[PersonId, Profile]:
+        """The stored profiles of these persons; someone never seen is left out."""
+        ...
+
+
+class PersonStore(ProfileReader, Protocol):
+    """What Evaluate reads and writes about people: profiles, events, links, the seen index."""
+
+    def save_profiles(self, profiles: Sequence[Profile]) -> set[PersonId]:
+        """Writes the profiles; returns the persons whose profile could not be written."""
+        ...
+
+    def events_since(self, person: PersonId, since: datetime) -> list[dict[str, Any]]:
+        """One partition's event bodies at or after ``since``, oldest first."""
+        ...
+
+    def linked_users(self, anonymous_ids: Iterable[str]) -> dict[str, str]:
+        """For each anonymousId that has been linked to a userId, that userId."""
+        ...
+
+    def persons_seen_in(self, hour: datetime) -> list[PersonId]:
+        """Everyone whose saved profile is filed under this UTC hour (``Profile.sweep_hour``)."""
+        ...
+
+
+# ---- the engine's records ------------------------------------------------------------------
+
+
+class Timers(Protocol):
+    def save_timer(self, timer: Pending, schedule: str) -> bool:
+        """False when the occurrence already has a timer with another schedule: the first
+        one stands."""
+        ...
+
+    def delete_timer(self, timer: Pending) -> None: ...
+
+    def timers(self, persons: Iterable[PersonId]) -> list[tuple[Pending, str]]:
+        """Pending timers under these persons' partitions, with their schedule names."""
+        ...
+
+
+class FireLedger(Protocol):
+    """One conditional write decides whether a fire happens: at most once per occurrence
+    (``every_time``), per person (``once``) or per period (``once_per``)."""
+
+    def claim(
+        self,
+        person: PersonId,
+        trigger: str,
+        occurrence: str,
+        fire_id: str,
+        at: datetime,
+        reentry: Reentry,
+    ) -> tuple[Claim, LedgerEntry | None]:
+        """Claims the fire; the entry that stood in its way, unless it is new. Raises
+        Conflict when the entry vanished while it was being read."""
+        ...
+
+    def mark_enqueued(
+        self, person: PersonId, trigger: str, occurrence: str, reentry: Reentry
+    ) -> None: ...
+
+
+class FireRecords(Protocol):
+    def save_fire(self, fire: FireMessage) -> None: ...
+
+
+class DecisionRecords(Protocol):
+    def save_decisions(self, decisions: Sequence[Decision]) -> None:
+        """Keeps what was decided and why, for explain. Raises Unavailable when the store
+        kept refusing."""
+        ...
+
+
+class EngineRecords(Timers, FireLedger, FireRecords, DecisionRecords, Protocol):
+    """Everything Evaluate keeps beside the profiles."""
+
+
+# ---- delivery ------------------------------------------------------------------------------
+
+
+class ContactRecords(Protocol):
+    """The contact policy's record per person, written only if nobody wrote it since."""
+
+    def load(self, person: PersonId) -> ContactState:
+        """The record, or an empty one (version 0) for someone never contacted."""
+        ...
+
+    def save(self, person: PersonId, state: ContactState) -> ContactState:
+        """Writes ``state`` if the stored version is still ``state.version``; returns it with
+        the next version. Raises VersionConflict when another writer came first."""
+        ...
+
+
+class SuppressionList(Protocol):
+    """Addresses that asked never to be written to again, per channel; case does not count."""
+
+    def is_suppressed(self, channel: str, address: str) -> bool: ...
+
+    def suppress(self, channel: str, address: str, reason: str, at: datetime) -> bool:
+        """False when it already was suppressed (the first reason and time stay)."""
+        ...
+
+
+class Receipts(Protocol):
+    """SES's receipts of accepted emails, by fire id (recorded by Feedback, read by Send)."""
+
+    def record(self, fire_id: str, message_id: str, at: datetime) -> None:
+        """Idempotent: recording the same receipt twice keeps one."""
+        ...
+
+    def find(self, fire_id: str) -> Receipt | None: ...
+
+
+class Scheduler(Protocol):
+    """One-time reminders by name: arming a name twice is one reminder (the first), and
+    cancelling one that is gone or never was is success."""
+
+    def arm(
+        self, name: str, due: datetime, target_arn: str, payload: dict[str, Any], now: datetime
+    ) -> None: ...
+
+    def cancel(self, name: str) -> None: ...
+
+
+class FireQueue(Protocol):
+    def send(self, fire: FireMessage, delay_seconds: int = 0) -> None:
+        """Queues the fire, handed out ``delay_seconds`` later (0 to MAX_DELAY; more is a
+        ValueError)."""
+        ...
+
+
+class Mailer(Protocol):
+    def send(self, outgoing: Outgoing, epoch_seconds: float) -> str:
+        """Sends; returns the provider's message id. Raises Unavailable when the provider
+        says 'later' (throttling, a 5xx): the same message may be tried again."""
+        ...
+
+
+class WebhookPoster(Protocol):
+    @property
+    def timeout(self) -> float:
+        """The longest one attempt waits for the receiver, in seconds."""
+        ...
+
+    def send(self, url: str, message_id: str, payload: dict[str, Any]) -> WebhookResult:
+        """Posts once, signed, with ``message_id`` as its webhook-id; a refused URL, no
+        answer or a non-2xx is in the result, never raised."""
+        ...

@@ -21,15 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from nudge.adapters.contacts import ContactStore, VersionConflict
-from nudge.adapters.email import EmailSender, Outgoing
-from nudge.adapters.engine_store import EngineStore
-from nudge.adapters.queue import MAX_DELAY, SendQueue
-from nudge.adapters.receipts import FIRE_HEADER, FIRE_TAG, SendReceipts
-from nudge.adapters.scheduler import Reminders
-from nudge.adapters.store import EventStore
-from nudge.adapters.suppression import SuppressionStore
-from nudge.adapters.webhook import WebhookSender
+from nudge.adapters.receipts import FIRE_HEADER, FIRE_TAG
 from nudge.domain.messages import FireMessage, InvalidFireMessage
 from nudge.domain.outcomes import DeliveryOutcome
 from nudge.domain.person import PersonId
@@ -48,7 +40,21 @@ from nudge.domain.policy import (
 from nudge.domain.profile import Profile
 from nudge.domain.render import Renderer, RenderError, render_context
 from nudge.domain.triggers.engine import Decision
-from nudge.service.ports import Unavailable
+from nudge.service.ports import (
+    MAX_DELAY,
+    ContactRecords,
+    DecisionRecords,
+    FireQueue,
+    Mailer,
+    Outgoing,
+    ProfileReader,
+    Receipts,
+    Scheduler,
+    SuppressionList,
+    Unavailable,
+    VersionConflict,
+    WebhookPoster,
+)
 
 __all__ = ["Delivery", "Poison", "SendService", "SendSettings", "queue_delay"]
 
@@ -97,16 +103,16 @@ class SendService:
     def __init__(
         self,
         *,
-        events: EventStore,
-        contacts: ContactStore,
-        suppression: SuppressionStore,
-        receipts: SendReceipts,
-        decisions: EngineStore,
+        events: ProfileReader,
+        contacts: ContactRecords,
+        suppression: SuppressionList,
+        receipts: Receipts,
+        decisions: DecisionRecords,
         renderer: Renderer,
-        email: EmailSender,
-        webhook: WebhookSender | None,
-        reminders: Reminders,
-        queue: SendQueue,
+        email: Mailer,
+        webhook: WebhookPoster | None,
+        reminders: Scheduler,
+        queue: FireQueue,
         settings: SendSettings,
     ) -> None:
         self._events = events
