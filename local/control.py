@@ -125,7 +125,8 @@ class ControlApi:
 
     def _set_faults(self, request: Request) -> Response:
         """{"ses": {"throttle": N, "serverError": N, "acceptThenCrash": N},
-        "sqs": {"duplicate": N}}: each count given replaces that fault's pending count."""
+        "sqs": {"duplicate": N}, "dynamodb": {"throttle": N}}: each count given replaces that
+        fault's pending count; a service given {} has all of its counts cleared."""
         try:
             body = json.loads(request.get_data() or b"{}")
         except json.JSONDecodeError:
@@ -220,8 +221,10 @@ def _fault_counts(body: Any) -> dict[tuple[str, str], int] | Response:
     for service, kinds in body.items():
         if service not in FAULT_KINDS:
             return _invalid(service, f"{service}: not a service with faults ({_services()})")
-        if not isinstance(kinds, dict) or not kinds:
+        if not isinstance(kinds, dict):
             return _invalid(service, f"{service}: an object of fault counts is required")
+        if not kinds:  # {} asks for nothing pending: the way to clear one service's faults
+            counts.update({(service, kind): 0 for kind in FAULT_KINDS[service]})
         for kind, count in kinds.items():
             field = f"{service}.{kind}"
             if kind not in FAULT_KINDS[service]:

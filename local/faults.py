@@ -2,25 +2,56 @@
 Nudge does with them.
 
 Only moto and the local runtime are touched: the functions run unchanged and see what they
-would see on AWS (an error from SES, their own process dying, a message delivered twice).
+would see on AWS (an error from SES or DynamoDB, their own process dying, a message
+delivered twice).
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from moto.core.exceptions import JsonRESTError
 
 from local.template import ACCOUNT
 
-__all__ = ["FAULT_KINDS", "FaultCounts", "QueueFaults", "SesFaults"]
+__all__ = [
+    "DYNAMODB_WRITES",
+    "FAULT_KINDS",
+    "FaultCounts",
+    "QueueFaults",
+    "SesFaults",
+    "TableFaults",
+    "WsgiApp",
+    "dynamodb_write",
+]
 
 # What POST /_local/faults accepts: service -> the kinds of fault it can inject.
 FAULT_KINDS: dict[str, tuple[str, ...]] = {
     "ses": ("throttle", "serverError", "acceptThenCrash"),
     "sqs": ("duplicate",),
+    "dynamodb": ("throttle",),
+}
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# The calls that spend a table's write capacity, so the ones DynamoDB refuses when writes
+# are throttled; reads, scans and the table's own management go through.
+DYNAMODB_WRITES = frozenset(
+    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+)
+# The JSON protocol names the call in a header (Streams has its own prefix, and is not a write).
+_DYNAMODB_TARGET = "DynamoDB_20120810"
+_THROTTLED_BODY = {
+    "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+    # An on-demand table's words (the template's table is PAY_PER_REQUEST).
+    "message": "Throughput exceeds the current capacity of your table or index. DynamoDB is"
+    " automatically scaling your table or index so please try again shortly."
+    " (injected by the local stack)",
 }
 
 
@@ -126,3 +157,50 @@ class QueueFaults(FaultCounts):
 
     def __init__(self) -> None:
         super().__init__(FAULT_KINDS["sqs"])
+
+
+def dynamodb_write(environ: Mapping[str, Any]) -> str | None:
+    """The DynamoDB write call a WSGI request makes (``PutItem``, ...); None for any other."""
+    service, _, action = str(environ.get("HTTP_X_AMZ_TARGET", "")).partition(".")
+    return action if service == _DYNAMODB_TARGET and action in DYNAMODB_WRITES else None
+
+
+class TableFaults(FaultCounts):
+    """``throttle``: the next n DynamoDB write calls (API calls, however many items each
+    carries) are refused with ProvisionedThroughputExceededException, as DynamoDB answers
+    them over HTTP when a table's write throughput is exceeded. The SDK retries each itself,
+    so n beyond its attempts is what reaches the function."""
+
+    def __init__(self) -> None:
+        super().__init__(FAULT_KINDS["dynamodb"])
+
+    def wrap(self, app: WsgiApp) -> WsgiApp:
+        """moto's WSGI app with throttled writes answered before moto sees them: DynamoDB
+        writes nothing of a refused call, and neither does moto."""
+
+        def throttling(
+            environ: dict[str, Any], start_response: Callable[..., Any]
+        ) -> Iterable[bytes]:
+            if dynamodb_write(environ) and self.take("throttle"):
+                return _throttled(environ, start_response)
+            return app(environ, start_response)
+
+        return throttling
+
+
+def _throttled(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    # Read the request to its end, or its unread body would be taken for the next request
+    # on the SDK's kept-alive connection.
+    environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    body = json.dumps(_THROTTLED_BODY).encode()
+    start_response(
+        "400 Bad Request",
+        [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("Content-Length", str(len(body))),
+            ("x-amzn-RequestId", uuid.uuid4().hex.upper()),
+            # DynamoDB checksums every answer; SDKs that check it see a whole one.
+            ("x-amz-crc32", str(zlib.crc32(body))),
+        ],
+    )
+    return [body]

@@ -29,7 +29,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from local.clock import VirtualClock
-from local.faults import FaultCounts, QueueFaults, SesFaults
+from local.faults import FaultCounts, QueueFaults, SesFaults, TableFaults
 from local.outbox import describe_email
 from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
@@ -127,8 +127,13 @@ class LocalStack:
         self.functions: dict[str, FunctionPool] = {}
         self.ses_faults = SesFaults(self.template.names.region, crash=self._crash_queue_consumers)
         self.queue_faults = QueueFaults()
+        self.table_faults = TableFaults()
         # What /_local/faults sets and shows, by service: a service with faults is one line.
-        self.faults: dict[str, FaultCounts] = {"ses": self.ses_faults, "sqs": self.queue_faults}
+        self.faults: dict[str, FaultCounts] = {
+            "ses": self.ses_faults,
+            "sqs": self.queue_faults,
+            "dynamodb": self.table_faults,
+        }
         self.stream_pollers: list[StreamPoller] = []
         self.queue_pollers: list[QueuePoller] = []
 
@@ -139,6 +144,7 @@ class LocalStack:
         streams_on_clock(self.clock)
         self._moto.start()
         self._wake_on_outside_requests()
+        self._throttle_table_writes()
         self.dynamodb = self._client("dynamodb")
         self.streams = self._client("dynamodbstreams")
         self.sqs = self._client("sqs")
@@ -225,6 +231,13 @@ class LocalStack:
                     self._wake.set()
 
         server.app = app
+
+    def _throttle_table_writes(self) -> None:
+        """Puts the DynamoDB fault injector in front of moto's WSGI app, outside the wake-up
+        wrapper: a refused write stores nothing, so there is no work to wake the pump for."""
+        server = self._moto._server
+        assert server is not None
+        server.app = self.table_faults.wrap(server.app)
 
     def _wire_sources(self) -> None:
         names = self.template.names

@@ -1,10 +1,11 @@
 """Faults injected into the local stack, and what delivery does with them: nothing lost,
 nothing sent twice (except in the one window docs/delivery.md owns up to).
 
-SES and SQS faults are asked of the stack (`POST /_local/faults`): moto answers errors or
-the runtime kills the Send function's process; the queue poller hands a message out twice.
-Webhook faults are the receiver's own doing: a loopback server that hangs, closes the
-connection or redirects. The functions run unchanged throughout.
+SES, SQS and DynamoDB faults are asked of the stack (`POST /_local/faults`): moto answers
+errors or the runtime kills the Send function's process; the queue poller hands a message
+out twice; DynamoDB write calls are refused as throttled. Webhook faults are the receiver's
+own doing: a loopback server that hangs, closes the connection or redirects. The functions
+run unchanged throughout.
 """
 
 from __future__ import annotations
@@ -146,6 +147,28 @@ def _webhook_ids(received: list[Received]) -> set[str]:
     return {request.headers["webhook-id"] for request in received}
 
 
+def _tracks(user: str, count: int) -> list[dict[str, Any]]:
+    """`count` track messages of one user, each with its own messageId."""
+    return [
+        {
+            "type": "track",
+            "userId": user,
+            "event": "Product Viewed",
+            "messageId": f"msg-{uuid.uuid4().hex[:12]}",
+            "properties": {"sku": str(n)},
+        }
+        for n in range(count)
+    ]
+
+
+def _beacon(route: str, user: str) -> dict[str, Any]:
+    """A Segment body for the route: one track message, or a batch of three."""
+    if route == "/v1/batch":
+        return {"batch": _tracks(user, 3)}
+    (message,) = _tracks(user, 1)
+    return message
+
+
 # ---- SES ---------------------------------------------------------------------------------
 
 
@@ -168,8 +191,8 @@ def test_ses_throttling_past_the_sdk_retries_is_retried_by_nudge_and_sent_once(s
 
 
 def test_ses_5xx_on_some_calls_is_retried_and_sent_once(stack: StackClient):
-    """SES answering 500 to five calls in a row: the SDK retries four of them, Nudge retries
-    the send a minute later (its first call fails too, the SDK's retry succeeds), one email."""
+    """SES answering 500 to five calls in a row: the SDK's five attempts (a try and four
+    retries) all fail, Nudge retries the send a minute later and it goes out: one email."""
     # given
     user, address = _abandon_cart(stack, "five-hundred")
     _inject(stack, {"ses": {"serverError": 5}})
@@ -304,6 +327,77 @@ def test_a_delayed_message_waits_on_the_virtual_clock(stack: StackClient):
     assert len(_emails_to(stack, address)) == 1
 
 
+# ---- DynamoDB ----------------------------------------------------------------------------
+
+# More write calls than the SDK makes for one request (its first try and four retries).
+PAST_THE_SDK_RETRIES = 100
+
+
+@pytest.mark.parametrize("route", ["/v1/track", "/v1/batch"])
+def test_writes_throttled_past_the_sdk_retries_answer_503_and_store_nothing(
+    stack: StackClient, route: str
+):
+    """A table refusing every write the SDK tries is a 503 with Retry-After and nothing
+    stored, and the stack goes on serving."""
+    # given
+    user = _new_user("throttled")
+    _inject(stack, {"dynamodb": {"throttle": PAST_THE_SDK_RETRIES}})
+
+    # when
+    response = stack.post(route, _beacon(route, user))
+
+    # then
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "unavailable"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert stack.user(user) is None
+    assert stack.get("/_local/health").status_code == 200
+
+
+def test_the_clients_retry_once_the_throttle_clears_is_stored_and_folded_once(
+    stack: StackClient,
+):
+    """A request refused with 503 while writes were throttled, sent again with the same
+    messageId once they are not, is stored once and counted once in the profile."""
+    # given
+    user = _new_user("retried")
+    message = _beacon("/v1/track", user)
+    _inject(stack, {"dynamodb": {"throttle": PAST_THE_SDK_RETRIES}})
+    refused = stack.post("/v1/track", message)
+    cleared = _inject(stack, {"dynamodb": {}})
+
+    # when
+    retry = stack.post("/v1/track", message, {"X-Retry-Count": "1"})
+
+    # then
+    assert refused.status_code == 503, refused.text
+    assert cleared["dynamodb"] == {"throttle": 0}
+    assert retry.status_code == 200, retry.text
+    view = stack.user(user)
+    assert view is not None
+    assert [event["messageId"] for event in view["events"]] == [message["messageId"]]
+    assert view["profile"]["events"] == 1
+
+
+def test_a_throttle_the_sdk_retries_absorb_is_stored_once(stack: StackClient):
+    """Two refused write calls are absorbed by the SDK's own retries: 200, stored once."""
+    # given
+    user = _new_user("absorbed")
+    message = _beacon("/v1/track", user)
+    _inject(stack, {"dynamodb": {"throttle": 2}})
+
+    # when
+    response = stack.post("/v1/track", message)
+
+    # then
+    assert response.status_code == 200, response.text
+    assert stack.get("/_local/faults").json()["dynamodb"] == {"throttle": 0}
+    view = stack.user(user)
+    assert view is not None
+    assert [event["messageId"] for event in view["events"]] == [message["messageId"]]
+    assert view["profile"]["events"] == 1
+
+
 # ---- the webhook receiver ------------------------------------------------------------------
 
 
@@ -423,8 +517,33 @@ def test_the_fault_control_reports_what_is_still_to_be_injected(stack: StackClie
     assert pending == {
         "ses": {"throttle": 2, "serverError": 1, "acceptThenCrash": 0},
         "sqs": {"duplicate": 3},
+        "dynamodb": {"throttle": 0},
     }
     assert stack.get("/_local/faults").json() == pending
+
+
+@pytest.mark.parametrize(
+    "clear",
+    [{"dynamodb": {}}, {"dynamodb": {"throttle": 0}}, "reset"],
+    ids=["empty object", "zero", "reset"],
+)
+def test_a_dynamodb_throttle_is_pending_until_cleared(stack: StackClient, clear: Any):
+    """A DynamoDB throttle shows as pending until {} or a count of 0 clears it, or a reset
+    does; the other services' faults are left as they were."""
+    # given
+    pending = _inject(stack, {"dynamodb": {"throttle": 7}, "sqs": {"duplicate": 1}})
+
+    # when
+    if clear == "reset":
+        stack.reset()
+    else:
+        _inject(stack, clear)
+
+    # then
+    assert pending["dynamodb"] == {"throttle": 7}
+    after = stack.get("/_local/faults").json()
+    assert after["dynamodb"] == {"throttle": 0}
+    assert after["sqs"] == {"duplicate": 0 if clear == "reset" else 1}
 
 
 @pytest.mark.parametrize(
@@ -438,14 +557,23 @@ def test_the_fault_control_reports_what_is_still_to_be_injected(stack: StackClie
         ({"ses": {"explode": 1}}, "ses.explode"),
         ({"ses": 3}, "ses"),
         ({"sqs": {"duplicate": 1.5}}, "sqs.duplicate"),
-        ({"dynamodb": {"throttle": 1}}, "dynamodb"),
+        ({"dynamodb": {"throttle": -1}}, "dynamodb.throttle"),
+        ({"dynamodb": {"explode": 1}}, "dynamodb.explode"),
+        ({"dynamodb": "x"}, "dynamodb"),
+        ({"ses": {"throttle": 1}, "dynamodb": {"throttle": -1}}, "dynamodb.throttle"),
+        ({"s3": {"throttle": 1}}, "s3"),
     ],
 )
 def test_a_bad_fault_request_is_refused(stack: StackClient, body: Any, field: str):
-    """The fault control answers a malformed request with a 400 naming the field."""
-    # given / when
+    """The fault control answers a malformed request with a 400 naming the field, and
+    changes no pending fault (not even those the body names correctly)."""
+    # given
+    before = _inject(stack, {"dynamodb": {"throttle": 2}})
+
+    # when
     response = stack.post("/_local/faults", body)
 
     # then
     assert response.status_code == 400
     assert response.json()["field"] == field
+    assert stack.get("/_local/faults").json() == before
