@@ -1,0 +1,335 @@
+"""In-memory fakes of the ports in ``nudge.service.ports``, for the services' unit tests.
+
+Each is a few dicts, behaving like its adapter in what the services rely on: the ledger's
+and the timers' conditional writes, the contact record's version check, schedules by name,
+suppression that keeps its first reason. ``tests/integration/test_port_contracts.py`` runs
+the same cases against each fake and its adapter on moto, so they cannot drift apart.
+Beyond the ports, each fake keeps what it was given in plain attributes for tests to read,
+and a few can be told to misbehave the way the outside world does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from nudge.adapters.store import StoredEvent
+from nudge.domain.intake import Event
+from nudge.domain.messages import FireMessage
+from nudge.domain.person import PersonId
+from nudge.domain.policy import ContactState
+from nudge.domain.profile import Profile
+from nudge.domain.timefmt import hour_of, iso
+from nudge.domain.triggers.engine import Decision, Pending
+from nudge.domain.triggers.model import Reentry
+from nudge.service.ports import (
+    MAX_DELAY,
+    Claim,
+    LedgerEntry,
+    Outgoing,
+    Receipt,
+    Unavailable,
+    VersionConflict,
+    WebhookResult,
+)
+
+__all__ = [
+    "Armed",
+    "FakeMailer",
+    "FakeQueue",
+    "FakeScheduler",
+    "InMemoryContacts",
+    "InMemoryEngineStore",
+    "InMemoryPeople",
+    "InMemoryReceipts",
+    "InMemorySuppressionList",
+    "Queued",
+    "ScriptedWebhook",
+]
+
+_WRITES_PER_REQUEST = 25  # BatchWriteItem's limit, for put_events' answer
+
+
+class InMemoryPeople:
+    """PersonStore: profiles, events by partition (keyed by message id, as the table keys
+    them), and anonymousId -> userId links."""
+
+    def __init__(self) -> None:
+        self.profiles: dict[PersonId, Profile] = {}
+        self.events: dict[PersonId, dict[str, Event]] = {}
+        self.links: dict[str, str] = {}
+
+    def put_events(
+        self, events: Sequence[StoredEvent], new_links: Mapping[str, str], retention: timedelta
+    ) -> int:
+        """What Ingest writes; a message sent again is the same item, stored once."""
+        for stored in events:
+            partition = self.events.setdefault(stored.person, {})
+            partition.setdefault(stored.event.message_id, stored.event)
+        self.links.update(new_links)
+        return -(-(len(events) + len(new_links)) // _WRITES_PER_REQUEST)
+
+    def load_profiles(self, persons: Iterable[PersonId]) -> dict[PersonId, Profile]:
+        return {person: self.profiles[person] for person in set(persons) if person in self.profiles}
+
+    def save_profiles(self, profiles: Sequence[Profile]) -> set[PersonId]:
+        self.profiles.update({profile.person: profile for profile in profiles})
+        return set()
+
+    def events_since(self, person: PersonId, since: datetime) -> list[dict[str, Any]]:
+        # Compared as the table compares them: the stored millisecond text.
+        bodies = [
+            _as_stored(event.body)
+            for event in self.events.get(person, {}).values()
+            if iso(event.timestamp) >= iso(since)
+        ]
+        return sorted(
+            bodies, key=lambda body: (body.get("timestamp", ""), body.get("messageId", ""))
+        )
+
+    def linked_users(self, anonymous_ids: Iterable[str]) -> dict[str, str]:
+        return {anon: self.links[anon] for anon in set(anonymous_ids) if anon in self.links}
+
+    def persons_seen_in(self, hour: datetime) -> list[PersonId]:
+        return sorted(
+            person
+            for person, profile in self.profiles.items()
+            if profile.sweep_hour() == hour_of(hour)
+        )
+
+
+def _as_stored(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A fresh copy, as a read from the table gives: the caller cannot change what is kept."""
+    copy: dict[str, Any] = json.loads(json.dumps(body))
+    return copy
+
+
+class InMemoryEngineStore:
+    """EngineRecords: timers, the fire ledger, fire records and decision records."""
+
+    def __init__(self) -> None:
+        self.timer_items: dict[tuple[PersonId, str, str], tuple[Pending, str]] = {}
+        self.ledger: dict[tuple[PersonId, str, str | None], LedgerEntry] = {}
+        self.fires: dict[tuple[PersonId, str, str, str], FireMessage] = {}
+        self.decisions: list[Decision] = []
+
+    # ---- timers: the first schedule of an occurrence stands
+
+    def save_timer(self, timer: Pending, schedule: str) -> bool:
+        key = (timer.person, timer.trigger, timer.occurrence)
+        standing = self.timer_items.get(key)
+        if standing is not None and standing[1] != schedule:
+            return False
+        self.timer_items[key] = (timer, schedule)
+        return True
+
+    def delete_timer(self, timer: Pending) -> None:
+        self.timer_items.pop((timer.person, timer.trigger, timer.occurrence), None)
+
+    def timers(self, persons: Iterable[PersonId]) -> list[tuple[Pending, str]]:
+        return [
+            self.timer_items[key]
+            for person in persons
+            for key in sorted(k for k in self.timer_items if k[0] == person)
+        ]
+
+    # ---- the fire ledger: the same conditions as the adapter's conditional write
+
+    def claim(
+        self,
+        person: PersonId,
+        trigger: str,
+        occurrence: str,
+        fire_id: str,
+        at: datetime,
+        reentry: Reentry,
+    ) -> tuple[Claim, LedgerEntry | None]:
+        key = _ledger_key(person, trigger, occurrence, reentry)
+        existing = self.ledger.get(key)
+        if existing is None or _period_over(existing, fire_id, at, reentry):
+            self.ledger[key] = LedgerEntry(fire_id, occurrence, iso(at), enqueued=False)
+            return "new", None
+        if existing.fire_id != fire_id:
+            return "blocked", existing
+        return ("duplicate" if existing.enqueued else "resume"), existing
+
+    def mark_enqueued(
+        self, person: PersonId, trigger: str, occurrence: str, reentry: Reentry
+    ) -> None:
+        key = _ledger_key(person, trigger, occurrence, reentry)
+        if key in self.ledger:
+            self.ledger[key] = replace(self.ledger[key], enqueued=True)
+
+    # ---- fires and decisions
+
+    def save_fire(self, fire: FireMessage) -> None:
+        self.fires[(fire.person, fire.fired_at, fire.trigger, str(fire.occurrence))] = fire
+
+    def save_decisions(self, decisions: Sequence[Decision]) -> None:
+        self.decisions += decisions
+
+
+def _ledger_key(
+    person: PersonId, trigger: str, occurrence: str, reentry: Reentry
+) -> tuple[PersonId, str, str | None]:
+    """Per occurrence for every-time triggers; per trigger when re-entry is limited."""
+    return person, trigger, occurrence if reentry.mode == "every_time" else None
+
+
+def _period_over(existing: LedgerEntry, fire_id: str, at: datetime, reentry: Reentry) -> bool:
+    """A once_per trigger may fire again, as another fire, once its period has passed."""
+    if reentry.mode != "once_per" or reentry.period is None:
+        return False
+    return existing.fired_at < iso(at - reentry.period) and existing.fire_id != fire_id
+
+
+class InMemoryContacts:
+    """ContactRecords with the adapter's version check. ``keep_changing_after(saves=n)``
+    plays a busy record: after n successful saves, another writer wins every race."""
+
+    def __init__(self) -> None:
+        self.records: dict[PersonId, ContactState] = {}
+        self._saves_before_conflicts: int | None = None
+
+    def keep_changing_after(self, saves: int) -> None:
+        self._saves_before_conflicts = saves
+
+    def load(self, person: PersonId) -> ContactState:
+        return self.records.get(person, ContactState())
+
+    def save(self, person: PersonId, state: ContactState) -> ContactState:
+        stored = self.load(person)
+        if self._another_writer_wins():
+            self.records[person] = replace(stored, version=stored.version + 1)
+            raise VersionConflict(str(person))
+        if stored.version != state.version:
+            raise VersionConflict(str(person))
+        saved = replace(state, version=state.version + 1)
+        self.records[person] = saved
+        return saved
+
+    def _another_writer_wins(self) -> bool:
+        if self._saves_before_conflicts is None:
+            return False
+        if self._saves_before_conflicts > 0:
+            self._saves_before_conflicts -= 1
+            return False
+        return True
+
+
+class InMemorySuppressionList:
+    """SuppressionList: by channel and address, case and surrounding spaces ignored."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str], tuple[str, datetime]] = {}
+
+    def suppress(self, channel: str, address: str, reason: str, at: datetime) -> bool:
+        key = _suppression_key(channel, address)
+        if key in self.entries:
+            return False
+        self.entries[key] = (reason, at)
+        return True
+
+    def is_suppressed(self, channel: str, address: str) -> bool:
+        return _suppression_key(channel, address) in self.entries
+
+    def reason(self, channel: str, address: str) -> str | None:
+        entry = self.entries.get(_suppression_key(channel, address))
+        return entry[0] if entry else None
+
+
+def _suppression_key(channel: str, address: str) -> tuple[str, str]:
+    return channel, address.strip().lower()
+
+
+class InMemoryReceipts:
+    """Receipts by fire id; recording one again replaces it with the same."""
+
+    def __init__(self) -> None:
+        self.receipts: dict[str, Receipt] = {}
+
+    def record(self, fire_id: str, message_id: str, at: datetime) -> None:
+        self.receipts[fire_id] = Receipt(fire_id, message_id, iso(at))
+
+    def find(self, fire_id: str) -> Receipt | None:
+        return self.receipts.get(fire_id)
+
+
+@dataclass(frozen=True)
+class Armed:
+    name: str
+    due: datetime
+    target_arn: str
+    payload: dict[str, Any]
+
+
+class FakeScheduler:
+    """Scheduler: one reminder per name (the first armed stands), cancelling is forgiving."""
+
+    def __init__(self) -> None:
+        self.schedules: dict[str, Armed] = {}
+
+    def arm(
+        self, name: str, due: datetime, target_arn: str, payload: dict[str, Any], now: datetime
+    ) -> None:
+        self.schedules.setdefault(name, Armed(name, due, target_arn, payload))
+
+    def cancel(self, name: str) -> None:
+        self.schedules.pop(name, None)
+
+
+@dataclass(frozen=True)
+class Queued:
+    fire: FireMessage
+    delay_seconds: int
+
+
+@dataclass
+class FakeQueue:
+    """FireQueue: every fire sent, in order, with the delay it asked for."""
+
+    messages: list[Queued] = field(default_factory=list)
+
+    def send(self, fire: FireMessage, delay_seconds: int = 0) -> None:
+        if not 0 <= delay_seconds <= MAX_DELAY:
+            raise ValueError(f"an SQS delay is 0 to {MAX_DELAY} seconds, not {delay_seconds}")
+        self.messages.append(Queued(fire, delay_seconds))
+
+
+class FakeMailer:
+    """Mailer: keeps what it accepted. ``answer_unavailable(times)`` plays SES throttling."""
+
+    def __init__(self) -> None:
+        self.sent: list[Outgoing] = []
+        self.refusals = 0  # send attempts answered Unavailable
+        self._unavailable_answers = 0
+
+    def answer_unavailable(self, times: int = 1) -> None:
+        self._unavailable_answers = times
+
+    def send(self, outgoing: Outgoing, epoch_seconds: float) -> str:
+        if self._unavailable_answers > 0:
+            self._unavailable_answers -= 1
+            self.refusals += 1
+            raise Unavailable("SES send_email: TooManyRequestsException (rate exceeded)")
+        self.sent.append(outgoing)
+        return f"ses-{len(self.sent)}"
+
+
+DELIVERED = WebhookResult(delivered=True, status=200, retryable=False, reason="200 OK")
+
+
+@dataclass
+class ScriptedWebhook:
+    """WebhookPoster answering each post with the next result of its script, then 200."""
+
+    script: list[WebhookResult] = field(default_factory=list)
+    posts: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    timeout: float = 5.0
+
+    def send(self, url: str, message_id: str, payload: dict[str, Any]) -> WebhookResult:
+        self.posts.append((url, message_id, payload))
+        return self.script.pop(0) if self.script else DELIVERED
