@@ -1,0 +1,347 @@
+"""SendService on the in-memory fakes, with the shipped templates: sent, deferred for quiet
+hours, capped, suppressed, retried after SES or a webhook said later, poison, and a contact
+record that kept changing said so in the decision (the cases of
+tests/integration/test_send.py, without moto)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from nudge.domain.messages import FireMessage
+from nudge.domain.person import PersonId
+from nudge.domain.policy import ContactState
+from nudge.domain.profile import Profile
+from nudge.domain.render import Renderer
+from nudge.service.ports import WebhookResult
+from nudge.service.send import (
+    EMAIL_BACKOFF,
+    WEBHOOK_BACKOFF,
+    Delivery,
+    Poison,
+    SendService,
+    SendSettings,
+)
+
+from tests.conftest import REPO
+from tests.fakes import (
+    FakeMailer,
+    FakeQueue,
+    FakeScheduler,
+    InMemoryContacts,
+    InMemoryEngineStore,
+    InMemoryPeople,
+    InMemoryReceipts,
+    InMemorySuppressionList,
+    ScriptedWebhook,
+)
+
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+BERLIN = ZoneInfo("Europe/Berlin")
+ADA = PersonId.user("ada")
+ADA_EMAIL = "ada@example.com"
+CRM_URL = "https://crm.shop.test/hook"
+SETTINGS = SendSettings(
+    from_email="nudge@shop.test",
+    public_url="https://links.shop.test",
+    tracking_key=b"dev-tracking-secret",
+    crm_webhook_url=CRM_URL,
+    send_queue_arn="arn:aws:sqs:us-east-1:123456789012:nudge-SendQueue",
+)
+CUP = {"name": "Espresso Cup", "price": 12.5, "quantity": 2}
+CART_ITEMS = [{**CUP, "image_url": "https://shop.test/i/cup.png", "url": "https://shop.test/p/cup"}]
+
+
+@dataclass
+class World:
+    """Send and everything it talks to, held in memory."""
+
+    people: InMemoryPeople = field(default_factory=InMemoryPeople)
+    contacts: InMemoryContacts = field(default_factory=InMemoryContacts)
+    suppression: InMemorySuppressionList = field(default_factory=InMemorySuppressionList)
+    receipts: InMemoryReceipts = field(default_factory=InMemoryReceipts)
+    records: InMemoryEngineStore = field(default_factory=InMemoryEngineStore)
+    mailer: FakeMailer = field(default_factory=FakeMailer)
+    webhook: ScriptedWebhook = field(default_factory=ScriptedWebhook)
+    scheduler: FakeScheduler = field(default_factory=FakeScheduler)
+    queue: FakeQueue = field(default_factory=FakeQueue)
+    templates: Path = REPO / "triggers" / "templates"
+
+    @cached_property  # built on first use, so a test may point it at other templates first
+    def service(self) -> SendService:
+        return SendService(
+            events=self.people,
+            contacts=self.contacts,
+            suppression=self.suppression,
+            receipts=self.receipts,
+            decisions=self.records,
+            renderer=Renderer(self.templates),
+            email=self.mailer,
+            webhook=self.webhook,
+            reminders=self.scheduler,
+            queue=self.queue,
+            settings=SETTINGS,
+        )
+
+    def deliver(self, fire: FireMessage, at: datetime = NOW, **options: Any) -> Delivery:
+        return self.service.deliver(fire, at, **options)
+
+    def given_person(self, **traits: Any) -> None:
+        """ada's profile as the stream would have folded it, with these traits."""
+        self.people.save_profiles([Profile(person=ADA, user_id="ada", traits=traits)])
+
+    def recorded(self) -> list[tuple[str, str]]:
+        """(outcome, reason) of each decision Send recorded, in order."""
+        return [(d.outcome, d.reason) for d in self.records.decisions]
+
+
+@pytest.fixture
+def world() -> World:
+    world = World()
+    world.given_person(email=ADA_EMAIL, first_name="Ada", name="Ada Lovelace", tier="vip")
+    return world
+
+
+def cart_fire(at: datetime = NOW, **fields: Any) -> FireMessage:
+    """An abandoned-cart fire as Evaluate queues it; keyword arguments replace fields."""
+    return FireMessage.model_validate(
+        {
+            "fireId": f"fire-{uuid.uuid4().hex[:12]}",
+            "trigger": "abandoned_cart",
+            "person": str(ADA),
+            "userId": "ada",
+            "occurrence": "cart_id=c1",
+            "firedAt": at.isoformat(),
+            "channel": "email",
+            "template": "abandoned_cart",
+            "event": {"event": "Product Added", "properties": {"cart_id": "c1"}},
+            "context": {"items": CART_ITEMS},
+            **fields,
+        }
+    )
+
+
+def vip_fire(at: datetime = NOW) -> FireMessage:
+    checkout = {"event": "Checkout Started", "timestamp": at.isoformat()}
+    return cart_fire(
+        at,
+        trigger="vip_checkout_call",
+        channel="webhook",
+        template="vip_call",
+        event=checkout,
+        occurrence="vip_checkout_call-1",
+    )
+
+
+# ---- email ---------------------------------------------------------------------------------
+
+
+def test_a_cart_fire_is_emailed_to_the_person(world: World) -> None:
+    """A fire for a person with an email sends one email there and records it sent."""
+    # given
+    fire = cart_fire()
+
+    # when
+    delivery = world.deliver(fire)
+
+    # then
+    (email,) = world.mailer.sent
+    assert (email.to, email.headers["X-Nudge-Fire"]) == (ADA_EMAIL, fire.fire_id)
+    assert delivery == Delivery("sent", f"sent to {ADA_EMAIL} (SES ses-1)")
+    assert world.recorded() == [("sent", f"sent to {ADA_EMAIL} (SES ses-1)")]
+
+
+def test_a_fire_in_quiet_hours_is_scheduled_back_for_the_morning(world: World) -> None:
+    """At 23:00 in Berlin nothing is sent; the fire is scheduled back onto the queue at 08:00."""
+    # given
+    world.given_person(email=ADA_EMAIL, timezone="Europe/Berlin")
+    late = datetime(2026, 11, 28, 23, 0, tzinfo=BERLIN)
+    fire = cart_fire(late)
+
+    # when
+    delivery = world.deliver(fire, late)
+
+    # then
+    assert delivery.outcome == "deferred"
+    assert world.mailer.sent == []
+    (armed,) = world.scheduler.schedules.values()
+    assert armed.due == datetime(2026, 11, 29, 8, 0, tzinfo=BERLIN)
+    assert armed.target_arn == SETTINGS.send_queue_arn
+    assert armed.payload == fire.retried().to_record()
+
+
+def test_a_fire_minutes_before_the_morning_waits_on_the_queue(world: World) -> None:
+    """Five minutes before quiet hours end, the fire goes back on the queue with that delay."""
+    # given
+    world.given_person(email=ADA_EMAIL, timezone="Europe/Berlin")
+    early = datetime(2026, 11, 28, 7, 55, tzinfo=BERLIN)
+
+    # when
+    world.deliver(cart_fire(early), early)
+
+    # then
+    (queued,) = world.queue.messages
+    assert (queued.fire.attempt, queued.delay_seconds) == (1, 300)
+    assert world.scheduler.schedules == {}
+
+
+def test_a_second_cart_the_same_day_is_capped(world: World) -> None:
+    """abandoned_cart emails a person once a day: the second fire is capped, not sent."""
+    # given
+    world.deliver(cart_fire())
+
+    # when
+    delivery = world.deliver(cart_fire(), NOW + timedelta(hours=1))
+
+    # then
+    assert delivery == Delivery("capped", "abandoned_cart cap of 1 a day reached")
+    assert len(world.mailer.sent) == 1
+
+
+def test_a_suppressed_address_gets_nothing(world: World) -> None:
+    """An address on the suppression list gets no email; the fire is recorded as suppressed."""
+    # given
+    world.suppression.suppress("email", ADA_EMAIL, "unsubscribed", NOW)
+
+    # when
+    delivery = world.deliver(cart_fire())
+
+    # then
+    assert delivery == Delivery("suppressed", f"{ADA_EMAIL} is suppressed on email")
+    assert world.mailer.sent == []
+
+
+def test_ses_saying_later_requeues_the_fire_a_minute_on(world: World) -> None:
+    """SES throttling the send puts the fire back on the queue after the first backoff step."""
+    # given
+    world.mailer.answer_unavailable()
+    fire = cart_fire()
+
+    # when
+    delivery = world.deliver(fire)
+
+    # then
+    assert (delivery.outcome, delivery.retry_in) == ("retry", EMAIL_BACKOFF[0])
+    (queued,) = world.queue.messages
+    assert (queued.fire, queued.delay_seconds) == (fire.retried(), 60)
+
+
+def test_ses_saying_later_releases_the_claim(world: World) -> None:
+    """After SES said later, the contact record marks the fire failed, not claimed, so the
+    requeued attempt is not taken for a concurrent copy."""
+    # given
+    world.mailer.answer_unavailable()
+    fire = cart_fire()
+
+    # when
+    world.deliver(fire)
+
+    # then
+    assert world.contacts.load(ADA).fires[fire.fire_id].startswith("failed@")
+
+
+def test_the_retry_after_ses_said_later_is_sent(world: World) -> None:
+    """The requeued fire, handed out a minute later, is sent once."""
+    # given
+    world.mailer.answer_unavailable()
+    world.deliver(cart_fire())
+    (queued,) = world.queue.messages
+
+    # when
+    delivery = world.deliver(queued.fire, NOW + timedelta(seconds=queued.delay_seconds))
+
+    # then
+    assert delivery.outcome == "sent"
+    assert len(world.mailer.sent) == 1
+
+
+def test_an_email_ses_accepted_before_a_crash_is_not_sent_again(world: World) -> None:
+    """A redelivered fire left claimed by a crash, with SES's receipt on record, is a
+    duplicate: marked sent, nothing sent again."""
+    # given
+    fire = cart_fire()
+    claimed = ContactState(fires={fire.fire_id: f"claimed@{NOW.isoformat()}"})
+    world.contacts.save(ADA, claimed)
+    world.receipts.record(fire.fire_id, "ses-accepted", NOW)
+
+    # when
+    delivery = world.deliver(fire, NOW + timedelta(minutes=3), redelivered=True)
+
+    # then
+    assert delivery.outcome == "duplicate"
+    assert world.mailer.sent == []
+    assert world.contacts.load(ADA).fires[fire.fire_id].startswith("sent@")
+
+
+def test_a_broken_template_is_poison(world: World, tmp_path: Path) -> None:
+    """A template that does not parse can never be sent: Poison naming the file, nothing
+    claimed or sent."""
+    # given
+    world.templates = tmp_path / "templates"
+    shutil.copytree(REPO / "triggers" / "templates", world.templates)
+    (world.templates / "broken.subject.j2").write_text("Your cart {{ items | length \n")
+
+    # when
+    with pytest.raises(Poison, match=r"broken\.subject\.j2"):
+        world.deliver(cart_fire(template="broken"))
+
+    # then
+    assert world.mailer.sent == []
+    assert world.contacts.records == {}
+
+
+def test_a_record_that_kept_changing_is_named_in_the_decision(world: World) -> None:
+    """When other writers win every race to mark the fire sent, the email still counts as
+    sent and the recorded reason says the contact record was not marked."""
+    # given
+    world.contacts.keep_changing_after(saves=1)  # the claim is written, then never again
+
+    # when
+    world.deliver(cart_fire())
+
+    # then
+    ((outcome, reason),) = world.recorded()
+    assert outcome == "sent"
+    assert reason.endswith(
+        "; the contact record was not marked sent: 5 version conflicts in a row"
+        " (today's counts may be short by this fire)"
+    )
+
+
+# ---- webhooks ------------------------------------------------------------------------------
+
+
+def test_a_vip_fire_is_posted_to_the_crm(world: World) -> None:
+    """A webhook fire is posted once to the CRM URL, with the fire id as its webhook id."""
+    # given
+    fire = vip_fire()
+
+    # when
+    delivery = world.deliver(fire)
+
+    # then
+    ((url, message_id, payload),) = world.webhook.posts
+    assert (url, message_id, payload["userId"]) == (CRM_URL, fire.fire_id, "ada")
+    assert delivery.outcome == "sent"
+
+
+def test_a_crm_answering_500_is_retried_five_seconds_later(world: World) -> None:
+    """A retryable webhook failure puts the fire back on the queue after 5 s."""
+    # given
+    world.webhook.script.append(WebhookResult(False, 500, True, "the CRM answered 500"))
+    fire = vip_fire()
+
+    # when
+    delivery = world.deliver(fire)
+
+    # then
+    assert delivery == Delivery("retry", "the CRM answered 500", WEBHOOK_BACKOFF[0])
+    (queued,) = world.queue.messages
+    assert (queued.fire, queued.delay_seconds) == (fire.retried(), 5)
