@@ -191,11 +191,11 @@ def test_ses_throttling_past_the_sdk_retries_is_retried_by_nudge_and_sent_once(s
 
 
 def test_ses_5xx_on_some_calls_is_retried_and_sent_once(stack: StackClient):
-    """SES answering 500 to five calls in a row: the SDK's five attempts (a try and four
+    """SES answering 500 to four calls in a row: the SDK's four attempts (a try and three
     retries) all fail, Nudge retries the send a minute later and it goes out: one email."""
     # given
     user, address = _abandon_cart(stack, "five-hundred")
-    _inject(stack, {"ses": {"serverError": 5}})
+    _inject(stack, {"ses": {"serverError": 4}})
 
     # when
     _advance(stack, DAY + MINUTE)

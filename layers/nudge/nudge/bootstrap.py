@@ -64,8 +64,11 @@ __all__ = [
     "trigger_index",
 ]
 
+# Four attempts in all (botocore's max_attempts would count retries only: five), so the
+# SDK's backoff (at most 1 + 2 + 4 s) gives up inside Ingest's 10 s timeout and the client
+# hears a 503 with Retry-After rather than a timeout's 500.
 _CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
+    retries={"mode": "standard", "total_max_attempts": 4},
     connect_timeout=2,
     read_timeout=5,
 )
