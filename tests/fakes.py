@@ -65,10 +65,13 @@ class InMemoryPeople:
     def put_events(
         self, events: Sequence[StoredEvent], new_links: Mapping[str, str], retention: timedelta
     ) -> int:
-        """What Ingest writes; a message sent again is the same item, stored once."""
+        """What Ingest writes: one item per message id, so a message sent again overwrites
+        itself (within one call the first copy is kept, as one batch write must)."""
+        batch: dict[tuple[PersonId, str], Event] = {}
         for stored in events:
-            partition = self.events.setdefault(stored.person, {})
-            partition.setdefault(stored.event.message_id, stored.event)
+            batch.setdefault((stored.person, stored.event.message_id), stored.event)
+        for (person, message_id), event in batch.items():
+            self.events.setdefault(person, {})[message_id] = event
         self.links.update(new_links)
         return -(-(len(events) + len(new_links)) // _WRITES_PER_REQUEST)
 

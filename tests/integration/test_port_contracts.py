@@ -1,0 +1,533 @@
+"""The ports' contracts, run against each in-memory fake (tests/fakes.py) and against the
+real adapter on moto: what the services rely on holds for both, so the fakes the unit
+tests use cannot drift from what AWS does.
+
+Each fixture below is parametrised ``fake`` / ``moto`` and gives the port, with whatever
+the case needs to look inside (a schedule's payload, a suppression's reason), read from
+the fake's dicts or from moto."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from moto.sqs.models import sqs_backends
+from nudge.adapters import keys
+from nudge.adapters.contacts import ContactStore
+from nudge.adapters.engine_store import EngineStore
+from nudge.adapters.queue import SendQueue
+from nudge.adapters.receipts import SendReceipts
+from nudge.adapters.scheduler import Reminders
+from nudge.adapters.store import EventStore, StoredEvent, to_attributes
+from nudge.adapters.suppression import SuppressionStore
+from nudge.domain.intake import Event
+from nudge.domain.messages import FireMessage
+from nudge.domain.person import PersonId
+from nudge.domain.policy import ContactState
+from nudge.domain.profile import Profile
+from nudge.domain.timefmt import iso
+from nudge.domain.triggers.engine import Pending
+from nudge.domain.triggers.model import Reentry
+from nudge.service.ports import (
+    ContactRecords,
+    EngineRecords,
+    FireQueue,
+    PersonStore,
+    Receipt,
+    Receipts,
+    Scheduler,
+    SuppressionList,
+    VersionConflict,
+)
+
+from tests.fakes import (
+    FakeQueue,
+    FakeScheduler,
+    InMemoryContacts,
+    InMemoryEngineStore,
+    InMemoryPeople,
+    InMemoryReceipts,
+    InMemorySuppressionList,
+)
+from tests.integration._harness import NOW, Aws
+
+ADA = PersonId.user("ada")
+DAY = timedelta(days=1)
+TARGET = "arn:aws:lambda:us-east-1:123456789012:function:nudge-Evaluate"
+EVERY_TIME = Reentry.model_validate("every_time")
+ONCE_A_WEEK = Reentry.model_validate("once_per 7d")
+
+
+@pytest.fixture(params=["fake", "moto"])
+def implementation(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _moto(request: pytest.FixtureRequest) -> Aws:
+    """The mocked account, set up only for the ``moto`` cases."""
+    aws: Aws = request.getfixturevalue("aws")
+    return aws
+
+
+# ---- the fire ledger and timers ------------------------------------------------------------
+
+
+@pytest.fixture
+def engine(implementation: str, request: pytest.FixtureRequest) -> EngineRecords:
+    if implementation == "fake":
+        return InMemoryEngineStore()
+    aws = _moto(request)
+    return EngineStore(aws.dynamodb, aws.table, timedelta(days=30))
+
+
+def _claim(
+    engine: EngineRecords,
+    fire_id: str,
+    at: datetime = NOW,
+    reentry: Reentry = ONCE_A_WEEK,
+    occurrence: str = "o-1",
+) -> tuple[str, str | None]:
+    """The claim and the fire id of the entry in its way, if any."""
+    claim, entry = engine.claim(ADA, "t", occurrence, fire_id, at, reentry)
+    return claim, entry.fire_id if entry else None
+
+
+def test_a_first_claim_is_new(engine: EngineRecords) -> None:
+    """Nobody has claimed the trigger for this person: the claim is new."""
+    # given: an empty ledger
+    # when
+    claimed = _claim(engine, "fire-a")
+    # then
+    assert claimed == ("new", None)
+
+
+def test_claiming_a_queued_fire_again_is_a_duplicate(engine: EngineRecords) -> None:
+    """The same fire, claimed and marked enqueued, claimed again: a duplicate."""
+    # given
+    _claim(engine, "fire-a")
+    engine.mark_enqueued(ADA, "t", "o-1", ONCE_A_WEEK)
+    # when
+    claimed = _claim(engine, "fire-a")
+    # then
+    assert claimed == ("duplicate", "fire-a")
+
+
+def test_claiming_a_fire_never_queued_again_resumes_it(engine: EngineRecords) -> None:
+    """The same fire claimed twice without being enqueued in between: resume, first time kept."""
+    # given
+    _claim(engine, "fire-a")
+    # when
+    claim, entry = engine.claim(ADA, "t", "o-1", "fire-a", NOW + DAY, ONCE_A_WEEK)
+    # then
+    assert claim == "resume"
+    assert entry is not None
+    assert entry.fired_at == iso(NOW)
+
+
+def test_another_fire_within_the_period_is_blocked(engine: EngineRecords) -> None:
+    """once_per 7d: a different fire of the trigger a day later is blocked by the first."""
+    # given
+    _claim(engine, "fire-a")
+    # when
+    claimed = _claim(engine, "fire-b", NOW + DAY, occurrence="o-2")
+    # then
+    assert claimed == ("blocked", "fire-a")
+
+
+def test_another_fire_after_the_period_is_new(engine: EngineRecords) -> None:
+    """once_per 7d: a different fire eight days later may fire again."""
+    # given
+    _claim(engine, "fire-a")
+    # when
+    claimed = _claim(engine, "fire-b", NOW + 8 * DAY, occurrence="o-2")
+    # then
+    assert claimed == ("new", None)
+
+
+def test_every_time_claims_each_occurrence(engine: EngineRecords) -> None:
+    """every_time: a second occurrence of the trigger is a claim of its own."""
+    # given
+    _claim(engine, "fire-a", reentry=EVERY_TIME, occurrence="cart_id=c1")
+    # when
+    claimed = _claim(engine, "fire-b", reentry=EVERY_TIME, occurrence="cart_id=c2")
+    # then
+    assert claimed == ("new", None)
+
+
+def _timer(occurrence: str = "cart_id=c1") -> Pending:
+    entry = {"messageId": "add-c1", "timestamp": NOW.isoformat()}
+    return Pending("abandoned_cart", ADA, occurrence, NOW + DAY, "absence", entry)
+
+
+def test_a_timer_saved_again_with_its_schedule_stands(engine: EngineRecords) -> None:
+    """Saving an occurrence's timer again under the same schedule succeeds (a redelivery)."""
+    # given
+    engine.save_timer(_timer(), "schedule-1")
+    # when
+    saved = engine.save_timer(_timer(), "schedule-1")
+    # then
+    assert saved is True
+    assert engine.timers([ADA]) == [(_timer(), "schedule-1")]
+
+
+def test_a_second_schedule_for_an_occurrence_is_refused(engine: EngineRecords) -> None:
+    """The occurrence's first timer stands: another schedule for it is refused."""
+    # given
+    engine.save_timer(_timer(), "schedule-1")
+    # when
+    saved = engine.save_timer(_timer(), "schedule-2")
+    # then
+    assert saved is False
+    assert engine.timers([ADA]) == [(_timer(), "schedule-1")]
+
+
+def test_a_deleted_timer_is_gone(engine: EngineRecords) -> None:
+    """After delete_timer the person has no timer for that occurrence, and the other stays."""
+    # given
+    engine.save_timer(_timer("cart_id=c1"), "schedule-1")
+    engine.save_timer(_timer("cart_id=c2"), "schedule-2")
+    # when
+    engine.delete_timer(_timer("cart_id=c1"))
+    # then
+    assert engine.timers([ADA]) == [(_timer("cart_id=c2"), "schedule-2")]
+
+
+# ---- the contact record --------------------------------------------------------------------
+
+
+@pytest.fixture
+def contacts(implementation: str, request: pytest.FixtureRequest) -> ContactRecords:
+    if implementation == "fake":
+        return InMemoryContacts()
+    aws = _moto(request)
+    return ContactStore(aws.dynamodb, aws.table)
+
+
+CLAIMED = ContactState(
+    day="2026-11-28",
+    per_channel={"email": 1},
+    per_trigger={"abandoned_cart": 1},
+    fires={"fire-a": "claimed@2026-11-28T10:00:00+00:00"},
+)
+
+
+def test_someone_never_contacted_has_an_empty_record(contacts: ContactRecords) -> None:
+    """Loading a record nobody wrote gives the empty state, version 0."""
+    # given: nobody wrote ada's record
+    # when
+    state = contacts.load(ADA)
+    # then
+    assert state == ContactState()
+
+
+def test_a_saved_record_loads_as_saved_with_the_next_version(contacts: ContactRecords) -> None:
+    """A record saved on version 0 is stored as version 1, and loads back the same."""
+    # given: nobody wrote ada's record
+    # when
+    saved = contacts.save(ADA, CLAIMED)
+    # then
+    assert saved.version == 1
+    assert contacts.load(ADA) == saved
+
+
+def test_a_write_on_a_stale_version_is_a_conflict(contacts: ContactRecords) -> None:
+    """Two senders read version 0; the second to write gets VersionConflict, the first stays."""
+    # given
+    read_by_both = contacts.load(ADA)
+    first = contacts.save(ADA, CLAIMED)
+    # when / then
+    with pytest.raises(VersionConflict):
+        contacts.save(ADA, read_by_both)
+    assert contacts.load(ADA) == first
+
+
+# ---- schedules -----------------------------------------------------------------------------
+
+
+@dataclass
+class Schedules:
+    port: Scheduler
+    armed: Callable[[], dict[str, dict[str, Any]]]  # one-time schedules: name -> payload
+
+
+@pytest.fixture
+def schedules(implementation: str, request: pytest.FixtureRequest) -> Schedules:
+    if implementation == "fake":
+        fake = FakeScheduler()
+        return Schedules(fake, lambda: {name: a.payload for name, a in fake.schedules.items()})
+    aws = _moto(request)
+    environment = aws.environment("Evaluate")
+    group = environment["NUDGE_SCHEDULE_GROUP"]
+    reminders = Reminders(aws.scheduler, group, environment["NUDGE_SCHEDULER_ROLE_ARN"])
+
+    def armed() -> dict[str, dict[str, Any]]:
+        found = {}
+        for summary in aws.scheduler.list_schedules(GroupName=group)["Schedules"]:
+            schedule = aws.scheduler.get_schedule(Name=summary["Name"], GroupName=group)
+            if str(schedule["ScheduleExpression"]).startswith("at("):  # not the hourly sweep
+                found[schedule["Name"]] = json.loads(schedule["Target"]["Input"])
+        return found
+
+    return Schedules(reminders, armed)
+
+
+def test_arming_a_name_twice_is_one_schedule_the_first(schedules: Schedules) -> None:
+    """A name armed twice (a redelivered batch) is one schedule, holding the first payload."""
+    # given
+    schedules.port.arm("cart-1", NOW + DAY, TARGET, {"attempt": 1}, NOW)
+    # when
+    schedules.port.arm("cart-1", NOW + DAY, TARGET, {"attempt": 2}, NOW)
+    # then
+    assert schedules.armed() == {"cart-1": {"attempt": 1}}
+
+
+def test_a_cancelled_schedule_is_gone(schedules: Schedules) -> None:
+    """Cancelling an armed name removes its schedule."""
+    # given
+    schedules.port.arm("cart-1", NOW + DAY, TARGET, {"attempt": 1}, NOW)
+    # when
+    schedules.port.cancel("cart-1")
+    # then
+    assert schedules.armed() == {}
+
+
+def test_cancelling_a_missing_schedule_is_fine(schedules: Schedules) -> None:
+    """Cancelling a name that ran or never was raises nothing."""
+    # given: no schedule named cart-1
+    # when
+    schedules.port.cancel("cart-1")
+    # then
+    assert schedules.armed() == {}
+
+
+# ---- the suppression list and receipts -----------------------------------------------------
+
+
+@dataclass
+class Suppressions:
+    port: SuppressionList
+    reason: Callable[[str, str], str | None]
+
+
+@pytest.fixture
+def suppressions(implementation: str, request: pytest.FixtureRequest) -> Suppressions:
+    if implementation == "fake":
+        fake = InMemorySuppressionList()
+        return Suppressions(fake, fake.reason)
+    aws = _moto(request)
+
+    def reason(channel: str, address: str) -> str | None:
+        key = to_attributes(keys.suppression_key(channel, address))
+        item = aws.dynamodb.get_item(TableName=aws.table, Key=key).get("Item")
+        return item["reason"]["S"] if item else None
+
+    return Suppressions(SuppressionStore(aws.dynamodb, aws.table), reason)
+
+
+def test_a_suppression_written_twice_keeps_the_first_reason(suppressions: Suppressions) -> None:
+    """The first suppression says True and stands; a second says False and changes nothing."""
+    # given
+    first = suppressions.port.suppress("email", "ada@example.com", "unsubscribed", NOW)
+    # when
+    second = suppressions.port.suppress("email", "ada@example.com", "complained", NOW + DAY)
+    # then
+    assert (first, second) == (True, False)
+    assert suppressions.reason("email", "ada@example.com") == "unsubscribed"
+
+
+def test_suppression_ignores_case_but_not_the_channel(suppressions: Suppressions) -> None:
+    """Ada@Example.com suppressed on email suppresses ada@example.com there, not on webhook."""
+    # given
+    suppressions.port.suppress("email", "Ada@Example.com ", "unsubscribed", NOW)
+    # when
+    found = [
+        suppressions.port.is_suppressed(channel, "ada@example.com")
+        for channel in ("email", "webhook")
+    ]
+    # then
+    assert found == [True, False]
+
+
+@pytest.fixture
+def receipts(implementation: str, request: pytest.FixtureRequest) -> Receipts:
+    if implementation == "fake":
+        return InMemoryReceipts()
+    aws = _moto(request)
+    return SendReceipts(aws.dynamodb, aws.table)
+
+
+def test_a_recorded_receipt_is_found_by_its_fire(receipts: Receipts) -> None:
+    """A receipt recorded twice (SES publishing twice) is found once, as recorded."""
+    # given
+    receipts.record("fire-a", "ses-1", NOW)
+    receipts.record("fire-a", "ses-1", NOW)
+    # when
+    found = [receipts.find("fire-a"), receipts.find("fire-b")]
+    # then
+    assert found == [Receipt("fire-a", "ses-1", iso(NOW)), None]
+
+
+# ---- the send queue ------------------------------------------------------------------------
+
+
+@dataclass
+class Queue:
+    port: FireQueue
+    held: Callable[[], list[tuple[FireMessage, int]]]  # each fire and its delay, in order
+
+
+@pytest.fixture
+def queue(implementation: str, request: pytest.FixtureRequest) -> Queue:
+    if implementation == "fake":
+        fake = FakeQueue()
+        return Queue(fake, lambda: [(q.fire, q.delay_seconds) for q in fake.messages])
+    aws = _moto(request)
+    url = aws.environment("Send")["NUDGE_SEND_QUEUE_URL"]
+
+    def held() -> list[tuple[FireMessage, int]]:
+        # Read from moto's backend: a delayed message cannot be received before its time.
+        messages = sqs_backends["123456789012"]["us-east-1"].queues[url.rsplit("/", 1)[-1]]
+        return [(FireMessage.from_json(m.body), _delay(m)) for m in messages._messages]
+
+    return Queue(SendQueue(aws.sqs, url), held)
+
+
+def _delay(message: Any) -> int:
+    """The DelaySeconds moto holds a message for (it keeps the times in milliseconds)."""
+    if not message.delayed_until:
+        return 0
+    held_ms: int = message.delayed_until - (message.sent_timestamp or 0)
+    return round(held_ms / 1000)
+
+
+def _fire() -> FireMessage:
+    return FireMessage(
+        fire_id="fire-a",
+        trigger="abandoned_cart",
+        person=ADA,
+        user_id="ada",
+        occurrence="cart_id=c1",
+        fired_at=iso(NOW),
+        channel="email",
+        template="abandoned_cart",
+    )
+
+
+def test_a_fire_sent_with_a_delay_is_held_that_long(queue: Queue) -> None:
+    """A fire queued with a 60 s delay is held with that delay, unchanged."""
+    # given: an empty queue
+    # when
+    queue.port.send(_fire(), delay_seconds=60)
+    # then
+    assert queue.held() == [(_fire(), 60)]
+
+
+def test_a_delay_beyond_fifteen_minutes_is_refused(queue: Queue) -> None:
+    """SQS holds a message at most 900 s: a longer delay is a ValueError, and nothing is sent."""
+    # given: an empty queue
+    # when / then
+    with pytest.raises(ValueError, match="900"):
+        queue.port.send(_fire(), delay_seconds=901)
+    assert queue.held() == []
+
+
+# ---- people: events and profiles -----------------------------------------------------------
+
+
+@pytest.fixture
+def people(implementation: str, request: pytest.FixtureRequest) -> PersonStore:
+    if implementation == "fake":
+        return InMemoryPeople()
+    aws = _moto(request)
+    return EventStore(aws.dynamodb, aws.table)
+
+
+def _stored(message_id: str, at: datetime, person: PersonId = ADA) -> StoredEvent:
+    body = {
+        "type": "track",
+        "event": "Product Viewed",
+        "messageId": message_id,
+        "userId": person.value,
+        "timestamp": iso(at),
+        "receivedAt": iso(at),
+    }
+    event = Event(message_id, "track", person.value, None, at, at, body)
+    return StoredEvent(person=person, event=event)
+
+
+def _put(people: PersonStore, *events: StoredEvent, links: dict[str, str] | None = None) -> None:
+    """What Ingest writes (put_events is Ingest's, not a port of Evaluate's)."""
+    assert isinstance(people, InMemoryPeople | EventStore)
+    people.put_events(events, links or {}, timedelta(days=90))
+
+
+def test_events_since_are_oldest_first_from_the_given_time(people: PersonStore) -> None:
+    """Events stored out of order come back oldest first (message id breaking ties), and
+    only those at or after ``since``."""
+    # given
+    _put(
+        people,
+        _stored("m-late", NOW + timedelta(hours=2)),
+        _stored("m-b", NOW),
+        _stored("m-before", NOW - timedelta(minutes=1)),
+        _stored("m-a", NOW),
+    )
+    # when
+    found = people.events_since(ADA, NOW)
+    # then
+    assert [body["messageId"] for body in found] == ["m-a", "m-b", "m-late"]
+
+
+def test_a_message_stored_twice_is_one_event(people: PersonStore) -> None:
+    """The same message id written again (a client's retry) is still one event."""
+    # given
+    _put(people, _stored("m-a", NOW))
+    # when
+    _put(people, _stored("m-a", NOW))
+    # then
+    assert [body["messageId"] for body in people.events_since(ADA, NOW)] == ["m-a"]
+
+
+def test_a_saved_profile_loads_as_saved(people: PersonStore) -> None:
+    """A profile saved is the profile loaded; someone never saved is left out."""
+    # given
+    profile = Profile(
+        person=ADA,
+        user_id="ada",
+        anonymous_ids=("anon-1",),
+        traits={"email": "ada@example.com", "plan": {"tier": "vip"}},
+        last_seen=iso(NOW),
+        events=3,
+        event_counts={"Product Viewed": 3},
+        applied_seq=7,
+    )
+    # when
+    refused = people.save_profiles([profile])
+    # then
+    assert refused == set()
+    assert people.load_profiles([ADA, PersonId.user("bob")]) == {ADA: profile}
+
+
+def test_a_profile_is_found_in_the_hour_it_was_last_seen(people: PersonStore) -> None:
+    """The seen index lists a person under the hour of their last activity, and no other."""
+    # given
+    seen = NOW + timedelta(minutes=25)
+    people.save_profiles([Profile(person=ADA, user_id="ada", last_seen=iso(seen))])
+    # when
+    found = [people.persons_seen_in(NOW), people.persons_seen_in(NOW + timedelta(hours=1))]
+    # then
+    assert found == [[ADA], []]
+
+
+def test_linked_users_names_only_linked_visitors(people: PersonStore) -> None:
+    """A visitor linked to a user is answered with that user; an unknown visitor is left out."""
+    # given
+    _put(people, _stored("m-a", NOW), links={"anon-1": "ada"})
+    # when
+    linked = people.linked_users(["anon-1", "anon-2"])
+    # then
+    assert linked == {"anon-1": "ada"}
