@@ -1,5 +1,5 @@
-"""``python -m bench [NAME ...] [--json]``: calls, delivery, dynamodb, engine, idle, imports,
-layer, sweep, throughput.
+"""``python -m bench [NAME ...] [--json]``: calls, delivery, dynamodb, engine, experiments, idle,
+imports, layer, sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -15,7 +15,18 @@ from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
-from bench import calls, delivery, dynamodb, engine, idle, imports, layer, sweep, throughput
+from bench import (
+    calls,
+    delivery,
+    dynamodb,
+    engine,
+    experiments,
+    idle,
+    imports,
+    layer,
+    sweep,
+    throughput,
+)
 from bench.common import Figures
 
 BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
@@ -23,6 +34,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "delivery": delivery.run,
     "dynamodb": dynamodb.run,
     "engine": engine.run,
+    "experiments": experiments.run,
     "idle": idle.run,
     "imports": imports.run,
     "layer": layer.run,
