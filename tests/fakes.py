@@ -30,6 +30,7 @@ from nudge.service.ports import (
     Claim,
     LedgerEntry,
     Outgoing,
+    OutsideError,
     Receipt,
     Unavailable,
     VersionConflict,
@@ -309,15 +310,23 @@ class FakeMailer:
         self.sent: list[Outgoing] = []
         self.refusals = 0  # send attempts answered Unavailable
         self._unavailable_answers = 0
+        self._permanent_refusal: OutsideError | None = None
 
     def answer_unavailable(self, times: int = 1) -> None:
         self._unavailable_answers = times
+
+    def refuse_for_good(self, error: OutsideError) -> None:
+        """Every later send is answered with ``error`` (SES rejecting the message, say)."""
+        self._permanent_refusal = error
 
     def send(self, outgoing: Outgoing, epoch_seconds: float) -> str:
         if self._unavailable_answers > 0:
             self._unavailable_answers -= 1
             self.refusals += 1
             raise Unavailable("SES send_email: TooManyRequestsException (rate exceeded)")
+        if self._permanent_refusal is not None:
+            self.refusals += 1
+            raise self._permanent_refusal
         self.sent.append(outgoing)
         return f"ses-{len(self.sent)}"
 

@@ -6,7 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+)
 from nudge.adapters.aws_errors import aws_call, translate
 from nudge.service.ports import (
     Conflict,
@@ -82,6 +87,21 @@ def test_no_answer_at_all_is_unavailable() -> None:
 
     # when / then
     assert isinstance(translate(error, "writing"), Unavailable)
+
+
+def test_a_request_the_sdk_refuses_is_a_bug_not_a_retry() -> None:
+    """A parameter botocore refuses before sending is Refused: retrying cannot help."""
+    # given
+    error = ParamValidationError(report="Missing required parameter in input: TableName")
+
+    # when / then
+    assert isinstance(translate(error, "writing"), Refused)
+
+
+def test_missing_credentials_are_forbidden() -> None:
+    """No credentials is a configuration problem a retry will not fix: Forbidden."""
+    # given / when / then
+    assert isinstance(translate(NoCredentialsError(), "writing"), Forbidden)
 
 
 def test_aws_call_raises_the_port_error_chained_to_botocores() -> None:

@@ -20,7 +20,7 @@ from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
 from nudge.domain.profile import Profile
 from nudge.domain.render import Renderer
-from nudge.service.ports import WebhookResult
+from nudge.service.ports import Refused, WebhookResult
 from nudge.service.send import (
     EMAIL_BACKOFF,
     WEBHOOK_BACKOFF,
@@ -345,3 +345,21 @@ def test_a_crm_answering_500_is_retried_five_seconds_later(world: World) -> None
     assert delivery == Delivery("retry", "the CRM answered 500", WEBHOOK_BACKOFF[0])
     (queued,) = world.queue.messages
     assert (queued.fire, queued.delay_seconds) == (fire.retried(), 5)
+
+
+def test_ses_refusing_the_message_for_good_dead_letters_it_and_releases_the_claim(
+    world: World,
+) -> None:
+    """SES rejecting the message (not a passing state) makes the fire Poison, with SES's
+    reason, and the contact record no longer holds it as claimed."""
+    # given
+    world.mailer.refuse_for_good(Refused("SES send_email: MessageRejected"))
+    fire = cart_fire()
+
+    # when
+    with pytest.raises(Poison, match="SES refused it: SES send_email: MessageRejected"):
+        world.deliver(fire)
+
+    # then
+    assert world.contacts.load(ADA).fires[fire.fire_id].startswith("failed@")
+    assert world.mailer.sent == []

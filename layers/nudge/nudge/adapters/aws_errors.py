@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as NoConnection,
+)
 
 from nudge.service.ports import Conflict, Forbidden, Missing, OutsideError, Refused, Unavailable
 
@@ -65,8 +75,12 @@ def error_code(error: ClientError) -> str:
 
 def translate(error: ClientError | BotoCoreError, doing: str) -> OutsideError:
     """The port error for a botocore error raised while ``doing`` something."""
-    if isinstance(error, BotoCoreError):  # no answer at all: refused, reset, timed out
-        return Unavailable(f"{doing}: {error}")
+    if isinstance(error, NoConnection | HTTPClientError | IncompleteReadError):
+        return Unavailable(f"{doing}: {error}")  # no whole answer: refused, reset, timed out
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
+        return Forbidden(f"{doing}: {error}")  # a missing credential is not a passing state
+    if isinstance(error, BotoCoreError):
+        return Refused(f"{doing}: {error}")  # a request the SDK itself refused: a bug
     code = error_code(error)
     message = f"{doing}: {code or 'error'}"
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))

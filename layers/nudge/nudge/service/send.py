@@ -45,10 +45,12 @@ from nudge.service.ports import (
     ContactRecords,
     DecisionRecords,
     FireQueue,
+    Forbidden,
     Mailer,
     Outgoing,
     ProfileReader,
     Receipts,
+    Refused,
     Scheduler,
     SuppressionList,
     Unavailable,
@@ -195,6 +197,11 @@ class SendService:
                 if fire.attempt >= len(EMAIL_BACKOFF):
                     raise Poison(f"SES kept refusing: {error}{note}") from None
                 return Delivery("retry", f"{error}{note}", EMAIL_BACKOFF[fire.attempt])
+            except (Refused, Forbidden) as error:
+                # SES will not take this message (rejected, sending paused, an unverified
+                # sender): retrying resends nothing useful, so it goes to the DLQ with why.
+                note = self._mark_failed(fire.person, fire.fire_id, now)
+                raise Poison(f"SES refused it: {error}{note}") from None
             reason = f"sent to {address} (SES {provider_id})"
         else:
             assert self._webhook is not None
