@@ -105,9 +105,11 @@ class ScheduleFirer:
                 held.add(schedule.arn)
         return runs
 
-    def next_due(self) -> datetime | None:
-        """The next moment after now at which a schedule runs or a failed run is retried."""
+    def next_due(self, after: datetime | None = None) -> datetime | None:
+        """The first moment after ``after`` (default: now) at which a schedule runs or a
+        failed run is retried."""
         now = self.clock.now()
+        after = after or now
         moments = []
         for schedule in self._schedules():
             if schedule.state != "ENABLED":
@@ -121,7 +123,7 @@ class ScheduleFirer:
                 moments.append(once)
             elif interval is not None:
                 moments.append(self.next_runs.get(schedule.arn, now + interval))
-        return min((moment for moment in moments if moment > now), default=None)
+        return min((moment for moment in moments if moment > after), default=None)
 
     def _due_times(self, schedule: Any, now: datetime) -> list[datetime]:
         expression = schedule.schedule_expression

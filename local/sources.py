@@ -280,24 +280,22 @@ class QueuePoller:
         log.warning("delivering %d message(s) of %s twice (injected)", count, self.queue_arn)
         return self._failed_ids(self.function.invoke({"Records": copies}), copies)
 
-    def next_visible(self) -> datetime | None:
-        """When the next message that is delayed or in flight on this queue becomes
-        receivable, if any. SQS hands a message out once the time is past its visibility
-        timeout or delay (moto: strictly after), hence the millisecond added."""
+    def next_visible(self, after: datetime) -> datetime | None:
+        """The first moment after ``after`` at which a message that is delayed or in flight
+        on this queue becomes receivable. SQS hands a message out once the time is past its
+        visibility timeout or delay (moto: strictly after), hence the millisecond added."""
         import moto.sqs.models as sqs_models
 
         name = self.queue_arn.rsplit(":", 1)[-1]
         queue = sqs_models.sqs_backends[ACCOUNT][self.region].queues.get(name)
         if queue is None:
             return None
-        # SQS's own clock (queues_on_clock), the one that decides visibility.
-        now_ms = sqs_models.unix_time_millis()  # type: ignore[attr-defined]
-        hidden = [
-            max(message.visible_at, message.delayed_until)
-            for message in list(queue._messages)
-            if max(message.visible_at, message.delayed_until) >= now_ms
+        after_ms = after.timestamp() * 1000
+        receivable = [
+            max(message.visible_at, message.delayed_until) + 1 for message in list(queue._messages)
         ]
-        return datetime.fromtimestamp((min(hidden) + 1) / 1000, tz=UTC) if hidden else None
+        later = [moment for moment in receivable if moment > after_ms]
+        return datetime.fromtimestamp(min(later) / 1000, tz=UTC) if later else None
 
     def pending(self) -> int:
         attributes = self.sqs.get_queue_attributes(

@@ -123,6 +123,7 @@ class LocalStack:
         self._pump_lock = threading.RLock()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self.quiet_since: datetime | None = None  # see drain
         self._thread: threading.Thread | None = None
         self.functions: dict[str, FunctionPool] = {}
         self.ses_faults = SesFaults(self.template.names.region, crash=self._crash_queue_consumers)
@@ -280,12 +281,13 @@ class LocalStack:
             self._wake.clear()  # before the round: a request during it makes another
             try:
                 work = self.pump()
-            except Exception:
+                wait = 0.0 if work else self._idle_wait()
+            except Exception:  # the pump must outlive any one bad round
                 log.exception("poller round failed")
                 self._stop.wait(self.config.poll_interval)
                 continue
-            if not work:
-                self._wake.wait(self._idle_wait())
+            if wait:
+                self._wake.wait(wait)
 
     def _idle_wait(self) -> float:
         """Real seconds until the next due moment (the offset is fixed while idle)."""
@@ -305,22 +307,28 @@ class LocalStack:
             return work
 
     def drain(self, timeout: float = 60.0) -> int:
-        """Rounds until one does nothing; returns the rounds' total work."""
+        """Rounds until one does nothing; returns the rounds' total work. ``quiet_since``
+        is then the clock's time when that empty round began: everything due by then is
+        done."""
         deadline = time.monotonic() + timeout
         total = 0
         with self._pump_lock:
             while time.monotonic() < deadline:
+                began = self.clock.now()
                 work = self.pump()
                 total += work
                 if not work:
+                    self.quiet_since = began
                     return total
         raise TimeoutError(f"still busy after {timeout:.0f}s")
 
-    def next_due(self) -> datetime | None:
-        """The next moment something becomes due: a schedule's run or retry, or a queued
-        message's delay or visibility timeout ending."""
-        moments = [self.schedules.next_due()]
-        moments += [poller.next_visible() for poller in self.queue_pollers]
+    def next_due(self, after: datetime | None = None) -> datetime | None:
+        """The first moment after ``after`` (default: now) at which something becomes due:
+        a schedule's run or retry, or a queued message's delay or visibility timeout ending.
+        It may be already past, if it fell due since ``after``."""
+        after = after or self.clock.now()
+        moments = [self.schedules.next_due(after)]
+        moments += [poller.next_visible(after) for poller in self.queue_pollers]
         return min((moment for moment in moments if moment is not None), default=None)
 
     def advance(self, seconds: float) -> Advance:
@@ -328,21 +336,30 @@ class LocalStack:
         time order, draining what each moment causes before the next: each function runs
         at the time AWS would run it. When the work outlasts ``advance_budget``, stops at
         the last moment it finished (checked after each moment, so a call always gets
-        at least one moment further)."""
+        at least one moment further; a moment's own work is always finished)."""
         deadline = time.monotonic() + self.config.advance_budget
         with self._pump_lock:
             target = self.clock.now() + timedelta(seconds=seconds)
-            self.drain()  # what was written before the call happens before the move
+            self._finish_moment()  # what was written before the call happens before the move
             moments = 0
-            while (moment := self.next_due()) is not None and moment <= target:
+            # Asked from when the last drain went quiet: something falling due between that
+            # and now is still found (and run at once, since the clock is already past it).
+            while (moment := self.next_due(self.quiet_since)) is not None and moment <= target:
                 self.clock.move_to(moment)
-                self.drain()
+                self._finish_moment()
                 moments += 1
-                if time.monotonic() >= deadline:  # at least one moment a call: progress
-                    return Advance(self.clock.now(), target, moments)
-            self.clock.move_to(target)
-            self.drain()
-            return Advance(self.clock.now(), target, moments)
+                if time.monotonic() >= deadline:
+                    break
+            else:
+                self.clock.move_to(target)
+                self._finish_moment()
+        self._wake.set()  # the idle pump's wait was worked out on the old clock
+        return Advance(self.clock.now(), target, moments)
+
+    def _finish_moment(self) -> None:
+        """Drains a moment whatever its work takes: stopping half-way would leave time
+        half-processed, which no later call could put right."""
+        self.drain(timeout=self.config.advance_budget + 60)
 
     def reset(self) -> None:
         """Wipe all data: tables are recreated (fresh streams), queues purged."""
@@ -359,6 +376,8 @@ class LocalStack:
                 faults.clear()
             self._ses().sent_messages.clear()
             self.ses_events.clear()
+            self.quiet_since = None
+        self._wake.set()  # the template's schedules start again: the idle wait changes
 
     def _crash_queue_consumers(self) -> int:
         """Kills the invocations in progress of the functions fed by a queue: Send, the one
