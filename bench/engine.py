@@ -27,7 +27,7 @@ from nudge.domain.intake import Event
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile, fold
 from nudge.domain.triggers.conditions import Facts
-from nudge.domain.triggers.engine import Arm, Cancel, Fire, Pending, TriggerIndex, on_event
+from nudge.domain.triggers.engine import Arm, Cancel, Pending, TriggerIndex, on_event
 from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.model import Trigger
 from nudge.service import backtest as replay
@@ -201,7 +201,7 @@ def _scheduler_calls(events: list[Event], triggers: list[Trigger]) -> dict[str, 
         for action in on_event(index, person, facts, list(timers.values())).actions:
             key = (
                 (action.pending.trigger, action.pending.occurrence)
-                if not isinstance(action, Fire)
+                if isinstance(action, Arm | Cancel)
                 else None
             )
             if isinstance(action, Arm) and key not in timers:

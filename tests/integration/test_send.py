@@ -107,6 +107,7 @@ def fire(
         "event": event or {"event": "Product Added", "properties": {"cart_id": "c1"}},
         "context": {"items": CART_ITEMS} if context is None else context,
         "attempt": 0,
+        "variant": None,
     }
 
 

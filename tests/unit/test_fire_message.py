@@ -45,7 +45,8 @@ def test_a_message_from_before_versions_reads_as_version_1() -> None:
 
 
 def test_the_wire_form_keeps_the_old_keys_and_adds_the_version() -> None:
-    """to_record writes the camelCase keys senders and receivers always used, plus version."""
+    """to_record writes the camelCase keys senders and receivers always used, plus version
+    and the (empty) experiment variant."""
     # given
     fire = FireMessage.from_json(json.dumps(WRITTEN_BEFORE_VERSIONS))
 
@@ -53,7 +54,7 @@ def test_the_wire_form_keeps_the_old_keys_and_adds_the_version() -> None:
     record = fire.to_record()
 
     # then
-    assert record == {**WRITTEN_BEFORE_VERSIONS, "version": 1}
+    assert record == {**WRITTEN_BEFORE_VERSIONS, "version": 1, "variant": None}
 
 
 def test_a_message_round_trips_through_json() -> None:

@@ -353,6 +353,7 @@ def test_to_json_uses_the_stored_field_names() -> None:
         "events": 1,
         "pages": 1,
         "eventCounts": {},
+        "arms": {},
     }
 
 

@@ -46,7 +46,9 @@ class EngineStore:
         )
 
     def _timer_item(self, timer: Pending, schedule: str) -> dict[str, Any]:
+        arm = {"arm": timer.arm} if timer.arm else {}
         return {
+            **arm,
             **keys.timer_key(timer.person, timer.trigger, timer.occurrence),
             "kind": keys.TIMER_KIND,
             "trigger": timer.trigger,
@@ -74,6 +76,7 @@ class EngineStore:
                     due=datetime.fromisoformat(item["due"]),
                     kind=item["timer_kind"],
                     entry=json.loads(item["entry"]),
+                    arm=item.get("arm"),
                 )
                 found.append((timer, str(item["schedule"])))
         return found
@@ -174,7 +177,7 @@ class EngineStore:
         found: list[dict[str, Any]] = [
             {
                 key: item[key]
-                for key in ("trigger", "outcome", "reason", "at", "occurrence", "person")
+                for key in ("trigger", "outcome", "reason", "at", "occurrence", "person", "arm")
                 if key in item
             }
             for person in persons
@@ -197,6 +200,8 @@ class EngineStore:
         }
         if decision.occurrence is not None:
             item["occurrence"] = decision.occurrence
+        if decision.arm is not None:
+            item["arm"] = decision.arm
         return to_attributes(item)
 
     def _query(self, person: PersonId, prefix: str) -> Iterator[dict[str, Any]]:

@@ -273,6 +273,8 @@ def _profile_item(profile: Profile, shards: int) -> dict[str, Any]:
         "event_counts": profile.event_counts,
         "applied_seq": profile.applied_seq,
     }
+    if profile.arms:  # only profiles in an experiment pay the bytes
+        item["arms"] = profile.arms
     optional = {
         "user_id": profile.user_id,
         "first_seen": profile.first_seen,
@@ -313,6 +315,7 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
         event_counts={name: int(count) for name, count in item.get("event_counts", {}).items()},
         applied_seq=number("applied_seq"),
         folded_at=item.get("folded_at"),
+        arms={key: str(arm) for key, arm in item.get("arms", {}).items()},
     )
 
 

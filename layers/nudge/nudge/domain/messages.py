@@ -57,6 +57,7 @@ class FireMessage(BaseModel):
     event: dict[str, Any] = Field(default_factory=dict)  # the entry event, as stored
     context: dict[str, Any] = Field(default_factory=dict)  # what the trigger collected
     attempt: int = Field(default=0, ge=0)  # deliveries tried and re-queued so far
+    variant: str | None = None  # the experiment arm, when the trigger runs one
 
     @classmethod
     def from_json(cls, text: str) -> FireMessage:

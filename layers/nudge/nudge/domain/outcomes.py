@@ -7,7 +7,7 @@ from typing import Literal
 
 __all__ = ["DeliveryOutcome", "EngineOutcome", "Outcome"]
 
-EngineOutcome = Literal["fired", "pending", "not_matched", "exited", "duplicate"]
+EngineOutcome = Literal["fired", "held_out", "pending", "not_matched", "exited", "duplicate"]
 DeliveryOutcome = Literal[
     "sent",
     "deferred",

@@ -51,6 +51,8 @@ class Profile:
     applied_seq: int = 0
     # When the last record was folded (the stream's time, not the event's): see sweep_hour.
     folded_at: str | None = None
+    # Experiment arms, by trigger and version (engine.arm_key): kept so a re-entry keeps its arm.
+    arms: dict[str, str] = field(default_factory=dict)
 
     def sweep_hour(self) -> datetime | None:
         """The UTC hour the inactivity sweep files this person under: the hour of their last
@@ -106,6 +108,7 @@ class Profile:
             "events": self.events,
             "pages": self.pages,
             "eventCounts": self.event_counts,
+            "arms": self.arms,
         }
 
 

@@ -31,6 +31,7 @@ from nudge.domain.triggers.engine import (
     Pending,
     Result,
     TriggerIndex,
+    assigned,
     on_due,
     on_event,
     on_inactive,
@@ -50,11 +51,14 @@ class TriggerReport:
     fires: int = 0
     per_day: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # Fires per experiment arm (the holdout's too: they are recorded, never sent).
+    per_arm: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "fires": self.fires,
             "per_day": dict(sorted(self.per_day.items())),
+            "per_arm": dict(sorted(self.per_arm.items())),
             "thresholds": {
                 label: distribution(values) for label, values in sorted(self.samples.items())
             },
@@ -146,6 +150,7 @@ class _Replay:
         self.timers: list[tuple[datetime, int, Pending]] = []
         self.armed: dict[tuple[PersonId, str, str], datetime] = {}
         self.ledger: dict[tuple[PersonId, str, str | None], tuple[str, datetime]] = {}
+        self.arms: dict[PersonId, dict[str, str]] = defaultdict(dict)  # as profiles keep them
         # The by_seen_hour index: who was last seen in each hour, and each person's hour.
         self.seen_in: dict[datetime, set[PersonId]] = defaultdict(set)
         self.seen_hour: dict[PersonId, datetime] = {}
@@ -179,7 +184,9 @@ class _Replay:
         )
         self._sample(event, facts, previous)
         pending = [timer for _, _, timer in self.timers if timer.person in self._partitions(person)]
-        self._carry_out(on_event(self.index, person, facts, pending), now)
+        result = on_event(self.index, person, facts, pending, self.arms[person])
+        self.arms[person].update(assigned(result))
+        self._carry_out(result, now)
 
     def _index_seen(self, person: PersonId, profile: Profile) -> None:
         hour = profile.sweep_hour()
@@ -246,7 +253,9 @@ class _Replay:
                     profile=profile.facts(at),
                     history=self._history(partitions),
                 )
-                self._carry_out(on_inactive(trigger, person, facts, max(seen, default=None)), at)
+                last_seen = max(seen, default=None)
+                result = on_inactive(trigger, person, facts, last_seen, self.arms[person])
+                self._carry_out(result, at)
 
     def _people_in(self, hour: datetime) -> dict[PersonId, list[PersonId]]:
         """Who the partitions filed under ``hour`` are now, with all their partitions."""
@@ -306,6 +315,8 @@ class _Replay:
         report = self.reports[fire.trigger]
         report.fires += 1
         report.per_day[fire.at.date().isoformat()] += 1
+        if fire.arm is not None:
+            report.per_arm[fire.arm] += 1
 
     # ---- threshold calibration ---------------------------------------------------------
 

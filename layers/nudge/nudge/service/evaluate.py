@@ -29,12 +29,14 @@ from nudge.domain.triggers.engine import (
     Pending,
     Result,
     TriggerIndex,
+    assigned,
     collected,
     on_due,
     on_event,
     on_inactive,
     swept_hour,
 )
+from nudge.domain.triggers.experiment import HOLDOUT
 from nudge.domain.triggers.model import Inactivity, Trigger
 from nudge.service.ports import EngineRecords, FireQueue, PersonStore, Scheduler
 
@@ -229,7 +231,9 @@ class EvaluateService:
         history = self.history(swept.partitions, at - window) if window else []
         profile = swept.profile
         facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at), history=history)
-        result = on_inactive(trigger, swept.person, facts, swept.last_seen)
+        # A first arm given here is not kept (the sweep writes no profile): the same
+        # hash gives it again next time, unless the weights changed in between.
+        result = on_inactive(trigger, swept.person, facts, swept.last_seen, swept.profile.arms)
         if swept.person.is_anonymous and not result.actions:
             # A visitor who never logged in, left alone: most of any busy hour, and nobody
             # will ask explain about them. Recording it would cost a write each.
@@ -289,7 +293,7 @@ class EvaluateService:
         fire_id = fire.fire_id
         claim, existing = self.engine.claim(
             fire.person, trigger.id, fire.occurrence, fire_id, fire.at, trigger.reentry
-        )
+        )  # the holdout claims too: re-entry rules count its turns as the arms' own
         if claim in ("blocked", "duplicate"):
             if claim == "blocked" and existing is not None:
                 reason = (
@@ -298,11 +302,14 @@ class EvaluateService:
                 )
             else:
                 reason = "already fired and handed to delivery"
-            return Decision(trigger.id, fire.person, "duplicate", reason, fire.at, fire.occurrence)
+            return Decision(
+                trigger.id, fire.person, "duplicate", reason, fire.at, fire.occurrence, fire.arm
+            )
         fired_at = existing.fired_at if claim == "resume" and existing else iso(fire.at)
         record = self._fire_record(trigger, fire, fire_id, fired_at, history)
         self.engine.save_fire(record)
-        self.queue.send(record)
+        if fire.arm != HOLDOUT:  # the holdout's fire is recorded for the report, never sent
+            self.queue.send(record)
         self.engine.mark_enqueued(fire.person, trigger.id, fire.occurrence, trigger.reentry)
         return None
 
@@ -314,6 +321,8 @@ class EvaluateService:
         fired_at: str,
         history: Sequence[Mapping[str, Any]],
     ) -> FireMessage:
+        variant = trigger.experiment.variant(fire.arm) if trigger.experiment and fire.arm else None
+        send = variant.send if variant and variant.send else None
         return FireMessage(
             fire_id=fire_id,
             trigger=trigger.id,
@@ -322,8 +331,9 @@ class EvaluateService:
             anonymous_id=fire.entry.get("anonymousId"),
             occurrence=fire.occurrence,
             fired_at=fired_at,
-            channel=trigger.send.channel,
-            template=trigger.send.template,
+            channel=(send.channel if send and send.channel else None) or trigger.send.channel,
+            template=(send.template if send and send.template else None) or trigger.send.template,
+            variant=fire.arm,
             event=dict(fire.entry),
             context=collected(trigger, fire.entry, history, fire.at),
         )
@@ -397,9 +407,10 @@ class BatchWork:
                 timer
                 for timer, _ in service.engine.timers(service.persons_for_exits(person, folded))
             ]
-        result = on_event(service.index, person, facts, pending)
+        result = on_event(service.index, person, facts, pending, folded.arms)
         self.decisions += service.carry_out(result, self.target_arn, now, history)
-        self.profiles[person] = replace(folded, applied_seq=sequence, folded_at=iso(now))
+        arms = {**folded.arms, **assigned(result)}  # kept with the profile: no extra write
+        self.profiles[person] = replace(folded, applied_seq=sequence, folded_at=iso(now), arms=arms)
         self.touched.add(person)
 
     def finish(self) -> set[PersonId]:

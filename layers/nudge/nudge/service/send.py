@@ -289,6 +289,7 @@ class SendService:
                     headers={
                         "X-Nudge-Trigger": fire.trigger,
                         FIRE_HEADER: fire.fire_id,
+                        **({"X-Nudge-Variant": fire.variant} if fire.variant else {}),
                     },
                     tags={FIRE_TAG: fire.fire_id},
                 )

@@ -25,6 +25,7 @@ from nudge.domain.outcomes import Outcome
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import hour_of
 from nudge.domain.triggers.conditions import Facts, event_name, matches_event, values_at
+from nudge.domain.triggers.experiment import HOLDOUT, assign
 from nudge.domain.triggers.explain import why_not
 from nudge.domain.triggers.model import (
     Absence,
@@ -36,12 +37,16 @@ from nudge.domain.triggers.model import (
 __all__ = [
     "SWEEP_EVERY",
     "Arm",
+    "Assign",
     "Cancel",
     "Decision",
     "Fire",
     "Outcome",
     "Pending",
+    "Timing",
     "TriggerIndex",
+    "arm_key",
+    "assigned",
     "collected",
     "hour_of",
     "inactivity_occurrence",
@@ -51,6 +56,7 @@ __all__ = [
     "on_event",
     "on_inactive",
     "swept_hour",
+    "timing_of",
 ]
 
 TimerKind = Literal["absence", "delay"]
@@ -67,6 +73,7 @@ class Pending:
     due: datetime
     kind: TimerKind
     entry: Mapping[str, Any] = field(default_factory=dict)  # the event that started it
+    arm: str | None = None  # the experiment arm the person entered in
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class Fire:
     occurrence: str
     at: datetime
     entry: Mapping[str, Any]
+    arm: str | None = None  # the experiment arm; the holdout's fire is recorded, never sent
 
     @property
     def fire_id(self) -> str:
@@ -104,9 +112,19 @@ class Decision:
     reason: str
     at: datetime
     occurrence: str | None = None
+    arm: str | None = None  # the experiment arm, on the records of an experiment's trigger
 
 
-Action = Arm | Cancel | Fire
+@dataclass(frozen=True)
+class Assign:
+    """A person's first arm in an experiment (by its key: trigger and version), to be kept
+    with their profile so that re-entries find it, whatever the weights say by then."""
+
+    key: str
+    arm: str
+
+
+Action = Arm | Cancel | Fire | Assign
 
 
 @dataclass(frozen=True)
@@ -171,11 +189,13 @@ def on_event(
     person: PersonId,
     facts: Facts,
     pending: Sequence[Pending],
+    arms: Mapping[str, str] | None = None,
 ) -> Result:
     """Everything one event decides: exits of pending timers, and entries.
 
-    ``facts`` holds the event, and the profile already folded with it. Inactivity is not
-    decided here: an event only moves the person's last-seen hour, which the sweep reads.
+    ``facts`` holds the event, and the profile already folded with it; ``arms`` the
+    person's experiment arms so far (``arm_key`` -> arm). Inactivity is not decided here:
+    an event only moves the person's last-seen hour, which the sweep reads.
     """
     result = Result()
     name = event_name(facts.event)
@@ -185,7 +205,7 @@ def on_event(
             _maybe_exit(trigger, timer, facts, result)
     for trigger in index.watching(name):
         if isinstance(trigger.when, EventMatch) and trigger.when.event == name:
-            _maybe_enter(trigger, trigger.when, person, facts, result)
+            _maybe_enter(trigger, trigger.when, person, facts, result, arms or {})
     return result
 
 
@@ -214,7 +234,12 @@ def _correlated(exit_event: EventMatch, entry: Mapping[str, Any], event: Mapping
 
 
 def _maybe_enter(
-    trigger: Trigger, when: EventMatch, person: PersonId, facts: Facts, result: Result
+    trigger: Trigger,
+    when: EventMatch,
+    person: PersonId,
+    facts: Facts,
+    result: Result,
+    arms: Mapping[str, str],
 ) -> None:
     occurrence = occurrence_of(trigger, facts.event)
     # A visitor who will be waited for may identify meanwhile: their audience is decided at
@@ -229,25 +254,88 @@ def _maybe_enter(
         )
         return
     entry = _entry_summary(facts.event)
+    arm = _enter_arm(trigger, person, arms, result)
+    timing = timing_of(trigger, arm)
     waits = [
-        (_timestamp(facts.event, facts.now) + trigger.unless.within, "absence")
-        if trigger.unless
+        (_timestamp(facts.event, facts.now) + timing.absence, "absence")
+        if trigger.unless and timing.absence
         else None,
-        (facts.now + trigger.delay, "delay") if trigger.delay else None,
+        (facts.now + timing.delay, "delay") if timing.delay else None,
     ]
     due_kind = max((wait for wait in waits if wait), default=None, key=lambda wait: wait[0])
     if due_kind is None:
-        result.actions.append(Fire(trigger.id, person, occurrence, facts.now, entry))
+        result.actions.append(Fire(trigger.id, person, occurrence, facts.now, entry, arm))
         result.decisions.append(
-            Decision(trigger.id, person, "fired", f"{when.event} matched", facts.now, occurrence)
+            _firing(trigger.id, person, f"{when.event} matched", facts.now, occurrence, arm)
         )
         return
     due, kind = due_kind
-    timer = Pending(trigger.id, person, occurrence, due, kind, entry)  # type: ignore[arg-type]
+    timer = Pending(trigger.id, person, occurrence, due, kind, entry, arm)  # type: ignore[arg-type]
     result.actions.append(Arm(timer))
     waiting_for = f"no {trigger.unless.event} " if trigger.unless else ""
-    reason = f"{when.event} matched; waiting {waiting_for}until {due.isoformat()}"
-    result.decisions.append(Decision(trigger.id, person, "pending", reason, facts.now, occurrence))
+    reason = f"{when.event} matched; waiting {waiting_for}until {due.isoformat()}{_in(arm)}"
+    result.decisions.append(
+        Decision(trigger.id, person, "pending", reason, facts.now, occurrence, arm)
+    )
+
+
+# ---- experiments: arms and their timing ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    delay: timedelta
+    absence: timedelta | None  # the unless window, when the trigger has one
+
+
+def arm_key(trigger: Trigger) -> str:
+    """Where a person's arm is kept: per trigger and experiment version."""
+    assert trigger.experiment is not None
+    return f"{trigger.id}@{trigger.experiment.version}"
+
+
+def _enter_arm(
+    trigger: Trigger, person: PersonId, arms: Mapping[str, str], result: Result
+) -> str | None:
+    """The person's arm: the one they were given before, else a new one (to be kept)."""
+    if trigger.experiment is None:
+        return None
+    key = arm_key(trigger)
+    if key in arms:
+        return arms[key]
+    arm = assign(trigger.id, trigger.experiment, person)
+    result.actions.append(Assign(key, arm))
+    return arm
+
+
+def assigned(result: Result) -> dict[str, str]:
+    """The arms a result gave for the first time, to keep with the person's profile."""
+    return {action.key: action.arm for action in result.actions if isinstance(action, Assign)}
+
+
+def timing_of(trigger: Trigger, arm: str | None) -> Timing:
+    """The trigger's delay and absence window, as the arm's variant overrides them (the
+    holdout keeps the trigger's own, so it is compared at the same moments)."""
+    variant = trigger.experiment.variant(arm) if trigger.experiment and arm else None
+    delay = variant.delay if variant and variant.delay is not None else trigger.delay
+    absence = trigger.unless.within if trigger.unless else None
+    if variant and variant.unless is not None:
+        absence = variant.unless.within
+    return Timing(delay, absence)
+
+
+def _firing(
+    trigger: str, person: PersonId, why: str, at: datetime, occurrence: str, arm: str | None
+) -> Decision:
+    """A fire's decision: ``held_out`` for the holdout, whose fire is never sent."""
+    if arm == HOLDOUT:
+        why = f"{why}; in the holdout: recorded, not sent"
+        return Decision(trigger, person, "held_out", why, at, occurrence, arm)
+    return Decision(trigger, person, "fired", f"{why}{_in(arm)}", at, occurrence, arm)
+
+
+def _in(arm: str | None) -> str:
+    return f" (arm {arm})" if arm else ""
 
 
 # ---- when a timer is due -------------------------------------------------------------
@@ -291,14 +379,17 @@ def on_due(trigger: Trigger, timer: Pending, person: PersonId, facts: Facts) -> 
             )
         )
         return result
-    result.actions.append(Fire(trigger.id, person, timer.occurrence, facts.now, timer.entry))
+    result.actions.append(
+        Fire(trigger.id, person, timer.occurrence, facts.now, timer.entry, timer.arm)
+    )
+    absence = timing_of(trigger, timer.arm).absence
     what = (
-        f"no {trigger.unless.event} within {words(trigger.unless.within)}"
-        if trigger.unless
+        f"no {trigger.unless.event} within {words(absence)}"
+        if trigger.unless and absence
         else "delay over"
     )
     result.decisions.append(
-        Decision(trigger.id, person, "fired", what, facts.now, timer.occurrence)
+        _firing(trigger.id, person, what, facts.now, timer.occurrence, timer.arm)
     )
     return result
 
@@ -325,7 +416,11 @@ def inactivity_occurrence(trigger: Trigger, last_seen: datetime) -> str:
 
 
 def on_inactive(
-    trigger: Trigger, person: PersonId, facts: Facts, last_seen: datetime | None
+    trigger: Trigger,
+    person: PersonId,
+    facts: Facts,
+    last_seen: datetime | None,
+    arms: Mapping[str, str] | None = None,
 ) -> Result:
     """The sweep found ``person`` among those last seen long enough ago: decide.
 
@@ -344,9 +439,10 @@ def on_inactive(
             Decision(trigger.id, person, "not_matched", reason, facts.now, occurrence)
         )
         return result
-    result.actions.append(Fire(trigger.id, person, occurrence, facts.now, {}))
+    arm = _enter_arm(trigger, person, arms or {}, result)
+    result.actions.append(Fire(trigger.id, person, occurrence, facts.now, {}, arm))
     reason = f"no activity since {last_seen.isoformat()}"
-    result.decisions.append(Decision(trigger.id, person, "fired", reason, facts.now, occurrence))
+    result.decisions.append(_firing(trigger.id, person, reason, facts.now, occurrence, arm))
     return result
 
 
