@@ -27,6 +27,7 @@ from typing import Any
 from moto.events.models import EventPattern
 
 from local.runtime import FunctionPool
+from local.scheduler import ASYNC_RETRY_WAITS
 from local.template import ACCOUNT, Template
 
 __all__ = ["SIMULATOR", "SesEventPublisher"]
@@ -44,6 +45,14 @@ _DETAIL_TYPES = {
     "COMPLAINT": "Email Complaint Received",
 }
 _ASYNC_RETRIES = 2  # Lambda retries an asynchronous invocation twice
+
+
+@dataclass(frozen=True)
+class _Retry:
+    at: datetime
+    function: FunctionPool
+    event: dict[str, Any]
+    attempt: int  # the attempt this retry will be
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ class SesEventPublisher:
         self._now = now
         self._lock = threading.Lock()
         self._pending: list[dict[str, Any]] = []
+        self._retries: list[_Retry] = []  # failed invocations, each due at Lambda's wait
 
     @classmethod
     def for_template(
@@ -105,31 +115,55 @@ class SesEventPublisher:
         backend.send_raw_email = send_raw_email  # type: ignore[method-assign]
 
     def poll(self) -> int:
-        """Delivers the events published since the last round; returns how many."""
+        """Delivers the events published since the last round, and the retries now due;
+        returns how many invocations it made."""
+        now = self._now()
         with self._lock:
             events, self._pending = self._pending, []
+            due = [retry for retry in self._retries if retry.at <= now]
+            self._retries = [retry for retry in self._retries if retry.at > now]
+        invocations = 0
         for event in events:
             for rule in self._rules:
                 if rule.pattern.matches_event(event):  # type: ignore[arg-type]
-                    self._invoke(rule.function, event)
-        return len(events)
+                    self._invoke(rule.function, event, attempt=1)
+                    invocations += 1
+        for retry in sorted(due, key=lambda retry: retry.at):
+            self._invoke(retry.function, retry.event, retry.attempt)
+            invocations += 1
+        return invocations
+
+    def next_due(self, after: datetime) -> datetime | None:
+        """When the next retry of a failed invocation is due, after ``after``."""
+        with self._lock:
+            return min((retry.at for retry in self._retries if retry.at > after), default=None)
 
     def clear(self) -> None:
         with self._lock:
             self._pending.clear()
+            self._retries.clear()
 
-    def _invoke(self, function: FunctionPool, event: dict[str, Any]) -> None:
-        for attempt in range(1 + _ASYNC_RETRIES):
-            result = function.invoke(event)
-            if not result.failed:
-                return
-            log.warning("%s failed on an SES event (attempt %d)", function, attempt + 1)
-        log.error("SES event dropped after %d attempts: %s", 1 + _ASYNC_RETRIES, event["id"])
+    def _invoke(self, function: FunctionPool, event: dict[str, Any], attempt: int) -> None:
+        """EventBridge invokes asynchronously: a failure is retried by Lambda a minute and
+        then two minutes later (as for schedules: scheduler.ASYNC_RETRY_WAITS)."""
+        result = function.invoke(event)
+        if not result.failed:
+            return
+        log.warning("%s failed on an SES event (attempt %d)", function.spec.logical_id, attempt)
+        if attempt > _ASYNC_RETRIES:
+            log.error("SES event dropped after %d attempts: %s", attempt, event["id"])
+            return
+        at = self._now() + ASYNC_RETRY_WAITS[attempt - 1]
+        with self._lock:
+            self._retries.append(_Retry(at, function, event, attempt + 1))
 
     def _published(self, message: Any) -> None:
         mail = self._mail(message)
         kinds = ["SEND"] + [SIMULATOR[to] for to in mail["destination"] if to in SIMULATOR]
-        events = [self._event(kind, mail) for kind in kinds if kind in self._event_types]
+        self.publish(*[self._event(kind, mail) for kind in kinds if kind in self._event_types])
+
+    def publish(self, *events: dict[str, Any]) -> None:
+        """Puts events on EventBridge: the next round delivers them to the matching rules."""
         with self._lock:
             self._pending += events
 

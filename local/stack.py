@@ -327,7 +327,7 @@ class LocalStack:
         a schedule's run or retry, or a queued message's delay or visibility timeout ending.
         It may be already past, if it fell due since ``after``."""
         after = after or self.clock.now()
-        moments = [self.schedules.next_due(after)]
+        moments = [self.schedules.next_due(after), self.ses_events.next_due(after)]
         moments += [poller.next_visible(after) for poller in self.queue_pollers]
         return min((moment for moment in moments if moment is not None), default=None)
 

@@ -1,0 +1,93 @@
+"""The local stack's SES event publishing: a failed invocation is retried as Lambda retries
+an asynchronous event, a minute and then two minutes later, on the virtual clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, cast
+
+from moto.events.models import EventPattern
+
+from local.clock import VirtualClock
+from local.runtime import FunctionPool, Invocation
+from local.ses_events import Rule, SesEventPublisher
+
+EVENT = {"id": "e-1", "source": "aws.ses", "detail-type": "Email Sent", "detail": {}}
+
+
+@dataclass
+class Feedback:
+    """Stands in for the Feedback function: fails its first ``failures`` invocations."""
+
+    failures: int = 0
+    calls: int = 0
+    spec: Any = field(default_factory=lambda: type("Spec", (), {"logical_id": "Feedback"})())
+
+    def invoke(self, event: Any) -> Invocation:
+        self.calls += 1
+        if self.calls <= self.failures:
+            return Invocation(None, {"errorType": "RuntimeError", "errorMessage": "x"}, 1.0)
+        return Invocation({"ok": True}, None, 1.0)
+
+
+def publisher(function: Feedback, clock: VirtualClock) -> SesEventPublisher:
+    rule = Rule(EventPattern.load('{"source": ["aws.ses"]}'), cast(FunctionPool, function))
+    return SesEventPublisher("us-east-1", ["SEND"], None, [rule], clock.now)
+
+
+def test_a_failed_event_is_retried_a_minute_later_not_at_once() -> None:
+    """After a failure nothing more happens in the same round; the retry is due a minute on."""
+    # given
+    function, clock = Feedback(failures=1), VirtualClock()
+    events = publisher(function, clock)
+    events.publish(EVENT)
+
+    # when
+    events.poll()
+    again = events.poll()
+    due = events.next_due(clock.now())
+
+    # then
+    assert (function.calls, again) == (1, 0)
+    assert due is not None
+    assert abs((due - clock.now()) - timedelta(minutes=1)) < timedelta(seconds=1)
+
+
+def test_the_retries_come_one_and_then_two_minutes_apart() -> None:
+    """Two failures: the second attempt a minute after the first, the third two minutes
+    after the second, and then the event is delivered."""
+    # given
+    function, clock = Feedback(failures=2), VirtualClock()
+    events = publisher(function, clock)
+    events.publish(EVENT)
+    events.poll()
+
+    # when
+    clock.advance(60)
+    events.poll()
+    clock.advance(119)
+    early = events.poll()
+    clock.advance(1)
+    events.poll()
+
+    # then
+    assert (function.calls, early) == (3, 0)
+    assert events.next_due(clock.now()) is None
+
+
+def test_an_event_failing_every_attempt_is_dropped_after_three() -> None:
+    """Lambda's two retries spent, the event is not tried again."""
+    # given
+    function, clock = Feedback(failures=10), VirtualClock()
+    events = publisher(function, clock)
+    events.publish(EVENT)
+
+    # when
+    for wait in (0, 60, 120, 600):
+        clock.advance(wait)
+        events.poll()
+
+    # then
+    assert function.calls == 3
+    assert events.next_due(clock.now()) is None
