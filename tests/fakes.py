@@ -16,8 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from nudge.adapters.store import StoredEvent
-from nudge.domain.intake import Event
+from nudge.domain.intake import Event, StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState

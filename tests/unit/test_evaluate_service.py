@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from nudge.adapters.store import StoredEvent
-from nudge.domain.intake import Event
+from nudge.domain.intake import Event, StoredEvent
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.engine import Decision, TriggerIndex
 from nudge.domain.triggers.loader import load_triggers

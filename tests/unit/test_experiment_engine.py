@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from nudge.adapters.store import StoredEvent
+from nudge.domain.intake import StoredEvent
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.engine import TriggerIndex, arm_key
 from nudge.domain.triggers.experiment import HOLDOUT, assign

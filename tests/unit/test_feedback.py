@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nudge.service.feedback import FeedbackService
+from nudge.service.ports import Receipt
 
 AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
@@ -18,6 +19,9 @@ class _Suppressions:
         self.calls.append((channel, address, reason))
         return True
 
+    def is_suppressed(self, channel: str, address: str) -> bool:
+        return any(call[:2] == (channel, address) for call in self.calls)
+
 
 class _Receipts:
     def __init__(self) -> None:
@@ -25,6 +29,9 @@ class _Receipts:
 
     def record(self, fire_id: str, message_id: str, at: datetime) -> None:
         self.calls.append((fire_id, message_id, at))
+
+    def find(self, fire_id: str) -> Receipt | None:
+        return next((Receipt(f, m, a.isoformat()) for f, m, a in self.calls if f == fire_id), None)
 
 
 def _service() -> tuple[FeedbackService, _Suppressions]:
@@ -34,7 +41,7 @@ def _service() -> tuple[FeedbackService, _Suppressions]:
 
 def _service_with_receipts() -> tuple[FeedbackService, _Suppressions, _Receipts]:
     suppressions, receipts = _Suppressions(), _Receipts()
-    return FeedbackService(suppressions, receipts), suppressions, receipts  # type: ignore[arg-type]
+    return FeedbackService(suppressions, receipts), suppressions, receipts
 
 
 def _send_event(headers: list[dict[str, str]]) -> dict[str, Any]:

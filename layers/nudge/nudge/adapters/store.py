@@ -20,7 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
-from nudge.domain.intake import Event
+from nudge.domain.intake import Event, StoredEvent
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 from nudge.domain.timefmt import iso
@@ -45,12 +45,6 @@ _UNPROCESSED_RETRIES = 8
 _T = TypeVar("_T")
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    person: PersonId
-    event: Event
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from nudge.domain.errors import InvalidRequest, NotFound, PayloadTooLarge
+from nudge.domain.person import PersonId
 from nudge.domain.segment import MESSAGE_TYPES, NO_IDENTITY
 from nudge.domain.timefmt import iso
 
@@ -27,6 +28,7 @@ __all__ = [
     "Intake",
     "Limits",
     "Payload",
+    "StoredEvent",
     "normalize",
     "parse_request",
     "read_payload",
@@ -81,6 +83,14 @@ class Event:
     def previous_id(self) -> str | None:
         value = self.body.get("previousId")
         return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An accepted event under the person whose partition holds it."""
+
+    person: PersonId
+    event: Event
 
 
 @dataclass(frozen=True)

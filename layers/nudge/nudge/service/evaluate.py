@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from nudge.adapters.scheduler import schedule_name
-from nudge.adapters.store import StoredEvent
+from nudge.domain.intake import StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile, fold

@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from nudge.adapters.receipts import FIRE_HEADER, FIRE_TAG, SendReceipts
-from nudge.adapters.suppression import SuppressionStore
+from nudge.adapters.receipts import FIRE_HEADER, FIRE_TAG
+from nudge.service.ports import Receipts, SuppressionList
 
 __all__ = ["FeedbackService"]
 
 
 class FeedbackService:
-    def __init__(self, suppression: SuppressionStore, receipts: SendReceipts) -> None:
+    def __init__(self, suppression: SuppressionList, receipts: Receipts) -> None:
         self._suppression = suppression
         self._receipts = receipts
 

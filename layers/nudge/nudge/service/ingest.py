@@ -10,11 +10,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from nudge.adapters.store import EventStore, StoredEvent
 from nudge.config import Settings
 from nudge.domain.errors import Unauthorized
-from nudge.domain.intake import Event, Payload, normalize, read_payload
+from nudge.domain.intake import Event, Payload, StoredEvent, normalize, read_payload
 from nudge.domain.person import PersonId
+from nudge.service.ports import EventWriter
 
 __all__ = ["Accepted", "BeaconRequest", "IngestService"]
 
@@ -37,7 +37,7 @@ class Accepted:
 class IngestService:
     def __init__(
         self,
-        store: EventStore,
+        store: EventWriter,
         settings: Settings,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:

@@ -16,12 +16,13 @@ errors, and must not pay for the trigger engine or Jinja2 at cold start.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
+    from nudge.domain.intake import StoredEvent
     from nudge.domain.messages import FireMessage
     from nudge.domain.person import PersonId
     from nudge.domain.policy import ContactState
@@ -37,6 +38,7 @@ __all__ = [
     "ContactRecords",
     "DecisionRecords",
     "EngineRecords",
+    "EventWriter",
     "FireLedger",
     "FireQueue",
     "FireRecords",
@@ -141,6 +143,20 @@ class WebhookResult:
 
 
 # ---- people: profiles and events -----------------------------------------------------------
+
+
+class EventWriter(Protocol):
+    """What Ingest and Track write: events under their person, and identity links."""
+
+    def put_events(
+        self, events: Sequence[StoredEvent], new_links: Mapping[str, str], retention: timedelta
+    ) -> int:
+        """Stores the events (once per messageId) and links; returns the write requests."""
+        ...
+
+    def linked_users(self, anonymous_ids: Iterable[str]) -> dict[str, str]:
+        """For each anonymousId that has been linked to a userId, that userId."""
+        ...
 
 
 class ProfileReader(Protocol):

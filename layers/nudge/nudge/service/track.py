@@ -18,11 +18,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from nudge.adapters.store import EventStore, StoredEvent
-from nudge.adapters.suppression import SuppressionStore
 from nudge.config import Settings
 from nudge.domain.errors import TokenRefused
-from nudge.domain.intake import Payload, normalize
+from nudge.domain.intake import Payload, StoredEvent, normalize
 from nudge.domain.person import PersonId
 from nudge.domain.tokens import (
     ClickClaims,
@@ -33,7 +31,7 @@ from nudge.domain.tokens import (
     UnsubscribeClaims,
     read_link,
 )
-from nudge.service.ports import Unavailable
+from nudge.service.ports import EventWriter, SuppressionList, Unavailable
 
 __all__ = [
     "CLICKED",
@@ -79,8 +77,8 @@ def message_id_for(token: str, kind: LinkKind) -> str:
 class TrackService:
     def __init__(
         self,
-        events: EventStore,
-        suppressions: SuppressionStore,
+        events: EventWriter,
+        suppressions: SuppressionList,
         settings: Settings,
         secret: bytes,
     ) -> None:
