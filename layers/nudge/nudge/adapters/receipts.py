@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
 from nudge.adapters.store import to_attributes
+from nudge.domain.messages import FIRE_HEADER, FIRE_TAG
 from nudge.domain.timefmt import iso
 from nudge.service.ports import Receipt
 
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FIRE_HEADER", "FIRE_TAG", "RECEIPT_TTL", "Receipt", "SendReceipts"]
 
-FIRE_HEADER = "X-Nudge-Fire"  # on every email Send sends: the fire it delivers
-FIRE_TAG = "nudge_fire"  # the same, as an SES message tag (SES never truncates tags)
 
 # Longer than any redelivery of the fire can come (the contact record remembers 3 days).
 RECEIPT_TTL = timedelta(days=3)

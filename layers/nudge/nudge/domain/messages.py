@@ -22,9 +22,18 @@ from pydantic import (
 
 from nudge.domain.person import PersonId
 
-__all__ = ["FIRE_MESSAGE_VERSION", "Channel", "FireMessage", "InvalidFireMessage"]
+__all__ = [
+    "FIRE_HEADER",
+    "FIRE_MESSAGE_VERSION",
+    "FIRE_TAG",
+    "Channel",
+    "FireMessage",
+    "InvalidFireMessage",
+]
 
 FIRE_MESSAGE_VERSION = 1
+FIRE_HEADER = "X-Nudge-Fire"  # on every email Send sends: the fire it delivers
+FIRE_TAG = "nudge_fire"  # the same, as an SES message tag (SES never truncates tags)
 Channel = Literal["email", "webhook", "in_app"]
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from nudge.adapters.receipts import FIRE_HEADER, FIRE_TAG
+from nudge.domain.messages import FIRE_HEADER, FIRE_TAG
 from nudge.service.ports import Receipts, SuppressionList
 
 __all__ = ["FeedbackService"]

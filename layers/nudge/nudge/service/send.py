@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from nudge.adapters.receipts import FIRE_HEADER, FIRE_TAG
-from nudge.domain.messages import FireMessage, InvalidFireMessage
+from nudge.domain.messages import FIRE_HEADER, FIRE_TAG, FireMessage, InvalidFireMessage
 from nudge.domain.outcomes import DeliveryOutcome
 from nudge.domain.person import PersonId
 from nudge.domain.policy import (
