@@ -274,3 +274,31 @@ def test_a_filter_given_a_missing_value_is_a_render_error(tmp_path: Path) -> Non
     # when / then
     with pytest.raises(RenderError, match=r"hook\.json\.j2"):
         renderer.webhook("hook", {"traits": {}})
+
+
+def test_product_interest_email_renders_without_a_product_url() -> None:
+    """A Product Viewed without properties.url (the trigger does not require one) still
+    renders: the email names the product and links nothing, rather than dead-lettering."""
+    # given
+    viewed = {**PRODUCT_VIEWED, "properties": {"name": "Trail Runner 2", "dwell_seconds": 150}}
+    context = _context("product_interest", viewed)
+
+    # when
+    email = Renderer(TEMPLATES).email("product_interest", context)
+
+    # then
+    assert "Trail Runner 2 is still here, waiting for you." in email.text
+    assert "href" not in email.html.split("Unsubscribe")[0]
+
+
+def test_product_interest_email_renders_from_an_event_without_a_name() -> None:
+    """Neither name nor url: the email still renders, with the generic words."""
+    # given
+    context = _context("product_interest", {**PRODUCT_VIEWED, "properties": {"dwell_seconds": 150}})
+
+    # when
+    email = Renderer(TEMPLATES).email("product_interest", context)
+
+    # then
+    assert email.subject == "Still thinking about it?"
+    assert "This product is still here" in email.text
