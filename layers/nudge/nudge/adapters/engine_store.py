@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["Claim", "EngineStore", "LedgerEntry"]
 
 _BATCH = 25
+_TTL_MARGIN = timedelta(days=1)  # TTL is a floor, and clocks differ
 
 
 class EngineStore:
@@ -101,6 +102,7 @@ class EngineStore:
             "occurrence": occurrence,
             "fired_at": iso(at),
             "enqueued": False,
+            **self._ledger_expiry(at, reentry),
         }
         condition = "attribute_not_exists(pk)"
         values: dict[str, Any] = {}
@@ -115,6 +117,17 @@ class EngineStore:
         if existing.fire_id != fire_id:
             return "blocked", existing
         return ("duplicate" if existing.enqueued else "resume"), existing
+
+    def _ledger_expiry(self, at: datetime, reentry: Reentry) -> dict[str, int]:
+        """When the ledger entry may go (DynamoDB's TTL deletes it some time after):
+        ``once`` never; ``once_per`` when the period is over, when it blocks nothing any
+        more; ``every_time`` with the decision records, long after any redelivery of the
+        same occurrence could come (stream 24 h, Scheduler 24 h, SQS 4 days)."""
+        if reentry.mode == "once_per" and reentry.period is not None:
+            return {"expires_at": int((at + reentry.period + _TTL_MARGIN).timestamp())}
+        if reentry.mode == "every_time":
+            return {"expires_at": int((at + self._decision_ttl).timestamp())}
+        return {}
 
     def mark_enqueued(
         self, person: PersonId, trigger: str, occurrence: str, reentry: Reentry
@@ -145,7 +158,14 @@ class EngineStore:
 
     def save_fire(self, fire: FireMessage) -> None:
         key = keys.fire_key(fire.person, fire.fired_at, fire.trigger, str(fire.occurrence))
-        item = {**key, "kind": keys.FIRE_KIND, "fire": fire.to_json()}
+        # A fire item is a record for explain and the outbox: kept as long as the decisions.
+        expires = datetime.fromisoformat(fire.fired_at) + self._decision_ttl
+        item = {
+            **key,
+            "kind": keys.FIRE_KIND,
+            "fire": fire.to_json(),
+            "expires_at": int(expires.timestamp()),
+        }
         with aws_call("saving a fire"):
             self._client.put_item(TableName=self._table, Item=to_attributes(item))
 
