@@ -19,8 +19,7 @@ __all__ = ["ContactStore", "VersionConflict"]
 
 
 class ContactStore:
-    """Keyed by the person as a fire message names them (``u:ada``): text, parsed here, until
-    the fire message is typed."""
+    """One record per person, written only on the version it was read at."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
