@@ -21,7 +21,7 @@ from local.faults import FAULT_KINDS
 from local.responses import json_response
 from local.stack import LocalStack
 
-__all__ = ["PREFIX", "ControlApi"]
+__all__ = ["PREFIX", "ControlApi", "delivery_state"]
 
 PREFIX = "/_local/"
 MAX_ADVANCE_SECONDS = 400 * 86_400  # far past any retention or schedule the template uses
@@ -196,7 +196,7 @@ class ControlApi:
                     "to": fire.get("userId") or fire.get("person"),
                     "time": fire.get("firedAt"),
                     "delivered": mark.startswith("sent@"),
-                    "state": mark.split("@", 1)[0] or "queued",
+                    "state": delivery_state(fire, mark),
                     "fire": fire,
                 }
             )
@@ -242,3 +242,10 @@ def _services() -> str:
 
 def _invalid(field: str, message: str) -> Response:
     return json_response(400, {"code": "invalid_request", "message": message, "field": field})
+
+
+def delivery_state(fire: dict[str, Any], mark: str) -> str:
+    """The contact record's mark for the fire; a holdout's fire is never queued at all."""
+    if fire.get("variant") == "holdout":  # the fire message's wire form (domain/messages.py)
+        return "held_out"
+    return mark.split("@", 1)[0] or "queued"
