@@ -504,6 +504,7 @@ def test_a_saved_profile_loads_as_saved(people: PersonStore) -> None:
         events=3,
         event_counts={"Product Viewed": 3},
         applied_seq=7,
+        arms={"abandoned_cart@0123456789ab": "h24"},  # an experiment's arm, kept for re-entry
     )
     # when
     refused = people.save_profiles([profile])
