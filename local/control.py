@@ -90,10 +90,10 @@ class ControlApi:
         )
 
     def _advance(self, request: Request) -> Response:
-        try:
-            seconds = json.loads(request.get_data() or b"{}").get("seconds")
-        except (json.JSONDecodeError, AttributeError):
+        body = _json_body(request)
+        if not isinstance(body, dict):
             return _invalid("body", "body must be a JSON object")
+        seconds = body.get("seconds")
         if (
             isinstance(seconds, bool)
             or not isinstance(seconds, int | float)
@@ -127,11 +127,7 @@ class ControlApi:
         """{"ses": {"throttle": N, "serverError": N, "acceptThenCrash": N},
         "sqs": {"duplicate": N}, "dynamodb": {"throttle": N}}: each count given replaces that
         fault's pending count; a service given {} has all of its counts cleared."""
-        try:
-            body = json.loads(request.get_data() or b"{}")
-        except json.JSONDecodeError:
-            body = None
-        parsed = _fault_counts(body)
+        parsed = _fault_counts(_json_body(request))
         if isinstance(parsed, Response):
             return parsed
         for (service, kind), count in parsed.items():
@@ -242,6 +238,15 @@ def _services() -> str:
 
 def _invalid(field: str, message: str) -> Response:
     return json_response(400, {"code": "invalid_request", "message": message, "field": field})
+
+
+def _json_body(request: Request) -> Any:
+    """The body's JSON (an empty body is ``{}``), or None when it is not JSON at all: not
+    UTF-8, malformed, or nested past the parser's depth."""
+    try:
+        return json.loads(request.get_data() or b"{}")
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
 
 
 def delivery_state(fire: dict[str, Any], mark: str) -> str:

@@ -62,6 +62,8 @@ def test_advance_returns_the_new_time(stack: StackClient):
         b'{"seconds": null}',
         b"{}",
         b"not json",
+        b"\xff\xfe",
+        b"[" * 100_000,
         b"[86400]",
     ],
     ids=[
@@ -75,6 +77,8 @@ def test_advance_returns_the_new_time(stack: StackClient):
         "null",
         "missing",
         "not JSON",
+        "not UTF-8",
+        "nested past the parser",
         "array",
     ],
 )
