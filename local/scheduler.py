@@ -38,7 +38,7 @@ from local.clock import VirtualClock
 from local.runtime import FunctionPool
 from local.template import ACCOUNT
 
-__all__ = ["ASYNC_RETRY_WAITS", "AsyncTarget", "ScheduleFirer", "at_time", "rate_interval"]
+__all__ = ["AsyncTarget", "ScheduleFirer", "at_time", "rate_interval"]
 
 log = logging.getLogger("nudge.local")
 _AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
@@ -70,6 +70,13 @@ class AsyncTarget:
 
     retries: int = 2
     on_failure_arn: str | None = None  # an SQS queue
+
+    def retry_wait(self, failed: int) -> timedelta | None:
+        """How long Lambda waits before trying an event again after ``failed`` failed
+        attempts; None once the retries are spent."""
+        if failed > self.retries:
+            return None
+        return ASYNC_RETRY_WAITS[min(failed, len(ASYNC_RETRY_WAITS)) - 1]
 
 
 @dataclass
@@ -181,8 +188,8 @@ class ScheduleFirer:
             self.attempts[schedule.arn],
             result.error,
         )
-        if self.attempts[schedule.arn] <= settings.retries:
-            wait = ASYNC_RETRY_WAITS[min(self.attempts[schedule.arn], 2) - 1]
+        wait = settings.retry_wait(self.attempts[schedule.arn])
+        if wait is not None:
             self.retry_at[schedule.arn] = self.clock.now() + wait
             return False  # Lambda tries the same event again after the wait
         if settings.on_failure_arn:

@@ -27,7 +27,7 @@ from typing import Any
 from moto.events.models import EventPattern
 
 from local.runtime import FunctionPool
-from local.scheduler import ASYNC_RETRY_WAITS
+from local.scheduler import AsyncTarget
 from local.template import ACCOUNT, Template
 
 __all__ = ["SIMULATOR", "SesEventPublisher"]
@@ -44,7 +44,8 @@ _DETAIL_TYPES = {
     "BOUNCE": "Email Bounced",
     "COMPLAINT": "Email Complaint Received",
 }
-_ASYNC_RETRIES = 2  # Lambda retries an asynchronous invocation twice
+# Feedback declares no EventInvokeConfig: Lambda's defaults for an asynchronous event.
+_ASYNC = AsyncTarget()
 
 
 @dataclass(frozen=True)
@@ -145,15 +146,16 @@ class SesEventPublisher:
 
     def _invoke(self, function: FunctionPool, event: dict[str, Any], attempt: int) -> None:
         """EventBridge invokes asynchronously: a failure is retried by Lambda a minute and
-        then two minutes later (as for schedules: scheduler.ASYNC_RETRY_WAITS)."""
+        then two minutes later, as for schedules (AsyncTarget.retry_wait)."""
         result = function.invoke(event)
         if not result.failed:
             return
         log.warning("%s failed on an SES event (attempt %d)", function.spec.logical_id, attempt)
-        if attempt > _ASYNC_RETRIES:
+        wait = _ASYNC.retry_wait(attempt)
+        if wait is None:
             log.error("SES event dropped after %d attempts: %s", attempt, event["id"])
             return
-        at = self._now() + ASYNC_RETRY_WAITS[attempt - 1]
+        at = self._now() + wait
         with self._lock:
             self._retries.append(_Retry(at, function, event, attempt + 1))
 

@@ -123,7 +123,6 @@ class LocalStack:
         self._pump_lock = threading.RLock()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self.quiet_since: datetime | None = None  # see drain
         self._thread: threading.Thread | None = None
         self.functions: dict[str, FunctionPool] = {}
         self.ses_faults = SesFaults(self.template.names.region, crash=self._crash_queue_consumers)
@@ -307,9 +306,12 @@ class LocalStack:
             return work
 
     def drain(self, timeout: float = 60.0) -> int:
-        """Rounds until one does nothing; returns the rounds' total work. ``quiet_since``
-        is then the clock's time when that empty round began: everything due by then is
-        done."""
+        """Rounds until one does nothing; returns the rounds' total work."""
+        return self._drain(timeout)[0]
+
+    def _drain(self, timeout: float) -> tuple[int, datetime]:
+        """The rounds' total work, and the clock's time when the last, empty round began:
+        everything due by then is done."""
         deadline = time.monotonic() + timeout
         total = 0
         with self._pump_lock:
@@ -318,8 +320,7 @@ class LocalStack:
                 work = self.pump()
                 total += work
                 if not work:
-                    self.quiet_since = began
-                    return total
+                    return total, began
         raise TimeoutError(f"still busy after {timeout:.0f}s")
 
     def next_due(self, after: datetime | None = None) -> datetime | None:
@@ -340,13 +341,13 @@ class LocalStack:
         deadline = time.monotonic() + self.config.advance_budget
         with self._pump_lock:
             target = self.clock.now() + timedelta(seconds=seconds)
-            self._finish_moment()  # what was written before the call happens before the move
+            quiet = self._finish_moment()  # what was written before the call comes first
             moments = 0
             # Asked from when the last drain went quiet: something falling due between that
             # and now is still found (and run at once, since the clock is already past it).
-            while (moment := self.next_due(self.quiet_since)) is not None and moment <= target:
+            while (moment := self.next_due(quiet)) is not None and moment <= target:
                 self.clock.move_to(moment)
-                self._finish_moment()
+                quiet = self._finish_moment()
                 moments += 1
                 if time.monotonic() >= deadline:
                     break
@@ -356,10 +357,10 @@ class LocalStack:
         self._wake.set()  # the idle pump's wait was worked out on the old clock
         return Advance(self.clock.now(), target, moments)
 
-    def _finish_moment(self) -> None:
-        """Drains a moment whatever its work takes: stopping half-way would leave time
-        half-processed, which no later call could put right."""
-        self.drain(timeout=self.config.advance_budget + 60)
+    def _finish_moment(self) -> datetime:
+        """Drains a moment whatever its work takes (stopping half-way would leave time
+        half-processed, which no later call could put right); returns when it went quiet."""
+        return self._drain(timeout=self.config.advance_budget + 60)[1]
 
     def reset(self) -> None:
         """Wipe all data: tables are recreated (fresh streams), queues purged."""
@@ -376,7 +377,6 @@ class LocalStack:
                 faults.clear()
             self._ses().sent_messages.clear()
             self.ses_events.clear()
-            self.quiet_since = None
         self._wake.set()  # the template's schedules start again: the idle wait changes
 
     def _crash_queue_consumers(self) -> int:
