@@ -22,13 +22,13 @@ import pytest
 from tests.e2e.conftest import (
     CLOSE,
     HANG,
-    REQUEST_TIMEOUT,
     Received,
     Receiver,
     Redirect,
     StackClient,
     serve,
 )
+from tests.e2e.shop import advance as _advance  # asserts the advance completed
 
 pytestmark = pytest.mark.e2e
 
@@ -85,13 +85,6 @@ def _start_vip_checkout(stack: StackClient) -> str:
     stack.post("/v1/track", {"userId": user, "event": "Checkout Started", "properties": checkout})
     stack.drain()
     return user
-
-
-def _advance(stack: StackClient, seconds: float) -> None:
-    response = stack.session.post(
-        stack.url("/_local/clock/advance"), json={"seconds": seconds}, timeout=REQUEST_TIMEOUT * 2
-    )
-    assert response.status_code == 200, response.text
 
 
 def _inject(stack: StackClient, faults: dict[str, Any]) -> dict[str, Any]:

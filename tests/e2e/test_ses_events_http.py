@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.conftest import REQUEST_TIMEOUT, StackClient
+from tests.e2e.conftest import StackClient
+from tests.e2e.shop import advance as _advance  # asserts the advance completed
 
 pytestmark = pytest.mark.e2e
 
@@ -37,13 +38,6 @@ def _abandon_cart(stack: StackClient, user: str, address: str, cart: str) -> Non
     track = {"userId": user, "event": "Product Added", "properties": properties}
     assert stack.post("/v1/track", track).status_code == 200
     stack.drain()
-
-
-def _advance(stack: StackClient, seconds: float) -> None:
-    response = stack.session.post(
-        stack.url("/_local/clock/advance"), json={"seconds": seconds}, timeout=REQUEST_TIMEOUT * 2
-    )
-    assert response.status_code == 200, response.text
 
 
 def _delivery(stack: StackClient, user: str) -> list[dict[str, Any]]:

@@ -14,7 +14,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.conftest import REQUEST_TIMEOUT, StackClient
+from tests.e2e.conftest import StackClient
+from tests.e2e.shop import advance as _advance  # asserts the advance completed
 
 pytestmark = pytest.mark.e2e
 
@@ -82,13 +83,6 @@ def _add_to_cart(stack: StackClient, cart_id: str, sku: str, price: float, **who
 
 
 # ---- the clock and the control API ---------------------------------------------------
-
-
-def _advance(stack: StackClient, seconds: float) -> None:
-    response = stack.session.post(
-        stack.url("/_local/clock/advance"), json={"seconds": seconds}, timeout=REQUEST_TIMEOUT * 2
-    )
-    assert response.status_code == 200, response.text
 
 
 def _clock(stack: StackClient) -> str:
