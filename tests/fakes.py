@@ -13,9 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from nudge.domain.experiments.attribution import Assignment
+from nudge.domain.experiments.counts import CountedUnder, Measure, Tally, merge
 from nudge.domain.intake import Event, StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
@@ -43,6 +45,7 @@ __all__ = [
     "FakeScheduler",
     "InMemoryContacts",
     "InMemoryEngineStore",
+    "InMemoryExperiments",
     "InMemoryPeople",
     "InMemoryReceipts",
     "InMemorySuppressionList",
@@ -259,6 +262,82 @@ class InMemoryReceipts:
 
     def find(self, fire_id: str) -> Receipt | None:
         return self.receipts.get(fire_id)
+
+
+class InMemoryExperiments:
+    """Assignments by partition and key, counters by (trigger, version, arm, day), and the
+    facts that make each count happen once, as the adapter's conditions keep them."""
+
+    def __init__(self) -> None:
+        self.assigned: dict[tuple[PersonId, str, str], Assignment] = {}
+        self.goal_seq: dict[tuple[PersonId, str, str], int] = {}
+        self.counted: dict[tuple[str, str], CountedUnder] = {}
+        self.counters: dict[tuple[str, str, str, Any], dict[Measure, float]] = {}
+
+    def assign(self, person: PersonId, assignment: Assignment) -> bool:
+        key = (person, assignment.trigger, assignment.version)
+        current = self.assigned.get(key)
+        if current is not None and current.until > assignment.since:
+            return False
+        self.assigned[key] = assignment
+        self.goal_seq.pop(key, None)
+        self._add(
+            assignment.trigger,
+            assignment.version,
+            assignment.arm,
+            assignment.since,
+            {"assigned": 1},
+        )
+        return True
+
+    def assignments(self, persons: Iterable[PersonId]) -> list[tuple[PersonId, Assignment]]:
+        wanted = list(dict.fromkeys(persons))
+        return [(key[0], found) for key, found in self.assigned.items() if key[0] in wanted]
+
+    def convert(
+        self, person: PersonId, assignment: Assignment, event_seq: int, value: float, at: datetime
+    ) -> bool:
+        key = (person, assignment.trigger, assignment.version)
+        current = self.assigned.get(key)
+        first = not assignment.converted
+        if not first and value == 0:
+            return False
+        if current is None or current.since != assignment.since or current.until <= at:
+            return False
+        if self.goal_seq.get(key, -1) >= event_seq:
+            return False
+        self.assigned[key] = current.converted_now()
+        self.goal_seq[key] = event_seq
+        counts: dict[Measure, float] = {"revenue": value}
+        if first:
+            counts["converted"] = 1
+        self._add(assignment.trigger, assignment.version, assignment.arm, at, counts)
+        return True
+
+    def count_fire(self, fire_id: str, measure: Measure, under: CountedUnder, at: datetime) -> bool:
+        if (fire_id, measure) in self.counted:
+            return False
+        self.counted[(fire_id, measure)] = under
+        self._add(under.trigger, under.version, under.arm, at, {measure: 1})
+        return True
+
+    def sent_as(self, fire_id: str) -> CountedUnder | None:
+        return self.counted.get((fire_id, "sent"))
+
+    def tallies(self, trigger: str, version: str) -> list[Tally]:
+        return merge(
+            Tally(key[1], key[2], key[3], counts)
+            for key, counts in self.counters.items()
+            if key[0] == trigger and key[1] == version
+        )
+
+    def _add(
+        self, trigger: str, version: str, arm: str, at: datetime, counts: Mapping[Measure, float]
+    ) -> None:
+        day = at.astimezone(UTC).date()
+        summed = self.counters.setdefault((trigger, version, arm, day), {})
+        for measure, amount in counts.items():
+            summed[measure] = summed.get(measure, 0) + amount
 
 
 @dataclass(frozen=True)

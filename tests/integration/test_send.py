@@ -108,6 +108,7 @@ def fire(
         "context": {"items": CART_ITEMS} if context is None else context,
         "attempt": 0,
         "variant": None,
+        "experiment": None,
     }
 
 

@@ -18,7 +18,14 @@ from nudge.domain.triggers.loader import load_triggers
 from nudge.service.evaluate import EvaluateService, TimerPayload
 
 from tests.conftest import REPO
-from tests.fakes import Armed, FakeQueue, FakeScheduler, InMemoryEngineStore, InMemoryPeople
+from tests.fakes import (
+    Armed,
+    FakeQueue,
+    FakeScheduler,
+    InMemoryEngineStore,
+    InMemoryExperiments,
+    InMemoryPeople,
+)
 from tests.unit.builders import parse
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -86,7 +93,12 @@ def world(shipped: TriggerIndex) -> World:
         FakeQueue(),
     )
     service = EvaluateService(
-        events=people, engine=engine, reminders=scheduler, queue=queue, index=shipped
+        events=people,
+        engine=engine,
+        reminders=scheduler,
+        queue=queue,
+        index=shipped,
+        experiments=InMemoryExperiments(),
     )
     return World(service, people, engine, scheduler, queue)
 

@@ -20,7 +20,14 @@ from nudge.service.backtest import backtest, read_events
 from nudge.service.evaluate import EvaluateService, TimerPayload
 
 from tests.conftest import REPO
-from tests.fakes import Armed, FakeQueue, FakeScheduler, InMemoryEngineStore, InMemoryPeople
+from tests.fakes import (
+    Armed,
+    FakeQueue,
+    FakeScheduler,
+    InMemoryEngineStore,
+    InMemoryExperiments,
+    InMemoryPeople,
+)
 from tests.unit.builders import parse
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -67,7 +74,10 @@ class Evaluate:
     def __init__(self, index: TriggerIndex) -> None:
         self.people, self.engine = InMemoryPeople(), InMemoryEngineStore()
         self.scheduler, self.queue = FakeScheduler(), FakeQueue()
-        self.service = EvaluateService(self.people, self.engine, self.scheduler, self.queue, index)
+        self.experiments = InMemoryExperiments()
+        self.service = EvaluateService(
+            self.people, self.engine, self.scheduler, self.queue, index, self.experiments
+        )
         self._sequence = itertools.count(1)
 
     def cart(self, person: PersonId, cart: str, at: datetime = NOW) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 from nudge.service.feedback import FeedbackService
 from nudge.service.ports import Receipt
 
+from tests.fakes import InMemoryExperiments
+
 AT = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 
 
@@ -41,7 +43,7 @@ def _service() -> tuple[FeedbackService, _Suppressions]:
 
 def _service_with_receipts() -> tuple[FeedbackService, _Suppressions, _Receipts]:
     suppressions, receipts = _Suppressions(), _Receipts()
-    return FeedbackService(suppressions, receipts), suppressions, receipts
+    return FeedbackService(suppressions, receipts, InMemoryExperiments()), suppressions, receipts
 
 
 def _send_event(headers: list[dict[str, str]]) -> dict[str, Any]:

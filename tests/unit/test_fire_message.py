@@ -54,7 +54,12 @@ def test_the_wire_form_keeps_the_old_keys_and_adds_the_version() -> None:
     record = fire.to_record()
 
     # then
-    assert record == {**WRITTEN_BEFORE_VERSIONS, "version": 1, "variant": None}
+    assert record == {
+        **WRITTEN_BEFORE_VERSIONS,
+        "version": 1,
+        "variant": None,
+        "experiment": None,
+    }
 
 
 def test_a_message_round_trips_through_json() -> None:

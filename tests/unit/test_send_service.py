@@ -37,6 +37,7 @@ from tests.fakes import (
     FakeScheduler,
     InMemoryContacts,
     InMemoryEngineStore,
+    InMemoryExperiments,
     InMemoryPeople,
     InMemoryReceipts,
     InMemorySuppressionList,
@@ -72,6 +73,7 @@ class World:
     webhook: ScriptedWebhook = field(default_factory=ScriptedWebhook)
     scheduler: FakeScheduler = field(default_factory=FakeScheduler)
     queue: FakeQueue = field(default_factory=FakeQueue)
+    experiments: InMemoryExperiments = field(default_factory=InMemoryExperiments)
     templates: Path = REPO / "triggers" / "templates"
 
     @cached_property  # built on first use, so a test may point it at other templates first
@@ -87,6 +89,7 @@ class World:
             webhook=self.webhook,
             reminders=self.scheduler,
             queue=self.queue,
+            experiments=self.experiments,
             settings=SETTINGS,
         )
 

@@ -147,6 +147,7 @@ def trigger_index() -> TriggerIndex:
 
 def evaluate_service() -> EvaluateService:
     from nudge.adapters.engine_store import EngineStore
+    from nudge.adapters.experiments import ExperimentStore
     from nudge.adapters.queue import SendQueue
     from nudge.adapters.scheduler import Reminders
     from nudge.service.evaluate import EvaluateService
@@ -158,6 +159,7 @@ def evaluate_service() -> EvaluateService:
         reminders=Reminders(scheduler_client(), engine.schedule_group, engine.scheduler_role_arn),
         queue=SendQueue(sqs_client(), engine.send_queue_url),
         index=trigger_index(),
+        experiments=ExperimentStore(dynamodb_client(), settings().table_name),
     )
 
 
@@ -181,6 +183,7 @@ def send_service() -> SendService:
     from nudge.adapters.contacts import ContactStore
     from nudge.adapters.email import EmailSender
     from nudge.adapters.engine_store import EngineStore
+    from nudge.adapters.experiments import ExperimentStore
     from nudge.adapters.queue import SendQueue
     from nudge.adapters.receipts import SendReceipts
     from nudge.adapters.scheduler import Reminders
@@ -221,6 +224,7 @@ def send_service() -> SendService:
         webhook=webhook,
         reminders=Reminders(scheduler_client(), engine.schedule_group, engine.scheduler_role_arn),
         queue=SendQueue(sqs_client(), engine.send_queue_url),
+        experiments=ExperimentStore(dynamodb_client(), table),
         settings=SendSettings(
             from_email=delivery.from_email,
             public_url=delivery.public_url,
@@ -233,13 +237,16 @@ def send_service() -> SendService:
 
 
 def feedback_service() -> FeedbackService:
+    from nudge.adapters.experiments import ExperimentStore
     from nudge.adapters.receipts import SendReceipts
     from nudge.adapters.suppression import SuppressionStore
     from nudge.service.feedback import FeedbackService
 
     table = settings().table_name
     return FeedbackService(
-        SuppressionStore(dynamodb_client(), table), SendReceipts(dynamodb_client(), table)
+        SuppressionStore(dynamodb_client(), table),
+        SendReceipts(dynamodb_client(), table),
+        ExperimentStore(dynamodb_client(), table),
     )
 
 

@@ -82,6 +82,8 @@ def translate(error: ClientError | BotoCoreError, doing: str) -> OutsideError:
     if isinstance(error, BotoCoreError):
         return Refused(f"{doing}: {error}")  # a request the SDK itself refused: a bug
     code = error_code(error)
+    if code == "TransactionCanceledException":
+        return _cancelled(error, doing)
     message = f"{doing}: {code or 'error'}"
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
     if code in _UNAVAILABLE or status >= 500:
@@ -89,6 +91,19 @@ def translate(error: ClientError | BotoCoreError, doing: str) -> OutsideError:
     for codes, kind in ((_CONFLICT, Conflict), (_MISSING, Missing), (_FORBIDDEN, Forbidden)):
         if code in codes:
             return kind(message)
+    return Refused(message)
+
+
+def _cancelled(error: ClientError, doing: str) -> OutsideError:
+    """A cancelled transaction, by why its items were refused: a condition that did not
+    hold is a Conflict (the caller's answer); a concurrent transaction on an item, or
+    throttling, is Unavailable (worth trying again); anything else Refused."""
+    reasons = {str(reason.get("Code")) for reason in error.response.get("CancellationReasons", [])}
+    message = f"{doing}: transaction cancelled ({', '.join(sorted(reasons)) or 'no reason given'})"
+    if "ConditionalCheckFailed" in reasons:
+        return Conflict(message)
+    if reasons & {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}:
+        return Unavailable(message)
     return Refused(message)
 
 

@@ -9,12 +9,22 @@
          X#<fired at>#<trigger>#<occurrence>   a fire, as handed to delivery (kind=fire)
          D#<at>#<trigger>#<random>   a decision record (kind=decision, TTL)
          CONTACT         the contact policy's record: today's counts, recent sends (kind=contact)
+         A#<trigger>@<version>   their latest assignment in an experiment (kind=assignment)
 
     pk = S#<channel>:<address, lower-cased>      one partition per suppressed address
     sk = SUPPRESS        never send to it on that channel (kind=suppression, no TTL)
 
-    pk = R#<fire id>     one partition per emailed fire SES reported accepting
+    pk = R#<fire id>     one partition per fire
     sk = ACCEPTED        SES's Send event for it (kind=receipt, TTL)
+         COUNTED#<measure>   the fire was counted as sent, opened ... (kind=counted, TTL):
+                             what makes each count happen once per fire
+
+    pk = C#<trigger>     one partition per trigger: its experiment counters
+    sk = <version>#<arm>#<UTC day>#<shard>   (kind=counter, no TTL) assigned, sent, opened,
+                         clicked, unsubscribed, complained, converted, revenue. A report reads
+                         one version's items (a few per arm and day), never an event. Shards
+                         (COUNTER_SHARDS, by person) spread concurrent transactions on one day
+                         of one arm over several items, so they rarely conflict.
 
 One index, sparse: ``by_seen_hour`` (keys only) on ``seen_hour``, the UTC hour a person
 was last seen and a shard (``2026-11-28T14#3``), which only profile items carry. The
@@ -34,12 +44,17 @@ on ``ts``.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from nudge.domain.person import PersonId
 
 __all__ = [
+    "ASSIGNMENT_KIND",
+    "ASSIGNMENT_SK_PREFIX",
     "CONTACT_KIND",
+    "COUNTED_KIND",
+    "COUNTER_KIND",
+    "COUNTER_SHARDS",
     "DECISION_KIND",
     "EVENT_KIND",
     "FIRE_KIND",
@@ -51,7 +66,13 @@ __all__ = [
     "SEEN_HOUR_INDEX",
     "SUPPRESSION_KIND",
     "TIMER_KIND",
+    "assignment_key",
     "contact_key",
+    "counted_key",
+    "counter_key",
+    "counter_partition",
+    "counter_parts",
+    "counter_shard",
     "decision_key",
     "event_key",
     "fire_key",
@@ -77,6 +98,10 @@ LEDGER_KIND = "ledger"
 CONTACT_KIND = "contact"
 SUPPRESSION_KIND = "suppression"
 RECEIPT_KIND = "receipt"
+ASSIGNMENT_KIND = "assignment"
+COUNTED_KIND = "counted"
+COUNTER_KIND = "counter"
+COUNTER_SHARDS = 4
 _EVENT_PREFIX = "E#"
 _PERSON_PREFIX = "P#"
 SEEN_HOUR_INDEX = "by_seen_hour"
@@ -149,6 +174,43 @@ def contact_key(person: PersonId) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": "CONTACT"}
 
 
+ASSIGNMENT_SK_PREFIX = "A#"
+
+
+def assignment_key(person: PersonId, trigger: str, version: str) -> dict[str, str]:
+    """One per person and experiment version: a new assignment replaces a closed one."""
+    return {"pk": person_pk(person), "sk": f"{ASSIGNMENT_SK_PREFIX}{trigger}@{version}"}
+
+
+def counted_key(fire_id: str, measure: str) -> dict[str, str]:
+    """Beside the fire's receipt: a fire is counted as sent (opened ...) once."""
+    return {"pk": f"R#{fire_id}", "sk": f"COUNTED#{measure}"}
+
+
+def counter_partition(trigger: str) -> str:
+    return f"C#{trigger}"
+
+
+def counter_key(trigger: str, version: str, arm: str, day: date, shard: int) -> dict[str, str]:
+    return {
+        "pk": counter_partition(trigger),
+        "sk": f"{version}#{arm}#{day.isoformat()}#{shard}",
+    }
+
+
+def counter_parts(sk: str) -> tuple[str, str, date]:
+    """A counter's version, arm and day, from its sort key (trigger and variant ids and
+    versions never hold ``#``: the trigger language's id pattern excludes it)."""
+    version, arm, day, _shard = sk.split("#")
+    return version, arm, date.fromisoformat(day)
+
+
+def counter_shard(basis: str) -> int:
+    """Which of a counter's shards a count goes to: by the person for assignments and
+    conversions, by the fire for what happened to a fire."""
+    return _stable_bucket(basis, COUNTER_SHARDS)
+
+
 def seen_hour(moment: datetime, person: PersonId, shards: int = 1) -> str:
     """The ``by_seen_hour`` partition a person filed under ``moment``'s hour is in."""
     return f"{_hour(moment)}#{_shard(person, shards)}"
@@ -166,4 +228,8 @@ def _hour(moment: datetime) -> str:
 def _shard(person: PersonId, shards: int) -> int:
     """Stable across processes (Python's own hash() is salted per process), and taken from
     the text form, so a person keeps the shard their profile was filed under before."""
-    return int.from_bytes(hashlib.sha256(str(person).encode()).digest()[:4], "big") % shards
+    return _stable_bucket(str(person), shards)
+
+
+def _stable_bucket(text: str, buckets: int) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % buckets

@@ -67,6 +67,7 @@ class FireMessage(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)  # what the trigger collected
     attempt: int = Field(default=0, ge=0)  # deliveries tried and re-queued so far
     variant: str | None = None  # the experiment arm, when the trigger runs one
+    experiment: str | None = None  # the experiment's version, with the arm
 
     @classmethod
     def from_json(cls, text: str) -> FireMessage:

@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from nudge.adapters.scheduler import schedule_name
+from nudge.domain.experiments.attribution import goal_value, new_assignment, open_for_goal
+from nudge.domain.experiments.counts import CountedUnder, Measure
 from nudge.domain.intake import StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
@@ -23,6 +25,7 @@ from nudge.domain.timefmt import iso
 from nudge.domain.triggers.conditions import Facts, event_name
 from nudge.domain.triggers.engine import (
     Arm,
+    Assign,
     Cancel,
     Decision,
     Fire,
@@ -38,7 +41,13 @@ from nudge.domain.triggers.engine import (
 )
 from nudge.domain.triggers.experiment import HOLDOUT
 from nudge.domain.triggers.model import Inactivity, Trigger
-from nudge.service.ports import EngineRecords, FireQueue, PersonStore, Scheduler
+from nudge.service.ports import (
+    EngineRecords,
+    ExperimentRecords,
+    FireQueue,
+    PersonStore,
+    Scheduler,
+)
 
 __all__ = [
     "SWEEP_SOURCE",
@@ -52,6 +61,22 @@ __all__ = [
 TIMER_SOURCE = "nudge.timer"
 SWEEP_SOURCE = "nudge.sweep"
 SWEEP_CHUNK = 100  # people decided per batched read: BatchGetItem's limit
+# What the link events Track records say about a fire, as the counters name it.
+REACTIONS: dict[str, Measure] = {
+    "Email Opened": "opened",
+    "Email Link Clicked": "clicked",
+    "Unsubscribed": "unsubscribed",
+}
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A goal event counted for an assignment: the first one converts it."""
+
+    trigger: str
+    arm: str
+    first: bool
+    value: float
 
 
 @dataclass(frozen=True)
@@ -108,12 +133,14 @@ class EvaluateService:
         reminders: Scheduler,
         queue: FireQueue,
         index: TriggerIndex,
+        experiments: ExperimentRecords,
     ) -> None:
         self.events = events
         self.engine = engine
         self.reminders = reminders
         self.queue = queue
         self.index = index
+        self.experiments = experiments
 
     # ---- the stream -------------------------------------------------------------------
 
@@ -260,7 +287,49 @@ class EvaluateService:
                 outcome = self._fire(action, history)
                 if outcome is not None:
                     decisions = [outcome if _same_fire(d, action) else d for d in decisions]
+            elif isinstance(action, Assign):
+                self._assign(action, now)
         return decisions
+
+    def _assign(self, entered: Assign, now: datetime) -> None:
+        """Opens an assignment for the report, unless the person's is open already. Done
+        before the fire, and idempotent: a redelivered entry finds its assignment open."""
+        trigger = self.index.triggers.get(entered.trigger)
+        if trigger is None or trigger.experiment is None:
+            return
+        self.experiments.assign(entered.person, new_assignment(trigger, entered.arm, now))
+
+    # ---- attribution: goal events and reactions to fires ------------------------------
+
+    def convert(
+        self, persons: Sequence[PersonId], event: Mapping[str, Any], sequence: int, now: datetime
+    ) -> list[Conversion]:
+        """Counts a goal event for each of the person's open assignments it is the goal of
+        (under any of their identities: a visitor's assignment converts when they buy as
+        the user they became)."""
+        name = event_name(event)
+        if name not in self.index.goal_names:
+            return []
+        counted = []
+        for partition, assignment in self.experiments.assignments(persons):
+            for open_one in open_for_goal([assignment], name, now):
+                value = goal_value(open_one, event)
+                if self.experiments.convert(partition, open_one, sequence, value, now):
+                    counted.append(
+                        Conversion(open_one.trigger, open_one.arm, not open_one.converted, value)
+                    )
+        return counted
+
+    def count_reaction(self, event: Mapping[str, Any], now: datetime) -> None:
+        """An open, click or unsubscribe from an email counts once for the fire it came
+        from, in the arm the fire's send was counted in."""
+        measure = REACTIONS.get(str(event_name(event)))
+        properties = event.get("properties") or {}
+        fire_id, trigger = properties.get("fireId"), properties.get("trigger")
+        if measure is None or not isinstance(fire_id, str) or not isinstance(trigger, str):
+            return
+        under = self.experiments.sent_as(fire_id) or CountedUnder(trigger)
+        self.experiments.count_fire(fire_id, measure, under, now)
 
     def _arm(self, timer: Pending, target_arn: str, now: datetime) -> None:
         name = schedule_name(timer.trigger, timer.person, timer.occurrence, timer.due)
@@ -334,6 +403,7 @@ class EvaluateService:
             channel=(send.channel if send and send.channel else None) or trigger.send.channel,
             template=(send.template if send and send.template else None) or trigger.send.template,
             variant=fire.arm,
+            experiment=trigger.experiment.version if trigger.experiment and fire.arm else None,
             event=dict(fire.entry),
             context=collected(trigger, fire.entry, history, fire.at),
         )
@@ -371,6 +441,7 @@ class BatchWork:
     blocked: dict[PersonId, int] = field(default_factory=dict)  # person -> first failed sequence
     touched: set[PersonId] = field(default_factory=set)
     first_sequence: dict[PersonId, int] = field(default_factory=dict)
+    conversions: list[Conversion] = field(default_factory=list)
 
     def handle(self, sequence: int, stored: StoredEvent, now: datetime) -> None:
         person = stored.person
@@ -390,6 +461,9 @@ class BatchWork:
             return  # folded and decided before this batch was redelivered
         folded = fold(profile, stored.event)
         service = self.service
+        identities = service.persons_for_exits(person, folded)
+        self.conversions += service.convert(identities, stored.event.body, sequence, now)
+        service.count_reaction(stored.event.body, now)
         name = event_name(stored.event.body)
         watchers = service.index.watching(name)
         window = service.index.history_window(watchers)
@@ -403,10 +477,7 @@ class BatchWork:
         )
         pending = []
         if name in service.index.exit_names:
-            pending = [
-                timer
-                for timer, _ in service.engine.timers(service.persons_for_exits(person, folded))
-            ]
+            pending = [timer for timer, _ in service.engine.timers(identities)]
         result = on_event(service.index, person, facts, pending, folded.arms)
         self.decisions += service.carry_out(result, self.target_arn, now, history)
         arms = {**folded.arms, **assigned(result)}  # kept with the profile: no extra write

@@ -8,15 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from nudge.domain.messages import FIRE_HEADER, FIRE_TAG
-from nudge.service.ports import Receipts, SuppressionList
+from nudge.service.ports import ExperimentRecords, Receipts, SuppressionList
 
 __all__ = ["FeedbackService"]
 
 
 class FeedbackService:
-    def __init__(self, suppression: SuppressionList, receipts: Receipts) -> None:
+    def __init__(
+        self, suppression: SuppressionList, receipts: Receipts, experiments: ExperimentRecords
+    ) -> None:
         self._suppression = suppression
         self._receipts = receipts
+        self._experiments = experiments
 
     def on_send_event(self, detail: Mapping[str, Any], at: datetime) -> str | None:
         """Records that SES accepted the fire's email; returns the fire id, if it had one."""
@@ -39,6 +42,7 @@ class FeedbackService:
         elif kind == "Complaint":
             recipients = (detail.get("complaint") or {}).get("complainedRecipients") or []
             reason = "complained (marked as spam)"
+            self._count_complaint(detail.get("mail") or {}, at)
         else:
             return []
         addresses = [
@@ -49,6 +53,15 @@ class FeedbackService:
         for address in addresses:
             self._suppression.suppress("email", address, reason, at)
         return addresses
+
+    def _count_complaint(self, mail: Mapping[str, Any], at: datetime) -> None:
+        """A complaint counts once for the fire it is about, where its send was counted
+        (a mail without Nudge's fire tag, or never counted as sent, counts nowhere)."""
+        fire_id = _tag(mail.get("tags"), FIRE_TAG) or _header(mail.get("headers"), FIRE_HEADER)
+        under = self._experiments.sent_as(fire_id) if fire_id else None
+        if fire_id is None or under is None:
+            return
+        self._experiments.count_fire(fire_id, "complained", under, at)
 
 
 def _tag(tags: Any, name: str) -> str | None:

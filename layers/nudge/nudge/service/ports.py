@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
+    from nudge.domain.experiments.attribution import Assignment
+    from nudge.domain.experiments.counts import CountedUnder, Measure, Tally
     from nudge.domain.intake import StoredEvent
     from nudge.domain.messages import FireMessage
     from nudge.domain.person import PersonId
@@ -39,6 +41,7 @@ __all__ = [
     "DecisionRecords",
     "EngineRecords",
     "EventWriter",
+    "ExperimentRecords",
     "FireLedger",
     "FireQueue",
     "FireRecords",
@@ -239,6 +242,41 @@ class EngineRecords(Timers, FireLedger, FireRecords, DecisionRecords, Protocol):
 
 
 # ---- delivery ------------------------------------------------------------------------------
+
+
+class ExperimentRecords(Protocol):
+    """Assignments and the counters reports read. Each count happens once: the fact that
+    makes it (an assignment, a conversion, a fire counted) and the count are one write."""
+
+    def assign(self, person: PersonId, assignment: Assignment) -> bool:
+        """Opens and counts the assignment unless one of the person's in that experiment
+        version is still open at ``assignment.since``; True when opened now."""
+        ...
+
+    def assignments(self, persons: Iterable[PersonId]) -> list[tuple[PersonId, Assignment]]:
+        """The latest assignment of each of these partitions in each experiment version."""
+        ...
+
+    def convert(
+        self, person: PersonId, assignment: Assignment, event_seq: int, value: float, at: datetime
+    ) -> bool:
+        """Counts a goal event (``event_seq``, increasing per person) for an open assignment:
+        converted the first time, ``value`` as revenue each time. False if counted before,
+        or the assignment was closed or replaced since it was read."""
+        ...
+
+    def count_fire(self, fire_id: str, measure: Measure, under: CountedUnder, at: datetime) -> bool:
+        """Counts a fire sent (opened, clicked ...) once; False when counted before."""
+        ...
+
+    def sent_as(self, fire_id: str) -> CountedUnder | None:
+        """Where the fire's send was counted (its trigger, version and arm), if it was:
+        its opens, clicks and complaints are counted there too."""
+        ...
+
+    def tallies(self, trigger: str, version: str) -> list[Tally]:
+        """The counters of one version of a trigger's experiment, by arm and day."""
+        ...
 
 
 class ContactRecords(Protocol):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from nudge.domain.experiments.counts import NO_EXPERIMENT, CountedUnder
 from nudge.domain.messages import FIRE_HEADER, FIRE_TAG, FireMessage, InvalidFireMessage
 from nudge.domain.outcomes import DeliveryOutcome
 from nudge.domain.person import PersonId
@@ -43,6 +44,7 @@ from nudge.service.ports import (
     MAX_DELAY,
     ContactRecords,
     DecisionRecords,
+    ExperimentRecords,
     FireQueue,
     Forbidden,
     Mailer,
@@ -114,6 +116,7 @@ class SendService:
         webhook: WebhookPoster | None,
         reminders: Scheduler,
         queue: FireQueue,
+        experiments: ExperimentRecords,
         settings: SendSettings,
     ) -> None:
         self._events = events
@@ -126,6 +129,7 @@ class SendService:
         self._webhook = webhook
         self._reminders = reminders
         self._queue = queue
+        self._experiments = experiments
         self._settings = settings
 
     def deliver(self, fire: FireMessage, now: datetime, *, redelivered: bool = False) -> Delivery:
@@ -215,7 +219,7 @@ class SendService:
             reason = f"webhook delivered to {address} ({result.status})"
         if verdict.retry:
             reason += " (a retry after an interrupted send)"
-        reason += self._mark_sent(fire.person, fire.fire_id, fire.trigger, now)
+        reason += self._mark_sent(fire, now)
         return Delivery("sent", reason)
 
     def _accepted_before(
@@ -228,16 +232,24 @@ class SendService:
         receipt = self._receipts.find(fire.fire_id)
         if receipt is None:
             return None
-        note = self._mark_sent(fire.person, fire.fire_id, fire.trigger, now)
+        note = self._mark_sent(fire, now)
         return Delivery(
             "duplicate",
             f"SES accepted it at {receipt.at} (SES {receipt.message_id}) before the last"
             f" attempt was interrupted: not sent again{note}",
         )
 
-    def _mark_sent(self, person: PersonId, fire_id: str, trigger: str, now: datetime) -> str:
-        """Marks the fire sent; returns what the decision's reason must add if it could not."""
-        if self._mark(person, lambda state: mark_sent(state, fire_id, trigger, now)):
+    def _mark_sent(self, fire: FireMessage, now: datetime) -> str:
+        """Counts the fire sent for the report, then marks it sent in the contact record;
+        returns what the decision's reason must add if it could not mark it. Counting comes
+        first and is idempotent: if it fails, the redelivered fire finds the send claimed
+        and not marked, checks SES's receipt (a webhook goes again, with the same
+        ``webhook-id`` for the receiver to drop) and counts then."""
+        under = CountedUnder(
+            fire.trigger, fire.experiment or NO_EXPERIMENT, fire.variant or NO_EXPERIMENT
+        )
+        self._experiments.count_fire(fire.fire_id, "sent", under, now)
+        if self._mark(fire.person, lambda state: mark_sent(state, fire.fire_id, fire.trigger, now)):
             return ""
         return _UNMARKED.format(mark="sent")
 

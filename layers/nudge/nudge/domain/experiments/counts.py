@@ -13,13 +13,32 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, get_args
 
-__all__ = ["MEASURES", "NO_EXPERIMENT", "Measure", "Tally", "counts_of", "merge", "totals"]
+__all__ = [
+    "MEASURES",
+    "NO_EXPERIMENT",
+    "CountedUnder",
+    "Measure",
+    "Tally",
+    "counts_of",
+    "merge",
+    "totals",
+]
 
 Measure = Literal[
     "assigned", "sent", "opened", "clicked", "unsubscribed", "complained", "converted", "revenue"
 ]
 MEASURES: tuple[Measure, ...] = get_args(Measure)
 NO_EXPERIMENT = "-"  # the version and arm a trigger without an experiment is counted under
+
+
+@dataclass(frozen=True)
+class CountedUnder:
+    """The counter a fire's sends, opens, clicks ... go to: its trigger, the experiment
+    version and the arm it was fired in (``NO_EXPERIMENT`` for both without one)."""
+
+    trigger: str
+    version: str = NO_EXPERIMENT
+    arm: str = NO_EXPERIMENT
 
 
 @dataclass(frozen=True)

@@ -117,11 +117,16 @@ class Decision:
 
 @dataclass(frozen=True)
 class Assign:
-    """A person's first arm in an experiment (by its key: trigger and version), to be kept
-    with their profile so that re-entries find it, whatever the weights say by then."""
+    """A person entered an experiment's trigger in ``arm``. On their first entry (``first``)
+    the arm is to be kept with their profile (by its key: trigger and version), so that
+    re-entries find it whatever the weights say by then; every entry may open an assignment
+    for the report (attribution decides whether one is open already)."""
 
     key: str
     arm: str
+    trigger: str
+    person: PersonId
+    first: bool
 
 
 Action = Arm | Cancel | Fire | Assign
@@ -141,6 +146,7 @@ class TriggerIndex:
     by_event: Mapping[str, tuple[Trigger, ...]]
     inactivity: tuple[Trigger, ...]
     exit_names: frozenset[str] = frozenset()  # events that may cancel a pending timer
+    goal_names: frozenset[str] = frozenset()  # experiments' goal events: they may convert
 
     @classmethod
     def of(cls, triggers: Sequence[Trigger]) -> TriggerIndex:
@@ -156,6 +162,7 @@ class TriggerIndex:
             exit_names=frozenset(
                 match.event for trigger in enabled for match in trigger.exit_events
             ),
+            goal_names=frozenset(t.experiment.goal.event for t in enabled if t.experiment),
         )
 
     def watching(self, name: str | None) -> tuple[Trigger, ...]:
@@ -301,16 +308,19 @@ def _enter_arm(
     if trigger.experiment is None:
         return None
     key = arm_key(trigger)
-    if key in arms:
-        return arms[key]
-    arm = assign(trigger.id, trigger.experiment, person)
-    result.actions.append(Assign(key, arm))
+    first = key not in arms
+    arm = assign(trigger.id, trigger.experiment, person) if first else arms[key]
+    result.actions.append(Assign(key, arm, trigger.id, person, first))
     return arm
 
 
 def assigned(result: Result) -> dict[str, str]:
     """The arms a result gave for the first time, to keep with the person's profile."""
-    return {action.key: action.arm for action in result.actions if isinstance(action, Assign)}
+    return {
+        action.key: action.arm
+        for action in result.actions
+        if isinstance(action, Assign) and action.first
+    }
 
 
 def timing_of(trigger: Trigger, arm: str | None) -> Timing:
