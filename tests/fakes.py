@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from nudge.domain.experiments.attribution import Assignment
@@ -337,7 +338,9 @@ class InMemoryExperiments:
         day = at.astimezone(UTC).date()
         summed = self.counters.setdefault((trigger, version, arm, day), {})
         for measure, amount in counts.items():
-            summed[measure] = summed.get(measure, 0) + amount
+            # DynamoDB's ADD sums numbers in decimal: 0.1 + 0.2 is 0.3, not 0.30000000000000004
+            total = Decimal(repr(float(summed.get(measure, 0)))) + Decimal(repr(float(amount)))
+            summed[measure] = float(total)
 
 
 @dataclass(frozen=True)
