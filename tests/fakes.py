@@ -300,10 +300,10 @@ class InMemoryExperiments:
     ) -> bool:
         key = (person, assignment.trigger, assignment.version)
         current = self.assigned.get(key)
-        first = not assignment.converted
-        if not first and value == 0:
-            return False
         if current is None or current.since != assignment.since or current.until <= at:
+            return False
+        first = not current.converted  # as stored: a stale read cannot convert it twice
+        if not first and value == 0:
             return False
         if self.goal_seq.get(key, -1) >= event_seq:
             return False

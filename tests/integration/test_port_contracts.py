@@ -765,12 +765,6 @@ def test_a_conversion_of_an_assignment_never_opened_counts_nothing(
     assert experiments.tallies("abandoned_cart", VERSION) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapters/experiments.py ExperimentStore.convert decides `first` from the caller's"
-    " read and its condition does not check `converted`: a read taken before another goal"
-    " event converted the assignment counts `converted` a second time (the fake mirrors it)",
-)
 def test_a_conversion_read_before_another_converted_it_counts_converted_once(
     experiments: ExperimentRecords,
 ) -> None:

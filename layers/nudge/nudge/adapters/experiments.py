@@ -82,7 +82,26 @@ class ExperimentStore:
         value every time. ``event_seq`` grows with each of the person's events (the stream's
         sequence number), so a redelivered event counts nothing twice. False when it was
         counted before, or the assignment is no longer the one read (closed, replaced)."""
-        first = not assignment.converted
+        if self._convert(person, assignment, event_seq, value, at, first=not assignment.converted):
+            return True
+        if assignment.converted:
+            return False
+        # Read before another goal event converted it (under another identity, in another
+        # batch): this event still brings its value, as a later goal event would.
+        return self._convert(person, assignment, event_seq, value, at, first=False)
+
+    def _convert(
+        self,
+        person: PersonId,
+        assignment: Assignment,
+        event_seq: int,
+        value: float,
+        at: datetime,
+        *,
+        first: bool,
+    ) -> bool:
+        """One attempt, conditioned on the stored ``converted`` being what ``first`` says:
+        two readers of an unconverted assignment cannot both count the conversion."""
         if not first and value == 0:
             return False  # nothing to add
         key = keys.assignment_key(person, assignment.trigger, assignment.version)
@@ -92,12 +111,13 @@ class ExperimentStore:
                 "Key": to_attributes(key),
                 "UpdateExpression": "SET converted = :yes, goal_seq = :seq ADD revenue :value",
                 "ConditionExpression": (
-                    "#since = :since AND #until > :at"
+                    "#since = :since AND #until > :at AND converted = :was"
                     " AND (attribute_not_exists(goal_seq) OR goal_seq < :seq)"
                 ),
                 "ExpressionAttributeNames": {"#since": "since", "#until": "until"},
                 "ExpressionAttributeValues": {
                     ":yes": {"BOOL": True},
+                    ":was": {"BOOL": not first},
                     ":seq": {"N": str(event_seq)},
                     ":value": {"N": _decimal(value)},
                     ":since": {"S": iso(assignment.since)},

@@ -15,8 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from nudge.adapters.scheduler import schedule_name
-from nudge.domain.experiments.attribution import goal_value, new_assignment, open_for_goal
-from nudge.domain.experiments.counts import CountedUnder, Measure
+from nudge.domain.experiments.attribution import (
+    Assignment,
+    arms_open_at,
+    goal_value,
+    new_assignment,
+    open_for_goal,
+)
+from nudge.domain.experiments.counts import Measure
 from nudge.domain.intake import StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
@@ -260,12 +266,14 @@ class EvaluateService:
         facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at), history=history)
         # A first arm given here is not kept (the sweep writes no profile): the same
         # hash gives it again next time, unless the weights changed in between.
-        result = on_inactive(trigger, swept.person, facts, swept.last_seen, swept.profile.arms)
+        elsewhere = self.assigned_elsewhere(swept.person, swept.partitions, [trigger])
+        arms = {**arms_open_at(elsewhere, at), **profile.arms}
+        result = on_inactive(trigger, swept.person, facts, swept.last_seen, arms)
         if swept.person.is_anonymous and not result.actions:
             # A visitor who never logged in, left alone: most of any busy hour, and nobody
             # will ask explain about them. Recording it would cost a write each.
             return []
-        return self.carry_out(result, target_arn, at, history)
+        return self.carry_out(result, target_arn, at, history, elsewhere)
 
     # ---- shared by both paths ---------------------------------------------------------
 
@@ -275,8 +283,10 @@ class EvaluateService:
         target_arn: str,
         now: datetime,
         history: Sequence[Mapping[str, Any]],
+        assigned_elsewhere: Sequence[Assignment] = (),
     ) -> list[Decision]:
-        """Does what the engine decided."""
+        """Does what the engine decided. ``assigned_elsewhere``: the person's assignments
+        under their other identities, so an entry under this one opens no second."""
         decisions = list(result.decisions)
         for action in result.actions:
             if isinstance(action, Arm):
@@ -288,16 +298,30 @@ class EvaluateService:
                 if outcome is not None:
                     decisions = [outcome if _same_fire(d, action) else d for d in decisions]
             elif isinstance(action, Assign):
-                self._assign(action, now)
+                self._assign(action, now, assigned_elsewhere)
         return decisions
 
-    def _assign(self, entered: Assign, now: datetime) -> None:
-        """Opens an assignment for the report, unless the person's is open already. Done
-        before the fire, and idempotent: a redelivered entry finds its assignment open."""
+    def _assign(self, entered: Assign, now: datetime, elsewhere: Sequence[Assignment]) -> None:
+        """Opens an assignment for the report, unless the person's is open already (under
+        this identity: the write's condition; under another: ``elsewhere``). Idempotent: a
+        redelivered entry finds its assignment open."""
         trigger = self.index.triggers.get(entered.trigger)
         if trigger is None or trigger.experiment is None:
             return
-        self.experiments.assign(entered.person, new_assignment(trigger, entered.arm, now))
+        opened = new_assignment(trigger, entered.arm, now)
+        if any(_same_experiment(opened, other) and other.is_open(now) for other in elsewhere):
+            return
+        self.experiments.assign(entered.person, opened)
+
+    def assigned_elsewhere(
+        self, person: PersonId, identities: Sequence[PersonId], watchers: Sequence[Trigger]
+    ) -> list[Assignment]:
+        """The person's assignments under their other identities, when an experiment may
+        enter them now (one Query per other identity; most people have none)."""
+        others = [identity for identity in identities if identity != person]
+        if not others or not any(trigger.experiment for trigger in watchers):
+            return []
+        return [assignment for _, assignment in self.experiments.assignments(others)]
 
     # ---- attribution: goal events and reactions to fires ------------------------------
 
@@ -311,13 +335,14 @@ class EvaluateService:
         if name not in self.index.goal_names:
             return []
         counted = []
-        for partition, assignment in self.experiments.assignments(persons):
-            for open_one in open_for_goal([assignment], name, now):
-                value = goal_value(open_one, event)
-                if self.experiments.convert(partition, open_one, sequence, value, now):
-                    counted.append(
-                        Conversion(open_one.trigger, open_one.arm, not open_one.converted, value)
-                    )
+        for partition, open_one in _earliest_per_experiment(
+            self.experiments.assignments(persons), name, now
+        ):
+            value = goal_value(open_one, event)
+            if self.experiments.convert(partition, open_one, sequence, value, now):
+                counted.append(
+                    Conversion(open_one.trigger, open_one.arm, not open_one.converted, value)
+                )
         return counted
 
     def count_reaction(self, event: Mapping[str, Any], now: datetime) -> None:
@@ -328,8 +353,11 @@ class EvaluateService:
         fire_id, trigger = properties.get("fireId"), properties.get("trigger")
         if measure is None or not isinstance(fire_id, str) or not isinstance(trigger, str):
             return
-        under = self.experiments.sent_as(fire_id) or CountedUnder(trigger)
-        self.experiments.count_fire(fire_id, measure, under, now)
+        # Only a fire Send counted as sent: these event names also reach the public beacon,
+        # and a made-up fire id must not count anywhere.
+        under = self.experiments.sent_as(fire_id)
+        if under is not None and under.trigger == trigger:
+            self.experiments.count_fire(fire_id, measure, under, now)
 
     def _arm(self, timer: Pending, target_arn: str, now: datetime) -> None:
         name = schedule_name(timer.trigger, timer.person, timer.occurrence, timer.due)
@@ -478,8 +506,11 @@ class BatchWork:
         pending = []
         if name in service.index.exit_names:
             pending = [timer for timer, _ in service.engine.timers(identities)]
-        result = on_event(service.index, person, facts, pending, folded.arms)
-        self.decisions += service.carry_out(result, self.target_arn, now, history)
+        elsewhere = service.assigned_elsewhere(person, identities, watchers)
+        # An arm given under another identity, still open, is the person's arm here too.
+        arms = {**arms_open_at(elsewhere, now), **folded.arms}
+        result = on_event(service.index, person, facts, pending, arms)
+        self.decisions += service.carry_out(result, self.target_arn, now, history, elsewhere)
         arms = {**folded.arms, **assigned(result)}  # kept with the profile: no extra write
         self.profiles[person] = replace(folded, applied_seq=sequence, folded_at=iso(now), arms=arms)
         self.touched.add(person)
@@ -506,6 +537,23 @@ def _anonymous(profiles: Mapping[PersonId, Profile], person: PersonId) -> tuple[
 
 def _latest(moments: Iterable[str | None]) -> datetime | None:
     return max((parsed for parsed in map(_parse_time, moments) if parsed), default=None)
+
+
+def _same_experiment(one: Assignment, other: Assignment) -> bool:
+    return (one.trigger, one.version) == (other.trigger, other.version)
+
+
+def _earliest_per_experiment(
+    found: Iterable[tuple[PersonId, Assignment]], goal: object, now: datetime
+) -> list[tuple[PersonId, Assignment]]:
+    """The open assignments a goal event converts: one per experiment version, the
+    earliest, when the person holds several under different identities (a visitor and a
+    user assigned apart before they were linked are one person, converted once)."""
+    chosen: dict[tuple[str, str], tuple[PersonId, Assignment]] = {}
+    for partition, assignment in sorted(found, key=lambda pair: pair[1].since):
+        if open_for_goal([assignment], goal, now):
+            chosen.setdefault((assignment.trigger, assignment.version), (partition, assignment))
+    return list(chosen.values())
 
 
 def _same_fire(decision: Decision, fire: Fire) -> bool:

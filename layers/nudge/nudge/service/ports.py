@@ -38,6 +38,7 @@ __all__ = [
     "Claim",
     "Conflict",
     "ContactRecords",
+    "CounterReader",
     "DecisionRecords",
     "EngineRecords",
     "EventWriter",
@@ -244,7 +245,13 @@ class EngineRecords(Timers, FireLedger, FireRecords, DecisionRecords, Protocol):
 # ---- delivery ------------------------------------------------------------------------------
 
 
-class ExperimentRecords(Protocol):
+class CounterReader(Protocol):
+    def tallies(self, trigger: str, version: str) -> list[Tally]:
+        """The counters of one version of a trigger's experiment, by arm and day."""
+        ...
+
+
+class ExperimentRecords(CounterReader, Protocol):
     """Assignments and the counters reports read. Each count happens once: the fact that
     makes it (an assignment, a conversion, a fire counted) and the count are one write."""
 
@@ -272,10 +279,6 @@ class ExperimentRecords(Protocol):
     def sent_as(self, fire_id: str) -> CountedUnder | None:
         """Where the fire's send was counted (its trigger, version and arm), if it was:
         its opens, clicks and complaints are counted there too."""
-        ...
-
-    def tallies(self, trigger: str, version: str) -> list[Tally]:
-        """The counters of one version of a trigger's experiment, by arm and day."""
         ...
 
 

@@ -24,9 +24,17 @@ from datetime import datetime
 from typing import Any
 
 from nudge.domain.triggers.conditions import Facts, values_at
+from nudge.domain.triggers.experiment import experiment_key
 from nudge.domain.triggers.model import Trigger
 
-__all__ = ["DEFAULT_VALUE_PATH", "Assignment", "goal_value", "new_assignment", "open_for_goal"]
+__all__ = [
+    "DEFAULT_VALUE_PATH",
+    "Assignment",
+    "arms_open_at",
+    "goal_value",
+    "new_assignment",
+    "open_for_goal",
+]
 
 # The goal's value when the trigger names none (Segment's Order Completed carries ``total``;
 # ``revenue`` is the Ecommerce spec's older name for the same, named explicitly in triggers).
@@ -51,6 +59,17 @@ class Assignment:
 
     def converted_now(self) -> Assignment:
         return replace(self, converted=True)
+
+    @property
+    def arm_key(self) -> str:
+        """Where the engine keeps this arm among a person's arms."""
+        return experiment_key(self.trigger, self.version)
+
+
+def arms_open_at(assignments: Iterable[Assignment], at: datetime) -> dict[str, str]:
+    """The arms of the assignments still open at ``at``, as the engine takes a person's arms:
+    a visitor's arm is the user's they became, while its assignment is open."""
+    return {a.arm_key: a.arm for a in sorted(assignments, key=lambda a: a.since) if a.is_open(at)}
 
 
 def new_assignment(trigger: Trigger, arm: str, at: datetime) -> Assignment:

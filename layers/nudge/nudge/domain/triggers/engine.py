@@ -25,7 +25,7 @@ from nudge.domain.outcomes import Outcome
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import hour_of
 from nudge.domain.triggers.conditions import Facts, event_name, matches_event, values_at
-from nudge.domain.triggers.experiment import HOLDOUT, assign
+from nudge.domain.triggers.experiment import HOLDOUT, assign, experiment_key
 from nudge.domain.triggers.explain import why_not
 from nudge.domain.triggers.model import (
     Absence,
@@ -298,7 +298,7 @@ class Timing:
 def arm_key(trigger: Trigger) -> str:
     """Where a person's arm is kept: per trigger and experiment version."""
     assert trigger.experiment is not None
-    return f"{trigger.id}@{trigger.experiment.version}"
+    return experiment_key(trigger.id, trigger.experiment.version)
 
 
 def _enter_arm(

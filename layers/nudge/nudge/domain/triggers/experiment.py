@@ -31,7 +31,7 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, mo
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.common import ID_PATTERN, Duration, Path, Strict, Window, in_range
 
-__all__ = ["HOLDOUT", "Experiment", "Goal", "Variant", "assign"]
+__all__ = ["HOLDOUT", "Experiment", "Goal", "Variant", "assign", "experiment_key"]
 
 HOLDOUT = "holdout"  # the arm that is assigned and recorded, never sent
 MAX_GOAL_WINDOW = timedelta(days=30)
@@ -147,6 +147,11 @@ class Experiment(Strict):
 
     def variant(self, arm: str) -> Variant | None:
         return next((variant for variant in self.variants if variant.id == arm), None)
+
+
+def experiment_key(trigger_id: str, version: str) -> str:
+    """One experiment version of one trigger, as people's arms and assignments are kept."""
+    return f"{trigger_id}@{version}"
 
 
 def assign(trigger_id: str, experiment: Experiment, person: PersonId) -> str:
