@@ -1,5 +1,5 @@
-"""``python -m bench [NAME ...] [--json]``: calls, delivery, dynamodb, engine, experiments, idle,
-imports, layer, sweep, throughput.
+"""``python -m bench [NAME ...] [--json]``: attribution, calls, delivery, dynamodb, engine,
+experiments, idle, imports, layer, sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from rich.console import Console
 
 from bench import (
+    attribution,
     calls,
     delivery,
     dynamodb,
@@ -30,6 +31,7 @@ from bench import (
 from bench.common import Figures
 
 BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
+    "attribution": attribution.run,
     "calls": calls.run,
     "delivery": delivery.run,
     "dynamodb": dynamodb.run,

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from nudge.bootstrap import person_views
+from nudge.bootstrap import InvalidRequest, person_views, report_page, reporting
 from werkzeug.wrappers import Request, Response
 
 from local.faults import FAULT_KINDS
@@ -34,6 +34,7 @@ class ControlApi:
         # The stack's own client: its requests are marked as the pump's, so reading a view
         # never wakes an idle pump.
         self.views = person_views(stack.dynamodb, stack.template.names.physical(table))
+        self.reports = reporting(stack.dynamodb, stack.template.names.physical(table))
         self.routes: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("GET", "/_local/health"): self._health,
             ("POST", "/_local/drain"): self._drain,
@@ -44,6 +45,7 @@ class ControlApi:
             ("POST", "/_local/faults"): self._set_faults,
             ("GET", "/_local/faults"): self._pending_faults,
             ("GET", "/_local/fires"): self._fires,
+            ("GET", "/_local/report"): self._report,
         }
         # GET <prefix><rest>: the handler gets the rest of the path.
         self.prefixed: dict[str, Callable[[str], Response]] = {
@@ -171,6 +173,31 @@ class ControlApi:
         if user_id:
             return json_response(200, self.views.fires(user_id))
         return json_response(200, self.views.all_fires())
+
+    def _report(self, request: Request) -> Response:
+        """Experiment reports as one HTML page (``?trigger=`` for one, ``?format=json``
+        for the reports API's JSON), as of the virtual clock's day."""
+        today = self.stack.clock.now().date()
+        trigger, version = request.args.get("trigger"), request.args.get("version")
+        try:
+            reports = (
+                [self.reports.trigger(trigger, today, version)]
+                if trigger
+                else self.reports.triggers(today)
+            )
+        except InvalidRequest as error:
+            status = 404 if error.field == "id" else 400
+            return json_response(
+                status,
+                {
+                    "code": "not_found" if status == 404 else "invalid_request",
+                    "message": error.message,
+                    "field": error.field,
+                },
+            )
+        if request.args.get("format") == "json":
+            return json_response(200, reports[0] if trigger else {"triggers": reports})
+        return Response(report_page(reports), content_type="text/html; charset=utf-8")
 
     # ---- the outbox: what was delivered, and what is still on its way -----------------
 

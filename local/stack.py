@@ -77,6 +77,7 @@ class StackConfig:
     http_concurrency: int = 2
     poll_interval: float = 0.1  # after a failed pump round, before trying again
     advance_budget: float = 600.0  # seconds of work one clock advance may take
+    admin_key: str = "dev-admin-key"  # the reports API's key (an SSM SecureString on AWS)
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -91,6 +92,7 @@ class StackConfig:
             webhook_secret=os.environ.get("NUDGE_WEBHOOK_SECRET") or cls.webhook_secret,
             template_path=Path(os.environ.get("NUDGE_TEMPLATE", str(REPO / "template.yaml"))),
             advance_budget=float(os.environ.get("NUDGE_ADVANCE_BUDGET", "600")),
+            admin_key=os.environ.get("NUDGE_ADMIN_KEY") or "dev-admin-key",
         )
 
 
@@ -151,6 +153,7 @@ class LocalStack:
         self.scheduler = self._client("scheduler")
         self.sesv2 = self._client("sesv2")
         create_resources(self.template, self.dynamodb, self.sqs, self.scheduler, self.sesv2)
+        self._put_admin_key()
         base_env = self.aws_environment()
         for spec in self.template.functions.values():
             concurrency = self.config.http_concurrency if spec.http_routes else 1
@@ -361,6 +364,16 @@ class LocalStack:
         """Drains a moment whatever its work takes (stopping half-way would leave time
         half-processed, which no later call could put right); returns when it went quiet."""
         return self._drain(timeout=self.config.advance_budget + 60)[1]
+
+    def _put_admin_key(self) -> None:
+        """The SecureString the Reports function reads its key from. On AWS the operator
+        creates it before deploying (CloudFormation cannot create SecureStrings); here the
+        stack plays the operator, with NUDGE_ADMIN_KEY."""
+        name = self.template.parameters.get("AdminKeyParameter")
+        if name:
+            self._client("ssm").put_parameter(
+                Name=name, Value=self.config.admin_key, Type="SecureString", Overwrite=True
+            )
 
     def reset(self) -> None:
         """Wipe all data: tables are recreated (fresh streams), queues purged."""

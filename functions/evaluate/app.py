@@ -5,6 +5,7 @@ who have become inactive."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,8 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
 from nudge.adapters.store import stored_event_from_image
+from nudge.domain.triggers.engine import Decision
+from nudge.entrypoints.metrics import emit_conversions, emit_decisions
 from nudge.service.evaluate import SWEEP_SOURCE, TIMER_SOURCE, TimerPayload
 
 logger = Logger()
@@ -33,8 +36,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("source") == TIMER_SOURCE:
         decisions = service.on_timer(TimerPayload.parse(event), context.invoked_function_arn)
         metrics.add_metric("TimersDue", MetricUnit.Count, 1)
-        for decision in decisions:
-            metrics.add_metric(f"Decision_{decision.outcome}", MetricUnit.Count, 1)
+        _count(decisions)
         return {"decisions": [decision.outcome for decision in decisions]}
     if event.get("source") == SWEEP_SOURCE:
         return _on_sweep(event, context)
@@ -47,8 +49,7 @@ def _on_sweep(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     scheduled = datetime.fromisoformat(str(event["scheduledTime"]))
     decisions = service.sweep(scheduled, context.invoked_function_arn)
     metrics.add_metric("InactivitySweeps", MetricUnit.Count, 1)
-    for decision in decisions:
-        metrics.add_metric(f"Decision_{decision.outcome}", MetricUnit.Count, 1)
+    _count(decisions)
     return {"decisions": [decision.outcome for decision in decisions]}
 
 
@@ -77,9 +78,18 @@ def _on_stream(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     refused = work.finish()
     failures += [{"itemIdentifier": str(work.first_sequence[person])} for person in refused]
     metrics.add_metric("EventsEvaluated", MetricUnit.Count, len(records))
+    _count(work.decisions)
+    emit_conversions([(c.trigger, c.arm) for c in work.conversions if c.first])
     if refused:
         logger.error("profiles not saved", extra={"persons": [str(p) for p in sorted(refused)]})
     return {"batchItemFailures": failures}
+
+
+def _count(decisions: Sequence[Decision]) -> None:
+    """Per outcome (the service dimension only), and per trigger and arm for the dashboard."""
+    for decision in decisions:
+        metrics.add_metric(f"Decision_{decision.outcome}", MetricUnit.Count, 1)
+    emit_decisions((d.trigger, d.arm, d.outcome) for d in decisions)
 
 
 def _is_new_event(record: dict[str, Any]) -> bool:

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
 from nudge.domain.messages import FireMessage
+from nudge.entrypoints.metrics import emit_delivery
 from nudge.service.send import Poison, parse_fire
 
 logger = Logger()
@@ -58,8 +59,11 @@ def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
         if dead is not None:  # recorded for explain when it is a fire at all
             service.record_dead_letter(dead, str(poison), now)
         metrics.add_metric("DeadLettered", MetricUnit.Count, 1)
+        if dead is not None:
+            emit_delivery(dead.trigger, dead.variant, dead.channel, "dead_letter")
         return
     metrics.add_metric(f"Delivery_{delivery.outcome}", MetricUnit.Count, 1)
+    emit_delivery(fire.trigger, fire.variant, fire.channel, delivery.outcome)
     if delivery.outcome == "in_flight":
         raise TryLater(delivery.reason)  # another delivery holds the claim; SQS brings it back
 

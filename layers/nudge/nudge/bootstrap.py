@@ -14,7 +14,7 @@ import functools
 import os
 from datetime import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -29,12 +29,14 @@ from nudge.config import (
     TrackingSettings,
     bundled_triggers,
 )
+from nudge.domain.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
 
     from nudge.adapters.queue import DeadLetters
     from nudge.adapters.suppression import SuppressionStore
@@ -43,10 +45,13 @@ if TYPE_CHECKING:
     from nudge.service.feedback import FeedbackService
     from nudge.service.ingest import IngestService
     from nudge.service.inspect import PersonViews
+    from nudge.service.reporting import Reporting
     from nudge.service.send import SendService
     from nudge.service.track import TrackService
 
 __all__ = [
+    "InvalidRequest",
+    "admin_key",
     "delivery_settings",
     "dynamodb_client",
     "engine_settings",
@@ -55,6 +60,8 @@ __all__ = [
     "feedback_service",
     "ingest_service",
     "person_views",
+    "report_page",
+    "reporting",
     "send_dead_letters",
     "send_service",
     "settings",
@@ -248,6 +255,51 @@ def feedback_service() -> FeedbackService:
         SendReceipts(dynamodb_client(), table),
         ExperimentStore(dynamodb_client(), table),
     )
+
+
+def reporting(
+    client: DynamoDBClient | None = None,
+    table_name: str | None = None,
+    triggers_dir: Path | None = None,
+) -> Reporting:
+    """Every trigger's report, from the counters (the Reports function, `nudge report`, the
+    local stack's /_local/report). Disabled triggers are reported too: their counts stay."""
+    from nudge.adapters.experiments import ExperimentStore
+    from nudge.domain.triggers.loader import load_triggers
+    from nudge.service.reporting import Reporting
+
+    folder = triggers_dir or bundled_triggers()
+    loaded = load_triggers(folder) if folder.is_dir() else None
+    triggers = {trigger.id: trigger for trigger in loaded.triggers} if loaded else {}
+    dynamodb = client if client is not None else dynamodb_client()
+    return Reporting(ExperimentStore(dynamodb, table_name or settings().table_name), triggers)
+
+
+def report_page(reports: list[dict[str, Any]]) -> str:
+    """Reports as one self-contained HTML page (the local stack's /_local/report)."""
+    from nudge.entrypoints.report_render import html_report
+
+    return html_report(reports)
+
+
+ADMIN_KEY_PARAMETER = "NUDGE_ADMIN_KEY_PARAMETER"
+
+
+def admin_key() -> str:
+    """The reports API's key, from the SSM SecureString parameter the environment names
+    (read once per process). Never the write key: reports show every trigger's results."""
+    name = os.environ.get(ADMIN_KEY_PARAMETER)
+    if not name:
+        raise ConfigError(f"{ADMIN_KEY_PARAMETER} is not set")
+    from nudge.adapters.aws_errors import aws_call
+
+    client: SSMClient = boto3.client("ssm", config=_CLIENT_CONFIG)
+    with aws_call("reading the admin key"):
+        answer = client.get_parameter(Name=name, WithDecryption=True)
+    value = answer["Parameter"].get("Value", "").strip()
+    if not value:
+        raise ConfigError(f"the admin key parameter {name} is empty")
+    return value
 
 
 def person_views(

@@ -1,4 +1,4 @@
-"""The `nudge` command line: openapi, validate, schema, backtest, explain, preview."""
+"""The `nudge` command line: openapi, validate, schema, backtest, explain, preview, report."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.schema import trigger_schema
 from nudge.entrypoints.openapi import openapi_document
 from nudge.entrypoints.preview import run_preview
-from nudge.entrypoints.reports import run_backtest, run_explain
+from nudge.entrypoints.reports import run_backtest, run_explain, run_report
 
 __all__ = ["main"]
 
@@ -49,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--event", type=Path, help="the triggering event (or a list of events)")
     preview.add_argument("--out", type=Path, default=Path("preview"), help="default ./preview")
     preview.add_argument("--triggers", type=Path, default=Path("triggers"))
+    report = commands.add_parser("report", help="experiment results, from the table's counters")
+    report.add_argument("trigger", nargs="?", help="one trigger in full (default: a summary)")
+    report.add_argument("--json", action="store_true", help="the reports API's JSON on stdout")
+    report.add_argument("--html", type=Path, help="also write one self-contained HTML file")
+    report.add_argument("--version", dest="experiment_version", help="an earlier experiment")
+    report.add_argument("--table", help="table name (default: $NUDGE_TABLE_NAME)")
+    report.add_argument(
+        "--triggers", type=Path, default=Path("triggers"), help="the deployed trigger files"
+    )
     return parser
 
 
@@ -65,6 +74,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_backtest(arguments.events, arguments.triggers, as_json=arguments.json)
     elif arguments.command == "explain":
         return run_explain(arguments.user, arguments.trigger, arguments.table, arguments.triggers)
+    elif arguments.command == "report":
+        return run_report(
+            arguments.trigger,
+            arguments.table,
+            arguments.triggers,
+            as_json=arguments.json,
+            html=arguments.html,
+            version=arguments.experiment_version,
+        )
     elif arguments.command == "preview":
         return run_preview(
             arguments.trigger, arguments.user, arguments.event, arguments.out, arguments.triggers

@@ -1,4 +1,4 @@
-"""`nudge backtest` and `nudge explain`: terminal reports (rich) or JSON."""
+"""`nudge backtest`, `nudge explain` and `nudge report`: terminal reports (rich) or JSON."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nudge.config import ConfigError
 from nudge.domain.triggers.loader import load_triggers
 from nudge.service.backtest import backtest, read_events
 
-__all__ = ["run_backtest", "run_explain"]
+__all__ = ["run_backtest", "run_explain", "run_report"]
 
 
 def run_backtest(events_path: Path, triggers_dir: Path, *, as_json: bool) -> int:
@@ -98,4 +98,58 @@ def run_explain(user_id: str, trigger: str | None, table: str | None, triggers_d
         occurrence = f" [{decision['occurrence']}]" if decision.get("occurrence") else ""
         outcome = f"{decision['outcome']} — {decision['reason']}"
         sys.stdout.write(f"{decision['at']}  {decision['trigger']}{occurrence}: {outcome}\n")
+    return 0
+
+
+def run_report(
+    trigger: str | None,
+    table: str | None,
+    triggers_dir: Path,
+    *,
+    as_json: bool,
+    html: Path | None,
+    version: str | None = None,
+) -> int:
+    """Experiment reports from the table's counters: a summary of every trigger, or one
+    trigger in full; ``--json`` the API's JSON, ``--html`` one self-contained file."""
+    from nudge.bootstrap import reporting
+    from nudge.domain.errors import InvalidRequest
+    from nudge.service.ports import OutsideError
+
+    table_name = table or os.environ.get("NUDGE_TABLE_NAME")
+    if not table_name:
+        sys.stderr.write("name the table: --table or NUDGE_TABLE_NAME\n")
+        return 2
+    today = datetime.now(UTC).date()  # an entry point: the one place this command reads the clock
+    try:
+        service = reporting(table_name=table_name, triggers_dir=triggers_dir)
+        reports = [service.trigger(trigger, today, version)] if trigger else service.triggers(today)
+    except InvalidRequest as error:
+        sys.stderr.write(f"{error.message}\n")
+        return 2
+    except (ConfigError, OutsideError) as error:
+        sys.stderr.write(f"cannot read the counters: {error}\n")
+        return 1
+    return _show_reports(reports, one=trigger is not None, as_json=as_json, html=html)
+
+
+def _show_reports(
+    reports: list[dict[str, Any]], *, one: bool, as_json: bool, html: Path | None
+) -> int:
+    from rich.console import Console
+
+    from nudge.entrypoints.report_render import html_report, print_report, print_summary
+
+    if html is not None:
+        html.write_text(html_report(reports), encoding="utf-8")
+        sys.stderr.write(f"wrote {html}\n")
+    if as_json:
+        body: Any = reports[0] if one else {"triggers": reports}
+        sys.stdout.write(json.dumps(body, ensure_ascii=False, allow_nan=False) + "\n")
+        return 0
+    console = Console()
+    if one:
+        print_report(reports[0], console)
+    else:
+        print_summary(reports, console)
     return 0
