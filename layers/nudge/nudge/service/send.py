@@ -344,6 +344,7 @@ class SendService:
             reason=delivery.reason,
             at=now,
             occurrence=str(fire.occurrence),
+            arm=fire.variant,  # delivery's records carry the arm too, as the engine's do
         )
         self._decisions.save_decisions([decision])
 
