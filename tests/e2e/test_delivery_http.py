@@ -5,6 +5,8 @@ This module runs its own stack, configured with a sender address, a webhook secr
 CRM webhook URL pointing at a receiver started first on 127.0.0.1. Events carry no
 timestamp, so each one is received at the stack's virtual "now"; the clock only moves
 forward, so timezones are chosen from the clock to put due times at the hour a test needs.
+A cart's shopper is ``shopper_in("user")``: one the abandoned_cart experiment puts in h24, so
+the reminder these tests time is due a day after the cart.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from standardwebhooks import Webhook
 
+from tests.arms import shopper_in
 from tests.e2e.conftest import (
     FROM_EMAIL,
     REQUEST_TIMEOUT,
@@ -53,7 +56,7 @@ def _unsubscribe_url(email: dict[str, Any]) -> str:
 
 
 def _abandon_cart_by_day(stack: StackClient, user_id: str, carts: int = 1) -> None:
-    """Carts added now by a user whose timezone makes their 24-hour mark midday."""
+    """Carts added now by a user (in h24) whose timezone makes their 24-hour mark midday."""
     due = stack.now() + timedelta(days=1, minutes=1)
     identify(stack, user_id, email=f"{user_id}@example.com", timezone=zone_where(due, 12))
     for number in range(carts):
@@ -68,7 +71,7 @@ def test_a_product_link_in_the_email_records_the_click_and_redirects(
 ):
     """The cart email's product links go through the click tracker to the product page."""
     # given
-    stack, user = delivery_stack, new_id("user")
+    stack, user = delivery_stack, shopper_in("user")
     due = stack.now() + timedelta(days=1, minutes=1)
     identify(stack, user, email=f"{user}@example.com", timezone=zone_where(due, 12))
     add_to_cart(stack, user, new_id("cart"), "sku-1", 19.5)
@@ -88,7 +91,7 @@ def test_abandoned_cart_becomes_one_email_with_one_click_unsubscribe(
 ):
     """An abandoned cart's fire is one email listing the cart, with RFC 8058 headers."""
     # given
-    stack, user = delivery_stack, new_id("user")
+    stack, user = delivery_stack, shopper_in("user")
     address = f"{user}@example.com"
     due = stack.now() + timedelta(days=1, minutes=1)
     identify(stack, user, email=address, timezone=zone_where(due, 12))
@@ -121,7 +124,7 @@ def test_abandoned_cart_becomes_one_email_with_one_click_unsubscribe(
 def test_one_click_unsubscribe_stops_later_emails(delivery_stack: StackClient):
     """POSTing List-Unsubscribe=One-Click to the header's URL suppresses later fires."""
     # given
-    stack, user = delivery_stack, new_id("user")
+    stack, user = delivery_stack, shopper_in("user")
     _abandon_cart_by_day(stack, user)
     advance(stack, DAY + MINUTE)
     (email,) = emails(stack)
@@ -145,7 +148,7 @@ def test_one_click_unsubscribe_stops_later_emails(delivery_stack: StackClient):
 def test_five_abandoned_carts_in_one_day_give_one_email(delivery_stack: StackClient):
     """Five carts abandoned the same day: one email, the other four fires capped."""
     # given
-    stack, user = delivery_stack, new_id("user")
+    stack, user = delivery_stack, shopper_in("user")
     _abandon_cart_by_day(stack, user, carts=5)
 
     # when
@@ -160,7 +163,7 @@ def test_five_abandoned_carts_in_one_day_give_one_email(delivery_stack: StackCli
 def test_a_fire_due_in_quiet_hours_is_emailed_when_they_end(delivery_stack: StackClient):
     """A fire due at night in the person's timezone is emailed at 08:00 their time."""
     # given
-    stack, user = delivery_stack, new_id("user")
+    stack, user = delivery_stack, shopper_in("user")
     due = stack.now() + timedelta(days=1, minutes=1)
     zone = zone_where(due, 22)
     identify(stack, user, email=f"{user}@example.com", timezone=zone)

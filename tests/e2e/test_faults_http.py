@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.arms import shopper_in
 from tests.e2e.conftest import (
     CLOSE,
     HANG,
@@ -57,9 +58,8 @@ def _zone_where(moment: datetime, local_hour: int) -> str:
     return "UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"  # Etc/GMT signs are inverted
 
 
-def _shopper(stack: StackClient, prefix: str, at: datetime) -> tuple[str, str]:
+def _shopper(stack: StackClient, user: str, at: datetime) -> tuple[str, str]:
     """A person with an email, in a timezone where `at` is midday (outside quiet hours)."""
-    user = _new_user(prefix)
     address = f"{user}@example.com"
     traits = {"email": address, "timezone": _zone_where(at, 12)}
     assert stack.post("/v1/identify", {"userId": user, "traits": traits}).status_code == 200
@@ -67,8 +67,10 @@ def _shopper(stack: StackClient, prefix: str, at: datetime) -> tuple[str, str]:
 
 
 def _abandon_cart(stack: StackClient, prefix: str) -> tuple[str, str]:
-    """A shopper who adds to a cart now; the abandoned cart fires a day later, at midday."""
-    user, address = _shopper(stack, prefix, stack.now() + timedelta(days=1, minutes=1))
+    """A shopper who adds to a cart now; the abandoned cart fires a day later, at midday
+    (the shopper is one the abandoned_cart experiment puts in h24)."""
+    at = stack.now() + timedelta(days=1, minutes=1)
+    user, address = _shopper(stack, shopper_in(prefix), at)
     properties = {"cart_id": "c1", **ITEM}
     track = {"userId": user, "event": "Product Added", "properties": properties}
     assert stack.post("/v1/track", track).status_code == 200
@@ -252,7 +254,7 @@ def test_a_poison_fire_is_dead_lettered_and_the_rest_of_its_batch_is_sent(stack:
     it in the batch are each sent once."""
     # given
     now = stack.now()
-    people = [_shopper(stack, prefix, now) for prefix in ("before", "poison", "after")]
+    people = [_shopper(stack, _new_user(prefix), now) for prefix in ("before", "poison", "after")]
     stack.drain()
     fires = [
         {
@@ -293,7 +295,7 @@ def test_a_delayed_message_waits_on_the_virtual_clock(stack: StackClient):
     """A fire put on the send queue with DelaySeconds is handed out when the virtual clock has
     passed its delay, not before: the queue keeps the stack's clock, as retries rely on."""
     # given
-    user, address = _shopper(stack, "delayed", stack.now() + timedelta(minutes=10))
+    user, address = _shopper(stack, _new_user("delayed"), stack.now() + timedelta(minutes=10))
     stack.drain()
     fire = {
         "fireId": f"fire-{uuid.uuid4().hex[:12]}",

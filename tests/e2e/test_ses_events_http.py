@@ -4,13 +4,13 @@ the Feedback function suppresses the address, so the next fire to it is not sent
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from tests.arms import shopper_in
 from tests.e2e.conftest import StackClient
 from tests.e2e.shop import advance as _advance  # asserts the advance completed
 
@@ -30,7 +30,8 @@ def _midday_zone(moment: datetime) -> str:
 
 
 def _abandon_cart(stack: StackClient, user: str, address: str, cart: str) -> None:
-    """The user (emailed at `address`) adds to `cart` now; the reminder is due a day later."""
+    """The user (emailed at `address`) adds to `cart` now; the reminder is due a day later
+    for a user the abandoned_cart experiment puts in h24 (tests.arms.shopper_in)."""
     due = stack.now() + timedelta(days=1, minutes=1)
     traits = {"email": address, "timezone": _midday_zone(due)}
     assert stack.post("/v1/identify", {"userId": user, "traits": traits}).status_code == 200
@@ -64,7 +65,7 @@ def test_a_bounce_or_complaint_suppresses_the_address_for_the_next_fire(
     """The first email to a simulator address is sent; SES reports the bounce or complaint,
     and the next day's abandoned cart to the same address is suppressed, not sent."""
     # given
-    user = f"sim-{uuid.uuid4().hex[:8]}"
+    user = shopper_in("sim")
     _abandon_cart(delivery_stack, user, address, "c1")
     _advance(delivery_stack, DAY + 60)
 
@@ -81,7 +82,7 @@ def test_a_bounce_or_complaint_suppresses_the_address_for_the_next_fire(
 def test_every_accepted_email_leaves_a_receipt(delivery_stack: StackClient):
     """SES's Send event reaches Feedback for each accepted email: its fire has a receipt."""
     # given
-    user = f"receipt-{uuid.uuid4().hex[:8]}"
+    user = shopper_in("receipt")
     address = f"{user}@example.com"
     _abandon_cart(delivery_stack, user, address, "c1")
 

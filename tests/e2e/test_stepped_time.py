@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
+from tests.arms import shopper_in
 from tests.e2e.conftest import WEBHOOK_SECRET, Receiver, StackClient
 from tests.e2e.shop import (
     DAY,
@@ -67,7 +68,8 @@ Story = tuple[tuple[tuple[str, timedelta], ...], tuple[timedelta, ...]]
 
 
 def _shopper(stack: StackClient, prefix: str) -> str:
-    user = new_id(prefix)
+    """A shopper the abandoned_cart experiment puts in h24: their carts are due a day on."""
+    user = shopper_in(prefix)
     identify(stack, user, email=f"{user}@example.com", timezone="UTC")
     return user
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.arms import shopper_in
 from tests.e2e.conftest import StackClient
 from tests.e2e.shop import advance as _advance  # asserts the advance completed
 
@@ -122,12 +123,14 @@ def _outcomes(stack: StackClient, user_id: str, trigger: str) -> list[str]:
 
 
 # ---- abandoned_cart ------------------------------------------------------------------
+# Shoppers come from shopper_in: ones the abandoned_cart experiment puts in h24, so their
+# reminder is due 24 hours on. A visitor's cart is armed under the visitor: its arm counts.
 
 
 def test_abandoned_cart_fires_once_after_24_hours_with_the_cart_items(stack: StackClient):
     """A user with an email who adds to cart and does not buy gets one fire with the items."""
     # given
-    user, cart = _new_id("user"), _new_id("cart")
+    user, cart = shopper_in("user"), _new_id("cart")
     _identify(stack, user, email=f"{user}@example.com")
     _add_to_cart(stack, cart, "sku-1", 19.5, user_id=user)
     _add_to_cart(stack, cart, "sku-2", 5.0, user_id=user)
@@ -155,7 +158,7 @@ def test_abandoned_cart_fires_once_after_24_hours_with_the_cart_items(stack: Sta
 def test_abandoned_cart_does_not_fire_again_as_the_clock_moves_on(stack: StackClient):
     """Once the abandoned cart has fired, advancing the clock further adds no second fire."""
     # given
-    user, cart = _new_id("user"), _new_id("cart")
+    user, cart = shopper_in("user"), _new_id("cart")
     _identify(stack, user, email=f"{user}@example.com")
     _add_to_cart(stack, cart, "sku-1", 10.0, user_id=user)
     _advance(stack, DAY + MINUTE)
@@ -172,7 +175,7 @@ def test_abandoned_cart_does_not_fire_again_as_the_clock_moves_on(stack: StackCl
 def test_abandoned_cart_is_pending_until_the_24_hours_are_over(stack: StackClient):
     """Before 24 hours have passed, explain shows the cart pending and nothing has fired."""
     # given
-    user, cart = _new_id("user"), _new_id("cart")
+    user, cart = shopper_in("user"), _new_id("cart")
     _identify(stack, user, email=f"{user}@example.com")
     _add_to_cart(stack, cart, "sku-1", 10.0, user_id=user)
 
@@ -190,7 +193,7 @@ def test_abandoned_cart_is_pending_until_the_24_hours_are_over(stack: StackClien
 def test_an_order_for_the_cart_within_24_hours_exits_it(stack: StackClient):
     """An Order Completed with the same cart_id within 24 hours: no fire, explain says exited."""
     # given
-    user, cart = _new_id("user"), _new_id("cart")
+    user, cart = shopper_in("user"), _new_id("cart")
     _identify(stack, user, email=f"{user}@example.com")
     _add_to_cart(stack, cart, "sku-1", 10.0, user_id=user)
     _advance(stack, 2 * HOUR)
@@ -210,7 +213,7 @@ def test_an_order_for_the_cart_within_24_hours_exits_it(stack: StackClient):
 def test_two_carts_get_two_timers_and_two_fires_each_with_its_own_items(stack: StackClient):
     """Two carts with different cart_ids are two occurrences: two pending timers, two fires."""
     # given
-    user, first, second = _new_id("user"), _new_id("cart"), _new_id("cart")
+    user, first, second = shopper_in("user"), _new_id("cart"), _new_id("cart")
     _identify(stack, user, email=f"{user}@example.com")
     _add_to_cart(stack, first, "sku-a", 1.0, user_id=user)
     _add_to_cart(stack, second, "sku-b", 2.0, user_id=user)
@@ -236,7 +239,7 @@ def test_two_carts_get_two_timers_and_two_fires_each_with_its_own_items(stack: S
 def test_an_order_for_one_cart_leaves_the_other_cart_to_fire(stack: StackClient):
     """An order naming one cart_id exits that cart only; the other cart still fires."""
     # given
-    user, bought, left = _new_id("user"), _new_id("cart"), _new_id("cart")
+    user, bought, left = shopper_in("user"), _new_id("cart"), _new_id("cart")
     _identify(stack, user, email=f"{user}@example.com")
     _add_to_cart(stack, bought, "sku-a", 1.0, user_id=user)
     _add_to_cart(stack, left, "sku-b", 2.0, user_id=user)
@@ -253,7 +256,7 @@ def test_an_order_for_one_cart_leaves_the_other_cart_to_fire(stack: StackClient)
 def test_an_anonymous_cart_then_identify_then_order_gives_no_fire(stack: StackClient):
     """A visitor who adds to cart, identifies and then orders under the userId gets no fire."""
     # given
-    anon, user, cart = _new_id("anon"), _new_id("user"), _new_id("cart")
+    anon, user, cart = shopper_in("anon", anonymous=True), _new_id("user"), _new_id("cart")
     _add_to_cart(stack, cart, "sku-1", 10.0, anonymous_id=anon)
     _identify(stack, user, anonymous_id=anon, email=f"{user}@example.com")
 
@@ -274,7 +277,7 @@ def test_an_anonymous_cart_then_identify_then_order_gives_no_fire(stack: StackCl
 def test_an_anonymous_cart_then_identify_without_order_fires_to_the_user(stack: StackClient):
     """A visitor who adds to cart and identifies with an email but never orders is reminded."""
     # given
-    anon, user, cart = _new_id("anon"), _new_id("user"), _new_id("cart")
+    anon, user, cart = shopper_in("anon", anonymous=True), _new_id("user"), _new_id("cart")
     _add_to_cart(stack, cart, "sku-1", 10.0, anonymous_id=anon)
     _identify(stack, user, anonymous_id=anon, email=f"{user}@example.com")
 
@@ -290,7 +293,7 @@ def test_an_anonymous_cart_then_identify_without_order_fires_to_the_user(stack: 
 def test_an_anonymous_cart_never_identified_is_not_matched_when_due(stack: StackClient):
     """A visitor who adds to cart and never identifies is waited for, then not_matched: no email."""
     # given
-    anon, cart = _new_id("anon"), _new_id("cart")
+    anon, cart = shopper_in("anon", anonymous=True), _new_id("cart")
     _add_to_cart(stack, cart, "sku-1", 10.0, anonymous_id=anon)
 
     # when

@@ -15,10 +15,15 @@ from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.engine import Pending
 
+from tests.arms import shopper_in
 from tests.integration._harness import NOW, Aws, Invoke, Stream, beacon
 
 DAY = timedelta(days=1)
-CART_DUE = NOW + DAY  # abandoned_cart: no order within 24h of the Product Added at NOW
+# ada: a shopper the abandoned_cart experiment puts in h24 (no order within 24h), so her cart
+# is due a day after the Product Added at NOW.
+ADA_ID = shopper_in("ada")
+ADA = f"u:{ADA_ID}"
+CART_DUE = NOW + DAY
 
 
 # ---- the world around the function: beacons in, the stream, schedules, the queue -------
@@ -167,7 +172,7 @@ def _fire_all_due(aws: Aws, evaluate: Invoke, trigger: str) -> list[dict[str, An
 @pytest.fixture
 def cart_armed(ingest: Invoke, stream: Stream) -> None:
     """ada (with an email) added one item to cart c1 at NOW; Evaluate has seen it."""
-    _send(ingest, _identify("ada", "ada@example.com"), _product_added("c1", "sku-1", user="ada"))
+    _send(ingest, _identify(ADA_ID, "ada@example.com"), _product_added("c1", "sku-1", user=ADA_ID))
     assert _evaluate(stream, NOW) == [{"batchItemFailures": []}]
 
 
@@ -179,7 +184,7 @@ def test_product_added_arms_a_schedule_and_a_timer_due_in_24_hours(aws: Aws, car
     # given: the cart_armed fixture
     # when
     schedules = _schedules(aws, "abandoned_cart")
-    timers = _timers(aws, "u:ada", "abandoned_cart")
+    timers = _timers(aws, ADA, "abandoned_cart")
     # then
     assert len(schedules) == 1
     assert schedules[0]["ScheduleExpression"] == "at(2026-11-29T10:00:00)"
@@ -199,12 +204,12 @@ def test_due_timer_fires_once_onto_the_send_queue_with_the_cart_items(
     # then
     assert response == {"decisions": ["fired"]}
     (fire,) = _queued(aws)
-    assert (fire["trigger"], fire["person"], fire["userId"]) == ("abandoned_cart", "u:ada", "ada")
+    assert (fire["trigger"], fire["person"], fire["userId"]) == ("abandoned_cart", ADA, ADA_ID)
     assert fire["occurrence"] == "cart_id=c1"
     assert fire["context"]["items"] == [
         {"name": "Product sku-1", "price": 10.0, "quantity": 1, "image_url": None, "url": None}
     ]
-    assert _timers(aws, "u:ada", "abandoned_cart") == []
+    assert _timers(aws, ADA, "abandoned_cart") == []
 
 
 def test_order_before_due_cancels_the_cart(
@@ -212,14 +217,14 @@ def test_order_before_due_cancels_the_cart(
 ):
     """An Order Completed for the cart before its due deletes the schedule and timer: exited."""
     # given
-    _send(ingest, _order_completed("c1", NOW + timedelta(hours=2), user="ada"), at=NOW + DAY / 12)
+    _send(ingest, _order_completed("c1", NOW + timedelta(hours=2), user=ADA_ID), at=NOW + DAY / 12)
     # when
     responses = _evaluate(stream, NOW + timedelta(hours=2))
     # then
     assert responses == [{"batchItemFailures": []}]
     assert _schedules(aws, "abandoned_cart") == []
-    assert _timers(aws, "u:ada", "abandoned_cart") == []
-    assert [d["outcome"] for d in _decisions(aws, "u:ada", "abandoned_cart")] == [
+    assert _timers(aws, ADA, "abandoned_cart") == []
+    assert [d["outcome"] for d in _decisions(aws, ADA, "abandoned_cart")] == [
         "pending",
         "exited",
     ]
@@ -232,7 +237,7 @@ def test_a_cancelled_schedule_delivered_anyway_does_not_fire(
     """A schedule that was already on its way when the order cancelled it decides nothing."""
     # given
     (schedule,) = _schedules(aws, "abandoned_cart")
-    _send(ingest, _order_completed("c1", NOW + timedelta(hours=2), user="ada"), at=NOW + DAY / 12)
+    _send(ingest, _order_completed("c1", NOW + timedelta(hours=2), user=ADA_ID), at=NOW + DAY / 12)
     _evaluate(stream, NOW + timedelta(hours=2))
     # when
     response = evaluate(_timer_event(schedule))
@@ -249,8 +254,8 @@ def test_stream_records_delivered_twice_decide_once(aws: Aws, ingest: Invoke, st
     # given
     _send(
         ingest,
-        _identify("ada", "ada@example.com"),
-        _track("Product Viewed", "view-1", user="ada", product_id="p1", dwell_seconds=300),
+        _identify(ADA_ID, "ada@example.com"),
+        _track("Product Viewed", "view-1", user=ADA_ID, product_id="p1", dwell_seconds=300),
     )
     records = stream.read()
     stream.deliver(records)
@@ -262,7 +267,7 @@ def test_stream_records_delivered_twice_decide_once(aws: Aws, ingest: Invoke, st
     assert [(fire["trigger"], fire["occurrence"]) for fire in fires] == [
         ("product_interest", "product_id=p1")
     ]
-    assert [d["outcome"] for d in _decisions(aws, "u:ada", "product_interest")] == ["fired"]
+    assert [d["outcome"] for d in _decisions(aws, ADA, "product_interest")] == ["fired"]
 
 
 def test_the_same_schedule_invoked_twice_fires_once(aws: Aws, evaluate: Invoke, cart_armed: None):
@@ -340,7 +345,7 @@ def test_a_crash_after_the_enqueue_does_not_send_again_on_redelivery(
     # then
     assert retry == {"decisions": ["duplicate"]}
     assert [fire["occurrence"] for fire in _queued(aws)] == ["cart_id=c1"]
-    assert _timers(aws, "u:ada", "abandoned_cart") == []
+    assert _timers(aws, ADA, "abandoned_cart") == []
 
 
 def test_a_crash_before_the_enqueue_on_the_stream_is_resumed_on_redelivery(
@@ -350,8 +355,8 @@ def test_a_crash_before_the_enqueue_on_the_stream_is_resumed_on_redelivery(
     # given
     _send(
         ingest,
-        _identify("ada", "ada@example.com"),
-        _track("Product Viewed", "view-1", user="ada", product_id="p1", dwell_seconds=300),
+        _identify(ADA_ID, "ada@example.com"),
+        _track("Product Viewed", "view-1", user=ADA_ID, product_id="p1", dwell_seconds=300),
     )
     records = stream.read()
     send = SendQueue.send
@@ -384,14 +389,14 @@ def test_an_order_arriving_after_the_due_but_timestamped_before_it_exits_the_car
     # given
     (schedule,) = _schedules(aws, "abandoned_cart")
     arrival = CART_DUE + timedelta(hours=1)
-    _send(ingest, _order_completed("c1", NOW + timedelta(hours=3), user="ada"), at=arrival)
+    _send(ingest, _order_completed("c1", NOW + timedelta(hours=3), user=ADA_ID), at=arrival)
     _evaluate(stream, arrival)
     # when
     response = evaluate(_timer_event(schedule, arrival + timedelta(minutes=1)))
     # then
     assert response == {"decisions": []}
     assert _queued(aws) == []
-    assert [d["outcome"] for d in _decisions(aws, "u:ada", "abandoned_cart")] == [
+    assert [d["outcome"] for d in _decisions(aws, ADA, "abandoned_cart")] == [
         "pending",
         "exited",
     ]
@@ -402,16 +407,16 @@ def test_an_order_streamed_before_its_cart_but_timestamped_after_it_exits_at_due
 ):
     """An order that reaches the stream before the (earlier-timestamped) add is found at due."""
     # given
-    _send(ingest, _identify("ada", "ada@example.com"))
-    _send(ingest, _order_completed("c1", NOW + timedelta(hours=1), user="ada"))
-    _send(ingest, _product_added("c1", "sku-1", user="ada"))
+    _send(ingest, _identify(ADA_ID, "ada@example.com"))
+    _send(ingest, _order_completed("c1", NOW + timedelta(hours=1), user=ADA_ID))
+    _send(ingest, _product_added("c1", "sku-1", user=ADA_ID))
     _evaluate(stream, NOW + timedelta(hours=1))
     # when
     responses = _fire_all_due(aws, evaluate, "abandoned_cart")
     # then
     assert responses == [{"decisions": ["exited"]}]
     assert _queued(aws) == []
-    assert [d["outcome"] for d in _decisions(aws, "u:ada", "abandoned_cart")][-1] == "exited"
+    assert [d["outcome"] for d in _decisions(aws, ADA, "abandoned_cart")][-1] == "exited"
 
 
 def test_two_carts_get_two_timers_and_two_fires(
@@ -421,13 +426,13 @@ def test_two_carts_get_two_timers_and_two_fires(
     # given
     _send(
         ingest,
-        _identify("ada", "ada@example.com"),
-        _product_added("c1", "sku-1", user="ada"),
-        _product_added("c2", "sku-2", NOW + timedelta(minutes=10), user="ada"),
+        _identify(ADA_ID, "ada@example.com"),
+        _product_added("c1", "sku-1", user=ADA_ID),
+        _product_added("c2", "sku-2", NOW + timedelta(minutes=10), user=ADA_ID),
     )
     _evaluate(stream, NOW + timedelta(minutes=10))
     # when
-    timers = _timers(aws, "u:ada", "abandoned_cart")
+    timers = _timers(aws, ADA, "abandoned_cart")
     responses = _fire_all_due(aws, evaluate, "abandoned_cart")
     # then
     assert len(timers) == 2
@@ -446,8 +451,8 @@ def test_an_anonymous_cart_is_cancelled_by_the_users_order_after_identify(
     # given
     _send(ingest, _product_added("c1", "sku-1", anonymous_id="anon-1"))
     _evaluate(stream, NOW)
-    _send(ingest, _identify("ada", "ada@example.com", anonymous_id="anon-1"), at=NOW + DAY / 24)
-    _send(ingest, _order_completed("c1", NOW + timedelta(hours=2), user="ada"), at=NOW + DAY / 12)
+    _send(ingest, _identify(ADA_ID, "ada@example.com", anonymous_id="anon-1"), at=NOW + DAY / 24)
+    _send(ingest, _order_completed("c1", NOW + timedelta(hours=2), user=ADA_ID), at=NOW + DAY / 12)
     # when
     responses = _evaluate(stream, NOW + timedelta(hours=2))
     # then
@@ -467,14 +472,14 @@ def test_an_anonymous_cart_fires_to_the_user_it_identified_as(
     # given
     _send(ingest, _product_added("c1", "sku-1", anonymous_id="anon-1"))
     _evaluate(stream, NOW)
-    _send(ingest, _identify("ada", "ada@example.com", anonymous_id="anon-1"), at=NOW + DAY / 24)
+    _send(ingest, _identify(ADA_ID, "ada@example.com", anonymous_id="anon-1"), at=NOW + DAY / 24)
     _evaluate(stream, NOW + timedelta(hours=1))
     # when
     responses = _fire_all_due(aws, evaluate, "abandoned_cart")
     # then
     assert responses == [{"decisions": ["fired"]}]
     (fire,) = _queued(aws)
-    assert (fire["person"], fire["userId"], fire["anonymousId"]) == ("u:ada", "ada", "anon-1")
+    assert (fire["person"], fire["userId"], fire["anonymousId"]) == (ADA, ADA_ID, "anon-1")
     assert [item["name"] for item in fire["context"]["items"]] == ["Product sku-1"]
 
 
@@ -488,15 +493,15 @@ def test_a_property_of_the_wrong_type_does_not_match_and_does_not_fail_the_batch
     # given
     _send(
         ingest,
-        _identify("ada", "ada@example.com"),
-        _track("Product Viewed", "view-1", user="ada", product_id="p1", dwell_seconds="long"),
-        _track("Product Viewed", "view-2", user="ada", product_id="p2", dwell_seconds=300),
+        _identify(ADA_ID, "ada@example.com"),
+        _track("Product Viewed", "view-1", user=ADA_ID, product_id="p1", dwell_seconds="long"),
+        _track("Product Viewed", "view-2", user=ADA_ID, product_id="p2", dwell_seconds=300),
     )
     # when
     responses = _evaluate(stream, NOW)
     # then
     assert responses == [{"batchItemFailures": []}]
-    outcomes = {d["occurrence"]: d["outcome"] for d in _decisions(aws, "u:ada", "product_interest")}
+    outcomes = {d["occurrence"]: d["outcome"] for d in _decisions(aws, ADA, "product_interest")}
     assert outcomes == {"product_id=p1": "not_matched", "product_id=p2": "fired"}
     assert [fire["occurrence"] for fire in _queued(aws)] == ["product_id=p2"]
 
@@ -509,8 +514,8 @@ def test_product_interest_fires_at_once_only_past_two_minutes(
     # given
     _send(
         ingest,
-        _identify("ada", "ada@example.com"),
-        _track("Product Viewed", "view-1", user="ada", product_id="p1", dwell_seconds=dwell),
+        _identify(ADA_ID, "ada@example.com"),
+        _track("Product Viewed", "view-1", user=ADA_ID, product_id="p1", dwell_seconds=dwell),
     )
     # when
     _evaluate(stream, NOW)
@@ -522,8 +527,8 @@ def test_product_interest_fires_at_once_only_past_two_minutes(
 def _checkout(ingest: Invoke, stream: Stream, tier: str) -> None:
     _send(
         ingest,
-        _identify("ada", "ada@example.com", tier=tier),
-        _track("Checkout Started", "checkout-1", user="ada", cart_id="c1"),
+        _identify(ADA_ID, "ada@example.com", tier=tier),
+        _track("Checkout Started", "checkout-1", user=ADA_ID, cart_id="c1"),
     )
     assert _evaluate(stream, NOW) == [{"batchItemFailures": []}]
 
@@ -542,7 +547,7 @@ def test_vip_checkout_without_order_fires_after_an_hour(
     assert response == {"decisions": ["fired"]}
     fires = [fire for fire in _queued(aws) if fire["trigger"] == "vip_checkout_call"]
     assert [(fire["userId"], fire["channel"], fire["template"]) for fire in fires] == [
-        ("ada", "webhook", "vip_call")
+        (ADA_ID, "webhook", "vip_call")
     ]
 
 
@@ -553,7 +558,7 @@ def test_vip_checkout_call_is_not_matched_for_another_tier(
     # given
     _checkout(ingest, stream, "gold")
     # when
-    decisions = _decisions(aws, "u:ada", "vip_checkout_call")
+    decisions = _decisions(aws, ADA, "vip_checkout_call")
     # then
     assert _schedules(aws, "vip_checkout_call") == []
     assert [d["outcome"] for d in decisions] == ["not_matched"]
@@ -581,9 +586,9 @@ def _short_visit(ingest: Invoke, stream: Stream, crm_status: str, at: datetime =
     """ada, with the CRM status given, views two pages at ``at``; Evaluate has seen it."""
     _send(
         ingest,
-        _identify("ada", "ada@example.com", crm_status=crm_status),
-        _page("home", f"home-{at.isoformat()}", at, userId="ada"),
-        _page("pricing", f"pricing-{at.isoformat()}", at, userId="ada"),
+        _identify(ADA_ID, "ada@example.com", crm_status=crm_status),
+        _page("home", f"home-{at.isoformat()}", at, userId=ADA_ID),
+        _page("pricing", f"pricing-{at.isoformat()}", at, userId=ADA_ID),
         at=at,
     )
     assert _evaluate(stream, at) == [{"batchItemFailures": []}]
@@ -607,7 +612,7 @@ def test_the_sweep_a_week_after_a_quiet_short_visit_fires_re_engagement(
     # then
     assert response == {"decisions": ["fired"]}
     (fire,) = _queued(aws)
-    assert (fire["trigger"], fire["userId"], fire["channel"]) == ("re_engagement", "ada", "email")
+    assert (fire["trigger"], fire["userId"], fire["channel"]) == ("re_engagement", ADA_ID, "email")
     assert fire["occurrence"].startswith("inactive@2026-12-05T10:00")
 
 
@@ -665,7 +670,7 @@ def test_the_sweep_finds_an_active_crm_status_not_matched(
     response = _sweep(aws, evaluate, FIRST_SWEEP_AFTER_A_WEEK)
     # then
     assert response == {"decisions": ["not_matched"]}
-    (decision,) = _decisions(aws, "u:ada", "re_engagement")
+    (decision,) = _decisions(aws, ADA, "re_engagement")
     assert "traits.crm_status" in decision["reason"]
     assert _queued(aws) == []
 
@@ -676,7 +681,7 @@ def test_events_arm_no_schedule_for_inactivity(aws: Aws, ingest: Invoke, stream:
     _short_visit(ingest, stream, "inactive")
     # then
     assert _schedules(aws, "re_engagement") == []
-    assert _timers(aws, "u:ada", "re_engagement") == []
+    assert _timers(aws, ADA, "re_engagement") == []
 
 
 def test_a_visitor_and_the_user_they_became_found_in_one_hour_are_decided_once(
@@ -689,7 +694,7 @@ def test_a_visitor_and_the_user_they_became_found_in_one_hour_are_decided_once(
     _send(ingest, _page("home", "anon-home", visit, anonymousId="anon-1"), at=visit)
     _evaluate(stream, visit)
     identify = {
-        **_identify("ada", "ada@example.com", anonymous_id="anon-1", crm_status="inactive"),
+        **_identify(ADA_ID, "ada@example.com", anonymous_id="anon-1", crm_status="inactive"),
         "timestamp": (NOW + timedelta(minutes=10)).isoformat(),
     }
     _send(ingest, identify, at=NOW + timedelta(minutes=10))
@@ -699,7 +704,7 @@ def test_a_visitor_and_the_user_they_became_found_in_one_hour_are_decided_once(
     # then
     assert response == {"decisions": ["fired"]}
     (fire,) = _queued(aws)
-    assert (fire["person"], fire["userId"]) == ("u:ada", "ada")
+    assert (fire["person"], fire["userId"]) == (ADA, ADA_ID)
 
 
 def test_a_late_event_is_swept_in_the_hour_it_arrived_not_the_hour_it_is_stamped(
@@ -710,7 +715,7 @@ def test_a_late_event_is_swept_in_the_hour_it_arrived_not_the_hour_it_is_stamped
     # given
     _short_visit(ingest, stream, "inactive")
     arrived = NOW + timedelta(hours=3)
-    late = _track("Products Searched", "late-search", NOW + timedelta(minutes=5), user="ada")
+    late = _track("Products Searched", "late-search", NOW + timedelta(minutes=5), user=ADA_ID)
     _send(ingest, late, at=arrived)
     _evaluate(stream, arrived)
     # when
@@ -733,14 +738,14 @@ def test_an_inactivity_timer_armed_before_the_sweep_is_decided_like_the_sweep(
     due = NOW + 7 * DAY
     occurrence = f"inactive@{due.isoformat()}"
     old = Pending(
-        "re_engagement", PersonId.user("ada"), occurrence, due, cast(Any, "inactivity"), {}
+        "re_engagement", PersonId.user(ADA_ID), occurrence, due, cast(Any, "inactivity"), {}
     )
     engine = EngineStore(aws.dynamodb, aws.table, DAY)
     assert engine.save_timer(old, "re_engagement-legacy")
     payload = {
         "source": "nudge.timer",
         "trigger": "re_engagement",
-        "person": "u:ada",
+        "person": ADA,
         "occurrence": occurrence,
         "due": due.isoformat(),
         "kind": "inactivity",
@@ -754,7 +759,7 @@ def test_an_inactivity_timer_armed_before_the_sweep_is_decided_like_the_sweep(
     assert response == {"decisions": ["fired"]}
     (fire,) = _queued(aws)
     assert fire["occurrence"].startswith("inactive@2026-12-05T10:00")
-    assert _timers(aws, "u:ada", "re_engagement") == []
+    assert _timers(aws, ADA, "re_engagement") == []
 
 
 def test_a_visitor_who_never_logged_in_is_swept_without_a_record(

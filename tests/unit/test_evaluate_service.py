@@ -17,6 +17,7 @@ from nudge.domain.triggers.engine import Decision, TriggerIndex
 from nudge.domain.triggers.loader import load_triggers
 from nudge.service.evaluate import EvaluateService, TimerPayload
 
+from tests.arms import shopper_in
 from tests.conftest import REPO
 from tests.fakes import (
     Armed,
@@ -30,7 +31,9 @@ from tests.unit.builders import parse
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
-ADA = PersonId.user("ada")
+# ada: a shopper the abandoned_cart experiment puts in h24, so her reminder is due 24 h on.
+ADA_ID = shopper_in("ada")
+ADA = PersonId.user(ADA_ID)
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:nudge-Evaluate"
 RETENTION = timedelta(days=90)
 # The first sweep that reads the hour of a visit at NOW: a week and an hour later.
@@ -114,7 +117,7 @@ def _partition(event: Event) -> PersonId:
 def identify(at: datetime = NOW - timedelta(minutes=5), **traits: Any) -> dict[str, Any]:
     return {
         "type": "identify",
-        "userId": "ada",
+        "userId": ADA_ID,
         "messageId": f"identify-{at.isoformat()}",
         "timestamp": at.isoformat(),
         "traits": {"email": "ada@example.com", **traits},
@@ -124,7 +127,7 @@ def identify(at: datetime = NOW - timedelta(minutes=5), **traits: Any) -> dict[s
 def track(event: str, message_id: str, at: datetime = NOW, **properties: Any) -> dict[str, Any]:
     return {
         "type": "track",
-        "userId": "ada",
+        "userId": ADA_ID,
         "event": event,
         "messageId": message_id,
         "timestamp": at.isoformat(),
@@ -147,7 +150,7 @@ def product_added(cart: str, sku: str) -> dict[str, Any]:
 def page(name: str, at: datetime) -> dict[str, Any]:
     return {
         "type": "page",
-        "userId": "ada",
+        "userId": ADA_ID,
         "name": name,
         "messageId": f"{name}-{at.isoformat()}",
         "timestamp": at.isoformat(),
@@ -277,7 +280,7 @@ def test_the_sweep_a_week_after_a_quiet_short_visit_fires_re_engagement(world: W
     # then
     assert [d.outcome for d in decisions] == ["fired"]
     (queued,) = world.queue.messages
-    assert (queued.fire.trigger, queued.fire.user_id) == ("re_engagement", "ada")
+    assert (queued.fire.trigger, queued.fire.user_id) == ("re_engagement", ADA_ID)
 
 
 def test_the_sweep_does_not_fire_for_someone_who_came_back(world: World) -> None:
