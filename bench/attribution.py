@@ -47,7 +47,7 @@ WRITE_UNIT_PRICE = 1.25 / 1_000_000  # on-demand, us-east-1, per write request u
 READ_UNIT_PRICE = 0.25 / 1_000_000  # per read request unit
 ASSIGNED = 1_000_000  # the big experiment a report reads
 DAYS = 30
-SCAN_SAMPLE = 20_000  # assignment items the scan baseline reads, scaled to ASSIGNED
+SCAN_SAMPLE = 1_000  # assignment items the scan baseline reads, scaled to ASSIGNED
 REPORT_RUNS = 20
 
 
@@ -117,7 +117,7 @@ def _table() -> Iterator[tuple[Any, Meter]]:
             BillingMode="PAY_PER_REQUEST",
         )
         meter = Meter()
-        client.meta.events.register("before-call.dynamodb.*", meter.before)
+        client.meta.events.register("before-parameter-build.dynamodb.*", meter.before)
         client.meta.events.register("after-call.dynamodb.*", meter.after)
         yield client, meter
 
@@ -146,7 +146,7 @@ class Cost:
         return per_one * 1_000_000
 
 
-def _per_count(people: int = 200) -> dict[str, Cost]:
+def _per_count(people: int = 100) -> dict[str, Cost]:
     """Each kind of count, per occurrence, measured over ``people`` of them."""
     with _table() as (client, meter):
         store = ExperimentStore(client, TABLE)
