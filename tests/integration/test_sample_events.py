@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
+import boto3
 import pytest
 from moto.events.models import EventPattern
 from moto.ses.models import ses_backends
@@ -44,6 +45,8 @@ def _kind(event: dict[str, Any]) -> str:
         return "sweep"
     if event.get("routeKey") in LINK_ROUTES:
         return "link"
+    if str(event.get("routeKey", "")).startswith("GET /v1/reports/"):
+        return "report"
     method = event.get("requestContext", {}).get("http", {}).get("method")
     return {"POST": "beacon", "GET": "get"}.get(method, "unknown")
 
@@ -57,8 +60,8 @@ def _route(name: str) -> str:
 
 
 def test_every_sample_is_a_kind_the_tests_cover():
-    """Each file in events/ is a beacon, a GET, an email link, a stream, a send-queue batch
-    or the hourly sweep."""
+    """Each file in events/ is a beacon, a GET, an email link, a report request, a stream, a
+    send-queue batch or the hourly sweep."""
     # given
     kinds = {name: _kind(event) for name, event in SAMPLES.items()}
     # when
@@ -112,6 +115,22 @@ def test_get_sample_returns_the_openapi_document(name: str, aws: Aws, ingest: In
     assert response["statusCode"] == 200
     assert document["openapi"] == "3.1.0"
     assert template_routes <= set(document["paths"])
+
+
+@pytest.mark.parametrize("name", _samples("report"))
+def test_report_sample_answers_with_the_triggers_report(name: str, aws: Aws):
+    """A reports sample, with the local stack's admin key, gets the trigger's report."""
+    # given: the admin key where the template says, as an operator creates it before deploying
+    parameter = aws.environment("Reports")["NUDGE_ADMIN_KEY_PARAMETER"]
+    boto3.client("ssm").put_parameter(
+        Name=parameter, Value="dev-admin-key", Type="SecureString", Overwrite=True
+    )
+    reports = aws.load_handler("Reports")
+    # when
+    response = reports(SAMPLES[name])
+    # then
+    assert response["statusCode"] == 200
+    assert json_body(response)["trigger"] == SAMPLES[name]["pathParameters"]["id"]
 
 
 @pytest.mark.parametrize("name", _samples("link"))
