@@ -14,10 +14,11 @@ from functools import cache
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.experiment import HOLDOUT, Experiment, assign
 from nudge.domain.triggers.loader import load_triggers
+from nudge.domain.triggers.model import Trigger
 
 from tests.conftest import REPO
 
-__all__ = ["arm_of", "shopper_in"]
+__all__ = ["arm_of", "shopper_in", "user_in"]
 
 
 @cache
@@ -52,4 +53,14 @@ def shopper_in(
         candidate = f"{prefix}-{n}"
         if assign(trigger, experiment, _person(candidate, anonymous)) == arm:
             return candidate
+    raise AssertionError("unreachable")  # itertools.count never ends
+
+
+def user_in(trigger: Trigger, arm: str) -> PersonId:
+    """The first ``user-<n>`` (n = 0, 1, ...) a trigger defined in a test puts in ``arm``."""
+    assert trigger.experiment is not None, f"{trigger.id} runs no experiment"
+    for n in itertools.count():
+        person = PersonId.user(f"user-{n}")
+        if assign(trigger.id, trigger.experiment, person) == arm:
+            return person
     raise AssertionError("unreachable")  # itertools.count never ends

@@ -24,6 +24,7 @@ from nudge.domain.triggers.loader import parse_trigger
 from nudge.service.evaluate import BatchWork, Conversion, EvaluateService, TimerPayload
 from nudge.service.feedback import FeedbackService
 
+from tests.arms import user_in
 from tests.conftest import REPO
 from tests.fakes import (
     FakeQueue,
@@ -74,13 +75,7 @@ def index() -> TriggerIndex:
 
 def someone_in(index: TriggerIndex, arm: str) -> PersonId:
     """The first user-<n> the stable hash puts in ``arm``."""
-    trigger = index.triggers[TRIGGER]
-    assert trigger.experiment is not None
-    for n in itertools.count():
-        person = PersonId.user(f"user-{n}")
-        if assign(trigger.id, trigger.experiment, person) == arm:
-            return person
-    raise AssertionError("unreachable")
+    return user_in(index.triggers[TRIGGER], arm)
 
 
 class Evaluate:

@@ -14,11 +14,12 @@ import pytest
 from nudge.domain.intake import StoredEvent
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.engine import TriggerIndex, arm_key
-from nudge.domain.triggers.experiment import HOLDOUT, assign
+from nudge.domain.triggers.experiment import HOLDOUT
 from nudge.domain.triggers.loader import parse_trigger
 from nudge.service.backtest import backtest, read_events
 from nudge.service.evaluate import EvaluateService, TimerPayload
 
+from tests.arms import user_in
 from tests.conftest import REPO
 from tests.fakes import (
     Armed,
@@ -59,13 +60,7 @@ def index() -> TriggerIndex:
 
 def someone_in(index: TriggerIndex, arm: str) -> PersonId:
     """The first user-<n> the stable hash puts in ``arm``."""
-    trigger = index.triggers["abandoned_cart"]
-    assert trigger.experiment is not None
-    for n in itertools.count():
-        person = PersonId.user(f"user-{n}")
-        if assign(trigger.id, trigger.experiment, person) == arm:
-            return person
-    raise AssertionError("unreachable")
+    return user_in(index.triggers["abandoned_cart"], arm)
 
 
 class Evaluate:
