@@ -51,6 +51,8 @@ def _print_banner(config: StackConfig, port: int, moto_endpoint: str) -> None:
         f"  demo shop    {base}/demo   (the browser SDK at {base}/sdk/nudge.js)",
         f"  email links  {base}/o/<token>, /c/<token>, /u/<token>  (signed tokens)",
         f"  API docs     {base}/docs   (OpenAPI: {base}/openapi.json)",
+        f"  reports      {base}/_local/report  (HTML); {base}/v1/reports/triggers with",
+        f"               Authorization: Bearer {config.admin_key}",
         f"  control API  {base}/_local/health, /_local/drain, /_local/clock/advance",
         "               /_local/users/<id>, /_local/explain/<id>, /_local/fires",
         "               /_local/outbox (emails, fires), /_local/outbox/<n> (an email as HTML)",
