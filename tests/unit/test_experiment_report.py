@@ -191,6 +191,18 @@ def test_the_header_names_the_trigger_version_and_goal():
     }
 
 
+def test_a_goal_window_written_in_weeks_is_given_in_days():
+    """``within: 1w`` is reported as ``7d``, the way trigger files write a goal window."""
+    # given
+    cart = trigger(CART.replace("within: 7d", "within: 1w"))
+
+    # when
+    goal = build_report(cart, [], today=TODAY)["goal"]
+
+    # then
+    assert goal["within"] == "7d"
+
+
 def test_the_funnel_gives_each_arms_steps():
     """The funnel holds assigned, sent, opened, clicked and converted per arm."""
     # given

@@ -33,6 +33,17 @@ experiment:
   goal: {event: GOAL, within: 7d}
 """
 
+# Two variants at equal weights, no holdout: 5,000 against 4,000 assigned is a mismatch.
+SPLIT = """\
+id: subject_test
+when: {event: Product Added}
+send: {channel: email, template: abandoned_cart}
+experiment:
+  variants:
+    - {id: plain, weight: 1}
+    - {id: fancy, weight: 1, send: {template: product_interest}}
+"""
+
 PLAIN = """\
 id: re_engagement
 when: {inactive: 7d}
@@ -280,6 +291,28 @@ def test_the_terminal_report_shows_header_arms_and_comparisons():
     assert "keep_running" in output or "better" in output
     assert "sample ratio: p = 1.0000: assigned in the configured shares" in output
     assert "fatigue, last 7 days" in output
+
+
+def test_a_sample_ratio_mismatch_in_the_counts_is_printed_as_a_mismatch():
+    """5,000 and 4,000 assigned at equal weights: the terminal says MISMATCH and not to trust
+    the other figures."""
+    # given
+    split = trigger(SPLIT)
+    assert split.experiment is not None
+    version = split.experiment.version
+    tallies = [
+        Tally(version, "plain", TODAY, {"assigned": 5_000, "converted": 250}),
+        Tally(version, "fancy", TODAY, {"assigned": 4_000, "converted": 260}),
+    ]
+    report = build_report(split, tallies, today=TODAY)
+
+    # when
+    output = printed(print_report, report)
+
+    # then
+    assert report["srm"]["flag"] is True
+    assert "sample ratio: p = < 0.0001: MISMATCH with the configured shares" in output
+    assert "do not trust the other figures" in output
 
 
 def test_the_terminal_prints_markup_in_names_as_written():
