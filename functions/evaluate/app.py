@@ -79,17 +79,18 @@ def _on_stream(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failures += [{"itemIdentifier": str(work.first_sequence[person])} for person in refused]
     metrics.add_metric("EventsEvaluated", MetricUnit.Count, len(records))
     _count(work.decisions)
-    emit_conversions([(c.trigger, c.arm) for c in work.conversions if c.first])
+    emit_conversions(metrics, [(c.trigger, c.arm) for c in work.conversions if c.first])
     if refused:
         logger.error("profiles not saved", extra={"persons": [str(p) for p in sorted(refused)]})
     return {"batchItemFailures": failures}
 
 
 def _count(decisions: Sequence[Decision]) -> None:
-    """Per outcome (the service dimension only), and per trigger and arm for the dashboard."""
+    """Per outcome (the service dimension only), and fires per trigger and arm for the
+    dashboard."""
     for decision in decisions:
         metrics.add_metric(f"Decision_{decision.outcome}", MetricUnit.Count, 1)
-    emit_decisions((d.trigger, d.arm, d.outcome) for d in decisions)
+    emit_decisions(metrics, decisions)
 
 
 def _is_new_event(record: dict[str, Any]) -> bool:

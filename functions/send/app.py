@@ -16,7 +16,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
 from nudge.domain.messages import FireMessage
-from nudge.entrypoints.metrics import emit_delivery
+from nudge.domain.outcomes import DeliveryOutcome
+from nudge.entrypoints.metrics import emit_deliveries
 from nudge.service.send import Poison, parse_fire
 
 logger = Logger()
@@ -30,6 +31,10 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 # Beside the slowest attempt (a webhook's timeout), time for SES, DynamoDB and the records.
 SAFETY_MS = 5_000
+
+# What became of each fire in this invocation, counted per trigger, variant and channel at
+# its end: one metrics line per combination for the batch, not one per fire.
+outcomes: list[tuple[FireMessage, DeliveryOutcome]] = []
 
 
 class TryLater(Exception):
@@ -60,10 +65,10 @@ def handle(record: SQSRecord, lambda_context: LambdaContext) -> None:
             service.record_dead_letter(dead, str(poison), now)
         metrics.add_metric("DeadLettered", MetricUnit.Count, 1)
         if dead is not None:
-            emit_delivery(dead.trigger, dead.variant, dead.channel, "dead_letter")
+            outcomes.append((dead, "dead_letter"))
         return
     metrics.add_metric(f"Delivery_{delivery.outcome}", MetricUnit.Count, 1)
-    emit_delivery(fire.trigger, fire.variant, fire.channel, delivery.outcome)
+    outcomes.append((fire, delivery.outcome))
     if delivery.outcome == "in_flight":
         raise TryLater(delivery.reason)  # another delivery holds the claim; SQS brings it back
 
@@ -95,7 +100,12 @@ def _sent_time(record: SQSRecord) -> datetime:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = process_partial_response(
-        event=event, record_handler=handle, processor=processor, context=context
-    )
+    outcomes.clear()
+    try:
+        response = process_partial_response(
+            event=event, record_handler=handle, processor=processor, context=context
+        )
+    finally:
+        emit_deliveries(metrics, outcomes)
+        outcomes.clear()
     return dict(response)
