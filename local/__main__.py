@@ -30,7 +30,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, shut_down)
     signal.signal(signal.SIGTERM, shut_down)
-    _print_banner(config, port, stack.endpoint)
+    _print_banner(config, port, stack.endpoint, stack.websocket_url)
     try:
         server.serve_forever()
     finally:
@@ -41,7 +41,9 @@ def main() -> int:
 _EXAMPLE = '{"userId":"ada","event":"Product Added","properties":{"sku":"42","price":9.5}}'
 
 
-def _print_banner(config: StackConfig, port: int, moto_endpoint: str) -> None:
+def _print_banner(
+    config: StackConfig, port: int, moto_endpoint: str, websocket_url: str | None
+) -> None:
     base = f"http://{config.host}:{port}"
     lines = [
         "",
@@ -49,6 +51,7 @@ def _print_banner(config: StackConfig, port: int, moto_endpoint: str) -> None:
         f"  beacon API   {base}/v1/track  (also /v1/identify, /v1/page, /v1/batch, ...)",
         f"  write key    {config.write_key}",
         f"  demo shop    {base}/demo   (the browser SDK at {base}/sdk/nudge.js)",
+        f"  in-app       {websocket_url}   (WebSocket API: the SDK's socket option)",
         f"  email links  {base}/o/<token>, /c/<token>, /u/<token>  (signed tokens)",
         f"  API docs     {base}/docs   (OpenAPI: {base}/openapi.json)",
         f"  reports      {base}/_local/report  (HTML); {base}/v1/reports/triggers with",

@@ -76,6 +76,7 @@ class ControlApi:
                 "now": self.stack.clock.now().isoformat(),
                 "functions": sorted(self.stack.functions),
                 "awsEndpoint": self.stack.endpoint,
+                "websocketUrl": self.stack.websocket_url,
             },
         )
 

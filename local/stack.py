@@ -36,7 +36,8 @@ from local.runtime import FunctionPool
 from local.scheduler import AsyncTarget, ScheduleFirer
 from local.ses_events import SesEventPublisher
 from local.sources import QueuePoller, StreamPoller, queues_on_clock, streams_on_clock
-from local.template import ACCOUNT, Template, load_template
+from local.template import ACCOUNT, LocalNames, Template, load_template
+from local.websocket import SocketApiServer
 
 __all__ = ["Advance", "LocalStack", "StackConfig"]
 
@@ -78,6 +79,7 @@ class StackConfig:
     poll_interval: float = 0.1  # after a failed pump round, before trying again
     advance_budget: float = 600.0  # seconds of work one clock advance may take
     admin_key: str = "dev-admin-key"  # the reports API's key (an SSM SecureString on AWS)
+    socket_port: int = 3001  # the WebSocket API (in-app messages); 0: any free port
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -93,6 +95,7 @@ class StackConfig:
             template_path=Path(os.environ.get("NUDGE_TEMPLATE", str(REPO / "template.yaml"))),
             advance_budget=float(os.environ.get("NUDGE_ADVANCE_BUDGET", "600")),
             admin_key=os.environ.get("NUDGE_ADMIN_KEY") or "dev-admin-key",
+            socket_port=int(os.environ.get("NUDGE_SOCKET_PORT", "3001")),
         )
 
 
@@ -106,6 +109,8 @@ class LocalStack:
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.clock = VirtualClock()
+        self.socket_port = config.socket_port or _free_port(config.host)
+        names = LocalNames(websocket_endpoint=f"ws://{config.host}:{self.socket_port}")
         self.template: Template = load_template(
             config.template_path,
             {
@@ -118,6 +123,7 @@ class LocalStack:
                 "WebhookAllowHosts": "127.0.0.1,localhost",
                 "PublicUrl": f"http://{config.host}:{config.port}",
             },
+            names,
         )
         self.moto_port = config.moto_port or _free_port(config.host)
         self.endpoint = f"http://{config.host}:{self.moto_port}"
@@ -136,6 +142,7 @@ class LocalStack:
             "sqs": self.queue_faults,
             "dynamodb": self.table_faults,
         }
+        self.sockets: list[SocketApiServer] = []
         self.stream_pollers: list[StreamPoller] = []
         self.queue_pollers: list[QueuePoller] = []
 
@@ -162,6 +169,7 @@ class LocalStack:
                 resolved, self.template.names, base_env, concurrency
             )
         self._wire_sources()
+        self._serve_sockets()
         self.ses_events = SesEventPublisher.for_template(
             self.template, self.functions, self.clock.now
         )
@@ -191,9 +199,31 @@ class LocalStack:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
+        for server in self.sockets:
+            server.stop()
         for pool in self.functions.values():
             pool.stop()
         self._moto.stop()
+
+    @property
+    def websocket_url(self) -> str | None:
+        """What pages connect to for in-app messages (the template's WebSocket API)."""
+        return self.sockets[0].url if self.sockets else None
+
+    def _serve_sockets(self) -> None:
+        self.sockets = [
+            SocketApiServer(
+                spec,
+                self.functions,
+                self.clock.epoch_ms,
+                self.config.host,
+                self.socket_port,
+                self.template.names.region,
+            )
+            for spec in self.template.socket_apis[:1]  # one port: one WebSocket API
+        ]
+        for server in self.sockets:
+            server.start()
 
     def aws_environment(self) -> dict[str, str]:
         """What every function's process sees: the standard variables, pointed at moto."""

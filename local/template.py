@@ -21,6 +21,8 @@ __all__ = [
     "LocalNames",
     "QueueSource",
     "QueueSpec",
+    "SocketApiSpec",
+    "SocketAuthorizer",
     "StreamSource",
     "TableSpec",
     "Template",
@@ -56,6 +58,8 @@ class LocalNames:
 
     stack: str = "nudge-local"
     region: str = "us-east-1"
+    # Where the local WebSocket API listens: what !GetAtt <api>.ApiEndpoint gives here.
+    websocket_endpoint: str = "ws://127.0.0.1:3001"
 
     def physical(self, logical_id: str) -> str:
         return f"{self.stack}-{logical_id}"
@@ -135,6 +139,24 @@ class ApiSpec:
 
 
 @dataclass(frozen=True)
+class SocketAuthorizer:
+    function: str  # logical id of the REQUEST authorizer's function
+    identity_sources: tuple[str, ...]  # e.g. route.request.querystring.writeKey
+
+
+@dataclass(frozen=True)
+class SocketApiSpec:
+    """An API Gateway WebSocket API: its stage, how a frame picks its route, and which
+    function each route (and the authorizer of each) runs."""
+
+    logical_id: str
+    stage: str
+    route_selection: str  # $request.body.<field>
+    routes: dict[str, str]  # route key -> function logical id
+    authorizers: dict[str, SocketAuthorizer]  # route key -> its authorizer
+
+
+@dataclass(frozen=True)
 class Template:
     root: Path
     functions: dict[str, FunctionSpec]
@@ -149,6 +171,7 @@ class Template:
     email_event_types: tuple[str, ...] = ()
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)  # the recurring ones
     parameters: dict[str, str] = field(default_factory=dict)
+    socket_apis: tuple[SocketApiSpec, ...] = ()
 
 
 def load_template(
@@ -224,6 +247,7 @@ def load_template(
         api=_api(resources, resolver),
         names=names,
         parameters=parameters,
+        socket_apis=_socket_apis(resources, resolver),
     )
 
 
@@ -319,6 +343,8 @@ class _Resolver:
             ]
         if kind == "AWS::Serverless::Function":
             return {"Arn": self._names.function_arn(name)}[attribute]
+        if kind == "AWS::ApiGatewayV2::Api":
+            return {"ApiEndpoint": self._names.websocket_endpoint, "ApiId": name}[attribute]
         if kind == "AWS::IAM::Role":
             return {"Arn": f"arn:aws:iam::{ACCOUNT}:role/{self._names.physical(name)}"}[attribute]
         raise ValueError(f"!GetAtt {name}.{attribute}: not modelled by the local stack")
@@ -454,3 +480,71 @@ def _api(resources: Mapping[str, Any], resolver: _Resolver) -> ApiSpec:
                 max_age=cors.get("MaxAge"),
             )
     return ApiSpec()
+
+
+def _socket_apis(resources: Mapping[str, Any], resolver: _Resolver) -> tuple[SocketApiSpec, ...]:
+    """The WebSocket APIs: each route's integration (or authorizer) is a Lambda proxy whose
+    URI names the function as ``${Function.Arn}``; that is the wiring read here."""
+
+    def of_type(kind: str, api: str) -> dict[str, Any]:
+        return {
+            logical_id: resource["Properties"]
+            for logical_id, resource in resources.items()
+            if resource["Type"] == kind and _logical_of(resource["Properties"]["ApiId"]) == api
+        }
+
+    apis = []
+    for api_id, resource in resources.items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] != "AWS::ApiGatewayV2::Api":
+            continue
+        if properties.get("ProtocolType") != "WEBSOCKET":
+            continue
+        integrations = {
+            logical_id: _function_in_uri(props["IntegrationUri"])
+            for logical_id, props in of_type("AWS::ApiGatewayV2::Integration", api_id).items()
+        }
+        authorizers = {
+            logical_id: SocketAuthorizer(
+                function=_function_in_uri(props["AuthorizerUri"]),
+                identity_sources=tuple(props.get("IdentitySource", [])),
+            )
+            for logical_id, props in of_type("AWS::ApiGatewayV2::Authorizer", api_id).items()
+        }
+        routes: dict[str, str] = {}
+        route_authorizers: dict[str, SocketAuthorizer] = {}
+        for props in of_type("AWS::ApiGatewayV2::Route", api_id).values():
+            key = str(props["RouteKey"])
+            target = props["Target"]
+            text = target["Fn::Sub"] if isinstance(target, dict) else str(target)
+            routes[key] = integrations[_first_reference(text)]
+            if props.get("AuthorizationType") == "CUSTOM":
+                route_authorizers[key] = authorizers[_logical_of(props["AuthorizerId"])]
+        stages = of_type("AWS::ApiGatewayV2::Stage", api_id)
+        stage = next((str(resolver.resolve(p["StageName"])) for p in stages.values()), "$default")
+        apis.append(
+            SocketApiSpec(
+                logical_id=api_id,
+                stage=stage,
+                route_selection=str(properties.get("RouteSelectionExpression", "")),
+                routes=routes,
+                authorizers=route_authorizers,
+            )
+        )
+    return tuple(apis)
+
+
+def _function_in_uri(uri: Any) -> str:
+    """The function a Lambda proxy URI names: .../functions/${Function.Arn}/invocations."""
+    text = uri["Fn::Sub"] if isinstance(uri, dict) else str(uri)
+    match = re.search(r"\$\{([A-Za-z0-9]+)\.Arn\}", text)
+    if not match:
+        raise ValueError(f"cannot tell which function {text!r} invokes")
+    return match.group(1)
+
+
+def _first_reference(text: str) -> str:
+    match = re.search(r"\$\{([A-Za-z0-9]+)\}", text)
+    if not match:
+        raise ValueError(f"cannot tell which resource {text!r} names")
+    return match.group(1)

@@ -44,10 +44,17 @@ def basic_auth(write_key: str) -> str:
 class StackClient:
     """A running local stack as the tests see it: its URLs and a few calls."""
 
-    def __init__(self, base_url: str, write_key: str, aws_endpoint: str) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        write_key: str,
+        aws_endpoint: str,
+        websocket_url: str | None = None,
+    ) -> None:
         self.base_url = base_url
         self.write_key = write_key
         self.aws_endpoint = aws_endpoint
+        self.websocket_url = websocket_url
         self.session = requests.Session()
 
     def url(self, path: str) -> str:
@@ -162,6 +169,7 @@ def _run_stack(
         "PORT": str(port),
         "NUDGE_WRITE_KEY": WRITE_KEY,
         "NUDGE_TRACKING_SECRET": TRACKING_SECRET,
+        "NUDGE_SOCKET_PORT": "0",  # the WebSocket API on a free port too
         **(extra_env or {}),
     }
     env.pop("NUDGE_TEMPLATE", None)
@@ -179,7 +187,9 @@ def _run_stack(
     base_url = f"http://127.0.0.1:{port}"
     try:
         health = _wait_healthy(base_url, process, log)
-        yield StackClient(base_url, WRITE_KEY, str(health["awsEndpoint"]))
+        yield StackClient(
+            base_url, WRITE_KEY, str(health["awsEndpoint"]), health.get("websocketUrl")
+        )
     finally:
         _stop(process)
 

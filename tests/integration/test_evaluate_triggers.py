@@ -153,6 +153,11 @@ def _decisions(aws: Aws, person: str, trigger: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda decision: decision["at"])
 
 
+def _interest_queued(aws: Aws) -> list[dict[str, Any]]:
+    """product_interest's fires on the send queue (a long look fires product_offer too)."""
+    return [fire for fire in _queued(aws) if fire["trigger"] == "product_interest"]
+
+
 def _queued(aws: Aws) -> list[dict[str, Any]]:
     """Every fire waiting on the send queue (received, so each is seen once)."""
     url = _env(aws, "NUDGE_SEND_QUEUE_URL")
@@ -255,7 +260,7 @@ def test_stream_records_delivered_twice_decide_once(aws: Aws, ingest: Invoke, st
     _send(
         ingest,
         _identify(ADA_ID, "ada@example.com"),
-        _track("Product Viewed", "view-1", user=ADA_ID, product_id="p1", dwell_seconds=300),
+        _track("Page Engaged", "view-1", user=ADA_ID, product_id="p1", active_seconds=300),
     )
     records = stream.read()
     stream.deliver(records)
@@ -263,7 +268,7 @@ def test_stream_records_delivered_twice_decide_once(aws: Aws, ingest: Invoke, st
     responses = stream.deliver(records)
     # then
     assert responses == [{"batchItemFailures": []}]
-    fires = _queued(aws)
+    fires = _interest_queued(aws)
     assert [(fire["trigger"], fire["occurrence"]) for fire in fires] == [
         ("product_interest", "product_id=p1")
     ]
@@ -356,7 +361,7 @@ def test_a_crash_before_the_enqueue_on_the_stream_is_resumed_on_redelivery(
     _send(
         ingest,
         _identify(ADA_ID, "ada@example.com"),
-        _track("Product Viewed", "view-1", user=ADA_ID, product_id="p1", dwell_seconds=300),
+        _track("Page Engaged", "view-1", user=ADA_ID, product_id="p1", active_seconds=300),
     )
     records = stream.read()
     send = SendQueue.send
@@ -376,7 +381,7 @@ def test_a_crash_before_the_enqueue_on_the_stream_is_resumed_on_redelivery(
     )
     # then
     assert retry == [{"batchItemFailures": []}]
-    assert [fire["trigger"] for fire in _queued(aws)] == ["product_interest"]
+    assert [fire["trigger"] for fire in _interest_queued(aws)] == ["product_interest"]
 
 
 # ---- order and identity ---------------------------------------------------------------
@@ -489,13 +494,13 @@ def test_an_anonymous_cart_fires_to_the_user_it_identified_as(
 def test_a_property_of_the_wrong_type_does_not_match_and_does_not_fail_the_batch(
     aws: Aws, ingest: Invoke, stream: Stream
 ):
-    """dwell_seconds "long" is not greater than 120: not_matched, and the batch succeeds."""
+    """active_seconds "long" is not greater than 120: not_matched, and the batch succeeds."""
     # given
     _send(
         ingest,
         _identify(ADA_ID, "ada@example.com"),
-        _track("Product Viewed", "view-1", user=ADA_ID, product_id="p1", dwell_seconds="long"),
-        _track("Product Viewed", "view-2", user=ADA_ID, product_id="p2", dwell_seconds=300),
+        _track("Page Engaged", "view-1", user=ADA_ID, product_id="p1", active_seconds="long"),
+        _track("Page Engaged", "view-2", user=ADA_ID, product_id="p2", active_seconds=300),
     )
     # when
     responses = _evaluate(stream, NOW)
@@ -503,24 +508,24 @@ def test_a_property_of_the_wrong_type_does_not_match_and_does_not_fail_the_batch
     assert responses == [{"batchItemFailures": []}]
     outcomes = {d["occurrence"]: d["outcome"] for d in _decisions(aws, ADA, "product_interest")}
     assert outcomes == {"product_id=p1": "not_matched", "product_id=p2": "fired"}
-    assert [fire["occurrence"] for fire in _queued(aws)] == ["product_id=p2"]
+    assert [fire["occurrence"] for fire in _interest_queued(aws)] == ["product_id=p2"]
 
 
 @pytest.mark.parametrize(("dwell", "fires"), [(180, ["product_id=p1"]), (60, [])])
 def test_product_interest_fires_at_once_only_past_two_minutes(
     aws: Aws, ingest: Invoke, stream: Stream, dwell: int, fires: list[str]
 ):
-    """A Product Viewed with dwell_seconds 180 fires at once, with no timer; 60 does not fire."""
+    """A Page Engaged with active_seconds 180 fires at once, with no timer; 60 does not fire."""
     # given
     _send(
         ingest,
         _identify(ADA_ID, "ada@example.com"),
-        _track("Product Viewed", "view-1", user=ADA_ID, product_id="p1", dwell_seconds=dwell),
+        _track("Page Engaged", "view-1", user=ADA_ID, product_id="p1", active_seconds=dwell),
     )
     # when
     _evaluate(stream, NOW)
     # then
-    assert [fire["occurrence"] for fire in _queued(aws)] == fires
+    assert [fire["occurrence"] for fire in _interest_queued(aws)] == fires
     assert _schedules(aws, "product_interest") == []
 
 

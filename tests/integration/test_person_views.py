@@ -23,10 +23,10 @@ def _viewed(product: str, message_id: str, at: datetime, **who: str) -> dict[str
     """A product page looked at for five minutes: product_interest fires."""
     return {
         "type": "track",
-        "event": "Product Viewed",
+        "event": "Page Engaged",
         "messageId": message_id,
         "timestamp": at.isoformat(),
-        "properties": {"product_id": product, "dwell_seconds": 300},
+        "properties": {"product_id": product, "active_seconds": 300},
         **who,
     }
 
@@ -66,8 +66,13 @@ def _ada_who_was_visitor_v1_and_bob(ingest: Invoke, stream: Stream) -> None:
     )
 
 
+def _interest(fires: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """product_interest's fires (the same look fires the in-app product_offer too)."""
+    return [fire for fire in fires if fire["trigger"] == "product_interest"]
+
+
 def _persons_and_products(fires: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(fire["person"], fire["occurrence"]) for fire in fires]
+    return [(fire["person"], fire["occurrence"]) for fire in _interest(fires)]
 
 
 def test_a_person_is_the_user_and_the_visitors_they_were(
@@ -122,7 +127,7 @@ def test_the_delivery_mark_comes_from_the_persons_contact_record(
     # given
     _ada_who_was_visitor_v1_and_bob(ingest, stream)
     views = bootstrap.person_views(aws.dynamodb, aws.table)
-    sent_fire, unmarked_fire = views.fires("ada")
+    sent_fire, unmarked_fire = _interest(views.fires("ada"))
     sent = f"sent@{NOW.isoformat()}"
     ContactStore(aws.dynamodb, aws.table).save(
         sent_fire["person"], ContactState(fires={sent_fire["fireId"]: sent})

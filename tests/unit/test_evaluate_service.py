@@ -238,10 +238,10 @@ def test_an_order_before_the_due_cancels_the_cart(world: World, cart_armed: Arme
 
 
 def test_records_delivered_twice_decide_once(world: World) -> None:
-    """The same stream records delivered again (a retried batch) fire product_interest once."""
+    """The same stream records delivered again (a retried batch) fire each trigger once."""
     # given
     records = world.ingest(
-        identify(), track("Product Viewed", "view-1", product_id="p1", dwell_seconds=300)
+        identify(), track("Page Engaged", "view-1", product_id="p1", active_seconds=300)
     )
     world.deliver(records)
 
@@ -249,7 +249,8 @@ def test_records_delivered_twice_decide_once(world: World) -> None:
     world.deliver(records)
 
     # then
-    assert [queued.fire.trigger for queued in world.queue.messages] == ["product_interest"]
+    queued = sorted(queued.fire.trigger for queued in world.queue.messages)
+    assert queued == ["product_interest", "product_offer"]
     assert world.outcomes("product_interest") == ["fired"]
 
 

@@ -26,6 +26,7 @@ from nudge.config import (
     EngineSettings,
     ReadSettings,
     Settings,
+    SocketSettings,
     TrackingSettings,
     bundled_triggers,
 )
@@ -38,11 +39,13 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
 
+    from nudge.adapters.in_app import ManagementApiSockets
     from nudge.adapters.queue import DeadLetters
     from nudge.adapters.suppression import SuppressionStore
     from nudge.domain.triggers.engine import TriggerIndex
     from nudge.service.evaluate import EvaluateService
     from nudge.service.feedback import FeedbackService
+    from nudge.service.in_app import InAppService
     from nudge.service.ingest import IngestService
     from nudge.service.inspect import PersonViews
     from nudge.service.reporting import Reporting
@@ -58,6 +61,7 @@ __all__ = [
     "evaluate_service",
     "event_store",
     "feedback_service",
+    "in_app_service",
     "ingest_service",
     "person_views",
     "report_page",
@@ -65,6 +69,7 @@ __all__ = [
     "send_dead_letters",
     "send_service",
     "settings",
+    "socket_settings",
     "suppression_store",
     "track_service",
     "tracking_settings",
@@ -205,7 +210,11 @@ def send_service() -> SendService:
     policy = Policy(
         per_trigger_per_day=delivery.trigger_per_day,
         cooldown=delivery.cooldown,
-        per_channel_per_day={"email": delivery.email_per_day, "webhook": delivery.webhook_per_day},
+        per_channel_per_day={
+            "email": delivery.email_per_day,
+            "webhook": delivery.webhook_per_day,
+            "in_app": delivery.in_app_per_day,
+        },
         quiet_start=time.fromisoformat(delivery.quiet_hours[0]),
         quiet_end=time.fromisoformat(delivery.quiet_hours[1]),
         default_timezone=delivery.default_timezone,
@@ -232,6 +241,7 @@ def send_service() -> SendService:
         reminders=Reminders(scheduler_client(), engine.schedule_group, engine.scheduler_role_arn),
         queue=SendQueue(sqs_client(), engine.send_queue_url),
         experiments=ExperimentStore(dynamodb_client(), table),
+        in_app=in_app_service(delivery.socket_endpoint) if delivery.socket_endpoint else None,
         settings=SendSettings(
             from_email=delivery.from_email,
             public_url=delivery.public_url,
@@ -240,6 +250,35 @@ def send_service() -> SendService:
             send_queue_arn=delivery.send_queue_arn,
             policy=policy,
         ),
+    )
+
+
+@functools.cache
+def socket_settings() -> SocketSettings:
+    return SocketSettings.from_env(os.environ)
+
+
+@functools.cache
+def socket_poster(socket_endpoint: str) -> ManagementApiSockets:
+    """The Management API of the WebSocket API at ``socket_endpoint`` (its wss:// URL and
+    stage); its endpoint is always explicit, as API Gateway gives each API its own."""
+    from nudge.adapters.in_app import ManagementApiSockets, management_endpoint
+
+    client = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=management_endpoint(socket_endpoint),
+        config=_CLIENT_CONFIG,
+    )
+    return ManagementApiSockets(client)
+
+
+def in_app_service(socket_endpoint: str) -> InAppService:
+    from nudge.adapters.in_app import InAppStore
+    from nudge.service.in_app import InAppService
+
+    return InAppService(
+        inbox=InAppStore(dynamodb_client(), settings().table_name),
+        sockets=socket_poster(socket_endpoint),
     )
 
 

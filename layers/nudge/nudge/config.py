@@ -137,6 +137,18 @@ class TrackingSettings:
 
 
 @dataclass(frozen=True)
+class SocketSettings:
+    socket_endpoint: str  # the WebSocket API's URL with its stage (wss://.../live)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SocketSettings:
+        endpoint = env.get("NUDGE_SOCKET_ENDPOINT", "")
+        if not endpoint.startswith(("wss://", "ws://")):
+            raise ConfigError(f"NUDGE_SOCKET_ENDPOINT must be a wss:// URL (got {endpoint!r})")
+        return cls(socket_endpoint=endpoint)
+
+
+@dataclass(frozen=True)
 class DeliverySettings:
     from_email: str
     public_url: str
@@ -150,6 +162,8 @@ class DeliverySettings:
     dead_letter_url: str
     email_per_day: int
     webhook_per_day: int
+    in_app_per_day: int
+    socket_endpoint: str | None  # the WebSocket API's wss:// URL with its stage; None: no in-app
     trigger_per_day: int
     cooldown: timedelta
     quiet_hours: tuple[str, str]
@@ -197,6 +211,8 @@ class DeliverySettings:
                 dead_letter_url=env["NUDGE_SEND_DLQ_URL"],
                 email_per_day=int(env.get("NUDGE_EMAIL_PER_DAY", "3")),
                 webhook_per_day=int(env.get("NUDGE_WEBHOOK_PER_DAY", "50")),
+                in_app_per_day=int(env.get("NUDGE_IN_APP_PER_DAY", "10")),
+                socket_endpoint=env.get("NUDGE_SOCKET_ENDPOINT") or None,
                 trigger_per_day=int(env.get("NUDGE_TRIGGER_PER_DAY", "1")),
                 cooldown=parse_duration(env.get("NUDGE_COOLDOWN", "0")),
                 quiet_hours=(quiet[0].strip(), quiet[1].strip()),

@@ -53,6 +53,7 @@ _MISSING = frozenset(
         "NotFoundException",
         "AWS.SimpleQueueService.NonExistentQueue",
         "QueueDoesNotExist",
+        "GoneException",  # API Gateway: the WebSocket connection is closed
     }
 )
 _FORBIDDEN = frozenset(

@@ -67,6 +67,7 @@ __all__ = [
     "SUPPRESSION_KIND",
     "TIMER_KIND",
     "assignment_key",
+    "connection_key",
     "contact_key",
     "counted_key",
     "counter_key",
@@ -76,6 +77,7 @@ __all__ = [
     "decision_key",
     "event_key",
     "fire_key",
+    "in_app_key",
     "ledger_key",
     "link_key",
     "person_from_pk",
@@ -101,6 +103,8 @@ RECEIPT_KIND = "receipt"
 ASSIGNMENT_KIND = "assignment"
 COUNTED_KIND = "counted"
 COUNTER_KIND = "counter"
+CONNECTION_KIND = "connection"
+IN_APP_KIND = "in_app"
 COUNTER_SHARDS = 4
 _EVENT_PREFIX = "E#"
 _PERSON_PREFIX = "P#"
@@ -172,6 +176,20 @@ def receipt_key(fire_id: str) -> dict[str, str]:
 
 def contact_key(person: PersonId) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": "CONTACT"}
+
+
+CONNECTION_SK_PREFIX = "W#"
+IN_APP_SK_PREFIX = "M#"
+
+
+def connection_key(person: PersonId, connection_id: str) -> dict[str, str]:
+    """An open WebSocket of the person's (one per tab): the fan-out list for in-app messages."""
+    return {"pk": person_pk(person), "sk": f"{CONNECTION_SK_PREFIX}{connection_id}"}
+
+
+def in_app_key(person: PersonId, fire_id: str) -> dict[str, str]:
+    """An in-app message no tab has shown yet; the tab that deletes it shows it."""
+    return {"pk": person_pk(person), "sk": f"{IN_APP_SK_PREFIX}{fire_id}"}
 
 
 ASSIGNMENT_SK_PREFIX = "A#"

@@ -9,6 +9,7 @@ code knows is refused rather than half-read.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -28,6 +29,7 @@ __all__ = [
     "FIRE_TAG",
     "Channel",
     "FireMessage",
+    "InAppDisplay",
     "InvalidFireMessage",
 ]
 
@@ -35,6 +37,9 @@ FIRE_MESSAGE_VERSION = 1
 FIRE_HEADER = "X-Nudge-Fire"  # on every email Send sends: the fire it delivers
 FIRE_TAG = "nudge_fire"  # the same, as an SES message tag (SES never truncates tags)
 Channel = Literal["email", "webhook", "in_app"]
+
+
+_IN_APP_FIELDS = ("display", "expires")
 
 
 class InvalidFireMessage(ValueError):
@@ -46,6 +51,17 @@ def _person(value: object) -> PersonId:
 
 
 Person = Annotated[PersonId, BeforeValidator(_person), PlainSerializer(str, return_type=str)]
+
+
+class InAppDisplay(BaseModel):
+    """The trigger's display rules as the browser SDK reads them: seconds and percent."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    delay: float | None = None  # seconds after the page loaded
+    scroll: float | None = None  # percent of the page scrolled, 0-100
+    match: Literal["any", "all"] = "any"
+    exclude: tuple[str, ...] = ()  # globs on location.pathname
 
 
 class FireMessage(BaseModel):
@@ -68,6 +84,8 @@ class FireMessage(BaseModel):
     attempt: int = Field(default=0, ge=0)  # deliveries tried and re-queued so far
     variant: str | None = None  # the experiment arm, when the trigger runs one
     experiment: str | None = None  # the experiment's version, with the arm
+    display: InAppDisplay | None = None  # in_app: when the page may show it
+    expires: int | None = Field(default=None, ge=1)  # in_app: seconds it may wait for a page
 
     @classmethod
     def from_json(cls, text: str) -> FireMessage:
@@ -77,11 +95,16 @@ class FireMessage(BaseModel):
             raise InvalidFireMessage(_first_problem(error)) from None
 
     def to_record(self) -> dict[str, Any]:
-        """The JSON-ready form: queue bodies, the table's fire items, schedule inputs."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The JSON-ready form: queue bodies, the table's fire items, schedule inputs.
+        The in-app fields appear only on in-app fires, so other fires keep their shape."""
+        record = self.model_dump(mode="json", by_alias=True)
+        for name in _IN_APP_FIELDS:
+            if record.get(name) is None:
+                record.pop(name, None)
+        return record
 
     def to_json(self) -> str:
-        return self.model_dump_json(by_alias=True)
+        return json.dumps(self.to_record(), separators=(",", ":"), ensure_ascii=False)
 
     def retried(self) -> FireMessage:
         """The same fire, one more attempt along (re-queued after a failed delivery)."""

@@ -42,7 +42,8 @@ class Policy:
     )
     quiet_start: time = time(21, 0)
     quiet_end: time = time(8, 0)
-    quiet_channels: frozenset[str] = frozenset({"email", "in_app"})
+    # An in-app message appears only on a page the person has open: no hour is too late.
+    quiet_channels: frozenset[str] = frozenset({"email"})
     default_timezone: str = "UTC"
 
 

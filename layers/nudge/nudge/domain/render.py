@@ -1,7 +1,8 @@
 """Messages rendered from templates in a sandbox, whole or not at all.
 
 Templates live in ``triggers/templates``: ``<name>.subject.j2``, ``<name>.html.j2`` and
-``<name>.txt.j2`` for email, ``<name>.json.j2`` for a webhook body. Rendering runs in
+``<name>.txt.j2`` for email, ``<name>.json.j2`` for a webhook body, ``<name>.in_app.html.j2``
+for an in-app message (autoescaped, as email's HTML is). Rendering runs in
 Jinja2's SandboxedEnvironment with StrictUndefined, so a missing variable or a reach for
 Python internals (``{{ ''.__class__ }}``) is an error, never a half-rendered message.
 """
@@ -75,6 +76,14 @@ class Renderer:
             raise RenderError(f"{name}.json.j2 must render a JSON object", file=f"{name}.json.j2")
         return document
 
+    def in_app(self, name: str, context: Mapping[str, Any]) -> str:
+        """The HTML fragment the page shows (the SDK puts it in a shadow root)."""
+        file = f"{name}.in_app.html.j2"
+        html = self._render(self._html, file, context).strip()
+        if not html:
+            raise RenderError(f"{file} rendered nothing", file=file)
+        return html
+
     def _render(
         self, environment: SandboxedEnvironment, file: str, context: Mapping[str, Any]
     ) -> str:
@@ -140,10 +149,13 @@ def _environment(templates: Path, *, autoescape: bool) -> SandboxedEnvironment:
     )
 
 
+_PARTS = {"email": ["subject", "html", "txt"], "webhook": ["json"], "in_app": ["in_app.html"]}
+
+
 def template_problems(templates: Path, name: str, channel: str) -> list[str]:
     """What `nudge validate` can tell before anything is sent: missing parts, syntax
     errors, and attribute access the sandbox would refuse (names starting with _)."""
-    parts = ["subject", "html", "txt"] if channel == "email" else ["json"]
+    parts = _PARTS[channel]
     problems = []
     environment = _environment(templates, autoescape=False)
     for part in parts:

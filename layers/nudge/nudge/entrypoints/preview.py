@@ -23,7 +23,7 @@ from nudge.domain.timefmt import iso
 from nudge.domain.triggers.conditions import event_name
 from nudge.domain.triggers.engine import collected
 from nudge.domain.triggers.loader import load_triggers
-from nudge.domain.triggers.model import EventMatch, Trigger
+from nudge.domain.triggers.model import EventMatch, Trigger, in_app_fields
 
 __all__ = ["PREVIEW_KEY", "PREVIEW_URL", "preview", "run_preview"]
 
@@ -106,6 +106,8 @@ def preview(
             f"{trigger.id}.html": content.html,
             f"{trigger.id}.txt": content.text,
         }
+    elif channel == "in_app":
+        files = {f"{trigger.id}.in_app.html": renderer.in_app(name, context) + "\n"}
     else:
         document = renderer.webhook(name, context)
         files = {f"{trigger.id}.json": json.dumps(document, indent=2, ensure_ascii=False) + "\n"}
@@ -143,6 +145,7 @@ def _fire(trigger: Trigger, profile: Profile, events: Sequence[Mapping[str, Any]
         template=trigger.send.template,
         event=dict(entry),
         context=collected(trigger, entry, history, now),
+        **in_app_fields(trigger.send, trigger.send.channel),
     )
 
 

@@ -46,7 +46,7 @@ from nudge.domain.triggers.engine import (
     swept_hour,
 )
 from nudge.domain.triggers.experiment import HOLDOUT
-from nudge.domain.triggers.model import Inactivity, Trigger
+from nudge.domain.triggers.model import Inactivity, Trigger, in_app_fields
 from nudge.service.ports import (
     EngineRecords,
     ExperimentRecords,
@@ -420,6 +420,7 @@ class EvaluateService:
     ) -> FireMessage:
         variant = trigger.experiment.variant(fire.arm) if trigger.experiment and fire.arm else None
         send = variant.send if variant and variant.send else None
+        channel = (send.channel if send and send.channel else None) or trigger.send.channel
         return FireMessage(
             fire_id=fire_id,
             trigger=trigger.id,
@@ -428,12 +429,13 @@ class EvaluateService:
             anonymous_id=fire.entry.get("anonymousId"),
             occurrence=fire.occurrence,
             fired_at=fired_at,
-            channel=(send.channel if send and send.channel else None) or trigger.send.channel,
+            channel=channel,
             template=(send.template if send and send.template else None) or trigger.send.template,
             variant=fire.arm,
             experiment=trigger.experiment.version if trigger.experiment and fire.arm else None,
             event=dict(fire.entry),
             context=collected(trigger, fire.entry, history, fire.at),
+            **in_app_fields(trigger.send, channel),
         )
 
     def _identity(self, timer_person: PersonId) -> tuple[PersonId, list[PersonId], Profile]:

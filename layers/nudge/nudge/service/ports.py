@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 if TYPE_CHECKING:
     from nudge.domain.experiments.attribution import Assignment
     from nudge.domain.experiments.counts import CountedUnder, Measure, Tally
+    from nudge.domain.in_app import InAppMessage
     from nudge.domain.intake import StoredEvent
     from nudge.domain.messages import FireMessage
     from nudge.domain.person import PersonId
@@ -47,6 +48,7 @@ __all__ = [
     "FireQueue",
     "FireRecords",
     "Forbidden",
+    "InAppInbox",
     "LedgerEntry",
     "Mailer",
     "Missing",
@@ -58,6 +60,7 @@ __all__ = [
     "Receipts",
     "Refused",
     "Scheduler",
+    "SocketPoster",
     "SuppressionList",
     "Timers",
     "Unavailable",
@@ -313,6 +316,41 @@ class Receipts(Protocol):
         ...
 
     def find(self, fire_id: str) -> Receipt | None: ...
+
+
+class InAppInbox(Protocol):
+    """The in-app messages no page has shown yet, and the pages open now, per person.
+
+    A message is kept until one page takes it (``take`` is a conditional delete: exactly
+    one caller gets True) or it expires; reads never return an expired one, whatever the
+    table's TTL has not deleted yet. A connection is kept until it closes or ``until``.
+    """
+
+    def keep(self, person: PersonId, message: InAppMessage) -> bool:
+        """Idempotent: False when the message was kept already (a redelivered fire)."""
+        ...
+
+    def pending(self, persons: Sequence[PersonId], now: datetime) -> list[InAppMessage]: ...
+
+    def take(self, persons: Sequence[PersonId], fire_id: str, now: datetime) -> bool: ...
+
+    def connect(
+        self, person: PersonId, connection_id: str, now: datetime, until: datetime
+    ) -> None: ...
+
+    def disconnect(self, person: PersonId, connection_id: str) -> None:
+        """Idempotent: forgetting a connection that is gone already is success."""
+        ...
+
+    def connections(self, person: PersonId, now: datetime) -> list[str]: ...
+
+
+class SocketPoster(Protocol):
+    """API Gateway's Management API: a frame to one open WebSocket."""
+
+    def post(self, connection_id: str, frame: str) -> bool:
+        """False when the connection is gone (closed, or never was)."""
+        ...
 
 
 class Scheduler(Protocol):

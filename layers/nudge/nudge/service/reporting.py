@@ -18,7 +18,7 @@ from nudge.service.ports import CounterReader
 __all__ = ["Reporting"]
 
 # An experiment's version is a 12-digit hex digest (Experiment.version); "-" is none.
-_VERSION = re.compile(r"^([0-9a-f]{12}|-)$")
+_VERSION = re.compile(r"[0-9a-f]{12}|-")
 
 
 class Reporting:
@@ -32,7 +32,7 @@ class Reporting:
         if trigger is None:
             known = ", ".join(self._triggers) or "none"
             raise NotFound("id", f"no trigger {trigger_id[:80]!r} (triggers: {known})")
-        if version is not None and not _VERSION.match(version):
+        if version is not None and not _VERSION.fullmatch(version):
             raise InvalidRequest("version", "must be an experiment version (12 hex digits)")
         current = trigger.experiment.version if trigger.experiment else NO_EXPERIMENT
         chosen = version or current

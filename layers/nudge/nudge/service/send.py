@@ -22,7 +22,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from nudge.domain.experiments.counts import NO_EXPERIMENT, CountedUnder
-from nudge.domain.messages import FIRE_HEADER, FIRE_TAG, FireMessage, InvalidFireMessage
+from nudge.domain.in_app import InAppMessage, frame_size_problem
+from nudge.domain.messages import (
+    FIRE_HEADER,
+    FIRE_TAG,
+    FireMessage,
+    InAppDisplay,
+    InvalidFireMessage,
+)
 from nudge.domain.outcomes import DeliveryOutcome
 from nudge.domain.person import PersonId
 from nudge.domain.policy import (
@@ -39,7 +46,9 @@ from nudge.domain.policy import (
 )
 from nudge.domain.profile import Profile
 from nudge.domain.render import Renderer, RenderError, render_context
+from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import Decision
+from nudge.service.in_app import InAppService
 from nudge.service.ports import (
     MAX_DELAY,
     ContactRecords,
@@ -66,6 +75,8 @@ __all__ = ["Delivery", "Poison", "SendService", "SendSettings", "queue_delay"]
 # DelaySeconds, so 5 s means 5 s; a later one is a one-time schedule (Scheduler needs
 # about a minute of lead time, which is nothing next to 30 min). Both outlive the process.
 WEBHOOK_BACKOFF = (5, 300, 1800, 7200, 18000, 36000)
+# A fire that names no expiry (written before in-app fires carried one) waits a day.
+IN_APP_EXPIRES_SECONDS = 86_400
 # SES throttling or a 5xx: a minute, then longer; after the last, the DLQ.
 EMAIL_BACKOFF = (60, 300, 1800, 7200, 18000)
 _CONFLICT_RETRIES = 5
@@ -78,7 +89,11 @@ _UNMARKED = (
 _NO_ADDRESS = {
     "email": "no email trait to send to",
     "webhook": "no webhook configured (CrmWebhookUrl and WebhookSecret)",
+    "in_app": "no WebSocket API configured (NUDGE_SOCKET_ENDPOINT)",
 }
+# Suppression lists hold addresses a person asked not to be sent to (bounces, complaints,
+# unsubscribes); a message on a page the person has open reaches no address.
+_SUPPRESSIBLE = frozenset({"email", "webhook"})
 
 
 class Poison(Exception):
@@ -118,6 +133,7 @@ class SendService:
         queue: FireQueue,
         experiments: ExperimentRecords,
         settings: SendSettings,
+        in_app: InAppService | None = None,
     ) -> None:
         self._events = events
         self._contacts = contacts
@@ -131,6 +147,7 @@ class SendService:
         self._queue = queue
         self._experiments = experiments
         self._settings = settings
+        self._in_app = in_app
 
     def deliver(self, fire: FireMessage, now: datetime, *, redelivered: bool = False) -> Delivery:
         person = fire.person
@@ -150,9 +167,11 @@ class SendService:
             return Delivery(
                 "skipped", _NO_ADDRESS.get(channel, f"the {channel} channel is not built yet")
             )
-        if self._suppression.is_suppressed(channel, address):
+        if channel in _SUPPRESSIBLE and self._suppression.is_suppressed(channel, address):
             return Delivery("suppressed", f"{address} is suppressed on {channel}")
         message = self._render(fire, profile, address)
+        if isinstance(message, InAppMessage) and message.expires_at <= now:
+            return Delivery("skipped", f"expired at {iso(message.expires_at)} before delivery")
         zone = person_zone(profile.traits.get("timezone") or fire.timezone, self._settings.policy)
         for _ in range(_CONFLICT_RETRIES):
             state = self._contacts.load(fire.person)
@@ -206,6 +225,15 @@ class SendService:
                 note = self._mark_failed(fire.person, fire.fire_id, now)
                 raise Poison(f"SES refused it: {error}{note}") from None
             reason = f"sent to {address} (SES {provider_id})"
+        elif channel == "in_app":
+            assert self._in_app is not None
+            try:
+                reason = self._in_app.deliver(fire.person, message, now)
+            except Unavailable as error:
+                note = self._mark_failed(fire.person, fire.fire_id, now)
+                if fire.attempt >= len(EMAIL_BACKOFF):
+                    raise Poison(f"in-app delivery kept failing: {error}{note}") from None
+                return Delivery("retry", f"{error}{note}", EMAIL_BACKOFF[fire.attempt])
         else:
             assert self._webhook is not None
             result = self._webhook.send(address, fire.fire_id, message)
@@ -284,6 +312,8 @@ class SendService:
             return email
         if channel == "webhook" and self._webhook is not None:
             return self._settings.crm_webhook_url  # None too when no URL is configured
+        if channel == "in_app" and self._in_app is not None:
+            return str(profile.person)  # the person's open pages, wherever they are
         return None
 
     def _render(self, fire: FireMessage, profile: Profile, address: str) -> Any:
@@ -304,9 +334,27 @@ class SendService:
                     },
                     tags={FIRE_TAG: fire.fire_id},
                 )
+            if fire.channel == "in_app":
+                return self._in_app_message(fire, context)
             return self._renderer.webhook(fire.template, context)
         except RenderError as error:
             raise Poison(error.reason) from None
+
+    def _in_app_message(self, fire: FireMessage, context: dict[str, Any]) -> InAppMessage:
+        """The message as the page gets it; refused whole when API Gateway would refuse
+        to post it (over 128 KB), as a template error is: it goes to the DLQ, with why."""
+        fired = datetime.fromisoformat(fire.fired_at)
+        message = InAppMessage(
+            fire_id=fire.fire_id,
+            trigger=fire.trigger,
+            html=self._renderer.in_app(fire.template, context),
+            display=fire.display or InAppDisplay(),
+            expires_at=fired + timedelta(seconds=fire.expires or IN_APP_EXPIRES_SECONDS),
+        )
+        problem = frame_size_problem(message.frame())
+        if problem is not None:
+            raise RenderError(problem, file=f"{fire.template}.in_app.html.j2")
+        return message
 
     def _requeue(self, fire: FireMessage, now: datetime, seconds: float) -> None:
         """Later, not lost: the fire goes back on the send queue, delayed by SQS itself when

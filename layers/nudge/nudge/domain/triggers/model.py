@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     Discriminator,
     Field,
     Tag,
@@ -26,12 +27,14 @@ from pydantic import (
 )
 
 from nudge.domain.durations import parse_duration
+from nudge.domain.messages import InAppDisplay
 from nudge.domain.triggers.common import ID_PATTERN, MAX_WINDOW, Duration, Path, Window
 from nudge.domain.triggers.common import Strict as _Strict
 from nudge.domain.triggers.common import in_range as _in_range
-from nudge.domain.triggers.experiment import Experiment
+from nudge.domain.triggers.experiment import Experiment, Percent
 
 __all__ = [
+    "IN_APP_EXPIRES",
     "OPERATORS",
     "Absence",
     "AllOf",
@@ -39,6 +42,7 @@ __all__ = [
     "Collect",
     "Condition",
     "Count",
+    "Display",
     "EventMatch",
     "Inactivity",
     "NotOf",
@@ -46,6 +50,7 @@ __all__ = [
     "Reentry",
     "Send",
     "Trigger",
+    "in_app_fields",
 ]
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists", "starts_with")
@@ -202,9 +207,82 @@ class Reentry(_Strict):
         return self
 
 
+# A glob on the page's path (location.pathname): ``*`` any run of characters, ``?`` one.
+_GLOB = re.compile(r"^[/*][!-~]{0,199}$")  # printable ASCII, no spaces: what a path holds
+IN_APP_EXPIRES = timedelta(days=1)  # how long an undelivered in-app message waits by default
+
+
+def _check_glob(glob: str) -> str:
+    if not _GLOB.match(glob):
+        raise ValueError(
+            f"{glob!r} is not a path glob; start with / (or *), no spaces, e.g. /checkout*"
+        )
+    return glob
+
+
+PathGlob = Annotated[str, AfterValidator(_check_glob)]
+
+
+class Display(_Strict):
+    """When an in-app message may appear on the open page; the browser SDK applies it.
+
+    ``delay`` counts from the page's load, ``scroll`` is the deepest the page was
+    scrolled; ``match: any`` shows the message when either given rule holds, ``all``
+    when both do. ``exclude`` names pages where it never appears (it waits for another).
+    """
+
+    delay: Duration | None = None
+    scroll: Percent | None = None
+    match: Literal["any", "all"] = "any"
+    exclude: list[PathGlob] = Field(default_factory=list, max_length=20)
+
+    @field_validator("delay")
+    @classmethod
+    def _delay_in_range(cls, value: timedelta | None) -> timedelta | None:
+        return None if value is None else _in_range(value, timedelta(0), timedelta(hours=1))
+
+    @field_validator("scroll")
+    @classmethod
+    def _scroll_in_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0 <= value <= 1:
+            raise ValueError(f"{value * 100:g}% is out of range (0% to 100%)")
+        return value
+
+
 class Send(_Strict):
     channel: Literal["email", "webhook", "in_app"]
     template: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    display: Display | None = None  # in_app only
+    expires: Duration | None = None  # in_app only: an undelivered message is dropped after it
+
+    @field_validator("expires")
+    @classmethod
+    def _expires_in_range(cls, value: timedelta | None) -> timedelta | None:
+        return None if value is None else _in_range(value, timedelta(minutes=1), timedelta(days=30))
+
+    @model_validator(mode="after")
+    def _in_app_fields_for_in_app(self) -> Send:
+        given = [name for name in ("display", "expires") if getattr(self, name) is not None]
+        if given and self.channel != "in_app":
+            raise ValueError(f"{' and '.join(given)} apply to channel in_app only")
+        return self
+
+
+def in_app_fields(send: Send, channel: str) -> dict[str, Any]:
+    """What a fire on ``channel`` carries for the page: display rules and expiry (in seconds,
+    as the SDK and the message store use them); nothing for other channels. A variant that
+    switches a trigger to in_app gets the defaults."""
+    if channel != "in_app":
+        return {}
+    rules = send.display or Display()
+    expires = send.expires or IN_APP_EXPIRES
+    display = InAppDisplay(
+        delay=rules.delay.total_seconds() if rules.delay is not None else None,
+        scroll=round(rules.scroll * 100, 2) if rules.scroll is not None else None,
+        match=rules.match,
+        exclude=tuple(rules.exclude),
+    )
+    return {"display": display, "expires": int(expires.total_seconds())}
 
 
 class Collect(_Strict):
