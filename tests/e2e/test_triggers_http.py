@@ -327,12 +327,12 @@ def test_abandoned_cart_without_an_email_is_not_matched(stack: StackClient):
 
 
 def test_product_interest_fires_on_a_long_look(stack: StackClient):
-    """A Product Viewed with dwell_seconds 150 fires product_interest at once (after a drain)."""
+    """A Page Engaged with active_seconds 150 fires product_interest at once (after a drain)."""
     # given
     user = _new_id("user")
 
     # when
-    _track(stack, "Product Viewed", {"product_id": "sku-9", "dwell_seconds": 150}, user_id=user)
+    _track(stack, "Page Engaged", {"product_id": "sku-9", "active_seconds": 150}, user_id=user)
 
     # then
     fires = _fires(stack, user, "product_interest")
@@ -343,29 +343,29 @@ def test_product_interest_fires_on_a_long_look(stack: StackClient):
 
 
 def test_product_interest_is_not_matched_on_a_short_look(stack: StackClient):
-    """A Product Viewed with dwell_seconds 60 does not fire; explain names dwell_seconds."""
+    """A Page Engaged with active_seconds 60 does not fire; explain names active_seconds."""
     # given
     user = _new_id("user")
 
     # when
-    _track(stack, "Product Viewed", {"product_id": "sku-9", "dwell_seconds": 60}, user_id=user)
+    _track(stack, "Page Engaged", {"product_id": "sku-9", "active_seconds": 60}, user_id=user)
 
     # then
     assert _fires(stack, user, "product_interest") == []
     decisions = _decisions(stack, user, "product_interest")
     assert [decision["outcome"] for decision in decisions] == ["not_matched"]
-    assert "dwell_seconds" in decisions[0]["reason"]
+    assert "active_seconds" in decisions[0]["reason"]
 
 
 def test_product_interest_a_second_long_look_within_7_days_is_a_duplicate(stack: StackClient):
     """A second long look at the same product within 7 days is a duplicate, not a second fire."""
     # given
     user = _new_id("user")
-    _track(stack, "Product Viewed", {"product_id": "sku-9", "dwell_seconds": 150}, user_id=user)
+    _track(stack, "Page Engaged", {"product_id": "sku-9", "active_seconds": 150}, user_id=user)
     _advance(stack, DAY)
 
     # when
-    _track(stack, "Product Viewed", {"product_id": "sku-9", "dwell_seconds": 300}, user_id=user)
+    _track(stack, "Page Engaged", {"product_id": "sku-9", "active_seconds": 300}, user_id=user)
 
     # then
     assert len(_fires(stack, user, "product_interest")) == 1
@@ -552,7 +552,7 @@ def test_explain_decisions_carry_trigger_outcome_reason_time_occurrence_and_pers
     """Each decision explain lists names trigger, outcome, reason, time, occurrence and person."""
     # given
     user = _new_id("user")
-    _track(stack, "Product Viewed", {"product_id": "sku-9", "dwell_seconds": 150}, user_id=user)
+    _track(stack, "Page Engaged", {"product_id": "sku-9", "active_seconds": 150}, user_id=user)
 
     # when
     decisions = _decisions(stack, user, "product_interest")
@@ -584,7 +584,7 @@ def test_the_outbox_lists_a_fire_not_yet_delivered(stack: StackClient):
     """A fire waiting for delivery shows in the outbox as undelivered, addressed to the user."""
     # given
     user = _new_id("user")
-    _track(stack, "Product Viewed", {"product_id": "sku-9", "dwell_seconds": 150}, user_id=user)
+    _track(stack, "Page Engaged", {"product_id": "sku-9", "active_seconds": 150}, user_id=user)
     (fire,) = _fires(stack, user, "product_interest")
 
     # when
@@ -592,7 +592,11 @@ def test_the_outbox_lists_a_fire_not_yet_delivered(stack: StackClient):
 
     # then
     assert response.status_code == 200, response.text
-    waiting = [entry for entry in response.json() if entry.get("fire", {}).get("fireId")]
+    waiting = [
+        entry
+        for entry in response.json()
+        if entry.get("fire", {}).get("fireId") and entry["trigger"] == "product_interest"
+    ]
     assert [(e["delivered"], e["to"], e["channel"], e["trigger"]) for e in waiting] == [
         (False, user, "email", "product_interest")
     ]
