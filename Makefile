@@ -32,8 +32,9 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
+# The demo's triggers: the shipped ones, with product_offer after 30 s of attention, not 120.
 run: $(STAMP)
-	$(BIN)/python -m local
+	NUDGE_TRIGGERS_DIR=$${NUDGE_TRIGGERS_DIR:-local/demo/triggers} $(BIN)/python -m local
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest

@@ -33,8 +33,9 @@ class ControlApi:
         table = next(iter(stack.template.tables))
         # The stack's own client: its requests are marked as the pump's, so reading a view
         # never wakes an idle pump.
-        self.views = person_views(stack.dynamodb, stack.template.names.physical(table))
-        self.reports = reporting(stack.dynamodb, stack.template.names.physical(table))
+        name, triggers = stack.template.names.physical(table), stack.config.triggers_dir
+        self.views = person_views(stack.dynamodb, name, triggers_dir=triggers)
+        self.reports = reporting(stack.dynamodb, name, triggers_dir=triggers)
         self.routes: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("GET", "/_local/health"): self._health,
             ("POST", "/_local/drain"): self._drain,

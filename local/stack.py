@@ -80,6 +80,9 @@ class StackConfig:
     advance_budget: float = 600.0  # seconds of work one clock advance may take
     admin_key: str = "dev-admin-key"  # the reports API's key (an SSM SecureString on AWS)
     socket_port: int = 3001  # the WebSocket API (in-app messages); 0: any free port
+    # The trigger folder the functions load (NUDGE_TRIGGERS_DIR), as a deploy would package
+    # another one; None: the shipped triggers/. `make run` uses the demo's timings.
+    triggers_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -96,6 +99,9 @@ class StackConfig:
             advance_budget=float(os.environ.get("NUDGE_ADVANCE_BUDGET", "600")),
             admin_key=os.environ.get("NUDGE_ADMIN_KEY") or "dev-admin-key",
             socket_port=int(os.environ.get("NUDGE_SOCKET_PORT", "3001")),
+            triggers_dir=Path(os.environ["NUDGE_TRIGGERS_DIR"]).resolve()
+            if os.environ.get("NUDGE_TRIGGERS_DIR")
+            else None,
         )
 
 
@@ -235,6 +241,11 @@ class LocalStack:
             "AWS_REGION": self.template.names.region,
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
+            **(
+                {"NUDGE_TRIGGERS_DIR": str(self.config.triggers_dir)}
+                if self.config.triggers_dir
+                else {}
+            ),
         }
 
     def _client(self, service: str) -> Any:

@@ -202,8 +202,15 @@ def stack_logs() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def stack(stack_logs: Path) -> Iterator[StackClient]:
-    """The application's own template.yaml, served as `make run` serves it."""
+    """The application's own template.yaml and shipped triggers."""
     yield from _run_stack(None, stack_logs)
+
+
+@pytest.fixture(scope="session")
+def demo_stack(stack_logs: Path) -> Iterator[StackClient]:
+    """As `make run` serves it: the demo's triggers (product_offer after 30 s, not 120)."""
+    demo_triggers = str(REPO / "local" / "demo" / "triggers")
+    yield from _run_stack(None, stack_logs, {"NUDGE_TRIGGERS_DIR": demo_triggers})
 
 
 @pytest.fixture(scope="session")

@@ -305,3 +305,37 @@ def test_an_unknown_action_is_answered_forbidden(stack: StackClient):
     # then
     assert answer["message"] == "Forbidden"
     assert still_open
+
+
+def test_the_demo_offers_after_30_seconds_of_attention(demo_stack: StackClient):
+    """`make run` loads the demo's triggers: 30 s of attention on a product page is enough
+    for the offer there, where the shipped trigger waits for 120 s."""
+    # given
+    user = _user()
+
+    async def scenario(session: aiohttp.ClientSession) -> dict[str, Any]:
+        async with session.ws_connect(_page_url(demo_stack, user)) as socket:
+            await socket.send_json({"action": "sync"})
+            # when
+            return await _fire_while_open(demo_stack, socket, user, active_seconds=30)
+
+    frame = _run(scenario)
+
+    # then
+    assert frame["type"] == "message"
+    assert frame["trigger"] == "product_offer"
+
+
+def test_the_shipped_offer_waits_for_120_seconds(stack: StackClient):
+    """With the shipped triggers, 30 s of attention is not enough for the offer."""
+    # given
+    user = _user()
+    _engaged(stack, user, active_seconds=30)
+
+    # when
+    stack.drain()
+
+    # then
+    decisions = stack.get(f"/_local/explain/{user}").json()["decisions"]
+    offers = [d["outcome"] for d in decisions if d["trigger"] == "product_offer"]
+    assert offers == ["not_matched"]
