@@ -11,7 +11,11 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
+import boto3
 import pytest
+from botocore.exceptions import ClientError
+from nudge.adapters import keys
+from nudge.domain.person import PersonId
 
 from tests.e2e.conftest import StackClient
 
@@ -339,3 +343,74 @@ def test_the_shipped_offer_waits_for_120_seconds(stack: StackClient):
     decisions = stack.get(f"/_local/explain/{user}").json()["decisions"]
     offers = [d["outcome"] for d in decisions if d["trigger"] == "product_offer"]
     assert offers == ["not_matched"]
+
+
+def _management(stack: StackClient) -> Any:
+    """boto3's Management API client, pointed where the functions' is: the API's own host."""
+    assert stack.websocket_url
+    endpoint = stack.websocket_url.replace("ws://", "http://", 1)
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def test_posting_to_a_closed_connection_is_gone(stack: StackClient):
+    """PostToConnection for a connection that is not open answers 410 GoneException."""
+    # given
+    client = _management(stack)
+
+    # when
+    with pytest.raises(ClientError) as refused:
+        client.post_to_connection(ConnectionId="no-such-connection", Data=b"{}")
+
+    # then
+    assert refused.value.response["Error"]["Code"] == "GoneException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 410
+
+
+def test_posting_more_than_128_kb_is_refused(stack: StackClient):
+    """A payload over 128 KB to an open connection is 413 PayloadTooLargeException, and the
+    connection stays open."""
+    # given
+    user = _user()
+    client = _management(stack)
+
+    async def scenario(session: aiohttp.ClientSession) -> tuple[str, bool]:
+        async with session.ws_connect(_page_url(stack, user)) as socket:
+            connection = await asyncio.to_thread(_only_connection, stack, user)
+            # when
+            try:
+                await asyncio.to_thread(
+                    client.post_to_connection,
+                    ConnectionId=connection,
+                    Data=b"x" * (128 * 1024 + 1),
+                )
+            except ClientError as refused:
+                return refused.response["Error"]["Code"], not socket.closed
+            return "accepted", not socket.closed
+
+    code, still_open = _run(scenario)
+
+    # then
+    assert code == "PayloadTooLargeException"
+    assert still_open
+
+
+def _only_connection(stack: StackClient, user: str) -> str:
+    """The connection id the stack recorded for the user's one open page."""
+    table = stack.aws("dynamodb")
+    name = next(n for n in table.list_tables()["TableNames"] if n.endswith("-Table"))
+    items = table.query(
+        TableName=name,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :w)",
+        ExpressionAttributeValues={
+            ":pk": {"S": keys.person_pk(PersonId.user(user))},
+            ":w": {"S": keys.CONNECTION_SK_PREFIX},
+        },
+    )["Items"]
+    assert len(items) == 1, items
+    return str(items[0]["sk"]["S"]).removeprefix(keys.CONNECTION_SK_PREFIX)
