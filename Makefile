@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test check lint typecheck template triggers bench build browser clean help
+.PHONY: run test check lint typecheck template triggers bench build browser npm clean help
 
 help:
 	@echo "make run     start the local stack (no AWS account, no Docker) and print its URLs"
@@ -32,11 +32,21 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
+# The npm libraries the browser compatibility tests and the SDK size bench load
+# (tests/e2e/npm: @segment/analytics-next, @rudderstack/analytics-js, terser); never shipped.
+NPM_DEPS := tests/e2e/npm/node_modules/.package-lock.json
+$(NPM_DEPS): tests/e2e/npm/package-lock.json
+	@command -v npm >/dev/null || { echo "need Node.js and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix tests/e2e/npm --no-audit --no-fund --silent
+	@touch $@
+
+npm: $(NPM_DEPS)
+
 # The demo's triggers: the shipped ones, with product_offer after 30 s of attention, not 120.
 run: $(STAMP)
 	NUDGE_TRIGGERS_DIR=$${NUDGE_TRIGGERS_DIR:-local/demo/triggers} $(BIN)/python -m local
 
-test: $(STAMP) browser
+test: $(STAMP) browser npm
 	$(BIN)/python -m pytest
 
 check: $(STAMP) lint typecheck template triggers
@@ -55,7 +65,7 @@ typecheck: $(STAMP)
 template: $(STAMP)
 	$(BIN)/cfn-lint template.yaml
 
-bench: $(STAMP)
+bench: $(STAMP) npm
 	$(BIN)/python -m bench
 
 build: triggers

@@ -1,5 +1,5 @@
 """``python -m bench [NAME ...] [--json]``: attribution, calls, delivery, dynamodb, engine,
-experiments, idle, imports, layer, sweep, throughput.
+experiments, idle, imports, layer, sdk_size, sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -25,6 +25,7 @@ from bench import (
     idle,
     imports,
     layer,
+    sdk_size,
     sweep,
     throughput,
 )
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "idle": idle.run,
     "imports": imports.run,
     "layer": layer.run,
+    "sdk_size": sdk_size.run,
     "sweep": sweep.run,
     "throughput": throughput.run,
 }
