@@ -89,13 +89,6 @@ def test_analytics_next_page_identify_and_track_are_stored(
     assert {e["context"]["library"]["name"] for e in events} == {"analytics.js"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the HttpApi's CORS AllowHeaders (template.yaml) lack the headers RudderStack's XHR "
-    "queue sets (AnonymousId, SentAt, Rsa-Retry-Attempt, Rsa-Since-Last-Attempt, "
-    "Rsa-Since-First-Attempt, Rsa-Retry-Reason, Rsa-Recovered): Chromium refuses every "
-    "request at preflight (docs/sdk.md, Compatibility)",
-)
 def test_rudderstack_page_identify_and_track_are_stored(stack: StackClient, site: str, page: Page):
     """@rudderstack/analytics-js (its bundled UMD build) with a local source configuration
     (getSourceConfig) and the stack as data plane delivers page, identify and track calls."""
