@@ -11,6 +11,7 @@ import pytest
 from nudge.adapters import keys
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.queue import SendQueue
+from nudge.adapters.store import EventStore
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.engine import Pending
@@ -136,12 +137,14 @@ def _timers(aws: Aws, person: str, trigger: str) -> list[dict[str, Any]]:
 
 
 def _decisions(aws: Aws, person: str, trigger: str) -> list[dict[str, Any]]:
-    """What explain lists for the person and trigger, oldest first."""
+    """What explain lists for the person and trigger, oldest first: the decision records,
+    and the latest not_matched, which the profile keeps."""
+    partition = PersonId.parse(person)
     items = aws.dynamodb.query(
         TableName=aws.table,
         KeyConditionExpression="pk = :pk AND begins_with(sk, :decision)",
         ExpressionAttributeValues={
-            ":pk": {"S": keys.person_pk(PersonId.parse(person))},
+            ":pk": {"S": keys.person_pk(partition)},
             ":decision": {"S": keys.DECISION_SK_PREFIX},
         },
     )["Items"]
@@ -150,6 +153,18 @@ def _decisions(aws: Aws, person: str, trigger: str) -> list[dict[str, Any]]:
         for item in items
         if item["trigger"]["S"] == trigger
     ]
+    profile = EventStore(aws.dynamodb, aws.table).load_profiles([partition]).get(partition)
+    miss = profile.misses.get(trigger) if profile else None
+    if miss is not None:
+        found.append(
+            {
+                "trigger": trigger,
+                "outcome": "not_matched",
+                "at": miss.at,
+                "occurrence": miss.occurrence or "",
+                "reason": miss.reason,
+            }
+        )
     return sorted(found, key=lambda decision: decision["at"])
 
 

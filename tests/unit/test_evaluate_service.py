@@ -296,3 +296,34 @@ def test_the_sweep_does_not_fire_for_someone_who_came_back(world: World) -> None
     # then
     assert decisions == []
     assert world.queue.messages == []
+
+
+def test_an_event_that_does_not_match_writes_no_decision_record(world: World) -> None:
+    """A short look at a product is not_matched for product_interest: nothing is written for
+    it but the profile the event updates anyway."""
+    # given
+    records = world.ingest(
+        identify(), track("Page Engaged", "look-1", product_id="p1", active_seconds=40)
+    )
+
+    # when
+    world.deliver(records)
+
+    # then
+    assert world.outcomes("product_interest") == []
+    miss = world.people.load_profiles([ADA])[ADA].misses["product_interest"]
+    assert (miss.occurrence, "active_seconds" in miss.reason) == ("product_id=p1", True)
+
+
+def test_the_profile_keeps_each_triggers_latest_miss(world: World) -> None:
+    """Two short looks: the profile remembers the second, for explain's "why not"."""
+    # given
+    world.stream(identify(), track("Page Engaged", "look-1", product_id="p1", active_seconds=40))
+
+    # when
+    world.stream(track("Page Engaged", "look-2", product_id="p2", active_seconds=50))
+
+    # then
+    miss = world.people.load_profiles([ADA])[ADA].misses["product_interest"]
+    assert miss.occurrence == "product_id=p2"
+    assert "found 50" in miss.reason

@@ -22,7 +22,7 @@ from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
 from nudge.domain.intake import Event, StoredEvent
 from nudge.domain.person import PersonId
-from nudge.domain.profile import Profile
+from nudge.domain.profile import Miss, Profile
 from nudge.domain.timefmt import iso
 from nudge.service.ports import Conflict, Unavailable
 
@@ -269,6 +269,12 @@ def _profile_item(profile: Profile, shards: int) -> dict[str, Any]:
     }
     if profile.arms:  # only profiles in an experiment pay the bytes
         item["arms"] = profile.arms
+    if profile.misses:  # one compact JSON string: [at, occurrence, reason] per trigger
+        item["misses"] = json.dumps(
+            {trigger: [m.at, m.occurrence, m.reason] for trigger, m in profile.misses.items()},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
     optional = {
         "user_id": profile.user_id,
         "first_seen": profile.first_seen,
@@ -310,6 +316,10 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
         applied_seq=number("applied_seq"),
         folded_at=item.get("folded_at"),
         arms={key: str(arm) for key, arm in item.get("arms", {}).items()},
+        misses={
+            trigger: Miss(str(at), occurrence, str(reason))
+            for trigger, (at, occurrence, reason) in json.loads(item.get("misses", "{}")).items()
+        },
     )
 
 

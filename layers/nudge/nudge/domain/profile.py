@@ -15,7 +15,7 @@ from nudge.domain.intake import Event
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import hour_of, iso
 
-__all__ = ["SESSION_GAP", "Profile", "fold"]
+__all__ = ["SESSION_GAP", "Miss", "Profile", "fold"]
 
 SESSION_GAP = timedelta(minutes=30)
 # A client that invents event names per user must not grow a profile past DynamoDB's item limit.
@@ -27,6 +27,23 @@ MAX_TRAIT_KEYS = 300
 MAX_GROUPS = 50
 MAX_ANONYMOUS_IDS = 50
 PAGE_TYPES = frozenset({"page", "screen"})
+
+
+MAX_MISS_REASON = 120  # characters of a miss's reason kept: the profile stays near 1 KB
+
+
+@dataclass(frozen=True)
+class Miss:
+    """A trigger's latest ``not_matched`` for the person: when, which occurrence, why."""
+
+    at: str
+    occurrence: str | None
+    reason: str
+
+    @classmethod
+    def of(cls, at: str, occurrence: str | None, reason: str) -> Miss:
+        shown = reason if len(reason) <= MAX_MISS_REASON else reason[: MAX_MISS_REASON - 1] + "…"
+        return cls(at, occurrence, shown)
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,10 @@ class Profile:
     folded_at: str | None = None
     # Experiment arms, by trigger and version (engine.arm_key): kept so a re-entry keeps its arm.
     arms: dict[str, str] = field(default_factory=dict)
+    # Why each event trigger last did not match an event of the person's: what `explain`
+    # shows for "why not". Kept here, on the profile write every event makes anyway, rather
+    # than as a decision record per event (a write unit each, half of the writes there were).
+    misses: dict[str, Miss] = field(default_factory=dict)
 
     def sweep_hour(self) -> datetime | None:
         """The UTC hour the inactivity sweep files this person under: the hour of their last

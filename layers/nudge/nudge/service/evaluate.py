@@ -26,7 +26,7 @@ from nudge.domain.experiments.counts import Measure
 from nudge.domain.intake import StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
-from nudge.domain.profile import Profile, fold
+from nudge.domain.profile import Miss, Profile, fold
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.conditions import Facts, event_name
 from nudge.domain.triggers.engine import (
@@ -512,9 +512,13 @@ class BatchWork:
         # An arm given under another identity, still open, is the person's arm here too.
         arms = {**arms_open_at(elsewhere, now), **folded.arms}
         result = on_event(service.index, person, facts, pending, arms)
-        self.decisions += service.carry_out(result, self.target_arn, now, history, elsewhere)
+        decided = service.carry_out(result, self.target_arn, now, history, elsewhere)
+        self.decisions += [d for d in decided if d.outcome != "not_matched"]
         arms = {**folded.arms, **assigned(result)}  # kept with the profile: no extra write
-        self.profiles[person] = replace(folded, applied_seq=sequence, folded_at=iso(now), arms=arms)
+        misses = {**folded.misses, **_misses(decided)}  # likewise: explain's "why not"
+        self.profiles[person] = replace(
+            folded, applied_seq=sequence, folded_at=iso(now), arms=arms, misses=misses
+        )
         self.touched.add(person)
 
     def finish(self) -> set[PersonId]:
@@ -524,6 +528,15 @@ class BatchWork:
         )
         self.service.engine.save_decisions(self.decisions)
         return refused
+
+
+def _misses(decisions: Iterable[Decision]) -> dict[str, Miss]:
+    """The event's ``not_matched`` decisions, kept on the profile instead of as records."""
+    return {
+        d.trigger: Miss.of(iso(d.at), d.occurrence, d.reason)
+        for d in decisions
+        if d.outcome == "not_matched"
+    }
 
 
 def _linked_person(partition: PersonId, linked: Mapping[str, str]) -> PersonId:

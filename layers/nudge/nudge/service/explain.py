@@ -1,8 +1,10 @@
 """`explain`: why a person did or did not get a trigger, for the CLI and the local stack.
 
-Mostly the decision records the engine and delivery left. One thing is worked out when
-asked instead: where an inactivity trigger stands for someone who is simply active,
-because recording that on every event would cost a write per event.
+Mostly the decision records the engine and delivery left. Two things come from the
+profile instead, because a record per event would cost a write per event: each event
+trigger's latest ``not_matched`` (kept on the profile write the event makes anyway), and
+where an inactivity trigger stands for someone who is simply active (worked out when
+asked).
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ def explain(
     """Every recorded decision about the person, oldest first, then where inactivity
     triggers stand now."""
     view = events.read_person(user_id)
-    recorded = engine.decisions(partitions(user_id, view))
+    recorded = sorted(
+        engine.decisions(partitions(user_id, view)) + _misses(view),
+        key=lambda decision: str(decision["at"]),
+    )
     decided = {(decision["trigger"], decision.get("occurrence")) for decision in recorded}
     waiting = [
         status
@@ -42,6 +47,23 @@ def partitions(user_id: str, view: PersonView) -> list[PersonId]:
     if view.profile is not None:
         persons += [PersonId.anonymous(anon) for anon in view.profile.anonymous_ids]
     return list(dict.fromkeys(persons))
+
+
+def _misses(view: PersonView) -> list[dict[str, Any]]:
+    """Each event trigger's latest ``not_matched``, from the profiles of the person."""
+    profiles = [view.profile, *view.linked_profiles] if view.profile else []
+    return [
+        {
+            "trigger": trigger,
+            "outcome": "not_matched",
+            "reason": miss.reason,
+            "at": miss.at,
+            "occurrence": miss.occurrence,
+            "person": str(profile.person),
+        }
+        for profile in profiles
+        for trigger, miss in profile.misses.items()
+    ]
 
 
 def _waiting(index: TriggerIndex, view: PersonView, now: datetime) -> list[dict[str, Any]]:
