@@ -356,13 +356,16 @@ class FakeScheduler:
 
     def __init__(self) -> None:
         self.schedules: dict[str, Armed] = {}
+        self.calls: list[str] = []  # "create <name>" / "delete <name>": what AWS would bill
 
     def arm(
         self, name: str, due: datetime, target_arn: str, payload: dict[str, Any], now: datetime
     ) -> None:
+        self.calls.append(f"create {name}")
         self.schedules.setdefault(name, Armed(name, due, target_arn, payload))
 
     def cancel(self, name: str) -> None:
+        self.calls.append(f"delete {name}")
         self.schedules.pop(name, None)
 
 

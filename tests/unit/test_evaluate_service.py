@@ -327,3 +327,19 @@ def test_the_profile_keeps_each_triggers_latest_miss(world: World) -> None:
     miss = world.people.load_profiles([ADA])[ADA].misses["product_interest"]
     assert miss.occurrence == "product_id=p2"
     assert "found 50" in miss.reason
+
+
+def test_a_second_item_in_the_same_cart_creates_no_schedule(
+    world: World, cart_armed: Armed
+) -> None:
+    """The cart's first timer stands: a second Product Added to it calls Scheduler not at
+    all (no schedule created only to be refused and deleted)."""
+    # given
+    calls_before = list(world.scheduler.calls)
+
+    # when
+    world.stream(product_added("c1", "sku-2"), at=NOW + timedelta(minutes=10))
+
+    # then
+    assert world.scheduler.calls == calls_before
+    assert list(world.scheduler.schedules.values()) == [cart_armed]

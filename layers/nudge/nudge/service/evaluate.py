@@ -360,6 +360,11 @@ class EvaluateService:
             self.experiments.count_fire(fire_id, measure, under, now)
 
     def _arm(self, timer: Pending, target_arn: str, now: datetime) -> None:
+        if self._armed_already(timer):
+            # The first timer of an occurrence stands (a second Product Added to the same
+            # cart): looking first costs a Query, where creating the schedule and having its
+            # timer refused cost two Scheduler calls and a refused, billed write.
+            return
         name = schedule_name(timer.trigger, timer.person, timer.occurrence, timer.due)
         payload = {
             "source": TIMER_SOURCE,
@@ -377,6 +382,12 @@ class EvaluateService:
         self.reminders.arm(name, timer.due, target_arn, payload, now)
         if not self.engine.save_timer(timer, name):
             self.reminders.cancel(name)  # the occurrence already has a timer: the first one stands
+
+    def _armed_already(self, timer: Pending) -> bool:
+        return any(
+            existing.trigger == timer.trigger and existing.occurrence == timer.occurrence
+            for existing, _ in self.engine.timers([timer.person])
+        )
 
     def _cancel(self, timer: Pending) -> None:
         for existing, name in self.engine.timers([timer.person]):
