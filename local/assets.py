@@ -37,6 +37,8 @@ class Assets:
             return None
         if request.path in self.pages:
             return self.pages[request.path]()
+        if request.path.startswith("/demo/"):
+            return self._demo()  # one page for the shop's every path: it routes itself
         if request.path.startswith("/docs/"):
             return _swagger_file(request.path.removeprefix("/docs/"))
         return None
@@ -44,6 +46,7 @@ class Assets:
     def _demo(self) -> Response:
         page = (REPO / "local" / "demo" / "index.html").read_text()
         page = page.replace("__WRITE_KEY__", self.stack.config.write_key)
+        page = page.replace("__SOCKET_URL__", self.stack.websocket_url or "")
         return Response(page, content_type="text/html; charset=utf-8")
 
     def _sdk(self) -> Response:

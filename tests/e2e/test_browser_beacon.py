@@ -162,25 +162,29 @@ def demo(browser: Browser, stack: StackClient) -> Iterator[Page]:
     context = browser.new_context()
     opened = context.new_page()
     opened.set_default_timeout(15_000)
-    opened.goto(stack.base_url + "/demo")
+    opened.goto(stack.base_url + "/demo/products/mug")
     yield opened
     context.close()
 
 
 def test_the_sdk_sends_the_demo_shops_clicks_as_one_persons_events(stack: StackClient, demo: Page):
-    """The demo shop's SDK beacons (page, add to cart, identify) end up under the user."""
+    """The demo shop's SDK beacons (a product page, add to cart, sign in at checkout) end up
+    under the user."""
     # given
     email = f"shopper-{uuid.uuid4().hex[:8]}@example.com"
-    demo.fill("#email", email)
+    demo.click("#add")
+    demo.wait_for_selector("#added:has-text('Added to cart')")
 
     # when
-    demo.click("#add")
+    demo.goto(stack.base_url + "/demo/checkout")
+    demo.fill("#email", email)
     demo.click("#identify")
+    demo.evaluate("() => nudge.flush()")
 
     # then
-    events = _stored_events(stack, email, 3)
-    kinds = sorted(str(event.get("event") or event["type"]) for event in events)
-    assert kinds == ["Product Added", "identify", "page"]
+    events = _stored_events(stack, email, 6)
+    kinds = {str(event.get("event") or event["type"]) for event in events}
+    assert {"page", "Product Viewed", "Product Added", "Checkout Started", "identify"} <= kinds
     added = next(event for event in events if event.get("event") == "Product Added")
     assert added["properties"]["cart_id"].startswith("cart-")
     assert added["context"]["library"]["name"] == "nudge.js"
