@@ -1,8 +1,13 @@
 """The pages and files the local stack serves beside the API: the demo shop, the browser
-SDK it loads, and /docs, Swagger UI from the files Powertools ships (so it works offline)."""
+SDK it loads, and /docs, Swagger UI from the files Powertools ships (so it works offline).
+
+The demo shop is plain static files under local/demo/: one page (index.html) for every
+/demo path, which routes itself in the browser, with the local write key and WebSocket URL
+filled in, and its script, style sheet and product pictures under /demo/static/."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +21,16 @@ __all__ = ["Assets"]
 
 # URL name under /docs/ -> (the file Powertools ships, content type); its stylesheet is
 # the .min.css.
+DEMO = REPO / "local" / "demo"
+DEMO_STATIC = DEMO / "static"
+_STATIC_PREFIX = "/demo/static/"
+# The kinds of file the demo serves from local/demo/static/, by suffix.
+_STATIC_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "application/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
 _SWAGGER_FILES = {
     "swagger-ui.css": ("swagger-ui.min.css", "text/css"),
     "swagger-ui-bundle.min.js": ("swagger-ui-bundle.min.js", "application/javascript"),
@@ -37,6 +52,8 @@ class Assets:
             return None
         if request.path in self.pages:
             return self.pages[request.path]()
+        if request.path.startswith(_STATIC_PREFIX):
+            return _demo_file(request.path.removeprefix(_STATIC_PREFIX))
         if request.path.startswith("/demo/"):
             return self._demo()  # one page for the shop's every path: it routes itself
         if request.path.startswith("/docs/"):
@@ -44,10 +61,13 @@ class Assets:
         return None
 
     def _demo(self) -> Response:
-        page = (REPO / "local" / "demo" / "index.html").read_text()
-        page = page.replace("__WRITE_KEY__", self.stack.config.write_key)
-        page = page.replace("__SOCKET_URL__", self.stack.websocket_url or "")
-        return Response(page, content_type="text/html; charset=utf-8")
+        page = (DEMO / "index.html").read_text(encoding="utf-8")
+        page = page.replace("__WRITE_KEY__", html.escape(self.stack.config.write_key))
+        socket_url = getattr(self.stack, "websocket_url", None) or ""
+        page = page.replace("__SOCKET_URL__", html.escape(socket_url))
+        response = Response(page, content_type="text/html; charset=utf-8")
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     def _sdk(self) -> Response:
         script = (REPO / "sdk" / "nudge.js").read_bytes()
@@ -56,6 +76,18 @@ class Assets:
     def _docs(self) -> Response:
         page = _DOCS_PAGE.replace("{spec_url}", "/openapi.json")
         return Response(page, content_type="text/html; charset=utf-8")
+
+
+def _demo_file(name: str) -> Response:
+    """A file under local/demo/static/ (a script, a style sheet, a picture); 404 for any
+    other name, including one that climbs out of the folder."""
+    root = DEMO_STATIC.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root) or path.suffix not in _STATIC_TYPES or not path.is_file():
+        return json_response(404, {"message": "Not Found"})
+    response = Response(path.read_bytes(), content_type=_STATIC_TYPES[path.suffix])
+    response.headers["Cache-Control"] = "no-cache"  # edits show on the next reload
+    return response
 
 
 def _swagger_file(name: str) -> Response:
