@@ -149,6 +149,26 @@ def test_the_panel_shows_the_profile_the_decisions_and_the_arm(
     assert "Desk lamp" in page.inner_text("main")
 
 
+def test_a_visitor_in_the_holdout_is_told_why_no_email_comes(
+    stack: StackClient, context: BrowserContext
+):
+    """A visitor the experiment holds out sees so in the panel, with a way to start over."""
+    # given
+    visitor = _as_visitor_in(context, "holdout")
+    _visit(context, stack, "/demo")
+
+    # when
+    _add(context, stack, "boots")
+    page = _visit(context, stack, "/demo")
+
+    # then
+    page.wait_for_selector("#arm-note:has-text('holdout')")
+    assert "never sends it" in page.inner_text("#arm-note")
+    with page.expect_navigation():
+        page.click("#arm-note [data-start-over]")
+    assert _visitor(page) != visitor
+
+
 @pytest.fixture
 def afternoon_tomorrow(browser: Browser, stack: StackClient) -> Iterator[BrowserContext]:
     """A browser whose zone puts a day from now at 13:00, outside quiet hours whatever CI's
@@ -203,8 +223,8 @@ def test_start_over_is_a_new_visitor(stack: StackClient, context: BrowserContext
     before = _visitor(page)
 
     # when
-    page.click("#start-over")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("#start-over")
 
     # then
     assert _visitor(page) != before
