@@ -26,7 +26,7 @@
   }
   var stored = null;
   try { stored = localStorage.getItem(PANEL); } catch (e) { /* blocked storage */ }
-  setOpen(stored !== "closed");
+  setOpen(stored ? stored !== "closed" : window.innerWidth > 800);
   toggle.onclick = function () { setOpen(panel.classList.contains("closed")); };
 
   // ---- reading the stack -------------------------------------------------------------------
