@@ -19,6 +19,7 @@ from typing import Any
 
 from nudge.domain.experiments.attribution import Assignment
 from nudge.domain.experiments.counts import CountedUnder, Measure, Tally, merge
+from nudge.domain.in_app import InAppMessage
 from nudge.domain.intake import Event, StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
@@ -47,10 +48,12 @@ __all__ = [
     "InMemoryContacts",
     "InMemoryEngineStore",
     "InMemoryExperiments",
+    "InMemoryInAppInbox",
     "InMemoryPeople",
     "InMemoryReceipts",
     "InMemorySuppressionList",
     "Queued",
+    "RecordingSockets",
     "ScriptedWebhook",
 ]
 
@@ -429,3 +432,77 @@ class ScriptedWebhook:
     def send(self, url: str, message_id: str, payload: dict[str, Any]) -> WebhookResult:
         self.posts.append((url, message_id, payload))
         return self.script.pop(0) if self.script else DELIVERED
+
+
+class InMemoryInAppInbox:
+    """InAppInbox: messages and open pages per person, each with its expiry. Keeping a fire
+    twice keeps the first; reads and takes skip what expired, whatever is still held (as
+    the table's TTL deletes late). ``answer_unavailable(times)`` plays DynamoDB throttling
+    on the next keeps."""
+
+    def __init__(self) -> None:
+        self.messages: dict[PersonId, dict[str, InAppMessage]] = {}
+        self.open_pages: dict[PersonId, dict[str, datetime]] = {}  # connection -> until
+        self._unavailable_answers = 0
+
+    def answer_unavailable(self, times: int = 1) -> None:
+        self._unavailable_answers = times
+
+    def keep(self, person: PersonId, message: InAppMessage) -> bool:
+        if self._unavailable_answers > 0:
+            self._unavailable_answers -= 1
+            raise Unavailable("DynamoDB put_item: ProvisionedThroughputExceededException")
+        kept = self.messages.setdefault(person, {})
+        if message.fire_id in kept:
+            return False
+        kept[message.fire_id] = message
+        return True
+
+    def pending(self, persons: Sequence[PersonId], now: datetime) -> list[InAppMessage]:
+        found = [
+            message
+            for person in persons
+            for message in self.messages.get(person, {}).values()
+            if message.expires_at > now
+        ]
+        return sorted(found, key=lambda message: message.expires_at)
+
+    def take(self, persons: Sequence[PersonId], fire_id: str, now: datetime) -> bool:
+        for person in persons:
+            kept = self.messages.get(person, {})
+            message = kept.get(fire_id)
+            if message is not None and message.expires_at > now:
+                del kept[fire_id]
+                return True
+        return False
+
+    def connect(self, person: PersonId, connection_id: str, now: datetime, until: datetime) -> None:
+        self.open_pages.setdefault(person, {})[connection_id] = until
+
+    def disconnect(self, person: PersonId, connection_id: str) -> None:
+        self.open_pages.get(person, {}).pop(connection_id, None)
+
+    def connections(self, person: PersonId, now: datetime) -> list[str]:
+        pages = self.open_pages.get(person, {})
+        return sorted(connection for connection, until in pages.items() if until > now)
+
+
+@dataclass
+class RecordingSockets:
+    """SocketPoster: every frame posted to an open connection, in order; a connection in
+    ``gone`` answers False (API Gateway's GoneException) and receives nothing."""
+
+    gone: set[str] = field(default_factory=set)
+    posts: list[tuple[str, str]] = field(default_factory=list)  # (connection, frame)
+    refused: list[str] = field(default_factory=list)  # connections that answered gone
+
+    def post(self, connection_id: str, frame: str) -> bool:
+        if connection_id in self.gone:
+            self.refused.append(connection_id)
+            return False
+        self.posts.append((connection_id, frame))
+        return True
+
+    def frames(self, connection_id: str) -> list[dict[str, Any]]:
+        """What one connection received, each frame read back from its JSON."""
+        return [json.loads(frame) for to, frame in self.posts if to == connection_id]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from nudge.adapters import keys
 from nudge.adapters.contacts import ContactStore
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.experiments import ExperimentStore
+from nudge.adapters.in_app import InAppStore
 from nudge.adapters.queue import SendQueue
 from nudge.adapters.receipts import SendReceipts
 from nudge.adapters.scheduler import Reminders
@@ -27,8 +28,9 @@ from nudge.adapters.store import EventStore, StoredEvent, to_attributes
 from nudge.adapters.suppression import SuppressionStore
 from nudge.domain.experiments.attribution import Assignment
 from nudge.domain.experiments.counts import CountedUnder, Tally
+from nudge.domain.in_app import InAppMessage
 from nudge.domain.intake import Event
-from nudge.domain.messages import FireMessage
+from nudge.domain.messages import FireMessage, InAppDisplay
 from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
 from nudge.domain.profile import Profile
@@ -40,6 +42,7 @@ from nudge.service.ports import (
     EngineRecords,
     ExperimentRecords,
     FireQueue,
+    InAppInbox,
     PersonStore,
     Receipt,
     Receipts,
@@ -54,6 +57,7 @@ from tests.fakes import (
     InMemoryContacts,
     InMemoryEngineStore,
     InMemoryExperiments,
+    InMemoryInAppInbox,
     InMemoryPeople,
     InMemoryReceipts,
     InMemorySuppressionList,
@@ -842,3 +846,140 @@ def test_tallies_sum_each_arm_and_day_over_the_shards(experiments: ExperimentRec
         _tally("h24", NOW + DAY, assigned=1),
         _tally("h48", NOW, assigned=1),
     ]
+
+
+# ---- in-app messages and open pages --------------------------------------------------------
+
+
+@pytest.fixture
+def inbox(implementation: str, request: pytest.FixtureRequest) -> InAppInbox:
+    if implementation == "fake":
+        return InMemoryInAppInbox()
+    aws = _moto(request)
+    return InAppStore(aws.dynamodb, aws.table)
+
+
+HOUR = timedelta(hours=1)
+VISITOR = PersonId.anonymous("anon-7")
+OFFER_DISPLAY = InAppDisplay(delay=5.0, scroll=50.0, match="all", exclude=("/checkout*",))
+
+
+def _message(fire_id: str = "fire-a", expires_at: datetime = NOW + DAY) -> InAppMessage:
+    return InAppMessage(
+        fire_id=fire_id,
+        trigger="product_offer",
+        html="<p>Still thinking about the Espresso Cup?</p>",
+        display=OFFER_DISPLAY,
+        expires_at=expires_at,
+    )
+
+
+def test_keeping_a_message_twice_keeps_the_first(inbox: InAppInbox) -> None:
+    """A fire kept again (a redelivery) says False, and the message kept first stands."""
+    # given
+    first = inbox.keep(ADA, _message())
+    # when
+    second = inbox.keep(ADA, replace(_message(), html="<p>another rendering</p>"))
+    # then
+    assert (first, second) == (True, False)
+    assert inbox.pending([ADA], NOW) == [_message()]
+
+
+def test_pending_skips_expired_messages(inbox: InAppInbox) -> None:
+    """A message read at or after its expiry is not pending, though it is still held."""
+    # given
+    inbox.keep(ADA, _message("fire-soon", NOW + HOUR))
+    inbox.keep(ADA, _message("fire-later", NOW + 3 * HOUR))
+    # when
+    found = [
+        [m.fire_id for m in inbox.pending([ADA], at)]
+        for at in (NOW, NOW + HOUR, NOW + 2 * HOUR, NOW + 3 * HOUR)
+    ]
+    # then
+    assert found == [["fire-soon", "fire-later"], ["fire-later"], ["fire-later"], []]
+
+
+def test_pending_gathers_every_identity_soonest_expiry_first(inbox: InAppInbox) -> None:
+    """Messages kept for the user and for the visitor they were are all pending for a page
+    that is both, the one expiring soonest first."""
+    # given
+    inbox.keep(ADA, _message("fire-user", NOW + 2 * HOUR))
+    inbox.keep(VISITOR, _message("fire-visitor", NOW + HOUR))
+    inbox.keep(PersonId.user("grace"), _message("fire-grace", NOW + HOUR))
+    # when
+    found = inbox.pending([ADA, VISITOR], NOW)
+    # then
+    assert [m.fire_id for m in found] == ["fire-visitor", "fire-user"]
+
+
+def test_a_message_is_taken_once(inbox: InAppInbox) -> None:
+    """The first take of a message wins it; a second take of it gets False, and it is no
+    longer pending."""
+    # given
+    inbox.keep(ADA, _message())
+    # when
+    takes = [inbox.take([ADA], "fire-a", NOW), inbox.take([ADA], "fire-a", NOW)]
+    # then
+    assert takes == [True, False]
+    assert inbox.pending([ADA], NOW) == []
+
+
+def test_an_expired_message_is_never_taken(inbox: InAppInbox) -> None:
+    """A message past its expiry cannot be taken, though the TTL has not deleted it yet."""
+    # given
+    inbox.keep(ADA, _message(expires_at=NOW + HOUR))
+    # when
+    taken = [inbox.take([ADA], "fire-a", at) for at in (NOW + HOUR, NOW + 2 * HOUR)]
+    # then
+    assert taken == [False, False]
+
+
+def test_a_message_kept_for_the_visitor_is_taken_by_the_user_they_became(
+    inbox: InAppInbox,
+) -> None:
+    """A page that is both the user and the anonymous visitor takes a message kept under
+    the visitor; a fire id nobody kept is not taken."""
+    # given
+    inbox.keep(VISITOR, _message())
+    # when
+    taken = [inbox.take([ADA, VISITOR], "fire-a", NOW), inbox.take([ADA, VISITOR], "nope", NOW)]
+    # then
+    assert taken == [True, False]
+    assert inbox.pending([VISITOR], NOW) == []
+
+
+def test_a_message_kept_for_someone_else_is_not_taken(inbox: InAppInbox) -> None:
+    """A page of another person cannot take a message by its fire id."""
+    # given
+    inbox.keep(ADA, _message())
+    # when
+    taken = inbox.take([PersonId.user("grace")], "fire-a", NOW)
+    # then
+    assert taken is False
+    assert inbox.pending([ADA], NOW) == [_message()]
+
+
+def test_connections_skip_expired_ones(inbox: InAppInbox) -> None:
+    """An open page is listed until its ``until``, and not from then on."""
+    # given
+    inbox.connect(ADA, "conn-long", NOW, NOW + 2 * HOUR)
+    inbox.connect(ADA, "conn-short", NOW, NOW + HOUR)
+    inbox.connect(VISITOR, "conn-visitor", NOW, NOW + 2 * HOUR)
+    # when
+    found = [sorted(inbox.connections(ADA, at)) for at in (NOW, NOW + HOUR, NOW + 2 * HOUR)]
+    # then
+    assert found == [["conn-long", "conn-short"], ["conn-long"], []]
+
+
+def test_disconnecting_is_idempotent(inbox: InAppInbox) -> None:
+    """Forgetting a connection twice, or one never recorded, raises nothing; the person's
+    other pages stay."""
+    # given
+    inbox.connect(ADA, "conn-1", NOW, NOW + 2 * HOUR)
+    inbox.connect(ADA, "conn-2", NOW, NOW + 2 * HOUR)
+    # when
+    inbox.disconnect(ADA, "conn-1")
+    inbox.disconnect(ADA, "conn-1")
+    inbox.disconnect(VISITOR, "never-open")
+    # then
+    assert inbox.connections(ADA, NOW) == ["conn-2"]
