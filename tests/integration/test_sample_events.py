@@ -4,21 +4,38 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.events.models import EventPattern
 from moto.ses.models import ses_backends
 from nudge import bootstrap
 from nudge.adapters import keys
+from nudge.adapters.in_app import InAppStore
 from nudge.adapters.receipts import SendReceipts
 from nudge.adapters.suppression import SuppressionStore
+from nudge.domain.in_app import InAppMessage, SocketIdentity
+from nudge.domain.messages import InAppDisplay
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
 
+from local.template import LocalNames, Template, load_template
 from tests.conftest import REPO
-from tests.integration._harness import Aws, Invoke, Stream, beacon_messages, json_body
+from tests.integration._harness import (
+    TRACKING_SECRET,
+    WRITE_KEY,
+    Aws,
+    Invoke,
+    Stream,
+    beacon_messages,
+    json_body,
+)
 
 SAMPLES = {
     path.name: json.loads(path.read_text()) for path in sorted((REPO / "events").glob("*.json"))
@@ -36,6 +53,10 @@ SAMPLE_USER = "user-42"
 
 
 def _kind(event: dict[str, Any]) -> str:
+    if event.get("type") == "REQUEST" and "methodArn" in event:
+        return "socket-authorizer"
+    if event.get("requestContext", {}).get("eventType") in ("CONNECT", "MESSAGE", "DISCONNECT"):
+        return "socket"
     if "Records" in event:
         sources = {record.get("eventSource") for record in event["Records"]}
         return {"aws:sqs": "sqs", "aws:dynamodb": "stream"}.get(str(sources.pop()), "unknown")
@@ -61,7 +82,7 @@ def _route(name: str) -> str:
 
 def test_every_sample_is_a_kind_the_tests_cover():
     """Each file in events/ is a beacon, a GET, an email link, a report request, a stream, a
-    send-queue batch or the hourly sweep."""
+    send-queue batch, the hourly sweep, or a WebSocket route or its authorizer."""
     # given
     kinds = {name: _kind(event) for name, event in SAMPLES.items()}
     # when
@@ -263,3 +284,131 @@ def test_sweep_sample_decides_nothing_on_an_empty_table(name: str, evaluate: Inv
     response = evaluate(SAMPLES[name])
     # then
     assert response == {"decisions": []}
+
+
+# ---- the WebSocket API (in-app messages) ---------------------------------------------------
+
+# The samples' WebSocket API is on AWS's domain, so moto answers its Management API.
+SOCKET_ENDPOINT = "wss://k3x9q2w7ze.execute-api.us-east-1.amazonaws.com"
+
+
+@pytest.fixture(scope="module")
+def socket_template() -> Template:
+    return load_template(
+        REPO / "template.yaml",
+        {"WriteKey": WRITE_KEY, "TrackingSecret": TRACKING_SECRET},
+        LocalNames(websocket_endpoint=SOCKET_ENDPOINT),
+    )
+
+
+@pytest.fixture
+def socket_aws(aws: Aws, socket_template: Template) -> Iterator[Aws]:
+    # The composition root caches these too; the harness's clear does not know of them.
+    bootstrap.socket_settings.cache_clear()
+    bootstrap.socket_poster.cache_clear()
+    yield replace(aws, template=socket_template)
+    bootstrap.socket_settings.cache_clear()
+    bootstrap.socket_poster.cache_clear()
+
+
+def _socket_identity(event: dict[str, Any]) -> SocketIdentity:
+    context = event["requestContext"]["authorizer"]
+    return SocketIdentity(context["userId"] or None, context["anonymousId"] or None)
+
+
+def _request_time(event: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(event["requestContext"]["requestTimeEpoch"] / 1000, tz=UTC)
+
+
+def _fire_id(event: dict[str, Any]) -> str:
+    fire_id: str = json.loads(event.get("body") or "{}").get("fireId", "fire-waiting")
+    return fire_id
+
+
+def _given_a_page_and_a_message(aws: Aws, event: dict[str, Any]) -> None:
+    """What a route sample acts on: its connection open for its person, and a message
+    (the ack's fire, else one) waiting for them."""
+    identity, at = _socket_identity(event), _request_time(event)
+    store = InAppStore(aws.dynamodb, aws.table)
+    store.connect(
+        identity.person, event["requestContext"]["connectionId"], at, at + timedelta(hours=2)
+    )
+    message = InAppMessage(
+        fire_id=_fire_id(event),
+        trigger="product_offer",
+        html="<p>Still thinking about the Espresso Cup?</p>",
+        display=InAppDisplay(delay=5.0),
+        expires_at=at + timedelta(days=1),
+    )
+    store.keep(identity.person, message)
+
+
+def _posted(connection: str) -> list[dict[str, Any]]:
+    """The frames moto's Management API received for a connection, in order."""
+    backend = apigatewaymanagementapi_backends["123456789012"]["us-east-1"]
+    # moto keys a connection by its id as the URL path carries it, percent-encoded.
+    found = backend.connections.get(quote(connection, safe=""))
+    data = found.data.decode("utf-8") if found else ""
+    decoder, frames, index = json.JSONDecoder(), [], 0
+    while index < len(data):
+        frame, index = decoder.raw_decode(data, index)
+        frames.append(frame)
+    return frames
+
+
+@pytest.mark.parametrize("name", _samples("socket-authorizer"))
+def test_socket_authorizer_sample_is_allowed_as_its_user(name: str, socket_aws: Aws):
+    """The authorizer sample, with the local stack's write key, is allowed on its method
+    ARN, with the user and visitor it names in the context."""
+    # given
+    event = SAMPLES[name]
+    socket = socket_aws.load_handler("Socket")
+    # when
+    policy = socket(event)
+    # then
+    (statement,) = policy["policyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Resource"]) == ("Allow", event["methodArn"])
+    query = event["queryStringParameters"]
+    assert policy["context"] == {"userId": query["userId"], "anonymousId": query["anonymousId"]}
+    assert policy["principalId"] == f"u:{query['userId']}"
+
+
+@pytest.mark.parametrize("name", _samples("socket"))
+def test_socket_route_sample_answers_200(name: str, socket_aws: Aws):
+    """Each WebSocket route sample, its page open and a message waiting, is answered 200."""
+    # given
+    event = SAMPLES[name]
+    _given_a_page_and_a_message(socket_aws, event)
+    socket = socket_aws.load_handler("Socket")
+    # when
+    response = socket(event)
+    # then
+    assert response == {"statusCode": 200, "body": "ok"}
+
+
+@pytest.mark.parametrize("name", _samples("socket"))
+def test_socket_route_sample_does_what_its_route_says(name: str, socket_aws: Aws):
+    """$connect records the page, $disconnect forgets it, sync posts the waiting message,
+    ack posts show and takes the message."""
+    # given
+    event = SAMPLES[name]
+    context = event["requestContext"]
+    route, connection = context["routeKey"], context["connectionId"]
+    identity, at = _socket_identity(event), _request_time(event)
+    if route != "$connect":
+        _given_a_page_and_a_message(socket_aws, event)
+    store = InAppStore(socket_aws.dynamodb, socket_aws.table)
+    socket = socket_aws.load_handler("Socket")
+    # when
+    socket(event)
+    # then
+    pages = store.connections(identity.person, at)
+    waiting = [message.fire_id for message in store.pending(identity.persons, at)]
+    frames = [(frame["type"], frame["fireId"]) for frame in _posted(connection)]
+    expected = {
+        "$connect": ([connection], [], []),
+        "$disconnect": ([], [_fire_id(event)], []),
+        "sync": ([connection], [_fire_id(event)], [("message", _fire_id(event))]),
+        "ack": ([connection], [], [("show", _fire_id(event))]),
+    }
+    assert (pages, waiting, frames) == expected[route]
