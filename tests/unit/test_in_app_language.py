@@ -221,13 +221,6 @@ def test_more_than_twenty_exclude_globs_are_refused() -> None:
     assert problem.message.startswith("send.display.exclude:")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: a variant that switches the channel to in_app without naming a template has"
-        " its missing in-app template reported at line 1, not at the variant"
-    ),
-)
 def test_a_variant_switching_to_in_app_without_its_template_is_reported_at_the_variant(
     tmp_path: Path,
 ) -> None:

@@ -296,7 +296,9 @@ def _template_problems(trigger: Trigger, templates: Path) -> list[tuple[Location
     for index, variant in enumerate(trigger.experiment.variants if trigger.experiment else []):
         override = variant.send
         if override is not None and (override.template or override.channel):
-            where: Location = ("experiment", "variants", index, "send", "template")
+            # The line of the field the variant wrote: its template, else its channel.
+            named = "template" if override.template else "channel"
+            where: Location = ("experiment", "variants", index, "send", named)
             template = override.template or trigger.send.template
             uses.append((where, template, override.channel or trigger.send.channel))
     found: list[tuple[Location, str]] = []
