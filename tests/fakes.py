@@ -68,6 +68,7 @@ class InMemoryPeople:
         self.profiles: dict[PersonId, Profile] = {}
         self.events: dict[PersonId, dict[str, Event]] = {}
         self.links: dict[str, str] = {}
+        self.tombstones: set[PersonId] = set()  # persons forgotten on request
 
     def put_events(
         self, events: Sequence[StoredEvent], new_links: Mapping[str, str], retention: timedelta
@@ -109,6 +110,12 @@ class InMemoryPeople:
             for person, profile in self.profiles.items()
             if profile.sweep_hour() == hour_of(hour)
         )
+
+    def forgotten(self, persons: Iterable[PersonId]) -> set[PersonId]:
+        return set(persons) & self.tombstones
+
+    def drop_event(self, person: PersonId, message_id: str) -> None:
+        self.events.get(person, {}).pop(message_id, None)
 
 
 def _as_stored(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ parameter; never by the public write key, which every visitor's browser holds.
 
 from __future__ import annotations
 
-import hmac
 from datetime import date
 from typing import Any
 
@@ -20,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
 from nudge.domain.errors import InvalidRequest, Unauthorized
 from nudge.domain.timefmt import from_epoch_ms
+from nudge.entrypoints.admin import require_admin
 from nudge.entrypoints.http_errors import error_body, json_response, status_of, unavailable
 from nudge.service.ports import Unavailable
 
@@ -37,14 +37,7 @@ def _today() -> date:
 
 
 def _authorize() -> None:
-    header = app.current_event.headers.get("authorization") or ""
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise Unauthorized("Authorization", "send the admin key: Authorization: Bearer <key>")
-    if not hmac.compare_digest(key.strip().encode(), ADMIN_KEY.encode()):
-        raise Unauthorized(
-            "Authorization", "not the admin key (the write key does not open reports)"
-        )
+    require_admin(app.current_event.headers, ADMIN_KEY)
 
 
 @app.get("/v1/reports/triggers")

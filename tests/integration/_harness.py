@@ -82,6 +82,8 @@ def clear_bootstrap_caches() -> None:
         bootstrap.tracking_settings,
         bootstrap.delivery_settings,
         bootstrap.sesv2_client,
+        bootstrap.socket_settings,
+        bootstrap.socket_poster,
     ):
         cached.cache_clear()
 

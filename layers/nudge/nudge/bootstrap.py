@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from nudge.service.in_app import InAppService
     from nudge.service.ingest import IngestService
     from nudge.service.inspect import PersonViews
+    from nudge.service.privacy import PrivacyService
     from nudge.service.reporting import Reporting
     from nudge.service.send import SendService
     from nudge.service.track import TrackService
@@ -64,6 +65,7 @@ __all__ = [
     "in_app_service",
     "ingest_service",
     "person_views",
+    "privacy_service",
     "report_page",
     "reporting",
     "send_dead_letters",
@@ -279,6 +281,27 @@ def in_app_service(socket_endpoint: str) -> InAppService:
     return InAppService(
         inbox=InAppStore(dynamodb_client(), settings().table_name),
         sockets=socket_poster(socket_endpoint),
+    )
+
+
+def privacy_service(
+    client: DynamoDBClient | None = None, table_name: str | None = None
+) -> PrivacyService:
+    """Export and erasure of a person (the Privacy function, `nudge export` and `nudge
+    forget`); a caller may bring its own client and table, as for `person_views`."""
+    from nudge.adapters.privacy import PersonItems
+    from nudge.adapters.scheduler import Reminders
+    from nudge.service.privacy import PrivacyService
+
+    client = client or dynamodb_client()
+    table = table_name or settings().table_name
+    group = os.environ.get("NUDGE_SCHEDULE_GROUP", "default")
+    return PrivacyService(
+        people=EventStore(client, table),
+        data=PersonItems(client, table),
+        reminders=Reminders(
+            scheduler_client(), group, os.environ.get("NUDGE_SCHEDULER_ROLE_ARN", "")
+        ),
     )
 
 

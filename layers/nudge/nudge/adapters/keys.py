@@ -88,6 +88,7 @@ __all__ = [
     "seen_hour_shards",
     "suppression_key",
     "timer_key",
+    "tombstone_key",
 ]
 
 EVENT_KIND = "event"
@@ -103,6 +104,7 @@ RECEIPT_KIND = "receipt"
 ASSIGNMENT_KIND = "assignment"
 COUNTED_KIND = "counted"
 COUNTER_KIND = "counter"
+TOMBSTONE_KIND = "tombstone"
 CONNECTION_KIND = "connection"
 IN_APP_KIND = "in_app"
 COUNTER_SHARDS = 4
@@ -176,6 +178,11 @@ def receipt_key(fire_id: str) -> dict[str, str]:
 
 def contact_key(person: PersonId) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": "CONTACT"}
+
+
+def tombstone_key(person: PersonId) -> dict[str, str]:
+    """A person who asked to be forgotten: their late events are dropped, not stored."""
+    return {"pk": person_pk(person), "sk": "FORGOTTEN"}
 
 
 CONNECTION_SK_PREFIX = "W#"

@@ -118,6 +118,23 @@ class EventStore:
             refused |= {keys.person_from_pk(item["pk"]["S"]) for item in leftovers}
         return refused
 
+    def forgotten(self, persons: Iterable[PersonId]) -> set[PersonId]:
+        """The persons with a tombstone: they asked to be forgotten (one BatchGetItem per
+        hundred, alongside the profiles a stream batch reads anyway)."""
+        wanted = sorted(set(persons))
+        found: set[PersonId] = set()
+        for chunk in _chunks(wanted, BATCH_GET_LIMIT):
+            for item in self._batch_get([keys.tombstone_key(person) for person in chunk]):
+                found.add(keys.person_from_pk(item["pk"]))
+        return found
+
+    def drop_event(self, person: PersonId, message_id: str) -> None:
+        """Deletes an event stored for a forgotten person (idempotent)."""
+        with aws_call("dropping an event of a forgotten person"):
+            self._client.delete_item(
+                TableName=self._table, Key=to_attributes(keys.event_key(person, message_id))
+            )
+
     # ---- reads -------------------------------------------------------------------
 
     def read_person(self, user_id: str) -> PersonView:

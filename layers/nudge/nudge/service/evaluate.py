@@ -152,7 +152,12 @@ class EvaluateService:
 
     def batch(self, records: Sequence[StoredEvent], target_arn: str) -> BatchWork:
         persons = sorted({record.person for record in records})
-        return BatchWork(self, self.events.load_profiles(persons), target_arn)
+        return BatchWork(
+            self,
+            self.events.load_profiles(persons),
+            target_arn,
+            forgotten=self.events.forgotten(persons),
+        )
 
     # ---- a due timer ------------------------------------------------------------------
 
@@ -483,6 +488,8 @@ class BatchWork:
     touched: set[PersonId] = field(default_factory=set)
     first_sequence: dict[PersonId, int] = field(default_factory=dict)
     conversions: list[Conversion] = field(default_factory=list)
+    forgotten: set[PersonId] = field(default_factory=set)  # tombstoned: their events dropped
+    dropped: int = 0  # events of forgotten persons deleted in this batch
 
     def handle(self, sequence: int, stored: StoredEvent, now: datetime) -> None:
         person = stored.person
@@ -497,6 +504,12 @@ class BatchWork:
 
     def _handle(self, sequence: int, stored: StoredEvent, now: datetime) -> None:
         person = stored.person
+        if person in self.forgotten:
+            # A late event of someone who asked to be forgotten: deleted, never folded or
+            # decided on (Ingest cannot tell without a read per event; this batch read it).
+            self.service.events.drop_event(person, stored.event.message_id)
+            self.dropped += 1
+            return
         profile = self.profiles.get(person) or Profile(person=person)
         if sequence <= profile.applied_seq:
             return  # folded and decided before this batch was redelivered

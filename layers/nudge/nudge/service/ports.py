@@ -54,6 +54,7 @@ __all__ = [
     "Missing",
     "Outgoing",
     "OutsideError",
+    "PersonData",
     "PersonStore",
     "ProfileReader",
     "Receipt",
@@ -189,6 +190,14 @@ class PersonStore(ProfileReader, Protocol):
 
     def persons_seen_in(self, hour: datetime) -> list[PersonId]:
         """Everyone whose saved profile is filed under this UTC hour (``Profile.sweep_hour``)."""
+        ...
+
+    def forgotten(self, persons: Iterable[PersonId]) -> set[PersonId]:
+        """Those of ``persons`` who asked to be forgotten (a tombstone stands for them)."""
+        ...
+
+    def drop_event(self, person: PersonId, message_id: str) -> None:
+        """Deletes one stored event (idempotent): a forgotten person's late arrival."""
         ...
 
 
@@ -350,6 +359,22 @@ class SocketPoster(Protocol):
 
     def post(self, connection_id: str, frame: str) -> bool:
         """False when the connection is gone (closed, or never was)."""
+        ...
+
+
+class PersonData(Protocol):
+    """Everything stored under a person's partitions, for export and erasure."""
+
+    def items(self, person: PersonId) -> list[dict[str, Any]]:
+        """Every item under the person's partition key, as plain values."""
+        ...
+
+    def delete(self, person: PersonId, sort_keys: Sequence[str]) -> None:
+        """Deletes those items of the person's (idempotent)."""
+        ...
+
+    def tombstone(self, person: PersonId, at: datetime) -> None:
+        """Marks the person forgotten, for good (idempotent)."""
         ...
 
 
