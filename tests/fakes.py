@@ -449,6 +449,7 @@ class InMemoryInAppInbox:
 
     def __init__(self) -> None:
         self.messages: dict[PersonId, dict[str, InAppMessage]] = {}
+        self.shown: set[str] = set()  # fire ids a page took: kept until expiry, never again
         self.open_pages: dict[PersonId, dict[str, datetime]] = {}  # connection -> until
         self._unavailable_answers = 0
 
@@ -470,7 +471,7 @@ class InMemoryInAppInbox:
             message
             for person in persons
             for message in self.messages.get(person, {}).values()
-            if message.expires_at > now
+            if message.expires_at > now and message.fire_id not in self.shown
         ]
         return sorted(found, key=lambda message: message.expires_at)
 
@@ -478,8 +479,8 @@ class InMemoryInAppInbox:
         for person in persons:
             kept = self.messages.get(person, {})
             message = kept.get(fire_id)
-            if message is not None and message.expires_at > now:
-                del kept[fire_id]
+            if message is not None and message.expires_at > now and fire_id not in self.shown:
+                self.shown.add(fire_id)
                 return True
         return False
 

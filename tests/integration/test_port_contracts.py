@@ -924,6 +924,19 @@ def test_a_message_is_taken_once(inbox: InAppInbox) -> None:
     assert inbox.pending([ADA], NOW) == []
 
 
+def test_a_taken_message_stays_kept(inbox: InAppInbox) -> None:
+    """Keeping a message a page already took refuses (False): a redelivered fire cannot put
+    it back to wait for a page."""
+    # given
+    inbox.keep(ADA, _message())
+    inbox.take([ADA], "fire-a", NOW)
+    # when
+    kept_again = inbox.keep(ADA, _message())
+    # then
+    assert kept_again is False
+    assert inbox.pending([ADA], NOW) == []
+
+
 def test_an_expired_message_is_never_taken(inbox: InAppInbox) -> None:
     """A message past its expiry cannot be taken, though the TTL has not deleted it yet."""
     # given

@@ -352,3 +352,21 @@ def test_an_id_longer_than_512_characters_is_an_invalid_request(name: str) -> No
     assert type(refused.value) is InvalidRequest
     assert (refused.value.field, refused.value.reason) == (name, "longer than 512 characters")
     assert page_identity({**query, name: "x" * 512}, WRITE_KEYS)
+
+
+def test_a_redelivered_fire_after_a_page_showed_it_is_not_pushed_again(world: World) -> None:
+    """Send delivering the same fire again (a redelivery after a crash) finds the message
+    kept and shown: nothing is posted, and no page is asked to show it again."""
+    # given
+    world.given_open("tab-1")
+    world.service.deliver(ADA, offer(), NOW)
+    world.service.ack("tab-1", ADA_PAGE, "fire-1", NOW)
+    posted = list(world.sockets.posts)
+
+    # when
+    reason = world.service.deliver(ADA, offer(), NOW + timedelta(minutes=3))
+
+    # then
+    assert world.sockets.posts == posted
+    assert "not pushed again" in reason
+    assert world.inbox.pending([ADA], NOW + timedelta(minutes=3)) == []

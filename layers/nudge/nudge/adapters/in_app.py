@@ -3,7 +3,9 @@ Management API.
 
 Items (keys in ``nudge.adapters.keys``), both under the person's partition and both
 with a TTL, so neither outlives its use:
-- ``M#<fireId>``: a message no page has shown; ``expires_at`` is the trigger's expiry.
+- ``M#<fireId>``: an in-app message; ``expires_at`` is the trigger's expiry, ``shown_at``
+  is set by the page that took it (the item stays until its TTL, so a redelivered fire
+  finds it and is not shown twice).
 - ``W#<connectionId>``: an open page; ``expires_at`` is API Gateway's two-hour limit.
 """
 
@@ -49,21 +51,28 @@ class InAppStore:
         found = []
         for person in persons:
             for item in self._items(person, keys.IN_APP_SK_PREFIX, now):
-                found.append(_message(item))
+                if "shown_at" not in item:  # a page took it: it is kept, not waiting
+                    found.append(_message(item))
         return sorted(found, key=lambda message: message.expires_at)
 
     def take(self, persons: Sequence[PersonId], fire_id: str, now: datetime) -> bool:
         for person in persons:
             try:
                 with aws_call("taking an in-app message"):
-                    self._client.delete_item(
+                    # Marked, not deleted: the item stays until its TTL, so a redelivered
+                    # fire finds it kept (and shown) and is not put before a page again.
+                    self._client.update_item(
                         TableName=self._table,
                         Key=to_attributes(keys.in_app_key(person, fire_id)),
-                        ConditionExpression="attribute_exists(pk) AND expires_at > :now",
+                        UpdateExpression="SET shown_at = :now",
+                        ConditionExpression=(
+                            "attribute_exists(pk) AND attribute_not_exists(shown_at)"
+                            " AND expires_at > :now"
+                        ),
                         ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}},
                     )
             except Conflict:
-                continue  # not this person's, taken already, or expired
+                continue  # not this person's, shown already, or expired
             return True
         return False
 

@@ -2,8 +2,8 @@
 page open when it is decided.
 
 Exactly once per fire and person. The kept message is the token: a page whose display
-rules hold asks for it (``ack``), and the conditional delete behind ``take`` lets one
-page win. That page hears ``show``; every other open page of the person hears ``drop``.
+rules hold asks for it (``ack``), and the conditional write behind ``take`` (it marks the
+message shown) lets one page win. That page hears ``show``; every other open page of the person hears ``drop``.
 A message no page took waits until its expiry, and the next page load's ``sync`` brings
 it (reads skip expired messages, since DynamoDB's TTL may delete them days late).
 
@@ -40,7 +40,10 @@ class InAppService:
 
     def deliver(self, person: PersonId, message: InAppMessage, now: datetime) -> str:
         """Keeps the message and pushes it to each open page; what happened, in words."""
-        self._inbox.keep(person, message)
+        if not self._inbox.keep(person, message):
+            # A redelivered fire: the first attempt kept it (and pushed it, or the next page
+            # load's sync will). Pushing again could put a message already shown back up.
+            return "kept already by an earlier attempt: not pushed again"
         frame = message.frame()
         pushed = sum(
             self._post(person, connection, frame)
