@@ -3,7 +3,8 @@ page open when it is decided.
 
 Exactly once per fire and person. The kept message is the token: a page whose display
 rules hold asks for it (``ack``), and the conditional write behind ``take`` (it marks the
-message shown) lets one page win. That page hears ``show``; every other open page of the person hears ``drop``.
+message shown) lets one page win. That page hears ``show``; every other open page of the
+person hears ``drop``.
 A message no page took waits until its expiry, and the next page load's ``sync`` brings
 it (reads skip expired messages, since DynamoDB's TTL may delete them days late).
 
