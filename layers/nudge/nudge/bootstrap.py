@@ -285,23 +285,24 @@ def in_app_service(socket_endpoint: str) -> InAppService:
 
 
 def privacy_service(
-    client: DynamoDBClient | None = None, table_name: str | None = None
+    client: DynamoDBClient | None = None,
+    table_name: str | None = None,
+    schedule_group: str | None = None,
 ) -> PrivacyService:
     """Export and erasure of a person (the Privacy function, `nudge export` and `nudge
-    forget`); a caller may bring its own client and table, as for `person_views`."""
+    forget`); a caller may bring its own client, table and timers' schedule group."""
     from nudge.adapters.privacy import PersonItems
     from nudge.adapters.scheduler import Reminders
     from nudge.service.privacy import PrivacyService
 
     client = client or dynamodb_client()
     table = table_name or settings().table_name
-    group = os.environ.get("NUDGE_SCHEDULE_GROUP", "default")
+    # Only deletes schedules: the group names them; no role is passed to anyone.
+    group = schedule_group or os.environ.get("NUDGE_SCHEDULE_GROUP", "default")
     return PrivacyService(
         people=EventStore(client, table),
         data=PersonItems(client, table),
-        reminders=Reminders(
-            scheduler_client(), group, os.environ.get("NUDGE_SCHEDULER_ROLE_ARN", "")
-        ),
+        reminders=Reminders(scheduler_client(), group, role_arn=""),
     )
 
 

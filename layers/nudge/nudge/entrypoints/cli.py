@@ -13,6 +13,7 @@ from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.schema import trigger_schema
 from nudge.entrypoints.openapi import openapi_document
 from nudge.entrypoints.preview import run_preview
+from nudge.entrypoints.privacy import run_export, run_forget
 from nudge.entrypoints.reports import run_backtest, run_explain, run_report
 
 __all__ = ["main"]
@@ -58,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--triggers", type=Path, default=Path("triggers"), help="the deployed trigger files"
     )
+    export = commands.add_parser("export", help="everything stored about a user, as JSON")
+    export.add_argument("user", help="the userId (their linked visitors come along)")
+    export.add_argument("--table", help="table name (default: $NUDGE_TABLE_NAME)")
+    forget = commands.add_parser("forget", help="erase a user for good; later events dropped")
+    forget.add_argument("user", help="the userId (their linked visitors go too)")
+    forget.add_argument("--table", help="table name (default: $NUDGE_TABLE_NAME)")
+    forget.add_argument(
+        "--schedule-group", help="the timers' schedule group (default: $NUDGE_SCHEDULE_GROUP)"
+    )
     return parser
 
 
@@ -83,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             html=arguments.html,
             version=arguments.experiment_version,
         )
+    elif arguments.command == "export":
+        return run_export(arguments.user, arguments.table)
+    elif arguments.command == "forget":
+        return run_forget(arguments.user, arguments.table, arguments.schedule_group)
     elif arguments.command == "preview":
         return run_preview(
             arguments.trigger, arguments.user, arguments.event, arguments.out, arguments.triggers
