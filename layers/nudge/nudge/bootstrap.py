@@ -127,6 +127,7 @@ def track_service() -> TrackService:
         suppressions=suppression_store(),
         settings=settings(),
         secret=tracking_settings().secret,
+        retired=tracking_settings().retired,
     )
 
 

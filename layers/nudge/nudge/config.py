@@ -124,16 +124,25 @@ class ReadSettings:
 
 @dataclass(frozen=True)
 class TrackingSettings:
-    """The key that signs and verifies the tokens in email links (open, click, unsubscribe)."""
+    """The key that signs and verifies the tokens in email links (open, click, unsubscribe),
+    and the retired keys that still verify them while a rotation runs its course."""
 
     secret: bytes
+    retired: tuple[bytes, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TrackingSettings:
-        secret = env.get("NUDGE_TRACKING_SECRET", "")
-        if not secret:
-            raise ConfigError("NUDGE_TRACKING_SECRET is not set")
-        return cls(secret=secret.encode("utf-8"))
+        current, *retired = tracking_secrets(env.get("NUDGE_TRACKING_SECRET", ""))
+        return cls(secret=current.encode("utf-8"), retired=tuple(r.encode() for r in retired))
+
+
+def tracking_secrets(value: str) -> list[str]:
+    """``new,old``: the first signs links, every one verifies (a rotation keeps the links
+    already sent working until the old key is dropped). At least one."""
+    secrets = [part.strip() for part in value.split(",") if part.strip()]
+    if not secrets:
+        raise ConfigError("NUDGE_TRACKING_SECRET is not set")
+    return secrets
 
 
 @dataclass(frozen=True)
@@ -201,7 +210,7 @@ class DeliverySettings:
             return cls(
                 from_email=env["NUDGE_FROM_EMAIL"],
                 public_url=env["NUDGE_PUBLIC_URL"],
-                tracking_secret=env["NUDGE_TRACKING_SECRET"],
+                tracking_secret=tracking_secrets(env["NUDGE_TRACKING_SECRET"])[0],
                 crm_webhook_url=env.get("NUDGE_CRM_WEBHOOK_URL") or None,
                 webhook_secret=secret,
                 webhook_allow_hosts=allow,

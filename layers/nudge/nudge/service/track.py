@@ -12,7 +12,7 @@ a storage hiccup. An unsubscribe is not: it reports success only once it is stor
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -81,11 +81,13 @@ class TrackService:
         suppressions: SuppressionList,
         settings: Settings,
         secret: bytes,
+        retired: Sequence[bytes] = (),
     ) -> None:
         self._events = events
         self._suppressions = suppressions
         self._settings = settings
-        self._secret = secret
+        # The current key first: links signed before a rotation verify with a retired one.
+        self._keys = (secret, *retired)
 
     def open(self, token: str, at: datetime, user_agent: str | None = None) -> bool:
         """Records the open; False when storage refused it (the pixel is served anyway)."""
@@ -119,10 +121,15 @@ class TrackService:
     def _verify(self, token: str, kind: type[_Claims]) -> _Claims:
         """The token's claims, if it was signed by us for this kind of link (the pixel's
         token does not unsubscribe); TokenRefused if not."""
-        try:
-            return read_link(token, self._secret, kind)
-        except InvalidToken as error:
-            raise TokenRefused("token", f"not a valid link ({error})") from None
+        errors: list[InvalidToken] = []
+        for key in self._keys:
+            try:
+                return read_link(token, key, kind)
+            except InvalidToken as error:
+                errors.append(error)
+        # The key that did sign it says best what is wrong (a pixel's token at /u, say).
+        signed = [error for error in errors if str(error) != "signature does not match"]
+        raise TokenRefused("token", f"not a valid link ({(signed or errors)[0]})") from None
 
     def _record_best_effort(
         self,
