@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from nudge.adapters import keys
@@ -59,6 +60,7 @@ class ContactStore:
             "kind": keys.CONTACT_KIND,
             "state": json.dumps(document, separators=(",", ":")),
             "version": state.version + 1,
+            **_expiry(state),
         }
         if state.version == 0:
             condition, values = "attribute_not_exists(pk)", None
@@ -74,3 +76,27 @@ class ContactStore:
             fires=state.fires,
             version=state.version + 1,
         )
+
+
+# A contact record is needed while its counts, cooldowns and fire marks can still decide a
+# send: the marks go after 3 days (policy.MEMORY), a cooldown is at most the longest
+# documented one (30 days). Past that the record only holds history, so it expires.
+CONTACT_KEPT = timedelta(days=31)
+
+
+def _expiry(state: ContactState) -> dict[str, int]:
+    """``expires_at`` from the latest moment the record mentions; none if it mentions none."""
+    moments = [
+        *state.last_sent.values(),
+        *(mark.partition("@")[2] for mark in state.fires.values()),
+    ]
+    parsed = [_parsed(moment) for moment in moments if moment]
+    latest = max((moment for moment in parsed if moment is not None), default=None)
+    return {} if latest is None else {"expires_at": int((latest + CONTACT_KEPT).timestamp())}
+
+
+def _parsed(moment: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(moment)
+    except ValueError:
+        return None

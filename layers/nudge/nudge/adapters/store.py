@@ -55,10 +55,19 @@ class PersonView:
 
 
 class EventStore:
-    def __init__(self, client: DynamoDBClient, table_name: str, sweep_shards: int = 1) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        sweep_shards: int = 1,
+        profile_kept: timedelta | None = None,
+    ) -> None:
         self._client = client
         self._table = table_name
         self._shards = sweep_shards
+        # A profile outlives its person's last activity by this much, then expires (None:
+        # kept for good, for callers that only read or test).
+        self._profile_kept = profile_kept
 
     @property
     def table_name(self) -> str:
@@ -112,7 +121,7 @@ class EventStore:
         before folding is what makes a redelivered record a no-op.
         """
         refused: set[PersonId] = set()
-        items = [_profile_item(profile, self._shards) for profile in profiles]
+        items = [_profile_item(profile, self._shards, self._profile_kept) for profile in profiles]
         for chunk in _chunks(items, BATCH_WRITE_LIMIT):
             _, leftovers = self._batch_write(chunk)
             refused |= {keys.person_from_pk(item["pk"]["S"]) for item in leftovers}
@@ -269,7 +278,7 @@ def stored_event_from_image(image: Mapping[str, Any]) -> StoredEvent:
     return StoredEvent(person=keys.person_from_pk(item["pk"]), event=event)
 
 
-def _profile_item(profile: Profile, shards: int) -> dict[str, Any]:
+def _profile_item(profile: Profile, shards: int, kept: timedelta | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {
         **keys.profile_key(profile.person),
         "kind": keys.PROFILE_KIND,
@@ -305,6 +314,8 @@ def _profile_item(profile: Profile, shards: int) -> dict[str, Any]:
     hour = profile.sweep_hour()
     if hour is not None:
         item[keys.SEEN_HOUR] = keys.seen_hour(hour, profile.person, shards)
+        if kept is not None:  # measured from the same last activity the sweep files it by
+            item["expires_at"] = int((hour + timedelta(hours=1) + kept).timestamp())
     return to_attributes(item)
 
 
