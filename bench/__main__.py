@@ -1,5 +1,5 @@
 """``python -m bench [NAME ...] [--json]``: attribution, calls, delivery, dynamodb, engine,
-experiments, idle, imports, layer, sdk_size, sweep, throughput.
+experiments, idle, imports, in_app, layer, sdk_size, sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -24,6 +24,7 @@ from bench import (
     experiments,
     idle,
     imports,
+    in_app,
     layer,
     sdk_size,
     sweep,
@@ -40,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "experiments": experiments.run,
     "idle": idle.run,
     "imports": imports.run,
+    "in_app": in_app.run,
     "layer": layer.run,
     "sdk_size": sdk_size.run,
     "sweep": sweep.run,
