@@ -11,13 +11,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
+from tests.e2e.browser import launch_chromium
 from tests.e2e.conftest import StackClient
-from tests.e2e.test_browser_sdk import (
-    NODE_MODULES,
-    launch_chromium,
-    serve_site,
-    stored,
-)
+from tests.e2e.test_browser_sdk import NODE_MODULES, serve_site, stored
 
 pytestmark = pytest.mark.e2e
 

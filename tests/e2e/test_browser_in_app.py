@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from tests.e2e.browser import launch_chromium
 from tests.e2e.conftest import StackClient
 from tests.e2e.shop import advance
 from tests.e2e.test_browser_sdk import (
     hide,
-    launch_chromium,
     options_for,
     sdk_url,
     serve_site,

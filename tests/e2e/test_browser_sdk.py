@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import os
 import socket
 import threading
 import time
@@ -22,24 +21,15 @@ from urllib.parse import quote, urlsplit
 import pytest
 import rjsmin  # type: ignore[import-untyped]
 from aiohttp import WSMsgType, web
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Request, Route
 
+from tests.e2e.browser import launch_chromium
 from tests.e2e.conftest import FIXTURES, REPO, StackClient
 
 pytestmark = pytest.mark.e2e
 
 SDK = REPO / "sdk" / "nudge.js"
 NODE_MODULES = REPO / "tests" / "e2e" / "npm" / "node_modules"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SIZE_BUDGET = 6144  # bytes, minified and gzipped
 WAIT = 10.0  # seconds any eventual condition gets
 
@@ -80,15 +70,6 @@ def serve_site() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-def launch_chromium() -> Iterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"no Chromium at {CHROMIUM}: `make browser` (part of `make test`) installs it")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

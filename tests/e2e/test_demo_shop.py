@@ -12,9 +12,10 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.arms import shopper_in
+from tests.e2e.browser import launch_chromium
 from tests.e2e.conftest import StackClient
 from tests.e2e.shop import zone_where
-from tests.e2e.test_browser_sdk import launch_chromium, wait_until
+from tests.e2e.test_browser_sdk import wait_until
 
 pytestmark = pytest.mark.e2e
 
