@@ -115,6 +115,23 @@ class StackClient:
     def reset(self) -> None:
         self.session.post(self.url("/_local/reset"), timeout=REQUEST_TIMEOUT).raise_for_status()
 
+    def connections(self, user_id: str) -> list[str]:
+        """The WebSocket connections the stack has on record for the user's open pages."""
+        from nudge.adapters import keys
+        from nudge.domain.person import PersonId
+
+        table = self.aws("dynamodb")
+        name = next(n for n in table.list_tables()["TableNames"] if n.endswith("-Table"))
+        items = table.query(
+            TableName=name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :w)",
+            ExpressionAttributeValues={
+                ":pk": {"S": keys.person_pk(PersonId.user(user_id))},
+                ":w": {"S": keys.CONNECTION_SK_PREFIX},
+            },
+        )["Items"]
+        return [str(item["sk"]["S"]).removeprefix(keys.CONNECTION_SK_PREFIX) for item in items]
+
     def aws(self, service: str) -> Any:
         """A boto3 client for the stack's moto endpoint."""
         return boto3.client(

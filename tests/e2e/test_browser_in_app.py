@@ -84,20 +84,7 @@ def _connected(stack: StackClient, user: str) -> None:
 
 
 def _open_pages(stack: StackClient, user: str) -> int:
-    from nudge.adapters import keys
-    from nudge.domain.person import PersonId
-
-    table = stack.aws("dynamodb")
-    name = next(n for n in table.list_tables()["TableNames"] if n.endswith("-Table"))
-    found = table.query(
-        TableName=name,
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :w)",
-        ExpressionAttributeValues={
-            ":pk": {"S": keys.person_pk(PersonId.user(user))},
-            ":w": {"S": keys.CONNECTION_SK_PREFIX},
-        },
-    )
-    return int(found["Count"])
+    return len(stack.connections(user))
 
 
 def _fire_offer(stack: StackClient, user: str, **properties: Any) -> None:

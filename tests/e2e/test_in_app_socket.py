@@ -14,8 +14,6 @@ import aiohttp
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from nudge.adapters import keys
-from nudge.domain.person import PersonId
 
 from tests.e2e.conftest import StackClient
 
@@ -87,19 +85,24 @@ def _user() -> str:
     return f"inapp-{uuid.uuid4().hex[:10]}"
 
 
+def _handshake_status(url: str) -> int:
+    """The status a WebSocket handshake to ``url`` is answered with (101: accepted)."""
+
+    async def connect(session: aiohttp.ClientSession) -> int:
+        try:
+            async with session.ws_connect(url):
+                return 101
+        except aiohttp.WSServerHandshakeError as refused:
+            return refused.status
+
+    return _run(connect)
+
+
 def test_a_wrong_write_key_is_refused_401(stack: StackClient):
     """A page connecting with an unknown write key is refused 401, before any route runs."""
 
-    # given
-    async def connect(session: aiohttp.ClientSession) -> int:
-        try:
-            await session.ws_connect(_url(stack, writeKey="wrong", userId=_user()))
-        except aiohttp.WSServerHandshakeError as refused:
-            return refused.status
-        return 101
-
     # when
-    status = _run(connect)
+    status = _handshake_status(_url(stack, writeKey="wrong", userId=_user()))
 
     # then
     assert status == 401
@@ -108,16 +111,8 @@ def test_a_wrong_write_key_is_refused_401(stack: StackClient):
 def test_no_write_key_is_refused_401(stack: StackClient):
     """Without the write key (the authorizer's identity source) the answer is 401."""
 
-    # given
-    async def connect(session: aiohttp.ClientSession) -> int:
-        try:
-            await session.ws_connect(_url(stack, userId=_user()))
-        except aiohttp.WSServerHandshakeError as refused:
-            return refused.status
-        return 101
-
     # when
-    status = _run(connect)
+    status = _handshake_status(_url(stack, userId=_user()))
 
     # then
     assert status == 401
@@ -126,16 +121,8 @@ def test_no_write_key_is_refused_401(stack: StackClient):
 def test_no_identity_is_refused_403(stack: StackClient):
     """The right write key but neither userId nor anonymousId: 403 (the authorizer denies)."""
 
-    # given
-    async def connect(session: aiohttp.ClientSession) -> int:
-        try:
-            await session.ws_connect(_url(stack, writeKey=stack.write_key))
-        except aiohttp.WSServerHandshakeError as refused:
-            return refused.status
-        return 101
-
     # when
-    status = _run(connect)
+    status = _handshake_status(_url(stack, writeKey=stack.write_key))
 
     # then
     assert status == 403
@@ -402,15 +389,5 @@ def test_posting_more_than_128_kb_is_refused(stack: StackClient):
 
 def _only_connection(stack: StackClient, user: str) -> str:
     """The connection id the stack recorded for the user's one open page."""
-    table = stack.aws("dynamodb")
-    name = next(n for n in table.list_tables()["TableNames"] if n.endswith("-Table"))
-    items = table.query(
-        TableName=name,
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :w)",
-        ExpressionAttributeValues={
-            ":pk": {"S": keys.person_pk(PersonId.user(user))},
-            ":w": {"S": keys.CONNECTION_SK_PREFIX},
-        },
-    )["Items"]
-    assert len(items) == 1, items
-    return str(items[0]["sk"]["S"]).removeprefix(keys.CONNECTION_SK_PREFIX)
+    (connection,) = stack.connections(user)
+    return connection
