@@ -129,7 +129,7 @@ class EventStore:
 
     def forgotten(self, persons: Iterable[PersonId]) -> set[PersonId]:
         """The persons with a tombstone: they asked to be forgotten (one BatchGetItem per
-        hundred, alongside the profiles a stream batch reads anyway)."""
+        hundred persons, a consistent read unit each: Evaluate asks once per stream batch)."""
         wanted = sorted(set(persons))
         found: set[PersonId] = set()
         for chunk in _chunks(wanted, BATCH_GET_LIMIT):
