@@ -1,4 +1,4 @@
-"""``python -m bench [NAME ...] [--json]``: attribution, calls, delivery, dynamodb, engine,
+"""``python -m bench [NAME ...] [--json]``: attribution, calls, cost, delivery, dynamodb, engine,
 experiments, idle, imports, in_app, layer, sdk_size, sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
@@ -18,6 +18,7 @@ from rich.console import Console
 from bench import (
     attribution,
     calls,
+    cost,
     delivery,
     dynamodb,
     engine,
@@ -35,6 +36,7 @@ from bench.common import Figures
 BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "attribution": attribution.run,
     "calls": calls.run,
+    "cost": cost.run,
     "delivery": delivery.run,
     "dynamodb": dynamodb.run,
     "engine": engine.run,

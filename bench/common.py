@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -193,10 +193,11 @@ class StackProcess:
     """``python -m local`` as a child process on free 127.0.0.1 ports, in its own session;
     its stdout is read to the end (workers log there)."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_env: Mapping[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.moto_endpoint: str | None = None
+        self.log_bytes = 0  # the functions' JSON log lines: what CloudWatch Logs would ingest
         self._found: queue.Queue[str] = queue.Queue()
         env = {
             **{name: value for name, value in os.environ.items() if not name.startswith("AWS_")},
@@ -204,6 +205,7 @@ class StackProcess:
             "NUDGE_MOTO_PORT": str(free_port()),
             "NUDGE_WRITE_KEY": STACK_WRITE_KEY,
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            **(extra_env or {}),
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local"],
@@ -219,6 +221,8 @@ class StackProcess:
 
     def _read(self, stream: IO[str]) -> None:
         for line in stream:
+            if line.startswith("{"):
+                self.log_bytes += len(line.encode())
             match = _ENDPOINT_LINE.search(line)
             if match:
                 self._found.put(match.group(1))
@@ -241,8 +245,8 @@ class StackProcess:
 
 
 @contextlib.contextmanager
-def running_stack() -> Iterator[StackProcess]:
-    stack = StackProcess()
+def running_stack(extra_env: Mapping[str, str] | None = None) -> Iterator[StackProcess]:
+    stack = StackProcess(extra_env)
     try:
         stack.wait_ready()
         yield stack

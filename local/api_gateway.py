@@ -65,6 +65,7 @@ class ApiGateway:
 
     def answer(self, request: Request) -> Response:
         """A CORS preflight, or the function's answer for the route (404 when none matches)."""
+        self.stack.meter.api_request()  # HTTP APIs bill every request, preflights included
         if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
             return self._preflight(request)
         return self._with_cors(request, self._invoke_route(request))

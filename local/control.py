@@ -47,6 +47,7 @@ class ControlApi:
             ("GET", "/_local/faults"): self._pending_faults,
             ("GET", "/_local/fires"): self._fires,
             ("GET", "/_local/report"): self._report,
+            ("GET", "/_local/meter"): self._meter,
         }
         # GET <prefix><rest>: the handler gets the rest of the path.
         self.prefixed: dict[str, Callable[[str], Response]] = {
@@ -175,6 +176,12 @@ class ControlApi:
         if user_id:
             return json_response(200, self.views.fires(user_id))
         return json_response(200, self.views.all_fires())
+
+    def _meter(self, _: Request) -> Response:
+        """What the traffic since the start (or the last reset) would cost on AWS, counted:
+        requests by caller, service and call, DynamoDB's billed units, Lambda invocations and
+        their billed time, API Gateway requests, Scheduler runs (local/meter.py)."""
+        return json_response(200, self.stack.meter.snapshot())
 
     def _report(self, request: Request) -> Response:
         """Experiment reports as one HTML page (``?trigger=`` for one, ``?format=json``

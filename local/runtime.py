@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from local.meter import AwsMeter
 from local.template import FunctionSpec, LocalNames
 
 __all__ = ["FunctionPool", "Invocation", "InvocationContext"]
@@ -143,9 +144,15 @@ class FunctionPool:
     """Up to ``concurrency`` warm workers for one function; callers wait for a free one."""
 
     def __init__(
-        self, spec: FunctionSpec, names: LocalNames, base_env: dict[str, str], concurrency: int = 1
+        self,
+        spec: FunctionSpec,
+        names: LocalNames,
+        base_env: dict[str, str],
+        concurrency: int = 1,
+        meter: AwsMeter | None = None,
     ):
         self.spec = spec
+        self._meter = meter
         self.arn = names.function_arn(spec.logical_id)
         setup = {
             "name": names.physical(spec.logical_id),
@@ -180,6 +187,8 @@ class FunctionPool:
                 self._busy.discard(worker)
             self._idle.put(worker)
         duration = (time.perf_counter() - started) * 1000
+        if self._meter is not None:
+            self._meter.invocation(self.spec.logical_id, self.spec.memory, duration)
         if status == "ok":
             return Invocation(payload=payload, error=None, duration_ms=duration)
         return Invocation(payload=None, error=payload, duration_ms=duration)

@@ -35,6 +35,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from local.clock import VirtualClock
+from local.meter import AwsMeter
 from local.runtime import FunctionPool
 from local.template import ACCOUNT
 
@@ -85,6 +86,7 @@ class ScheduleFirer:
     clock: VirtualClock
     region: str
     send_to_queue: Callable[[str, str], None]  # (queue ARN, body): dead letters, SQS targets
+    meter: AwsMeter | None = None  # counts each run: Scheduler bills per invocation
     attempts: Counter[str] = field(default_factory=Counter)
 
     async_targets: dict[str, AsyncTarget] = field(default_factory=dict)  # function ARN ->
@@ -159,6 +161,8 @@ class ScheduleFirer:
         target: dict[str, Any] = schedule.target
         # One delivery by Scheduler: Lambda's own retries carry the same attempt number.
         payload = _with_context(target.get("Input") or "{}", schedule, when, 1)
+        if self.meter is not None:
+            self.meter.scheduled_invocation()
         arn = str(target["Arn"])
         if arn.startswith("arn:aws:sqs:"):
             self.send_to_queue(arn, payload)

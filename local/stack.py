@@ -30,6 +30,7 @@ from moto.server import ThreadedMotoServer
 
 from local.clock import VirtualClock
 from local.faults import FaultCounts, QueueFaults, SesFaults, TableFaults
+from local.meter import PUMP_HEADER, AwsMeter
 from local.outbox import describe_email
 from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
@@ -43,8 +44,6 @@ __all__ = ["Advance", "LocalStack", "StackConfig"]
 
 log = logging.getLogger("nudge.local")
 REPO = Path(__file__).resolve().parent.parent
-# Marks the pump's own requests to moto: they never wake the pump.
-PUMP_HEADER = "x-nudge-local-pump"
 # An idle pump looks again at least this often, in case something was missed.
 MAX_IDLE_WAIT = 60.0
 
@@ -148,6 +147,8 @@ class LocalStack:
             "sqs": self.queue_faults,
             "dynamodb": self.table_faults,
         }
+        # What the traffic would cost on AWS (GET /_local/meter), counted at the fake AWS.
+        self.meter = AwsMeter()
         self.sockets: list[SocketApiServer] = []
         self.stream_pollers: list[StreamPoller] = []
         self.queue_pollers: list[QueuePoller] = []
@@ -158,6 +159,7 @@ class LocalStack:
         queues_on_clock(self.clock)
         streams_on_clock(self.clock)
         self._moto.start()
+        self._meter_aws_requests()
         self._wake_on_outside_requests()
         self._throttle_table_writes()
         self.dynamodb = self._client("dynamodb")
@@ -172,7 +174,7 @@ class LocalStack:
             concurrency = self.config.http_concurrency if spec.http_routes else 1
             resolved = replace(spec, environment=resolve_queue_urls(spec.environment, self.sqs))
             self.functions[spec.logical_id] = FunctionPool(
-                resolved, self.template.names, base_env, concurrency
+                resolved, self.template.names, base_env, concurrency, meter=self.meter
             )
         self._wire_sources()
         self._serve_sockets()
@@ -188,6 +190,7 @@ class LocalStack:
             clock=self.clock,
             region=self.template.names.region,
             send_to_queue=self._send_to_queue_arn,
+            meter=self.meter,
             async_targets={
                 self.template.names.function_arn(spec.logical_id): AsyncTarget(
                     spec.async_invoke.maximum_retry_attempts,
@@ -275,6 +278,13 @@ class LocalStack:
                     self._wake.set()
 
         server.app = app
+
+    def _meter_aws_requests(self) -> None:
+        """Puts the meter right in front of moto, inside the fault injector: a request the
+        injector refuses never reaches AWS, so AWS would not bill it."""
+        server = self._moto._server
+        assert server is not None
+        server.app = self.meter.wrap(server.app)
 
     def _throttle_table_writes(self) -> None:
         """Puts the DynamoDB fault injector in front of moto's WSGI app, outside the wake-up
@@ -431,6 +441,7 @@ class LocalStack:
                 faults.clear()
             self._ses().sent_messages.clear()
             self.ses_events.clear()
+            self.meter.clear()
         self._wake.set()  # the template's schedules start again: the idle wait changes
 
     def _crash_queue_consumers(self) -> int:
