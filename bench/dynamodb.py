@@ -44,6 +44,7 @@ from rich.console import Console
 from bench.common import REPO, Figures, event_item, side_by_side, track_message
 from local.resources import create_resources, resolve_queue_urls, table_name
 from local.runtime import InvocationContext
+from local.sources import lambda_stream_record
 from local.template import FunctionSpec, Template, load_template
 
 if TYPE_CHECKING:
@@ -390,11 +391,7 @@ class _Stream:
 
     @staticmethod
     def _lambda_shape(record: dict[str, Any], arn: str) -> dict[str, Any]:
-        change = dict(record["dynamodb"])
-        created = change.get("ApproximateCreationDateTime")
-        if isinstance(created, datetime):
-            change["ApproximateCreationDateTime"] = int(created.astimezone(UTC).timestamp())
-        return {**record, "dynamodb": change, "eventSourceARN": arn}
+        return lambda_stream_record(record, arn)
 
 
 @dataclass(frozen=True)

@@ -68,8 +68,9 @@ if TYPE_CHECKING:
 from bench.common import Figures, free_port, median, percentile, side_by_side
 from bench.dynamodb import item_size
 from local.gateway import Gateway
+from local.meter import PUMP_HEADER
 from local.runtime import FunctionPool, Invocation
-from local.stack import PUMP_HEADER, LocalStack, StackConfig
+from local.stack import LocalStack, StackConfig
 from local.template import ACCOUNT
 
 __all__ = ["run"]

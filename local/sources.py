@@ -6,8 +6,10 @@ can keep polling until a whole round does nothing (that is what "drained" means)
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +21,13 @@ from local.faults import QueueFaults
 from local.runtime import FunctionPool, Invocation
 from local.template import ACCOUNT, QueueSource, StreamSource
 
-__all__ = ["QueuePoller", "StreamPoller", "queues_on_clock", "streams_on_clock"]
+__all__ = [
+    "QueuePoller",
+    "StreamPoller",
+    "lambda_stream_record",
+    "queues_on_clock",
+    "streams_on_clock",
+]
 
 log = logging.getLogger("nudge.local")
 
@@ -131,15 +139,8 @@ class StreamPoller:
         records: list[dict[str, Any]] = self.streams.get_records(
             ShardIterator=iterator, Limit=self.source.batch_size
         )["Records"]
-        for record in records:
-            record["eventSourceARN"] = self.stream_arn
-            approximate = record["dynamodb"].get("ApproximateCreationDateTime")
-            if isinstance(approximate, datetime):
-                # Lambda hands the function epoch seconds; the time is the virtual clock's
-                # at the write (streams_on_clock).
-                seconds = approximate.replace(tzinfo=UTC).timestamp()
-                record["dynamodb"]["ApproximateCreationDateTime"] = seconds
-        return records
+        # The time is the virtual clock's at the write (streams_on_clock).
+        return [lambda_stream_record(record, self.stream_arn) for record in records]
 
     def _deliver(self, batch: list[dict[str, Any]]) -> str | None:
         """Delivers, bisecting on function errors; returns the first failed sequence number."""
@@ -332,3 +333,25 @@ class QueuePoller:
             for failure in result.payload.get("batchItemFailures") or []
         }
         return every if reported - every else reported
+
+
+def lambda_stream_record(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A DynamoDB Streams record (as the SDK's GetRecords returns it) the way Lambda hands
+    it to the function, as JSON: its source ARN added, ApproximateCreationDateTime in epoch
+    seconds, binary attributes ({"B": ...}) as base64 text rather than the bytes the SDK
+    decoded them to. https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html"""
+    change = dict(record["dynamodb"])
+    created = change.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        aware = created if created.tzinfo else created.replace(tzinfo=UTC)
+        change["ApproximateCreationDateTime"] = aware.timestamp()
+    shaped = {**record, "dynamodb": change, "eventSourceARN": stream_arn}
+    text = json.dumps(shaped, default=_base64_bytes)
+    as_json: dict[str, Any] = json.loads(text)
+    return as_json
+
+
+def _base64_bytes(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not JSON")

@@ -28,6 +28,7 @@ from nudge import bootstrap
 
 from local.resources import create_resources, resolve_queue_urls, table_name
 from local.runtime import InvocationContext
+from local.sources import lambda_stream_record
 from local.template import FunctionSpec, StreamSource, Template
 
 if TYPE_CHECKING:
@@ -246,11 +247,7 @@ class Stream:
 
 def _lambda_shape(record: Mapping[str, Any], stream_arn: str) -> dict[str, Any]:
     """What Lambda hands the function: the DynamoDB Streams record plus its source ARN."""
-    change = dict(record["dynamodb"])
-    created = change.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        change["ApproximateCreationDateTime"] = int(created.timestamp())
-    return {**record, "dynamodb": change, "eventSourceARN": stream_arn}
+    return lambda_stream_record(record, stream_arn)
 
 
 def beacon(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
-from nudge.adapters.store import from_attributes, to_attributes
+from nudge.adapters.store import from_attributes, readable_event, to_attributes
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
 from nudge.service.ports import Unavailable
@@ -38,7 +38,7 @@ class PersonItems:
                 ExpressionAttributeValues={":pk": {"S": keys.person_pk(person)}},
                 ConsistentRead=True,
             ):
-                found += [from_attributes(item) for item in page.get("Items", [])]
+                found += [readable_event(from_attributes(item)) for item in page.get("Items", [])]
         return found
 
     def delete(self, person: PersonId, sort_keys: Sequence[str]) -> None:
