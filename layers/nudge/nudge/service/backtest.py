@@ -15,14 +15,15 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from nudge.domain.errors import InvalidRequest
 from nudge.domain.intake import Event, Limits, Payload, normalize
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile, fold
 from nudge.domain.segment import parse_iso_timestamp
-from nudge.domain.triggers.conditions import Facts, count_in_window, event_name, values_at
+from nudge.domain.triggers.compiled import compile_path
+from nudge.domain.triggers.conditions import Facts, count_in_window, event_name
 from nudge.domain.triggers.engine import (
     SWEEP_EVERY,
     Arm,
@@ -148,17 +149,32 @@ class _Replay:
         self.links: dict[str, str] = {}  # anonymousId -> userId
         self.history: dict[PersonId, list[dict[str, Any]]] = defaultdict(list)
         self.timers: list[tuple[datetime, int, Pending]] = []
+        # The timers in the queue, by the partition they were armed under: what an event of
+        # the person may exit (a cancelled one stays queued, and pending, until its due time).
+        self.queued: dict[PersonId, list[Pending]] = defaultdict(list)
         self.armed: dict[tuple[PersonId, str, str], datetime] = {}
         self.ledger: dict[tuple[PersonId, str, str | None], tuple[str, datetime]] = {}
         self.arms: dict[PersonId, dict[str, str]] = defaultdict(dict)  # as profiles keep them
         # The by_seen_hour index: who was last seen in each hour, and each person's hour.
         self.seen_in: dict[datetime, set[PersonId]] = defaultdict(set)
         self.seen_hour: dict[PersonId, datetime] = {}
+        self.seen_moments: dict[PersonId, tuple[str | None, str | None]] = {}
+        self.people: dict[tuple[str, str], PersonId] = {}  # one PersonId per person, reused
         self.next_sweep: datetime | None = None
         self.reports: dict[str, TriggerReport] = {
             trigger: TriggerReport() for trigger in index.triggers
         }
         self._counter = 0
+        # The thresholds each entry trigger samples, by the event names that enter them.
+        self.measures: dict[str, list[tuple[str, list[tuple[str, _Measure]]]]] = defaultdict(list)
+        for name, watching in index.by_event.items():
+            for trigger in watching:
+                if isinstance(trigger.when, EventMatch) and trigger.when.event == name:
+                    conditions: list[Condition] = [
+                        *trigger.when.where,
+                        *([trigger.audience] if trigger.audience else []),
+                    ]
+                    self.measures[name].append((trigger.id, _measures(conditions)))
 
     # ---- events -------------------------------------------------------------------
 
@@ -169,12 +185,23 @@ class _Replay:
             self.links[event.previous_id] = event.user_id
         person = self._person(event)
         profile = self.profiles.get(person) or Profile(person=person)
-        previous = datetime.fromisoformat(profile.last_seen) if profile.last_seen else None
+        if self.index.inactivity and profile.last_seen:
+            previous = datetime.fromisoformat(profile.last_seen)
+            gap = (event.timestamp - previous).total_seconds() / 86400
+            for trigger in self.index.inactivity:
+                self.reports[trigger.id].samples["days inactive"].append(gap)
         profile = fold(profile, event)
         self.profiles[person] = profile
         self._index_seen(person, profile)
         self.history[person].append(event.body)
         now = event.timestamp
+        name = event_name(event.body)
+        pending: list[Pending] = []
+        if self.timers:  # every queued timer is in the heap
+            for part in dict.fromkeys(self._partitions(person)):
+                pending += self.queued.get(part, ())
+        if not pending and name not in self.index.by_event:
+            return  # no trigger watches the event and no timer waits: it decides nothing
         facts = Facts(
             now=now,
             event=event.body,
@@ -182,13 +209,16 @@ class _Replay:
             profile=profile.facts(now),
             history=self.history[person],
         )
-        self._sample(event, facts, previous)
-        pending = [timer for _, _, timer in self.timers if timer.person in self._partitions(person)]
+        self._sample(name, facts)
         result = on_event(self.index, person, facts, pending, self.arms[person])
         self.arms[person].update(assigned(result))
         self._carry_out(result, now)
 
     def _index_seen(self, person: PersonId, profile: Profile) -> None:
+        moments = (profile.last_seen, profile.folded_at)
+        if self.seen_moments.get(person) == moments:
+            return  # what sweep_hour reads is unchanged, and so is the hour
+        self.seen_moments[person] = moments
         hour = profile.sweep_hour()
         if hour is None:
             return
@@ -202,14 +232,25 @@ class _Replay:
 
     def _person(self, event: Event) -> PersonId:
         if event.user_id:
-            return PersonId.user(event.user_id)
-        return PersonId.of(self.links.get(event.anonymous_id or ""), event.anonymous_id)
+            return self._known("user", event.user_id)
+        user = self.links.get(event.anonymous_id or "")
+        if user:
+            return self._known("user", user)
+        return PersonId.of(None, event.anonymous_id)  # raises as it would without an id
+
+    def _known(self, kind: Literal["user", "anonymous"], value: str) -> PersonId:
+        person = self.people.get((kind, value))
+        if person is None:
+            person = self.people[(kind, value)] = PersonId(kind, value)
+        return person
 
     def _partitions(self, person: PersonId) -> list[PersonId]:
         if person.is_anonymous and person.value in self.links:
-            person = PersonId.user(self.links[person.value])
+            person = self._known("user", self.links[person.value])
         profile = self.profiles.get(person)
-        anonymous = [PersonId.anonymous(anon) for anon in profile.anonymous_ids] if profile else []
+        anonymous = (
+            [self._known("anonymous", anon) for anon in profile.anonymous_ids] if profile else []
+        )
         return [person, *anonymous]
 
     # ---- the clock ------------------------------------------------------------------
@@ -219,6 +260,10 @@ class _Replay:
         while True:
             timer_due = self.timers[0][0] if self.timers else None
             sweep_due = self.next_sweep if self.index.inactivity else None
+            if (timer_due is None or timer_due > moment) and (
+                sweep_due is None or sweep_due > moment
+            ):
+                return  # the usual case: nothing due yet
             due = [when for when in (timer_due, sweep_due) if when is not None and when <= moment]
             if not due:
                 return
@@ -231,6 +276,8 @@ class _Replay:
 
     def _pop_timer(self) -> None:
         due, _, timer = heapq.heappop(self.timers)
+        queued = self.queued[timer.person]
+        del queued[next(at for at, other in enumerate(queued) if other is timer)]
         if self.armed.get((timer.person, timer.trigger, timer.occurrence)) != due:
             return  # cancelled or superseded
         del self.armed[(timer.person, timer.trigger, timer.occurrence)]
@@ -291,6 +338,7 @@ class _Replay:
                     self.armed[key] = action.pending.due
                     self._counter += 1
                     heapq.heappush(self.timers, (action.pending.due, self._counter, action.pending))
+                    self.queued[action.pending.person].append(action.pending)
             elif isinstance(action, Cancel):
                 key = (action.pending.person, action.pending.trigger, action.pending.occurrence)
                 self.armed.pop(key, None)
@@ -320,22 +368,12 @@ class _Replay:
 
     # ---- threshold calibration ---------------------------------------------------------
 
-    def _sample(self, event: Event, facts: Facts, previous: datetime | None) -> None:
-        for trigger in self.index.inactivity:
-            if previous is not None:
-                gap = (event.timestamp - previous).total_seconds() / 86400
-                self.reports[trigger.id].samples["days inactive"].append(gap)
-        for trigger in self.index.watching(event_name(event.body)):
-            if not isinstance(trigger.when, EventMatch) or trigger.when.event != event_name(
-                event.body
-            ):
-                continue
-            conditions: list[Condition] = [
-                *trigger.when.where,
-                *([trigger.audience] if trigger.audience else []),
-            ]
-            for label, values in _measured(conditions, facts):
-                self.reports[trigger.id].samples[label] += values
+    def _sample(self, name: Any, facts: Facts) -> None:
+        """What each threshold of the triggers the event enters compares, as found."""
+        for trigger, measures in self.measures.get(name or "", ()):
+            samples = self.reports[trigger].samples
+            for label, measure in measures:
+                samples[label] += measure(facts)
 
 
 def _latest_hour(profiles: Sequence[Profile]) -> datetime | None:
@@ -343,26 +381,37 @@ def _latest_hour(profiles: Sequence[Profile]) -> datetime | None:
     return max(hours, default=None)
 
 
-def _measured(conditions: Sequence[Condition], facts: Facts) -> list[tuple[str, list[float]]]:
-    """For each threshold (a numeric comparison), the quantity it compares, as found."""
-    found: list[tuple[str, list[float]]] = []
+_Measure = Callable[[Facts], list[float]]
+
+
+def _measures(conditions: Sequence[Condition]) -> list[tuple[str, _Measure]]:
+    """For each threshold (a numeric comparison), how to find the quantity it compares."""
+    found: list[tuple[str, _Measure]] = []
     stack: list[Any] = list(conditions)
     while stack:
         condition = stack.pop()
         if isinstance(condition, AllOf):
             stack += condition.all
         elif isinstance(condition, Count):
-            found.append(
-                (f"count of {condition.count.event}", [float(count_in_window(condition, facts))])
-            )
+            found.append((f"count of {condition.count.event}", _counted(condition)))
         elif isinstance(condition, Predicate) and condition.operator in _NUMERIC:
-            numbers = [
-                float(v)
-                for v in values_at(condition.path, facts)
-                if isinstance(v, int | float) and not isinstance(v, bool)
-            ]
-            found.append((condition.path, numbers))
+            found.append((condition.path, _numbers(compile_path(condition.path))))
     return found
+
+
+def _counted(condition: Count) -> _Measure:
+    return lambda facts: [float(count_in_window(condition, facts))]
+
+
+def _numbers(values: Callable[[Facts], list[Any]]) -> _Measure:
+    def numbers(facts: Facts) -> list[float]:
+        return [
+            float(v)
+            for v in values(facts)
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+
+    return numbers
 
 
 def distribution(values: Sequence[float]) -> dict[str, float | int]:
