@@ -3,6 +3,7 @@ stack as a child process."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -198,6 +199,7 @@ class StackProcess:
         self.base = f"http://127.0.0.1:{self.port}"
         self.moto_endpoint: str | None = None
         self.log_bytes = 0  # the functions' JSON log lines: what CloudWatch Logs would ingest
+        self.tail: collections.deque[str] = collections.deque(maxlen=200)  # for errors
         self._found: queue.Queue[str] = queue.Queue()
         env = {
             **{name: value for name, value in os.environ.items() if not name.startswith("AWS_")},
@@ -212,7 +214,7 @@ class StackProcess:
             cwd=str(REPO),
             env=env,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,  # the stack's own log too: shown when a run fails
             text=True,
             start_new_session=True,
         )
@@ -221,6 +223,7 @@ class StackProcess:
 
     def _read(self, stream: IO[str]) -> None:
         for line in stream:
+            self.tail.append(line)
             if line.startswith("{"):
                 self.log_bytes += len(line.encode())
             match = _ENDPOINT_LINE.search(line)

@@ -5,6 +5,7 @@ from the template's CorsConfiguration."""
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from local.runtime import FunctionPool
 from local.stack import LocalStack
 
 __all__ = ["ApiGateway"]
+
+log = logging.getLogger("nudge.local")
 
 MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway HTTP API's own request limit
 _TEXT_TYPES = (
@@ -117,6 +120,8 @@ class ApiGateway:
     def _respond(self, function: FunctionPool, event: dict[str, Any]) -> Response:
         result = function.invoke(event)
         if result.failed:
+            # Lambda writes the error to the function's log; API Gateway answers a bare 500.
+            log.error("%s failed: %s", function.spec.logical_id, result.error)
             return json_response(500, {"message": "Internal Server Error"})
         payload = result.payload
         if not isinstance(payload, dict) or "statusCode" not in payload:

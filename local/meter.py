@@ -155,8 +155,10 @@ class LambdaUsage:
 class AwsMeter:
     """Counts what the local stack asks of AWS; ``snapshot()`` is what /_local/meter shows."""
 
-    def __init__(self) -> None:
+    def __init__(self, account: str = "123456789012") -> None:
         self._lock = threading.Lock()
+        self.account = account  # moto's account, whose backend holds the items
+        self.indexes: dict[str, list[str]] = {}  # table -> its index keys, as DescribeTable says
         self.clear()
 
     def clear(self) -> None:
@@ -232,10 +234,15 @@ class AwsMeter:
         return metered
 
 
+def _scope(environ: Mapping[str, Any]) -> list[str]:
+    """A signed request's credential scope: key id, date, region, service, aws4_request."""
+    authorization = str(environ.get("HTTP_AUTHORIZATION", ""))
+    return authorization.partition("Credential=")[2].split(",")[0].split("/")
+
+
 def _service(environ: Mapping[str, Any]) -> str:
     """The service a signed request is for: the credential scope names it."""
-    authorization = str(environ.get("HTTP_AUTHORIZATION", ""))
-    scope = authorization.partition("Credential=")[2].split(",")[0].split("/")
+    scope = _scope(environ)
     return scope[3] if len(scope) > 3 else "unsigned"
 
 
@@ -322,18 +329,41 @@ class _DynamoDBCall:
         return result if status.startswith("200") else {}
 
     def _item(self, table: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
-        found = self._internal("GetItem", {"TableName": table, "Key": key, "ConsistentRead": True})
-        item: dict[str, Any] | None = found.get("Item")
-        return item
+        """The item as moto holds it now, read from moto's backend in this process: a
+        WSGI round trip per written item would slow every function the meter watches."""
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        region = _scope(self.environ)[2] if len(_scope(self.environ)) > 2 else "us-east-1"
+        try:
+            found = (
+                dynamodb_backends[self.meter.account][region]
+                .get_table(table)
+                .get_item(
+                    DynamoType(dict(key["pk"])),
+                    DynamoType(dict(key["sk"])) if "sk" in key else None,
+                )
+            )
+        except Exception:  # no such table or key shape: nothing there to size
+            return None
+        if found is None:
+            return None
+        attributes: dict[str, Any] = found.to_json()["Attributes"]
+        return attributes
 
     def _indexes(self, table: str) -> list[str]:
-        """The attribute names that key the table's secondary indexes (one list per index)."""
+        """The attribute names that key the table's secondary indexes (one list per index);
+        read once per table (a reset recreates tables with the same indexes)."""
+        known = self.meter.indexes.get(table)
+        if known is not None:
+            return known
         described = self._internal("DescribeTable", {"TableName": table}).get("Table", {})
         names: list[str] = []
         for index in described.get("GlobalSecondaryIndexes", []) + described.get(
             "LocalSecondaryIndexes", []
         ):
             names.append(",".join(part["AttributeName"] for part in index["KeySchema"]))
+        self.meter.indexes[table] = names
         return names
 
     # ---- what is written and read -----------------------------------------------------

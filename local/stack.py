@@ -148,7 +148,7 @@ class LocalStack:
             "dynamodb": self.table_faults,
         }
         # What the traffic would cost on AWS (GET /_local/meter), counted at the fake AWS.
-        self.meter = AwsMeter()
+        self.meter = AwsMeter(ACCOUNT)
         self.sockets: list[SocketApiServer] = []
         self.stream_pollers: list[StreamPoller] = []
         self.queue_pollers: list[QueuePoller] = []
