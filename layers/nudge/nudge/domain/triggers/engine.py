@@ -68,13 +68,13 @@ __all__ = [
 ]
 
 TimerKind = Literal["absence", "delay"]
-# An entry as on_event reads it: where and audience (compiled: a reason, or None when they
-# hold), whether the audience is decided now even for a visitor, whether a match fires at
-# once, the fixed fields of its not_matched and fired decisions and of its fire, and the
-# entry itself for the rest.
+# An entry as on_event reads it: whether it has a key, where and audience (compiled: a
+# reason, or None when they hold), whether the audience is decided now even for a visitor,
+# whether a match fires at once, the fixed fields of its not_matched and fired decisions
+# and of its fire, and the entry itself for the rest.
 _Check = Callable[[Facts], str | None]
 _Fields = dict[str, Any]
-_Plan = tuple[_Check | None, _Check | None, bool, bool, _Fields, _Fields, _Fields, "_Entry"]
+_Plan = tuple[bool, _Check | None, _Check | None, bool, bool, _Fields, _Fields, _Fields, "_Entry"]
 # An exit event and its where, compiled: what cancels a trigger's pending timer.
 _Exit = tuple[EventMatch, Callable[[Facts], bool] | None]
 SWEEP_EVERY = timedelta(hours=1)  # the InactivitySweep schedule's rate in template.yaml
@@ -272,8 +272,8 @@ def on_event(
     by_event = f"event={event.get('messageId', '?')}"  # the occurrence of a trigger without key
     summary: dict[str, Any] | None = None  # the entry event's summary, one for all its fires
     audiences: dict[_Check, str | None] = {}  # an audience many triggers share: decided once
-    for where, audience, judged_now, immediate, missed, fired, fire_of, entry in entries:
-        occurrence = by_event if entry.key is None else entry.occurrence(facts)
+    for keyed, where, audience, judged_now, immediate, missed, fired, fire_of, entry in entries:
+        occurrence = entry.occurrence(facts) if keyed else by_event
         failed = where(facts) if where is not None else None
         if failed is None and audience is not None and (judged_now or not anonymous):
             if audience in audiences:
@@ -384,6 +384,7 @@ class _Entry:
         """What the hot loop reads, as a tuple: unpacked, not looked up one by one. The
         dicts are the fields a Decision or Fire of this trigger always has."""
         return (
+            self.key is not None,
             self.where,
             self.audience,
             not self.waits,
