@@ -417,9 +417,10 @@ class _DynamoDBCall:
                 units.written_items[kind] += 1
                 units.written_bytes[kind] += item_size(new)
             index_cost = factor * self._index_units(table, old, new)
-            units.index_write_units += index_cost
-            units.write_units_by_kind["index"] += index_cost
-            units.write_units += index_cost
+            if index_cost:
+                units.index_write_units += index_cost
+                units.write_units_by_kind["index"] += index_cost
+                units.write_units += index_cost
         units.write_units += cost
         units.write_units_by_kind[kind] += cost
 
@@ -441,7 +442,11 @@ class _DynamoDBCall:
         request, operation = self.request, self.operation
         consistent = bool(request.get("ConsistentRead"))
         if operation == "GetItem":
-            return read_units(item_size(answer.get("Item")), consistent)
+            # A projection trims the answer, not the bill: the whole item is read.
+            item = answer.get("Item")
+            if item and "ProjectionExpression" in request:
+                item = self._item(request["TableName"], request["Key"])
+            return read_units(item_size(item), consistent)
         if operation == "BatchGetItem":
             total = 0.0
             for table, wanted in request["RequestItems"].items():

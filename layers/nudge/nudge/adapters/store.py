@@ -336,9 +336,9 @@ def _profile_item(profile: Profile, shards: int, kept: timedelta | None = None) 
     }
     if profile.arms:  # only profiles in an experiment pay the bytes
         item["arms"] = profile.arms
-    if profile.misses:  # one compact JSON string: [at, occurrence, reason] per trigger
+    if profile.misses:  # one compact JSON string: [at, occurrence, reason(, outcome)]
         item["misses"] = json.dumps(
-            {trigger: [m.at, m.occurrence, m.reason] for trigger, m in profile.misses.items()},
+            {trigger: _miss_entry(m) for trigger, m in profile.misses.items()},
             ensure_ascii=False,
             separators=(",", ":"),
         )
@@ -386,10 +386,16 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
         folded_at=item.get("folded_at"),
         arms={key: str(arm) for key, arm in item.get("arms", {}).items()},
         misses={
-            trigger: Miss(str(at), occurrence, str(reason))
-            for trigger, (at, occurrence, reason) in json.loads(item.get("misses", "{}")).items()
+            trigger: Miss(str(entry[0]), entry[1], str(entry[2]), *entry[3:4])
+            for trigger, entry in json.loads(item.get("misses", "{}")).items()
         },
     )
+
+
+def _miss_entry(miss: Miss) -> list[str | None]:
+    """The outcome is written only when it is not the usual ``not_matched``."""
+    entry = [miss.at, miss.occurrence, miss.reason]
+    return entry if miss.outcome == "not_matched" else [*entry, miss.outcome]
 
 
 def put_if(

@@ -34,16 +34,20 @@ MAX_MISS_REASON = 120  # characters of a miss's reason kept: the profile stays n
 
 @dataclass(frozen=True)
 class Miss:
-    """A trigger's latest ``not_matched`` for the person: when, which occurrence, why."""
+    """A trigger's latest "not this time" for the person: ``not_matched`` (the event did
+    not meet the conditions) or ``duplicate`` (it did, but that occurrence already fired):
+    when, which occurrence, why. Kept on the profile, which the event writes anyway, rather
+    than as a decision record of its own."""
 
     at: str
     occurrence: str | None
     reason: str
+    outcome: str = "not_matched"
 
     @classmethod
-    def of(cls, at: str, occurrence: str | None, reason: str) -> Miss:
+    def of(cls, at: str, occurrence: str | None, reason: str, outcome: str = "not_matched") -> Miss:
         shown = reason if len(reason) <= MAX_MISS_REASON else reason[: MAX_MISS_REASON - 1] + "…"
-        return cls(at, occurrence, shown)
+        return cls(at, occurrence, shown, outcome)
 
 
 @dataclass(frozen=True)

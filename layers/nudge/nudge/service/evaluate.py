@@ -73,6 +73,10 @@ REACTIONS: dict[str, Measure] = {
     "Email Link Clicked": "clicked",
     "Unsubscribed": "unsubscribed",
 }
+# An event's decisions that are kept on the person's profile (the latest per trigger, on
+# the write the event makes anyway) rather than as decision records: a write unit each
+# otherwise, for the commonest outcomes. Explain shows them beside the records.
+KEPT_ON_PROFILE = frozenset({"not_matched", "duplicate"})
 
 
 @dataclass(frozen=True)
@@ -537,7 +541,7 @@ class BatchWork:
         arms = {**arms_open_at(elsewhere, now), **folded.arms}
         result = on_event(service.index, person, facts, pending, arms)
         decided = service.carry_out(result, self.target_arn, now, history, elsewhere)
-        self.decisions += [d for d in decided if d.outcome != "not_matched"]
+        self.decisions += [d for d in decided if d.outcome not in KEPT_ON_PROFILE]
         arms = {**folded.arms, **assigned(result)}  # kept with the profile: no extra write
         misses = {**folded.misses, **_misses(decided)}  # likewise: explain's "why not"
         self.profiles[person] = replace(
@@ -555,11 +559,11 @@ class BatchWork:
 
 
 def _misses(decisions: Iterable[Decision]) -> dict[str, Miss]:
-    """The event's ``not_matched`` decisions, kept on the profile instead of as records."""
+    """The event's "not this time" decisions, kept on the profile instead of as records."""
     return {
-        d.trigger: Miss.of(iso(d.at), d.occurrence, d.reason)
+        d.trigger: Miss.of(iso(d.at), d.occurrence, d.reason, d.outcome)
         for d in decisions
-        if d.outcome == "not_matched"
+        if d.outcome in KEPT_ON_PROFILE
     }
 
 

@@ -50,12 +50,13 @@ def partitions(user_id: str, view: PersonView) -> list[PersonId]:
 
 
 def _misses(view: PersonView) -> list[dict[str, Any]]:
-    """Each event trigger's latest ``not_matched``, from the profiles of the person."""
+    """Each event trigger's latest ``not_matched`` or ``duplicate``, from the person's
+    profiles."""
     profiles = [view.profile, *view.linked_profiles] if view.profile else []
     return [
         {
             "trigger": trigger,
-            "outcome": "not_matched",
+            "outcome": miss.outcome,
             "reason": miss.reason,
             "at": miss.at,
             "occurrence": miss.occurrence,
