@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -124,7 +125,11 @@ def _measure(mix: ShopMix) -> Measured:
         for slot, group in _slots(calls):
             now = _advance(http, stack.base, now, slot)
             for call in group:
-                _send(http, stack.base, call)
+                try:
+                    _send(http, stack.base, call)
+                except RuntimeError:
+                    print("".join(stack.tail), file=sys.stderr)  # what the stack logged
+                    raise
         now = _advance(http, stack.base, now, calls[-1].at + RUN_ON)
         meter = http.get(f"{stack.base}/_local/meter").json()
         # A quiet day after it: what runs with no traffic at all (the hourly sweep), a cost
