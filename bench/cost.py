@@ -122,14 +122,14 @@ def _measure(mix: ShopMix) -> Measured:
         start = (clock + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
         calls = simulate(mix, start)
         now = clock
-        for slot, group in _slots(calls):
-            now = _advance(http, stack.base, now, slot)
-            for call in group:
-                try:
+        try:
+            for slot, group in _slots(calls):
+                now = _advance(http, stack.base, now, slot)
+                for call in group:
                     _send(http, stack.base, call)
-                except RuntimeError:
-                    print("".join(stack.tail), file=sys.stderr)  # what the stack logged
-                    raise
+        except (RuntimeError, requests.RequestException):
+            print("".join(stack.tail), file=sys.stderr)  # what the stack logged last
+            raise
         now = _advance(http, stack.base, now, calls[-1].at + RUN_ON)
         meter = http.get(f"{stack.base}/_local/meter").json()
         # A quiet day after it: what runs with no traffic at all (the hourly sweep), a cost
@@ -208,8 +208,7 @@ def _recorded_calls(recording: Path) -> Counter[str]:
     seen: Counter[str] = Counter()
     if not recording.exists():
         return seen
-    for line in recording.read_text().splitlines():
-        entry = json.loads(line)
+    for entry in _entries(recording.read_text()):
         headers = {name.lower(): value for name, value in entry["headers"].items()}
         target = headers.get("x-amz-target", "")
         if PUMP_HEADER in headers or INTERNAL_HEADER in headers:
@@ -218,6 +217,19 @@ def _recorded_calls(recording: Path) -> Counter[str]:
             seen[target.partition(".")[2]] += 1
     os.unlink(recording)
     return seen
+
+
+def _entries(text: str) -> Iterable[dict[str, Any]]:
+    """The recorder's entries. Its threads append to one file, and an entry over the write
+    buffer may share a line with the next, so entries are read one JSON value at a time."""
+    decoder, position = json.JSONDecoder(), 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            return
+        entry, position = decoder.raw_decode(text, position)
+        yield entry
 
 
 def _check_against_recorder(measured: Measured) -> None:
