@@ -104,6 +104,7 @@ def run(console: Console, workloads: Iterable[Workload] = WORKLOADS) -> Figures:
             "per_event": _per_event(measured),
             "usd_per_million_events": costs,
             "floor_usd_per_million_events": floor,
+            "fixed_usd_per_hour": _fixed_per_hour(measured),
         }
         console.print(_table(workload.name, measured, costs, floor))
     return figures
@@ -280,6 +281,22 @@ def _costs(measured: Measured) -> dict[str, float]:
     priced["aside: X-Ray if Tracing=Active"] = invocations * PRICES["xray_trace"] * per_million
     priced["aside: storage, 90-day retention"] = _storage(measured)
     return priced
+
+
+def _fixed_per_hour(measured: Measured) -> dict[str, float]:
+    """What an hour with no traffic costs (the inactivity sweep's run and its reads)."""
+    hour = measured.fixed_per_hour
+    usage = hour["lambda"].values()
+    return {
+        "Scheduler": hour["schedulerInvocations"] * PRICES["scheduler_invocation"],
+        "Lambda": sum(
+            u["invocations"] * PRICES["lambda_request"]
+            + u["billedMs"] / 1000 * u["memoryMb"] / 1024 * PRICES["lambda_gb_second"]
+            for u in usage
+        ),
+        "DynamoDB": hour["dynamodb"]["readUnits"] * PRICES["dynamodb_read_unit"]
+        + hour["dynamodb"]["writeUnits"] * PRICES["dynamodb_write_unit"],
+    }
 
 
 def _storage(measured: Measured) -> float:
