@@ -233,7 +233,12 @@ class StackProcess:
     def wait_ready(self) -> None:
         """Until the banner has named the moto endpoint and /_local/health answers 200."""
         deadline = time.monotonic() + STACK_START_TIMEOUT
-        self.moto_endpoint = self._found.get(timeout=STACK_START_TIMEOUT)
+        try:
+            self.moto_endpoint = self._found.get(timeout=STACK_START_TIMEOUT)
+        except queue.Empty:
+            raise TimeoutError(
+                "the local stack printed no banner; its last lines:\n" + "".join(self.tail)
+            ) from None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the local stack exited with {self.process.returncode}")
