@@ -22,7 +22,6 @@ import contextlib
 import importlib.util
 import io
 import json
-import math
 import os
 import sys
 import time
@@ -42,6 +41,7 @@ from nudge.domain.person import PersonId
 from rich.console import Console
 
 from bench.common import REPO, Figures, event_item, side_by_side, track_message
+from local.meter import item_size, read_units, write_units
 from local.resources import create_resources, resolve_queue_urls, table_name
 from local.runtime import InvocationContext
 from local.sources import lambda_stream_record
@@ -62,51 +62,15 @@ READ_OPERATIONS = {"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-# ---- DynamoDB's item size and capacity rules --------------------------------------------
-
-
-def _number_size(text: str) -> int:
-    """Numbers: about one byte per two significant digits, plus one."""
-    digits = text.lstrip("-").replace(".", "").lstrip("0").rstrip("0") or "0"
-    return len(digits) // 2 + 1 + (1 if text.startswith("-") else 0)
-
-
-def _value_size(value: Mapping[str, Any]) -> int:
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return len(str(inner).encode())
-    if kind == "N":
-        return _number_size(str(inner))
-    if kind == "B":
-        return len(base64.b64decode(inner)) if isinstance(inner, str) else len(inner)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "SS":
-        return sum(len(str(text).encode()) for text in inner)
-    if kind == "NS":
-        return sum(_number_size(str(text)) for text in inner)
-    if kind == "BS":
-        return sum(len(base64.b64decode(blob)) for blob in inner)
-    if kind == "L":
-        return 3 + sum(1 + _value_size(element) for element in inner)
-    if kind == "M":
-        return 3 + sum(1 + len(name.encode()) + _value_size(v) for name, v in inner.items())
-    raise ValueError(f"unknown attribute type {kind}")
-
-
-def item_size(item: Mapping[str, Any] | None) -> int:
-    """An item's size as DynamoDB counts it: attribute names plus values, in bytes."""
-    if not item:
-        return 0
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+# ---- DynamoDB's item size and capacity rules: local/meter.py's, which cites them -------------
 
 
 def _wcu(size: int) -> int:
-    return max(1, math.ceil(size / 1024))
+    return write_units(size)
 
 
 def _rcu(size: int) -> int:
-    return max(1, math.ceil(size / 4096))
+    return int(read_units(size))
 
 
 @dataclass

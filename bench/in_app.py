@@ -66,9 +66,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 from bench.common import Figures, free_port, median, percentile, side_by_side
-from bench.dynamodb import item_size
 from local.gateway import Gateway
-from local.meter import PUMP_HEADER
+from local.meter import PUMP_HEADER, item_size
 from local.runtime import FunctionPool, Invocation
 from local.stack import LocalStack, StackConfig
 from local.template import ACCOUNT
