@@ -7,7 +7,7 @@ events' own timestamps: any client works, even one that knows nothing about sess
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -138,75 +138,90 @@ class Profile:
 
 
 def fold(profile: Profile, event: Event) -> Profile:
-    """The profile after one more event. Pure; the caller decides whether it is new."""
-    updated = _count(profile, event)
-    updated = _sessionize(updated, event)
-    return _identify(updated, event)
+    """The profile after one more event. Pure; the caller decides whether it is new.
 
-
-def _count(profile: Profile, event: Event) -> Profile:
-    counts = profile.event_counts
-    if event.type == "track" and event.name:
-        name = event.name
+    Every field that changes is worked out from the old profile and the event, then the
+    new profile is made in one step (``_evolve``): this runs once per event, on the live
+    path and, tens of thousands of times a second, in the backtest, where three
+    ``dataclasses.replace`` calls were half the time spent per event.
+    """
+    changes: dict[str, Any] = {}
+    is_page = event.type in PAGE_TYPES
+    # Counts: every event, whatever its time.
+    changes["events"] = profile.events + 1
+    changes["pages"] = profile.pages + is_page
+    name = event.name if event.type == "track" else None
+    if name:
+        counts = profile.event_counts
         if name not in counts and len(counts) >= MAX_DISTINCT_EVENT_NAMES:
             name = OTHER_EVENTS
-        counts = {**counts, name: counts.get(name, 0) + 1}
-    return replace(
-        profile,
-        events=profile.events + 1,
-        pages=profile.pages + (event.type in PAGE_TYPES),
-        event_counts=counts,
-    )
+        changes["event_counts"] = {**counts, name: counts.get(name, 0) + 1}
+    _sessionize(profile, event, iso(event.timestamp), is_page, changes)
+    _identify(profile, event, changes)
+    return _evolve(profile, changes)
 
 
-def _sessionize(profile: Profile, event: Event) -> Profile:
-    moment = iso(event.timestamp)
-    is_page = int(event.type in PAGE_TYPES)
-    first_seen = min(filter(None, (profile.first_seen, moment)))
-    if profile.last_seen is None or event.timestamp - _parse(profile.last_seen) > SESSION_GAP:
-        return replace(
-            profile,
-            first_seen=first_seen,
-            last_seen=moment,
-            session_id=f"{profile.person}@{moment}",
-            session_started=moment,
-            session_pages=is_page,
-            session_events=1,
-            last_session_pages=profile.session_pages if profile.session_id else None,
-            sessions=profile.sessions + 1,
-        )
+def _sessionize(
+    profile: Profile, event: Event, moment: str, is_page: bool, changes: dict[str, Any]
+) -> None:
+    first_seen = profile.first_seen
+    changes["first_seen"] = moment if not first_seen or moment < first_seen else first_seen
+    last_seen = profile.last_seen
+    if last_seen is None or event.timestamp - _parse(last_seen) > SESSION_GAP:
+        changes["last_seen"] = moment
+        changes["session_id"] = f"{profile.person}@{moment}"
+        changes["session_started"] = moment
+        changes["session_pages"] = int(is_page)
+        changes["session_events"] = 1
+        changes["last_session_pages"] = profile.session_pages if profile.session_id else None
+        changes["sessions"] = profile.sessions + 1
+        return
     # Within the session, or late but not older than its start: it belongs to this session.
     # A late event older than the current session is counted above but reshapes no session.
-    in_session = profile.session_started is not None and moment >= profile.session_started
-    return replace(
-        profile,
-        first_seen=first_seen,
-        last_seen=max(profile.last_seen, moment),
-        session_pages=profile.session_pages + (is_page if in_session else 0),
-        session_events=profile.session_events + int(in_session),
-    )
+    changes["last_seen"] = moment if moment > last_seen else last_seen
+    started = profile.session_started
+    if started is not None and moment >= started:
+        changes["session_pages"] = profile.session_pages + is_page
+        changes["session_events"] = profile.session_events + 1
 
 
-def _identify(profile: Profile, event: Event) -> Profile:
-    if event.user_id and profile.person.is_user:
-        profile = replace(profile, user_id=event.user_id)
+def _identify(profile: Profile, event: Event, changes: dict[str, Any]) -> None:
+    is_user = profile.person.is_user
+    if event.user_id and is_user:
+        changes["user_id"] = event.user_id
     if event.type == "identify":
         traits = event.body.get("traits") or {}
-        profile = replace(profile, traits=_bounded_merge(profile.traits, traits))
+        changes["traits"] = _bounded_merge(profile.traits, traits)
     elif event.type == "group":
         group_id = str(event.body.get("groupId"))
-        if group_id in profile.groups or len(profile.groups) < MAX_GROUPS:
+        groups = profile.groups
+        if group_id in groups or len(groups) < MAX_GROUPS:
             traits = event.body.get("traits") or {}
-            merged = _bounded_merge(profile.groups.get(group_id, {}), traits)
-            profile = replace(profile, groups={**profile.groups, group_id: merged})
+            merged = _bounded_merge(groups.get(group_id, {}), traits)
+            changes["groups"] = {**groups, group_id: merged}
+    if not is_user:
+        return  # only a user's profile links anonymous ids
     linked = [event.anonymous_id] if event.user_id else []
     if event.type == "alias" and event.previous_id:
         linked.append(event.previous_id)
-    new_ids = [anon for anon in linked if anon and anon not in profile.anonymous_ids]
-    if new_ids and profile.person.is_user:
-        linked_ids = (*profile.anonymous_ids, *new_ids)[-MAX_ANONYMOUS_IDS:]
-        profile = replace(profile, anonymous_ids=linked_ids)
-    return profile
+    known = profile.anonymous_ids
+    new_ids = [anon for anon in linked if anon and anon not in known]
+    if new_ids:
+        changes["anonymous_ids"] = (*known, *new_ids)[-MAX_ANONYMOUS_IDS:]
+
+
+def _evolve(profile: Profile, changes: dict[str, Any]) -> Profile:
+    """``dataclasses.replace(profile, **changes)``, in a quarter of the time.
+
+    ``replace`` goes through ``__init__``, which sets each of the twenty-odd fields with
+    ``object.__setattr__`` (the class is frozen). Profile has no ``__post_init__`` and no
+    ``__slots__``: its state is its ``__dict__``, so a copy of that dictionary with the
+    changes applied is the same value, made with one dict merge. ``changes`` holds field
+    names only (a typo would be a stray attribute, not a field: the fold is its one caller).
+    """
+    made = object.__new__(Profile)
+    object.__setattr__(made, "__dict__", {**profile.__dict__, **changes})
+    return made
 
 
 def _bounded_merge(current: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
