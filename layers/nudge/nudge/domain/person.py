@@ -7,7 +7,7 @@ that writes or reads that form; everything else holds a ``PersonId``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = ["InvalidPersonId", "PersonId", "PersonKind"]
@@ -28,12 +28,24 @@ class InvalidPersonId(ValueError):
 class PersonId:
     kind: PersonKind
     value: str  # the userId or the anonymousId, as the client sent it
+    # hash((kind, value)), the hash the dataclass would compute on every call, computed
+    # once: people key the backtest's dictionaries, a dozen lookups per event replayed.
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in _PREFIXES:
             raise InvalidPersonId(f"a person is a user or anonymous, not {self.kind!r}")
         if not isinstance(self.value, str) or not self.value:
             raise InvalidPersonId(f"a person's {self.kind} id must be a non-empty string")
+        object.__setattr__(self, "_hash", hash((self.kind, self.value)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[PersonId], tuple[PersonKind, str]]:
+        # Rebuilt from kind and value, never with a stored hash: str hashes differ
+        # from one process to the next.
+        return (PersonId, (self.kind, self.value))
 
     @classmethod
     def user(cls, user_id: str) -> PersonId:
