@@ -158,7 +158,10 @@ class _Replay:
         # The by_seen_hour index: who was last seen in each hour, and each person's hour.
         self.seen_in: dict[datetime, set[PersonId]] = defaultdict(set)
         self.seen_hour: dict[PersonId, datetime] = {}
-        self.seen_moments: dict[PersonId, tuple[str | None, str | None]] = {}
+        self.seen_moments: dict[PersonId, tuple[str, str]] = {}
+        # People whose history was appended out of time order: _history sorts theirs.
+        self.unordered: set[PersonId] = set()
+        self._inactive: list[list[float]] | None = None
         self.people: dict[tuple[str, str], PersonId] = {}  # one PersonId per person, reused
         self.next_sweep: datetime | None = None
         self.reports: dict[str, TriggerReport] = {
@@ -179,45 +182,71 @@ class _Replay:
     # ---- events -------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        if event.user_id and event.anonymous_id:
-            self.links[event.anonymous_id] = event.user_id
-        if event.type == "alias" and event.previous_id and event.user_id:
-            self.links[event.previous_id] = event.user_id
+        # The hot path, once per event: the per-person state is looked up once per event.
+        user_id, anonymous_id = event.user_id, event.anonymous_id
+        if user_id and anonymous_id:
+            self.links[anonymous_id] = user_id
+        if event.type == "alias" and user_id and event.previous_id:
+            self.links[event.previous_id] = user_id
         person = self._person(event)
         profile = self.profiles.get(person) or Profile(person=person)
         if self.index.inactivity and profile.last_seen:
             previous = datetime.fromisoformat(profile.last_seen)
             gap = (event.timestamp - previous).total_seconds() / 86400
-            for trigger in self.index.inactivity:
-                self.reports[trigger.id].samples["days inactive"].append(gap)
+            for samples in self._inactive_samples():
+                samples.append(gap)
         profile = fold(profile, event)
         self.profiles[person] = profile
         self._index_seen(person, profile)
-        self.history[person].append(event.body)
+        body = event.body
+        self._remember(person, body)
         now = event.timestamp
-        name = event_name(event.body)
+        name = event_name(body)
         pending: list[Pending] = []
         if self.timers:  # every queued timer is in the heap
-            for part in dict.fromkeys(self._partitions(person)):
+            partitions = self._partitions(person)
+            for part in dict.fromkeys(partitions) if len(partitions) > 1 else partitions:
                 pending += self.queued.get(part, ())
         if not pending and name not in self.index.by_event:
             return  # no trigger watches the event and no timer waits: it decides nothing
         facts = Facts(
             now=now,
-            event=event.body,
+            event=body,
             traits=profile.traits,
             profile=profile.facts(now),
             history=self.history[person],
         )
         self._sample(name, facts)
-        result = on_event(self.index, person, facts, pending, self.arms[person])
-        self.arms[person].update(assigned(result))
-        self._carry_out(result, now)
+        arms = self.arms[person]
+        result = on_event(self.index, person, facts, pending, arms)
+        if result.actions:  # assignments and timers come with actions; most events have none
+            arms.update(assigned(result))
+            self._carry_out(result, now)
+
+    def _inactive_samples(self) -> list[list[float]]:
+        """The "days inactive" sample lists, one per inactivity trigger, looked up once
+        (and made on the first gap found: a report without one shows none)."""
+        if self._inactive is None:
+            self._inactive = [
+                self.reports[trigger.id].samples["days inactive"]
+                for trigger in self.index.inactivity
+            ]
+        return self._inactive
+
+    def _remember(self, person: PersonId, body: dict[str, Any]) -> None:
+        """Appends to the person's history, noting one that is no longer in time order
+        (an unsorted replay): ``_history`` sorts only those."""
+        history = self.history[person]
+        if history and person not in self.unordered and _when(body) < _when(history[-1]):
+            self.unordered.add(person)
+        history.append(body)
 
     def _index_seen(self, person: PersonId, profile: Profile) -> None:
-        moments = (profile.last_seen, profile.folded_at)
+        # What sweep_hour reads: the last activity and the last fold, both written by
+        # timefmt.iso (UTC, fixed width), so their text up to the hour names the hour.
+        moments = (profile.last_seen or "")[:13], (profile.folded_at or "")[:13]
         if self.seen_moments.get(person) == moments:
-            return  # what sweep_hour reads is unchanged, and so is the hour
+            return  # the hour is unchanged
         self.seen_moments[person] = moments
         hour = profile.sweep_hour()
         if hour is None:
@@ -245,13 +274,14 @@ class _Replay:
         return person
 
     def _partitions(self, person: PersonId) -> list[PersonId]:
+        """The person as they are now (their user, once linked), then the anonymous ids
+        linked to them, as the profile lists them."""
         if person.is_anonymous and person.value in self.links:
             person = self._known("user", self.links[person.value])
         profile = self.profiles.get(person)
-        anonymous = (
-            [self._known("anonymous", anon) for anon in profile.anonymous_ids] if profile else []
-        )
-        return [person, *anonymous]
+        if profile is None or not profile.anonymous_ids:
+            return [person]
+        return [person, *(self._known("anonymous", anon) for anon in profile.anonymous_ids)]
 
     # ---- the clock ------------------------------------------------------------------
 
@@ -323,10 +353,14 @@ class _Replay:
         self._carry_out(on_due(trigger, timer, person, facts), now)
 
     def _history(self, partitions: Sequence[PersonId]) -> list[dict[str, Any]]:
-        return sorted(
-            (event for part in partitions for event in self.history.get(part, [])),
-            key=lambda event: str(event.get("timestamp")),
-        )
+        """The partitions' events, in time order (ties: in partition order, then as kept)."""
+        found = [self.history.get(part, []) for part in partitions]
+        if self.unordered.intersection(partitions):
+            return sorted((event for events in found for event in events), key=_when)
+        # Each list already in order: merging them is what the sort would give (stably).
+        if len(found) == 1:
+            return list(found[0])
+        return list(heapq.merge(*found, key=_when))
 
     # ---- actions, with the ledger's rule for re-entry ---------------------------------
 
@@ -374,6 +408,11 @@ class _Replay:
             samples = self.reports[trigger].samples
             for label, measure in measures:
                 samples[label] += measure(facts)
+
+
+def _when(event: dict[str, Any]) -> str:
+    """What a person's history is ordered by: the event's timestamp as text."""
+    return str(event.get("timestamp"))
 
 
 def _latest_hour(profiles: Sequence[Profile]) -> datetime | None:
