@@ -206,6 +206,7 @@ class StackProcess:
             "PORT": str(self.port),
             "NUDGE_MOTO_PORT": str(free_port()),
             "NUDGE_WRITE_KEY": STACK_WRITE_KEY,
+            "NUDGE_SOCKET_PORT": "0",  # a free port: two stacks may run at once
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
             **(extra_env or {}),
         }

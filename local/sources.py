@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from moto.events.models import EventPattern
@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("nudge.local")
+STREAM_RETENTION = timedelta(hours=24)
 
 
 def _matches(patterns: list[EventPattern], record: dict[str, Any]) -> bool:
@@ -74,6 +75,7 @@ class StreamPoller:
     stream_arn: str = ""
     shards: dict[str, _ShardState] = field(default_factory=dict)
     patterns: list[EventPattern] = field(default_factory=list)
+    _trimmed: int = 0  # the sequence number up to which records' images were let go
 
     def __post_init__(self) -> None:
         self.patterns = [EventPattern.load(json.dumps(pattern)) for pattern in self.source.filters]
@@ -85,6 +87,7 @@ class StreamPoller:
             "LatestStreamArn"
         ]
         self.shards = {}
+        self._trimmed = 0
 
     def poll(self) -> int:
         description = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
@@ -92,7 +95,44 @@ class StreamPoller:
         for shard in description["Shards"]:
             state = self.shards.setdefault(shard["ShardId"], _ShardState())
             work += self._poll_shard(shard["ShardId"], state)
+        self._trim()
         return work
+
+    def _trim(self) -> None:
+        """Lets go of what DynamoDB Streams would no longer hold: records older than 24
+        hours ("data in a stream is retained for 24 hours",
+        https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html).
+        moto keeps every record, its old and new images included, for as long as it runs,
+        which grows without bound on a long run. The records stay in place (their sequence
+        numbers are positions in moto's list, which writes append to concurrently); their
+        images are dropped once the record is past retention and this poller is done with
+        it (the template has one stream consumer), so nothing that can still be read loses
+        anything."""
+        import moto.dynamodb.models.table as table_models
+        from moto.dynamodb.models import dynamodb_backends
+
+        shard = dynamodb_backends[ACCOUNT][self.region].get_table(self.table_name).stream_shard
+        states = list(self.shards.values())
+        if shard is None or len(states) != 1 or states[0].sequence is None:
+            return
+        state, sequence = states[0], states[0].sequence
+        done_upto = int(sequence) - (1 if state.position == "AT_SEQUENCE_NUMBER" else 0)
+        # moto's stream clock is the virtual one (streams_on_clock), naive UTC.
+        cutoff = table_models.utcnow() - STREAM_RETENTION  # type: ignore[attr-defined]
+        position = max(self._trimmed, int(shard.starting_sequence_number)) - int(
+            shard.starting_sequence_number
+        )
+        items = shard.items
+        while position < len(items):
+            change = items[position].record["dynamodb"]
+            if int(change["SequenceNumber"]) > done_upto:
+                break
+            if change["ApproximateCreationDateTime"] >= cutoff:
+                break
+            change.pop("NewImage", None)
+            change.pop("OldImage", None)
+            position += 1
+        self._trimmed = int(shard.starting_sequence_number) + position
 
     def _poll_shard(self, shard_id: str, state: _ShardState) -> int:
         records = self._read(shard_id, state)
