@@ -49,7 +49,7 @@ class ShopMix:
     """What the traffic looks like. The defaults are a browser shop's: analytics.js payloads
     sent in batches of up to 10, shoppers who come back."""
 
-    shoppers: int = 100
+    shoppers: int = 50
     days: int = 10
     batch_size: int = 10  # 1: every call its own request (/v1/track, /v1/page ...)
     browser: bool = True  # False: a server-side source (analytics-python: no page context)
