@@ -3,19 +3,25 @@
 Each run is a new process with the function's environment from the template, its CodeUri
 and layers on sys.path (as Lambda lays them out), fake credentials, and AWS_ENDPOINT_URL
 pointing at a closed 127.0.0.1 port: the modules build their boto3 clients at import time,
-which is measured, but no call is made. Baselines: ``import boto3`` alone, and Powertools
-with a bare APIGatewayHttpResolver handler.
+which is measured, but no call is made. The one call made at import, Reports' and Privacy's
+read of the admin key from SSM, goes to a stand-in on 127.0.0.1 (``AWS_ENDPOINT_URL_SSM``)
+that answers every GetParameter with a fixed key. Baselines: ``import boto3`` alone, and
+Powertools with a bare APIGatewayHttpResolver handler.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from rich.console import Console
 
@@ -25,6 +31,7 @@ from local.template import load_template
 __all__ = ["run"]
 
 RUNS = 5
+PROFILED = 3  # -X importtime runs; self times are the median of these, per package
 TIMEOUT = 60.0
 MARK = "BENCH_IMPORT_SECONDS"
 
@@ -65,6 +72,38 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])  # released on close: nothing listens there
 
 
+class _Parameter(BaseHTTPRequestHandler):
+    """SSM's GetParameter, answered with a fixed SecureString value (and nothing else)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = json.dumps(
+            {"Parameter": {"Name": "bench", "Type": "SecureString", "Value": "bench-admin-key"}}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet: no request lines
+        return
+
+
+@contextlib.contextmanager
+def _parameter_store() -> Iterator[str]:
+    """A stand-in for SSM on a free 127.0.0.1 port, for as long as the block runs."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Parameter)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 def _base_env() -> dict[str, str]:
     keep = {
         name: value
@@ -83,12 +122,12 @@ def _base_env() -> dict[str, str]:
     }
 
 
-def _subjects() -> list[Subject]:
+def _subjects(ssm_endpoint: str) -> list[Subject]:
     template = load_template(
         REPO / "template.yaml",
         {"WriteKey": "bench-write-key", "TrackingSecret": "bench-tracking-secret"},
     )
-    base = _base_env()
+    base = {**_base_env(), "AWS_ENDPOINT_URL_SSM": ssm_endpoint}
     subjects = []
     for spec in template.functions.values():
         module, _, attribute = spec.handler.rpartition(".")
@@ -139,8 +178,8 @@ def _seconds(output: str) -> float:
     raise RuntimeError("the timed script printed no figure")
 
 
-def _top_imports(stderr: str, count: int = 5) -> list[tuple[str, float]]:
-    """``-X importtime`` self times, summed per top-level package: where the time goes."""
+def _self_times(stderr: str) -> dict[str, float]:
+    """``-X importtime`` self times (ms), summed per top-level package: where the time goes."""
     by_package: dict[str, float] = defaultdict(float)
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
@@ -150,19 +189,25 @@ def _top_imports(stderr: str, count: int = 5) -> list[tuple[str, float]]:
             continue
         package = fields[2].strip().split(".")[0]
         by_package[package] += int(fields[0]) / 1000
-    return sorted(by_package.items(), key=lambda pair: -pair[1])[:count]
+    return by_package
 
 
 def _measure(subject: Subject) -> dict[str, object]:
     _once(subject)  # the first run writes .pyc files; Lambda's layer is read-only (see README)
     samples = [_seconds(_once(subject).stdout) for _ in range(RUNS)]
-    profiled = _once(subject, ["-X", "importtime"])
+    profiles = [_self_times(_once(subject, ["-X", "importtime"]).stderr) for _ in range(PROFILED)]
+    packages = {package for profile in profiles for package in profile}
+    by_package = {
+        package: median([profile.get(package, 0.0) for profile in profiles]) for package in packages
+    }
+    top = sorted(by_package.items(), key=lambda pair: -pair[1])[:5]
     return {
         "median_ms": median(samples) * 1000,
         "min_ms": min(samples) * 1000,
         "max_ms": max(samples) * 1000,
         "runs": RUNS,
-        "top_imports_ms": dict(_top_imports(profiled.stderr)),
+        "nudge_self_ms": by_package.get("nudge", 0.0),
+        "top_imports_ms": dict(top),
     }
 
 
@@ -171,7 +216,8 @@ def _top_text(top: Mapping[str, float]) -> str:
 
 
 def run(console: Console) -> Figures:
-    functions = {subject.name: _measure(subject) for subject in _subjects()}
+    with _parameter_store() as ssm_endpoint:
+        functions = {subject.name: _measure(subject) for subject in _subjects(ssm_endpoint)}
     baselines = {subject.name: _measure(subject) for subject in _baselines()}
     boto3_ms = float(str(baselines["import boto3"]["median_ms"]))
     bare_ms = float(str(baselines["powertools + bare resolver"]["median_ms"]))
@@ -186,6 +232,7 @@ def run(console: Console) -> Figures:
                 f"{boto3_ms:.0f}",
                 f"{bare_ms:.0f}",
                 f"{ours - boto3_ms - bare_ms:+.0f}",
+                f"{float(str(figures['nudge_self_ms'])):.0f}",
                 _top_text(top) if isinstance(top, dict) else "",
             ]
         )
@@ -198,18 +245,21 @@ def run(console: Console) -> Figures:
                 f"{boto3_ms:.0f}" if name == "import boto3" else "",
                 f"{bare_ms:.0f}" if name != "import boto3" else "",
                 "",
+                "",
                 _top_text(top) if isinstance(top, dict) else "",
             ]
         )
     console.print(
         side_by_side(
-            f"Handler import time, fresh interpreter, median of {RUNS} (ms)",
+            f"Handler import time, fresh interpreter, median of {RUNS} (ms); self times: "
+            f"median of {PROFILED} -X importtime runs",
             [
                 "module",
                 "Nudge",
                 "boto3 alone",
                 "powertools bare",
                 "Nudge - both",
+                "nudge self",
                 "top 5 by self time (ms)",
             ],
             rows,
