@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
+from nudge.domain import segment  # noqa: F401  (the message models: every click is a Track)
 from nudge.domain.errors import InvalidRequest, TokenRefused
 from nudge.domain.timefmt import from_epoch_ms
 from nudge.entrypoints.http_errors import error_body, json_response, status_of, unavailable

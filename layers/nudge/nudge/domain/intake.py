@@ -13,14 +13,14 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from nudge.domain.errors import InvalidRequest, NotFound, PayloadTooLarge
 from nudge.domain.person import PersonId
-from nudge.domain.segment import MESSAGE_TYPES, NO_IDENTITY
 from nudge.domain.timefmt import iso
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = [
     "ROUTE_TYPES",
@@ -323,6 +323,12 @@ def _normalize(
     new_id: Callable[[], str],
     limits: Limits,
 ) -> Event:
+    # Segment's models (pydantic) load with the first message parsed: of the functions,
+    # only Ingest parses messages; the others import this module for Event and Limits.
+    from pydantic import ValidationError
+
+    from nudge.domain.segment import MESSAGE_TYPES
+
     merged = _merge_batch_fields(item, shared)
     kind = merged.get("type")
     model = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
@@ -428,6 +434,8 @@ _FRIENDLY = {
 
 
 def _as_invalid(error: ValidationError, path: str) -> InvalidRequest:
+    from nudge.domain.segment import NO_IDENTITY  # loaded already: _normalize imported it
+
     first = error.errors()[0]
     location = ".".join(str(part) for part in first["loc"])
     reason = _FRIENDLY.get(first["type"]) or first["msg"].removeprefix("Value error, ")
