@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from nudge.adapters.store import EventStore
 from nudge.config import (
     ConfigError,
     DeliverySettings,
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
 
     from nudge.adapters.in_app import ManagementApiSockets
     from nudge.adapters.queue import DeadLetters
+    from nudge.adapters.store import EventStore
     from nudge.adapters.suppression import SuppressionStore
     from nudge.domain.triggers.engine import TriggerIndex
     from nudge.service.evaluate import EvaluateService
@@ -106,6 +106,8 @@ _LONGEST_WAIT = timedelta(days=90)
 
 
 def event_store() -> EventStore:
+    from nudge.adapters.store import EventStore  # Socket keeps no events: not at import
+
     kept = max(settings().retention, _LONGEST_WAIT) + timedelta(days=1)
     return EventStore(dynamodb_client(), settings().table_name, settings().sweep_shards, kept)
 
@@ -302,6 +304,7 @@ def privacy_service(
     forget`); a caller may bring its own client, table and timers' schedule group."""
     from nudge.adapters.privacy import PersonItems
     from nudge.adapters.scheduler import Reminders
+    from nudge.adapters.store import EventStore
     from nudge.service.privacy import PrivacyService
 
     client = client or dynamodb_client()
@@ -388,6 +391,7 @@ def person_views(
     from nudge.adapters.contacts import ContactStore
     from nudge.adapters.engine_store import EngineStore
     from nudge.adapters.fire_scan import FireScan
+    from nudge.adapters.store import EventStore
     from nudge.service.inspect import PersonViews
 
     dynamodb = client if client is not None else dynamodb_client()
