@@ -55,7 +55,9 @@ Duration = Annotated[timedelta, BeforeValidator(_duration), WithJsonSchema(_DURA
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Built when first used (the loader's first Trigger.model_validate builds every model it
+    # nests), not at import: Send and Feedback import the models without validating any.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 def _check_path(path: str) -> str:

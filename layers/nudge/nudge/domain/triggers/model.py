@@ -402,7 +402,5 @@ class Trigger(_Strict):
         return max(windows)
 
 
-AllOf.model_rebuild()
-AnyOf.model_rebuild()
-NotOf.model_rebuild()
-Trigger.model_rebuild()
+# No model_rebuild() here: the models are built on first use (common.Strict's defer_build),
+# when this module's forward references (Condition) are all defined.
