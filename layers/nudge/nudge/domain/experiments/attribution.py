@@ -21,11 +21,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nudge.domain.triggers.conditions import Facts, values_at
-from nudge.domain.triggers.experiment import experiment_key
-from nudge.domain.triggers.model import Trigger
+from nudge.domain.experiments.naming import experiment_key
+
+if TYPE_CHECKING:
+    from nudge.domain.triggers.model import Trigger
 
 __all__ = [
     "DEFAULT_VALUE_PATH",
@@ -103,6 +104,10 @@ def open_for_goal(
 def goal_value(assignment: Assignment, event: Mapping[str, Any]) -> float:
     """What the goal event brought: the number at the goal's ``value`` path, else at
     ``properties.total``; 0 when there is none, or it is not a finite number."""
+    # Only Evaluate counts goals, and its engine has loaded the conditions already; Feedback
+    # and Send, which import this module for Assignment, need not load the trigger language.
+    from nudge.domain.triggers.conditions import Facts, values_at
+
     facts = Facts(now=assignment.since, event=event)
     for value in values_at(assignment.value_path or DEFAULT_VALUE_PATH, facts):
         number = _number(value)

@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
+from nudge.domain.experiments.naming import experiment_key
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.common import ID_PATTERN, Duration, Path, Strict, Window, in_range
 
@@ -147,11 +148,6 @@ class Experiment(Strict):
 
     def variant(self, arm: str) -> Variant | None:
         return next((variant for variant in self.variants if variant.id == arm), None)
-
-
-def experiment_key(trigger_id: str, version: str) -> str:
-    """One experiment version of one trigger, as people's arms and assignments are kept."""
-    return f"{trigger_id}@{version}"
 
 
 def assign(trigger_id: str, experiment: Experiment, person: PersonId) -> str:
