@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
 from nudge.adapters.store import to_attributes
-from nudge.domain.messages import FIRE_HEADER, FIRE_TAG
+from nudge.domain.fire_marks import FIRE_HEADER, FIRE_TAG
 from nudge.domain.timefmt import iso
 from nudge.service.ports import Receipt
 

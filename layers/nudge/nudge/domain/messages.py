@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
 )
 
+from nudge.domain.fire_marks import FIRE_HEADER, FIRE_TAG
 from nudge.domain.person import PersonId
 
 __all__ = [
@@ -34,8 +35,6 @@ __all__ = [
 ]
 
 FIRE_MESSAGE_VERSION = 1
-FIRE_HEADER = "X-Nudge-Fire"  # on every email Send sends: the fire it delivers
-FIRE_TAG = "nudge_fire"  # the same, as an SES message tag (SES never truncates tags)
 Channel = Literal["email", "webhook", "in_app"]
 
 

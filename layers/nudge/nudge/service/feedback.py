@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from nudge.domain.messages import FIRE_HEADER, FIRE_TAG
+from nudge.domain.fire_marks import FIRE_HEADER, FIRE_TAG
 from nudge.service.ports import ExperimentRecords, Receipts, SuppressionList
 
 __all__ = ["FeedbackService"]
