@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
+from nudge.domain import tokens  # noqa: F401  (every email's links are signed: load at cold start)
 from nudge.domain.messages import FireMessage
 from nudge.domain.outcomes import DeliveryOutcome
 from nudge.entrypoints.metrics import emit_deliveries

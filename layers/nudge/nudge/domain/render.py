@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, nodes
 from jinja2.exceptions import SecurityError
@@ -21,7 +21,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from nudge.domain.messages import FireMessage
 from nudge.domain.profile import Profile
-from nudge.domain.tokens import ClickClaims, OpenClaims, UnsubscribeClaims, sign_link
+
+if TYPE_CHECKING:
+    from nudge.domain.tokens import OpenClaims
 
 __all__ = ["EmailContent", "RenderError", "Renderer", "render_context", "template_problems"]
 
@@ -111,6 +113,9 @@ def render_context(
     point at ``public_url`` and are signed with ``key``. Send and ``nudge preview`` both
     build their context here, so a preview shows what would be sent.
     """
+    # Only sending signs links: Evaluate and Reports import this module to check templates.
+    from nudge.domain.tokens import OpenClaims, UnsubscribeClaims, sign_link
+
     opened = OpenClaims(fire_id=fire.fire_id, person=fire.person, trigger=fire.trigger)
     unsubscribe = UnsubscribeClaims(opened.fire_id, opened.person, opened.trigger, email=address)
     base = public_url.rstrip("/")
@@ -131,6 +136,8 @@ def render_context(
 
 
 def _click(base: str, opened: OpenClaims, key: bytes) -> Callable[[object], str]:
+    from nudge.domain.tokens import ClickClaims, sign_link  # loaded: render_context calls this
+
     def click(url: object) -> str:
         if isinstance(url, str) and url.startswith(("https://", "http://")):
             clicked = ClickClaims(opened.fire_id, opened.person, opened.trigger, url=url)
