@@ -5,8 +5,11 @@ and layers on sys.path (as Lambda lays them out), fake credentials, and AWS_ENDP
 pointing at a closed 127.0.0.1 port: the modules build their boto3 clients at import time,
 which is measured, but no call is made. The one call made at import, Reports' and Privacy's
 read of the admin key from SSM, goes to a stand-in on 127.0.0.1 (``AWS_ENDPOINT_URL_SSM``)
-that answers every GetParameter with a fixed key. Baselines: ``import boto3`` alone, and
-Powertools with a bare APIGatewayHttpResolver handler.
+that answers every GetParameter with a fixed key. Every run reads compiled .pyc files that the
+first, unmeasured run wrote to a temporary PYTHONPYCACHEPREFIX, whatever the caller's
+PYTHONDONTWRITEBYTECODE says (with it set, Nudge's own modules, which have no .pyc of their
+own, were compiled from source in every run, and the third-party packages were not).
+Baselines: ``import boto3`` alone, and Powertools with a bare APIGatewayHttpResolver handler.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -104,11 +108,11 @@ def _parameter_store() -> Iterator[str]:
         thread.join(timeout=5)
 
 
-def _base_env() -> dict[str, str]:
+def _base_env(pycache: str) -> dict[str, str]:
     keep = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "POWERTOOLS_"))
+        if not name.startswith(("AWS_", "POWERTOOLS_")) and name != "PYTHONDONTWRITEBYTECODE"
     }
     return {
         **keep,
@@ -119,15 +123,16 @@ def _base_env() -> dict[str, str]:
         "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}",
         "PYTHONPATH": "",
+        "PYTHONPYCACHEPREFIX": pycache,  # written by the warm-up run, read by the others
     }
 
 
-def _subjects(ssm_endpoint: str) -> list[Subject]:
+def _subjects(ssm_endpoint: str, pycache: str) -> list[Subject]:
     template = load_template(
         REPO / "template.yaml",
         {"WriteKey": "bench-write-key", "TrackingSecret": "bench-tracking-secret"},
     )
-    base = {**_base_env(), "AWS_ENDPOINT_URL_SSM": ssm_endpoint}
+    base = {**_base_env(pycache), "AWS_ENDPOINT_URL_SSM": ssm_endpoint}
     subjects = []
     for spec in template.functions.values():
         module, _, attribute = spec.handler.rpartition(".")
@@ -142,8 +147,8 @@ def _subjects(ssm_endpoint: str) -> list[Subject]:
     return subjects
 
 
-def _baselines() -> list[Subject]:
-    base = _base_env()
+def _baselines(pycache: str) -> list[Subject]:
+    base = _base_env(pycache)
     return [
         Subject("import boto3", _BOTO3_BODY, (), base),
         Subject(
@@ -216,9 +221,10 @@ def _top_text(top: Mapping[str, float]) -> str:
 
 
 def run(console: Console) -> Figures:
-    with _parameter_store() as ssm_endpoint:
-        functions = {subject.name: _measure(subject) for subject in _subjects(ssm_endpoint)}
-    baselines = {subject.name: _measure(subject) for subject in _baselines()}
+    with _parameter_store() as ssm_endpoint, tempfile.TemporaryDirectory() as pycache:
+        subjects = _subjects(ssm_endpoint, pycache)
+        functions = {subject.name: _measure(subject) for subject in subjects}
+        baselines = {subject.name: _measure(subject) for subject in _baselines(pycache)}
     boto3_ms = float(str(baselines["import boto3"]["median_ms"]))
     bare_ms = float(str(baselines["powertools + bare resolver"]["median_ms"]))
     rows = []
