@@ -114,8 +114,8 @@ class InMemoryPeople:
     def forgotten(self, persons: Iterable[PersonId]) -> set[PersonId]:
         return set(persons) & self.tombstones
 
-    def drop_event(self, person: PersonId, message_id: str) -> None:
-        self.events.get(person, {}).pop(message_id, None)
+    def drop_event(self, person: PersonId, item_id: str) -> None:
+        self.events.get(person, {}).pop(item_id, None)
 
 
 def _as_stored(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
-from nudge.adapters.store import stored_event_from_image
+from nudge.adapters.store import stored_events_from_image
 from nudge.domain.triggers.engine import Decision
 from nudge.entrypoints.metrics import emit_conversions, emit_decisions
 from nudge.service.evaluate import SWEEP_SOURCE, TIMER_SOURCE, TimerPayload
@@ -27,7 +27,11 @@ from nudge.service.evaluate import SWEEP_SOURCE, TIMER_SOURCE, TimerPayload
 logger = Logger()
 metrics = Metrics()
 service = bootstrap.evaluate_service()
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+# A record holds a request's events for one person, so a batch of one record that fails is
+# common: it is answered like any other failure (Lambda retries from it), not raised.
+processor = BatchProcessor(
+    event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
+)
 
 
 @logger.inject_lambda_context
@@ -59,7 +63,7 @@ def _on_stream(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for record in records:
         # An unreadable record is reported by the record handler below, in its place.
         with contextlib.suppress(KeyError, ValueError, TypeError):
-            readable.append(stored_event_from_image(record["dynamodb"]["NewImage"]))
+            readable += stored_events_from_image(record["dynamodb"]["NewImage"])
     work = service.batch(readable, context.invoked_function_arn)
 
     def handle(record: DynamoDBRecord) -> None:
@@ -67,9 +71,10 @@ def _on_stream(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if not _is_new_event(raw):
             return  # the filter already drops these; this guards a misconfigured mapping
         change = raw["dynamodb"]
-        stored = stored_event_from_image(change["NewImage"])
         now = _approximate_time(change)
-        work.handle(int(change["SequenceNumber"]), stored, now)
+        sequence = int(change["SequenceNumber"])
+        for index, stored in enumerate(stored_events_from_image(change["NewImage"])):
+            work.handle(sequence, stored, now, index)
 
     response = process_partial_response(
         event=event, record_handler=handle, processor=processor, context=context
@@ -77,7 +82,7 @@ def _on_stream(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failures = list(response.get("batchItemFailures", []))
     refused = work.finish()
     failures += [{"itemIdentifier": str(work.first_sequence[person])} for person in refused]
-    metrics.add_metric("EventsEvaluated", MetricUnit.Count, len(records))
+    metrics.add_metric("EventsEvaluated", MetricUnit.Count, len(readable))
     _count(work.decisions)
     emit_conversions(metrics, [(c.trigger, c.arm) for c in work.conversions if c.first])
     if refused:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from nudge import bootstrap
 from nudge.adapters.store import EventStore
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Profile
+from nudge.service.evaluate import EvaluateService
 
 from tests.integration._harness import NOW, Aws, Invoke, Stream, beacon
 
@@ -240,7 +241,8 @@ def test_an_unreadable_record_is_reported_and_what_precedes_it_is_folded(
 ):
     """An unreadable record is named in batchItemFailures; the records before it still count."""
     # given
-    _send(ingest, _track("ada", "Item Viewed", 0, "m-1"), _track("ada", "Item Viewed", 1, "m-2"))
+    _send(ingest, _track("ada", "Item Viewed", 0, "m-1"))
+    _send(ingest, _track("ada", "Item Viewed", 1, "m-2"))  # a second request, a second record
     records = stream.read()
     broken = [
         record for record in records if record["dynamodb"]["NewImage"].get("kind") == {"S": "event"}
@@ -253,3 +255,54 @@ def test_an_unreadable_record_is_reported_and_what_precedes_it_is_folded(
         {"batchItemFailures": [{"itemIdentifier": broken[1]["dynamodb"]["SequenceNumber"]}]}
     ]
     assert _profile("u:ada").events == 1
+
+
+def test_events_re_sent_with_newer_ones_are_folded_once(ingest: Invoke, stream: Stream):
+    """A retry batched differently stores old events again; Evaluate folds only the new one."""
+    # given
+    _send(ingest, _track("ada", "Item Viewed", 0, "m-1"), _track("ada", "Item Viewed", 1, "m-2"))
+    stream.drain()
+    # when
+    _send(
+        ingest,
+        _track("ada", "Item Viewed", 0, "m-1"),
+        _track("ada", "Item Viewed", 1, "m-2"),
+        _track("ada", "Item Viewed", 2, "m-3"),
+    )
+    stream.drain()
+    # then
+    assert _profile("u:ada").event_counts == {"Item Viewed": 3}
+
+
+def test_a_record_failing_midway_resumes_after_the_events_it_folded(
+    ingest: Invoke, stream: Stream, monkeypatch: pytest.MonkeyPatch
+):
+    """A record holds a request's events: when its second event fails, the redelivered record
+    folds the rest and not the first again."""
+    # given a record of three events whose second cannot be decided the first time
+    _send(
+        ingest,
+        _track("ada", "Item Viewed", 0, "m-1"),
+        _track("ada", "Item Viewed", 1, "m-2"),
+        _track("ada", "Item Viewed", 2, "m-3"),
+    )
+    records = stream.read()
+    count_reaction = EvaluateService.count_reaction
+    failures = [RuntimeError("throttled")]
+
+    def fail_once_on_the_second(
+        service: EvaluateService, event: dict[str, Any], now: datetime
+    ) -> None:
+        if event["messageId"] == "m-2" and failures:
+            raise failures.pop()
+        count_reaction(service, event, now)
+
+    monkeypatch.setattr(EvaluateService, "count_reaction", fail_once_on_the_second)
+    (first,) = stream.deliver(records)
+    # when
+    retry = stream.deliver(
+        [r for r in records if int(r["dynamodb"]["SequenceNumber"]) >= _retry_from(first)]
+    )
+    # then
+    assert retry == [{"batchItemFailures": []}]
+    assert _profile("u:ada").event_counts == {"Item Viewed": 3}

@@ -187,8 +187,8 @@ def test_unicode_event_name_is_counted_in_the_profile(ingest: Invoke, stream: St
     assert profile.event_counts == {UNICODE_EVENT: 1}
 
 
-def test_hundred_event_batch_takes_a_few_write_requests(ingest: Invoke):
-    """A batch of 100 events (and their identity links) costs a handful of DynamoDB requests."""
+def test_hundred_event_batch_takes_one_write_request(ingest: Invoke):
+    """A batch of 100 events of 10 people (and their identity links) costs one write request."""
     # given
     calls: Counter[str] = Counter()
 
@@ -210,4 +210,55 @@ def test_hundred_event_batch_takes_a_few_write_requests(ingest: Invoke):
     response = ingest(beacon("batch", {"batch": batch}))
     # then
     assert response["statusCode"] == 200
-    assert calls == {"BatchGetItem": 1, "BatchWriteItem": 5}  # (100 events + 10 links) / 25
+    # each person's ten events are one item: 10 items and 10 links, one request of 25
+    assert calls == {"BatchGetItem": 1, "BatchWriteItem": 1}
+
+
+# ---- a request's events for one person share an item ----------------------------------
+
+
+def _browser_batch(*message_ids: str) -> dict[str, Any]:
+    events = [
+        {"type": "track", "userId": USER, "event": "Item Viewed", "messageId": message_id}
+        for message_id in message_ids
+    ]
+    return beacon("batch", {"batch": events})
+
+
+def _event_items(aws: Aws, user_id: str) -> list[dict[str, Any]]:
+    return aws.dynamodb.query(
+        TableName=aws.table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :events)",
+        ExpressionAttributeValues={":pk": {"S": f"P#u:{user_id}"}, ":events": {"S": "E#"}},
+    )["Items"]
+
+
+def test_a_batch_of_one_persons_events_is_stored_as_one_item(aws: Aws, ingest: Invoke):
+    """Ten events of one browser cost one item (a write unit or two), not ten."""
+    # when
+    ingest(_browser_batch(*(f"m-{n}" for n in range(10))))
+    # then
+    assert len(_event_items(aws, USER)) == 1
+    assert _stored_ids(USER) == [f"m-{n}" for n in range(10)]
+
+
+def test_a_retried_batch_rewrites_its_item(aws: Aws, ingest: Invoke):
+    """The same request sent twice is stored once: its item's key comes from its messageIds."""
+    # given
+    ingest(_browser_batch("m-1", "m-2"))
+    # when
+    ingest(_browser_batch("m-1", "m-2"))
+    # then
+    assert len(_event_items(aws, USER)) == 1
+    assert _stored_ids(USER) == ["m-1", "m-2"]
+
+
+def test_a_retry_with_newer_events_keeps_them_and_reads_each_event_once(aws: Aws, ingest: Invoke):
+    """analytics.js re-queues a failed batch with newer events: the newer are kept, none twice."""
+    # given
+    ingest(_browser_batch("m-1", "m-2"))
+    # when
+    ingest(_browser_batch("m-1", "m-2", "m-3"))
+    # then
+    assert len(_event_items(aws, USER)) == 2
+    assert sorted(_stored_ids(USER)) == ["m-1", "m-2", "m-3"]

@@ -1,4 +1,5 @@
-"""Event bodies are stored packed (zlib JSON), and items written before that still read."""
+"""Event bodies are stored packed (zlib JSON), a request's events for one person together,
+and items written before that still read."""
 
 from __future__ import annotations
 
@@ -7,12 +8,32 @@ import json
 from datetime import UTC, datetime
 
 from boto3.dynamodb.types import Binary
-from nudge.adapters.store import event_body, pack_body, readable_event, stored_event_from_image
+from nudge.adapters.store import (
+    event_bodies,
+    pack_body,
+    readable_events,
+    stored_events_from_image,
+)
 
 from bench.common import track_message
 from local.meter import item_size
 
 BODY = {**track_message("ada", 1, "pack"), "receivedAt": "2026-12-05T12:00:00+00:00"}
+BATCH = [
+    {**track_message("ada", index, "pack"), "receivedAt": "2026-12-05T12:00:00+00:00"}
+    for index in range(10)
+]
+
+
+def _image(packed: bytes, first_id: str) -> dict[str, dict[str, str]]:
+    """The NewImage Lambda hands Evaluate: binary attributes are base64 text."""
+    return {
+        "pk": {"S": "P#u:ada"},
+        "sk": {"S": f"E#{first_id}"},
+        "kind": {"S": "event"},
+        "ts": {"S": BODY["timestamp"]},
+        "zb": {"B": base64.b64encode(packed).decode()},
+    }
 
 
 def test_an_analytics_js_event_packs_to_about_half_its_json():
@@ -25,31 +46,35 @@ def test_an_analytics_js_event_packs_to_about_half_its_json():
 
 
 def test_a_packed_body_reads_back_as_the_same_document():
-    assert event_body({"zb": Binary(pack_body(BODY))}) == BODY
+    assert event_bodies({"zb": Binary(pack_body(BODY))}) == [BODY]
 
 
 def test_an_item_written_before_packing_reads_its_plain_body():
-    assert event_body({"body": json.dumps(BODY)}) == BODY
+    assert event_bodies({"body": json.dumps(BODY)}) == [BODY]
 
 
-def test_a_stream_image_with_base64_binary_gives_the_event():
-    # given the NewImage Lambda hands Evaluate: binary attributes are base64 text
-    image = {
-        "pk": {"S": "P#u:ada"},
-        "sk": {"S": f"E#{BODY['messageId']}"},
-        "kind": {"S": "event"},
-        "type": {"S": "track"},
-        "ts": {"S": BODY["timestamp"]},
-        "zb": {"B": base64.b64encode(pack_body(BODY)).decode()},
-    }
+def test_a_packed_group_reads_back_in_the_order_sent():
+    assert event_bodies({"zb": Binary(pack_body(BATCH))}) == BATCH
+
+
+def test_a_stream_image_of_one_event_gives_that_event():
     # when
-    stored = stored_event_from_image(image)
+    (stored,) = stored_events_from_image(_image(pack_body(BODY), BODY["messageId"]))
     # then
     assert stored.event.body == BODY
     assert stored.event.received_at == datetime(2026, 12, 5, 12, tzinfo=UTC)
 
 
-def test_the_event_item_stays_under_one_write_unit():
+def test_a_stream_image_of_a_group_gives_its_events_in_order_under_the_items_id():
+    # when
+    stored = stored_events_from_image(_image(pack_body(BATCH), BATCH[0]["messageId"]))
+    # then
+    assert [s.event.message_id for s in stored] == [body["messageId"] for body in BATCH]
+    assert {s.item_id for s in stored} == {BATCH[0]["messageId"]}
+    assert [s.event.type for s in stored] == ["track"] * 10
+
+
+def test_a_single_event_item_stays_under_one_write_unit():
     # given the item the store writes: keys, kind, type, ts, TTL and the packed body
     item = {
         "pk": {"S": "P#u:ada"},
@@ -64,7 +89,20 @@ def test_the_event_item_stays_under_one_write_unit():
     assert item_size(item) < 1024
 
 
-def test_an_export_shows_the_body_as_json_text():
-    readable = readable_event({"sk": "E#1", "zb": Binary(pack_body(BODY))})
-    assert json.loads(readable["body"]) == BODY
-    assert "zb" not in readable
+def test_ten_browser_events_packed_together_cost_a_fifth_of_ten_items():
+    # given a browser batch of ten analytics.js events, which share their page context
+    item = {**_image(pack_body(BATCH), BATCH[0]["messageId"]), "expires_at": {"N": "1796470000"}}
+    item["zb"] = {"B": pack_body(BATCH)}  # type: ignore[dict-item]
+    # then it fits in two write units, where ten items cost ten
+    assert item_size(item) <= 2 * 1024
+
+
+def test_an_export_shows_each_event_of_a_group_with_its_body_as_json_text():
+    # when
+    readable = readable_events(
+        {"sk": "E#1", "kind": "event", "ts": "x", "zb": Binary(pack_body(BATCH))}
+    )
+    # then
+    assert [json.loads(entry["body"]) for entry in readable] == BATCH
+    assert [entry["ts"] for entry in readable] == [body["timestamp"] for body in BATCH]
+    assert all("zb" not in entry for entry in readable)

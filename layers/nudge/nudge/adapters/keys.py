@@ -1,7 +1,9 @@
 """The one module that knows the table's key shapes.
 
     pk = P#u:<userId>  or  P#a:<anonymousId>      one partition per person (P# + PersonId)
-    sk = E#<messageId>   an event (kind=event, TTL), deduplicated by its messageId
+    sk = E#<item id>     events (kind=event, TTL): one request's events for the person
+                         (event_item_id: a lone event's messageId; a group's first messageId
+                         and a digest of all of them)
          PROFILE         the person's aggregates (kind=profile)
          LINK            on an anonymous partition: the userId it belongs to (kind=link)
          T#<trigger>#<occurrence>    a pending timer (kind=timer)
@@ -44,6 +46,7 @@ on ``ts``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 from nudge.domain.person import PersonId
@@ -75,6 +78,8 @@ __all__ = [
     "counter_parts",
     "counter_shard",
     "decision_key",
+    "event_id_from_sk",
+    "event_item_id",
     "event_key",
     "fire_key",
     "in_app_key",
@@ -124,8 +129,9 @@ def person_from_pk(pk: str) -> PersonId:
     return PersonId.parse(pk.removeprefix(_PERSON_PREFIX))
 
 
-def event_key(person: PersonId, message_id: str) -> dict[str, str]:
-    return {"pk": person_pk(person), "sk": f"{_EVENT_PREFIX}{message_id}"}
+def event_key(person: PersonId, item_id: str) -> dict[str, str]:
+    """An event item's key, by its item id (for a lone event, its messageId)."""
+    return {"pk": person_pk(person), "sk": f"{_EVENT_PREFIX}{item_id}"}
 
 
 def profile_key(person: PersonId) -> dict[str, str]:
@@ -137,6 +143,24 @@ def link_key(anonymous_id: str) -> dict[str, str]:
 
 
 EVENT_SK_PREFIX = _EVENT_PREFIX
+
+
+def event_item_id(message_ids: Sequence[str]) -> str:
+    """A lone event's item is keyed by its messageId; a group's by its first messageId and a
+    digest of them all. A retry of the same request rewrites the same item (Streams says
+    MODIFY, which nobody reads), and a retry that adds events to old ones writes a new item,
+    so the new events are not lost (Evaluate knows the old ones: ``Profile.recent_ids``)."""
+    if len(message_ids) == 1:
+        return message_ids[0]
+    every = "\n".join(sorted(message_ids)).encode()
+    return f"{message_ids[0]}+{hashlib.blake2b(every, digest_size=6).hexdigest()}"
+
+
+def event_id_from_sk(sk: str) -> str:
+    """The item id an event item is keyed by (``event_item_id``)."""
+    if not sk.startswith(_EVENT_PREFIX):
+        raise ValueError(f"not an event item's sort key: {sk[:80]!r}")
+    return sk.removeprefix(_EVENT_PREFIX)
 
 
 def is_event_sk(sk: str) -> bool:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
-from nudge.adapters.store import from_attributes, readable_event, to_attributes
+from nudge.adapters.store import from_attributes, readable_events, to_attributes
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
 from nudge.service.ports import Unavailable
@@ -38,11 +38,15 @@ class PersonItems:
                 ExpressionAttributeValues={":pk": {"S": keys.person_pk(person)}},
                 ConsistentRead=True,
             ):
-                found += [readable_event(from_attributes(item)) for item in page.get("Items", [])]
+                for item in page.get("Items", []):
+                    found += readable_events(from_attributes(item))
         return found
 
     def delete(self, person: PersonId, sort_keys: Sequence[str]) -> None:
         pk = keys.person_pk(person)
+        # An item holding several events is listed once per event; BatchWriteItem refuses a
+        # key twice in one request.
+        sort_keys = list(dict.fromkeys(sort_keys))
         for start in range(0, len(sort_keys), _DELETES_PER_REQUEST):
             chunk = sort_keys[start : start + _DELETES_PER_REQUEST]
             self._delete_batch(

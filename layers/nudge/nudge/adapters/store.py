@@ -1,9 +1,15 @@
 """DynamoDB persistence for events, links and profiles.
 
-Events are written with BatchWriteItem under a key derived from their messageId, so a
-client's retry overwrites the same item instead of adding a second one. DynamoDB Streams
-reports that overwrite as MODIFY, and every consumer listens to INSERT only: a message
-sent twice is stored once and evaluated once, at 1/25th of a request per event.
+A request's events for one person are stored as one item (up to ``GROUP_MAX_EVENTS`` of
+them, packed together): on-demand DynamoDB bills a write unit per item and started KB, and a
+browser's batch of ten events, which share their page context, packs into about 1 KB, where
+ten items would cost ten units. The item is keyed by its events' messageIds
+(``keys.event_item_id``), so a client's retry of the same request overwrites the same item
+instead of adding a second one. DynamoDB Streams reports that overwrite as MODIFY, and every
+consumer listens to INSERT only. A retry that batches the events differently (analytics.js
+re-queues a failed batch with newer events) writes a new item and so stores an event twice:
+readers drop the second copy by messageId, and Evaluate skips an event whose messageId the
+profile has folded recently (``Profile.recent_ids``).
 """
 
 from __future__ import annotations
@@ -35,11 +41,12 @@ __all__ = [
     "EventStore",
     "PersonView",
     "StoredEvent",
-    "event_body",
+    "event_bodies",
     "from_attributes",
     "pack_body",
     "put_if",
-    "readable_event",
+    "readable_events",
+    "stored_events_from_image",
     "to_attributes",
 ]
 
@@ -52,6 +59,14 @@ _UNPROCESSED_RETRIES = 8
 _PACKED_BODY = "zb"
 _PLAIN_BODY = "body"
 _PACK_LEVEL = 6
+# At most this many events share an item: the stream handler numbers an item's events
+# (``BatchWork.handle``'s index), and a browser batch is 10. A group that packs to more
+# than ``GROUP_MAX_BYTES`` is split: items stay far below DynamoDB's 400 KB, and a stream
+# batch of them far below Lambda's 6 MB payload.
+GROUP_MAX_EVENTS = 100
+GROUP_MAX_BYTES = 64 * 1024
+# What an event item holds for its events: readable_events gives each event its own.
+_EVENT_OWN = frozenset({_PACKED_BODY, _PLAIN_BODY, "type", "ts"})
 
 _T = TypeVar("_T")
 _serializer = TypeSerializer()
@@ -102,7 +117,11 @@ class EventStore:
         retention: timedelta,
     ) -> int:
         """Write events and links; returns the number of write requests it took."""
-        puts = [self._event_item(stored, retention) for stored in events]
+        puts = [
+            _group_item(group, retention)
+            for person_events in _by_person(events).values()
+            for group in _groups(person_events)
+        ]
         puts += [self._link_item(anon, user) for anon, user in sorted(new_links.items())]
         requests = 0
         for chunk in _chunks(_unique_by_key(puts), BATCH_WRITE_LIMIT):
@@ -148,11 +167,12 @@ class EventStore:
                 found.add(keys.person_from_pk(item["pk"]))
         return found
 
-    def drop_event(self, person: PersonId, message_id: str) -> None:
-        """Deletes an event stored for a forgotten person (idempotent)."""
+    def drop_event(self, person: PersonId, item_id: str) -> None:
+        """Deletes the event item with this item id (``keys.event_item_id``: with any events
+        stored with it) for a forgotten person (idempotent)."""
         with aws_call("dropping an event of a forgotten person"):
             self._client.delete_item(
-                TableName=self._table, Key=to_attributes(keys.event_key(person, message_id))
+                TableName=self._table, Key=to_attributes(keys.event_key(person, item_id))
             )
 
     # ---- reads -------------------------------------------------------------------
@@ -168,13 +188,14 @@ class EventStore:
             anon_profile, anon_events = self._partition(PersonId.anonymous(anon))
             linked += [anon_profile] if anon_profile else []
             events += anon_events
+        events = _unique_events(events)
         events.sort(key=lambda body: (body.get("timestamp", ""), body.get("messageId", "")))
         return PersonView(profile=profile, linked_profiles=linked, events=events)
 
     def events_since(self, person: PersonId, since: datetime) -> list[dict[str, Any]]:
         """One person's events at or after ``since``, oldest first."""
         bodies = [
-            event_body(item)
+            body
             for item in self._query(
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :events)",
                 FilterExpression="ts >= :since",
@@ -184,9 +205,13 @@ class EventStore:
                     ":since": {"S": iso(since)},
                 },
             )
+            # An item's ts is its latest event's: the others are filtered here.
+            for body in event_bodies(item)
+            if _event_time(body, item) >= since
         ]
         return sorted(
-            bodies, key=lambda body: (body.get("timestamp", ""), body.get("messageId", ""))
+            _unique_events(bodies),
+            key=lambda body: (body.get("timestamp", ""), body.get("messageId", "")),
         )
 
     def persons_seen_in(self, hour: datetime) -> list[PersonId]:
@@ -212,8 +237,8 @@ class EventStore:
             if item.get("kind") == keys.PROFILE_KIND:
                 profile = _profile_from_item(item)
             elif item.get("kind") == keys.EVENT_KIND:
-                events.append(event_body(item))
-        return profile, events
+                events += event_bodies(item)
+        return profile, _unique_events(events)
 
     # ---- plumbing ----------------------------------------------------------------
 
@@ -253,70 +278,149 @@ class EventStore:
             _backoff(attempt)
         return _UNPROCESSED_RETRIES, [request["PutRequest"]["Item"] for request in pending]
 
-    def _event_item(self, stored: StoredEvent, retention: timedelta) -> dict[str, Any]:
-        # Only what filters and TTL need sits beside the body: a write costs a unit per
-        # started kilobyte, so every repeated attribute is paid for on every event.
-        event = stored.event
-        item: dict[str, Any] = {
-            **keys.event_key(stored.person, event.message_id),
-            "kind": keys.EVENT_KIND,
-            "type": event.type,
-            "ts": iso(event.timestamp),
-            _PACKED_BODY: pack_body(event.body),
-            "expires_at": int((event.timestamp + retention).timestamp()),
-        }
-        return to_attributes(item)
-
     def _link_item(self, anonymous_id: str, user_id: str) -> dict[str, Any]:
         return to_attributes(
             {**keys.link_key(anonymous_id), "kind": keys.LINK_KIND, "user_id": user_id}
         )
 
 
-def pack_body(body: Mapping[str, Any]) -> bytes:
+def pack_body(body: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> bytes:
+    """One event's body, or a group's list of bodies, as compressed JSON."""
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     return zlib.compress(text.encode(), _PACK_LEVEL)
 
 
-def event_body(item: Mapping[str, Any]) -> dict[str, Any]:
-    """An event item's body, packed or (written before packing) plain JSON."""
+def event_bodies(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The events an event item holds, in the order they were sent: one, or a request's
+    group for one person. Items written before packing carry one body as plain JSON."""
     if _PACKED_BODY not in item:
-        body: dict[str, Any] = json.loads(item[_PLAIN_BODY])
-        return body
-    packed = item[_PACKED_BODY]
-    # boto3 wraps binary values in Binary, whose bytes are its ``value``.
-    data: bytes = getattr(packed, "value") if isinstance(packed, Binary) else packed  # noqa: B009
-    unpacked: dict[str, Any] = json.loads(zlib.decompress(data))
-    return unpacked
+        return [json.loads(item[_PLAIN_BODY])]
+    unpacked = json.loads(zlib.decompress(_binary(item[_PACKED_BODY])))
+    return unpacked if isinstance(unpacked, list) else [unpacked]
 
 
-def readable_event(item: Mapping[str, Any]) -> dict[str, Any]:
-    """An event item with its body as JSON text under "body", as people read it."""
-    if _PACKED_BODY not in item:
-        return dict(item)
-    readable = {name: value for name, value in item.items() if name != _PACKED_BODY}
-    readable[_PLAIN_BODY] = json.dumps(event_body(item), ensure_ascii=False)
-    return readable
+def readable_events(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An item as people read it: an event item becomes one entry per event it holds, each
+    with its body as JSON text under "body" (and the item's keys); other items, as they are."""
+    if item.get("kind") != keys.EVENT_KIND or (
+        _PACKED_BODY not in item and _PLAIN_BODY not in item
+    ):
+        return [{name: _readable(value) for name, value in item.items()}]
+    shared = {name: value for name, value in item.items() if name not in _EVENT_OWN}
+    return [
+        {
+            **shared,
+            "type": body.get("type", item.get("type")),
+            "ts": body.get("timestamp", item.get("ts")),
+            _PLAIN_BODY: json.dumps(body, ensure_ascii=False),
+        }
+        for body in event_bodies(item)
+    ]
 
 
-def stored_event_from_image(image: Mapping[str, Any]) -> StoredEvent:
-    """The event a stream record's NewImage describes (DynamoDB JSON in, domain out)."""
+def stored_events_from_image(image: Mapping[str, Any]) -> list[StoredEvent]:
+    """The events a stream record's NewImage holds (DynamoDB JSON in, domain out), in the
+    order they were sent."""
     raw = dict(image)
     packed = raw.get(_PACKED_BODY, {}).get("B")
     if isinstance(packed, str):  # Lambda's JSON carries binary as base64 text
         raw[_PACKED_BODY] = {"B": base64.b64decode(packed)}
     item = from_attributes(raw)
-    body = event_body(item)
-    event = Event(
+    person = keys.person_from_pk(item["pk"])
+    item_id = keys.event_id_from_sk(item["sk"])
+    return [
+        StoredEvent(person=person, event=_event(body, item), item_id=item_id)
+        for body in event_bodies(item)
+    ]
+
+
+def _readable(value: Any) -> Any:
+    """Binary attributes (a profile's recent_ids) as base64 text, so JSON can hold them."""
+    if isinstance(value, Binary):
+        return base64.b64encode(_binary(value)).decode()
+    return value
+
+
+def _event(body: Mapping[str, Any], item: Mapping[str, Any]) -> Event:
+    return Event(
         message_id=body["messageId"],
-        type=item["type"],
+        type=body.get("type") or item["type"],
         user_id=body.get("userId"),
         anonymous_id=body.get("anonymousId"),
-        timestamp=datetime.fromisoformat(item["ts"]),
+        timestamp=_event_time(body, item),
         received_at=datetime.fromisoformat(body["receivedAt"]),
-        body=body,
+        body=dict(body),
     )
-    return StoredEvent(person=keys.person_from_pk(item["pk"]), event=event)
+
+
+def _event_time(body: Mapping[str, Any], item: Mapping[str, Any]) -> datetime:
+    """The event's own time: its body's (normalised at intake), else its item's ts."""
+    return datetime.fromisoformat(body.get("timestamp") or item["ts"])
+
+
+def _unique_events(bodies: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One body per messageId, the first found: a retry batched differently stores an
+    event twice."""
+    seen: set[object] = set()
+    unique = []
+    for body in bodies:
+        message_id = body.get("messageId")
+        if message_id not in seen:
+            seen.add(message_id)
+            unique.append(body)
+    return unique
+
+
+def _by_person(events: Sequence[StoredEvent]) -> dict[PersonId, list[StoredEvent]]:
+    """Each person's events in the order sent, once per messageId (the first wins, as a
+    single BatchWriteItem cannot write one key twice)."""
+    grouped: dict[PersonId, dict[str, StoredEvent]] = {}
+    for stored in events:
+        grouped.setdefault(stored.person, {}).setdefault(stored.event.message_id, stored)
+    return {person: list(by_id.values()) for person, by_id in grouped.items()}
+
+
+def _groups(events: Sequence[StoredEvent]) -> Iterator[Sequence[StoredEvent]]:
+    """One person's events cut into items: at most GROUP_MAX_EVENTS each, halved until
+    each packs to GROUP_MAX_BYTES or less. The same request always cuts the same way, so a
+    retry of it writes the same keys."""
+    for start in range(0, len(events), GROUP_MAX_EVENTS):
+        yield from _fitting(events[start : start + GROUP_MAX_EVENTS])
+
+
+def _fitting(events: Sequence[StoredEvent]) -> Iterator[Sequence[StoredEvent]]:
+    if len(events) == 1 or len(_packed(events)) <= GROUP_MAX_BYTES:
+        yield events
+        return
+    middle = len(events) // 2
+    yield from _fitting(events[:middle])
+    yield from _fitting(events[middle:])
+
+
+def _packed(events: Sequence[StoredEvent]) -> bytes:
+    if len(events) == 1:  # a lone event keeps the single-body form
+        return pack_body(events[0].event.body)
+    return pack_body([stored.event.body for stored in events])
+
+
+def _group_item(events: Sequence[StoredEvent], retention: timedelta) -> dict[str, Any]:
+    """The item for one person's events of one request. Only what filters and TTL need sits
+    beside the packed bodies: ``ts`` is the latest event's (a query for "since t" keeps the
+    item when any of its events is that recent), and the item expires with it."""
+    first = events[0]
+    latest = max(stored.event.timestamp for stored in events)
+    item: dict[str, Any] = {
+        **keys.event_key(
+            first.person, keys.event_item_id([stored.event.message_id for stored in events])
+        ),
+        "kind": keys.EVENT_KIND,
+        "ts": iso(latest),
+        _PACKED_BODY: _packed(events),
+        "expires_at": int((latest + retention).timestamp()),
+    }
+    if len(events) == 1:
+        item["type"] = first.event.type
+    return to_attributes(item)
 
 
 def _profile_item(profile: Profile, shards: int, kept: timedelta | None = None) -> dict[str, Any]:
@@ -334,6 +438,10 @@ def _profile_item(profile: Profile, shards: int, kept: timedelta | None = None) 
         "event_counts": profile.event_counts,
         "applied_seq": profile.applied_seq,
     }
+    if profile.applied_index:
+        item["applied_index"] = profile.applied_index
+    if profile.recent_ids:
+        item["recent_ids"] = profile.recent_ids
     if profile.arms:  # only profiles in an experiment pay the bytes
         item["arms"] = profile.arms
     if profile.misses:  # one compact JSON string: [at, occurrence, reason(, outcome)]
@@ -383,6 +491,8 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
         pages=number("pages"),
         event_counts={name: int(count) for name, count in item.get("event_counts", {}).items()},
         applied_seq=number("applied_seq"),
+        applied_index=number("applied_index"),
+        recent_ids=_binary(item.get("recent_ids", b"")),
         folded_at=item.get("folded_at"),
         arms={key: str(arm) for key, arm in item.get("arms", {}).items()},
         misses={
@@ -390,6 +500,11 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
             for trigger, entry in json.loads(item.get("misses", "{}")).items()
         },
     )
+
+
+def _binary(value: Any) -> bytes:
+    # boto3 wraps binary values in Binary, whose bytes() are the value.
+    return bytes(value)
 
 
 def _miss_entry(miss: Miss) -> list[str | None]:

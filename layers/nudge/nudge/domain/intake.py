@@ -91,6 +91,9 @@ class StoredEvent:
 
     person: PersonId
     event: Event
+    # The messageId of the item that holds it, when it shares one with the other events of
+    # its request (None: its own).
+    item_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,12 @@ class Profile:
     event_counts: dict[str, int] = field(default_factory=dict)
     # The stream position of the last record folded in: folding is exactly once per record.
     applied_seq: int = 0
+    # How many of that record's events were folded (a record holds a request's events for
+    # the person): a redelivered record resumes after them.
+    applied_index: int = 0
+    # Digests of the last messageIds folded (domain/recent_ids.py): an event a client
+    # re-sent in a batch cut differently is stored twice, and folded once.
+    recent_ids: bytes = b""
     # When the last record was folded (the stream's time, not the event's): see sweep_hour.
     folded_at: str | None = None
     # Experiment arms, by trigger and version (engine.arm_key): kept so a re-entry keeps its arm.

@@ -27,6 +27,7 @@ from nudge.domain.intake import StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Miss, Profile, fold
+from nudge.domain.recent_ids import folded_recently, remember
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.conditions import Facts, event_name
 from nudge.domain.triggers.engine import (
@@ -480,6 +481,12 @@ class EvaluateService:
         return list(dict.fromkeys([person, *anonymous]))
 
 
+# More events than a stream record ever holds (the store groups at most 100 per item): an
+# event's ordinal in the person's stream is its record's sequence number times this, plus
+# its index in the record.
+RECORD_EVENTS_BOUND = 1000
+
+
 @dataclass
 class BatchWork:
     """One stream batch: profiles in memory, decisions gathered, failures remembered."""
@@ -495,32 +502,43 @@ class BatchWork:
     forgotten: set[PersonId] = field(default_factory=set)  # tombstoned: their events dropped
     dropped: int = 0  # events of forgotten persons deleted in this batch
 
-    def handle(self, sequence: int, stored: StoredEvent, now: datetime) -> None:
+    def handle(self, sequence: int, stored: StoredEvent, now: datetime, index: int = 0) -> None:
+        """One event of a stream record: ``index`` is its place among the record's events
+        (a record holds one request's events for the person)."""
         person = stored.person
         self.first_sequence.setdefault(person, sequence)
         if person in self.blocked:
             raise PersonBlocked(f"{person}: an earlier record in this batch failed")
         try:
-            self._handle(sequence, stored, now)
+            self._handle((sequence, index), stored, now)
         except Exception:
             self.blocked.setdefault(person, sequence)
             raise
 
-    def _handle(self, sequence: int, stored: StoredEvent, now: datetime) -> None:
+    def _handle(self, position: tuple[int, int], stored: StoredEvent, now: datetime) -> None:
         person = stored.person
         if person in self.forgotten:
             # A late event of someone who asked to be forgotten: deleted, never folded or
             # decided on (Ingest cannot tell without a read per event; this batch read it).
-            self.service.events.drop_event(person, stored.event.message_id)
+            self.service.events.drop_event(person, stored.item_id or stored.event.message_id)
             self.dropped += 1
             return
         profile = self.profiles.get(person) or Profile(person=person)
-        if sequence <= profile.applied_seq:
+        if position <= (profile.applied_seq, profile.applied_index):
             return  # folded and decided before this batch was redelivered
+        sequence, index = position
+        message_id = stored.event.message_id
+        if folded_recently(profile.recent_ids, message_id):
+            # Re-sent by its client in another request: stored twice, folded once.
+            self.profiles[person] = replace(profile, applied_seq=sequence, applied_index=index)
+            self.touched.add(person)
+            return
         folded = fold(profile, stored.event)
         service = self.service
         identities = service.persons_for_exits(person, folded)
-        self.conversions += service.convert(identities, stored.event.body, sequence, now)
+        # The goal's counting needs one number that grows with each of the person's events.
+        ordinal = sequence * RECORD_EVENTS_BOUND + index
+        self.conversions += service.convert(identities, stored.event.body, ordinal, now)
         service.count_reaction(stored.event.body, now)
         name = event_name(stored.event.body)
         watchers = service.index.watching(name)
@@ -545,7 +563,13 @@ class BatchWork:
         arms = {**folded.arms, **assigned(result)}  # kept with the profile: no extra write
         misses = {**folded.misses, **_misses(decided)}  # likewise: explain's "why not"
         self.profiles[person] = replace(
-            folded, applied_seq=sequence, folded_at=iso(now), arms=arms, misses=misses
+            folded,
+            applied_seq=sequence,
+            applied_index=index,
+            recent_ids=remember(folded.recent_ids, message_id),
+            folded_at=iso(now),
+            arms=arms,
+            misses=misses,
         )
         self.touched.add(person)
 

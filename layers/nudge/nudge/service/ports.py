@@ -196,8 +196,9 @@ class PersonStore(ProfileReader, Protocol):
         """Those of ``persons`` who asked to be forgotten (a tombstone stands for them)."""
         ...
 
-    def drop_event(self, person: PersonId, message_id: str) -> None:
-        """Deletes one stored event (idempotent): a forgotten person's late arrival."""
+    def drop_event(self, person: PersonId, item_id: str) -> None:
+        """Deletes the event item with this id (a lone event's messageId, or a group's:
+        ``StoredEvent.item_id``), idempotently: a forgotten person's late arrival."""
         ...
 
 
