@@ -1,17 +1,20 @@
-"""Experiment records in the table: each person's assignments, and the counters reports read.
+"""Experiment records in the table: each person's assignments, and the counts reports read.
 
-Every count is a transaction of two writes: the fact that makes it happen once (the
-assignment item, its conversion mark, or a fire's ``COUNTED#<measure>`` item) with its
-condition, and the ``ADD`` to the counter. Either both happen or neither does, so a
-redelivered stream batch or a retried send finds the fact in place and counts nothing
-again: exact counts, not at-least-once ones. A transaction bills two write units per
-item (four per count); bench/README.md says what that comes to per event.
+Each count is two plain writes, in this order: the fact that makes it happen once (the
+assignment item, its conversion mark, or a fire's ``COUNTED#<measure>`` item), written with
+its condition, then the count itself, an item of its own under a key only that count has
+(``keys.tally_key``), written unconditionally. A redelivered stream batch or a retried send
+finds the fact in place: the condition refuses it, and the refusal hands back the item in
+place (``ReturnValuesOnConditionCheckFailure``), which says whether that fact was this very
+count's. If it was (the process died between the two writes), the count is written again,
+which changes nothing if it was there. So counts are exact, at one write unit each for the
+fact and the count, where a two-item transaction bills four.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -20,10 +23,10 @@ from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
 from nudge.adapters.store import from_attributes, to_attributes
 from nudge.domain.experiments.attribution import Assignment
-from nudge.domain.experiments.counts import CountedUnder, Measure, Tally, counts_of, merge
+from nudge.domain.experiments.counts import MEASURES, CountedUnder, Measure, Tally, counts_of, merge
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
-from nudge.service.ports import Conflict, Unavailable
+from nudge.service.ports import Conflict
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,7 +39,6 @@ _ASSIGNMENT_KEPT = timedelta(days=7)
 # A fire's counted marks: an email is opened or clicked for months; after this, a very late
 # first open of an old fire would count once more. Longer than any sane reporting window.
 _COUNTED_KEPT = timedelta(days=400)
-_CONFLICT_RETRIES = 4
 
 
 class ExperimentStore:
@@ -56,17 +58,22 @@ class ExperimentStore:
             **_assignment_attributes(assignment),
             "expires_at": int((assignment.until + _ASSIGNMENT_KEPT).timestamp()),
         }
-        put = {
-            "Put": {
-                "TableName": self._table,
-                "Item": to_attributes(item),
-                "ConditionExpression": "attribute_not_exists(pk) OR #until <= :since",
-                "ExpressionAttributeNames": {"#until": "until"},
-                "ExpressionAttributeValues": {":since": {"S": iso(assignment.since)}},
-            }
-        }
-        counter = self._add(assignment, person, assignment.since, {"assigned": 1})
-        return self._transact([put, counter], "opening an assignment")
+        in_place = self._put_unless_refused(
+            item,
+            "attribute_not_exists(pk) OR #until <= :since",
+            {"#until": "until"},
+            {":since": {"S": iso(assignment.since)}},
+            "opening an assignment",
+        )
+        if in_place is not None and not _same_opening(in_place, assignment):
+            return False  # another assignment of theirs is open
+        self._count(
+            CountedUnder(assignment.trigger, assignment.version, assignment.arm),
+            assignment.since,
+            "assigned",
+            _opening(person, assignment),
+        )
+        return in_place is None
 
     def assignments(self, persons: Iterable[PersonId]) -> list[tuple[PersonId, Assignment]]:
         found = []
@@ -82,54 +89,55 @@ class ExperimentStore:
         value every time. ``event_seq`` grows with each of the person's events (the stream's
         sequence number), so a redelivered event counts nothing twice. False when it was
         counted before, or the assignment is no longer the one read (closed, replaced)."""
-        if self._convert(person, assignment, event_seq, value, at, first=not assignment.converted):
-            return True
-        if assignment.converted:
-            return False
+        goal = _Goal(person, assignment, event_seq, value, at)
+        outcome = self._convert(goal, first=not assignment.converted)
+        if outcome != "refused" or assignment.converted:
+            return outcome == "counted"
         # Read before another goal event converted it (under another identity, in another
         # batch): this event still brings its value, as a later goal event would.
-        return self._convert(person, assignment, event_seq, value, at, first=False)
+        return self._convert(goal, first=False) == "counted"
 
-    def _convert(
-        self,
-        person: PersonId,
-        assignment: Assignment,
-        event_seq: int,
-        value: float,
-        at: datetime,
-        *,
-        first: bool,
-    ) -> bool:
+    def _convert(self, goal: _Goal, *, first: bool) -> str:
         """One attempt, conditioned on the stored ``converted`` being what ``first`` says:
-        two readers of an unconverted assignment cannot both count the conversion."""
-        if not first and value == 0:
-            return False  # nothing to add
-        key = keys.assignment_key(person, assignment.trigger, assignment.version)
-        mark = {
-            "Update": {
-                "TableName": self._table,
-                "Key": to_attributes(key),
-                "UpdateExpression": "SET converted = :yes, goal_seq = :seq ADD revenue :value",
-                "ConditionExpression": (
-                    "#since = :since AND #until > :at AND converted = :was"
-                    " AND (attribute_not_exists(goal_seq) OR goal_seq < :seq)"
-                ),
-                "ExpressionAttributeNames": {"#since": "since", "#until": "until"},
-                "ExpressionAttributeValues": {
-                    ":yes": {"BOOL": True},
-                    ":was": {"BOOL": not first},
-                    ":seq": {"N": str(event_seq)},
-                    ":value": {"N": _decimal(value)},
-                    ":since": {"S": iso(assignment.since)},
-                    ":at": {"S": iso(at)},
-                },
-            }
-        }
-        counts: dict[Measure, float] = {"revenue": value}
-        if first:
-            counts["converted"] = 1
-        counter = self._add(assignment, person, at, counts)
-        return self._transact([mark, counter], "counting a conversion")
+        two readers of an unconverted assignment cannot both count the conversion.
+        "counted", "replayed" (this event was counted before: its counts are written
+        again) or "refused"."""
+        if not first and goal.value == 0:
+            return "refused"  # nothing to add
+        assignment = goal.assignment
+        sets = "converted = :yes, goal_seq = :seq" + (", converted_seq = :seq" if first else "")
+        in_place = self._update_unless_refused(
+            keys.assignment_key(goal.person, assignment.trigger, assignment.version),
+            f"SET {sets} ADD revenue :value",
+            "#since = :since AND #until > :at AND converted = :was"
+            " AND (attribute_not_exists(goal_seq) OR goal_seq < :seq)",
+            {"#since": "since", "#until": "until"},
+            {
+                ":yes": {"BOOL": True},
+                ":was": {"BOOL": not first},
+                ":seq": {"N": str(goal.event_seq)},
+                ":value": {"N": _decimal(goal.value)},
+                ":since": {"S": iso(assignment.since)},
+                ":at": {"S": iso(goal.at)},
+            },
+            "counting a conversion",
+        )
+        if in_place is None:
+            self._count_goal(goal, converted=first)
+            return "counted"
+        if _same_goal(in_place, goal):
+            self._count_goal(goal, converted=in_place.get("converted_seq") == goal.event_seq)
+            return "replayed"
+        return "refused"
+
+    def _count_goal(self, goal: _Goal, *, converted: bool) -> None:
+        assignment = goal.assignment
+        under = CountedUnder(assignment.trigger, assignment.version, assignment.arm)
+        opening = _opening(goal.person, assignment)
+        if converted:
+            self._count(under, goal.at, "converted", opening)
+        if goal.value:
+            self._count(under, goal.at, "revenue", f"{opening}#{goal.event_seq}", goal.value)
 
     # ---- fires: sent, opened, clicked ... once each ----------------------------------------
 
@@ -145,18 +153,18 @@ class ExperimentStore:
             "at": iso(at),
             "expires_at": int((at + _COUNTED_KEPT).timestamp()),
         }
-        put = {
-            "Put": {
-                "TableName": self._table,
-                "Item": to_attributes(mark),
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
-        key = keys.counter_key(
-            under.trigger, under.version, under.arm, _day(at), keys.counter_shard(fire_id)
+        in_place = self._put_unless_refused(
+            mark, "attribute_not_exists(pk)", None, None, f"counting a fire {measure}"
         )
-        counter = self._counter_update(key, {measure: 1})
-        return self._transact([put, counter], f"counting a fire {measure}")
+        if in_place is None:
+            self._count(under, at, measure, fire_id)
+            return True
+        # Counted before, perhaps by a try that died before its count was written: written
+        # again where and when the mark says (a second open costs that one write).
+        self._count(
+            _counted_under(in_place), datetime.fromisoformat(str(in_place["at"])), measure, fire_id
+        )
+        return False
 
     def sent_as(self, fire_id: str) -> CountedUnder | None:
         with aws_call("reading where a fire was counted"):
@@ -165,72 +173,86 @@ class ExperimentStore:
             )
         if "Item" not in response:
             return None
-        item = from_attributes(response["Item"])
-        return CountedUnder(str(item["trigger"]), str(item["version"]), str(item["arm"]))
+        return _counted_under(from_attributes(response["Item"]))
 
-    # ---- reading the counters ----------------------------------------------------------------
+    # ---- reading the counts ------------------------------------------------------------------
 
     def tallies(self, trigger: str, version: str) -> list[Tally]:
-        """Every day of every arm of one version of a trigger's experiment."""
-        rows = [
-            Tally(*keys.counter_parts(item["sk"]), counts=counts_of(item))
-            for item in self._query(keys.counter_partition(trigger), f"{version}#")
-        ]
-        return merge(rows)
+        """Every day of every arm of one version of a trigger's experiment. Summed in
+        decimal, as DynamoDB's ADD summed the counters: revenue of 0.1 and 0.2 is 0.3."""
+        summed: dict[tuple[str, str, date], dict[Measure, Decimal]] = {}
+        for item in self._query(keys.counter_partition(trigger), f"{version}#"):
+            counted_version, arm, day, measure = keys.tally_parts(item["sk"])
+            counts = summed.setdefault((counted_version, arm, day), {})
+            for counted, amount in _counts(item, measure).items():
+                counts[counted] = counts.get(counted, Decimal(0)) + amount
+        return merge(
+            Tally(counted_version, arm, day, {m: float(amount) for m, amount in counts.items()})
+            for (counted_version, arm, day), counts in summed.items()
+        )
 
     # ---- internals -------------------------------------------------------------------------
 
-    def _add(
+    def _count(
+        self, under: CountedUnder, at: datetime, measure: Measure, counted: str, value: float = 1
+    ) -> None:
+        key = keys.tally_key(under.trigger, under.version, under.arm, _day(at), measure, counted)
+        item: dict[str, Any] = {**key, "kind": keys.COUNTER_KIND}
+        if measure == "revenue":
+            item["v"] = Decimal(_decimal(value))
+        with aws_call(f"counting {measure}"):
+            self._client.put_item(TableName=self._table, Item=to_attributes(item))
+
+    def _put_unless_refused(
         self,
-        assignment: Assignment,
-        person: PersonId,
-        at: datetime,
-        counts: Mapping[Measure, float],
-    ) -> dict[str, Any]:
-        key = keys.counter_key(
-            assignment.trigger,
-            assignment.version,
-            assignment.arm,
-            _day(at),
-            keys.counter_shard(str(person)),
-        )
-        return self._counter_update(key, counts)
-
-    def _counter_update(
-        self, key: Mapping[str, str], counts: Mapping[Measure, float]
-    ) -> dict[str, Any]:
-        names = {f"#m{index}": measure for index, measure in enumerate(counts)}
-        values: dict[str, Any] = {
-            f":m{index}": {"N": _decimal(amount)} for index, amount in enumerate(counts.values())
+        item: Mapping[str, Any],
+        condition: str,
+        names: Mapping[str, str] | None,
+        values: Mapping[str, Any] | None,
+        doing: str,
+    ) -> dict[str, Any] | None:
+        """None when the item was written; the item in place when the condition refused."""
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": to_attributes(item),
+            "ConditionExpression": condition,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
-        values[":kind"] = {"S": keys.COUNTER_KIND}
-        adds = ", ".join(f"#m{index} :m{index}" for index in range(len(counts)))
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": to_attributes(key),
-                "UpdateExpression": f"SET kind = :kind ADD {adds}",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        }
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        if values:
+            request["ExpressionAttributeValues"] = dict(values)
+        try:
+            with aws_call(doing):
+                self._client.put_item(**request)
+        except Conflict as refused:
+            return _item_in_place(refused)
+        return None
 
-    def _transact(self, items: list[dict[str, Any]], doing: str) -> bool:
-        """True when the transaction wrote; False when a condition refused it. A conflict
-        with a concurrent transaction on the same counter is tried again a few times."""
-        for attempt in range(_CONFLICT_RETRIES):
-            try:
-                with aws_call(doing):
-                    self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-            except Conflict:
-                return False
-            except Unavailable:
-                if attempt == _CONFLICT_RETRIES - 1:
-                    raise
-                time.sleep(0.02 * 2**attempt)
-                continue
-            return True
-        raise AssertionError("unreachable")
+    def _update_unless_refused(
+        self,
+        key: Mapping[str, str],
+        update: str,
+        condition: str,
+        names: Mapping[str, str],
+        values: Mapping[str, Any],
+        doing: str,
+    ) -> dict[str, Any] | None:
+        """None when the item was updated; the item in place when the condition refused."""
+        try:
+            with aws_call(doing):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=to_attributes(key),
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=dict(names),
+                    ExpressionAttributeValues=dict(values),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except Conflict as refused:
+            return _item_in_place(refused)
+        return None
 
     def _query(self, pk: str, prefix: str) -> list[dict[str, Any]]:
         paginator = self._client.get_paginator("query")
@@ -241,6 +263,53 @@ class ExperimentStore:
         )
         with aws_call("reading experiment records"):
             return [from_attributes(raw) for page in pages for raw in page.get("Items", [])]
+
+
+@dataclass(frozen=True)
+class _Goal:
+    """A goal event for an assignment: its ordinal in the person's stream, value and time."""
+
+    person: PersonId
+    assignment: Assignment
+    event_seq: int
+    value: float
+    at: datetime
+
+
+def _item_in_place(refused: Conflict) -> dict[str, Any]:
+    """The item a refused conditional write found (DynamoDB returns it with the error when
+    asked; empty when there was none, as for an update of a missing item)."""
+    response = getattr(refused.__cause__, "response", None) or {}
+    return from_attributes(response.get("Item", {}))
+
+
+def _opening(person: PersonId, assignment: Assignment) -> str:
+    """What identifies one assignment of one person: its counts' key."""
+    return f"{person}#{iso(assignment.since)}"
+
+
+def _same_opening(item: Mapping[str, Any], assignment: Assignment) -> bool:
+    return item.get("since") == iso(assignment.since) and item.get("arm") == assignment.arm
+
+
+def _same_goal(item: Mapping[str, Any], goal: _Goal) -> bool:
+    return (
+        item.get("since") == iso(goal.assignment.since) and item.get("goal_seq") == goal.event_seq
+    )
+
+
+def _counted_under(item: Mapping[str, Any]) -> CountedUnder:
+    return CountedUnder(str(item["trigger"]), str(item["version"]), str(item["arm"]))
+
+
+def _counts(item: Mapping[str, Any], measure: str | None) -> dict[Measure, Decimal]:
+    """A count item's one measure (revenue: its value), or an old counter's attributes."""
+    if measure is None:
+        return {name: Decimal(repr(amount)) for name, amount in counts_of(item).items()}
+    for known in MEASURES:
+        if known == measure:
+            return {known: Decimal(repr(item.get("v", 1))) if known == "revenue" else Decimal(1)}
+    return {}
 
 
 def _assignment_attributes(assignment: Assignment) -> dict[str, Any]:

@@ -21,12 +21,16 @@
          COUNTED#<measure>   the fire was counted as sent, opened ... (kind=counted, TTL):
                              what makes each count happen once per fire
 
-    pk = C#<trigger>     one partition per trigger: its experiment counters
-    sk = <version>#<arm>#<UTC day>#<shard>   (kind=counter, no TTL) assigned, sent, opened,
-                         clicked, unsubscribed, complained, converted, revenue. A report reads
-                         one version's items (a few per arm and day), never an event. Shards
-                         (COUNTER_SHARDS, by person) spread concurrent transactions on one day
-                         of one arm over several items, so they rarely conflict.
+    pk = C#<trigger>     one partition per trigger: its experiment counts
+    sk = <version>#<arm>#<UTC day>#<measure>#<what was counted>   (kind=counter, no TTL) one
+                         item per count (tally_key): assigned and converted per person's
+                         assignment, revenue per goal event (its value in ``v``), sent,
+                         opened, clicked ... per fire. A report reads one version's items,
+                         never an event. Items written with a count's key can be written
+                         again harmlessly, which is what makes counts exact without a
+                         transaction (one write unit, where a transaction bills four).
+         <version>#<arm>#<UTC day>#<shard>   counters of the earlier design (summed counts
+                         as attributes): still read, no longer written.
 
 One index, sparse: ``by_seen_hour`` (keys only) on ``seen_hour``, the UTC hour a person
 was last seen and a shard (``2026-11-28T14#3``), which only profile items carry. The
@@ -92,6 +96,8 @@ __all__ = [
     "seen_hour",
     "seen_hour_shards",
     "suppression_key",
+    "tally_key",
+    "tally_parts",
     "timer_key",
     "tombstone_key",
 ]
@@ -252,6 +258,27 @@ def counter_parts(sk: str) -> tuple[str, str, date]:
     versions never hold ``#``: the trigger language's id pattern excludes it)."""
     version, arm, day, _shard = sk.split("#")
     return version, arm, date.fromisoformat(day)
+
+
+def tally_key(
+    trigger: str, version: str, arm: str, day: date, measure: str, counted: str
+) -> dict[str, str]:
+    """One count: what was counted (a person's assignment, a fire, a goal event) under its
+    trigger, version, arm, UTC day and measure. Written unconditionally under a key only
+    that count has, so writing it again changes nothing; a report counts these items."""
+    return {
+        "pk": counter_partition(trigger),
+        "sk": f"{version}#{arm}#{day.isoformat()}#{measure}#{counted}",
+    }
+
+
+def tally_parts(sk: str) -> tuple[str, str, date, str | None]:
+    """The version, arm, day and measure of a count (``tally_key``), or of a counter item
+    written before counts were items of their own (no measure: its attributes hold them)."""
+    parts = sk.split("#", 4)
+    version, arm, day = parts[:3]
+    measure = parts[3] if len(parts) == 5 else None
+    return version, arm, date.fromisoformat(day), measure
 
 
 def counter_shard(basis: str) -> int:
