@@ -8,8 +8,9 @@ clock advanced to each 15-minute slot before its requests (every timer, retry an
 hourly sweep run as they fall due), and after the last request the clock runs on 8 days
 more, past the longest condition (7 days of inactivity), so every timer fires. The meter's
 counts are then priced at AWS's us-east-1 list prices (``PRICES``), per million accepted
-events. The baseline next to Nudge is the floor: one write unit per event stored, API
-Gateway at the workload's events per request, and Lambda's request charge for Ingest and
+events. The baseline next to Nudge is the floor: storing each event once (the event items'
+write units as measured: a request's events for a person share an item), API Gateway at
+the workload's events per request, and Lambda's request charge for Ingest and
 Evaluate at the same batching.
 """
 
@@ -304,23 +305,26 @@ def _storage(measured: Measured) -> float:
     month for each million events a month."""
     dynamodb = measured.meter["dynamodb"]
     items = dynamodb["writtenItems"].get("event", 0)
-    size = dynamodb["writtenBytes"].get("event", 0) / max(1, items) + ITEM_OVERHEAD
-    return float(3 * 1e6 * size / 1e9 * PRICES["dynamodb_gb_month"])
+    # An item holds a request's events for one person: bytes per event, overhead included.
+    stored = dynamodb["writtenBytes"].get("event", 0) + items * ITEM_OVERHEAD
+    per_event = stored / max(1, measured.events)
+    return float(3 * 1e6 * per_event / 1e9 * PRICES["dynamodb_gb_month"])
 
 
 def _floor(measured: Measured) -> dict[str, float]:
-    """The least any design pays: one write unit per event stored, one API request and one
+    """The least any design pays: storing each event once (the event items' write units as
+    measured: a request's events for a person packed in one item), one API request and one
     Ingest and one Evaluate invocation per request."""
     per_request = measured.requests / measured.events
+    dynamodb = measured.meter["dynamodb"]
+    event_units = dynamodb["writeUnitsByKind"].get("event", 0) / measured.events
+    writes = event_units * PRICES["dynamodb_write_unit"]
+    requests = per_request * (PRICES["http_api_request"] + 2 * PRICES["lambda_request"])
     return {
-        "DynamoDB writes": 1e6 * PRICES["dynamodb_write_unit"],
+        "DynamoDB writes": 1e6 * writes,
         "API Gateway": 1e6 * per_request * PRICES["http_api_request"],
         "Lambda requests": 1e6 * per_request * 2 * PRICES["lambda_request"],
-        "total": 1e6
-        * (
-            PRICES["dynamodb_write_unit"]
-            + per_request * (PRICES["http_api_request"] + 2 * PRICES["lambda_request"])
-        ),
+        "total": 1e6 * (writes + requests),
     }
 
 
@@ -338,6 +342,7 @@ def _per_event(measured: Measured) -> dict[str, Any]:
         },
         "refused_writes": dynamodb["refusedWrites"] / events,
         "event_item_bytes": dynamodb["writtenBytes"].get("event", 0) / max(1, items),
+        "events_per_event_item": events / max(1, items),
         "lambda_invocations": sum(u["invocations"] for u in measured.meter["lambda"].values())
         / events,
         "scheduler_invocations": measured.meter["schedulerInvocations"] / events,
@@ -351,13 +356,15 @@ def _table(name: str, measured: Measured, costs: dict[str, float], floor: dict[s
         [service, f"${value:.3f}", f"${floor[service]:.3f}" if service in floor else "-"]
         for service, value in costs.items()
     ]
-    rows.append(["write units per event", f"{per_event['write_units']:.2f}", "1.00"])
+    event_units = per_event["write_units_by_kind"].get("event", 0.0)
+    rows.append(["write units per event", f"{per_event['write_units']:.2f}", f"{event_units:.2f}"])
     rows.extend(
         [f"  {kind}", f"{units:.3f}", ""]
         for kind, units in per_event["write_units_by_kind"].items()
     )
     rows.append(["read units per event", f"{per_event['read_units']:.2f}", "-"])
     rows.append(["event item bytes", f"{per_event['event_item_bytes']:.0f}", "-"])
+    rows.append(["events per event item", f"{per_event['events_per_event_item']:.1f}", "-"])
     rows.append(["Lambda invocations per event", f"{per_event['lambda_invocations']:.3f}", "-"])
     title = (
         f"{name}: {measured.events:,} events in {measured.requests:,} requests, "
