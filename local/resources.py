@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
 
 from local.template import Template
 
@@ -28,7 +31,12 @@ def queue_url(sqs: Any, template: Template, logical_id: str) -> str:
 
 
 def create_resources(
-    template: Template, dynamodb: Any, sqs: Any, scheduler: Any = None, sesv2: Any = None
+    template: Template,
+    dynamodb: Any,
+    sqs: Any,
+    scheduler: Any = None,
+    sesv2: Any = None,
+    ssm: Any = None,
 ) -> None:
     # Queues first: a queue's redrive policy names its dead-letter queue's ARN.
     for queue in sorted(
@@ -65,6 +73,29 @@ def create_resources(
             scheduler.create_schedule_group(Name=group)
     for logical_id, properties in template.schedules.items() if scheduler is not None else ():
         _create_schedule(scheduler, template.names.physical(logical_id), properties)
+    _put_secure_strings(template, ssm or _ssm_beside(dynamodb))
+
+
+def _put_secure_strings(template: Template, ssm: Any) -> None:
+    """The SecureStrings the functions read their secrets from, as the operator puts them
+    before a deploy (CloudFormation cannot create SecureStrings)."""
+    for name, value in template.secure_strings.items():
+        ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+
+def _ssm_beside(client: Any) -> Any:
+    """An SSM client where ``client`` sends its requests: the local stack's moto server, or,
+    for a client on AWS's own endpoint (which moto in process answers), SSM's own."""
+    endpoint = str(client.meta.endpoint_url)
+    if (urlsplit(endpoint).hostname or "").endswith(".amazonaws.com"):
+        return boto3.client("ssm", region_name=client.meta.region_name)
+    return boto3.client(
+        "ssm",
+        endpoint_url=endpoint,
+        region_name=client.meta.region_name,
+        aws_access_key_id="local",  # moto's server takes any credentials
+        aws_secret_access_key="local",
+    )
 
 
 def resolve_queue_urls(environment: dict[str, str], sqs: Any) -> dict[str, str]:

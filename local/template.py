@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "LOCAL_SECRETS",
     "ApiSpec",
     "FunctionSpec",
     "LocalNames",
@@ -30,6 +31,17 @@ __all__ = [
 ]
 
 ACCOUNT = "123456789012"
+
+# CloudFormation cannot create SecureString parameters: the operator creates them before
+# deploying (docs/operations.md). Locally the stack plays the operator: the parameter each of
+# these template parameters names holds the secret passed under the name beside it (the
+# local stack passes NUDGE_TRACKING_SECRET and NUDGE_WEBHOOK_SECRET), else a dev default.
+# The admin key is the stack's own (NUDGE_ADMIN_KEY), put after the resources.
+LOCAL_SECRETS = {
+    "TrackingSecretParameter": ("TrackingSecret", "dev-tracking-secret"),
+    # A throwaway Standard Webhooks secret (whsec_ + base64) for the local stack only.
+    "WebhookSecretParameter": ("WebhookSecret", "whsec_ZGV2LXdlYmhvb2stc2VjcmV0LWZvci1udWRnZQ=="),
+}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -172,6 +184,8 @@ class Template:
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)  # the recurring ones
     parameters: dict[str, str] = field(default_factory=dict)
     socket_apis: tuple[SocketApiSpec, ...] = ()
+    # SSM SecureString name -> value: what the operator would have put before deploying.
+    secure_strings: dict[str, str] = field(default_factory=dict)
 
 
 def load_template(
@@ -248,7 +262,16 @@ def load_template(
         names=names,
         parameters=parameters,
         socket_apis=_socket_apis(resources, resolver),
+        secure_strings=_secure_strings(parameters, overrides or {}),
     )
+
+
+def _secure_strings(parameters: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:
+    return {
+        parameters[name]: overrides.get(secret) or default
+        for name, (secret, default) in LOCAL_SECRETS.items()
+        if parameters.get(name)
+    }
 
 
 def _parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:

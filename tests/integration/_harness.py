@@ -81,6 +81,8 @@ def clear_bootstrap_caches() -> None:
         bootstrap.sqs_client,
         bootstrap.trigger_index,
         bootstrap.tracking_settings,
+        bootstrap.webhook_secrets,
+        bootstrap.ssm_client,
         bootstrap.delivery_settings,
         bootstrap.sesv2_client,
         bootstrap.socket_settings,
@@ -153,7 +155,9 @@ def mocked_account(template: Template, session: boto3.Session) -> Iterator[Aws]:
         dynamodb = boto3.client("dynamodb")
         sqs = boto3.client("sqs")
         scheduler = boto3.client("scheduler")
-        create_resources(template, dynamodb, sqs, scheduler, boto3.client("sesv2"))
+        create_resources(
+            template, dynamodb, sqs, scheduler, boto3.client("sesv2"), boto3.client("ssm")
+        )
         (table_id,) = template.tables
         # Clients must be built inside the mock, and none may outlive it.
         clear_bootstrap_caches()

@@ -20,6 +20,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto.ses.models import ses_backends
@@ -29,6 +30,7 @@ from nudge.adapters.contacts import ContactStore
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.store import EventStore
 from nudge.adapters.suppression import SuppressionStore
+from nudge.config import ConfigError
 from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
 from nudge.domain.profile import Profile
@@ -806,3 +808,59 @@ def test_records_the_function_has_no_time_left_for_are_handed_back_untouched(aws
     (again,) = requeued(aws)
     assert (again.fire, again.delay) == (late, 0)
     assert decisions(aws) == []
+
+
+# ---- signing secrets, read from SSM ----------------------------------------------------
+
+NEW_TRACKING_SECRET = "a-new-tracking-secret-4f1c"
+NEW_WEBHOOK_SECRET = "whsec_bmV3LXdlYmhvb2stc2lnbmluZy1zZWNyZXQ="
+
+
+def store_secret(aws: Aws, template_parameter: str, value: str) -> None:
+    """The operator's put-parameter: the SecureString the template parameter names."""
+    name = aws.template.parameters[template_parameter]
+    boto3.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+
+def test_email_links_are_signed_with_the_first_secret_of_the_parameter(aws: Aws):
+    """During a rotation ("new,old" in the SSM parameter) new emails carry links signed
+    with the new secret, which Track verifies with the new secret alone once the old is dropped."""
+    # given
+    store_secret(aws, "TrackingSecretParameter", f"{NEW_TRACKING_SECRET},{TRACKING_SECRET}")
+    send = aws.load_handler("Send")
+    given_person(aws, email=ADA_EMAIL, first_name="Ada")
+    # when
+    send(batch(record(fire(fire_id="fire-rotated"))))
+    # then
+    (message,) = sent_emails()
+    token = urlsplit(str(message["List-Unsubscribe"]).strip("<>")).path.rsplit("/", 1)[1]
+    assert verify_token(token, NEW_TRACKING_SECRET.encode())["f"] == "fire-rotated"
+
+
+@pytest.mark.parametrize("receiver_holds", [NEW_WEBHOOK_SECRET, WEBHOOK_SECRET])
+def test_during_a_webhook_secret_rotation_the_receiver_verifies_with_either(
+    aws: Aws, crm: Receiver, receiver_holds: str
+):
+    """With "new,old" in the webhook secret parameter, Send signs every webhook with both,
+    so the CRM verifies it whether it has switched to the new secret yet or not."""
+    # given
+    store_secret(aws, "WebhookSecretParameter", f"{NEW_WEBHOOK_SECRET},{WEBHOOK_SECRET}")
+    send = aws.load_handler("Send")
+    given_person(aws, email=ADA_EMAIL, name="Ada Lovelace", tier="vip")
+    now = datetime.now(UTC).replace(microsecond=0)
+    # when
+    send(batch(record(vip_fire(now), now)))
+    # then
+    ((headers, body, status),) = crm.requests
+    assert status == 200
+    assert Webhook(receiver_holds).verify(body, headers)["userId"] == "ada"
+
+
+def test_send_refuses_to_start_when_the_tracking_secret_parameter_is_missing(aws: Aws):
+    """No SecureString under the name the template gives: Send stops at cold start, naming it."""
+    # given
+    name = aws.template.parameters["TrackingSecretParameter"]
+    boto3.client("ssm").delete_parameter(Name=name)
+    # when / then
+    with pytest.raises(ConfigError, match=f"the SSM parameter {name} does not exist"):
+        aws.load_handler("Send")

@@ -6,6 +6,7 @@ import base64
 from datetime import timedelta
 from typing import Any
 
+import boto3
 import pytest
 from nudge import bootstrap
 from nudge.domain.person import PersonId
@@ -312,3 +313,37 @@ def test_bad_token_on_the_unsubscribe_page_gets_an_html_400(aws: Aws, track: Inv
     assert response["headers"]["Content-Type"] == "text/html; charset=utf-8"
     assert "<h1>This link does not work</h1>" in response["body"]
     assert aws.item_count() == 0
+
+
+# ---- the secret, read from SSM ----------------------------------------------------------
+
+NEW_SECRET = "a-new-tracking-secret-4f1c"
+
+
+def _store_tracking_secret(aws: Aws, value: str) -> None:
+    name = aws.template.parameters["TrackingSecretParameter"]
+    boto3.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+
+def test_a_link_signed_before_the_rotation_still_redirects(aws: Aws):
+    """With "new,old" in the SSM parameter, a click link sent with the old secret still
+    verifies and redirects."""
+    # given
+    _store_tracking_secret(aws, f"{NEW_SECRET},{TRACKING_SECRET}")
+    track = aws.load_handler("Track")
+    # when
+    response = track(link_request("GET", f"/c/{_token('c')}"))
+    # then
+    assert response["statusCode"] == 302
+    assert response["headers"]["Location"] == TARGET
+
+
+def test_a_link_signed_with_a_dropped_secret_is_refused(aws: Aws):
+    """Once the parameter holds the new secret alone, an old link is answered 400."""
+    # given
+    _store_tracking_secret(aws, NEW_SECRET)
+    track = aws.load_handler("Track")
+    # when
+    response = track(link_request("GET", f"/c/{_token('c')}"))
+    # then
+    assert response["statusCode"] == 400

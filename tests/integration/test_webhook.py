@@ -370,3 +370,39 @@ def _self_signed_tls(host: str, where: Path, seen: list[str | None]) -> ssl.SSLC
     context.load_cert_chain(where / "cert.pem", where / "key.pem")
     context.sni_callback = lambda _sock, server_name, _ctx: seen.append(server_name)
     return context
+
+
+NEW_SECRET = "whsec_bmV3LXdlYmhvb2stc2lnbmluZy1zZWNyZXQ="
+
+
+@pytest.mark.parametrize("receiver_holds", [NEW_SECRET, SECRET])
+def test_during_a_rotation_a_receiver_holding_either_secret_verifies(receivers, receiver_holds):
+    """With "new,old", the header carries a signature for each secret, so a receiver that
+    has moved to the new secret and one that still has the old both accept the webhook."""
+    # given
+    receiver = receivers(answer(200))
+    sender = WebhookSender([NEW_SECRET, SECRET], allow_hosts=LOCAL, timeout=0.5)
+
+    # when
+    sender.send(receiver.url, "msg_rotation", PAYLOAD)
+
+    # then
+    (request,) = receiver.requests
+    assert Webhook(receiver_holds).verify(request.body, request.headers) == PAYLOAD
+
+
+def test_during_a_rotation_the_header_lists_one_signature_per_secret(receivers):
+    """The spec's space-delimited list: the new secret's signature first, then the old one's."""
+    # given
+    receiver = receivers(answer(200))
+    at = datetime.now(UTC).replace(microsecond=0)
+    sender = WebhookSender([NEW_SECRET, SECRET], allow_hosts=LOCAL, wall_clock=lambda: at)
+
+    # when
+    sender.send(receiver.url, "msg_listed", PAYLOAD)
+
+    # then
+    (request,) = receiver.requests
+    body = request.body.decode()
+    expected = [Webhook(s).sign("msg_listed", at, body) for s in (NEW_SECRET, SECRET)]
+    assert request.headers["webhook-signature"].split(" ") == expected

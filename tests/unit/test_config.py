@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from nudge.config import ConfigError, DeliverySettings, ReadSettings, Settings
+from nudge.config import ConfigError, DeliverySettings, ReadSettings, Settings, webhook_secrets
 from nudge.domain.intake import Limits
 
 
@@ -123,7 +123,8 @@ def _delivery_env(**extra: str) -> dict[str, str]:
     return {
         "NUDGE_FROM_EMAIL": "nudge@example.com",
         "NUDGE_PUBLIC_URL": "https://links.example.com",
-        "NUDGE_TRACKING_SECRET": "s" * 16,
+        "NUDGE_TRACKING_SECRET_PARAMETER": "/nudge/tracking-secret",
+        "NUDGE_WEBHOOK_SECRET_PARAMETER": "/nudge/webhook-secret",
         "NUDGE_SEND_QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:q",
         "NUDGE_SEND_DLQ_URL": "https://sqs.example/dlq",
         **extra,
@@ -217,3 +218,43 @@ def test_an_unreadable_decision_ttl_refuses_the_read_side() -> None:
     # when / then
     with pytest.raises(ConfigError, match="NUDGE_DECISION_TTL_DAYS"):
         ReadSettings.from_env(env)
+
+
+def test_a_webhook_url_without_a_secret_parameter_refuses_to_start() -> None:
+    """A webhook nobody could verify is never sent: a URL needs its secret's parameter."""
+    # given
+    env = _delivery_env(NUDGE_CRM_WEBHOOK_URL="https://crm.example.com/hook")
+    del env["NUDGE_WEBHOOK_SECRET_PARAMETER"]
+
+    # when / then
+    with pytest.raises(ConfigError, match="NUDGE_WEBHOOK_SECRET_PARAMETER"):
+        DeliverySettings.from_env(env)
+
+
+def test_without_a_webhook_url_no_webhook_secret_is_read() -> None:
+    """No URL, no webhooks: Send does not read (or need) the webhook secret."""
+    # given
+    env = _delivery_env()
+
+    # when
+    settings = DeliverySettings.from_env(env)
+
+    # then
+    assert settings.webhook_secret_parameter is None
+
+
+def test_every_webhook_secret_of_a_rotation_is_kept_in_order() -> None:
+    """ "new,old" gives both secrets, the new one first."""
+    # when
+    secrets = webhook_secrets("whsec_bmV3, whsec_b2xk")
+
+    # then
+    assert secrets == ("whsec_bmV3", "whsec_b2xk")
+
+
+@pytest.mark.parametrize("value", ["", " , ", "whsec_bmV3,not-a-secret"])
+def test_a_webhook_secret_that_is_not_whsec_refuses_to_start(value: str) -> None:
+    """An empty value, or one that is not whsec_<base64>, stops Send at cold start."""
+    # when / then
+    with pytest.raises(ConfigError):
+        webhook_secrets(value)

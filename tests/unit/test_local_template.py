@@ -163,3 +163,29 @@ def test_an_integration_naming_no_function_is_refused(tmp_path: Path) -> None:
     # when / then
     with pytest.raises(ValueError, match="cannot tell which function"):
         load_template(path)
+
+
+def test_the_signing_secrets_become_the_secure_strings_the_template_names() -> None:
+    """Locally the stack plays the operator: the SSM parameters named by
+    TrackingSecretParameter and WebhookSecretParameter hold the secrets it was given."""
+    # given
+    given = {"WriteKey": "k", "TrackingSecret": "new,old", "WebhookSecret": "whsec_bmV3"}
+
+    # when
+    template = load_template(REPO / "template.yaml", given)
+
+    # then
+    assert template.secure_strings == {
+        "/nudge/tracking-secret": "new,old",
+        "/nudge/webhook-secret": "whsec_bmV3",
+    }
+
+
+def test_without_secrets_given_the_local_stack_uses_dev_defaults() -> None:
+    """`make run` and the tests need no set-up: each secret has a throwaway default."""
+    # when
+    template = load_template(REPO / "template.yaml", {"WriteKey": "k"})
+
+    # then
+    assert template.secure_strings["/nudge/tracking-secret"] == "dev-tracking-secret"
+    assert template.secure_strings["/nudge/webhook-secret"].startswith("whsec_")

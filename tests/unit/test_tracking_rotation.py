@@ -1,5 +1,5 @@
 """Rotating the key that signs email links: the new key signs, the retired one still
-verifies the links already sent, until it is dropped from NUDGE_TRACKING_SECRET."""
+verifies the links already sent, until it is dropped from the tracking secret parameter."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ SHOP = "https://shop.example/cart"
 
 
 def _service(secret: str) -> TrackService:
-    tracking = TrackingSettings.from_env({"NUDGE_TRACKING_SECRET": secret})
+    tracking = TrackingSettings.of(secret)
     return TrackService(
         events=InMemoryPeople(),
         suppressions=InMemorySuppressionList(),
@@ -38,7 +38,7 @@ def _click(key: str) -> str:
 def test_the_first_key_signs_and_the_rest_are_retired():
     """ "new,old": new is the key links are signed with from now on; old only verifies."""
     # when
-    tracking = TrackingSettings.from_env({"NUDGE_TRACKING_SECRET": f"{NEW}, {OLD}"})
+    tracking = TrackingSettings.of(f"{NEW}, {OLD}")
 
     # then
     assert (tracking.secret, tracking.retired) == (NEW.encode(), (OLD.encode(),))
@@ -48,7 +48,7 @@ def test_no_key_at_all_is_a_configuration_error():
     """An empty or comma-only value stops the function at cold start."""
     # when / then
     with pytest.raises(ConfigError):
-        TrackingSettings.from_env({"NUDGE_TRACKING_SECRET": " , "})
+        TrackingSettings.of(" , ")
 
 
 def test_a_link_sent_before_the_rotation_still_works():

@@ -29,6 +29,7 @@ from nudge.config import (
     TrackingSettings,
     bundled_triggers,
 )
+from nudge.config import webhook_secrets as parse_webhook_secrets
 from nudge.domain.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -68,14 +69,17 @@ __all__ = [
     "privacy_service",
     "report_page",
     "reporting",
+    "secure_parameter",
     "send_dead_letters",
     "send_service",
     "settings",
     "socket_settings",
+    "ssm_client",
     "suppression_store",
     "track_service",
     "tracking_settings",
     "trigger_index",
+    "webhook_secrets",
 ]
 
 # Four attempts in all (botocore's max_attempts would count retries only: five), so the
@@ -119,8 +123,37 @@ def ingest_service() -> IngestService:
 
 
 @functools.cache
+def ssm_client() -> SSMClient:
+    return boto3.client("ssm", config=_CLIENT_CONFIG)
+
+
+def secure_parameter(name: str, client: SSMClient | None = None) -> str:
+    """The value of an SSM SecureString parameter (the admin key, the signing secrets)."""
+    from nudge.adapters.parameters import SecureParameters
+
+    return SecureParameters(client or ssm_client()).value(name)
+
+
+TRACKING_SECRET_PARAMETER = "NUDGE_TRACKING_SECRET_PARAMETER"
+
+
+@functools.cache
 def tracking_settings() -> TrackingSettings:
-    return TrackingSettings.from_env(os.environ)
+    """The link-signing secrets, from the SecureString the environment names (read once per
+    process: a rotation reaches a function with its next cold start, docs/operations.md)."""
+    name = os.environ.get(TRACKING_SECRET_PARAMETER)
+    if not name:
+        raise ConfigError(f"{TRACKING_SECRET_PARAMETER} is not set")
+    return TrackingSettings.of(secure_parameter(name))
+
+
+@functools.cache
+def webhook_secrets() -> tuple[str, ...]:
+    """The webhook signing secrets (``new,old``), from the SecureString Send's settings name."""
+    name = delivery_settings().webhook_secret_parameter
+    if not name:
+        raise ConfigError("no webhook secret parameter: webhooks are off")
+    return parse_webhook_secrets(secure_parameter(name))
 
 
 def suppression_store() -> SuppressionStore:
@@ -234,11 +267,11 @@ def send_service() -> SendService:
     )
     webhook = (
         WebhookSender(
-            delivery.webhook_secret,
+            webhook_secrets(),
             allow_hosts=delivery.webhook_allow_hosts,
             timeout=delivery.webhook_timeout,
         )
-        if delivery.webhook_secret
+        if delivery.webhook_secret_parameter
         else None
     )
     table = settings().table_name
@@ -258,7 +291,7 @@ def send_service() -> SendService:
         settings=SendSettings(
             from_email=delivery.from_email,
             public_url=delivery.public_url,
-            tracking_key=delivery.tracking_secret.encode(),
+            tracking_key=tracking_settings().secret,
             crm_webhook_url=delivery.crm_webhook_url,
             send_queue_arn=delivery.send_queue_arn,
             policy=policy,
@@ -366,15 +399,7 @@ def admin_key() -> str:
     name = os.environ.get(ADMIN_KEY_PARAMETER)
     if not name:
         raise ConfigError(f"{ADMIN_KEY_PARAMETER} is not set")
-    from nudge.adapters.aws_errors import aws_call
-
-    client: SSMClient = boto3.client("ssm", config=_CLIENT_CONFIG)
-    with aws_call("reading the admin key"):
-        answer = client.get_parameter(Name=name, WithDecryption=True)
-    value = answer["Parameter"].get("Value", "").strip()
-    if not value:
-        raise ConfigError(f"the admin key parameter {name} is empty")
-    return value
+    return secure_parameter(name)
 
 
 def person_views(

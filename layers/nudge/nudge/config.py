@@ -21,6 +21,8 @@ __all__ = [
     "Settings",
     "TrackingSettings",
     "bundled_triggers",
+    "tracking_secrets",
+    "webhook_secrets",
 ]
 
 
@@ -131,8 +133,9 @@ class TrackingSettings:
     retired: tuple[bytes, ...] = ()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> TrackingSettings:
-        current, *retired = tracking_secrets(env.get("NUDGE_TRACKING_SECRET", ""))
+    def of(cls, value: str) -> TrackingSettings:
+        """From the tracking secret parameter's value, ``new,old``."""
+        current, *retired = tracking_secrets(value)
         return cls(secret=current.encode("utf-8"), retired=tuple(r.encode() for r in retired))
 
 
@@ -141,7 +144,19 @@ def tracking_secrets(value: str) -> list[str]:
     already sent working until the old key is dropped). At least one."""
     secrets = [part.strip() for part in value.split(",") if part.strip()]
     if not secrets:
-        raise ConfigError("NUDGE_TRACKING_SECRET is not set")
+        raise ConfigError("the tracking secret parameter holds no secret")
+    return secrets
+
+
+def webhook_secrets(value: str) -> tuple[str, ...]:
+    """``new,old``: every webhook carries a signature made with each (Standard Webhooks'
+    header is a list of signatures for that reason), so a receiver holding either one
+    verifies it while a rotation runs. At least one, each ``whsec_<base64>``."""
+    secrets = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not secrets:
+        raise ConfigError("the webhook secret parameter holds no secret")
+    if not all(secret.startswith("whsec_") for secret in secrets):
+        raise ConfigError("a webhook secret has the form whsec_<base64>")
     return secrets
 
 
@@ -161,9 +176,10 @@ class SocketSettings:
 class DeliverySettings:
     from_email: str
     public_url: str
-    tracking_secret: str
+    # SSM SecureString parameters, read once per process by the composition root.
+    tracking_secret_parameter: str
     crm_webhook_url: str | None
-    webhook_secret: str | None
+    webhook_secret_parameter: str | None  # None: no webhook URL, so no secret to read
     webhook_allow_hosts: frozenset[str]
     webhook_timeout: float  # seconds for a receiver to answer; slower counts as not delivered
     configuration_set: str | None
@@ -183,7 +199,7 @@ class DeliverySettings:
         required = (
             "NUDGE_FROM_EMAIL",
             "NUDGE_PUBLIC_URL",
-            "NUDGE_TRACKING_SECRET",
+            "NUDGE_TRACKING_SECRET_PARAMETER",
             "NUDGE_SEND_QUEUE_ARN",
             "NUDGE_SEND_DLQ_URL",
         )
@@ -198,9 +214,12 @@ class DeliverySettings:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"NUDGE_DEFAULT_TIMEZONE: {zone!r} is not a time zone") from None
-        secret = env.get("NUDGE_WEBHOOK_SECRET") or None
-        if secret is not None and not secret.startswith("whsec_"):
-            raise ConfigError("NUDGE_WEBHOOK_SECRET must be a whsec_... secret")
+        webhook_url = env.get("NUDGE_CRM_WEBHOOK_URL") or None
+        webhook_secret = env.get("NUDGE_WEBHOOK_SECRET_PARAMETER") or None
+        if webhook_url and not webhook_secret:
+            raise ConfigError(
+                "NUDGE_CRM_WEBHOOK_URL is set but NUDGE_WEBHOOK_SECRET_PARAMETER is not"
+            )
         allow = frozenset(
             h.strip() for h in env.get("NUDGE_WEBHOOK_ALLOW_HOSTS", "").split(",") if h.strip()
         )
@@ -210,9 +229,9 @@ class DeliverySettings:
             return cls(
                 from_email=env["NUDGE_FROM_EMAIL"],
                 public_url=env["NUDGE_PUBLIC_URL"],
-                tracking_secret=tracking_secrets(env["NUDGE_TRACKING_SECRET"])[0],
-                crm_webhook_url=env.get("NUDGE_CRM_WEBHOOK_URL") or None,
-                webhook_secret=secret,
+                tracking_secret_parameter=env["NUDGE_TRACKING_SECRET_PARAMETER"],
+                crm_webhook_url=webhook_url,
+                webhook_secret_parameter=webhook_secret if webhook_url else None,
                 webhook_allow_hosts=allow,
                 webhook_timeout=timeout,
                 configuration_set=env.get("NUDGE_SES_CONFIGURATION_SET") or None,

@@ -8,7 +8,10 @@ Host header, SNI and certificate check still name the URL's host. Redirects are 
 followed: a 3xx could point anywhere, and following it would skip the checks.
 
 Signing is ``standardwebhooks``' own ``Webhook.sign``: the reference implementation of
-the spec, so receivers verifying with any Standard Webhooks library agree with us.
+the spec, so receivers verifying with any Standard Webhooks library agree with us. With
+several secrets (a rotation), each one signs and the ``webhook-signature`` header carries
+them all, space-delimited, as the spec provides "to support zero downtime secret rotation":
+a receiver holding either secret verifies the webhook.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import ipaddress
 import json
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -165,16 +168,17 @@ def _real_now() -> datetime:
 class WebhookSender:
     def __init__(
         self,
-        secret: str,
+        secrets: str | Iterable[str],
         *,
         allow_hosts: frozenset[str] = frozenset(),
         timeout: float = 5.0,
         resolve: Resolver = _system_resolve,
         wall_clock: Callable[[], datetime] = _real_now,
     ) -> None:
-        if not secret.startswith("whsec_"):
+        listed = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+        if not listed or not all(secret.startswith("whsec_") for secret in listed):
             raise ValueError("a webhook secret has the form whsec_<base64>")
-        self._signer = Webhook(secret)
+        self._signers = tuple(Webhook(secret) for secret in listed)
         self._allow_hosts = allow_hosts
         self._timeout = timeout
         self._resolve = resolve
@@ -204,7 +208,7 @@ class WebhookSender:
         headers = {
             "webhook-id": message_id,
             "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": self._signer.sign(message_id, at, body),
+            "webhook-signature": " ".join(s.sign(message_id, at, body) for s in self._signers),
             "content-type": "application/json",
             "user-agent": USER_AGENT,
             "connection": "close",
