@@ -65,6 +65,8 @@ _PACK_LEVEL = 6
 # batch of them far below Lambda's 6 MB payload.
 GROUP_MAX_EVENTS = 100
 GROUP_MAX_BYTES = 64 * 1024
+# A profile's traits, groups, event counts, arms and misses, packed the same way.
+_PACKED_DETAILS = "zp"
 # What an event item holds for its events: readable_events gives each event its own.
 _EVENT_OWN = frozenset({_PACKED_BODY, _PLAIN_BODY, "type", "ts"})
 
@@ -302,10 +304,13 @@ def event_bodies(item: Mapping[str, Any]) -> list[dict[str, Any]]:
 def readable_events(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     """An item as people read it: an event item becomes one entry per event it holds, each
     with its body as JSON text under "body" (and the item's keys); other items, as they are."""
+    if item.get("kind") == keys.PROFILE_KIND and _PACKED_DETAILS in item:
+        unpacked = {name: value for name, value in item.items() if name != _PACKED_DETAILS}
+        return [{**_readable_all(unpacked), **_stored_details(item)}]
     if item.get("kind") != keys.EVENT_KIND or (
         _PACKED_BODY not in item and _PLAIN_BODY not in item
     ):
-        return [{name: _readable(value) for name, value in item.items()}]
+        return [_readable_all(item)]
     shared = {name: value for name, value in item.items() if name not in _EVENT_OWN}
     return [
         {
@@ -332,6 +337,10 @@ def stored_events_from_image(image: Mapping[str, Any]) -> list[StoredEvent]:
         StoredEvent(person=person, event=_event(body, item), item_id=item_id)
         for body in event_bodies(item)
     ]
+
+
+def _readable_all(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _readable(value) for name, value in item.items()}
 
 
 def _readable(value: Any) -> Any:
@@ -428,28 +437,18 @@ def _profile_item(profile: Profile, shards: int, kept: timedelta | None = None) 
         **keys.profile_key(profile.person),
         "kind": keys.PROFILE_KIND,
         "anonymous_ids": list(profile.anonymous_ids),
-        "traits": json.dumps(profile.traits, ensure_ascii=False),
-        "groups": json.dumps(profile.groups, ensure_ascii=False),
+        _PACKED_DETAILS: pack_body(_profile_details(profile)),
         "session_pages": profile.session_pages,
         "session_events": profile.session_events,
         "sessions": profile.sessions,
         "events": profile.events,
         "pages": profile.pages,
-        "event_counts": profile.event_counts,
         "applied_seq": profile.applied_seq,
     }
     if profile.applied_index:
         item["applied_index"] = profile.applied_index
     if profile.recent_ids:
         item["recent_ids"] = profile.recent_ids
-    if profile.arms:  # only profiles in an experiment pay the bytes
-        item["arms"] = profile.arms
-    if profile.misses:  # one compact JSON string: [at, occurrence, reason(, outcome)]
-        item["misses"] = json.dumps(
-            {trigger: _miss_entry(m) for trigger, m in profile.misses.items()},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
     optional = {
         "user_id": profile.user_id,
         "first_seen": profile.first_seen,
@@ -468,17 +467,46 @@ def _profile_item(profile: Profile, shards: int, kept: timedelta | None = None) 
     return to_attributes(item)
 
 
+def _profile_details(profile: Profile) -> dict[str, Any]:
+    """The profile's free-form parts, stored packed: traits, groups, event counts, arms and
+    misses ([at, occurrence, reason(, outcome)]) are most of its bytes, and a profile over
+    1 KB costs two write units on every write."""
+    details: dict[str, Any] = {"traits": profile.traits, "event_counts": profile.event_counts}
+    if profile.groups:
+        details["groups"] = profile.groups
+    if profile.arms:
+        details["arms"] = profile.arms
+    if profile.misses:
+        details["misses"] = {trigger: _miss_entry(m) for trigger, m in profile.misses.items()}
+    return details
+
+
+def _stored_details(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A profile item's details, packed or (written before packing) one attribute each."""
+    if _PACKED_DETAILS in item:
+        unpacked: dict[str, Any] = json.loads(zlib.decompress(_binary(item[_PACKED_DETAILS])))
+        return unpacked
+    return {
+        "traits": json.loads(item.get("traits", "{}")),
+        "groups": json.loads(item.get("groups", "{}")),
+        "event_counts": item.get("event_counts", {}),
+        "arms": item.get("arms", {}),
+        "misses": json.loads(item.get("misses", "{}")),
+    }
+
+
 def _profile_from_item(item: Mapping[str, Any]) -> Profile:
     def number(name: str) -> int:
         return int(item.get(name, 0))
 
+    details = _stored_details(item)
     last_pages = item.get("last_session_pages")
     return Profile(
         person=keys.person_from_pk(item["pk"]),
         user_id=item.get("user_id"),
         anonymous_ids=tuple(item.get("anonymous_ids", ())),
-        traits=json.loads(item.get("traits", "{}")),
-        groups=json.loads(item.get("groups", "{}")),
+        traits=details.get("traits", {}),
+        groups=details.get("groups", {}),
         first_seen=item.get("first_seen"),
         last_seen=item.get("last_seen"),
         session_id=item.get("session_id"),
@@ -489,15 +517,15 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
         sessions=number("sessions"),
         events=number("events"),
         pages=number("pages"),
-        event_counts={name: int(count) for name, count in item.get("event_counts", {}).items()},
+        event_counts={name: int(count) for name, count in details.get("event_counts", {}).items()},
         applied_seq=number("applied_seq"),
         applied_index=number("applied_index"),
         recent_ids=_binary(item.get("recent_ids", b"")),
         folded_at=item.get("folded_at"),
-        arms={key: str(arm) for key, arm in item.get("arms", {}).items()},
+        arms={key: str(arm) for key, arm in details.get("arms", {}).items()},
         misses={
             trigger: Miss(str(entry[0]), entry[1], str(entry[2]), *entry[3:4])
-            for trigger, entry in json.loads(item.get("misses", "{}")).items()
+            for trigger, entry in details.get("misses", {}).items()
         },
     )
 
