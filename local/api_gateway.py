@@ -1,6 +1,6 @@
 """API Gateway's HTTP API, locally: the template's HttpApi routes, each request turned
-into the payload (format version 2.0) the function would get on AWS, and CORS answered
-from the template's CorsConfiguration."""
+into the payload (format version 2.0) the function would get on AWS, CORS answered from the
+template's CorsConfiguration, and each route throttled as its stage's route settings say."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request, Response
 from local.responses import json_response
 from local.runtime import FunctionPool
 from local.stack import LocalStack
+from local.throttling import Throttles
 
 __all__ = ["ApiGateway"]
 
@@ -54,8 +55,10 @@ def _compile(path: str) -> re.Pattern[str]:
 
 
 class ApiGateway:
-    def __init__(self, stack: LocalStack) -> None:
+    def __init__(self, stack: LocalStack, throttles: Throttles | None = None) -> None:
         self.stack = stack
+        api = stack.template.api
+        self.throttles = throttles or Throttles(api.default_throttle, api.route_throttles)
         self.routes = sorted(
             (
                 _Route(method, path, _compile(path), spec.logical_id)
@@ -77,6 +80,9 @@ class ApiGateway:
         for route in self.routes:
             match = route.pattern.match(request.path)
             if match and route.method in (request.method, "ANY"):
+                if not self.throttles.admit(route.route_key):
+                    # Before the body is read and before any function runs, as on AWS.
+                    return json_response(429, {"message": "Too Many Requests"})
                 body = request.get_data(cache=False)
                 if len(body) > MAX_PAYLOAD:
                     return json_response(413, {"message": "Request Entity Too Large"})

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from local.throttling import RouteThrottle
+
 __all__ = [
     "LOCAL_SECRETS",
     "ApiSpec",
@@ -148,6 +150,9 @@ class ApiSpec:
     allow_methods: tuple[str, ...] = ()
     allow_headers: tuple[str, ...] = ()
     max_age: int | None = None
+    # The stage's throttling: DefaultRouteSettings, and RouteSettings by route key.
+    default_throttle: RouteThrottle | None = None
+    route_throttles: dict[str, RouteThrottle] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -494,15 +499,37 @@ def _logical_of(reference: Any) -> str:
 def _api(resources: Mapping[str, Any], resolver: _Resolver) -> ApiSpec:
     for resource in resources.values():
         if resource["Type"] == "AWS::Serverless::HttpApi":
-            cors = resolver.resolve(resource.get("Properties", {}).get("CorsConfiguration", {}))
+            properties = {
+                name: resolver.resolve(value)
+                for name, value in resource.get("Properties", {}).items()
+                if name in ("CorsConfiguration", "DefaultRouteSettings", "RouteSettings")
+            }
+            cors = properties.get("CorsConfiguration", {})
             origins = cors.get("AllowOrigins", [])
+            routes = properties.get("RouteSettings", {})
             return ApiSpec(
                 allow_origins=tuple(origins.split(",") if isinstance(origins, str) else origins),
                 allow_methods=tuple(cors.get("AllowMethods", [])),
                 allow_headers=tuple(cors.get("AllowHeaders", [])),
                 max_age=cors.get("MaxAge"),
+                default_throttle=_throttle(properties.get("DefaultRouteSettings", {})),
+                route_throttles={
+                    str(key): throttle
+                    for key, settings in routes.items()
+                    if (throttle := _throttle(settings)) is not None
+                },
             )
     return ApiSpec()
+
+
+def _throttle(settings: Mapping[str, Any]) -> RouteThrottle | None:
+    """A route setting's throttling; None when it sets neither limit."""
+    rate, burst = settings.get("ThrottlingRateLimit"), settings.get("ThrottlingBurstLimit")
+    if rate is None and burst is None:
+        return None
+    if rate is None or burst is None:
+        raise ValueError("route settings must give ThrottlingRateLimit and ThrottlingBurstLimit")
+    return RouteThrottle(rate=float(rate), burst=int(burst))
 
 
 def _socket_apis(resources: Mapping[str, Any], resolver: _Resolver) -> tuple[SocketApiSpec, ...]:
