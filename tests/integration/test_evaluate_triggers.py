@@ -140,19 +140,8 @@ def _decisions(aws: Aws, person: str, trigger: str) -> list[dict[str, Any]]:
     """What explain lists for the person and trigger, oldest first: the decision records,
     and the latest not_matched, which the profile keeps."""
     partition = PersonId.parse(person)
-    items = aws.dynamodb.query(
-        TableName=aws.table,
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :decision)",
-        ExpressionAttributeValues={
-            ":pk": {"S": keys.person_pk(partition)},
-            ":decision": {"S": keys.DECISION_SK_PREFIX},
-        },
-    )["Items"]
-    found = [
-        {name: value["S"] for name, value in item.items() if "S" in value}
-        for item in items
-        if item["trigger"]["S"] == trigger
-    ]
+    engine = EngineStore(aws.dynamodb, aws.table, timedelta(days=30))
+    found = [record for record in engine.decisions([partition]) if record["trigger"] == trigger]
     profile = EventStore(aws.dynamodb, aws.table).load_profiles([partition]).get(partition)
     miss = profile.misses.get(trigger) if profile else None
     if miss is not None:

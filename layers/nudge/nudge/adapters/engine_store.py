@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["Claim", "EngineStore", "LedgerEntry"]
 
 _BATCH = 25
+# A moment's decisions, when several share an item: a JSON list of their own fields.
+_PACKED_DECISIONS = "decisions"
+_RECORD_FIELDS = ("trigger", "outcome", "reason", "at", "occurrence", "person", "arm")
 _TTL_MARGIN = timedelta(days=1)  # TTL is a floor, and clocks differ
 
 
@@ -178,8 +181,10 @@ class EngineStore:
         return sorted(found, key=lambda fire: str(fire.get("firedAt")))
 
     def save_decisions(self, decisions: Sequence[Decision]) -> None:
-        """Decision records, 25 to a request."""
-        items = [self._decision_item(decision) for decision in decisions]
+        """Decision records, 25 items to a request: a person's decisions of one moment share
+        an item (an event often decides several triggers at once, and every item costs a
+        write unit)."""
+        items = [self._decision_item(moment) for moment in _by_moment(decisions)]
         for start in range(0, len(items), _BATCH):
             pending: list[Any] = [
                 {"PutRequest": {"Item": item}} for item in items[start : start + _BATCH]
@@ -195,33 +200,32 @@ class EngineStore:
 
     def decisions(self, persons: Iterable[PersonId]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = [
-            {
-                key: item[key]
-                for key in ("trigger", "outcome", "reason", "at", "occurrence", "person", "arm")
-                if key in item
-            }
+            record
             for person in persons
             for item in self._query(person, keys.DECISION_SK_PREFIX)
+            for record in _decision_records(item)
         ]
         return sorted(found, key=lambda decision: str(decision.get("at")))
 
-    def _decision_item(self, decision: Decision) -> dict[str, Any]:
-        at = iso(decision.at)
-        key = keys.decision_key(decision.person, at, decision.trigger, uuid.uuid4().hex[:8])
+    def _decision_item(self, moment: Sequence[Decision]) -> dict[str, Any]:
+        first = moment[0]
+        at = iso(first.at)
+        key = keys.decision_key(first.person, at, first.trigger, uuid.uuid4().hex[:8])
         item: dict[str, Any] = {
             **key,
             "kind": keys.DECISION_KIND,
-            "trigger": decision.trigger,
-            "person": str(decision.person),
-            "outcome": decision.outcome,
-            "reason": decision.reason,
+            "person": str(first.person),
             "at": at,
-            "expires_at": int((decision.at + self._decision_ttl).timestamp()),
+            "expires_at": int((first.at + self._decision_ttl).timestamp()),
         }
-        if decision.occurrence is not None:
-            item["occurrence"] = decision.occurrence
-        if decision.arm is not None:
-            item["arm"] = decision.arm
+        if len(moment) == 1:
+            item.update(_decision_fields(first))
+        else:
+            item[_PACKED_DECISIONS] = json.dumps(
+                [_decision_fields(decision) for decision in moment],
+                ensure_ascii=False,
+                separators=(",", ":"),
+            )
         return to_attributes(item)
 
     def _query(self, person: PersonId, prefix: str) -> Iterator[dict[str, Any]]:
@@ -238,3 +242,35 @@ class EngineStore:
             for page in pages:
                 for raw in page.get("Items", []):
                     yield from_attributes(raw)
+
+
+def _by_moment(decisions: Sequence[Decision]) -> list[list[Decision]]:
+    """Decisions grouped by person and time, in the order they were taken."""
+    moments: dict[tuple[PersonId, datetime], list[Decision]] = {}
+    for decision in decisions:
+        moments.setdefault((decision.person, decision.at), []).append(decision)
+    return list(moments.values())
+
+
+def _decision_fields(decision: Decision) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "trigger": decision.trigger,
+        "outcome": decision.outcome,
+        "reason": decision.reason,
+    }
+    if decision.occurrence is not None:
+        fields["occurrence"] = decision.occurrence
+    if decision.arm is not None:
+        fields["arm"] = decision.arm
+    return fields
+
+
+def _decision_records(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The decisions an item holds, each with the moment's person and time."""
+    shared = {"at": item["at"], "person": item["person"]}
+    packed = item.get(_PACKED_DECISIONS)
+    moment = json.loads(packed) if isinstance(packed, str) else [item]
+    return [
+        {name: record[name] for name in _RECORD_FIELDS if name in record} | shared
+        for record in moment
+    ]
