@@ -247,7 +247,7 @@ def test_an_unreadable_record_is_reported_and_what_precedes_it_is_folded(
     broken = [
         record for record in records if record["dynamodb"]["NewImage"].get("kind") == {"S": "event"}
     ]
-    del broken[1]["dynamodb"]["NewImage"]["zb"]  # the packed body
+    del broken[1]["dynamodb"]["NewImage"]["zd"]  # the packed body
     # when
     responses = stream.deliver(broken)
     # then

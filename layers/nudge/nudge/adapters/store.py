@@ -28,6 +28,7 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
+from nudge.adapters.packing import pack_with_dictionary, unpack, unpack_with_dictionary
 from nudge.domain.intake import Event, StoredEvent
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Miss, Profile
@@ -53,10 +54,11 @@ __all__ = [
 BATCH_WRITE_LIMIT = 25
 BATCH_GET_LIMIT = 100
 _UNPROCESSED_RETRIES = 8
-# An event's body is stored as zlib-compressed JSON: an analytics.js event (about 900 bytes
-# of JSON) packs to about half, so its item stays under the 1 KB a write unit covers and
-# storage halves. Items written before it carry the JSON as a string in "body".
-_PACKED_BODY = "zb"
+# Event bodies are stored as compressed JSON (adapters/packing.py): an analytics.js event
+# (about 900 bytes of JSON) packs to about 400, so an item stays under the 1 KB a write unit
+# covers. Items written before packing carry the JSON as a string in "body".
+_PACKED_BODY = "zd"  # with adapters/packing.py's dictionary
+_PACKED_BODY_NO_DICTIONARY = "zb"  # items written before the dictionary
 _PLAIN_BODY = "body"
 _PACK_LEVEL = 6
 # At most this many events share an item: the stream handler numbers an item's events
@@ -68,7 +70,7 @@ GROUP_MAX_BYTES = 64 * 1024
 # A profile's traits, groups, event counts, arms and misses, packed the same way.
 _PACKED_DETAILS = "zp"
 # What an event item holds for its events: readable_events gives each event its own.
-_EVENT_OWN = frozenset({_PACKED_BODY, _PLAIN_BODY, "type", "ts"})
+_EVENT_OWN = frozenset({_PACKED_BODY, _PACKED_BODY_NO_DICTIONARY, _PLAIN_BODY, "type", "ts"})
 
 _T = TypeVar("_T")
 _serializer = TypeSerializer()
@@ -288,16 +290,19 @@ class EventStore:
 
 def pack_body(body: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> bytes:
     """One event's body, or a group's list of bodies, as compressed JSON."""
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return zlib.compress(text.encode(), _PACK_LEVEL)
+    return pack_with_dictionary(body)
 
 
 def event_bodies(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The events an event item holds, in the order they were sent: one, or a request's
-    group for one person. Items written before packing carry one body as plain JSON."""
-    if _PACKED_BODY not in item:
-        return [json.loads(item[_PLAIN_BODY])]
-    unpacked = json.loads(zlib.decompress(_binary(item[_PACKED_BODY])))
+    group for one person. Items written before the dictionary, or before packing, still
+    read."""
+    if _PACKED_BODY in item:
+        unpacked = unpack_with_dictionary(_binary(item[_PACKED_BODY]))
+    elif _PACKED_BODY_NO_DICTIONARY in item:
+        unpacked = unpack(_binary(item[_PACKED_BODY_NO_DICTIONARY]))
+    else:
+        unpacked = json.loads(item[_PLAIN_BODY])
     return unpacked if isinstance(unpacked, list) else [unpacked]
 
 
@@ -307,9 +312,7 @@ def readable_events(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     if item.get("kind") == keys.PROFILE_KIND and _PACKED_DETAILS in item:
         unpacked = {name: value for name, value in item.items() if name != _PACKED_DETAILS}
         return [{**_readable_all(unpacked), **_stored_details(item)}]
-    if item.get("kind") != keys.EVENT_KIND or (
-        _PACKED_BODY not in item and _PLAIN_BODY not in item
-    ):
+    if item.get("kind") != keys.EVENT_KIND or not (_EVENT_OWN - {"type", "ts"}) & item.keys():
         return [_readable_all(item)]
     shared = {name: value for name, value in item.items() if name not in _EVENT_OWN}
     return [
@@ -327,9 +330,10 @@ def stored_events_from_image(image: Mapping[str, Any]) -> list[StoredEvent]:
     """The events a stream record's NewImage holds (DynamoDB JSON in, domain out), in the
     order they were sent."""
     raw = dict(image)
-    packed = raw.get(_PACKED_BODY, {}).get("B")
-    if isinstance(packed, str):  # Lambda's JSON carries binary as base64 text
-        raw[_PACKED_BODY] = {"B": base64.b64decode(packed)}
+    for name in (_PACKED_BODY, _PACKED_BODY_NO_DICTIONARY):
+        packed = raw.get(name, {}).get("B")
+        if isinstance(packed, str):  # Lambda's JSON carries binary as base64 text
+            raw[name] = {"B": base64.b64decode(packed)}
     item = from_attributes(raw)
     person = keys.person_from_pk(item["pk"])
     item_id = keys.event_id_from_sk(item["sk"])
@@ -437,7 +441,7 @@ def _profile_item(profile: Profile, shards: int, kept: timedelta | None = None) 
         **keys.profile_key(profile.person),
         "kind": keys.PROFILE_KIND,
         "anonymous_ids": list(profile.anonymous_ids),
-        _PACKED_DETAILS: pack_body(_profile_details(profile)),
+        _PACKED_DETAILS: zlib.compress(_compact(_profile_details(profile)), _PACK_LEVEL),
         "session_pages": profile.session_pages,
         "session_events": profile.session_events,
         "sessions": profile.sessions,
@@ -467,6 +471,10 @@ def _profile_item(profile: Profile, shards: int, kept: timedelta | None = None) 
     return to_attributes(item)
 
 
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _profile_details(profile: Profile) -> dict[str, Any]:
     """The profile's free-form parts, stored packed: traits, groups, event counts, arms and
     misses ([at, occurrence, reason(, outcome)]) are most of its bytes, and a profile over
@@ -484,8 +492,8 @@ def _profile_details(profile: Profile) -> dict[str, Any]:
 def _stored_details(item: Mapping[str, Any]) -> dict[str, Any]:
     """A profile item's details, packed or (written before packing) one attribute each."""
     if _PACKED_DETAILS in item:
-        unpacked: dict[str, Any] = json.loads(zlib.decompress(_binary(item[_PACKED_DETAILS])))
-        return unpacked
+        details: dict[str, Any] = unpack(_binary(item[_PACKED_DETAILS]))
+        return details
     return {
         "traits": json.loads(item.get("traits", "{}")),
         "groups": json.loads(item.get("groups", "{}")),
