@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import zlib
 
-from nudge.adapters.packing import pack_with_dictionary, unpack, unpack_with_dictionary
+from nudge.adapters.packing import (
+    fire_record,
+    pack_with_dictionary,
+    unpack,
+    unpack_with_dictionary,
+)
 
 from bench.common import track_message
 
@@ -27,3 +32,14 @@ def test_the_dictionary_makes_a_lone_analytics_js_event_smaller():
 
 def test_a_value_packed_without_the_dictionary_still_reads():
     assert unpack(zlib.compress(json.dumps(BODY).encode())) == BODY
+
+
+FIRE = {"fireId": "f-1", "trigger": "abandoned_cart", "entry": BODY}
+
+
+def test_a_fire_item_holds_its_record_packed():
+    assert fire_record({"zf": pack_with_dictionary(FIRE)}) == FIRE
+
+
+def test_a_fire_item_written_as_text_still_reads():
+    assert fire_record({"fire": json.dumps(FIRE)}) == FIRE

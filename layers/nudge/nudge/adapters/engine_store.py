@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
+from nudge.adapters.packing import FIRE_PACKED, fire_record, pack_with_dictionary
 from nudge.adapters.store import from_attributes, put_if, to_attributes
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
@@ -163,10 +164,11 @@ class EngineStore:
         key = keys.fire_key(fire.person, fire.fired_at, fire.trigger, str(fire.occurrence))
         # A fire item is a record for explain and the outbox: kept as long as the decisions.
         expires = datetime.fromisoformat(fire.fired_at) + self._decision_ttl
+        # Packed: the record carries its entry event and passed 1 KB (two write units) as text.
         item = {
             **key,
             "kind": keys.FIRE_KIND,
-            "fire": fire.to_json(),
+            FIRE_PACKED: pack_with_dictionary(fire.to_record()),
             "expires_at": int(expires.timestamp()),
         }
         with aws_call("saving a fire"):
@@ -174,7 +176,7 @@ class EngineStore:
 
     def fires(self, persons: Iterable[PersonId]) -> list[dict[str, Any]]:
         found = [
-            json.loads(item["fire"])
+            fire_record(item)
             for person in persons
             for item in self._query(person, keys.FIRE_SK_PREFIX)
         ]

@@ -7,11 +7,12 @@ thousand items. Per-person reads stay in ``EngineStore.fires``.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
+from nudge.adapters.packing import fire_record
+from nudge.adapters.store import from_attributes
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -35,5 +36,5 @@ class FireScan:
         )
         with aws_call("scanning for fires"):
             for page in pages:
-                fires += [json.loads(item["fire"]["S"]) for item in page.get("Items", [])]
+                fires += [fire_record(from_attributes(item)) for item in page.get("Items", [])]
         return sorted(fires, key=lambda fire: str(fire.get("firedAt")))

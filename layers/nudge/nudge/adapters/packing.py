@@ -17,7 +17,12 @@ import json
 import zlib
 from typing import Any
 
-__all__ = ["pack_with_dictionary", "unpack", "unpack_with_dictionary"]
+__all__ = ["fire_record", "pack_with_dictionary", "unpack", "unpack_with_dictionary"]
+
+# A fire item's record: packed (with the dictionary: it carries its entry event), or, for
+# items written before, JSON text.
+FIRE_PACKED = "zf"
+FIRE_TEXT = "fire"
 
 _LEVEL = 6
 # Later fragments sit closer to the data, which zlib encodes more cheaply: the most common last.
@@ -71,3 +76,10 @@ def unpack_with_dictionary(data: bytes) -> Any:
 def unpack(data: bytes) -> Any:
     """A value compressed without a dictionary (event items written before it, profiles)."""
     return json.loads(zlib.decompress(data))
+
+
+def fire_record(item: Any) -> Any:
+    """The fire record a fire item holds (a plain item, as ``from_attributes`` gives)."""
+    if FIRE_PACKED in item:
+        return unpack_with_dictionary(bytes(item[FIRE_PACKED]))
+    return json.loads(item[FIRE_TEXT])
