@@ -189,11 +189,15 @@ def _product(product: tuple[str, str, float, str]) -> dict[str, Any]:
     }
 
 
-def _common(shopper: _Shopper, moment: datetime, path: str, mix: ShopMix) -> dict[str, Any]:
+def _common(
+    shopper: _Shopper, moment: datetime, path: str, mix: ShopMix, salt: str = ""
+) -> dict[str, Any]:
+    """What every call carries; ``salt`` tells apart the ids of calls made on one page at
+    one moment (a page and its track calls)."""
     when = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     message: dict[str, Any] = {
         "anonymousId": shopper.anonymous_id,
-        "messageId": f"ajs-next-{_message_id(shopper.anonymous_id + when + path)}",
+        "messageId": f"ajs-next-{_message_id(shopper.anonymous_id + when + path + salt)}",
         "timestamp": when,
         "sentAt": when,
     }
@@ -240,7 +244,7 @@ def _track(
     path: str,
     mix: ShopMix,
 ) -> dict[str, Any]:
-    common = _common(shopper, moment, path + event, mix)
+    common = _common(shopper, moment, path, mix, salt=event)
     return {**common, "type": "track", "event": event, "properties": properties}
 
 
