@@ -1,4 +1,4 @@
-"""Decision records on DynamoDB: a person's decisions of one moment share an item."""
+"""Decision records on DynamoDB: a person's decisions saved together share an item."""
 
 from __future__ import annotations
 
@@ -18,15 +18,17 @@ def _item_count(aws: Aws) -> int:
     return len(aws.dynamodb.scan(TableName=aws.table)["Items"])
 
 
-def test_a_moments_decisions_share_one_item_and_read_back_each(aws: Aws):
-    # given an event that decided two triggers for ada, and a later decision
+def test_decisions_saved_together_share_one_item_and_read_back_each(aws: Aws):
+    # given an event that decided two triggers for ada, a later one in the same batch, and
+    # bob's
     store = EngineStore(aws.dynamodb, aws.table, timedelta(days=30))
     interest = Decision("product_interest", ADA, "fired", "looked 2 min", NOW, "p=1")
     offer = Decision("product_offer", ADA, "fired", "looked 2 min", NOW, "p=1", "h24")
     later = Decision("abandoned_cart", ADA, "pending", "due at 11:00", NOW + timedelta(hours=1))
+    bobs = Decision("abandoned_cart", PersonId.user("bob"), "pending", "due at 11:00", NOW)
     # when
-    store.save_decisions([interest, offer, later])
-    # then two items hold the three, and explain's reading gives each as it was
+    store.save_decisions([interest, offer, bobs, later])
+    # then one item holds ada's three, one bob's, and explain's reading gives each as it was
     assert _item_count(aws) == 2
     assert store.decisions([ADA]) == [
         {

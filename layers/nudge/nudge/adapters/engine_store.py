@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["Claim", "EngineStore", "LedgerEntry"]
 
 _BATCH = 25
-# A moment's decisions, when several share an item: a JSON list of their own fields.
+# A person's decisions saved together, when several share an item: a JSON list of their
+# own fields, each with its time.
 _PACKED_DECISIONS = "decisions"
 _RECORD_FIELDS = ("trigger", "outcome", "reason", "at", "occurrence", "person", "arm")
 _TTL_MARGIN = timedelta(days=1)  # TTL is a floor, and clocks differ
@@ -183,10 +184,10 @@ class EngineStore:
         return sorted(found, key=lambda fire: str(fire.get("firedAt")))
 
     def save_decisions(self, decisions: Sequence[Decision]) -> None:
-        """Decision records, 25 items to a request: a person's decisions of one moment share
-        an item (an event often decides several triggers at once, and every item costs a
-        write unit)."""
-        items = [self._decision_item(moment) for moment in _by_moment(decisions)]
+        """Decision records, 25 items to a request: a person's decisions saved together (a
+        stream batch's, a send batch's) share an item: an event often decides several
+        triggers at once, and every item costs a write unit."""
+        items = [self._decision_item(together) for together in _by_person(decisions)]
         for start in range(0, len(items), _BATCH):
             pending: list[Any] = [
                 {"PutRequest": {"Item": item}} for item in items[start : start + _BATCH]
@@ -209,22 +210,23 @@ class EngineStore:
         ]
         return sorted(found, key=lambda decision: str(decision.get("at")))
 
-    def _decision_item(self, moment: Sequence[Decision]) -> dict[str, Any]:
-        first = moment[0]
+    def _decision_item(self, together: Sequence[Decision]) -> dict[str, Any]:
+        first = together[0]
         at = iso(first.at)
+        latest = max(decision.at for decision in together)
         key = keys.decision_key(first.person, at, first.trigger, uuid.uuid4().hex[:8])
         item: dict[str, Any] = {
             **key,
             "kind": keys.DECISION_KIND,
             "person": str(first.person),
             "at": at,
-            "expires_at": int((first.at + self._decision_ttl).timestamp()),
+            "expires_at": int((latest + self._decision_ttl).timestamp()),
         }
-        if len(moment) == 1:
+        if len(together) == 1:
             item.update(_decision_fields(first))
         else:
             item[_PACKED_DECISIONS] = json.dumps(
-                [_decision_fields(decision) for decision in moment],
+                [{**_decision_fields(decision), "at": iso(decision.at)} for decision in together],
                 ensure_ascii=False,
                 separators=(",", ":"),
             )
@@ -246,12 +248,12 @@ class EngineStore:
                     yield from_attributes(raw)
 
 
-def _by_moment(decisions: Sequence[Decision]) -> list[list[Decision]]:
-    """Decisions grouped by person and time, in the order they were taken."""
-    moments: dict[tuple[PersonId, datetime], list[Decision]] = {}
+def _by_person(decisions: Sequence[Decision]) -> list[list[Decision]]:
+    """Decisions grouped by person, in the order they were taken."""
+    grouped: dict[PersonId, list[Decision]] = {}
     for decision in decisions:
-        moments.setdefault((decision.person, decision.at), []).append(decision)
-    return list(moments.values())
+        grouped.setdefault(decision.person, []).append(decision)
+    return list(grouped.values())
 
 
 def _decision_fields(decision: Decision) -> dict[str, Any]:
@@ -268,11 +270,11 @@ def _decision_fields(decision: Decision) -> dict[str, Any]:
 
 
 def _decision_records(item: dict[str, Any]) -> list[dict[str, Any]]:
-    """The decisions an item holds, each with the moment's person and time."""
-    shared = {"at": item["at"], "person": item["person"]}
+    """The decisions an item holds, each with its person and time."""
     packed = item.get(_PACKED_DECISIONS)
-    moment = json.loads(packed) if isinstance(packed, str) else [item]
+    held = json.loads(packed) if isinstance(packed, str) else [item]
     return [
-        {name: record[name] for name in _RECORD_FIELDS if name in record} | shared
-        for record in moment
+        {name: record[name] for name in _RECORD_FIELDS if name in record}
+        | {"person": item["person"], "at": record.get("at", item["at"])}
+        for record in held
     ]
