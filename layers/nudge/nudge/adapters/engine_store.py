@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
-from nudge.adapters.packing import FIRE_PACKED, fire_record, pack_with_dictionary
+from nudge.adapters.packing import (
+    DECISIONS_PACKED,
+    FIRE_PACKED,
+    decisions_held,
+    fire_record,
+    pack_with_dictionary,
+)
 from nudge.adapters.store import from_attributes, put_if, to_attributes
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
@@ -25,9 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["Claim", "EngineStore", "LedgerEntry"]
 
 _BATCH = 25
-# A person's decisions saved together, when several share an item: a JSON list of their
-# own fields, each with its time.
-_PACKED_DECISIONS = "decisions"
 _RECORD_FIELDS = ("trigger", "outcome", "reason", "at", "occurrence", "person", "arm")
 _TTL_MARGIN = timedelta(days=1)  # TTL is a floor, and clocks differ
 
@@ -225,10 +228,8 @@ class EngineStore:
         if len(together) == 1:
             item.update(_decision_fields(first))
         else:
-            item[_PACKED_DECISIONS] = json.dumps(
-                [{**_decision_fields(decision), "at": iso(decision.at)} for decision in together],
-                ensure_ascii=False,
-                separators=(",", ":"),
+            item[DECISIONS_PACKED] = pack_with_dictionary(
+                [{**_decision_fields(decision), "at": iso(decision.at)} for decision in together]
             )
         return to_attributes(item)
 
@@ -271,10 +272,8 @@ def _decision_fields(decision: Decision) -> dict[str, Any]:
 
 def _decision_records(item: dict[str, Any]) -> list[dict[str, Any]]:
     """The decisions an item holds, each with its person and time."""
-    packed = item.get(_PACKED_DECISIONS)
-    held = json.loads(packed) if isinstance(packed, str) else [item]
     return [
         {name: record[name] for name in _RECORD_FIELDS if name in record}
         | {"person": item["person"], "at": record.get("at", item["at"])}
-        for record in held
+        for record in decisions_held(item)
     ]

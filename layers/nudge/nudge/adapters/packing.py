@@ -17,7 +17,16 @@ import json
 import zlib
 from typing import Any
 
-__all__ = ["fire_record", "pack_with_dictionary", "unpack", "unpack_with_dictionary"]
+__all__ = [
+    "decisions_held",
+    "fire_record",
+    "pack_with_dictionary",
+    "unpack",
+    "unpack_with_dictionary",
+]
+
+# A decision item holding a person's decisions saved together: their fields, packed.
+DECISIONS_PACKED = "zdec"
 
 # A fire item's record: packed (with the dictionary: it carries its entry event), or, for
 # items written before, JSON text.
@@ -83,3 +92,11 @@ def fire_record(item: Any) -> Any:
     if FIRE_PACKED in item:
         return unpack_with_dictionary(bytes(item[FIRE_PACKED]))
     return json.loads(item[FIRE_TEXT])
+
+
+def decisions_held(item: Any) -> list[Any]:
+    """The decisions a decision item holds (a plain item): several packed, or its own."""
+    if DECISIONS_PACKED in item:
+        held: list[Any] = unpack_with_dictionary(bytes(item[DECISIONS_PACKED]))
+        return held
+    return [item]

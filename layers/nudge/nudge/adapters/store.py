@@ -28,7 +28,13 @@ from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
-from nudge.adapters.packing import pack_with_dictionary, unpack, unpack_with_dictionary
+from nudge.adapters.packing import (
+    DECISIONS_PACKED,
+    decisions_held,
+    pack_with_dictionary,
+    unpack,
+    unpack_with_dictionary,
+)
 from nudge.domain.intake import Event, StoredEvent
 from nudge.domain.person import PersonId
 from nudge.domain.profile import Miss, Profile
@@ -309,6 +315,9 @@ def event_bodies(item: Mapping[str, Any]) -> list[dict[str, Any]]:
 def readable_events(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     """An item as people read it: an event item becomes one entry per event it holds, each
     with its body as JSON text under "body" (and the item's keys); other items, as they are."""
+    if item.get("kind") == keys.DECISION_KIND and DECISIONS_PACKED in item:
+        shared = {name: value for name, value in item.items() if name != DECISIONS_PACKED}
+        return [{**shared, "decisions": decisions_held(item)}]
     if item.get("kind") == keys.PROFILE_KIND and _PACKED_DETAILS in item:
         unpacked = {name: value for name, value in item.items() if name != _PACKED_DETAILS}
         return [{**_readable_all(unpacked), **_stored_details(item)}]
