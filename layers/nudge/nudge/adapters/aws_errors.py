@@ -54,6 +54,7 @@ _MISSING = frozenset(
         "AWS.SimpleQueueService.NonExistentQueue",
         "QueueDoesNotExist",
         "GoneException",  # API Gateway: the WebSocket connection is closed
+        "ParameterNotFound",  # SSM
     }
 )
 _FORBIDDEN = frozenset(

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from nudge.adapters.aws_errors import error_code, translate
+from nudge.adapters.aws_errors import aws_call
 from nudge.config import ConfigError
+from nudge.service.ports import Missing
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -28,18 +27,14 @@ class SecureParameters:
     def value(self, name: str) -> str:
         """The decrypted value; ConfigError when the parameter is missing or empty (a
         deploy mistake: the function refuses to start rather than sign with nothing)."""
-        doing = f"reading the SSM parameter {name}"
         try:
-            answer = self._client.get_parameter(Name=name, WithDecryption=True)
-        except ClientError as error:
-            if error_code(error) == "ParameterNotFound":
-                raise ConfigError(
-                    f"the SSM parameter {name} does not exist: create it as a SecureString"
-                    " before deploying (docs/operations.md)"
-                ) from None
-            raise translate(error, doing) from error
-        except BotoCoreError as error:
-            raise translate(error, doing) from error
+            with aws_call(f"reading the SSM parameter {name}"):
+                answer = self._client.get_parameter(Name=name, WithDecryption=True)
+        except Missing:
+            raise ConfigError(
+                f"the SSM parameter {name} does not exist: create it as a SecureString"
+                " before deploying (docs/operations.md)"
+            ) from None
         value = answer["Parameter"].get("Value", "").strip()
         if not value:
             raise ConfigError(f"the SSM parameter {name} is empty")
