@@ -105,3 +105,67 @@ def test_schema_prints_the_trigger_schema(capsys: pytest.CaptureFixture[str]) ->
     # then
     assert status == 0
     assert json.loads(capsys.readouterr().out) == trigger_schema()
+
+
+# ---- templates reading what the conditions do not guarantee ------------------------------
+
+REQUIRES_URL = """\
+id: test_trigger
+when:
+  event: Product Viewed
+  where:
+    - path: properties.url
+      exists: true
+send:
+  channel: email
+  template: test
+"""
+
+
+def _folder_with(tmp_path: Path, trigger: str, html: str) -> Path:
+    (tmp_path / "t.yaml").write_text(trigger, encoding="utf-8")
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "test.subject.j2").write_text("Still looking?")
+    (templates / "test.txt.j2").write_text("Hello")
+    (templates / "test.html.j2").write_text(html)
+    return tmp_path
+
+
+def test_a_template_reading_a_property_no_condition_guarantees_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a trigger on any Product Viewed whose email links properties.url
+    folder = _folder_with(tmp_path, GOOD, '<p>x</p>\n<a href="{{ event.properties.url }}">look</a>')
+    # when
+    status = main(["validate", str(folder)])
+    # then the trigger is valid, and the line that would fail to render is named
+    printed = capsys.readouterr()
+    assert status == 0
+    assert "test.html.j2:2: warning: test_trigger" in printed.out
+    assert "do not guarantee event.properties.url" in printed.out
+    assert "1 warning(s)" in printed.err
+
+
+def test_a_read_with_a_default_is_not_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _folder_with(tmp_path, GOOD, '{{ event.properties.url | default("/") }}')
+    main(["validate", str(folder)])
+    assert "0 warning(s)" in capsys.readouterr().err
+
+
+def test_a_read_tested_in_an_if_is_not_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    html = "{% if event.properties.url is defined %}{{ event.properties.url }}{% endif %}"
+    main(["validate", str(_folder_with(tmp_path, GOOD, html))])
+    assert "0 warning(s)" in capsys.readouterr().err
+
+
+def test_a_read_the_conditions_require_is_not_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _folder_with(tmp_path, REQUIRES_URL, "{{ event.properties.url }}")
+    main(["validate", str(folder)])
+    assert "0 warning(s)" in capsys.readouterr().err

@@ -159,6 +159,11 @@ def _environment(templates: Path, *, autoescape: bool) -> SandboxedEnvironment:
 _PARTS = {"email": ["subject", "html", "txt"], "webhook": ["json"], "in_app": ["in_app.html"]}
 
 
+def template_files(name: str, channel: str) -> list[str]:
+    """The files a channel's template is made of: ``abandoned_cart.subject.j2`` ..."""
+    return [f"{name}.{part}.j2" for part in _PARTS[channel]]
+
+
 def template_problems(templates: Path, name: str, channel: str) -> list[str]:
     """What `nudge validate` can tell before anything is sent: missing parts, syntax
     errors, and attribute access the sandbox would refuse (names starting with _)."""

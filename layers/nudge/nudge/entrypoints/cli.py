@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nudge import __version__
+from nudge.domain.triggers.guarantees import template_warnings
 from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.schema import trigger_schema
 from nudge.entrypoints.openapi import openapi_document
@@ -111,7 +112,17 @@ def _validate(directory: Path, templates: Path | None) -> int:
     loaded = load_triggers(directory, templates)
     for problem in loaded.problems:
         sys.stdout.write(f"{problem}\n")
-    summary = f"{len(loaded.triggers)} trigger(s) valid, {len(loaded.problems)} problem(s)"
+    warnings = [
+        warning
+        for trigger in loaded.triggers
+        for warning in template_warnings(trigger, templates or directory / "templates")
+    ]
+    for warning in warnings:
+        sys.stdout.write(f"{warning}\n")
+    summary = (
+        f"{len(loaded.triggers)} trigger(s) valid, {len(loaded.problems)} problem(s),"
+        f" {len(warnings)} warning(s)"
+    )
     sys.stderr.write(summary + "\n")
     return 1 if loaded.problems else 0
 
