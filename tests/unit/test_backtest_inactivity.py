@@ -139,3 +139,33 @@ def test_a_long_quiet_fires_only_once(re_engagement: Trigger) -> None:
 
     # then
     assert report.triggers["re_engagement"].fires == 1
+
+
+ONE_VIEW_THEN_QUIET = """\
+id: one_view_then_quiet
+when:
+  inactive: 7d
+audience:
+  count: {event: Item Viewed, within: 30d}
+  eq: 1
+reentry: once
+send:
+  channel: email
+  template: re_engagement
+"""
+
+
+def test_the_sweep_counts_a_persons_history_once(tmp_path: Path) -> None:
+    """A sweep's conditions see each of the person's events once, not once per time their
+    partition is listed."""
+    # given a trigger for people whose last 30 days hold exactly one Item Viewed
+    (tmp_path / "one_view_then_quiet.yaml").write_text(ONE_VIEW_THEN_QUIET)
+    shutil.copytree(REPO / "triggers" / "templates", tmp_path / "templates")
+    loaded = load_triggers(tmp_path)
+    assert loaded.ok, loaded.problems
+    (trigger,) = loaded.triggers
+    viewed = {"type": "track", "userId": "ada", "event": "Item Viewed", "timestamp": at(0)}
+    # when ada views one item and is quiet for more than a week
+    report = replay(trigger, viewed, *bystander(8))
+    # then the sweep a week later finds her one view, and fires
+    assert report.triggers["one_view_then_quiet"].fires == 1

@@ -340,7 +340,8 @@ class _Replay:
         for found in sorted(self.seen_in.get(hour, ())):
             partitions = self._partitions(found)
             known = people.setdefault(partitions[0], [])
-            known += [p for p in [*partitions, found] if p not in known]
+            # Each partition once: a person's history is the sum of their partitions.
+            known += [p for p in dict.fromkeys([*partitions, found]) if p not in known]
         return people
 
     def _decide(self, timer: Pending, now: datetime) -> None:
