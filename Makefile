@@ -53,7 +53,7 @@ check: $(STAMP) lint typecheck template security triggers
 
 # Invalid triggers never deploy: `make build` runs this first, and so does CI.
 triggers: $(STAMP)
-	$(BIN)/nudge validate triggers
+	$(BIN)/nudge validate --strict triggers
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -169,3 +169,13 @@ def test_a_read_the_conditions_require_is_not_warned_about(
     folder = _folder_with(tmp_path, REQUIRES_URL, "{{ event.properties.url }}")
     main(["validate", str(folder)])
     assert "0 warning(s)" in capsys.readouterr().err
+
+
+def test_strict_fails_on_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # given a trigger whose template reads a property nothing guarantees
+    folder = _folder_with(tmp_path, GOOD, "{{ event.properties.url }}")
+    # when
+    status = main(["validate", str(folder), "--strict"])
+    # then
+    assert status == 1
+    assert "1 warning(s)" in capsys.readouterr().err

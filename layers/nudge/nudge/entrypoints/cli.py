@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check trigger files; print file:line: problem")
     validate.add_argument("directory", nargs="?", type=Path, default=Path("triggers"))
     validate.add_argument("--templates", type=Path, help="templates folder (default DIR/templates)")
+    validate.add_argument(
+        "--strict", action="store_true", help="exit 1 on warnings too (for CI and deploy scripts)"
+    )
     commands.add_parser("schema", help="print the JSON Schema of a trigger file")
     backtest = commands.add_parser("backtest", help="replay recorded events through the triggers")
     backtest.add_argument("events", type=Path, help="JSON lines: Segment messages or table items")
@@ -78,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         indent = arguments.indent or None
         sys.stdout.write(json.dumps(openapi_document(), indent=indent, ensure_ascii=False) + "\n")
     elif arguments.command == "validate":
-        return _validate(arguments.directory, arguments.templates)
+        return _validate(arguments.directory, arguments.templates, strict=arguments.strict)
     elif arguments.command == "schema":
         sys.stdout.write(json.dumps(trigger_schema(), indent=2) + "\n")
     elif arguments.command == "backtest":
@@ -105,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _validate(directory: Path, templates: Path | None) -> int:
+def _validate(directory: Path, templates: Path | None, *, strict: bool = False) -> int:
     if not directory.is_dir():
         sys.stderr.write(f"{directory}: no such folder\n")
         return 2
@@ -124,7 +127,7 @@ def _validate(directory: Path, templates: Path | None) -> int:
         f" {len(warnings)} warning(s)"
     )
     sys.stderr.write(summary + "\n")
-    return 1 if loaded.problems else 0
+    return 1 if loaded.problems or (strict and warnings) else 0
 
 
 if __name__ == "__main__":
