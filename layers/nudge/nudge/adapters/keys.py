@@ -79,7 +79,6 @@ __all__ = [
     "counted_key",
     "counter_key",
     "counter_partition",
-    "counter_parts",
     "counter_shard",
     "decision_key",
     "event_id_from_sk",
@@ -253,13 +252,6 @@ def counter_key(trigger: str, version: str, arm: str, day: date, shard: int) -> 
     }
 
 
-def counter_parts(sk: str) -> tuple[str, str, date]:
-    """A counter's version, arm and day, from its sort key (trigger and variant ids and
-    versions never hold ``#``: the trigger language's id pattern excludes it)."""
-    version, arm, day, _shard = sk.split("#")
-    return version, arm, date.fromisoformat(day)
-
-
 def tally_key(
     trigger: str, version: str, arm: str, day: date, measure: str, counted: str
 ) -> dict[str, str]:
@@ -274,7 +266,9 @@ def tally_key(
 
 def tally_parts(sk: str) -> tuple[str, str, date, str | None]:
     """The version, arm, day and measure of a count (``tally_key``), or of a counter item
-    written before counts were items of their own (no measure: its attributes hold them)."""
+    written before counts were items of their own (no measure: its attributes hold them).
+    Trigger and variant ids and versions never hold ``#`` (the trigger language's id pattern
+    excludes it); what was counted may, so it is the one part left unsplit."""
     parts = sk.split("#", 4)
     version, arm, day = parts[:3]
     measure = parts[3] if len(parts) == 5 else None

@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "decisions_held",
     "fire_record",
+    "pack",
     "pack_with_dictionary",
     "unpack",
     "unpack_with_dictionary",
@@ -72,14 +73,19 @@ DICTIONARY_V1 = "".join(_FRAGMENTS_V1).encode()
 
 def pack_with_dictionary(value: Any) -> bytes:
     """A JSON value, compact, compressed with the dictionary."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     packer = zlib.compressobj(_LEVEL, zdict=DICTIONARY_V1)
-    return packer.compress(text.encode()) + packer.flush()
+    return packer.compress(_compact(value)) + packer.flush()
 
 
 def unpack_with_dictionary(data: bytes) -> Any:
     unpacker = zlib.decompressobj(zdict=DICTIONARY_V1)
     return json.loads(unpacker.decompress(data) + unpacker.flush())
+
+
+def pack(value: Any) -> bytes:
+    """A JSON value, compact, compressed without a dictionary (profiles: little of them is
+    Segment's shared text)."""
+    return zlib.compress(_compact(value), _LEVEL)
 
 
 def unpack(data: bytes) -> Any:
@@ -100,3 +106,7 @@ def decisions_held(item: Any) -> list[Any]:
         held: list[Any] = unpack_with_dictionary(bytes(item[DECISIONS_PACKED]))
         return held
     return [item]
+
+
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

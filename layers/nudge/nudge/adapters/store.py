@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from nudge.adapters.aws_errors import aws_call
 from nudge.adapters.packing import (
     DECISIONS_PACKED,
     decisions_held,
+    pack,
     pack_with_dictionary,
     unpack,
     unpack_with_dictionary,
@@ -66,7 +66,6 @@ _UNPROCESSED_RETRIES = 8
 _PACKED_BODY = "zd"  # with adapters/packing.py's dictionary
 _PACKED_BODY_NO_DICTIONARY = "zb"  # items written before the dictionary
 _PLAIN_BODY = "body"
-_PACK_LEVEL = 6
 # At most this many events share an item: the stream handler numbers an item's events
 # (``BatchWork.handle``'s index), and a browser batch is 10. A group that packs to more
 # than ``GROUP_MAX_BYTES`` is split: items stay far below DynamoDB's 400 KB, and a stream
@@ -76,7 +75,8 @@ GROUP_MAX_BYTES = 64 * 1024
 # A profile's traits, groups, event counts, arms and misses, packed the same way.
 _PACKED_DETAILS = "zp"
 # What an event item holds for its events: readable_events gives each event its own.
-_EVENT_OWN = frozenset({_PACKED_BODY, _PACKED_BODY_NO_DICTIONARY, _PLAIN_BODY, "type", "ts"})
+_EVENT_BODIES = frozenset({_PACKED_BODY, _PACKED_BODY_NO_DICTIONARY, _PLAIN_BODY})
+_EVENT_OWN = _EVENT_BODIES | {"type", "ts"}
 
 _T = TypeVar("_T")
 _serializer = TypeSerializer()
@@ -321,7 +321,7 @@ def readable_events(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     if item.get("kind") == keys.PROFILE_KIND and _PACKED_DETAILS in item:
         unpacked = {name: value for name, value in item.items() if name != _PACKED_DETAILS}
         return [{**_readable_all(unpacked), **_stored_details(item)}]
-    if item.get("kind") != keys.EVENT_KIND or not (_EVENT_OWN - {"type", "ts"}) & item.keys():
+    if item.get("kind") != keys.EVENT_KIND or not _EVENT_BODIES & item.keys():
         return [_readable_all(item)]
     shared = {name: value for name, value in item.items() if name not in _EVENT_OWN}
     return [
@@ -450,7 +450,7 @@ def _profile_item(profile: Profile, shards: int, kept: timedelta | None = None) 
         **keys.profile_key(profile.person),
         "kind": keys.PROFILE_KIND,
         "anonymous_ids": list(profile.anonymous_ids),
-        _PACKED_DETAILS: zlib.compress(_compact(_profile_details(profile)), _PACK_LEVEL),
+        _PACKED_DETAILS: pack(_profile_details(profile)),
         "session_pages": profile.session_pages,
         "session_events": profile.session_events,
         "sessions": profile.sessions,
@@ -478,10 +478,6 @@ def _profile_item(profile: Profile, shards: int, kept: timedelta | None = None) 
         if kept is not None:  # measured from the same last activity the sweep files it by
             item["expires_at"] = int((hour + timedelta(hours=1) + kept).timestamp())
     return to_attributes(item)
-
-
-def _compact(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _profile_details(profile: Profile) -> dict[str, Any]:
