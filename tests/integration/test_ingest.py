@@ -262,3 +262,14 @@ def test_a_retry_with_newer_events_keeps_them_and_reads_each_event_once(aws: Aws
     # then
     assert len(_event_items(aws, USER)) == 2
     assert sorted(_stored_ids(USER)) == ["m-1", "m-2", "m-3"]
+
+
+def test_a_persons_events_past_the_group_limit_are_cut_into_items_none_lost(
+    aws: Aws, ingest: Invoke
+):
+    """250 events of one person make three items (100, 100, 50), and every event reads back."""
+    # when
+    ingest(_browser_batch(*(f"m-{n:03d}" for n in range(250))))
+    # then
+    assert len(_event_items(aws, USER)) == 3
+    assert sorted(_stored_ids(USER)) == [f"m-{n:03d}" for n in range(250)]
