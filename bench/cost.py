@@ -49,6 +49,8 @@ PRICES = {
     "dynamodb_write_unit": 0.625e-6,  # aws.amazon.com/dynamodb/pricing/on-demand/
     "dynamodb_read_unit": 0.125e-6,
     "dynamodb_gb_month": 0.25,
+    "dynamodb_wcu_hour": 0.00065,  # aws.amazon.com/dynamodb/pricing/provisioned/
+    "dynamodb_rcu_hour": 0.00013,
     "lambda_request": 0.20e-6,  # aws.amazon.com/lambda/pricing/ (arm64, the template's)
     "lambda_gb_second": 0.0000133334,
     "http_api_request": 1.00e-6,  # aws.amazon.com/api-gateway/pricing/ (first 300 M)
@@ -64,6 +66,9 @@ PRICES = {
 # batch, two SQS requests an invocation on top of the functions' own sends.
 QUEUE_FUNCTIONS = frozenset({"Send", "Feedback"})
 ITEM_OVERHEAD = 100  # bytes DynamoDB adds to each item for storage (its pricing page)
+# template.yaml's TableTargetUtilization default: with TableBillingMode PROVISIONED, auto
+# scaling keeps this share of the capacity in use, so a unit used costs 1/0.7 of one bought.
+PROVISIONED_UTILIZATION = 0.70
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,9 @@ def _costs(measured: Measured) -> dict[str, float]:
     }
     priced = {name: value * per_million for name, value in costs.items()}
     priced["total"] = sum(priced.values())
+    provisioned = _provisioned(dynamodb["writeUnits"], dynamodb["readUnits"]) * per_million
+    on_demand = priced["DynamoDB writes"] + priced["DynamoDB reads"]
+    priced["total, table PROVISIONED (70 %)"] = priced["total"] - on_demand + provisioned
     # Beside the total, as in the issue's count: they depend on choices outside the events.
     priced["aside: CloudWatch Logs"] = (
         measured.log_bytes / 1e9 * PRICES["logs_gb_ingested"] * per_million
@@ -282,6 +290,15 @@ def _costs(measured: Measured) -> dict[str, float]:
     priced["aside: X-Ray if Tracing=Active"] = invocations * PRICES["xray_trace"] * per_million
     priced["aside: storage, 90-day retention"] = _storage(measured)
     return priced
+
+
+def _provisioned(write_units: float, read_units: float) -> float:
+    """The same units on a provisioned table that auto scaling holds at its target: each
+    unit a second for an hour is a capacity-hour, and only the target's share is used."""
+    capacity_hours = 1 / (3600 * PROVISIONED_UTILIZATION)
+    return capacity_hours * (
+        write_units * PRICES["dynamodb_wcu_hour"] + read_units * PRICES["dynamodb_rcu_hour"]
+    )
 
 
 def _fixed_per_hour(measured: Measured) -> dict[str, float]:

@@ -18,6 +18,7 @@ _TABLE_ARGUMENTS = (
     "LocalSecondaryIndexes",
     "GlobalSecondaryIndexes",
     "BillingMode",
+    "ProvisionedThroughput",
     "StreamSpecification",
 )
 
@@ -56,6 +57,7 @@ def create_resources(
                 **arguments["StreamSpecification"],
             }
         arguments.setdefault("BillingMode", "PAY_PER_REQUEST")
+        _capacities_as_numbers(arguments)
         name = template.names.physical(table.logical_id)
         dynamodb.create_table(TableName=name, **arguments)
         ttl = table.properties.get("TimeToLiveSpecification")
@@ -74,6 +76,18 @@ def create_resources(
     for logical_id, properties in template.schedules.items() if scheduler is not None else ():
         _create_schedule(scheduler, template.names.physical(logical_id), properties)
     _put_secure_strings(template, ssm or _ssm_beside(dynamodb))
+
+
+def _capacities_as_numbers(arguments: dict[str, Any]) -> None:
+    """A provisioned table's capacities come from template parameters, which are text;
+    DynamoDB's API takes numbers (CloudFormation converts them the same way)."""
+    holders = [arguments, *arguments.get("GlobalSecondaryIndexes", [])]
+    for holder in holders:
+        throughput = holder.get("ProvisionedThroughput")
+        if throughput:
+            holder["ProvisionedThroughput"] = {
+                name: int(value) for name, value in throughput.items()
+            }
 
 
 def _put_secure_strings(template: Template, ssm: Any) -> None:

@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 ACCOUNT = "123456789012"
+# What !Ref AWS::NoValue resolves to until the property holding it is dropped.
+_NO_VALUE = object()
 
 # CloudFormation cannot create SecureString parameters: the operator creates them before
 # deploying (docs/operations.md). Locally the stack plays the operator: the parameter each of
@@ -316,7 +318,9 @@ class _Resolver:
             if key == "Fn::If":
                 name, when_true, when_false = argument
                 return self.resolve(when_true if self.condition(name) else when_false)
-        return {key: self.resolve(inner) for key, inner in value.items()}
+        resolved = {key: self.resolve(inner) for key, inner in value.items()}
+        # A property set to !Ref AWS::NoValue is removed, as CloudFormation removes it.
+        return {key: inner for key, inner in resolved.items() if inner is not _NO_VALUE}
 
     def condition(self, name: str) -> bool:
         return bool(self._truth(self.conditions[name]))
@@ -341,6 +345,8 @@ class _Resolver:
     def ref(self, name: str) -> Any:
         if name in self._parameters:
             return self._parameters[name]
+        if name == "AWS::NoValue":
+            return _NO_VALUE
         pseudo = {
             "AWS::Region": self._names.region,
             "AWS::AccountId": ACCOUNT,
