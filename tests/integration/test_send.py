@@ -366,6 +366,33 @@ def test_a_fire_in_quiet_hours_waits_for_the_morning_then_sends(aws: Aws, send: 
     assert outcomes(aws) == ["deferred", "sent"]
 
 
+def test_a_fire_with_send_at_waits_for_that_time_then_sends(aws: Aws, send: Invoke):
+    """A fire for 09:30 handled at 07:00 Berlin time is scheduled back for 09:30, then sent."""
+    # given
+    berlin = ZoneInfo("Europe/Berlin")
+    given_person(aws, email=ADA_EMAIL, timezone="Europe/Berlin")
+    early = datetime(2026, 11, 28, 7, 0, tzinfo=berlin)
+    cart = {**fire(at=early), "sendAt": "09:30"}
+    # when
+    response = send(batch(record(cart, early)))
+    # then
+    assert failures(response) == []
+    assert sent_emails() == []
+    assert outcomes(aws) == ["deferred"]
+    (schedule,) = schedules(aws)
+    nine_thirty = datetime(2026, 11, 28, 9, 30, tzinfo=berlin)
+    assert schedule_time(schedule).astimezone(berlin) == nine_thirty
+    again = json.loads(schedule["Target"]["Input"])
+    assert again == {**cart, "deliverAt": "2026-11-28T08:30:00.000Z"}
+    # and when the schedule puts it back on the queue at 09:30
+    response = send(batch(record(again, schedule_time(schedule))))
+    # then
+    assert failures(response) == []
+    (message,) = sent_emails()
+    assert message["To"] == ADA_EMAIL
+    assert outcomes(aws) == ["deferred", "sent"]
+
+
 def test_a_suppressed_address_gets_nothing(aws: Aws, send: Invoke):
     """An address on the suppression list gets no email, and the fire is recorded as suppressed."""
     # given

@@ -60,6 +60,44 @@ def test_validate_prints_path_line_message_and_fails(
     assert "0 trigger(s) valid, 2 problem(s)" in printed.err
 
 
+@pytest.mark.parametrize("clock", ["25:00", "9:30", "09:60", "noon"])
+def test_a_send_at_that_is_no_time_of_day_is_refused_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], clock: str
+) -> None:
+    # given
+    (tmp_path / "templates").mkdir()
+    for part in ("subject", "html", "txt"):
+        (tmp_path / "templates" / f"test.{part}.j2").write_text("hi")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD + f'  at: "{clock}"\n', encoding="utf-8")
+
+    # when
+    status = main(["validate", str(tmp_path)])
+
+    # then
+    printed = capsys.readouterr()
+    assert status == 1
+    assert printed.out.splitlines() == [
+        f"{bad}:7: send.at: {clock!r} is not a time of day: HH:MM, from 00:00 to 23:59"
+    ]
+
+
+def test_a_send_at_time_of_day_is_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given
+    (tmp_path / "templates").mkdir()
+    for part in ("subject", "html", "txt"):
+        (tmp_path / "templates" / f"test.{part}.j2").write_text("hi")
+    (tmp_path / "good.yaml").write_text(GOOD + '  at: "09:30"\n', encoding="utf-8")
+
+    # when
+    status = main(["validate", str(tmp_path)])
+
+    # then
+    assert (status, capsys.readouterr().out) == (0, "")
+
+
 def test_validate_uses_the_templates_option(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

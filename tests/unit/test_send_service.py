@@ -180,6 +180,120 @@ def test_a_fire_in_quiet_hours_is_scheduled_back_for_the_morning(world: World) -
     assert armed.payload == fire.retried().to_record()
 
 
+# ---- send.at: the person's own time of day ------------------------------------------------
+
+
+def test_a_fire_with_send_at_waits_for_that_time_in_the_persons_zone(world: World) -> None:
+    """At 07:00 in Berlin, a fire for 09:30 is not sent: a schedule puts it back at 09:30."""
+    # given
+    world.given_person(email=ADA_EMAIL, timezone="Europe/Berlin")
+    early = datetime(2026, 11, 28, 7, 0, tzinfo=BERLIN)
+    fire = cart_fire(early, sendAt="09:30")
+    # when
+    delivery = world.deliver(fire, early)
+    # then
+    due = datetime(2026, 11, 28, 9, 30, tzinfo=BERLIN)
+    assert (delivery.outcome, world.mailer.sent) == ("deferred", [])
+    (armed,) = world.scheduler.schedules.values()
+    assert armed.due == due
+    assert armed.payload == fire.waiting_until("2026-11-28T08:30:00.000Z").to_record()
+    assert world.recorded() == [
+        ("deferred", "waits for 09:30 in Europe/Berlin, until 2026-11-28T08:30:00.000Z")
+    ]
+
+
+def test_a_waiting_fire_is_not_an_attempt(world: World) -> None:
+    """The wait spends none of the retries a failed delivery may need later."""
+    # given
+    world.given_person(email=ADA_EMAIL, timezone="Europe/Berlin")
+    early = datetime(2026, 11, 28, 7, 0, tzinfo=BERLIN)
+    # when
+    world.deliver(cart_fire(early, sendAt="09:30"), early)
+    # then
+    (armed,) = world.scheduler.schedules.values()
+    assert armed.payload["attempt"] == 0
+
+
+def test_a_fire_past_its_time_today_waits_for_tomorrow(world: World) -> None:
+    # given
+    world.given_person(email=ADA_EMAIL, timezone="Europe/Berlin")
+    later = datetime(2026, 11, 28, 11, 0, tzinfo=BERLIN)
+    # when
+    world.deliver(cart_fire(later, sendAt="09:30"), later)
+    # then
+    (armed,) = world.scheduler.schedules.values()
+    assert armed.due == datetime(2026, 11, 29, 9, 30, tzinfo=BERLIN)
+
+
+def test_the_waiting_fire_is_sent_when_it_comes_back_at_its_time(world: World) -> None:
+    """Back at 09:30 (the schedule's input), it goes like any fire: sent once."""
+    # given
+    world.given_person(email=ADA_EMAIL, timezone="Europe/Berlin")
+    early = datetime(2026, 11, 28, 7, 0, tzinfo=BERLIN)
+    world.deliver(cart_fire(early, sendAt="09:30"), early)
+    (armed,) = world.scheduler.schedules.values()
+    back = FireMessage.model_validate(armed.payload)
+    # when
+    delivery = world.deliver(back, armed.due)
+    # then
+    assert delivery.outcome == "sent"
+    assert [outgoing.to for outgoing in world.mailer.sent] == [ADA_EMAIL]
+
+
+def test_a_waiting_fire_keeps_its_moment_when_the_timezone_changes(world: World) -> None:
+    """Worked out once: a fire that comes back early (a timezone changed since) waits again
+    for the same moment, not for 09:30 in the new zone."""
+    # given
+    world.given_person(email=ADA_EMAIL, timezone="Europe/Berlin")
+    early = datetime(2026, 11, 28, 7, 0, tzinfo=BERLIN)
+    world.deliver(cart_fire(early, sendAt="09:30"), early)
+    (armed,) = world.scheduler.schedules.values()
+    back = FireMessage.model_validate(armed.payload)
+    world.given_person(email=ADA_EMAIL, timezone="Asia/Tokyo")
+    # when
+    delivery = world.deliver(back, armed.due - timedelta(minutes=10))
+    # then
+    assert delivery.outcome == "deferred"
+    assert world.queue.messages[-1].fire.deliver_at == "2026-11-28T08:30:00.000Z"
+    assert world.queue.messages[-1].delay_seconds == 600
+
+
+def test_a_person_with_an_invalid_timezone_waits_in_the_accounts_and_the_decision_says_so(
+    world: World,
+) -> None:
+    # given
+    world.given_person(email=ADA_EMAIL, timezone="Mars/Olympus_Mons")
+    early = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+    # when
+    world.deliver(cart_fire(early, sendAt="09:30"), early)
+    # then
+    assert world.recorded() == [
+        (
+            "deferred",
+            "waits for 09:30 in UTC, until 2026-11-28T09:30:00.000Z"
+            " (timezone 'Mars/Olympus_Mons' is not an IANA zone; UTC used)",
+        )
+    ]
+
+
+def test_a_send_at_inside_quiet_hours_still_waits_for_their_end(world: World) -> None:
+    """At 06:00 it is due, but quiet hours (21:00-08:00) hold it to 08:00."""
+    # given
+    world.given_person(email=ADA_EMAIL, timezone="Europe/Berlin")
+    evening = datetime(2026, 11, 28, 20, 0, tzinfo=BERLIN)
+    world.deliver(cart_fire(evening, sendAt="06:00"), evening)
+    (armed,) = world.scheduler.schedules.values()
+    back = FireMessage.model_validate(armed.payload)
+    # when
+    delivery = world.deliver(back, armed.due)
+    # then
+    assert (delivery.outcome, world.mailer.sent) == ("deferred", [])
+    assert "quiet hours" in delivery.reason
+    assert datetime(2026, 11, 29, 8, 0, tzinfo=BERLIN) in [
+        schedule.due for schedule in world.scheduler.schedules.values()
+    ]
+
+
 def test_a_fire_minutes_before_the_morning_waits_on_the_queue(world: World) -> None:
     """Five minutes before quiet hours end, the fire goes back on the queue with that delay."""
     # given

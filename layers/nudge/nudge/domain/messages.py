@@ -38,7 +38,8 @@ FIRE_MESSAGE_VERSION = 1
 Channel = Literal["email", "webhook", "in_app"]
 
 
-_IN_APP_FIELDS = ("display", "expires")
+# Left out of a fire's record when unset, so fires that do not use them keep their shape.
+_OPTIONAL_FIELDS = ("display", "expires", "sendAt", "deliverAt")
 
 
 class InvalidFireMessage(ValueError):
@@ -85,6 +86,10 @@ class FireMessage(BaseModel):
     experiment: str | None = None  # the experiment's version, with the arm
     display: InAppDisplay | None = None  # in_app: when the page may show it
     expires: int | None = Field(default=None, ge=1)  # in_app: seconds it may wait for a page
+    # The trigger's `send.at` ("09:30"): delivery waits for the person's next 09:30 ...
+    send_at: str | None = Field(default=None, alias="sendAt")
+    # ... which Send works out on the first delivery and keeps here while the fire waits.
+    deliver_at: str | None = Field(default=None, alias="deliverAt")
 
     @classmethod
     def from_json(cls, text: str) -> FireMessage:
@@ -97,7 +102,7 @@ class FireMessage(BaseModel):
         """The JSON-ready form: queue bodies, the table's fire items, schedule inputs.
         The in-app fields appear only on in-app fires, so other fires keep their shape."""
         record = self.model_dump(mode="json", by_alias=True)
-        for name in _IN_APP_FIELDS:
+        for name in _OPTIONAL_FIELDS:
             if record.get(name) is None:
                 record.pop(name, None)
         return record
@@ -108,6 +113,11 @@ class FireMessage(BaseModel):
     def retried(self) -> FireMessage:
         """The same fire, one more attempt along (re-queued after a failed delivery)."""
         return self.model_copy(update={"attempt": self.attempt + 1})
+
+    def waiting_until(self, moment: str) -> FireMessage:
+        """The same fire, waiting for its `send.at` moment: not an attempt (no delivery was
+        tried), so the retries a failure may need later are all still there."""
+        return self.model_copy(update={"deliver_at": moment})
 
     @property
     def timezone(self) -> object:

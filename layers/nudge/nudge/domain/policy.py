@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from nudge.domain.send_time import zone_of
 
 __all__ = [
     "Claimed",
@@ -87,12 +89,8 @@ Verdict = Claimed | Deferred | Denied | InFlight
 
 
 def person_zone(timezone: object, policy: Policy) -> ZoneInfo:
-    if isinstance(timezone, str) and timezone:
-        try:
-            return ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass  # an unknown name falls back rather than blocking delivery
-    return ZoneInfo(policy.default_timezone)
+    """The person's zone, or the account's when they have none or an unknown one."""
+    return zone_of(timezone, policy.default_timezone).zone
 
 
 def decide(

@@ -456,6 +456,7 @@ class EvaluateService:
             experiment=trigger.experiment.version if trigger.experiment and fire.arm else None,
             event=dict(fire.entry),
             context=collected(trigger, fire.entry, history, fire.at),
+            send_at=(send.at if send and send.at else None) or trigger.send.at,
             **in_app_fields(trigger.send, channel),
         )
 

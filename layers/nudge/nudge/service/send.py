@@ -42,10 +42,10 @@ from nudge.domain.policy import (
     decide,
     mark_failed,
     mark_sent,
-    person_zone,
 )
 from nudge.domain.profile import Profile
 from nudge.domain.render import Renderer, RenderError, render_context
+from nudge.domain.send_time import PersonZone, next_clock_time, zone_of
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import Decision
 from nudge.service.in_app import InAppService
@@ -115,6 +115,7 @@ class Delivery:
     outcome: DeliveryOutcome
     reason: str
     retry_in: float | None = None  # seconds, when delivery should be tried again
+    waiting_until: str | None = None  # the `send.at` moment the fire now waits for
 
 
 class SendService:
@@ -154,14 +155,23 @@ class SendService:
         profile = self._events.load_profiles([person]).get(person) or Profile(person=person)
         delivery = self._deliver(fire, profile, now, redelivered)
         self._record(fire, delivery, now)
-        if delivery.outcome in ("deferred", "retry") and delivery.retry_in is not None:
-            self._requeue(fire, now, delivery.retry_in)
+        if delivery.waiting_until is not None and delivery.retry_in is not None:
+            self._requeue(fire, now, delivery.retry_in, fire.waiting_until(delivery.waiting_until))
+        elif delivery.outcome in ("deferred", "retry") and delivery.retry_in is not None:
+            self._requeue(fire, now, delivery.retry_in, fire.retried())
         return delivery
 
     def _deliver(
         self, fire: FireMessage, profile: Profile, now: datetime, redelivered: bool
     ) -> Delivery:
         channel = fire.channel
+        where = zone_of(
+            profile.traits.get("timezone") or fire.timezone,
+            self._settings.policy.default_timezone,
+        )
+        waiting = _wait_for_clock(fire, where, now)
+        if waiting is not None:
+            return waiting
         address = self._address(channel, profile)
         if address is None:
             return Delivery(
@@ -172,7 +182,7 @@ class SendService:
         message = self._render(fire, profile, address)
         if isinstance(message, InAppMessage) and message.expires_at <= now:
             return Delivery("skipped", f"expired at {iso(message.expires_at)} before delivery")
-        zone = person_zone(profile.traits.get("timezone") or fire.timezone, self._settings.policy)
+        zone = where.zone
         for _ in range(_CONFLICT_RETRIES):
             state = self._contacts.load(fire.person)
             verdict = decide(
@@ -356,16 +366,20 @@ class SendService:
             raise RenderError(problem, file=f"{fire.template}.in_app.html.j2")
         return message
 
-    def _requeue(self, fire: FireMessage, now: datetime, seconds: float) -> None:
-        """Later, not lost: the fire goes back on the send queue, delayed by SQS itself when
-        that is soon enough, else by a one-time schedule that puts it there when due."""
-        again = fire.retried()
+    def _requeue(
+        self, fire: FireMessage, now: datetime, seconds: float, again: FireMessage
+    ) -> None:
+        """Later, not lost: ``again`` (the fire one attempt along, or waiting for its
+        `send.at`) goes back on the send queue, delayed by SQS itself when that is soon
+        enough, else by a one-time schedule that puts it there when due. The schedule's name
+        comes from the fire and what it waits for, so a redelivered copy arms the same one."""
         delay = queue_delay(seconds)
         if delay is not None:
             self._queue.send(again, delay_seconds=delay)
             return
         due = now + timedelta(seconds=seconds)
-        digest = hashlib.sha256(f"{fire.fire_id}|{again.attempt}".encode()).hexdigest()[:24]
+        waits_for = again.deliver_at if again.attempt == fire.attempt else again.attempt
+        digest = hashlib.sha256(f"{fire.fire_id}|{waits_for}".encode()).hexdigest()[:24]
         self._reminders.arm(
             f"send-{digest}", due, self._settings.send_queue_arn, again.to_record(), now
         )
@@ -410,3 +424,21 @@ def parse_fire(body: str) -> FireMessage:
         return FireMessage.from_json(body)
     except InvalidFireMessage as error:
         raise Poison(f"not a fire: {error}") from None
+
+
+def _wait_for_clock(fire: FireMessage, person: PersonZone, now: datetime) -> Delivery | None:
+    """A deferral until the fire's `send.at` in the person's zone, or None when it is due.
+    Worked out once, on the first delivery, and carried by the waiting fire: a later
+    change of the person's timezone does not move a message already waiting."""
+    if fire.send_at is None:
+        return None
+    if fire.deliver_at is not None:
+        due = datetime.fromisoformat(fire.deliver_at)
+    else:
+        due = next_clock_time(now, person.zone, fire.send_at)
+    if due <= now:
+        return None
+    reason = f"waits for {fire.send_at} in {person.zone.key}, until {iso(due)}"
+    if person.note:
+        reason += f" ({person.note})"
+    return Delivery("deferred", reason, (due - now).total_seconds(), waiting_until=iso(due))

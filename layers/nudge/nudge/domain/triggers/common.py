@@ -14,6 +14,7 @@ __all__ = [
     "ID_PATTERN",
     "MAX_WINDOW",
     "PATH_ROOTS",
+    "ClockTime",
     "Duration",
     "Path",
     "Strict",
@@ -52,6 +53,24 @@ _DURATION_SCHEMA = {
     "examples": ["30m", "24h", "7d"],
 }
 Duration = Annotated[timedelta, BeforeValidator(_duration), WithJsonSchema(_DURATION_SCHEMA)]
+
+_CLOCK_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def _clock_time(value: object) -> str:
+    if not isinstance(value, str) or not _CLOCK_TIME.match(value):
+        raise ValueError(f"{value!r} is not a time of day: HH:MM, from 00:00 to 23:59")
+    return value
+
+
+_CLOCK_TIME_SCHEMA = {
+    "type": "string",
+    "pattern": _CLOCK_TIME.pattern,
+    "description": "A time of day in the person's own zone, HH:MM (24-hour)",
+    "examples": ["09:30", "18:00"],
+}
+# A local time of day, kept as its text ("09:30"): delivery reads it in each person's zone.
+ClockTime = Annotated[str, BeforeValidator(_clock_time), WithJsonSchema(_CLOCK_TIME_SCHEMA)]
 
 
 class Strict(BaseModel):

@@ -30,7 +30,15 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, mo
 
 from nudge.domain.experiments.naming import experiment_key
 from nudge.domain.person import PersonId
-from nudge.domain.triggers.common import ID_PATTERN, Duration, Path, Strict, Window, in_range
+from nudge.domain.triggers.common import (
+    ID_PATTERN,
+    ClockTime,
+    Duration,
+    Path,
+    Strict,
+    Window,
+    in_range,
+)
 
 __all__ = ["HOLDOUT", "Experiment", "Goal", "Variant", "assign", "experiment_key"]
 
@@ -72,6 +80,7 @@ class UnlessOverride(Strict):
 class SendOverride(Strict):
     channel: Literal["email", "webhook", "in_app"] | None = None
     template: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] | None = None
+    at: ClockTime | None = None  # an arm that waits for another local time (A/B timing)
 
 
 class Variant(Strict):

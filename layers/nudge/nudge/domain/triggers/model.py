@@ -28,7 +28,7 @@ from pydantic import (
 
 from nudge.domain.durations import parse_duration
 from nudge.domain.messages import InAppDisplay
-from nudge.domain.triggers.common import ID_PATTERN, MAX_WINDOW, Duration, Path, Window
+from nudge.domain.triggers.common import ID_PATTERN, MAX_WINDOW, ClockTime, Duration, Path, Window
 from nudge.domain.triggers.common import Strict as _Strict
 from nudge.domain.triggers.common import in_range as _in_range
 from nudge.domain.triggers.experiment import Experiment, Percent
@@ -254,6 +254,9 @@ class Send(_Strict):
     template: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
     display: Display | None = None  # in_app only
     expires: Duration | None = None  # in_app only: an undelivered message is dropped after it
+    # The next time the person's clock shows this (their timezone trait, else the account's
+    # zone): delivery waits for it, then quiet hours and caps apply as to any send.
+    at: ClockTime | None = None
 
     @field_validator("expires")
     @classmethod
