@@ -82,9 +82,7 @@ def test_a_send_at_that_is_no_time_of_day_is_refused_with_its_line(
     ]
 
 
-def test_a_send_at_time_of_day_is_valid(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_send_at_time_of_day_is_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # given
     (tmp_path / "templates").mkdir()
     for part in ("subject", "html", "txt"):
