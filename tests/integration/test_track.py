@@ -92,6 +92,19 @@ def test_open_records_an_email_opened_event_for_the_person(track: Invoke):
     }
 
 
+def test_an_open_from_a_pixel_with_its_send_time_records_when_it_was_sent(track: Invoke):
+    """The pixel's signed send time becomes the event's sentAt: the profile reads it to tell
+    a proxy's prefetch on arrival from the person opening the message."""
+    # given
+    sent = int((NOW - timedelta(minutes=3)).timestamp())
+    event = link_request("GET", f"/o/{_token('o', s=str(sent))}", at=NOW)
+    # when
+    track(event)
+    # then
+    (stored,) = _events()
+    assert stored["properties"]["sentAt"] == "2026-11-28T09:57:00.000Z"
+
+
 def test_repeated_open_is_stored_once(aws: Aws, track: Invoke):
     """The same pixel loaded twice (a client re-rendering the email) is one stored event."""
     # given

@@ -15,6 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nudge.adapters.store import _profile_item
+from nudge.domain.engagement import counted, hour_of_week, is_engagement
 from nudge.domain.intake import Event
 from nudge.domain.person import PersonId
 from nudge.domain.profile import (
@@ -46,7 +47,8 @@ BOUNDED = settings(
 START = datetime(2026, 9, 1, tzinfo=UTC)
 USERS = ["u1", "u2"]
 ANONYMOUS = ["a1", "a2"]
-NAMES = ["A", "B", "Checkout Started"]
+NAMES = ["A", "B", "Checkout Started", "Email Opened", "Email Link Clicked"]
+ZONES = ["Europe/Paris", "Asia/Tokyo", "Nowhere/City"]
 
 # ---- generated input ---------------------------------------------------------------
 
@@ -92,6 +94,13 @@ def events(draw: st.DrawFn, number: int = 0, people: bool = True) -> Event:
         body["properties"] = draw(
             st.dictionaries(st.sampled_from(["x", "y", "items"]), values, max_size=3)
         )
+    if kind == "identify" and draw(st.booleans()):
+        body["traits"]["timezone"] = draw(st.sampled_from(ZONES))
+    if draw(st.booleans()):
+        body["context"] = {"timezone": draw(st.sampled_from(ZONES))}
+    if body.get("event") == "Email Opened" and draw(st.booleans()):
+        sent = at - timedelta(seconds=draw(st.integers(0, 600)))
+        body["properties"] = {**body.get("properties", {}), "sentAt": iso(sent)}
     if user:
         body["userId"] = user
     if anonymous:
@@ -201,6 +210,7 @@ def _fold_by_replace(profile: Profile, event: Event) -> Profile:
     )
     moment = iso(event.timestamp)
     is_page = int(event.type in PAGE_TYPES)
+    sessions_before = profile.sessions
     first_seen = min(filter(None, (profile.first_seen, moment)))
     if (
         profile.last_seen is None
@@ -246,6 +256,10 @@ def _fold_by_replace(profile: Profile, event: Event) -> Profile:
         profile = replace(
             profile, anonymous_ids=(*profile.anonymous_ids, *new_ids)[-MAX_ANONYMOUS_IDS:]
         )
+    if is_engagement(event, starts_session=profile.sessions > sessions_before):
+        zone = profile.traits.get("timezone") or (event.body.get("context") or {}).get("timezone")
+        slot = hour_of_week(event.timestamp, zone)
+        profile = replace(profile, engaged_hours=counted(profile.engaged_hours, slot))
     return profile
 
 

@@ -354,6 +354,7 @@ def test_to_json_uses_the_stored_field_names() -> None:
         "pages": 1,
         "eventCounts": {},
         "arms": {},
+        "engagedHours": {"132": 1},  # the session's start: Saturday 12:00 UTC
     }
 
 

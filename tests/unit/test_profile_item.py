@@ -50,6 +50,8 @@ SHOPPER = Profile(
     recent_ids=bytes(range(144)),
     folded_at="2026-12-09T09:15:00.262Z",
     arms={"abandoned_cart@000bbfdb8469": "h48"},
+    # Twenty hours of the week with engagement: weeks of a regular visitor's sessions.
+    engaged_hours={hour: 1 + hour % 7 for hour in range(8, 168, 8)},
     misses={
         trigger: Miss.of("2026-12-09T09:15:00.262Z", "product_id=sku-104", reason)
         for trigger, reason in REASONS.items()

@@ -257,6 +257,17 @@ def test_typed_claims_sign_to_the_same_token_as_before(token: str, claims: LinkC
     assert signed == token
 
 
+def test_an_open_pixel_carries_its_send_time_as_s():
+    """Optional on the wire: a pixel signed with its send time reads it back."""
+    # given
+    claims = OpenClaims("fire-1", ADA, "abandoned_cart", sent_at="1796122800")
+    # when
+    token = sign_link(claims, KEY)
+    # then
+    assert verify_token(token, KEY)["s"] == "1796122800"
+    assert read_link(token, KEY, OpenClaims) == claims
+
+
 def test_the_wire_keeps_its_one_letter_names():
     """On the wire a click's claims are k, f, p, t and url, the person in its text form."""
     # given

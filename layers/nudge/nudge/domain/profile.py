@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from nudge.domain.engagement import counted, hour_of_week, is_engagement
 from nudge.domain.intake import Event
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import hour_of, iso
@@ -84,6 +85,9 @@ class Profile:
     # shows for "why not". Kept here, on the profile write every event makes anyway, rather
     # than as a decision record per event (a write unit each, half of the writes there were).
     misses: dict[str, Miss] = field(default_factory=dict)
+    # Engagements (session starts, clicks, opens a person made) by hour of the week on their
+    # clock, 0 = Monday 00:00 (domain/engagement.py): when they tend to look.
+    engaged_hours: dict[int, int] = field(default_factory=dict)
 
     def sweep_hour(self) -> datetime | None:
         """The UTC hour the inactivity sweep files this person under: the hour of their last
@@ -140,6 +144,7 @@ class Profile:
             "pages": self.pages,
             "eventCounts": self.event_counts,
             "arms": self.arms,
+            "engagedHours": {str(hour): n for hour, n in sorted(self.engaged_hours.items())},
         }
 
 
@@ -164,7 +169,18 @@ def fold(profile: Profile, event: Event) -> Profile:
         changes["event_counts"] = {**counts, name: counts.get(name, 0) + 1}
     _sessionize(profile, event, iso(event.timestamp), is_page, changes)
     _identify(profile, event, changes)
+    _engage(profile, event, changes)
     return _evolve(profile, changes)
+
+
+def _engage(profile: Profile, event: Event, changes: dict[str, Any]) -> None:
+    starts_session = changes.get("sessions", profile.sessions) > profile.sessions
+    if not is_engagement(event, starts_session):
+        return
+    traits = changes.get("traits", profile.traits)
+    timezone = traits.get("timezone") or (event.body.get("context") or {}).get("timezone")
+    slot = hour_of_week(event.timestamp, timezone)
+    changes["engaged_hours"] = counted(profile.engaged_hours, slot)
 
 
 def _sessionize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,19 +105,26 @@ class Renderer:
 
 
 def render_context(
-    fire: FireMessage, profile: Profile, address: str, public_url: str, key: bytes
+    fire: FireMessage,
+    profile: Profile,
+    address: str,
+    public_url: str,
+    key: bytes,
+    sent_at: datetime | None = None,
 ) -> dict[str, Any]:
     """What a template sees: the fire's collected lists (``items``), ``traits``, ``profile``,
     ``event``, ``user_id``, ``trigger``, signed ``links`` and ``click(url)``.
 
     ``address`` is the one the message goes to (the unsubscribe link names it); the links
-    point at ``public_url`` and are signed with ``key``. Send and ``nudge preview`` both
-    build their context here, so a preview shows what would be sent.
+    point at ``public_url`` and are signed with ``key``; the open pixel carries ``sent_at``
+    (so an open seconds later can be told for a mail proxy's prefetch). Send and ``nudge
+    preview`` both build their context here, so a preview shows what would be sent.
     """
     # Only sending signs links: Evaluate and Reports import this module to check templates.
     from nudge.domain.tokens import OpenClaims, UnsubscribeClaims, sign_link
 
-    opened = OpenClaims(fire_id=fire.fire_id, person=fire.person, trigger=fire.trigger)
+    stamp = str(int(sent_at.timestamp())) if sent_at is not None else ""
+    opened = OpenClaims(fire.fire_id, fire.person, fire.trigger, sent_at=stamp)
     unsubscribe = UnsubscribeClaims(opened.fire_id, opened.person, opened.trigger, email=address)
     base = public_url.rstrip("/")
     return {

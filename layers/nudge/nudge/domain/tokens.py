@@ -13,7 +13,8 @@ changed character is tampering, never an alias.
 The links' claims are typed (``OpenClaims``, ``ClickClaims``, ``UnsubscribeClaims``, with
 readable names); on the wire they keep the one-letter keys of version 1: ``k`` (``o``,
 ``c`` or ``u``), ``f`` the fire id, ``p`` the person, ``t`` the trigger, ``url`` a click's
-target and ``e`` the address to unsubscribe. Keeping the wire as it was, rather than a
+target, ``e`` the address to unsubscribe and ``s``, on an open pixel, when it was sent
+(optional: a claim with a default may be absent). Keeping the wire as it was, rather than a
 version 2 with long names, means every link already in an inbox verifies and reads as
 before, one reader serves old and new links alike, and a click's URL, which must fit in
 a URL itself, is not made longer by key names. The names are mapped in one place below.
@@ -28,7 +29,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
 from nudge.domain.person import InvalidPersonId, PersonId
@@ -63,7 +64,14 @@ LinkKind = Literal["open", "click", "unsubscribe"]
 # The wire's names (version 1): one letter where a link's token always had one.
 _KIND_CLAIM = "k"
 _WIRE_KINDS: dict[LinkKind, str] = {"open": "o", "click": "c", "unsubscribe": "u"}
-_WIRE_NAMES = {"fire_id": "f", "person": "p", "trigger": "t", "url": "url", "email": "e"}
+_WIRE_NAMES = {
+    "fire_id": "f",
+    "person": "p",
+    "trigger": "t",
+    "url": "url",
+    "email": "e",
+    "sent_at": "s",
+}
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,11 @@ class LinkClaims:
     trigger: str
 
     def to_wire(self) -> dict[str, str]:
-        claims = {_WIRE_NAMES[field.name]: str(getattr(self, field.name)) for field in fields(self)}
+        claims = {
+            _WIRE_NAMES[field.name]: str(getattr(self, field.name))
+            for field in fields(self)
+            if getattr(self, field.name) != ""  # an optional claim left out is not on the wire
+        }
         return {_KIND_CLAIM: _WIRE_KINDS[self.kind], **claims}
 
     @classmethod
@@ -86,10 +98,15 @@ class LinkClaims:
         if claims.get(_KIND_CLAIM) != _WIRE_KINDS[cls.kind]:
             raise InvalidToken(f"not a token for {cls.kind} links")
         wanted = {field.name: _WIRE_NAMES[field.name] for field in fields(cls)}
-        missing = [wire for wire in wanted.values() if not claims.get(wire)]
+        optional = {field.name for field in fields(cls) if field.default is not MISSING}
+        missing = [
+            wire for name, wire in wanted.items() if not claims.get(wire) and name not in optional
+        ]
         if missing:
             raise InvalidToken(f"missing claims: {', '.join(missing)}")
-        values: dict[str, Any] = {name: claims[wire] for name, wire in wanted.items()}
+        values: dict[str, Any] = {
+            name: claims[wire] for name, wire in wanted.items() if claims.get(wire)
+        }
         try:
             values["person"] = PersonId.parse(values["person"])
         except InvalidPersonId:
@@ -99,9 +116,12 @@ class LinkClaims:
 
 @dataclass(frozen=True)
 class OpenClaims(LinkClaims):
-    """The open pixel's."""
+    """The open pixel's, with when the email was sent (epoch seconds; pixels signed before
+    it was added have none): an open seconds after sending is a mail proxy fetching images,
+    not the person reading."""
 
     kind: ClassVar[LinkKind] = "open"
+    sent_at: str = ""
 
 
 @dataclass(frozen=True)

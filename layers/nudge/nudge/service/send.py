@@ -179,7 +179,7 @@ class SendService:
             )
         if channel in _SUPPRESSIBLE and self._suppression.is_suppressed(channel, address):
             return Delivery("suppressed", f"{address} is suppressed on {channel}")
-        message = self._render(fire, profile, address)
+        message = self._render(fire, profile, address, now)
         if isinstance(message, InAppMessage) and message.expires_at <= now:
             return Delivery("skipped", f"expired at {iso(message.expires_at)} before delivery")
         zone = where.zone
@@ -326,9 +326,11 @@ class SendService:
             return str(profile.person)  # the person's open pages, wherever they are
         return None
 
-    def _render(self, fire: FireMessage, profile: Profile, address: str) -> Any:
+    def _render(self, fire: FireMessage, profile: Profile, address: str, now: datetime) -> Any:
         settings = self._settings
-        context = render_context(fire, profile, address, settings.public_url, settings.tracking_key)
+        context = render_context(
+            fire, profile, address, settings.public_url, settings.tracking_key, sent_at=now
+        )
         try:
             if fire.channel == "email":
                 content = self._renderer.email(fire.template, context)

@@ -14,14 +14,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from nudge.config import Settings
+from nudge.domain.engagement import CLICKED, OPENED
 from nudge.domain.errors import TokenRefused
 from nudge.domain.intake import Payload, StoredEvent, normalize
 from nudge.domain.person import PersonId
+from nudge.domain.timefmt import iso
 from nudge.domain.tokens import (
     ClickClaims,
     InvalidToken,
@@ -44,8 +46,6 @@ __all__ = [
     "message_id_for",
 ]
 
-OPENED = "Email Opened"
-CLICKED = "Email Link Clicked"
 UNSUBSCRIBED = "Unsubscribed"
 EMAIL_CHANNEL = "email"
 SUPPRESSION_REASON = "unsubscribe"
@@ -92,7 +92,7 @@ class TrackService:
     def open(self, token: str, at: datetime, user_agent: str | None = None) -> bool:
         """Records the open; False when storage refused it (the pixel is served anyway)."""
         claims = self._verify(token, OpenClaims)
-        return self._record_best_effort(token, claims, at, {}, user_agent)
+        return self._record_best_effort(token, claims, at, _sent(claims), user_agent)
 
     def click(self, token: str, at: datetime, user_agent: str | None = None) -> Click:
         claims = self._verify(token, ClickClaims)
@@ -186,6 +186,14 @@ class TrackService:
             return addressed
         linked = self._events.linked_users([addressed.value]).get(addressed.value)
         return PersonId.of(linked, addressed.value)
+
+
+def _sent(claims: OpenClaims) -> dict[str, str]:
+    """The open's ``sentAt`` property, from the pixel's signed send time (none on pixels
+    signed before it was added): how the profile tells a proxy's prefetch from a reader."""
+    if not claims.sent_at.isdigit():
+        return {}
+    return {"sentAt": iso(datetime.fromtimestamp(int(claims.sent_at), UTC))}
 
 
 def _is_web_url(url: str) -> bool:
