@@ -1,5 +1,5 @@
-"""``python -m bench [NAME ...] [--json]``: attribution, calls, cost, delivery, dynamodb, engine,
-experiments, idle, imports, in_app, layer, sdk_size, soak, sweep, throughput.
+"""``python -m bench [NAME ...] [--json]``: attribution, best_hour, calls, cost, delivery,
+dynamodb, engine, experiments, idle, imports, in_app, layer, sdk_size, soak, sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -17,6 +17,7 @@ from rich.console import Console
 
 from bench import (
     attribution,
+    best_hour,
     calls,
     cost,
     delivery,
@@ -36,6 +37,7 @@ from bench.common import Figures
 
 BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "attribution": attribution.run,
+    "best_hour": best_hour.run,
     "calls": calls.run,
     "cost": cost.run,
     "delivery": delivery.run,

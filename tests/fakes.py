@@ -11,6 +11,7 @@ and a few can be told to misbehave the way the outside world does.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -514,3 +515,18 @@ class RecordingSockets:
     def frames(self, connection_id: str) -> list[dict[str, Any]]:
         """What one connection received, each frame read back from its JSON."""
         return [json.loads(frame) for to, frame in self.posts if to == connection_id]
+
+
+@dataclass
+class InMemoryAudience:
+    """AudienceHours: the audience's engagement by hour of week, and every add it was given."""
+
+    counts: Counter[int] = field(default_factory=Counter)
+    adds: list[dict[int, int]] = field(default_factory=list)
+
+    def add(self, counts: Mapping[int, int]) -> None:
+        self.adds.append(dict(counts))
+        self.counts.update(counts)
+
+    def hours(self, now: datetime) -> dict[int, int]:
+        return dict(self.counts)

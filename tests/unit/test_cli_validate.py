@@ -33,7 +33,7 @@ def test_validate_accepts_the_shipped_folder(capsys: pytest.CaptureFixture[str])
     printed = capsys.readouterr()
     assert status == 0
     assert printed.out == ""
-    assert "5 trigger(s) valid, 0 problem(s)" in printed.err
+    assert "6 trigger(s) valid, 0 problem(s)" in printed.err
 
 
 def test_validate_prints_path_line_message_and_fails(
@@ -78,7 +78,8 @@ def test_a_send_at_that_is_no_time_of_day_is_refused_with_its_line(
     printed = capsys.readouterr()
     assert status == 1
     assert printed.out.splitlines() == [
-        f"{bad}:7: send.at: {clock!r} is not a time of day: HH:MM, from 00:00 to 23:59"
+        f"{bad}:7: send.at: {clock!r} is neither a time of day (HH:MM, from 00:00 to 23:59)"
+        " nor best"
     ]
 
 
@@ -94,6 +95,37 @@ def test_a_send_at_time_of_day_is_valid(tmp_path: Path, capsys: pytest.CaptureFi
 
     # then
     assert (status, capsys.readouterr().out) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "message"),
+    [
+        ("  within: 24h\n", 4, "send: within apply to at: best only"),
+        ("  at: best\n  within: 30m\n", 8, "send.within: 30m is out of range (1h to 7d)"),
+        ("  at: best\n  within: 8d\n", 8, "send.within: 8d is out of range (1h to 7d)"),
+        (
+            '  at: best\n  fallback: "25:00"\n',
+            8,
+            "send.fallback: '25:00' is not a time of day: HH:MM, from 00:00 to 23:59",
+        ),
+    ],
+)
+def test_best_hour_settings_out_of_place_or_range_are_refused_with_their_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: str, line: int, message: str
+) -> None:
+    # given
+    (tmp_path / "templates").mkdir()
+    for part in ("subject", "html", "txt"):
+        (tmp_path / "templates" / f"test.{part}.j2").write_text("hi")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD + lines, encoding="utf-8")
+
+    # when
+    status = main(["validate", str(tmp_path)])
+
+    # then
+    assert status == 1
+    assert capsys.readouterr().out.splitlines() == [f"{bad}:{line}: {message}"]
 
 
 def test_validate_uses_the_templates_option(

@@ -294,6 +294,43 @@ def test_a_send_at_inside_quiet_hours_still_waits_for_their_end(world: World) ->
     ]
 
 
+def test_a_best_hour_fire_waits_for_the_hour_the_person_engages_most(world: World) -> None:
+    """Ada opens and clicks on Saturday evenings in Berlin: a fire at 10:00 waits for 19:00."""
+    # given
+    saturday_19_berlin = 5 * 24 + 19
+    world.people.save_profiles(
+        [
+            Profile(
+                person=ADA,
+                user_id="ada",
+                traits={"email": ADA_EMAIL, "timezone": "Europe/Berlin"},
+                engaged_hours={saturday_19_berlin: 12},
+            )
+        ]
+    )
+    morning = datetime(2026, 11, 28, 10, 0, tzinfo=BERLIN)  # a Saturday
+    fire = cart_fire(morning, sendAt="best", sendWithin=86400, sendFallback="10:00")
+    # when
+    delivery = world.deliver(fire, morning)
+    # then
+    assert delivery.outcome == "deferred"
+    assert delivery.reason.startswith("waits for the best hour Saturday 19:00 in Europe/Berlin")
+    (armed,) = world.scheduler.schedules.values()
+    assert armed.due == datetime(2026, 11, 28, 19, 0, tzinfo=BERLIN)
+
+
+def test_a_best_hour_fire_without_history_waits_for_the_fallback(world: World) -> None:
+    # given
+    world.given_person(email=ADA_EMAIL, timezone="Europe/Berlin")
+    early = datetime(2026, 11, 28, 7, 0, tzinfo=BERLIN)
+    fire = cart_fire(early, sendAt="best", sendWithin=86400, sendFallback="10:00")
+    # when
+    world.deliver(fire, early)
+    # then
+    (armed,) = world.scheduler.schedules.values()
+    assert armed.due == datetime(2026, 11, 28, 10, 0, tzinfo=BERLIN)
+
+
 def test_a_fire_minutes_before_the_morning_waits_on_the_queue(world: World) -> None:
     """Five minutes before quiet hours end, the fire goes back on the queue with that delay."""
     # given

@@ -615,7 +615,7 @@ def test_an_explicit_templates_folder_replaces_the_default(tmp_path: Path) -> No
 
 
 def test_the_shipped_triggers_load_without_problems() -> None:
-    """triggers/ loads cleanly, with its templates, and holds the four example triggers."""
+    """triggers/ loads cleanly, with its templates, and holds the example triggers."""
     # given
     folder = TRIGGERS
 
@@ -629,6 +629,7 @@ def test_the_shipped_triggers_load_without_problems() -> None:
         "product_interest",
         "product_offer",
         "re_engagement",
+        "re_engagement_best_hour",
         "vip_checkout_call",
     ]
 

@@ -204,6 +204,7 @@ def trigger_index() -> TriggerIndex:
 
 
 def evaluate_service() -> EvaluateService:
+    from nudge.adapters.audience import AudienceStore
     from nudge.adapters.engine_store import EngineStore
     from nudge.adapters.experiments import ExperimentStore
     from nudge.adapters.queue import SendQueue
@@ -218,6 +219,7 @@ def evaluate_service() -> EvaluateService:
         queue=SendQueue(sqs_client(), engine.send_queue_url),
         index=trigger_index(),
         experiments=ExperimentStore(dynamodb_client(), settings().table_name),
+        audience=AudienceStore(dynamodb_client(), settings().table_name),
     )
 
 
@@ -238,6 +240,7 @@ def send_dead_letters() -> DeadLetters:
 
 
 def send_service() -> SendService:
+    from nudge.adapters.audience import AudienceStore
     from nudge.adapters.contacts import ContactStore
     from nudge.adapters.email import EmailSender
     from nudge.adapters.engine_store import EngineStore
@@ -288,6 +291,7 @@ def send_service() -> SendService:
         queue=SendQueue(sqs_client(), engine.send_queue_url),
         experiments=ExperimentStore(dynamodb_client(), table),
         in_app=in_app_service(delivery.socket_endpoint) if delivery.socket_endpoint else None,
+        audience=AudienceStore(dynamodb_client(), table),
         settings=SendSettings(
             from_email=delivery.from_email,
             public_url=delivery.public_url,

@@ -58,6 +58,7 @@ from nudge.domain.person import PersonId
 __all__ = [
     "ASSIGNMENT_KIND",
     "ASSIGNMENT_SK_PREFIX",
+    "AUDIENCE_KIND",
     "CONTACT_KIND",
     "COUNTED_KIND",
     "COUNTER_KIND",
@@ -74,6 +75,7 @@ __all__ = [
     "SUPPRESSION_KIND",
     "TIMER_KIND",
     "assignment_key",
+    "audience_hours_key",
     "connection_key",
     "contact_key",
     "counted_key",
@@ -207,6 +209,14 @@ def receipt_key(fire_id: str) -> dict[str, str]:
 
 def contact_key(person: PersonId) -> dict[str, str]:
     return {"pk": person_pk(person), "sk": "CONTACT"}
+
+
+AUDIENCE_KIND = "audience"
+
+
+def audience_hours_key() -> dict[str, str]:
+    """The audience's engagement by hour of the week: one item, ``h<hour>`` counts (0-167)."""
+    return {"pk": "AUDIENCE", "sk": "HOURS"}
 
 
 def tombstone_key(person: PersonId) -> dict[str, str]:

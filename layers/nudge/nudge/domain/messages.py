@@ -39,7 +39,7 @@ Channel = Literal["email", "webhook", "in_app"]
 
 
 # Left out of a fire's record when unset, so fires that do not use them keep their shape.
-_OPTIONAL_FIELDS = ("display", "expires", "sendAt", "deliverAt")
+_OPTIONAL_FIELDS = ("display", "expires", "sendAt", "sendWithin", "sendFallback", "deliverAt")
 
 
 class InvalidFireMessage(ValueError):
@@ -86,8 +86,11 @@ class FireMessage(BaseModel):
     experiment: str | None = None  # the experiment's version, with the arm
     display: InAppDisplay | None = None  # in_app: when the page may show it
     expires: int | None = Field(default=None, ge=1)  # in_app: seconds it may wait for a page
-    # The trigger's `send.at` ("09:30"): delivery waits for the person's next 09:30 ...
+    # The trigger's `send.at` ("09:30", or "best" with how long it may wait and the time
+    # of day without history): delivery waits for the person's next 09:30 ...
     send_at: str | None = Field(default=None, alias="sendAt")
+    send_within: int | None = Field(default=None, alias="sendWithin", ge=1)  # seconds
+    send_fallback: str | None = Field(default=None, alias="sendFallback")
     # ... which Send works out on the first delivery and keeps here while the fire waits.
     deliver_at: str | None = Field(default=None, alias="deliverAt")
 

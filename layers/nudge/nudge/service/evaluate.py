@@ -9,9 +9,10 @@ by key, fires by the ledger's conditional write — because a failed batch is re
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from nudge.adapters.scheduler import schedule_name
@@ -47,8 +48,9 @@ from nudge.domain.triggers.engine import (
     swept_hour,
 )
 from nudge.domain.triggers.experiment import HOLDOUT
-from nudge.domain.triggers.model import Inactivity, Trigger, in_app_fields
+from nudge.domain.triggers.model import Inactivity, Trigger, in_app_fields, send_time_fields
 from nudge.service.ports import (
+    AudienceHours,
     EngineRecords,
     ExperimentRecords,
     FireQueue,
@@ -145,6 +147,7 @@ class EvaluateService:
         queue: FireQueue,
         index: TriggerIndex,
         experiments: ExperimentRecords,
+        audience: AudienceHours | None = None,
     ) -> None:
         self.events = events
         self.engine = engine
@@ -152,6 +155,7 @@ class EvaluateService:
         self.queue = queue
         self.index = index
         self.experiments = experiments
+        self.tally = AudienceTally(audience) if audience is not None else None
 
     # ---- the stream -------------------------------------------------------------------
 
@@ -456,7 +460,7 @@ class EvaluateService:
             experiment=trigger.experiment.version if trigger.experiment and fire.arm else None,
             event=dict(fire.entry),
             context=collected(trigger, fire.entry, history, fire.at),
-            send_at=(send.at if send and send.at else None) or trigger.send.at,
+            **send_time_fields(trigger.send, send.at if send else None),
             **in_app_fields(trigger.send, channel),
         )
 
@@ -488,6 +492,36 @@ class EvaluateService:
 RECORD_EVENTS_BOUND = 1000
 
 
+AUDIENCE_FLUSH_EVERY = timedelta(minutes=10)
+
+
+@dataclass
+class AudienceTally:
+    """The engagements this process folded since it last added them to the audience's
+    hours: one write every ``AUDIENCE_FLUSH_EVERY`` at most (and at once the first time, so
+    a short-lived process still contributes), never one per batch. A prior, so approximate:
+    a batch retried after a failure may count its engagements twice."""
+
+    audience: AudienceHours
+    pending: Counter[int] = field(default_factory=Counter)
+    flushed_at: datetime | None = None
+
+    def note(self, before: Mapping[int, int], after: Mapping[int, int]) -> None:
+        for hour, count in after.items():
+            grown = count - before.get(hour, 0)
+            if grown > 0:  # halving shrinks counts; only new engagements are added
+                self.pending[hour] += grown
+
+    def flush_if_due(self, now: datetime) -> None:
+        if not self.pending:
+            return
+        if self.flushed_at is not None and now - self.flushed_at < AUDIENCE_FLUSH_EVERY:
+            return
+        self.audience.add(dict(self.pending))
+        self.pending.clear()
+        self.flushed_at = now
+
+
 @dataclass
 class BatchWork:
     """One stream batch: profiles in memory, decisions gathered, failures remembered."""
@@ -502,6 +536,7 @@ class BatchWork:
     conversions: list[Conversion] = field(default_factory=list)
     forgotten: set[PersonId] = field(default_factory=set)  # tombstoned: their events dropped
     dropped: int = 0  # events of forgotten persons deleted in this batch
+    latest: datetime | None = None  # the latest time an event of the batch was handled at
 
     def handle(self, sequence: int, stored: StoredEvent, now: datetime, index: int = 0) -> None:
         """One event of a stream record: ``index`` is its place among the record's events
@@ -536,6 +571,9 @@ class BatchWork:
             return
         folded = fold(profile, stored.event)
         service = self.service
+        if service.tally is not None:
+            service.tally.note(profile.engaged_hours, folded.engaged_hours)
+        self.latest = max(self.latest or now, now)
         identities = service.persons_for_exits(person, folded)
         # The goal's counting needs one number that grows with each of the person's events.
         ordinal = sequence * RECORD_EVENTS_BOUND + index
@@ -580,6 +618,8 @@ class BatchWork:
             [self.profiles[person] for person in sorted(self.touched)]
         )
         self.service.engine.save_decisions(self.decisions)
+        if self.service.tally is not None and self.latest is not None:
+            self.service.tally.flush_if_due(self.latest)
         return refused
 
 

@@ -328,6 +328,19 @@ class Receipts(Protocol):
     def find(self, fire_id: str) -> Receipt | None: ...
 
 
+class AudienceHours(Protocol):
+    """The whole audience's engagement by hour of the week (domain/engagement.py): the
+    pattern a person's best hour is smoothed towards. Approximate by design: a prior."""
+
+    def add(self, counts: Mapping[int, int]) -> None:
+        """Adds these engagements (hour of week -> count) to the audience's."""
+        ...
+
+    def hours(self, now: datetime) -> dict[int, int]:
+        """The audience's counts, as recently read as the implementation keeps them."""
+        ...
+
+
 class InAppInbox(Protocol):
     """The in-app messages no page has shown yet, and the pages open now, per person.
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from nudge.domain.engagement import best_hour
 from nudge.domain.experiments.counts import NO_EXPERIMENT, CountedUnder
 from nudge.domain.in_app import InAppMessage, frame_size_problem
 from nudge.domain.messages import (
@@ -51,6 +52,7 @@ from nudge.domain.triggers.engine import Decision
 from nudge.service.in_app import InAppService
 from nudge.service.ports import (
     MAX_DELAY,
+    AudienceHours,
     ContactRecords,
     DecisionRecords,
     ExperimentRecords,
@@ -135,6 +137,7 @@ class SendService:
         experiments: ExperimentRecords,
         settings: SendSettings,
         in_app: InAppService | None = None,
+        audience: AudienceHours | None = None,
     ) -> None:
         self._events = events
         self._contacts = contacts
@@ -149,6 +152,7 @@ class SendService:
         self._experiments = experiments
         self._settings = settings
         self._in_app = in_app
+        self._audience = audience
 
     def deliver(self, fire: FireMessage, now: datetime, *, redelivered: bool = False) -> Delivery:
         person = fire.person
@@ -169,7 +173,7 @@ class SendService:
             profile.traits.get("timezone") or fire.timezone,
             self._settings.policy.default_timezone,
         )
-        waiting = _wait_for_clock(fire, where, now)
+        waiting = self._wait_for_send_time(fire, profile, where, now)
         if waiting is not None:
             return waiting
         address = self._address(channel, profile)
@@ -368,6 +372,35 @@ class SendService:
             raise RenderError(problem, file=f"{fire.template}.in_app.html.j2")
         return message
 
+    def _wait_for_send_time(
+        self, fire: FireMessage, profile: Profile, where: PersonZone, now: datetime
+    ) -> Delivery | None:
+        """A deferral until the fire's `send.at` on the person's clock (a time of day, or
+        their best hour), or None when it is due. Worked out once, on the first delivery,
+        and carried by the waiting fire: a later change of the person's timezone or habits
+        does not move a message already waiting."""
+        if fire.send_at is None:
+            return None
+        if fire.deliver_at is not None:
+            due = datetime.fromisoformat(fire.deliver_at)
+            return _waiting(due, now, f"waits for {fire.send_at}, until {iso(due)}")
+        note = f" ({where.note})" if where.note else ""
+        if fire.send_at == "best":
+            best = best_hour(
+                now,
+                profile.traits.get("timezone") or fire.timezone,
+                self._settings.policy.default_timezone,
+                profile.engaged_hours,
+                self._audience.hours(now) if self._audience is not None else {},
+                timedelta(seconds=fire.send_within or 86400),
+                fire.send_fallback or "10:00",
+            )
+            why = f"waits for the {best.reason}, until {iso(best.at)}{note}"
+            return _waiting(best.at, now, why)
+        due = next_clock_time(now, where.zone, fire.send_at)
+        why = f"waits for {fire.send_at} in {where.zone.key}, until {iso(due)}{note}"
+        return _waiting(due, now, why)
+
     def _requeue(
         self, fire: FireMessage, now: datetime, seconds: float, again: FireMessage
     ) -> None:
@@ -428,19 +461,7 @@ def parse_fire(body: str) -> FireMessage:
         raise Poison(f"not a fire: {error}") from None
 
 
-def _wait_for_clock(fire: FireMessage, person: PersonZone, now: datetime) -> Delivery | None:
-    """A deferral until the fire's `send.at` in the person's zone, or None when it is due.
-    Worked out once, on the first delivery, and carried by the waiting fire: a later
-    change of the person's timezone does not move a message already waiting."""
-    if fire.send_at is None:
-        return None
-    if fire.deliver_at is not None:
-        due = datetime.fromisoformat(fire.deliver_at)
-    else:
-        due = next_clock_time(now, person.zone, fire.send_at)
+def _waiting(due: datetime, now: datetime, why: str) -> Delivery | None:
     if due <= now:
         return None
-    reason = f"waits for {fire.send_at} in {person.zone.key}, until {iso(due)}"
-    if person.note:
-        reason += f" ({person.note})"
-    return Delivery("deferred", reason, (due - now).total_seconds(), waiting_until=iso(due))
+    return Delivery("deferred", why, (due - now).total_seconds(), waiting_until=iso(due))

@@ -17,6 +17,7 @@ __all__ = [
     "ClockTime",
     "Duration",
     "Path",
+    "SendTime",
     "Strict",
     "Window",
     "in_range",
@@ -71,6 +72,26 @@ _CLOCK_TIME_SCHEMA = {
 }
 # A local time of day, kept as its text ("09:30"): delivery reads it in each person's zone.
 ClockTime = Annotated[str, BeforeValidator(_clock_time), WithJsonSchema(_CLOCK_TIME_SCHEMA)]
+
+
+def _send_time(value: object) -> str:
+    if value == "best":
+        return value
+    if not isinstance(value, str) or not _CLOCK_TIME.match(value):
+        raise ValueError(
+            f"{value!r} is neither a time of day (HH:MM, from 00:00 to 23:59) nor best"
+        )
+    return value
+
+
+_SEND_TIME_SCHEMA = {
+    "anyOf": [_CLOCK_TIME_SCHEMA, {"const": "best"}],
+    "description": "When on the person's clock: a time of day (HH:MM), or best: the hour"
+    " they most often engage, within `within`",
+    "examples": ["09:30", "best"],
+}
+# `send.at`: a time of day, or "best" (the person's own best hour).
+SendTime = Annotated[str, BeforeValidator(_send_time), WithJsonSchema(_SEND_TIME_SCHEMA)]
 
 
 class Strict(BaseModel):

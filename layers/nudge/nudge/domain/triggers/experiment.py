@@ -32,9 +32,9 @@ from nudge.domain.experiments.naming import experiment_key
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.common import (
     ID_PATTERN,
-    ClockTime,
     Duration,
     Path,
+    SendTime,
     Strict,
     Window,
     in_range,
@@ -80,7 +80,9 @@ class UnlessOverride(Strict):
 class SendOverride(Strict):
     channel: Literal["email", "webhook", "in_app"] | None = None
     template: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")] | None = None
-    at: ClockTime | None = None  # an arm that waits for another local time (A/B timing)
+    # An arm that waits for another local time, or for the person's best hour (with the
+    # trigger's within and fallback): A/B timing.
+    at: SendTime | None = None
 
 
 class Variant(Strict):

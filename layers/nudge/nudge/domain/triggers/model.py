@@ -28,7 +28,15 @@ from pydantic import (
 
 from nudge.domain.durations import parse_duration
 from nudge.domain.messages import InAppDisplay
-from nudge.domain.triggers.common import ID_PATTERN, MAX_WINDOW, ClockTime, Duration, Path, Window
+from nudge.domain.triggers.common import (
+    ID_PATTERN,
+    MAX_WINDOW,
+    ClockTime,
+    Duration,
+    Path,
+    SendTime,
+    Window,
+)
 from nudge.domain.triggers.common import Strict as _Strict
 from nudge.domain.triggers.common import in_range as _in_range
 from nudge.domain.triggers.experiment import Experiment, Percent
@@ -255,8 +263,23 @@ class Send(_Strict):
     display: Display | None = None  # in_app only
     expires: Duration | None = None  # in_app only: an undelivered message is dropped after it
     # The next time the person's clock shows this (their timezone trait, else the account's
-    # zone): delivery waits for it, then quiet hours and caps apply as to any send.
-    at: ClockTime | None = None
+    # zone), or `best`: the hour within `within` when they most often engage (else at
+    # `fallback`). Delivery waits for it, then quiet hours and caps apply as to any send.
+    at: SendTime | None = None
+    within: Duration | None = None  # at: best only; default 24h
+    fallback: ClockTime | None = None  # at: best only; default 10:00
+
+    @field_validator("within")
+    @classmethod
+    def _within_in_range(cls, value: timedelta | None) -> timedelta | None:
+        return None if value is None else _in_range(value, timedelta(hours=1), timedelta(days=7))
+
+    @model_validator(mode="after")
+    def _best_hour_fields_for_best(self) -> Send:
+        given = [name for name in ("within", "fallback") if getattr(self, name) is not None]
+        if given and self.at != "best":
+            raise ValueError(f"{' and '.join(given)} apply to at: best only")
+        return self
 
     @field_validator("expires")
     @classmethod
@@ -269,6 +292,10 @@ class Send(_Strict):
         if given and self.channel != "in_app":
             raise ValueError(f"{' and '.join(given)} apply to channel in_app only")
         return self
+
+
+BEST_HOUR_WITHIN = timedelta(hours=24)
+BEST_HOUR_FALLBACK = "10:00"
 
 
 def in_app_fields(send: Send, channel: str) -> dict[str, Any]:
@@ -286,6 +313,22 @@ def in_app_fields(send: Send, channel: str) -> dict[str, Any]:
         exclude=tuple(rules.exclude),
     )
     return {"display": display, "expires": int(expires.total_seconds())}
+
+
+def send_time_fields(send: Send, arm_at: str | None) -> dict[str, Any]:
+    """What a fire carries for delivery's wait: the time of day (the arm's, else the
+    trigger's) and, for the best hour, how long it may wait and the time without history."""
+    at = arm_at or send.at
+    if at is None:
+        return {}
+    if at != "best":
+        return {"send_at": at}
+    within = send.within or BEST_HOUR_WITHIN
+    return {
+        "send_at": at,
+        "send_within": int(within.total_seconds()),
+        "send_fallback": send.fallback or BEST_HOUR_FALLBACK,
+    }
 
 
 class Collect(_Strict):
