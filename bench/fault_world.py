@@ -146,10 +146,11 @@ class FaultInjector:
         """On the session, before any client exists: every client copies its hooks."""
         # Typed handlers are not what botocore's stubs expect of a hook.
         botocore_session: Any = session._session
-        botocore_session.register("before-call", self._before)
-        botocore_session.register("after-call", self._after)
+        # Before the crash hook: an email SES accepted was sent, whatever happens next.
         botocore_session.register("before-parameter-build.sesv2.SendEmail", self._email)
         botocore_session.register("after-call.sesv2.SendEmail", self._emailed)
+        botocore_session.register("before-call", self._before)
+        botocore_session.register("after-call", self._after)
 
     def _email(self, params: dict[str, Any], **_: Any) -> None:
         tags = {tag["Name"]: tag["Value"] for tag in params.get("EmailTags", [])}
@@ -405,29 +406,33 @@ class World:
             return 1
         return work
 
-    def drain(self, rounds: int = 500) -> None:
+    def drain(self, rounds: int = 500) -> datetime:
+        """Rounds until one does nothing; returns the clock's time when that round began:
+        everything due by then is done."""
         for _ in range(rounds):
+            began = self.clock.now()
             if not self.pump():
-                return
+                return began
         raise TimeoutError(f"still busy after {rounds} rounds")
 
     def advance(self, seconds: float) -> None:
         """The clock ``seconds`` on, through every due moment in time order, draining each
-        (the local stack's ``advance``)."""
+        (the local stack's ``advance``). Due moments are looked for from when the last
+        drain went quiet: the clock runs on during a drain, and a moment it passed then
+        is still found."""
         target = self.clock.now() + timedelta(seconds=seconds)
-        self.drain()
-        while (moment := self._next_due()) is not None and moment <= target:
+        quiet = self.drain()
+        while (moment := self._next_due(quiet)) is not None and moment <= target:
             self.clock.move_to(moment)
-            self.drain()
+            quiet = self.drain()
         self.clock.move_to(target)
         self.drain()
 
-    def _next_due(self) -> datetime | None:
-        now = self.clock.now()
+    def _next_due(self, after: datetime) -> datetime | None:
         moments = [
-            self.schedules.next_due(now),
-            self.ses_events.next_due(now),
-            self.queue.next_visible(now),
+            self.schedules.next_due(after),
+            self.ses_events.next_due(after),
+            self.queue.next_visible(after),
         ]
         return min((moment for moment in moments if moment is not None), default=None)
 

@@ -35,7 +35,7 @@ import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -251,6 +251,15 @@ CELLS: tuple[Cell, ...] = (
         (_aws("Send", "sesv2", ["SendEmail"], "crash_after"),),
         "timers",
     ),
+    Cell(
+        "sesv2 accepted, then crash",
+        "Send: SendEmail, and every receipt write failing",
+        (
+            _aws("Send", "sesv2", ["SendEmail"], "crash_after"),
+            _aws("Feedback", "dynamodb", WRITES, "server_error", times=100),
+        ),
+        "timers",
+    ),
     _crash("Ingest: after its first write", _aws("Ingest", "dynamodb", WRITES, "crash_after")),
     _crash(
         "Evaluate (stream): after its 2nd write",
@@ -324,6 +333,7 @@ class Check:
     injected: int = 0
     client_saw: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    hits: list[str] = field(default_factory=list)  # the calls the faults failed
 
     @property
     def outcome(self) -> str:
@@ -368,17 +378,20 @@ def run_cell(cell: Cell, scenario: Scenario) -> Check:
         here.schedules.doubled = cell.doubled
         here.queue_faults.set("duplicate", cell.sqs_duplicates)
         here.sqs_duplicates = cell.sqs_duplicates
+        # Fresh copies: a cell's faults count down as they are injected.
+        faults = [replace(fault, hits=[]) for fault in cell.faults]
         if cell.phase == "intake":
-            here.injector.faults = list(cell.faults)
+            here.injector.faults = faults
         client_saw = [saw for batch in scenario.intake() for saw in _post(here, batch)]
         here.advance(3600 * 2)
         client_saw += _post(here, scenario.order())
         if cell.phase == "timers":
-            here.injector.faults = list(cell.faults)
+            here.injector.faults = faults
         here.advance(3600 * 24 * 2)
         check = _check(here, cell, scenario)
         check.client_saw = client_saw
         check.injected = here.anomalies()
+        check.hits = [f"{fault.function} {hit}" for fault in faults for hit in fault.hits]
     check.seconds = time.monotonic() - started
     return check
 
@@ -561,4 +574,3 @@ def run(console: Console, cells: Sequence[Cell] = CELLS) -> Figures:
         ],
         "outcomes": dict(outcomes),
     }
-
