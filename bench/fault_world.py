@@ -595,6 +595,7 @@ def _assemble(
             injector,
         )
     queue_faults = QueueFaults()
+    send_to_queue = _queue_sender(clients["sqs"])
     return World(
         template=template,
         clock=clock,
@@ -603,8 +604,8 @@ def _assemble(
         stream=_stream(template, functions["Evaluate"], clients),
         queue=_queue(template, functions["Send"], clients, queue_faults),
         queue_faults=queue_faults,
-        schedules=_schedules(template, functions, clock, clients),
-        ses_events=_ses_events(template, functions, clock),
+        schedules=_schedules(template, functions, clock, send_to_queue),
+        ses_events=_ses_events(template, functions, clock, send_to_queue),
         receiver=receiver,
         clients=clients,
     )
@@ -641,13 +642,23 @@ def _queue(
     )
 
 
-def _schedules(
-    template: Template, functions: dict[str, Function], clock: VirtualClock, clients: Any
-) -> AnomalousSchedules:
-    def send_to_queue(arn: str, body: str) -> None:
-        url = clients["sqs"].get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
-        clients["sqs"].send_message(QueueUrl=url, MessageBody=body)
+def _queue_sender(sqs: Any) -> Callable[[str, str], None]:
+    """Sends a body to a queue named by its ARN: schedules with an SQS target, and the
+    OnFailure destinations of asynchronous invocations."""
 
+    def send_to_queue(arn: str, body: str) -> None:
+        url = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+
+    return send_to_queue
+
+
+def _schedules(
+    template: Template,
+    functions: dict[str, Function],
+    clock: VirtualClock,
+    send_to_queue: Callable[[str, str], None],
+) -> AnomalousSchedules:
     return AnomalousSchedules(
         functions_by_arn={function.arn: function for function in functions.values()},  # type: ignore[misc]
         clock=clock,
@@ -666,8 +677,16 @@ def _schedules(
 
 
 def _ses_events(
-    template: Template, functions: dict[str, Function], clock: VirtualClock
+    template: Template,
+    functions: dict[str, Function],
+    clock: VirtualClock,
+    send_to_queue: Callable[[str, str], None],
 ) -> SesEventPublisher:
-    publisher = SesEventPublisher.for_template(template, functions, clock.now)  # type: ignore[arg-type]
+    publisher = SesEventPublisher.for_template(
+        template,
+        functions,  # type: ignore[arg-type]
+        clock.now,
+        send_to_queue,
+    )
     publisher.install()
     return publisher

@@ -353,7 +353,8 @@ class Check:
         if self.client_saw:
             notes.append(f"client retried after {self.client_saw[0]}")
         if self.dead_letters:
-            notes.append(f"dead-lettered: {self.dead_letters[0]}")
+            more = f" (+{len(self.dead_letters) - 1} more)" if len(self.dead_letters) > 1 else ""
+            notes.append(f"dead-lettered: {self.dead_letters[0]}{more}")
         if self.duplicated:
             notes.append(f"twice: {', '.join(self.duplicated[:3])}")
         if self.lost and not self.cell.refused:
@@ -515,8 +516,23 @@ def _dead_letters(here: World) -> list[str]:
         )
         for message in messages:
             reason = message.get("MessageAttributes", {}).get("reason", {}).get("StringValue")
-            found.append(f"{logical_id}: {reason or message['Body'][:120]}")
+            found.append(f"{logical_id}: {reason or _failure_reason(message['Body'])}")
     return found
+
+
+def _failure_reason(body: str) -> str:
+    """What a Lambda failure record says (an on-failure destination's message), else the
+    body's start."""
+    try:
+        record = json.loads(body)
+        context = record["requestContext"]
+        error = record.get("responsePayload") or {}
+    except (ValueError, KeyError, TypeError):
+        return body[:120]
+    return (
+        f"{context.get('condition')} after {context.get('approximateInvokeCount')} attempts"
+        f" ({error.get('errorType')}: {error.get('errorMessage')})"
+    )
 
 
 # ---- the table -----------------------------------------------------------------------------

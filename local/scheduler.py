@@ -39,7 +39,7 @@ from local.meter import AwsMeter
 from local.runtime import FunctionPool
 from local.template import ACCOUNT
 
-__all__ = ["AsyncTarget", "ScheduleFirer", "at_time", "rate_interval"]
+__all__ = ["AsyncTarget", "ScheduleFirer", "at_time", "failure_record", "rate_interval"]
 
 log = logging.getLogger("nudge.local")
 _AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
@@ -197,7 +197,7 @@ class ScheduleFirer:
             self.retry_at[schedule.arn] = self.clock.now() + wait
             return False  # Lambda tries the same event again after the wait
         if settings.on_failure_arn:
-            record = _failure_record(
+            record = failure_record(
                 arn, payload, result.error, self.attempts[schedule.arn], self.clock.now()
             )
             self.send_to_queue(settings.on_failure_arn, json.dumps(record))
@@ -245,7 +245,7 @@ def _with_context(text: str, schedule: Any, when: datetime, attempt: int) -> str
     return text
 
 
-def _failure_record(
+def failure_record(
     function_arn: str,
     payload: str,
     error: dict[str, Any] | None,
