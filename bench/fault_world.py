@@ -49,7 +49,7 @@ from local.clock import VirtualClock
 from local.faults import QueueFaults
 from local.resources import create_resources, queue_url, resolve_queue_urls, table_name
 from local.runtime import Invocation, InvocationContext
-from local.scheduler import AsyncTarget, ScheduleFirer, _with_context
+from local.scheduler import AsyncTarget, ScheduleFirer, scheduler_input
 from local.ses_events import SesEventPublisher
 from local.sources import QueuePoller, StreamPoller
 from local.template import FunctionSpec, Template, load_template
@@ -271,7 +271,9 @@ class AnomalousSchedules(ScheduleFirer):
             self.anomalies += 1
         if self.doubled and _one_time(schedule) and function is not None:
             # Scheduler's second delivery of the same run: the same input, the same time.
-            function.invoke(json.loads(_with_context(schedule.target["Input"], schedule, when, 1)))
+            function.invoke(
+                json.loads(scheduler_input(schedule.target["Input"], schedule, when, 1))
+            )
         return super()._fire(schedule, when)
 
 

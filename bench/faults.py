@@ -30,6 +30,7 @@ import email.policy
 import io
 import json
 import logging
+import re
 import time
 import uuid
 import warnings
@@ -37,7 +38,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from email.message import EmailMessage
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 from moto.ses.models import ses_backends
 from nudge.adapters.engine_store import EngineStore
@@ -125,6 +128,12 @@ class Scenario:
         at = START + timedelta(hours=2)
         return [_track(self.buyer, "Order Completed", f"order-{self.buyer}", at, cart_id="cart-b")]
 
+    def link_events(self) -> list[tuple[str, str]]:
+        """(userId, event) of the email links followed: every shopper's open, the first
+        shopper's unsubscribe."""
+        opens = [(who, "Email Opened") for who in self.shoppers]
+        return [*opens, (self.shoppers[0], "Unsubscribed")]
+
     def expected_fires(self) -> dict[tuple[str, str], datetime]:
         """(person, trigger) -> when it is due: the triggers' own timings."""
         due = {(f"u:{who}", "product_interest"): START for who in self.shoppers}
@@ -163,30 +172,38 @@ def _iso(moment: datetime) -> str:
 
 
 def _beacon(messages: list[dict[str, Any]], at: datetime) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) POST /v1/batch, as Ingest receives it."""
+    """POST /v1/batch, as Ingest receives it."""
+    event = _api_event("POST", "/v1/batch", "POST /v1/batch", at)
     auth = "Basic " + base64.b64encode(b"bench-write-key:").decode()
-    path = "/v1/batch"
+    event["headers"].update({"content-type": "application/json", "authorization": auth})
+    event["body"] = json.dumps({"batch": messages})
+    return event
+
+
+def _api_event(method: str, path: str, route: str, at: datetime) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) request, without a body."""
+    agent = "Mozilla/5.0 (bench faults)"
     return {
         "version": "2.0",
-        "routeKey": f"POST {path}",
+        "routeKey": route,
         "rawPath": path,
         "rawQueryString": "",
-        "headers": {"content-type": "application/json", "authorization": auth},
+        "headers": {"user-agent": agent},
         "requestContext": {
             "accountId": ACCOUNT,
             "apiId": "faults",
             "http": {
-                "method": "POST",
+                "method": method,
                 "path": path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": "192.0.2.1",
+                "userAgent": agent,
             },
             "requestId": str(uuid.uuid4()),
-            "routeKey": f"POST {path}",
+            "routeKey": route,
             "stage": "$default",
             "timeEpoch": int(at.timestamp() * 1000),
         },
-        "body": json.dumps({"batch": messages}),
         "isBase64Encoded": False,
     }
 
@@ -239,6 +256,11 @@ CELLS: tuple[Cell, ...] = (
     *_errors("contact claims", "Send", "dynamodb", sorted(WRITES), "timers"),
     *_errors("profile reads", "Send", "dynamodb", sorted(READS), "timers"),
     *_errors("receipts", "Feedback", "dynamodb", sorted(WRITES), "timers"),
+    *_errors("open events", "Track", "dynamodb", sorted(WRITES), "timers"),
+    *(
+        replace(cell, faults=tuple(replace(fault, skip=3) for fault in cell.faults))
+        for cell in _errors("one-click unsubscribe", "Track", "dynamodb", sorted(WRITES), "timers")
+    ),
     *_errors("GetRecords", POLLER, "dynamodbstreams", ["GetRecords"]),
     *_errors("SendMessage (stream)", "Evaluate", "sqs", ["SendMessage"]),
     *_errors("SendMessage (timer)", "Evaluate", "sqs", ["SendMessage"], "timers"),
@@ -286,6 +308,11 @@ CELLS: tuple[Cell, ...] = (
     _crash("Send: after its claim", _aws("Send", "dynamodb", WRITES, "crash_after"), "timers"),
     _crash(
         "Send: before SendEmail", _aws("Send", "sesv2", ["SendEmail"], "crash_before"), "timers"
+    ),
+    _crash(
+        "Track: unsubscribe, after its first write",
+        _aws("Track", "dynamodb", WRITES, "crash_after", skip=3),
+        "timers",
     ),
     _crash(
         "Feedback: after its first write",
@@ -389,6 +416,8 @@ def run_cell(cell: Cell, scenario: Scenario) -> Check:
         if cell.phase == "timers":
             here.injector.faults = faults
         here.advance(3600 * 24 * 2)
+        client_saw += _follow_links(here, scenario)
+        here.advance(3600)
         check = _check(here, cell, scenario)
         check.client_saw = client_saw
         check.injected = here.anomalies()
@@ -412,6 +441,53 @@ def _post(here: World, messages: list[dict[str, Any]]) -> list[str]:
     return saw
 
 
+def _follow_links(here: World, scenario: Scenario) -> list[str]:
+    """Each shopper opens their abandoned-cart email (its pixel), then the first shopper
+    unsubscribes with one click (RFC 8058's POST), which a mail provider retries on a 5xx."""
+    emails = {
+        str(message["To"]).split("@")[0]: message
+        for message in _sent_emails()
+        if message["X-Nudge-Trigger"] == "abandoned_cart"
+    }
+    saw = []
+    for who in scenario.shoppers:
+        pixel = re.search(r"/o/([A-Za-z0-9_.~-]+)", _html(emails[who]))
+        if pixel is not None:
+            saw += _request(here, "GET", f"/o/{pixel.group(1)}")
+    unsubscribe = str(emails[scenario.shoppers[0]]["List-Unsubscribe"]).strip("<>")
+    return saw + _request(here, "POST", urlsplit(unsubscribe).path, "List-Unsubscribe=One-Click")
+
+
+def _html(message: EmailMessage) -> str:
+    part = message.get_body(("html",))
+    return "" if part is None else str(cast(EmailMessage, part).get_content())
+
+
+def _request(here: World, method: str, path: str, body: str | None = None) -> list[str]:
+    """A request to the Track function, retried on a 5xx as its client would."""
+    saw: list[str] = []
+    for _ in range(CLIENT_ATTEMPTS):
+        result = here.functions["Track"].invoke(_link(method, path, body, here.clock.now()))
+        status = 502 if result.failed else int(result.payload["statusCode"])
+        if status < 500:
+            return saw
+        saw.append(f"{status} from {method} {path.split('/')[1]}")
+        here.advance(1)
+    return saw
+
+
+def _link(method: str, path: str, body: str | None, at: datetime) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) request for an email link, /o/<token> say."""
+    prefix, token = path.rsplit("/", 1)
+    route = f"{method} {prefix}/{{token}}"
+    event = _api_event(method, path, route, at)
+    event["pathParameters"] = {"token": token}
+    if body is not None:
+        event["body"] = body
+        event["headers"]["content-type"] = "application/x-www-form-urlencoded"
+    return event
+
+
 def _check(here: World, cell: Cell, scenario: Scenario) -> Check:
     check = Check(cell)
     _check_events(here, scenario, check)
@@ -422,22 +498,31 @@ def _check(here: World, cell: Cell, scenario: Scenario) -> Check:
 
 
 def _check_events(here: World, scenario: Scenario, check: Check) -> None:
-    wanted = Counter(
-        message["messageId"]
+    """Each message sent stored once (by messageId), and each link followed stored once (by
+    person and event name: Track derives its messageId from the link's token)."""
+    wanted = [
+        str(message["messageId"])
         for batch in [*scenario.intake(), scenario.order()]
         for message in batch
-    )
+    ]
+    wanted += [f"{who} {event}" for who, event in scenario.link_events()]
     items = here.clients["dynamodb"].scan(TableName=here.table)["Items"]
-    stored = Counter(
-        body.get("messageId")
+    bodies = [
+        body
         for item in items
         if item["kind"]["S"] == EVENT_KIND
         for body in event_bodies(_plain(item))
+    ]
+    stored = Counter(str(body.get("messageId")) for body in bodies)
+    stored += Counter(
+        f"{body.get('userId')} {body.get('event')}"
+        for body in bodies
+        if str(body.get("messageId", "")).startswith("email-")
     )
     check.events_expected = len(wanted)
-    check.events = sum(min(stored[message], 1) for message in wanted)
-    check.lost += [f"event {message}" for message in wanted if not stored[message]]
-    check.duplicated += [f"event {message}" for message in wanted if stored[message] > 1]
+    check.events = sum(min(stored[key], 1) for key in wanted)
+    check.lost += [f"event {key}" for key in wanted if not stored[key]]
+    check.duplicated += [f"event {key}" for key in wanted if stored[key] > 1]
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
@@ -479,11 +564,14 @@ def _check_sends(
 
 
 def _emailed_fires() -> list[str]:
+    return [str(message["X-Nudge-Fire"]) for message in _sent_emails()]
+
+
+def _sent_emails() -> list[EmailMessage]:
+    """Every raw message moto's SES accepted, parsed."""
     backend = ses_backends[ACCOUNT]["us-east-1"]
     return [
-        str(
-            email.message_from_string(message.raw_data, policy=email.policy.default)["X-Nudge-Fire"]
-        )
+        email.message_from_string(message.raw_data, policy=email.policy.default)
         for message in backend.sent_messages
     ]
 
