@@ -1,5 +1,6 @@
 """``python -m bench [NAME ...] [--json]``: attribution, best_hour, calls, cost, delivery,
-dynamodb, engine, experiments, idle, imports, in_app, layer, sdk_size, soak, sweep, throughput.
+dynamodb, engine, experiments, faults, idle, imports, in_app, layer, sdk_size, soak, sweep,
+throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -24,6 +25,7 @@ from bench import (
     dynamodb,
     engine,
     experiments,
+    faults,
     idle,
     imports,
     in_app,
@@ -44,6 +46,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "dynamodb": dynamodb.run,
     "engine": engine.run,
     "experiments": experiments.run,
+    "faults": faults.run,
     "idle": idle.run,
     "imports": imports.run,
     "in_app": in_app.run,

@@ -39,7 +39,14 @@ from local.meter import AwsMeter
 from local.runtime import FunctionPool
 from local.template import ACCOUNT
 
-__all__ = ["AsyncTarget", "ScheduleFirer", "at_time", "rate_interval"]
+__all__ = [
+    "AsyncTarget",
+    "ScheduleFirer",
+    "at_time",
+    "failure_record",
+    "rate_interval",
+    "scheduler_input",
+]
 
 log = logging.getLogger("nudge.local")
 _AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
@@ -160,7 +167,7 @@ class ScheduleFirer:
         """Runs the schedule's target; False when the run failed and will be retried."""
         target: dict[str, Any] = schedule.target
         # One delivery by Scheduler: Lambda's own retries carry the same attempt number.
-        payload = _with_context(target.get("Input") or "{}", schedule, when, 1)
+        payload = scheduler_input(target.get("Input") or "{}", schedule, when, 1)
         if self.meter is not None:
             self.meter.scheduled_invocation()
         arn = str(target["Arn"])
@@ -197,7 +204,7 @@ class ScheduleFirer:
             self.retry_at[schedule.arn] = self.clock.now() + wait
             return False  # Lambda tries the same event again after the wait
         if settings.on_failure_arn:
-            record = _failure_record(
+            record = failure_record(
                 arn, payload, result.error, self.attempts[schedule.arn], self.clock.now()
             )
             self.send_to_queue(settings.on_failure_arn, json.dumps(record))
@@ -230,7 +237,7 @@ class ScheduleFirer:
         return scheduler_backends[ACCOUNT][self.region]
 
 
-def _with_context(text: str, schedule: Any, when: datetime, attempt: int) -> str:
+def scheduler_input(text: str, schedule: Any, when: datetime, attempt: int) -> str:
     """Scheduler's context attributes, substituted into the target input as the service does."""
     values = {
         "<aws.scheduler.schedule-arn>": schedule.arn,
@@ -245,7 +252,7 @@ def _with_context(text: str, schedule: Any, when: datetime, attempt: int) -> str
     return text
 
 
-def _failure_record(
+def failure_record(
     function_arn: str,
     payload: str,
     error: dict[str, Any] | None,

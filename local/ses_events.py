@@ -18,7 +18,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email import message_from_string
 from email.utils import getaddresses
@@ -27,7 +27,7 @@ from typing import Any
 from moto.events.models import EventPattern
 
 from local.runtime import FunctionPool
-from local.scheduler import AsyncTarget
+from local.scheduler import AsyncTarget, failure_record
 from local.template import ACCOUNT, Template
 
 __all__ = ["SIMULATOR", "SesEventPublisher"]
@@ -54,12 +54,15 @@ class _Retry:
     function: FunctionPool
     event: dict[str, Any]
     attempt: int  # the attempt this retry will be
+    on_failure: str | None = None  # the function's OnFailure queue ARN
 
 
 @dataclass(frozen=True)
 class Rule:
     pattern: EventPattern
     function: FunctionPool
+    # Where Lambda sends an event whose retries are spent (EventInvokeConfig's OnFailure).
+    on_failure: str | None = None
 
 
 class SesEventPublisher:
@@ -70,7 +73,9 @@ class SesEventPublisher:
         configuration_set: str | None,
         rules: Sequence[Rule],
         now: Callable[[], datetime],
+        send_to_queue: Callable[[str, str], None] | None = None,  # (queue ARN, body)
     ) -> None:
+        self._send_to_queue = send_to_queue
         self._region = region
         self._event_types = frozenset(event_types)
         self._configuration_set = configuration_set
@@ -82,12 +87,22 @@ class SesEventPublisher:
 
     @classmethod
     def for_template(
-        cls, template: Template, functions: Mapping[str, FunctionPool], now: Callable[[], datetime]
+        cls,
+        template: Template,
+        functions: Mapping[str, FunctionPool],
+        now: Callable[[], datetime],
+        send_to_queue: Callable[[str, str], None] | None = None,
     ) -> SesEventPublisher:
         """What the template's configuration set publishes, to the functions whose
-        EventBridge rules match it."""
+        EventBridge rules match it; what they fail for good, to their OnFailure queue."""
         rules = [
-            Rule(EventPattern.load(json.dumps(pattern)), functions[spec.logical_id])
+            Rule(
+                EventPattern.load(json.dumps(pattern)),
+                functions[spec.logical_id],
+                template.names.queue_arn(spec.async_invoke.on_failure_queue)
+                if spec.async_invoke.on_failure_queue
+                else None,
+            )
             for spec in template.functions.values()
             for pattern in spec.event_rules
         ]
@@ -98,6 +113,7 @@ class SesEventPublisher:
             sets[0] if len(sets) == 1 else None,
             rules,
             now,
+            send_to_queue,
         )
 
     def install(self) -> None:
@@ -127,10 +143,10 @@ class SesEventPublisher:
         for event in events:
             for rule in self._rules:
                 if rule.pattern.matches_event(event):  # type: ignore[arg-type]
-                    self._invoke(rule.function, event, attempt=1)
+                    self._invoke(_Retry(now, rule.function, event, 1, rule.on_failure))
                     invocations += 1
         for retry in sorted(due, key=lambda retry: retry.at):
-            self._invoke(retry.function, retry.event, retry.attempt)
+            self._invoke(retry)
             invocations += 1
         return invocations
 
@@ -144,20 +160,36 @@ class SesEventPublisher:
             self._pending.clear()
             self._retries.clear()
 
-    def _invoke(self, function: FunctionPool, event: dict[str, Any], attempt: int) -> None:
+    def _invoke(self, attempt: _Retry) -> None:
         """EventBridge invokes asynchronously: a failure is retried by Lambda a minute and
-        then two minutes later, as for schedules (AsyncTarget.retry_wait)."""
+        then two minutes later, as for schedules (AsyncTarget.retry_wait); then the event
+        goes to the function's OnFailure queue, wrapped as Lambda wraps it."""
+        function, event = attempt.function, attempt.event
         result = function.invoke(event)
         if not result.failed:
             return
-        log.warning("%s failed on an SES event (attempt %d)", function.spec.logical_id, attempt)
-        wait = _ASYNC.retry_wait(attempt)
+        log.warning(
+            "%s failed on an SES event (attempt %d)", function.spec.logical_id, attempt.attempt
+        )
+        wait = _ASYNC.retry_wait(attempt.attempt)
         if wait is None:
-            log.error("SES event dropped after %d attempts: %s", attempt, event["id"])
+            self._give_up(attempt, result.error)
             return
-        at = self._now() + wait
         with self._lock:
-            self._retries.append(_Retry(at, function, event, attempt + 1))
+            self._retries.append(
+                replace(attempt, at=self._now() + wait, attempt=attempt.attempt + 1)
+            )
+
+    def _give_up(self, attempt: _Retry, error: dict[str, Any] | None) -> None:
+        if attempt.on_failure is None or self._send_to_queue is None:
+            log.error(
+                "SES event dropped after %d attempts: %s", attempt.attempt, attempt.event["id"]
+            )
+            return
+        record = failure_record(
+            attempt.function.arn, json.dumps(attempt.event), error, attempt.attempt, self._now()
+        )
+        self._send_to_queue(attempt.on_failure, json.dumps(record))
 
     def _published(self, message: Any) -> None:
         mail = self._mail(message)

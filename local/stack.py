@@ -179,7 +179,7 @@ class LocalStack:
         self._wire_sources()
         self._serve_sockets()
         self.ses_events = SesEventPublisher.for_template(
-            self.template, self.functions, self.clock.now
+            self.template, self.functions, self.clock.now, self._send_to_queue_arn
         )
         self.ses_events.install()
         self.schedules = ScheduleFirer(

@@ -1,8 +1,10 @@
 """The local stack's SES event publishing: a failed invocation is retried as Lambda retries
-an asynchronous event, a minute and then two minutes later, on the virtual clock."""
+an asynchronous event, a minute and then two minutes later, on the virtual clock, and then
+sent to the function's OnFailure queue."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
@@ -22,6 +24,7 @@ class Feedback:
 
     failures: int = 0
     calls: int = 0
+    arn: str = "arn:aws:lambda:us-east-1:123456789012:function:Feedback"
     spec: Any = field(default_factory=lambda: type("Spec", (), {"logical_id": "Feedback"})())
 
     def invoke(self, event: Any) -> Invocation:
@@ -91,3 +94,33 @@ def test_an_event_failing_every_attempt_is_dropped_after_three() -> None:
     # then
     assert function.calls == 3
     assert events.next_due(clock.now()) is None
+
+
+def test_an_event_failing_every_attempt_goes_to_the_on_failure_queue() -> None:
+    """Lambda's two retries spent, the event is sent to the function's OnFailure queue,
+    wrapped in Lambda's failure record, as the template's EventInvokeConfig asks."""
+    # given
+    function, clock = Feedback(failures=10), VirtualClock()
+    sent: list[tuple[str, str]] = []
+    rule = Rule(
+        EventPattern.load('{"source": ["aws.ses"]}'),
+        cast(FunctionPool, function),
+        "arn:aws:sqs:us-east-1:123456789012:FeedbackFailureQueue",
+    )
+    events = SesEventPublisher(
+        "us-east-1", ["SEND"], None, [rule], clock.now, lambda arn, body: sent.append((arn, body))
+    )
+    events.publish(EVENT)
+
+    # when
+    for wait in (0, 60, 120):
+        clock.advance(wait)
+        events.poll()
+
+    # then
+    ((queue, body),) = sent
+    record = json.loads(body)
+    assert queue.endswith(":FeedbackFailureQueue")
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestPayload"] == EVENT
