@@ -372,6 +372,7 @@ class World:
     functions: dict[str, Function]
     stream: AnomalousStream
     queue: QueuePoller
+    link_retries: QueuePoller  # Track's own queue: link events the table refused
     queue_faults: QueueFaults
     schedules: AnomalousSchedules
     ses_events: SesEventPublisher
@@ -401,7 +402,7 @@ class World:
         (a GetRecords error, say) is logged and tried again, as Lambda's poller does."""
         try:
             with self.injector.inside(POLLER):
-                work = self.stream.poll() + self.queue.poll()
+                work = self.stream.poll() + self.queue.poll() + self.link_retries.poll()
                 work += self.schedules.poll() + self.ses_events.poll()
         except Exception as error:  # the poller outlives any one bad round
             self.poller_errors.append(f"{type(error).__name__}: {error}")
@@ -435,6 +436,7 @@ class World:
             self.schedules.next_due(after),
             self.ses_events.next_due(after),
             self.queue.next_visible(after),
+            self.link_retries.next_visible(after),
         ]
         return min((moment for moment in moments if moment is not None), default=None)
 
@@ -605,6 +607,7 @@ def _assemble(
         functions=functions,
         stream=_stream(template, functions["Evaluate"], clients),
         queue=_queue(template, functions["Send"], clients, queue_faults),
+        link_retries=_queue(template, functions["Track"], clients, QueueFaults()),
         queue_faults=queue_faults,
         schedules=_schedules(template, functions, clock, send_to_queue),
         ses_events=_ses_events(template, functions, clock, send_to_queue),
@@ -630,12 +633,12 @@ def _stream(template: Template, evaluate: Function, clients: dict[str, Any]) -> 
 
 
 def _queue(
-    template: Template, send: Function, clients: dict[str, Any], faults: QueueFaults
+    template: Template, consumer: Function, clients: dict[str, Any], faults: QueueFaults
 ) -> QueuePoller:
-    (source,) = send.spec.queue_sources
+    (source,) = consumer.spec.queue_sources
     return QueuePoller(
         faults=faults,
-        function=send,  # type: ignore[arg-type]
+        function=consumer,  # type: ignore[arg-type]
         source=source,
         sqs=clients["sqs"],
         queue_url=queue_url(clients["sqs"], template, source.queue),

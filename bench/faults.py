@@ -591,10 +591,10 @@ def _latest_delay(
 
 
 def _dead_letters(here: World) -> list[str]:
-    """What every queue but the send queue holds: the dead letters and failure records."""
+    """What every queue but the work queues holds: the dead letters and failure records."""
     found = []
     for logical_id in here.template.queues:
-        if logical_id == "SendQueue":
+        if logical_id in ("SendQueue", "TrackRetryQueue"):
             continue
         url = here.queue_url(logical_id)
         messages = (

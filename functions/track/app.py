@@ -8,6 +8,12 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from nudge import bootstrap
 from nudge.domain import segment  # noqa: F401  (the message models: every click is a Track)
@@ -26,6 +32,7 @@ from nudge.service.ports import Unavailable
 logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 service = bootstrap.track_service()
 
 _HTML = "text/html; charset=utf-8"
@@ -106,7 +113,20 @@ def storage_unavailable(error: Unavailable) -> Response[str]:
     return response
 
 
+def store_queued(record: SQSRecord) -> None:
+    """A link event the table refused when its link was followed, stored now."""
+    service.store_queued(record.body)
+    metrics.add_metric("TrackingEventsStoredLater", MetricUnit.Count, 1)
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The HTTP API's link requests, and the retry queue's batches of link events."""
+    if event.get("Records"):
+        return dict(
+            process_partial_response(
+                event=event, record_handler=store_queued, processor=processor, context=context
+            )
+        )
     return app.resolve(event, context)

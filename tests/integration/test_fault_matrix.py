@@ -80,3 +80,17 @@ def test_a_webhook_redirected_to_a_private_address_is_dead_lettered_with_why(
     assert check.sends == 6
     (reason,) = check.dead_letters
     assert "redirect (307) to 'http://10.0.0.7/steal' not followed" in reason
+
+
+def test_opens_the_table_refuses_are_stored_later_from_tracks_queue(scenario: Scenario):
+    """Track's writes throttled past the SDK's retries: the pixels are served, the opens
+    wait on TrackRetryQueue, and Track stores every one of them: nothing lost."""
+    # given
+    cell = _cell("Track: open events", "dynamodb throttled")
+    # when
+    check = run_cell(cell, scenario)
+    # then
+    assert check.hits == ["Track BatchWriteItem", "Track BatchWriteItem"]
+    assert (check.events, check.events_expected) == (18, 18)
+    assert check.lost == []
+    assert check.outcome == "none"

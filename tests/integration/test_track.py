@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
 from nudge import bootstrap
+from nudge.adapters.store import EventStore
 from nudge.domain.person import PersonId
 from nudge.domain.tokens import sign_token
+from nudge.service.ports import Unavailable
 
 from tests.integration._harness import (
     NOW,
@@ -103,6 +106,45 @@ def test_an_open_from_a_pixel_with_its_send_time_records_when_it_was_sent(track:
     # then
     (stored,) = _events()
     assert stored["properties"]["sentAt"] == "2026-11-28T09:57:00.000Z"
+
+
+def test_an_open_the_table_refuses_is_queued_then_stored_from_the_queue(
+    aws: Aws, track: Invoke, monkeypatch: pytest.MonkeyPatch
+):
+    """The pixel is served while DynamoDB refuses writes; the open waits on TrackRetryQueue,
+    and Track, given the queue's batch, stores it once."""
+
+    # given
+    def refuse(*_: Any, **__: Any) -> int:
+        raise Unavailable("writing events: ProvisionedThroughputExceededException")
+
+    with monkeypatch.context() as table_down:
+        table_down.setattr(EventStore, "put_events", refuse)
+        served = track(link_request("GET", f"/o/{_token('o')}", at=NOW))
+    url = aws.environment("Track")["NUDGE_TRACK_RETRY_QUEUE_URL"]
+    (queued,) = aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert (served["statusCode"], _events()) == (200, [])
+    # when
+    answer = track({"Records": [_sqs_record(queued)]})
+    # then
+    assert answer == {"batchItemFailures": []}
+    (stored,) = _events()
+    assert (stored["event"], stored["timestamp"]) == ("Email Opened", "2026-11-28T10:00:00.000Z")
+
+
+def _sqs_record(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A received message as Lambda's SQS event source hands it to the function."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+        "messageAttributes": {},
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:TrackRetryQueue",
+        "awsRegion": "us-east-1",
+    }
 
 
 def test_repeated_open_is_stored_once(aws: Aws, track: Invoke):

@@ -27,7 +27,10 @@ def _grants(actions: list[str], resource: str) -> set[Grant]:
 EXPECTED: dict[str, set[Grant]] = {
     "Ingest": _grants(_TABLE, "table"),
     "Track": _grants([*_TABLE, "dynamodb:PutItem"], "table")
-    | {("ssm:GetParameter", "parameter TrackingSecretParameter")},
+    | {
+        ("ssm:GetParameter", "parameter TrackingSecretParameter"),
+        ("sqs:SendMessage", "TrackRetryQueue.Arn"),
+    },
     "Evaluate": _grants(
         [
             *_TABLE,

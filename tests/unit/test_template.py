@@ -127,7 +127,12 @@ def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
     # when
     depth = _alarms_on("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     # then
-    assert queues == {"SendDeadLetterQueue", "StreamFailureQueue", "FeedbackFailureQueue"}
+    assert queues == {
+        "SendDeadLetterQueue",
+        "StreamFailureQueue",
+        "FeedbackFailureQueue",
+        "TrackRetryDeadLetterQueue",
+    }
     assert {_dimension(a, "QueueName")["GetAtt"] for a in depth} == {
         f"{queue}.QueueName" for queue in queues
     }

@@ -163,14 +163,17 @@ def suppression_store() -> SuppressionStore:
 
 
 def track_service() -> TrackService:
+    from nudge.adapters.queue import TrackRetryQueue
     from nudge.service.track import TrackService
 
+    retry_url = os.environ.get("NUDGE_TRACK_RETRY_QUEUE_URL", "")
     return TrackService(
         events=event_store(),
         suppressions=suppression_store(),
         settings=settings(),
         secret=tracking_settings().secret,
         retired=tracking_settings().retired,
+        retries=TrackRetryQueue(sqs_client(), retry_url) if retry_url else None,
     )
 
 

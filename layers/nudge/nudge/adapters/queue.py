@@ -11,7 +11,7 @@ from nudge.service.ports import MAX_DELAY
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["MAX_DELAY", "DeadLetters", "SendQueue"]
+__all__ = ["MAX_DELAY", "DeadLetters", "SendQueue", "TrackRetryQueue"]
 
 
 class SendQueue:
@@ -48,3 +48,16 @@ class DeadLetters:
                     "reason": {"DataType": "String", "StringValue": reason[:1000] or "?"}
                 },
             )
+
+
+class TrackRetryQueue:
+    """Link events (opens, clicks) Track could not store: kept here and stored later by
+    Track's queue consumer, rather than lost with the pixel already served."""
+
+    def __init__(self, client: SQSClient, url: str) -> None:
+        self._client = client
+        self._url = url
+
+    def send(self, body: str) -> None:
+        with aws_call("queueing a link event to store later"):
+            self._client.send_message(QueueUrl=self._url, MessageBody=body)

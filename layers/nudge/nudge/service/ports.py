@@ -328,6 +328,12 @@ class Receipts(Protocol):
     def find(self, fire_id: str) -> Receipt | None: ...
 
 
+class LinkEventRetries(Protocol):
+    """Where Track puts a link event it could not store, to store it later."""
+
+    def send(self, body: str) -> None: ...
+
+
 class AudienceHours(Protocol):
     """The whole audience's engagement by hour of the week (domain/engagement.py): the
     pattern a person's best hour is smoothed towards. Approximate by design: a prior."""

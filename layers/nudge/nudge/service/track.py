@@ -12,6 +12,7 @@ a storage hiccup. An unsubscribe is not: it reports success only once it is stor
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from nudge.domain.tokens import (
     UnsubscribeClaims,
     read_link,
 )
-from nudge.service.ports import EventWriter, SuppressionList, Unavailable
+from nudge.service.ports import EventWriter, LinkEventRetries, SuppressionList, Unavailable
 
 __all__ = [
     "CLICKED",
@@ -82,10 +83,12 @@ class TrackService:
         settings: Settings,
         secret: bytes,
         retired: Sequence[bytes] = (),
+        retries: LinkEventRetries | None = None,
     ) -> None:
         self._events = events
         self._suppressions = suppressions
         self._settings = settings
+        self._retries = retries
         # The current key first: links signed before a rotation verify with a retired one.
         self._keys = (secret, *retired)
 
@@ -113,7 +116,7 @@ class TrackService:
         """
         claims = self._verify(token, UnsubscribeClaims)
         newly = self._suppressions.suppress(EMAIL_CHANNEL, claims.email, SUPPRESSION_REASON, at)
-        self._record(token, claims, at, {}, user_agent)
+        self.store(self._message(token, claims, {}, user_agent), at, claims.person)
         return Unsubscribe(email=claims.email, newly_suppressed=newly)
 
     # ---- internals -------------------------------------------------------------------
@@ -139,20 +142,39 @@ class TrackService:
         extra: Mapping[str, Any],
         user_agent: str | None,
     ) -> bool:
+        message = self._message(token, claims, extra, user_agent)
         try:
-            self._record(token, claims, at, extra, user_agent)
+            self.store(message, at, claims.person)
+        except Unavailable:
+            return self._store_later(message, at, claims.person)
+        return True
+
+    def _store_later(self, message: dict[str, Any], at: datetime, addressed: PersonId) -> bool:
+        """The table refused the event: queue it for Track's consumer to store; False only
+        if the queue refuses it too (or there is none), when it is lost and counted."""
+        if self._retries is None:
+            return False
+        body = {"message": message, "receivedAt": iso(at), "person": str(addressed)}
+        try:
+            self._retries.send(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
         except Unavailable:
             return False
         return True
 
-    def _record(
+    def store_queued(self, body: str) -> None:
+        """Stores a link event Track queued when the table refused it (idempotent: its
+        messageId comes from the link's token); Unavailable leaves it on the queue."""
+        queued = json.loads(body)
+        received = datetime.fromisoformat(queued["receivedAt"])
+        self.store(queued["message"], received, PersonId.parse(queued["person"]))
+
+    def _message(
         self,
         token: str,
         claims: LinkClaims,
-        at: datetime,
         extra: Mapping[str, Any],
         user_agent: str | None,
-    ) -> None:
+    ) -> dict[str, Any]:
         addressed = claims.person
         message: dict[str, Any] = {
             "type": "track",
@@ -168,6 +190,9 @@ class TrackService:
         }
         if user_agent:
             message["context"] = {"userAgent": user_agent}
+        return message
+
+    def store(self, message: dict[str, Any], at: datetime, addressed: PersonId) -> None:
         message_id = message["messageId"]
         (event,) = normalize(
             Payload(route_type="track", document=message),
