@@ -72,6 +72,9 @@ class BacktestReport:
     skipped: list[str]
     triggers: dict[str, TriggerReport]
     last_time: datetime | None
+    # Every fire that passed the ledger, in the order decided: what a live run's fire
+    # records are checked against (trigger, person, occurrence).
+    fired: list[Fire] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,7 +132,10 @@ def backtest(
     events: Sequence[Event],
     triggers: Sequence[Trigger],
     progress: Callable[[int], None] | None = None,
+    until: datetime | None = None,
 ) -> BacktestReport:
+    """``until``: run the clock on past the last event to that moment, deciding the timers
+    and sweeps due by then (a live stack whose clock was advanced that far has)."""
     replay = _Replay(TriggerIndex.of(triggers))
     for done, event in enumerate(events, start=1):
         replay.advance_to(event.timestamp)
@@ -137,9 +143,16 @@ def backtest(
         if progress:
             progress(done)
     last = events[-1].timestamp if events else None
-    if last is not None:
-        replay.advance_to(last)
-    return BacktestReport(events=len(events), skipped=[], triggers=replay.reports, last_time=last)
+    end = max((moment for moment in (last, until) if moment is not None), default=None)
+    if end is not None:
+        replay.advance_to(end)
+    return BacktestReport(
+        events=len(events),
+        skipped=[],
+        triggers=replay.reports,
+        last_time=end,
+        fired=replay.fired,
+    )
 
 
 class _Replay:
@@ -168,6 +181,7 @@ class _Replay:
             trigger: TriggerReport() for trigger in index.triggers
         }
         self._counter = 0
+        self.fired: list[Fire] = []
         # The thresholds each entry trigger samples, by the event names that enter them.
         self.measures: dict[str, list[tuple[str, list[tuple[str, _Measure]]]]] = defaultdict(list)
         for name, watching in index.by_event.items():
@@ -395,6 +409,7 @@ class _Replay:
             if fired_at >= fire.at - reentry.period or fire_id == fire.fire_id:
                 return
         self.ledger[key] = (fire.fire_id, fire.at)
+        self.fired.append(fire)
         report = self.reports[fire.trigger]
         report.fires += 1
         report.per_day[fire.at.date().isoformat()] += 1
