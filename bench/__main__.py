@@ -1,5 +1,5 @@
 """``python -m bench [NAME ...] [--json]``: attribution, calls, cost, delivery, dynamodb, engine,
-experiments, idle, imports, in_app, layer, sdk_size, soak, sweep, throughput.
+experiments, idle, imports, in_app, layer, load, sdk_size, soak, sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -27,6 +27,7 @@ from bench import (
     imports,
     in_app,
     layer,
+    load,
     sdk_size,
     soak,
     sweep,
@@ -46,6 +47,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "imports": imports.run,
     "in_app": in_app.run,
     "layer": layer.run,
+    "load": load.run,
     "sdk_size": sdk_size.run,
     "soak": soak.run,
     "sweep": sweep.run,
