@@ -20,7 +20,7 @@ counts the product does not keep itself:
 
 1. stored: the messageIds of the event items in the table (``store.event_bodies``), each
    accepted event once;
-2. fired: the fire records against ``backtest()`` run on the stored events (their own
+2. fired: the fire records (``GET /_local/fires``) against ``backtest()`` run on the stored events (their own
    times, the clock run on to the stack's), as (trigger, person, occurrence);
 3. delivered: SES's sent mail (``/_local/outbox``), the CRM receiver's requests and the
    in-app inbox items, by fire id, against the fires that should be delivered: not the
@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import requests
 from nudge.adapters import keys
-from nudge.adapters.packing import decisions_held, fire_record
+from nudge.adapters.packing import decisions_held
 from nudge.adapters.store import event_bodies, from_attributes
 from nudge.domain.triggers.loader import load_triggers
 from nudge.service.backtest import backtest, read_events
@@ -462,7 +462,8 @@ class Checks:
 
 @dataclass
 class _Table:
-    """The table as read back: event bodies, fire records, decision records, inbox items."""
+    """The table as read back (event bodies, decision records, inbox items), and the fire
+    records ``GET /_local/fires`` lists."""
 
     # Each stored event as `nudge backtest` reads an exported item: its partition, its body.
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -480,8 +481,6 @@ def _read_table(client: DynamoDBClient) -> _Table:
             kind = item.get("kind")
             if kind == keys.EVENT_KIND:
                 table.events += [{"pk": item["pk"], "body": b} for b in event_bodies(item)]
-            elif kind == keys.FIRE_KIND:
-                table.fires.append(fire_record(item))
             elif kind == keys.DECISION_KIND:
                 person = str(item.get("person"))
                 table.decisions += [{"person": person, **d} for d in decisions_held(item)]
@@ -498,10 +497,12 @@ def check(
     client: DynamoDBClient,
     accepted: set[str],
     until: datetime,
+    fires: Sequence[dict[str, Any]],
     outbox: Sequence[dict[str, Any]],
     webhook_ids: Sequence[str],
 ) -> Checks:
     table = _read_table(client)
+    table.fires = list(fires)
     stored = _compare(
         "every accepted event stored once",
         accepted,
@@ -607,6 +608,7 @@ def load_and_check(settings: Settings) -> tuple[LoadResult, Checks, float]:
         began = time.monotonic()
         until = settle(stack.base)
         settled = time.monotonic() - began
+        fires = requests.get(f"{stack.base}/_local/fires", timeout=REQUEST_TIMEOUT).json()
         outbox = requests.get(f"{stack.base}/_local/outbox", timeout=REQUEST_TIMEOUT).json()
         assert stack.moto_endpoint is not None
         client: DynamoDBClient = boto3.client(
@@ -618,7 +620,7 @@ def load_and_check(settings: Settings) -> tuple[LoadResult, Checks, float]:
         )
         with crm.lock:
             webhook_ids = list(crm.ids)
-        checks = check(client, result.accepted, until, outbox, webhook_ids)
+        checks = check(client, result.accepted, until, fires, outbox, webhook_ids)
     return result, checks, settled
 
 
