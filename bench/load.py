@@ -32,6 +32,7 @@ counts the product does not keep itself:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -341,7 +342,7 @@ def _client(
     """One client thread: shoppers one after another, each shopper's requests in order."""
     with requests.Session() as http:
         http.auth = (STACK_WRITE_KEY, "")
-        for number in range(1_000_000):
+        for number in itertools.count():
             with result.lock:
                 result.shoppers += 1
             for request in journey(chooser, f"{prefix}-{number}"):
