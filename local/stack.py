@@ -32,6 +32,7 @@ from local.clock import VirtualClock
 from local.faults import FaultCounts, QueueFaults, SesFaults, TableFaults
 from local.meter import PUMP_HEADER, AwsMeter
 from local.outbox import describe_email
+from local.partitions import queries_read_one_partition
 from local.resources import create_resources, queue_url, resolve_queue_urls
 from local.runtime import FunctionPool
 from local.scheduler import AsyncTarget, ScheduleFirer
@@ -158,6 +159,7 @@ class LocalStack:
     def start(self) -> None:
         queues_on_clock(self.clock)
         streams_on_clock(self.clock)
+        queries_read_one_partition()
         self._moto.start()
         self._meter_aws_requests()
         self._wake_on_outside_requests()

@@ -169,3 +169,39 @@ def test_the_sweep_counts_a_persons_history_once(tmp_path: Path) -> None:
     report = replay(trigger, viewed, *bystander(8))
     # then the sweep a week later finds her one view, and fires
     assert report.triggers["one_view_then_quiet"].fires == 1
+
+
+def test_the_clock_runs_on_to_until_and_decides_the_sweeps_due_by_then(
+    re_engagement: Trigger,
+) -> None:
+    """A quiet customer with no later event is re-engaged when the replay's clock is run on
+    past the week of quiet (``until``), as a live stack's advanced clock would."""
+    # given
+    events, _ = read_events(json.dumps(message) for message in short_visit("ada", day=0))
+
+    # when
+    stopped = backtest(events, [re_engagement])
+    ran_on = backtest(events, [re_engagement], until=DAY_0 + timedelta(days=8))
+
+    # then
+    assert stopped.triggers["re_engagement"].fires == 0
+    assert ran_on.triggers["re_engagement"].fires == 1
+    assert ran_on.last_time == DAY_0 + timedelta(days=8)
+
+
+def test_each_fire_is_listed_with_its_person_and_occurrence(re_engagement: Trigger) -> None:
+    """The report lists every fire that passed the ledger: trigger, person and occurrence,
+    what a live run's fire records are compared with."""
+    # given
+    messages = [*short_visit("ada", day=0), *short_visit("bob", day=0), *bystander(day=8)]
+
+    # when
+    report = replay(re_engagement, *messages)
+
+    # then
+    assert sorted((f.trigger, str(f.person)) for f in report.fired) == [
+        ("re_engagement", "u:ada"),
+        ("re_engagement", "u:bob"),
+    ]
+    assert all(f.occurrence for f in report.fired)
+    assert len(report.fired) == report.triggers["re_engagement"].fires

@@ -13,10 +13,11 @@ import heapq
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from nudge.adapters import keys
 from nudge.domain.errors import InvalidRequest
 from nudge.domain.intake import Event, Limits, Payload, normalize
 from nudge.domain.person import PersonId
@@ -72,6 +73,9 @@ class BacktestReport:
     skipped: list[str]
     triggers: dict[str, TriggerReport]
     last_time: datetime | None
+    # Every fire that passed the ledger, in the order decided: what a live run's fire
+    # records are checked against (trigger, person, occurrence).
+    fired: list[Fire] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,8 +97,10 @@ def read_events(lines: Iterable[str]) -> tuple[list[Event], list[str]]:
             continue
         try:
             document = json.loads(line)
-            for message in _messages(document):
-                events.append(_event(message, len(events)))
+            messages = _messages(document)
+            users = _users_of(document, messages)
+            for message in messages:
+                events.append(_stored_as(_event(message, len(events)), users))
         except (ValueError, InvalidRequest) as error:
             skipped.append(f"line {number}: {error}")
     events.sort(key=lambda event: event.timestamp)
@@ -109,6 +115,42 @@ def _messages(document: Any) -> list[dict[str, Any]]:
     if isinstance(document, dict):
         return [document]
     raise ValueError("not a JSON object")
+
+
+def _users_of(document: Any, messages: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """anonymousId -> userId as Ingest resolves a request's messages: the links the request
+    declares apply to all of its messages, also to those sent before the one declaring it
+    (a page viewed, then a login, in one batch: both stored under the user). An item
+    exported from the table says where Ingest stored it: its partition's user."""
+    users = {
+        str(message["anonymousId"]): str(message["userId"])
+        for message in messages
+        if message.get("userId") and message.get("anonymousId")
+    }
+    stored_under = _partition(document)
+    if stored_under is not None and not stored_under.is_anonymous:
+        users.update(
+            {str(m["anonymousId"]): stored_under.value for m in messages if m.get("anonymousId")}
+        )
+    return users
+
+
+def _partition(document: Any) -> PersonId | None:
+    """The person whose partition an exported item came from; None for a Segment message."""
+    partition = document.get("pk") if isinstance(document, dict) else None
+    if not isinstance(partition, str):
+        return None
+    try:
+        return keys.person_from_pk(partition)
+    except ValueError:
+        return None
+
+
+def _stored_as(event: Event, users: dict[str, str]) -> Event:
+    """The event as the person Ingest stored it under: an anonymous message of a linked
+    visitor is the user's (its body stays as sent)."""
+    user = users.get(event.anonymous_id or "") if event.user_id is None else None
+    return replace(event, user_id=user) if user else event
 
 
 def _event(message: dict[str, Any], number: int) -> Event:
@@ -129,7 +171,10 @@ def backtest(
     events: Sequence[Event],
     triggers: Sequence[Trigger],
     progress: Callable[[int], None] | None = None,
+    until: datetime | None = None,
 ) -> BacktestReport:
+    """``until``: run the clock on past the last event to that moment, deciding the timers
+    and sweeps due by then (a live stack whose clock was advanced that far has)."""
     replay = _Replay(TriggerIndex.of(triggers))
     for done, event in enumerate(events, start=1):
         replay.advance_to(event.timestamp)
@@ -137,9 +182,16 @@ def backtest(
         if progress:
             progress(done)
     last = events[-1].timestamp if events else None
-    if last is not None:
-        replay.advance_to(last)
-    return BacktestReport(events=len(events), skipped=[], triggers=replay.reports, last_time=last)
+    end = max((moment for moment in (last, until) if moment is not None), default=None)
+    if end is not None:
+        replay.advance_to(end)
+    return BacktestReport(
+        events=len(events),
+        skipped=[],
+        triggers=replay.reports,
+        last_time=end,
+        fired=replay.fired,
+    )
 
 
 class _Replay:
@@ -168,6 +220,7 @@ class _Replay:
             trigger: TriggerReport() for trigger in index.triggers
         }
         self._counter = 0
+        self.fired: list[Fire] = []
         # The thresholds each entry trigger samples, by the event names that enter them.
         self.measures: dict[str, list[tuple[str, list[tuple[str, _Measure]]]]] = defaultdict(list)
         for name, watching in index.by_event.items():
@@ -395,6 +448,7 @@ class _Replay:
             if fired_at >= fire.at - reentry.period or fire_id == fire.fire_id:
                 return
         self.ledger[key] = (fire.fire_id, fire.at)
+        self.fired.append(fire)
         report = self.reports[fire.trigger]
         report.fires += 1
         report.per_day[fire.at.date().isoformat()] += 1
