@@ -379,13 +379,22 @@ def lambda_stream_record(record: Mapping[str, Any], stream_arn: str) -> dict[str
     """A DynamoDB Streams record (as the SDK's GetRecords returns it) the way Lambda hands
     it to the function, as JSON: its source ARN added, ApproximateCreationDateTime in epoch
     seconds, binary attributes ({"B": ...}) as base64 text rather than the bytes the SDK
-    decoded them to. https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html"""
+    decoded them to, a TTL deletion's ``userIdentity`` with Lambda's field names.
+    https://docs.aws.amazon.com/lambda/latest/dg/with-ddb.html"""
     change = dict(record["dynamodb"])
     created = change.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
         aware = created if created.tzinfo else created.replace(tzinfo=UTC)
         change["ApproximateCreationDateTime"] = aware.timestamp()
     shaped = {**record, "dynamodb": change, "eventSourceARN": stream_arn}
+    identity = record.get("userIdentity")
+    if identity:
+        # A TTL deletion's: GetRecords says Type and PrincipalId, Lambda's event says
+        # type and principalId ("DynamoDB Streams and Time to Live", local/ttl.py).
+        shaped["userIdentity"] = {
+            "type": identity.get("Type"),
+            "principalId": identity.get("PrincipalId"),
+        }
     text = json.dumps(shaped, default=_base64_bytes)
     as_json: dict[str, Any] = json.loads(text)
     return as_json

@@ -39,6 +39,7 @@ from local.scheduler import AsyncTarget, ScheduleFirer
 from local.ses_events import SesEventPublisher
 from local.sources import QueuePoller, StreamPoller, queues_on_clock, streams_on_clock
 from local.template import ACCOUNT, LocalNames, Template, load_template
+from local.ttl import TtlSweeper
 from local.websocket import SocketApiServer
 
 __all__ = ["Advance", "LocalStack", "StackConfig"]
@@ -153,6 +154,8 @@ class LocalStack:
         self.sockets: list[SocketApiServer] = []
         self.stream_pollers: list[StreamPoller] = []
         self.queue_pollers: list[QueuePoller] = []
+        # DynamoDB's TTL deletions, which moto does not run (local/ttl.py).
+        self.ttl = TtlSweeper(self.template.names.region, self.clock.now)
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -359,6 +362,7 @@ class LocalStack:
             work += sum(poller.poll() for poller in self.queue_pollers)
             work += self.schedules.poll()
             work += self.ses_events.poll()
+            work += self.ttl.poll()
             return work
 
     def drain(self, timeout: float = 60.0) -> int:
@@ -381,10 +385,12 @@ class LocalStack:
 
     def next_due(self, after: datetime | None = None) -> datetime | None:
         """The first moment after ``after`` (default: now) at which something becomes due:
-        a schedule's run or retry, or a queued message's delay or visibility timeout ending.
+        a schedule's run or retry, a queued message's delay or visibility timeout ending, or
+        a TTL sweep with an expired item to delete.
         It may be already past, if it fell due since ``after``."""
         after = after or self.clock.now()
         moments = [self.schedules.next_due(after), self.ses_events.next_due(after)]
+        moments.append(self.ttl.next_due(after))
         moments += [poller.next_visible(after) for poller in self.queue_pollers]
         return min((moment for moment in moments if moment is not None), default=None)
 
