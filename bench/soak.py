@@ -12,6 +12,10 @@ value at the end (the baseline is the stack's own state once warm), and the memo
 MB a minute, least squares over the second half of the run. Then ``POST /_local/drain``
 must leave nothing behind. Linux only (/proc).
 
+Events are kept one day (the template's ``RetentionDays`` at its minimum, passed as
+``NUDGE_RETENTION_DAYS``), so from the 24th virtual hour (the 4th minute) the stack's TTL
+sweep (local/ttl.py) deletes events as fast as they arrive, as DynamoDB's TTL would.
+
 ``NUDGE_SOAK_MINUTES`` sets the length (3 by default; the published run is 30).
 """
 
@@ -45,6 +49,7 @@ SAMPLE_EVERY = 15.0
 CLOCK_EVERY = 10.0
 CLOCK_STEP = timedelta(hours=1)
 WARM_UP = 60.0
+RETENTION_DAYS = 1
 
 
 @dataclass
@@ -98,7 +103,8 @@ def run(console: Console) -> Figures:
 
 def _soak(seconds: float) -> Soak:
     soak = Soak()
-    with running_stack() as stack, requests.Session() as http:
+    retention = {"NUDGE_RETENTION_DAYS": str(RETENTION_DAYS)}
+    with running_stack(retention) as stack, requests.Session() as http:
         http.auth = (STACK_WRITE_KEY, "")
         now = datetime.fromisoformat(http.get(f"{stack.base}/_local/clock").json()["now"])
         started = time.monotonic()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from moto.core.model_instances import model_data
 from moto.server import ThreadedMotoServer
 
 from local.clock import VirtualClock
@@ -84,6 +85,9 @@ class StackConfig:
     # The trigger folder the functions load (NUDGE_TRIGGERS_DIR), as a deploy would package
     # another one; None: the shipped triggers/. `make run` uses the demo's timings.
     triggers_dir: Path | None = None
+    # The template's RetentionDays (days an event is kept until TTL deletes it); None: its
+    # default. A soak sets a day, so its clock passes the retention many times over.
+    retention_days: int | None = None
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -102,6 +106,9 @@ class StackConfig:
             socket_port=int(os.environ.get("NUDGE_SOCKET_PORT", "3001")),
             triggers_dir=Path(os.environ["NUDGE_TRIGGERS_DIR"]).resolve()
             if os.environ.get("NUDGE_TRIGGERS_DIR")
+            else None,
+            retention_days=int(os.environ["NUDGE_RETENTION_DAYS"])
+            if os.environ.get("NUDGE_RETENTION_DAYS")
             else None,
         )
 
@@ -129,6 +136,11 @@ class LocalStack:
                 # Local receivers live on loopback; everywhere else webhooks must be public HTTPS.
                 "WebhookAllowHosts": "127.0.0.1,localhost",
                 "PublicUrl": f"http://{config.host}:{config.port}",
+                **(
+                    {"RetentionDays": str(config.retention_days)}
+                    if config.retention_days is not None
+                    else {}
+                ),
             },
             names,
         )
@@ -163,6 +175,7 @@ class LocalStack:
         queues_on_clock(self.clock)
         streams_on_clock(self.clock)
         queries_read_one_partition()
+        _untrack_moto_models()
         self._moto.start()
         self._meter_aws_requests()
         self._wake_on_outside_requests()
@@ -491,6 +504,24 @@ class LocalStack:
         from moto.ses.models import ses_backends
 
         return ses_backends[ACCOUNT][self.template.names.region]
+
+
+def _untrack_moto_models() -> None:
+    """Stops moto keeping every model object it ever made. Each of its model classes
+    appends every instance to a class-level list (``instances_tracked``, for the
+    dashboard at /moto-api/, which nothing here reads) that only ``mock_aws``'s reset
+    clears: every version of every item written, every stream record and shard iterator,
+    every SQS message stayed reachable, even once deleted, and a soak grew by about 11 KB
+    an event. Instances are made as moto makes them, less the tracking."""
+    from moto.core.common_models import BaseModel
+
+    def untracked(cls: type[BaseModel], *args: Any, **kwargs: Any) -> BaseModel:
+        return super(BaseModel, cls).__new__(cls)
+
+    BaseModel.__new__ = staticmethod(untracked)  # type: ignore[method-assign]
+    for service in model_data.values():
+        for model in service.values():
+            model.instances_tracked = []  # type: ignore[attr-defined]
 
 
 def _mark_as_pump(request: Any, **_: Any) -> None:

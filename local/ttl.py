@@ -38,7 +38,14 @@ from typing import Any
 
 from local.template import ACCOUNT
 
-__all__ = ["SWEEP_EVERY", "TTL_IDENTITY", "TtlSweeper", "ttl_eligible"]
+__all__ = [
+    "SWEEP_EVERY",
+    "TTL_IDENTITY",
+    "TtlSweeper",
+    "last_sweep",
+    "sweep_moment",
+    "ttl_eligible",
+]
 
 log = logging.getLogger("nudge.local")
 
