@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, cast
 
 from moto.events.models import EventPattern
 
@@ -103,10 +103,10 @@ class StreamPoller:
         hours ("data in a stream is retained for 24 hours",
         https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Streams.html).
         moto keeps every record, its old and new images included, for as long as it runs,
-        which grows without bound on a long run. The records stay in place (their sequence
-        numbers are positions in moto's list, which writes append to concurrently); their
-        images are dropped once the record is past retention and this poller is done with
-        it (the template has one stream consumer), so nothing that can still be read loses
+        which grows without bound on a long run. Once a record is past retention and this
+        poller is done with it (the template has one stream consumer), it is replaced by one
+        shared placeholder: its place stays (sequence numbers are positions in moto's list,
+        which writes append to concurrently), and nothing that can still be read loses
         anything."""
         import moto.dynamodb.models.table as table_models
         from moto.dynamodb.models import dynamodb_backends
@@ -129,8 +129,7 @@ class StreamPoller:
                 break
             if change["ApproximateCreationDateTime"] >= cutoff:
                 break
-            change.pop("NewImage", None)
-            change.pop("OldImage", None)
+            items[position] = cast(Any, TRIMMED)  # moto's list holds StreamRecords
             position += 1
         self._trimmed = int(shard.starting_sequence_number) + position
 
@@ -229,6 +228,20 @@ class StreamPoller:
             },
         }
         self.sqs.send_message(QueueUrl=self.failure_queue_url, MessageBody=json.dumps(details))
+
+
+class TrimmedRecord:
+    """What is left of a stream record past the 24-hour retention: its place in moto's
+    list. Reading it fails, as GetRecords at a trimmed position does on AWS
+    (TrimmedDataAccessException); this stack's poller is always past it."""
+
+    record: ClassVar[dict[str, Any]] = {"eventName": "", "dynamodb": {}}
+
+    def to_json(self) -> dict[str, Any]:
+        raise LookupError("stream record past DynamoDB Streams' 24-hour retention")
+
+
+TRIMMED = TrimmedRecord()
 
 
 def _first_reported_failure(

@@ -4,15 +4,18 @@ model objects moto tracks for its dashboard, and the shard iterators of past pol
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
+import moto.dynamodb.models.table as table_models
 import pytest
 from moto.core.common_models import BaseModel
+from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.dynamo_type import Item
 from moto.dynamodbstreams.models import dynamodbstreams_backends
 
 from local.runtime import FunctionPool
-from local.sources import StreamPoller
+from local.sources import TRIMMED, StreamPoller
 from local.stack import _untrack_moto_models
 from local.template import ACCOUNT
 from tests.integration._harness import Aws
@@ -70,3 +73,26 @@ def test_untracked_moto_keeps_no_item_it_no_longer_holds(
     # then
     assert _tracked(Item) == []
     assert json.dumps(aws.dynamodb.scan(TableName=aws.table)["Items"]) == "[]"
+
+
+def test_a_record_past_retention_and_consumed_leaves_only_its_place(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB Streams keeps a record 24 hours; once the poller is past it, moto's copy
+    becomes a shared placeholder, and later records are still read in order."""
+    # given a consumed record, and the stream's clock 25 hours on
+    poller = _poller(aws)
+    aws.dynamodb.put_item(TableName=aws.table, Item=ITEM)
+    poller.poll()
+    later = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=25)
+    monkeypatch.setattr(table_models, "utcnow", lambda: later)
+    # when
+    poller.poll()
+    aws.dynamodb.put_item(TableName=aws.table, Item={**ITEM, "sk": {"S": "LINK2"}})
+    consumed = poller.poll()
+    # then
+    table = dynamodb_backends[ACCOUNT][aws.template.names.region].get_table(aws.table)
+    assert table.stream_shard is not None
+    first: object = table.stream_shard.items[0]
+    assert first is TRIMMED
+    assert consumed == 1
