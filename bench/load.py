@@ -24,7 +24,9 @@ counts the product does not keep itself:
    stored events (their own times, the clock run on to the stack's), as (trigger, person,
    occurrence);
 3. delivered: SES's sent mail (``/_local/outbox``), the CRM receiver's requests and the
-   in-app inbox items, by fire id, against the fires that should be delivered: not the
+   in-app inbox items (read right after the load's drain too, since the local stack's TTL
+   sweep deletes each a day after its fire), by fire id, against the fires that should be
+   delivered: not the
    holdout's, not those delivery declined by policy (caps, cooldown, suppression, no
    address), as its decision records say.
 """
@@ -505,9 +507,12 @@ def check(
     fires: Sequence[dict[str, Any]],
     outbox: Sequence[dict[str, Any]],
     webhook_ids: Sequence[str],
+    in_app_seen: set[str] | None = None,
 ) -> Checks:
+    """``in_app_seen``: inbox items read earlier, before their TTL could delete them."""
     table = _read_table(client)
     table.fires = list(fires)
+    table.in_app = sorted(set(table.in_app) | (in_app_seen or set()))
     stored = _compare(
         "every accepted event stored once",
         accepted,
@@ -610,11 +615,6 @@ def load_and_check(settings: Settings) -> tuple[LoadResult, Checks, float]:
     """The whole run: stack, load, settle, checks; also the settle's seconds."""
     with _Crm().serving() as crm, running_stack({"NUDGE_CRM_WEBHOOK_URL": crm.url}) as stack:
         result = send_load(stack.base, settings)
-        began = time.monotonic()
-        until = settle(stack.base)
-        settled = time.monotonic() - began
-        fires = requests.get(f"{stack.base}/_local/fires", timeout=REQUEST_TIMEOUT).json()
-        outbox = requests.get(f"{stack.base}/_local/outbox", timeout=REQUEST_TIMEOUT).json()
         assert stack.moto_endpoint is not None
         client: DynamoDBClient = boto3.client(
             "dynamodb",
@@ -623,9 +623,18 @@ def load_and_check(settings: Settings) -> tuple[LoadResult, Checks, float]:
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
+        began = time.monotonic()
+        # In-app messages are read before the clock runs on: each expires a day after its
+        # fire, and the local stack's TTL sweep then deletes it, as DynamoDB's would.
+        _drain(stack.base)
+        in_app_seen = set(_read_table(client).in_app)
+        until = settle(stack.base)
+        settled = time.monotonic() - began
+        fires = requests.get(f"{stack.base}/_local/fires", timeout=REQUEST_TIMEOUT).json()
+        outbox = requests.get(f"{stack.base}/_local/outbox", timeout=REQUEST_TIMEOUT).json()
         with crm.lock:
             webhook_ids = list(crm.ids)
-        checks = check(client, result.accepted, until, fires, outbox, webhook_ids)
+        checks = check(client, result.accepted, until, fires, outbox, webhook_ids, in_app_seen)
     return result, checks, settled
 
 
