@@ -28,6 +28,8 @@ from nudge.domain.send_time import next_clock_time, zone_of
 
 __all__ = [
     "AUTOMATIC_OPEN",
+    "BEST_HOUR_FALLBACK",
+    "BEST_HOUR_WITHIN",
     "CLICKED",
     "MAX_TOTAL",
     "OPENED",
@@ -42,6 +44,9 @@ __all__ = [
 OPENED = "Email Opened"
 CLICKED = "Email Link Clicked"
 AUTOMATIC_OPEN = timedelta(minutes=2)
+# `send.at: best`'s defaults: the latest a message may wait, and its time without history.
+BEST_HOUR_WITHIN = timedelta(hours=24)
+BEST_HOUR_FALLBACK = "10:00"
 MAX_TOTAL = 255  # a slot's count fits the byte the profile item keeps it in
 # User agents of image proxies that fetch on the reader's behalf, as they send them.
 _PROXY_AGENTS = ("GoogleImageProxy", "YahooMailProxy", "via ggpht.com")

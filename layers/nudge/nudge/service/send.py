@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from nudge.domain.engagement import best_hour
+from nudge.domain.engagement import BEST_HOUR_FALLBACK, BEST_HOUR_WITHIN, best_hour
 from nudge.domain.experiments.counts import NO_EXPERIMENT, CountedUnder
 from nudge.domain.in_app import InAppMessage, frame_size_problem
 from nudge.domain.messages import (
@@ -159,10 +159,11 @@ class SendService:
         profile = self._events.load_profiles([person]).get(person) or Profile(person=person)
         delivery = self._deliver(fire, profile, now, redelivered)
         self._record(fire, delivery, now)
-        if delivery.waiting_until is not None and delivery.retry_in is not None:
-            self._requeue(fire, now, delivery.retry_in, fire.waiting_until(delivery.waiting_until))
-        elif delivery.outcome in ("deferred", "retry") and delivery.retry_in is not None:
-            self._requeue(fire, now, delivery.retry_in, fire.retried())
+        if delivery.outcome in ("deferred", "retry") and delivery.retry_in is not None:
+            # A wait for `send.at` is no attempt; a quiet-hours deferral or a retry is one.
+            waits = delivery.waiting_until
+            again = fire.waiting_until(waits) if waits is not None else fire.retried()
+            self._requeue(fire, now, delivery.retry_in, again)
         return delivery
 
     def _deliver(
@@ -392,8 +393,8 @@ class SendService:
                 self._settings.policy.default_timezone,
                 profile.engaged_hours,
                 self._audience.hours(now) if self._audience is not None else {},
-                timedelta(seconds=fire.send_within or 86400),
-                fire.send_fallback or "10:00",
+                timedelta(seconds=fire.send_within) if fire.send_within else BEST_HOUR_WITHIN,
+                fire.send_fallback or BEST_HOUR_FALLBACK,
             )
             why = f"waits for the {best.reason}, until {iso(best.at)}{note}"
             return _waiting(best.at, now, why)

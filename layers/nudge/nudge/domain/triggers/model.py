@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from nudge.domain.durations import parse_duration
+from nudge.domain.engagement import BEST_HOUR_FALLBACK, BEST_HOUR_WITHIN
 from nudge.domain.messages import InAppDisplay
 from nudge.domain.triggers.common import (
     ID_PATTERN,
@@ -292,10 +293,6 @@ class Send(_Strict):
         if given and self.channel != "in_app":
             raise ValueError(f"{' and '.join(given)} apply to channel in_app only")
         return self
-
-
-BEST_HOUR_WITHIN = timedelta(hours=24)
-BEST_HOUR_FALLBACK = "10:00"
 
 
 def in_app_fields(send: Send, channel: str) -> dict[str, Any]:
