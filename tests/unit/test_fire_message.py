@@ -124,3 +124,20 @@ def test_a_message_that_is_not_a_fire_is_refused_naming_the_field(body: str, rea
 
     # then
     assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("sendAt", "25:00"), ("sendAt", "noon"), ("sendFallback", "9:30")]
+)
+def test_a_send_time_that_is_no_time_of_day_is_refused_naming_the_field(
+    field: str, value: str
+) -> None:
+    """A queue message with a send time Send could not wait for is refused (and dead-lettered
+    with the reason) rather than failing on every delivery."""
+    # given
+    body = json.dumps({**WRITTEN_BEFORE_VERSIONS, field: value})
+    # when
+    with pytest.raises(InvalidFireMessage) as caught:
+        FireMessage.from_json(body)
+    # then
+    assert field in str(caught.value)

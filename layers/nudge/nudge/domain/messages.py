@@ -39,6 +39,7 @@ Channel = Literal["email", "webhook", "in_app"]
 
 
 # Left out of a fire's record when unset, so fires that do not use them keep their shape.
+_CLOCK = "([01][0-9]|2[0-3]):[0-5][0-9]"  # HH:MM, as the trigger language writes it
 _OPTIONAL_FIELDS = ("display", "expires", "sendAt", "sendWithin", "sendFallback", "deliverAt")
 
 
@@ -88,9 +89,9 @@ class FireMessage(BaseModel):
     expires: int | None = Field(default=None, ge=1)  # in_app: seconds it may wait for a page
     # The trigger's `send.at` ("09:30", or "best" with how long it may wait and the time
     # of day without history): delivery waits for the person's next 09:30 ...
-    send_at: str | None = Field(default=None, alias="sendAt")
+    send_at: str | None = Field(default=None, alias="sendAt", pattern=f"^(best|{_CLOCK})$")
     send_within: int | None = Field(default=None, alias="sendWithin", ge=1)  # seconds
-    send_fallback: str | None = Field(default=None, alias="sendFallback")
+    send_fallback: str | None = Field(default=None, alias="sendFallback", pattern=f"^{_CLOCK}$")
     # ... which Send works out on the first delivery and keeps here while the fire waits.
     deliver_at: str | None = Field(default=None, alias="deliverAt")
 
