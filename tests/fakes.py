@@ -136,16 +136,22 @@ class InMemoryEngineStore:
 
     # ---- timers: the first schedule of an occurrence stands
 
-    def save_timer(self, timer: Pending, schedule: str) -> bool:
+    def save_timer(self, timer: Pending, schedule: str, replacing: str | None = None) -> bool:
         key = (timer.person, timer.trigger, timer.occurrence)
         standing = self.timer_items.get(key)
-        if standing is not None and standing[1] != schedule:
+        if replacing is not None:
+            if standing is None or standing[1] not in (replacing, schedule):
+                return False
+        elif standing is not None and standing[1] != schedule:
             return False
         self.timer_items[key] = (timer, schedule)
         return True
 
-    def delete_timer(self, timer: Pending) -> None:
-        self.timer_items.pop((timer.person, timer.trigger, timer.occurrence), None)
+    def delete_timer(self, timer: Pending, schedule: str | None = None) -> None:
+        key = (timer.person, timer.trigger, timer.occurrence)
+        standing = self.timer_items.get(key)
+        if standing is not None and schedule in (None, standing[1]):
+            del self.timer_items[key]
 
     def timers(self, persons: Iterable[PersonId]) -> list[tuple[Pending, str]]:
         return [

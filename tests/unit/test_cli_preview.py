@@ -198,8 +198,8 @@ def test_preview_of_an_unknown_trigger_exits_2_naming_the_known_ones(
     assert status == 2
     assert "no trigger 'nope'" in error
     known = (
-        "abandoned_cart, product_interest, product_offer, re_engagement,"
-        " re_engagement_best_hour, vip_checkout_call"
+        "abandoned_cart, cart_recovery_series, product_interest, product_offer,"
+        " re_engagement, re_engagement_best_hour, vip_checkout_call"
     )
     assert known in error
     assert not (tmp_path / "out").exists()

@@ -340,7 +340,7 @@ def test_an_empty_all_is_reported_at_its_line() -> None:
 
 
 def test_a_missing_required_field_is_named() -> None:
-    """A trigger without send says send is required."""
+    """A trigger without send (or steps) says send is required."""
     # given
     text = "id: test_trigger\nwhen:\n  event: Product Added\n"
 
@@ -349,7 +349,7 @@ def test_a_missing_required_field_is_named() -> None:
 
     # then
     assert problem.line == 1
-    assert problem.message == "trigger: send is required"
+    assert problem.message == "trigger: send is required (one message), or steps (a journey)"
 
 
 def test_every_problem_in_a_file_is_reported() -> None:
@@ -626,6 +626,7 @@ def test_the_shipped_triggers_load_without_problems() -> None:
     assert loaded.problems == []
     assert sorted(trigger.id for trigger in loaded.triggers) == [
         "abandoned_cart",
+        "cart_recovery_series",
         "product_interest",
         "product_offer",
         "re_engagement",
@@ -656,7 +657,8 @@ def test_the_schema_names_its_draft_and_title() -> None:
     # then
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] == "Nudge trigger"
-    assert {"id", "when", "send"} <= set(schema["required"])
+    assert {"id", "when"} <= set(schema["required"])
+    assert schema["oneOf"] == [{"required": ["send"]}, {"required": ["steps"]}]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[path.name for path in SHIPPED])

@@ -17,7 +17,7 @@ from nudge.adapters.packing import (
     fire_record,
     pack_with_dictionary,
 )
-from nudge.adapters.store import from_attributes, put_if, to_attributes
+from nudge.adapters.store import delete_if, from_attributes, put_if, to_attributes
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
@@ -43,21 +43,30 @@ class EngineStore:
 
     # ---- timers ----------------------------------------------------------------------
 
-    def save_timer(self, timer: Pending, schedule: str) -> bool:
-        """False when the occurrence already has a timer (the first one stands)."""
+    def save_timer(self, timer: Pending, schedule: str, replacing: str | None = None) -> bool:
+        """False when the occurrence already has a timer (the first one stands). With
+        ``replacing``, a journey moving on: the item is rewritten only while it still
+        holds that schedule (else another delivery moved the journey on first)."""
+        condition = "attribute_not_exists(pk) OR #schedule = :schedule"
+        values = {":schedule": {"S": schedule}}
+        if replacing is not None:
+            condition = "#schedule = :replacing OR #schedule = :schedule"
+            values[":replacing"] = {"S": replacing}
         return put_if(
             self._client,
             self._table,
             self._timer_item(timer, schedule),
-            "attribute_not_exists(pk) OR #schedule = :schedule",
-            values={":schedule": {"S": schedule}},
+            condition,
+            values=values,
             names={"#schedule": "schedule"},
         )
 
     def _timer_item(self, timer: Pending, schedule: str) -> dict[str, Any]:
         arm = {"arm": timer.arm} if timer.arm else {}
+        step = {"step": timer.step} if timer.step is not None else {}
         return {
             **arm,
+            **step,
             **keys.timer_key(timer.person, timer.trigger, timer.occurrence),
             "kind": keys.TIMER_KIND,
             "trigger": timer.trigger,
@@ -68,10 +77,22 @@ class EngineStore:
             "entry": json.dumps(timer.entry, ensure_ascii=False, separators=(",", ":")),
         }
 
-    def delete_timer(self, timer: Pending) -> None:
+    def delete_timer(self, timer: Pending, schedule: str | None = None) -> None:
+        """Deletes the occurrence's timer; with ``schedule``, only while it holds that one
+        (a journey that moved on keeps its newer timer)."""
         key = keys.timer_key(timer.person, timer.trigger, timer.occurrence)
-        with aws_call("deleting a timer"):
-            self._client.delete_item(TableName=self._table, Key=to_attributes(key))
+        if schedule is None:
+            with aws_call("deleting a timer"):
+                self._client.delete_item(TableName=self._table, Key=to_attributes(key))
+            return
+        delete_if(
+            self._client,
+            self._table,
+            key,
+            "#schedule = :schedule",
+            values={":schedule": {"S": schedule}},
+            names={"#schedule": "schedule"},
+        )
 
     def timers(self, persons: Iterable[PersonId]) -> list[tuple[Pending, str]]:
         """Pending timers under these persons' partitions, with their schedule names."""
@@ -86,6 +107,7 @@ class EngineStore:
                     kind=item["timer_kind"],
                     entry=json.loads(item["entry"]),
                     arm=item.get("arm"),
+                    step=item.get("step"),
                 )
                 found.append((timer, str(item["schedule"])))
         return found

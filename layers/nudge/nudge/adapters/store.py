@@ -48,6 +48,7 @@ __all__ = [
     "EventStore",
     "PersonView",
     "StoredEvent",
+    "delete_if",
     "event_bodies",
     "from_attributes",
     "pack_body",
@@ -591,6 +592,33 @@ def put_if(
     try:
         with aws_call("a conditional write"):
             client.put_item(**request)
+    except Conflict:
+        return False
+    return True
+
+
+def delete_if(
+    client: DynamoDBClient,
+    table: str,
+    key: Mapping[str, Any],
+    condition: str,
+    values: Mapping[str, Any] | None = None,
+    names: Mapping[str, str] | None = None,
+) -> bool:
+    """One conditional DeleteItem; False when the condition did not hold (or the item is
+    gone). Every other error is raised, as the ports' errors."""
+    request: dict[str, Any] = {
+        "TableName": table,
+        "Key": to_attributes(key),
+        "ConditionExpression": condition,
+    }
+    if values:
+        request["ExpressionAttributeValues"] = dict(values)
+    if names:
+        request["ExpressionAttributeNames"] = dict(names)
+    try:
+        with aws_call("a conditional delete"):
+            client.delete_item(**request)
     except Conflict:
         return False
     return True

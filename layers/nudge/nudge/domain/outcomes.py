@@ -7,7 +7,9 @@ from typing import Literal
 
 __all__ = ["DeliveryOutcome", "EngineOutcome", "Outcome"]
 
-EngineOutcome = Literal["fired", "held_out", "pending", "not_matched", "exited", "duplicate"]
+EngineOutcome = Literal[
+    "fired", "held_out", "pending", "not_matched", "exited", "duplicate", "completed"
+]
 DeliveryOutcome = Literal[
     "sent",
     "deferred",

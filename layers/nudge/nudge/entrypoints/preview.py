@@ -23,7 +23,7 @@ from nudge.domain.timefmt import iso
 from nudge.domain.triggers.conditions import event_name
 from nudge.domain.triggers.engine import collected
 from nudge.domain.triggers.loader import load_triggers
-from nudge.domain.triggers.model import EventMatch, Trigger, in_app_fields
+from nudge.domain.triggers.model import EventMatch, Send, Trigger, in_app_fields
 
 __all__ = ["PREVIEW_KEY", "PREVIEW_URL", "preview", "run_preview"]
 
@@ -89,37 +89,50 @@ def preview(
     last one); the rest are the history ``collect`` draws on. The fire is as of the latest
     event, so sample events from long ago still fall inside ``collect.within``.
     """
-    fire = _fire(trigger, profile, events)
-    channel = trigger.send.channel
+    renderer = Renderer(templates)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for step, send in trigger.sends:
+        fire = _fire(trigger, send, step, profile, events)
+        # A journey's messages, one set of files per send step: cart.step1.html, ...
+        prefix = trigger.id if step is None else f"{trigger.id}.step{step}"
+        for file, text in _rendered(renderer, fire, profile, prefix).items():
+            path = out / file
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def _rendered(
+    renderer: Renderer, fire: FireMessage, profile: Profile, prefix: str
+) -> dict[str, str]:
+    """The files one message renders to, by name."""
+    channel, name = fire.channel, fire.template
     address = _PREVIEW_WEBHOOK
     if channel == "email":
         email = profile.traits.get("email")
         address = email if isinstance(email, str) else "preview@example.invalid"
     context = render_context(fire, profile, address, PREVIEW_URL, PREVIEW_KEY)
-    renderer = Renderer(templates)
-    name = trigger.send.template
-    out.mkdir(parents=True, exist_ok=True)
     if channel == "email":
         content = renderer.email(name, context)
-        files = {
-            f"{trigger.id}.subject.txt": content.subject + "\n",
-            f"{trigger.id}.html": content.html,
-            f"{trigger.id}.txt": content.text,
+        return {
+            f"{prefix}.subject.txt": content.subject + "\n",
+            f"{prefix}.html": content.html,
+            f"{prefix}.txt": content.text,
         }
-    elif channel == "in_app":
-        files = {f"{trigger.id}.in_app.html": renderer.in_app(name, context) + "\n"}
-    else:
-        document = renderer.webhook(name, context)
-        files = {f"{trigger.id}.json": json.dumps(document, indent=2, ensure_ascii=False) + "\n"}
-    written = []
-    for file, text in files.items():
-        path = out / file
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    if channel == "in_app":
+        return {f"{prefix}.in_app.html": renderer.in_app(name, context) + "\n"}
+    document = renderer.webhook(name, context)
+    return {f"{prefix}.json": json.dumps(document, indent=2, ensure_ascii=False) + "\n"}
 
 
-def _fire(trigger: Trigger, profile: Profile, events: Sequence[Mapping[str, Any]]) -> FireMessage:
+def _fire(
+    trigger: Trigger,
+    send: Send,
+    step: str | None,
+    profile: Profile,
+    events: Sequence[Mapping[str, Any]],
+) -> FireMessage:
     """A fire as the engine records it (service/evaluate.py), for one preview person."""
     events = [_with_canonical_time(event) for event in events]
     wanted = trigger.when.event if isinstance(trigger.when, EventMatch) else None
@@ -139,13 +152,13 @@ def _fire(trigger: Trigger, profile: Profile, events: Sequence[Mapping[str, Any]
         person=person,
         user_id=person.user_id,
         anonymous_id=anonymous_id,
-        occurrence="preview",
+        occurrence="preview" if step is None else f"preview/{step}",
         fired_at=iso(now),
-        channel=trigger.send.channel,
-        template=trigger.send.template,
+        channel=send.channel,
+        template=send.template,
         event=dict(entry),
         context=collected(trigger, entry, history, now),
-        **in_app_fields(trigger.send, trigger.send.channel),
+        **in_app_fields(send, send.channel),
     )
 
 

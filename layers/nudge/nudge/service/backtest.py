@@ -28,7 +28,9 @@ from nudge.domain.triggers.conditions import Facts, count_in_window, event_name
 from nudge.domain.triggers.engine import (
     SWEEP_EVERY,
     Arm,
+    Begin,
     Cancel,
+    Finish,
     Fire,
     Pending,
     Result,
@@ -39,7 +41,15 @@ from nudge.domain.triggers.engine import (
     on_inactive,
     swept_hour,
 )
-from nudge.domain.triggers.model import AllOf, Condition, Count, EventMatch, Predicate, Trigger
+from nudge.domain.triggers.journey import STEP_REENTRY
+from nudge.domain.triggers.model import (
+    AllOf,
+    Condition,
+    Count,
+    EventMatch,
+    Predicate,
+    Trigger,
+)
 
 __all__ = ["BacktestReport", "backtest", "read_events"]
 
@@ -55,16 +65,44 @@ class TriggerReport:
     samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     # Fires per experiment arm (the holdout's too: they are recorded, never sent).
     per_arm: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # A journey's: occurrences that began it, and per step how many reached it, were sent
+    # by it, and left while waiting at it (by why: completed, exit: <event>, ...).
+    entered: int = 0
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def reached(self, step: str, outcome: str) -> None:
+        counts = self._step(step)
+        counts["entered"] += 1
+        if outcome == "fired":
+            counts["sent"] += 1
+
+    def left(self, step: str | None, why: str) -> None:
+        exited = self._step(step or "?")["exited"]
+        exited[why] = exited.get(why, 0) + 1
+
+    def _step(self, step: str) -> dict[str, Any]:
+        return self.steps.setdefault(step, {"entered": 0, "sent": 0, "exited": {}})
 
     def to_json(self) -> dict[str, Any]:
+        journey = (
+            {"entered": self.entered, "steps": dict(sorted(self.steps.items(), key=_step_order))}
+            if self.entered
+            else {}
+        )
         return {
             "fires": self.fires,
             "per_day": dict(sorted(self.per_day.items())),
             "per_arm": dict(sorted(self.per_arm.items())),
+            **({"journey": journey} if journey else {}),
             "thresholds": {
                 label: distribution(values) for label, values in sorted(self.samples.items())
             },
         }
+
+
+def _step_order(item: tuple[str, Any]) -> list[Any]:
+    """Steps in the journey's order: "2" before "10", "3.then.0" before "3.else.0"."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in item[0].split(".")]
 
 
 @dataclass
@@ -219,6 +257,7 @@ class _Replay:
         self.reports: dict[str, TriggerReport] = {
             trigger: TriggerReport() for trigger in index.triggers
         }
+        self.journeys = any(trigger.steps is not None for trigger in index.triggers.values())
         self._counter = 0
         self.fired: list[Fire] = []
         # The thresholds each entry trigger samples, by the event names that enter them.
@@ -260,6 +299,10 @@ class _Replay:
             partitions = self._partitions(person)
             for part in dict.fromkeys(partitions) if len(partitions) > 1 else partitions:
                 pending += self.queued.get(part, ())
+            if self.journeys:
+                # A journey's timer that moved on, or ended, is gone from the live store;
+                # here it stays queued until its due time, and must not act again.
+                pending = [timer for timer in pending if timer.step is None or self._armed(timer)]
         if not pending and name not in self.index.by_event:
             return  # no trigger watches the event and no timer waits: it decides nothing
         facts = Facts(
@@ -275,6 +318,9 @@ class _Replay:
         if result.actions:  # assignments and timers come with actions; most events have none
             arms.update(assigned(result))
             self._carry_out(result, now)
+
+    def _armed(self, timer: Pending) -> bool:
+        return self.armed.get((timer.person, timer.trigger, timer.occurrence)) == timer.due
 
     def _inactive_samples(self) -> list[list[float]]:
         """The "days inactive" sample lists, one per inactivity trigger, looked up once
@@ -421,33 +467,56 @@ class _Replay:
     def _carry_out(self, result: Result, now: datetime) -> None:
         for action in result.actions:
             if isinstance(action, Arm):
+                self._arm(action.pending, action.replaces)
+            elif isinstance(action, Cancel | Finish):
                 key = (action.pending.person, action.pending.trigger, action.pending.occurrence)
-                if key not in self.armed:  # the first timer of an occurrence stands
-                    self.armed[key] = action.pending.due
-                    self._counter += 1
-                    heapq.heappush(self.timers, (action.pending.due, self._counter, action.pending))
-                    self.queued[action.pending.person].append(action.pending)
-            elif isinstance(action, Cancel):
-                key = (action.pending.person, action.pending.trigger, action.pending.occurrence)
-                self.armed.pop(key, None)
+                if self.armed.get(key) == action.pending.due:  # still waiting at that step
+                    del self.armed[key]
+                if isinstance(action, Finish):
+                    self.reports[action.pending.trigger].left(action.pending.step, action.why)
             elif isinstance(action, Fire):
                 self._fire(action)
+            elif isinstance(action, Begin) and self._claim(action.fire, False):
+                self.reports[action.fire.trigger].entered += 1
+                self._carry_out(Result(list(action.actions), list(action.decisions)), now)
+        for decision in result.decisions:
+            if decision.step is not None and decision.outcome in ("pending", "fired"):
+                self.reports[decision.trigger].reached(decision.step, decision.outcome)
 
-    def _fire(self, fire: Fire) -> None:
-        trigger = self.index.triggers[fire.trigger]
-        reentry = trigger.reentry
+    def _arm(self, timer: Pending, replaces: Pending | None) -> None:
+        key = (timer.person, timer.trigger, timer.occurrence)
+        if replaces is not None:
+            # A journey moving on: only from the step it still waits at (the live store's
+            # conditional write); a due timer was taken off ``armed`` when it was popped.
+            if self.armed.get(key) not in (None, replaces.due):
+                return
+        elif key in self.armed:
+            return  # the first timer of an occurrence stands
+        self.armed[key] = timer.due
+        self._counter += 1
+        heapq.heappush(self.timers, (timer.due, self._counter, timer))
+        self.queued[timer.person].append(timer)
+
+    def _claim(self, fire: Fire, journey_step: bool) -> bool:
+        """The live ledger's rule (EngineStore.claim): a first fire passes; under once_per a
+        later one passes when the last fire is older than the period and is not this one.
+        A journey's send step claims once per occurrence, whatever the trigger's re-entry."""
+        reentry = STEP_REENTRY if journey_step else self.index.triggers[fire.trigger].reentry
         scope = fire.occurrence if reentry.mode == "every_time" else None
         key = (fire.person, fire.trigger, scope)
-        # The live ledger's rule (EngineStore.claim): a first fire passes; under once_per a
-        # later one passes when the last fire is older than the period and is not this one.
         previous = self.ledger.get(key)
         if previous is not None:
             if reentry.mode != "once_per" or reentry.period is None:
-                return
+                return False
             fire_id, fired_at = previous
             if fired_at >= fire.at - reentry.period or fire_id == fire.fire_id:
-                return
+                return False
         self.ledger[key] = (fire.fire_id, fire.at)
+        return True
+
+    def _fire(self, fire: Fire) -> None:
+        if not self._claim(fire, journey_step=fire.step is not None):
+            return
         self.fired.append(fire)
         report = self.reports[fire.trigger]
         report.fires += 1

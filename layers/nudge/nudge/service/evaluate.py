@@ -34,8 +34,10 @@ from nudge.domain.triggers.conditions import Facts, event_name
 from nudge.domain.triggers.engine import (
     Arm,
     Assign,
+    Begin,
     Cancel,
     Decision,
+    Finish,
     Fire,
     Pending,
     Result,
@@ -48,12 +50,19 @@ from nudge.domain.triggers.engine import (
     swept_hour,
 )
 from nudge.domain.triggers.experiment import HOLDOUT
-from nudge.domain.triggers.model import Inactivity, Trigger, in_app_fields, send_time_fields
+from nudge.domain.triggers.journey import STEP_REENTRY
+from nudge.domain.triggers.model import (
+    Inactivity,
+    Trigger,
+    in_app_fields,
+    send_time_fields,
+)
 from nudge.service.ports import (
     AudienceHours,
     EngineRecords,
     ExperimentRecords,
     FireQueue,
+    LedgerEntry,
     PersonStore,
     Scheduler,
 )
@@ -192,7 +201,8 @@ class EvaluateService:
         facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
         result = on_due(trigger, timer, person, facts)
         decisions = self.carry_out(result, target_arn, now, history)
-        self.engine.delete_timer(timer)
+        if trigger.steps is None:  # a journey's own actions move its timer on, or end it
+            self.engine.delete_timer(timer)
         self.engine.save_decisions(decisions)
         return decisions
 
@@ -304,16 +314,40 @@ class EvaluateService:
         decisions = list(result.decisions)
         for action in result.actions:
             if isinstance(action, Arm):
-                self._arm(action.pending, target_arn, now)
+                self._arm(action.pending, target_arn, now, action.replaces)
             elif isinstance(action, Cancel):
                 self._cancel(action.pending)
+            elif isinstance(action, Finish):
+                self._finish(action.pending)
             elif isinstance(action, Fire):
                 outcome = self._fire(action, history)
                 if outcome is not None:
                     decisions = [outcome if _same_fire(d, action) else d for d in decisions]
             elif isinstance(action, Assign):
                 self._assign(action, now, assigned_elsewhere)
+            elif isinstance(action, Begin):
+                decisions += self._begin(action, target_arn, now, history)
         return decisions
+
+    def _begin(
+        self, begin: Begin, target_arn: str, now: datetime, history: Sequence[Mapping[str, Any]]
+    ) -> list[Decision]:
+        """A journey's entry: claimed in the ledger under the trigger's re-entry rule, and
+        only then are its first steps carried out. A redelivery finds the claim: ``resume``
+        (not marked begun: a crash came between) carries the steps out again, each of
+        them idempotent; ``duplicate`` leaves the journey where it is."""
+        trigger = self.index.triggers[begin.fire.trigger]
+        fire = begin.fire
+        claim, existing = self.engine.claim(
+            fire.person, trigger.id, fire.occurrence, fire.fire_id, fire.at, trigger.reentry
+        )
+        if claim in ("blocked", "duplicate"):
+            return [_refused(trigger, fire, claim, existing, "already begun")]
+        decided = self.carry_out(
+            Result(list(begin.actions), list(begin.decisions)), target_arn, now, history
+        )
+        self.engine.mark_enqueued(fire.person, trigger.id, fire.occurrence, trigger.reentry)
+        return decided
 
     def _assign(self, entered: Assign, now: datetime, elsewhere: Sequence[Assignment]) -> None:
         """Opens an assignment for the report, unless the person's is open already (under
@@ -373,13 +407,18 @@ class EvaluateService:
         if under is not None and under.trigger == trigger:
             self.experiments.count_fire(fire_id, measure, under, now)
 
-    def _arm(self, timer: Pending, target_arn: str, now: datetime) -> None:
-        if self._armed_already(timer):
+    def _arm(
+        self, timer: Pending, target_arn: str, now: datetime, replaces: Pending | None = None
+    ) -> None:
+        replacing = self._stored_schedule(replaces) if replaces is not None else None
+        if replaces is not None and replacing is None:
+            return  # the journey's timer moved on (or ended) before this delivery: it stands
+        if replaces is None and self._armed_already(timer):
             # The first timer of an occurrence stands (a second Product Added to the same
             # cart): looking first costs a Query, where creating the schedule and having its
             # timer refused cost two Scheduler calls and a refused, billed write.
             return
-        name = schedule_name(timer.trigger, timer.person, timer.occurrence, timer.due)
+        name = schedule_name(timer.trigger, timer.person, timer.keyed, timer.due)
         payload = {
             "source": TIMER_SOURCE,
             "trigger": timer.trigger,
@@ -394,8 +433,31 @@ class EvaluateService:
         }
         # The schedule first: a timer item without its schedule would never be decided.
         self.reminders.arm(name, timer.due, target_arn, payload, now)
-        if not self.engine.save_timer(timer, name):
+        if not self.engine.save_timer(timer, name, replacing):
             self.reminders.cancel(name)  # the occurrence already has a timer: the first one stands
+        elif replacing is not None and replacing != name:
+            # The step it waited at may not have come due (a wait_until answered early).
+            self.reminders.cancel(replacing)
+
+    def _stored_schedule(self, timer: Pending) -> str | None:
+        """The schedule name of the occurrence's timer, while it still waits at ``timer``'s
+        step; None when it has moved on or is gone."""
+        for existing, name in self.engine.timers([timer.person]):
+            if (existing.trigger, existing.occurrence, existing.step) == (
+                timer.trigger,
+                timer.occurrence,
+                timer.step,
+            ):
+                return name
+        return None
+
+    def _finish(self, timer: Pending) -> None:
+        """A journey is over: its timer goes, unless it has moved on to another step."""
+        name = self._stored_schedule(timer)
+        if name is None:
+            return
+        self.reminders.cancel(name)
+        self.engine.delete_timer(timer, name)
 
     def _armed_already(self, timer: Pending) -> bool:
         return any(
@@ -413,26 +475,19 @@ class EvaluateService:
         """Claims the fire in the ledger, records it, hands it to delivery; None if it stands."""
         trigger = self.index.triggers[fire.trigger]
         fire_id = fire.fire_id
+        # A journey's step sends once per occurrence; re-entry rules apply to its entry.
+        reentry = trigger.reentry if fire.step is None else STEP_REENTRY
         claim, existing = self.engine.claim(
-            fire.person, trigger.id, fire.occurrence, fire_id, fire.at, trigger.reentry
+            fire.person, trigger.id, fire.occurrence, fire_id, fire.at, reentry
         )  # the holdout claims too: re-entry rules count its turns as the arms' own
         if claim in ("blocked", "duplicate"):
-            if claim == "blocked" and existing is not None:
-                reason = (
-                    f"re-entry {trigger.reentry.mode}: already fired at"
-                    f" {existing.fired_at} ({existing.occurrence})"
-                )
-            else:
-                reason = "already fired and handed to delivery"
-            return Decision(
-                trigger.id, fire.person, "duplicate", reason, fire.at, fire.occurrence, fire.arm
-            )
+            return _refused(trigger, fire, claim, existing, "already fired and handed to delivery")
         fired_at = existing.fired_at if claim == "resume" and existing else iso(fire.at)
         record = self._fire_record(trigger, fire, fire_id, fired_at, history)
         self.engine.save_fire(record)
         if fire.arm != HOLDOUT:  # the holdout's fire is recorded for the report, never sent
             self.queue.send(record)
-        self.engine.mark_enqueued(fire.person, trigger.id, fire.occurrence, trigger.reentry)
+        self.engine.mark_enqueued(fire.person, trigger.id, fire.occurrence, reentry)
         return None
 
     def _fire_record(
@@ -445,7 +500,8 @@ class EvaluateService:
     ) -> FireMessage:
         variant = trigger.experiment.variant(fire.arm) if trigger.experiment and fire.arm else None
         send = variant.send if variant and variant.send else None
-        channel = (send.channel if send and send.channel else None) or trigger.send.channel
+        step = trigger.send_at_step(fire.step)  # the one send, or the journey step's
+        channel = (send.channel if send and send.channel else None) or step.channel
         return FireMessage(
             fire_id=fire_id,
             trigger=trigger.id,
@@ -455,13 +511,13 @@ class EvaluateService:
             occurrence=fire.occurrence,
             fired_at=fired_at,
             channel=channel,
-            template=(send.template if send and send.template else None) or trigger.send.template,
+            template=(send.template if send and send.template else None) or step.template,
             variant=fire.arm,
             experiment=trigger.experiment.version if trigger.experiment and fire.arm else None,
             event=dict(fire.entry),
             context=collected(trigger, fire.entry, history, fire.at),
-            **send_time_fields(trigger.send, send.at if send else None),
-            **in_app_fields(trigger.send, channel),
+            **send_time_fields(step, send.at if send else None),
+            **in_app_fields(step, channel),
         )
 
     def _identity(self, timer_person: PersonId) -> tuple[PersonId, list[PersonId], Profile]:
@@ -662,6 +718,22 @@ def _earliest_per_experiment(
         if open_for_goal([assignment], goal, now):
             chosen.setdefault((assignment.trigger, assignment.version), (partition, assignment))
     return list(chosen.values())
+
+
+def _refused(
+    trigger: Trigger, fire: Fire, claim: str, existing: LedgerEntry | None, duplicate: str
+) -> Decision:
+    """The decision on a claim the ledger refused: re-entry blocked it, or it was made."""
+    if claim == "blocked" and existing is not None:
+        reason = (
+            f"re-entry {trigger.reentry.mode}: already fired at"
+            f" {existing.fired_at} ({existing.occurrence})"
+        )
+    else:
+        reason = duplicate
+    return Decision(
+        trigger.id, fire.person, "duplicate", reason, fire.at, fire.occurrence, fire.arm, fire.step
+    )
 
 
 def _same_fire(decision: Decision, fire: Fire) -> bool:

@@ -206,12 +206,15 @@ class PersonStore(ProfileReader, Protocol):
 
 
 class Timers(Protocol):
-    def save_timer(self, timer: Pending, schedule: str) -> bool:
+    def save_timer(self, timer: Pending, schedule: str, replacing: str | None = None) -> bool:
         """False when the occurrence already has a timer with another schedule: the first
-        one stands."""
+        one stands. With ``replacing`` (a journey moving on), True only in place of that
+        schedule's timer (or if this one is saved already)."""
         ...
 
-    def delete_timer(self, timer: Pending) -> None: ...
+    def delete_timer(self, timer: Pending, schedule: str | None = None) -> None:
+        """Deletes the occurrence's timer; with ``schedule``, only while it holds that one."""
+        ...
 
     def timers(self, persons: Iterable[PersonId]) -> list[tuple[Pending, str]]:
         """Pending timers under these persons' partitions, with their schedule names."""

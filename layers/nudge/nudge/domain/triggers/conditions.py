@@ -24,7 +24,7 @@ from nudge.domain.triggers.model import (
     _Comparison,
 )
 
-__all__ = ["Facts", "compare", "holds", "matches_event", "values_at"]
+__all__ = ["Facts", "compare", "holds", "matches_event", "same_value", "values_at"]
 
 _MISSING: list[Any] = []
 
@@ -64,6 +64,17 @@ def values_at(path: str, facts: Facts) -> list[Any]:
     if start is None:
         return _MISSING
     return list(_walk(start, rest.split(".") if rest else []))
+
+
+def same_value(same: str | None, entry: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    """Whether ``event`` is about the entry's thing (``same: properties.cart_id``): the two
+    share the path's first value, or either lacks it (an order that names no cart is
+    about them all). Without ``same``, every event is."""
+    if not same:
+        return True
+    ours = values_at(same, Facts(now=datetime.min, event=event))
+    theirs = values_at(same, Facts(now=datetime.min, event=entry))
+    return not ours or not theirs or bool(ours[0] == theirs[0])
 
 
 def event_name(event: Mapping[str, Any]) -> Any:

@@ -13,18 +13,29 @@ and decides each of them (``on_inactive``).
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 from nudge.domain.durations import words
 from nudge.domain.outcomes import Outcome
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import hour_of
+from nudge.domain.triggers.actions import (
+    Action,
+    Arm,
+    Assign,
+    Begin,
+    Cancel,
+    Decision,
+    Finish,
+    Fire,
+    Pending,
+    Result,
+)
 from nudge.domain.triggers.compiled import (
     Compiled,
     Values,
@@ -32,25 +43,46 @@ from nudge.domain.triggers.compiled import (
     compile_condition,
     compile_path,
 )
-from nudge.domain.triggers.conditions import Facts, event_name, matches_event, values_at
+from nudge.domain.triggers.conditions import (
+    Facts,
+    event_name,
+    matches_event,
+    same_value,
+    values_at,
+)
 from nudge.domain.triggers.experiment import HOLDOUT, assign, experiment_key
 from nudge.domain.triggers.explain import why_not
+from nudge.domain.triggers.journey import (
+    FIRST,
+    Walker,
+    arrival,
+    arrives,
+    next_position,
+    starts_waiting,
+    step_at,
+)
 from nudge.domain.triggers.model import (
     Absence,
     EventMatch,
     Inactivity,
     Trigger,
+    WaitUntil,
+    WaitUntilStep,
 )
 
 __all__ = [
     "SWEEP_EVERY",
+    "Action",
     "Arm",
     "Assign",
+    "Begin",
     "Cancel",
     "Decision",
+    "Finish",
     "Fire",
     "Outcome",
     "Pending",
+    "Result",
     "Timing",
     "TriggerIndex",
     "arm_key",
@@ -67,7 +99,6 @@ __all__ = [
     "timing_of",
 ]
 
-TimerKind = Literal["absence", "delay"]
 # An entry as on_event reads it: whether it has a key, where and audience (compiled: a
 # reason, or None when they hold), whether the audience is decided now even for a visitor,
 # whether a match fires at once, the fixed fields of its not_matched and fired decisions
@@ -78,81 +109,6 @@ _Plan = tuple[bool, _Check | None, _Check | None, bool, bool, _Fields, _Fields, 
 # An exit event and its where, compiled: what cancels a trigger's pending timer.
 _Exit = tuple[EventMatch, Callable[[Facts], bool] | None]
 SWEEP_EVERY = timedelta(hours=1)  # the InactivitySweep schedule's rate in template.yaml
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A timer that was armed and has not been decided yet."""
-
-    trigger: str
-    person: PersonId  # the partition it was armed under (an anonymous visitor, perhaps)
-    occurrence: str
-    due: datetime
-    kind: TimerKind
-    entry: Mapping[str, Any] = field(default_factory=dict)  # the event that started it
-    arm: str | None = None  # the experiment arm the person entered in
-
-
-@dataclass(frozen=True)
-class Arm:
-    pending: Pending
-
-
-@dataclass(frozen=True)
-class Cancel:
-    pending: Pending
-    reason: str
-
-
-@dataclass(frozen=True)
-class Fire:
-    trigger: str
-    person: PersonId
-    occurrence: str
-    at: datetime
-    entry: Mapping[str, Any]
-    arm: str | None = None  # the experiment arm; the holdout's fire is recorded, never sent
-
-    @property
-    def fire_id(self) -> str:
-        """The same decision always has the same id, however often it is retried."""
-        # The person's text form, as ids were always made: the ledger still knows them.
-        basis = f"{self.trigger}|{self.person}|{self.occurrence}|{self.entry.get('messageId', '')}"
-        return hashlib.sha256(basis.encode()).hexdigest()[:24]
-
-
-@dataclass(frozen=True)
-class Decision:
-    trigger: str
-    person: PersonId
-    outcome: Outcome  # the engine's own, or delivery's for what became of a fire
-    reason: str
-    at: datetime
-    occurrence: str | None = None
-    arm: str | None = None  # the experiment arm, on the records of an experiment's trigger
-
-
-@dataclass(frozen=True)
-class Assign:
-    """A person entered an experiment's trigger in ``arm``. On their first entry (``first``)
-    the arm is to be kept with their profile (by its key: trigger and version), so that
-    re-entries find it whatever the weights say by then; every entry may open an assignment
-    for the report (attribution decides whether one is open already)."""
-
-    key: str
-    arm: str
-    trigger: str
-    person: PersonId
-    first: bool
-
-
-Action = Arm | Cancel | Fire | Assign
-
-
-@dataclass(frozen=True)
-class Result:
-    actions: list[Action] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -176,8 +132,11 @@ class TriggerIndex:
             triggers={trigger.id: trigger for trigger in enabled},
             by_event={name: tuple(found) for name, found in by_event.items()},
             inactivity=tuple(t for t in enabled if isinstance(t.when, Inactivity)),
+            # Exits, and the events a journey's wait_until waits for: both act on a timer.
             exit_names=frozenset(
-                match.event for trigger in enabled for match in trigger.exit_events
+                match.event
+                for trigger in enabled
+                for match in [*trigger.exit_events, *trigger.waits_for]
             ),
             goal_names=frozenset(t.experiment.goal.event for t in enabled if t.experiment),
         )
@@ -265,8 +224,10 @@ def on_event(
         exits = index.exits
         for timer in pending:
             found = exits.get(timer.trigger)
-            if found is not None:
-                _maybe_exit(found, timer, name, facts, result)
+            if found is None or _maybe_exit(found, timer, name, facts, result):
+                continue
+            if timer.kind == "wait_until":
+                _maybe_arrived(index.triggers[timer.trigger], timer, person, facts, result)
     entries = index.entries.get(name or "", ())
     if not entries:
         return result
@@ -314,9 +275,10 @@ def on_event(
 
 def _maybe_exit(
     exits: tuple[_Exit, ...], timer: Pending, name: Any, facts: Facts, result: Result
-) -> None:
+) -> bool:
+    """Cancels the timer if the event is one of its trigger's exits; says whether it did."""
     if facts.event.get("messageId") == timer.entry.get("messageId"):
-        return
+        return False
     for exit_event, where in exits:
         if (
             name == exit_event.event
@@ -324,22 +286,80 @@ def _maybe_exit(
             and _correlated(exit_event, timer.entry, facts.event)
         ):
             reason = f"{exit_event.event} at {facts.event.get('timestamp')} cancels it"
-            result.actions.append(Cancel(timer, reason))
-            result.decisions.append(
-                Decision(timer.trigger, timer.person, "exited", reason, facts.now, timer.occurrence)
+            result.actions.append(
+                Finish(timer, f"exit: {exit_event.event}")
+                if timer.step is not None
+                else Cancel(timer, reason)
             )
-            return
+            result.decisions.append(
+                Decision(
+                    timer.trigger,
+                    timer.person,
+                    "exited",
+                    reason if timer.step is None else f"step {timer.step}: {reason}",
+                    facts.now,
+                    timer.occurrence,
+                    step=timer.step,
+                )
+            )
+            return True
+    return False
+
+
+def _maybe_arrived(
+    trigger: Trigger, timer: Pending, person: PersonId, facts: Facts, result: Result
+) -> None:
+    """A journey waiting at a wait_until step, and the event may be the one it waits for:
+    it ends the journey or moves it on now, as the step's ``then`` says."""
+    step = step_at(trigger.steps or [], timer.step or FIRST)
+    if not isinstance(step, WaitUntilStep) or not arrives(
+        step.wait_until, timer, facts.event, facts
+    ):
+        return
+    walker = _walker(trigger, timer, person, facts)
+    actions, decisions = _answered(walker, trigger, timer, step.wait_until, facts.event)
+    result.actions.extend(actions)
+    result.decisions.extend(decisions)
+
+
+def _answered(
+    walker: Walker,
+    trigger: Trigger,
+    timer: Pending,
+    waiting: WaitUntil,
+    event: Mapping[str, Any],
+) -> tuple[list[Action], list[Decision]]:
+    """What a wait_until's event does when it comes: ends the journey, or moves it on."""
+    came = f"{waiting.event} at {event.get('timestamp')}"
+    if waiting.then == "exit":
+        return walker.leave(timer, f"wait_until: {waiting.event}", f"{came}: then exit")
+    following = next_position(trigger.steps or [], timer.step or FIRST)
+    return walker.walk(following, timer, f"step {timer.step}: {came}: continue")
+
+
+def _walker(trigger: Trigger, timer: Pending, person: PersonId, facts: Facts) -> Walker:
+    """The journey of ``timer``, for ``person``, with what its branches read at ``facts.now``:
+    the entry event, its context holding the collected lists."""
+    return Walker(
+        trigger,
+        person,
+        timer.person,
+        timer.occurrence,
+        timer.entry,
+        _branch_facts(trigger, timer.entry, facts),
+    )
+
+
+def _branch_facts(trigger: Trigger, entry: Mapping[str, Any], facts: Facts) -> Facts:
+    lists = collected(trigger, entry, facts.history, facts.now)
+    context = {**(entry.get("context") or {}), **lists}
+    return facts.with_event({**entry, "context": context})
 
 
 def _correlated(exit_event: EventMatch, entry: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
     """With ``same``, an exit cancels only its own occurrence (that cart); an exit event
     that does not say which one (an order without a cart_id) cancels them all."""
-    same = exit_event.same if isinstance(exit_event, Absence) else None
-    if not same:
-        return True
-    ours = values_at(same, Facts(now=datetime.min, event=event))
-    theirs = values_at(same, Facts(now=datetime.min, event=entry))
-    return not ours or not theirs or ours[0] == theirs[0]
+    return same_value(exit_event.same if isinstance(exit_event, Absence) else None, entry, event)
 
 
 @dataclass(frozen=True)
@@ -369,7 +389,9 @@ class _Entry:
             written = trigger.audience.model_dump_json(by_alias=True, exclude_unset=True)
             audience = shared.get(written) or compile_condition(trigger.audience)
             shared[written] = audience
-        waits = bool(trigger.unless or trigger.delay)
+        # A journey's unless is one of its exits, not a wait before it starts.
+        journey = trigger.steps is not None
+        waits = starts_waiting(trigger) if journey else bool(trigger.unless or trigger.delay)
         key = trigger.key or ""
         return cls(
             trigger=trigger,
@@ -378,7 +400,7 @@ class _Entry:
             where=where.check if where else None,
             audience=audience.check if audience else None,
             waits=waits,
-            immediate=not waits and trigger.experiment is None,
+            immediate=not waits and trigger.experiment is None and not journey,
             matched=f"{when.event} matched",
             key=compile_path(key) if key else None,
             key_name=key.rsplit(".", 1)[-1],
@@ -424,8 +446,16 @@ def _enter(
     arms: Mapping[str, str],
     occurrence: str,
 ) -> None:
-    """A matched entry that waits, or is in an experiment: arm, timer, or fire."""
+    """A matched entry that waits, is in an experiment, or begins a journey."""
     entry = _entry_summary(facts.event)
+    if trigger.steps is not None:
+        walker = Walker(
+            trigger, person, person, occurrence, entry, _branch_facts(trigger, entry, facts)
+        )
+        actions, decisions = walker.walk(FIRST, None, f"{when.event} matched")
+        begin = Fire(trigger.id, person, occurrence, facts.now, entry)
+        result.actions.append(Begin(begin, tuple(actions), tuple(decisions)))
+        return
     arm = _enter_arm(trigger, person, arms, result)
     timing = timing_of(trigger, arm)
     waits = [
@@ -522,26 +552,17 @@ def on_due(trigger: Trigger, timer: Pending, person: PersonId, facts: Facts) -> 
     ``facts.history`` holds the person's events (all identities) since the entry event.
     ``person`` is who the message would go to: the user the timer's visitor became.
     """
+    if trigger.steps is not None:
+        return _journey_due(trigger, timer, person, facts)
     result = Result()
-    entry_time = _timestamp(timer.entry, timer.due)
-    for later in facts.history:
-        if (
-            later.get("messageId") == timer.entry.get("messageId")
-            or _timestamp(later, entry_time) < entry_time
-        ):
-            continue
-        later_facts = facts.with_event(later)
-        for exit_event in trigger.exit_events:
-            if matches_event(exit_event, later_facts) and _correlated(
-                exit_event, timer.entry, later
-            ):
-                reason = f"{exit_event.event} at {later.get('timestamp')} came before the timer"
-                result.decisions.append(
-                    Decision(trigger.id, person, "exited", reason, facts.now, timer.occurrence)
-                )
-                return result
-    entry_facts = facts.with_event(timer.entry)
-    failed = why_not([trigger.audience], entry_facts) if trigger.audience else None
+    exited = _exit_since_entry(trigger, timer, facts)
+    if exited is not None:
+        reason = f"{exited[0]} came before the timer"
+        result.decisions.append(
+            Decision(trigger.id, person, "exited", reason, facts.now, timer.occurrence)
+        )
+        return result
+    failed = _audience_failed(trigger, timer, facts)
     if failed:
         result.decisions.append(
             Decision(
@@ -567,6 +588,56 @@ def on_due(trigger: Trigger, timer: Pending, person: PersonId, facts: Facts) -> 
         _firing(trigger.id, person, what, facts.now, timer.occurrence, timer.arm)
     )
     return result
+
+
+def _exit_since_entry(trigger: Trigger, timer: Pending, facts: Facts) -> tuple[str, str] | None:
+    """The first exit event since the timer's entry event (what the stream may not have
+    delivered yet), as (what and when, its name); None if there was none."""
+    entry_time = _timestamp(timer.entry, timer.due)
+    for later in facts.history:
+        if (
+            later.get("messageId") == timer.entry.get("messageId")
+            or _timestamp(later, entry_time) < entry_time
+        ):
+            continue
+        later_facts = facts.with_event(later)
+        for exit_event in trigger.exit_events:
+            if matches_event(exit_event, later_facts) and _correlated(
+                exit_event, timer.entry, later
+            ):
+                return f"{exit_event.event} at {later.get('timestamp')}", exit_event.event
+    return None
+
+
+def _audience_failed(trigger: Trigger, timer: Pending, facts: Facts) -> str | None:
+    """Why the person is not in the audience now, judged on the entry event; None if they are."""
+    if not trigger.audience:
+        return None
+    return why_not([trigger.audience], facts.with_event(timer.entry))
+
+
+def _journey_due(trigger: Trigger, timer: Pending, person: PersonId, facts: Facts) -> Result:
+    """A journey's timer is due: it ends (an exit came, the person left the audience, the
+    awaited event came and says exit) or moves on to its next wait or its end."""
+    walker = _walker(trigger, timer, person, facts)
+    exited = _exit_since_entry(trigger, timer, facts)
+    failed = _audience_failed(trigger, timer, facts)
+    step = step_at(trigger.steps or [], timer.step or FIRST)
+    if exited is not None:
+        actions, decisions = walker.leave(timer, f"exit: {exited[1]}", f"{exited[0]} ends it")
+    elif failed is not None:
+        actions, decisions = walker.leave(timer, "audience", f"no longer in the audience: {failed}")
+    elif isinstance(step, WaitUntilStep) and (came := arrival(step.wait_until, timer, facts)):
+        actions, decisions = _answered(walker, trigger, timer, step.wait_until, came)
+    else:
+        waited = (
+            f"no {step.wait_until.event} within {words(step.wait_until.within)}"
+            if isinstance(step, WaitUntilStep)
+            else "the wait is over"
+        )
+        following = next_position(trigger.steps or [], timer.step or FIRST)
+        actions, decisions = walker.walk(following, timer, f"step {timer.step}: {waited}")
+    return Result(actions, decisions)
 
 
 # ---- inactivity: the hourly sweep -----------------------------------------------------
@@ -656,20 +727,22 @@ def collected(
     """The trigger's ``collect`` lists: e.g. the cart's items, from its Product Added events.
 
     Items are told apart by product (product_id, sku or name), so adding the same product
-    twice lists it once, with its latest properties.
+    twice lists it once, with its latest properties. Beside each list, ``<name>_count`` is
+    how many items it holds and ``<name>_total`` the sum of price times quantity (a missing
+    quantity counts 1; an item without a numeric price adds nothing): what a journey's
+    branch or a template reads (``context.items_total``).
     """
     context: dict[str, Any] = {}
     for name, spec in trigger.collect.items():
         since = now - spec.within
         items: dict[str, dict[str, Any]] = {}
+        values: dict[str, float] = {}
         # Oldest first, so a product added twice keeps its latest properties.
         events = sorted([*history, entry], key=lambda event: _timestamp(event, now))
         for event in events:
             if event_name(event) != spec.from_ or _timestamp(event, now) < since:
                 continue
-            if spec.same and not _correlated(
-                Absence(event=spec.from_, within=timedelta(minutes=1), same=spec.same), entry, event
-            ):
+            if not same_value(spec.same, entry, event):
                 continue
             properties = event.get("properties") or {}
             identity = str(
@@ -679,8 +752,22 @@ def collected(
                 or event.get("messageId")
             )
             items[identity] = {field_name: properties.get(field_name) for field_name in spec.fields}
+            values[identity] = _line_value(properties)
         context[name] = list(items.values())
+        context[f"{name}_count"] = len(items)
+        context[f"{name}_total"] = round(sum(values.values()), 2)
     return context
+
+
+def _line_value(properties: Mapping[str, Any]) -> float:
+    price, quantity = properties.get("price"), properties.get("quantity", 1)
+    if not isinstance(price, int | float) or isinstance(price, bool):
+        return 0.0
+    return float(price) * (float(quantity) if _is_number(quantity) else 1.0)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _entry_summary(event: Mapping[str, Any]) -> dict[str, Any]:

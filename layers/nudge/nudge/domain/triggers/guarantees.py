@@ -37,14 +37,14 @@ def guaranteed_paths(trigger: Trigger) -> set[str]:
 def template_warnings(trigger: Trigger, templates: Path) -> list[str]:
     """``file:line: warning: ...`` for each read of the trigger's templates (its own and its
     variants') that its conditions do not guarantee and the template does not guard."""
-    sends = [trigger.send] + [
-        variant.send for variant in (trigger.experiment.variants if trigger.experiment else [])
-    ]
     files: list[str] = []
-    for send in sends:
-        if send is not None and (send.template or send.channel):
-            name = send.template or trigger.send.template
-            files += template_files(name, send.channel or trigger.send.channel)
+    for _, send in trigger.sends:
+        files += template_files(send.template, send.channel)
+    for variant in trigger.experiment.variants if trigger.experiment else []:
+        override = variant.send
+        if override is not None and trigger.send and (override.template or override.channel):
+            name = override.template or trigger.send.template
+            files += template_files(name, override.channel or trigger.send.channel)
     paths = guaranteed_paths(trigger)
     return [
         f"{templates / read.file}:{read.line}: warning: {trigger.id} sends it, and its conditions"

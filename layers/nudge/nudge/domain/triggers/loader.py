@@ -287,15 +287,24 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _send_location(step: str | None) -> Location:
+    """Where a send's template is written: ``send.template``, or a journey step's
+    (``steps.3.then.0.send.template`` for the step at "3.then.0")."""
+    if step is None:
+        return ("send", "template")
+    parts = tuple(int(part) if part.isdigit() else part for part in step.split("."))
+    return ("steps", *parts, "send", "template")
+
+
 def _template_problems(trigger: Trigger, templates: Path) -> list[tuple[Location, str]]:
     """The trigger's template, and each variant's when it sends another or by another
     channel, must exist and render for its channel."""
     uses: list[tuple[Location, str, str]] = [
-        (("send", "template"), trigger.send.template, trigger.send.channel)
+        (_send_location(step), send.template, send.channel) for step, send in trigger.sends
     ]
     for index, variant in enumerate(trigger.experiment.variants if trigger.experiment else []):
         override = variant.send
-        if override is not None and (override.template or override.channel):
+        if override is not None and trigger.send and (override.template or override.channel):
             # The line of the field the variant wrote: its template, else its channel.
             named = "template" if override.template else "channel"
             where: Location = ("experiment", "variants", index, "send", named)

@@ -4,14 +4,16 @@ A trigger says: when this happens (an event, or a stretch of inactivity), for pe
 this audience, unless that other thing happens within a while, send this. Every field
 is checked here, so a definition that loads is one the engine can run.
 
-``delay`` and ``send`` describe a single step. A later version turns a trigger into a
-sequence of steps (``steps: [{delay, send}, ...]``); the single-step form will remain
-its shorthand, so files written today keep working.
+``delay`` and ``send`` describe a single step. A journey replaces ``send`` with
+``steps``: waits, sends, waits for an event, and branches, run in order for each
+occurrence (``domain/triggers/journey.py`` walks them). The single-step form stays the
+shorthand it always was.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Any, Literal
@@ -37,6 +39,7 @@ from nudge.domain.triggers.common import (
     Path,
     SendTime,
     Window,
+    words,
 )
 from nudge.domain.triggers.common import Strict as _Strict
 from nudge.domain.triggers.common import in_range as _in_range
@@ -44,10 +47,14 @@ from nudge.domain.triggers.experiment import Experiment, Percent
 
 __all__ = [
     "IN_APP_EXPIRES",
+    "JOURNEY_MAX_DEPTH",
+    "JOURNEY_MAX_STEPS",
+    "JOURNEY_MAX_WAIT",
     "OPERATORS",
     "Absence",
     "AllOf",
     "AnyOf",
+    "Branch",
     "Collect",
     "Condition",
     "Count",
@@ -58,7 +65,12 @@ __all__ = [
     "Predicate",
     "Reentry",
     "Send",
+    "SendStep",
+    "Step",
     "Trigger",
+    "WaitStep",
+    "WaitUntil",
+    "WaitUntilStep",
     "in_app_fields",
 ]
 
@@ -328,6 +340,89 @@ def send_time_fields(send: Send, arm_at: str | None) -> dict[str, Any]:
     }
 
 
+# ---- journeys: steps ------------------------------------------------------------------
+
+JOURNEY_MAX_STEPS = 20  # every step counts, those inside branches too
+JOURNEY_MAX_DEPTH = 3  # a branch inside a branch inside a branch, no deeper
+JOURNEY_MAX_WAIT = timedelta(days=90)  # the longest way through: events older are gone
+
+
+class WaitStep(_Strict):
+    """``wait: 1h``: the journey sleeps, then goes on (a one-time schedule wakes it)."""
+
+    wait: Duration
+
+    @field_validator("wait")
+    @classmethod
+    def _wait_in_range(cls, value: timedelta) -> timedelta:
+        return _in_range(value, timedelta(minutes=1), JOURNEY_MAX_WAIT)
+
+
+class SendStep(_Strict):
+    send: Send
+
+
+class WaitUntil(EventMatch):
+    """Wait for an event, at most ``within``: when it arrives, ``then`` says whether the
+    journey ends (exit) or goes on at once (continue); when it does not, it goes on."""
+
+    within: Window
+    same: Path | None = None  # a path the event shares with the entry (properties.cart_id)
+    then: Literal["exit", "continue"] = "exit"
+
+
+class WaitUntilStep(_Strict):
+    wait_until: WaitUntil
+
+
+class Branch(_Strict):
+    """``if``: one condition on the person, the entry event and the collected lists
+    (``context.<list>``, ``context.<list>_count``, ``context.<list>_total``)."""
+
+    if_: Condition = Field(alias="if")
+    then: Annotated[list[Step], Field(min_length=1)]
+    else_: list[Step] = Field(default_factory=list, alias="else")
+
+
+def _step_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        for key, kind in (("wait_until", "wait_until"), ("wait", "wait"), ("if", "branch")):
+            if key in value:
+                return kind
+        return "send"
+    kinds: dict[type, str] = {WaitStep: "wait", WaitUntilStep: "wait_until", Branch: "branch"}
+    return kinds.get(type(value), "send")
+
+
+Step = Annotated[
+    Annotated[WaitStep, Tag("wait")]
+    | Annotated[SendStep, Tag("send")]
+    | Annotated[WaitUntilStep, Tag("wait_until")]
+    | Annotated[Branch, Tag("branch")],
+    Discriminator(_step_kind),
+]
+
+
+def _journey_shape(steps: list[Any], depth: int = 1) -> tuple[int, timedelta]:
+    """How many steps there are in all and the longest wait through them; raises past the
+    nesting limit."""
+    if depth > JOURNEY_MAX_DEPTH:
+        raise ValueError(f"branches nest deeper than {JOURNEY_MAX_DEPTH} levels")
+    count, longest = 0, timedelta(0)
+    for step in steps:
+        count += 1
+        if isinstance(step, WaitStep):
+            longest += step.wait
+        elif isinstance(step, WaitUntilStep):
+            longest += step.wait_until.within
+        elif isinstance(step, Branch):
+            then_count, then_wait = _journey_shape(step.then, depth + 1)
+            else_count, else_wait = _journey_shape(step.else_, depth + 1)
+            count += then_count + else_count
+            longest += max(then_wait, else_wait)
+    return count, longest
+
+
 class Collect(_Strict):
     """Properties of earlier events handed to delivery, e.g. a cart's items."""
 
@@ -358,7 +453,8 @@ class Trigger(_Strict):
             }
         ),
     ] = Reentry(mode="every_time")
-    send: Send
+    send: Send | None = None
+    steps: list[Step] | None = None  # a journey, instead of one send
     collect: dict[str, Collect] = Field(default_factory=dict)
     experiment: Experiment | None = None
 
@@ -390,7 +486,50 @@ class Trigger(_Strict):
                 f"'unless' names the entry event {self.when.event!r} itself: it could never fire"
             )
         self._variants_fit()
+        self._one_send_or_steps()
         return self
+
+    def _one_send_or_steps(self) -> None:
+        if self.send is None and self.steps is None:
+            raise ValueError("send is required (one message), or steps (a journey)")
+        if self.send is not None and self.steps is not None:
+            raise ValueError("has both send and steps: one message, or a journey, not both")
+        if self.steps is None:
+            return
+        if not self.steps:
+            raise ValueError("steps is empty: a journey needs at least one step")
+        if self.delay:
+            raise ValueError("a journey waits with a wait step, not delay")
+        if self.experiment is not None:
+            raise ValueError("experiments are not yet supported on journeys (steps)")
+        if isinstance(self.when, Inactivity):
+            raise ValueError("a journey starts on an event; inactivity triggers send once")
+        count, longest = _journey_shape(self.steps)
+        if count > JOURNEY_MAX_STEPS:
+            raise ValueError(f"{count} steps: a journey has at most {JOURNEY_MAX_STEPS}")
+        if longest > JOURNEY_MAX_WAIT:
+            raise ValueError(
+                f"the longest way through waits {words(longest)}: at most"
+                f" {words(JOURNEY_MAX_WAIT)} (events older than that are gone)"
+            )
+        if not any(True for _ in self.sends):
+            raise ValueError("a journey needs at least one send step")
+
+    @property
+    def sends(self) -> Iterator[tuple[str | None, Send]]:
+        """Every message the trigger can send, with its step (None for the single send)."""
+        if self.send is not None:
+            yield None, self.send
+        for position, step in _walk_steps(self.steps or [], ""):
+            if isinstance(step, SendStep):
+                yield position, step.send
+
+    def send_at_step(self, step: str | None) -> Send:
+        """The send of a step ("2.then.0"), or the trigger's one send (None)."""
+        for position, send in self.sends:
+            if position == step:
+                return send
+        raise KeyError(f"trigger {self.id!r} has no send at step {step!r}")
 
     def _variants_fit(self) -> None:
         """A variant may only change what the trigger has: no absence window to re-time
@@ -408,9 +547,18 @@ class Trigger(_Strict):
                 )
 
     @property
+    def waits_for(self) -> list[WaitUntil]:
+        """The journey's wait_until steps: their events move a waiting journey on."""
+        return [
+            step.wait_until
+            for _, step in _walk_steps(self.steps or [], "")
+            if isinstance(step, WaitUntilStep)
+        ]
+
+    @property
     def watched_events(self) -> frozenset[str]:
-        """Event names this trigger must see: entry, absence and exit events."""
-        names = {match.event for match in self.exit}
+        """Event names this trigger must see: entry, absence, exit and wait_until events."""
+        names = {match.event for match in [*self.exit, *self.waits_for]}
         if isinstance(self.when, EventMatch):
             names.add(self.when.event)
         if self.unless:
@@ -430,8 +578,11 @@ class Trigger(_Strict):
         stack: list[Any] = [self.audience] if self.audience else []
         if isinstance(self.when, EventMatch):
             stack += list(self.when.where)
-        for exit_event in self.exit_events:
+        for exit_event in [*self.exit_events, *self.waits_for]:
             stack += list(exit_event.where)
+        stack += [
+            step.if_ for _, step in _walk_steps(self.steps or [], "") if isinstance(step, Branch)
+        ]
         while stack:
             condition = stack.pop()
             if isinstance(condition, AllOf):
@@ -443,6 +594,16 @@ class Trigger(_Strict):
             elif isinstance(condition, Count):
                 windows.append(condition.count.within)
         return max(windows)
+
+
+def _walk_steps(steps: list[Any], prefix: str) -> Iterator[tuple[str, Any]]:
+    """Every step with its position ("0", "2.then.1"), depth first, in order."""
+    for number, step in enumerate(steps):
+        position = f"{prefix}{number}"
+        yield position, step
+        if isinstance(step, Branch):
+            yield from _walk_steps(step.then, f"{position}.then.")
+            yield from _walk_steps(step.else_, f"{position}.else.")
 
 
 # No model_rebuild() here: the models are built on first use (common.Strict's defer_build),

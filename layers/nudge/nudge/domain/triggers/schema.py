@@ -13,4 +13,6 @@ def trigger_schema() -> dict[str, Any]:
     schema = Trigger.model_json_schema(by_alias=True, mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Nudge trigger"
+    # One message or a journey: exactly one of the two (the model's own check says so too).
+    schema["oneOf"] = [{"required": ["send"]}, {"required": ["steps"]}]
     return schema
