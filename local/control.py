@@ -169,7 +169,8 @@ class ControlApi:
 
     def _explain(self, user_id: str) -> Response:
         decisions = self.views.explain(user_id, self.stack.clock.now())
-        return json_response(200, {"userId": user_id, "decisions": decisions})
+        journeys = self.views.journeys(user_id)
+        return json_response(200, {"userId": user_id, "decisions": decisions, "journeys": journeys})
 
     def _fires(self, request: Request) -> Response:
         user_id = request.args.get("userId")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Claim", "EngineStore", "LedgerEntry"]
 
 _BATCH = 25
-_RECORD_FIELDS = ("trigger", "outcome", "reason", "at", "occurrence", "person", "arm")
+_RECORD_FIELDS = ("trigger", "outcome", "reason", "at", "occurrence", "person", "arm", "step")
 _TTL_MARGIN = timedelta(days=1)  # TTL is a floor, and clocks differ
 
 
@@ -289,6 +289,8 @@ def _decision_fields(decision: Decision) -> dict[str, Any]:
         fields["occurrence"] = decision.occurrence
     if decision.arm is not None:
         fields["arm"] = decision.arm
+    if decision.step is not None:
+        fields["step"] = decision.step
     return fields
 
 

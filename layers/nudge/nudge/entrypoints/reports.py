@@ -89,7 +89,10 @@ def run_explain(user_id: str, trigger: str | None, table: str | None, triggers_d
     decisions = [
         d for d in views.explain(user_id, now) if trigger is None or d.get("trigger") == trigger
     ]
-    if not decisions:
+    positions = [
+        j for j in views.journeys(user_id) if trigger is None or j.get("trigger") == trigger
+    ]
+    if not decisions and not positions:
         sys.stdout.write(
             f"no decisions recorded for {user_id}" + (f" and {trigger}" if trigger else "") + "\n"
         )
@@ -98,6 +101,14 @@ def run_explain(user_id: str, trigger: str | None, table: str | None, triggers_d
         occurrence = f" [{decision['occurrence']}]" if decision.get("occurrence") else ""
         outcome = f"{decision['outcome']} — {decision['reason']}"
         sys.stdout.write(f"{decision['at']}  {decision['trigger']}{occurrence}: {outcome}\n")
+    if positions:
+        sys.stdout.write("journeys:\n")
+    for position in positions:
+        where = f"step {position['step']}" if position.get("step") else "end"
+        sys.stdout.write(
+            f"  {position['trigger']} [{position['occurrence']}]: {position['status']} at"
+            f" {where} ({position['at']}): {position['reason']}\n"
+        )
     return 0
 
 

@@ -17,8 +17,9 @@ from nudge.adapters.store import EventStore, PersonView
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import TriggerIndex, inactivity_status
+from nudge.domain.triggers.journey import describe_step, step_at
 
-__all__ = ["explain", "partitions"]
+__all__ = ["explain", "journeys", "partitions"]
 
 
 def explain(
@@ -38,6 +39,43 @@ def explain(
         if (status["trigger"], status["occurrence"]) not in decided
     ]
     return recorded + waiting
+
+
+def journeys(
+    events: EventStore, engine: EngineStore, index: TriggerIndex, user_id: str
+) -> list[dict[str, Any]]:
+    """Where the person is in each journey occurrence: waiting at a step (its timer: the
+    step, what it waits for, when it is due), or out of it (its last decision: completed,
+    or exited and why)."""
+    view = events.read_person(user_id)
+    persons = partitions(user_id, view)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for decision in engine.decisions(persons):  # oldest first: the last one stays
+        trigger = index.triggers.get(str(decision["trigger"]))
+        if trigger is None or trigger.steps is None:
+            continue
+        if decision["outcome"] in ("exited", "completed"):
+            found[(trigger.id, str(decision.get("occurrence")))] = {
+                "trigger": trigger.id,
+                "occurrence": decision.get("occurrence"),
+                "status": decision["outcome"],
+                "step": decision.get("step"),
+                "reason": decision["reason"],
+                "at": decision["at"],
+            }
+    for timer, _ in engine.timers(persons):
+        trigger = index.triggers.get(timer.trigger)
+        if trigger is None or trigger.steps is None or timer.step is None:
+            continue
+        found[(trigger.id, timer.occurrence)] = {
+            "trigger": trigger.id,
+            "occurrence": timer.occurrence,
+            "status": "waiting",
+            "step": timer.step,
+            "reason": describe_step(step_at(trigger.steps, timer.step)),
+            "at": iso(timer.due),  # when the step is due
+        }
+    return [found[key] for key in sorted(found)]
 
 
 def partitions(user_id: str, view: PersonView) -> list[PersonId]:

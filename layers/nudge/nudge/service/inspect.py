@@ -17,7 +17,7 @@ from nudge.adapters.fire_scan import FireScan
 from nudge.adapters.store import EventStore, PersonView
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.engine import TriggerIndex
-from nudge.service.explain import explain, partitions
+from nudge.service.explain import explain, journeys, partitions
 
 __all__ = ["PersonViews"]
 
@@ -45,6 +45,10 @@ class PersonViews:
         """Every recorded decision about the person, oldest first, then where inactivity
         triggers stand at ``now``."""
         return explain(self._events, self._engine, self._index, user_id, now)
+
+    def journeys(self, user_id: str) -> list[dict[str, Any]]:
+        """Where the person is in each journey: waiting at a step, completed, or exited."""
+        return journeys(self._events, self._engine, self._index, user_id)
 
     def fires(self, user_id: str) -> list[dict[str, Any]]:
         """The person's fires, oldest first."""
