@@ -451,6 +451,19 @@ SEND = {"send": {"channel": "email", "template": "cart_reminder"}}
             "'exit' or 'continue'",
         ),
         (_steps_trigger([{"wait": "30s"}, SEND]), "out of range"),
+        (_steps_trigger([{"wait": "91d"}, SEND]), "out of range"),
+        (
+            _steps_trigger(
+                [{"wait": "1d"}, SEND], unless={"event": "Order Completed", "within": "1h"}
+            ),
+            "unless.within (1h) is shorter than the journey's waits (1d)",
+        ),
+        (_steps_trigger([{"foo": 1}, SEND]), "a step is one of wait, send, wait_until or if"),
+        (_steps_trigger([{"if": {"path": "traits.a", "exists": True}}, SEND]), "then"),
+        (
+            _steps_trigger([{"send": {"channel": "email", "template": "x", "at": "25:00"}}]),
+            "'25:00' is neither a time of day",
+        ),
     ],
     ids=[
         "too many steps",
@@ -462,6 +475,11 @@ SEND = {"send": {"channel": "email", "template": "cart_reminder"}}
         "delay",
         "bad then",
         "short wait",
+        "long wait",
+        "unless shorter than the waits",
+        "unknown step",
+        "if without then",
+        "bad send time",
     ],
 )
 def test_a_journey_outside_the_limits_is_refused(document: dict[str, Any], message: str) -> None:
@@ -487,6 +505,30 @@ def test_a_missing_template_in_a_step_is_reported_at_that_steps_line() -> None:
     (problem,) = problems
     assert problem.line == 5
     assert "steps.1.send.template: no template named 'no_such_template'" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("step", "line", "message"),
+    [
+        ("- foo: 1", 4, "steps.0: a step is one of wait, send, wait_until or if"),
+        ("- if: {path: traits.a, exists: true}", 4, "steps.0: then is required"),
+        ("- wait: 0", 4, "steps.0.wait: 0s is out of range (1m to 90d)"),
+    ],
+    ids=["unknown step", "if without then", "wait of 0"],
+)
+def test_nudge_validate_names_the_line_of_a_bad_step(step: str, line: int, message: str) -> None:
+    # given
+    text = f"id: j\nwhen: {{event: A}}\nsteps:\n  {step}\n  - {SEND_TEXT}\n"
+
+    # when
+    _, problems = parse_trigger(text, "j.yaml", REPO / "triggers" / "templates")
+
+    # then
+    (problem,) = problems
+    assert (problem.line, problem.message) == (line, message)
+
+
+SEND_TEXT = "send: {channel: email, template: cart_reminder}"
 
 
 def test_positions_go_into_a_branch_and_out_after_it() -> None:

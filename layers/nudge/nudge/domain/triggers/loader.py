@@ -151,10 +151,12 @@ def _to_python(
             line_of[(*location, key)] = key_node.start_mark.line + 1
         return mapping
     if isinstance(node, yaml.SequenceNode):
-        return [
-            _to_python(loader, item, (*location, index), line_of, inner)
-            for index, item in enumerate(node.value)
-        ]
+        items = []
+        for index, item in enumerate(node.value):
+            # An item's own line, for what is missing from it (a step without its then).
+            line_of.setdefault((*location, index), item.start_mark.line + 1)
+            items.append(_to_python(loader, item, (*location, index), line_of, inner))
+        return items
     return loader.construct_object(node, deep=True)
 
 
@@ -176,7 +178,7 @@ def _problem(
 ) -> Problem:
     names_a_field = issue["type"] in ("missing", "extra_forbidden")
     data_location = _data_location(tuple(issue["loc"]), document, names_a_field)
-    line = line_of.get(data_location, 1)
+    line = _line(data_location, line_of)
     where = ".".join(str(part) for part in data_location) or "trigger"
     message = str(issue["msg"]).removeprefix("Value error, ")
     if issue["type"] == "extra_forbidden":
@@ -188,7 +190,16 @@ def _problem(
     return Problem(file, line, f"{where}: {message}")
 
 
-_ALIASES = {"not_": "not", "in_": "in", "from_": "from"}
+def _line(location: Location, line_of: dict[Location, int]) -> int:
+    """The line of a place in the file, else of the nearest place holding it (a missing
+    field is not in the file: the mapping that lacks it is)."""
+    for end in range(len(location), 0, -1):
+        if location[:end] in line_of:
+            return line_of[location[:end]]
+    return 1
+
+
+_ALIASES = {"not_": "not", "in_": "in", "from_": "from", "if_": "if", "else_": "else"}
 
 
 def _data_location(location: Location, document: Any, names_a_field: bool) -> Location:

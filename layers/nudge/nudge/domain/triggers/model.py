@@ -384,14 +384,21 @@ class Branch(_Strict):
     else_: list[Step] = Field(default_factory=list, alias="else")
 
 
-def _step_kind(value: Any) -> str:
+_STEP_KEYS = (("wait_until", "wait_until"), ("wait", "wait"), ("if", "branch"), ("send", "send"))
+
+
+def _step_kind(value: Any) -> str | None:
+    """Which step a mapping is, by the key it has; None (refused, naming the kinds) when
+    it has none of them."""
     if isinstance(value, dict):
-        for key, kind in (("wait_until", "wait_until"), ("wait", "wait"), ("if", "branch")):
-            if key in value:
-                return kind
-        return "send"
-    kinds: dict[type, str] = {WaitStep: "wait", WaitUntilStep: "wait_until", Branch: "branch"}
-    return kinds.get(type(value), "send")
+        return next((kind for key, kind in _STEP_KEYS if key in value), None)
+    kinds: dict[type, str] = {
+        WaitStep: "wait",
+        WaitUntilStep: "wait_until",
+        Branch: "branch",
+        SendStep: "send",
+    }
+    return kinds.get(type(value))
 
 
 Step = Annotated[
@@ -399,7 +406,11 @@ Step = Annotated[
     | Annotated[SendStep, Tag("send")]
     | Annotated[WaitUntilStep, Tag("wait_until")]
     | Annotated[Branch, Tag("branch")],
-    Discriminator(_step_kind),
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step is one of wait, send, wait_until or if",
+    ),
 ]
 
 
@@ -514,6 +525,14 @@ class Trigger(_Strict):
             )
         if not any(True for _ in self.sends):
             raise ValueError("a journey needs at least one send step")
+        if self.unless is not None and self.unless.within < longest:
+            # In a journey unless is an exit at every step: a window that closes before the
+            # journey ends would say one thing and do another.
+            raise ValueError(
+                f"unless.within ({words(self.unless.within)}) is shorter than the journey's"
+                f" waits ({words(longest)}): in a journey unless ends it at any step; give"
+                " within at least that, or list the event under exit"
+            )
 
     @property
     def sends(self) -> Iterator[tuple[str | None, Send]]:
