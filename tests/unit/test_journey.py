@@ -387,6 +387,30 @@ def test_a_second_product_added_to_the_same_cart_does_not_begin_it_again() -> No
     ]
 
 
+def test_a_journey_whose_steps_were_edited_under_a_waiting_person_ends_there() -> None:
+    """The timer waits at step 2; the new version's step 2 is a send: the journey ends,
+    saying why, rather than guess where the person should be."""
+    # given
+    evaluate = Evaluate(_shipped())
+    _added_to_cart(evaluate)
+    evaluate.run_until(NOW + HOUR)
+    edited = _journey(
+        "id: cart_recovery_series\nwhen: {event: Product Added}\nkey: properties.cart_id\n"
+        "steps:\n  - wait: 1h\n  - send: {channel: email, template: cart_reminder}\n"
+        "  - send: {channel: email, template: cart_last_call}\n"
+    )
+    evaluate.service.index = TriggerIndex.of([edited])
+
+    # when
+    evaluate.run_until(NOW + 3 * DAY)
+
+    # then
+    assert evaluate.sent() == [("cart_id=c1/1", "cart_reminder")]
+    assert evaluate.engine.timers([ADA]) == []
+    (exited,) = [d for d in evaluate.engine.decisions if d.outcome == "exited"]
+    assert "steps changed" in exited.reason
+
+
 # ---- the model's limits --------------------------------------------------------------
 
 

@@ -59,7 +59,7 @@ from nudge.domain.triggers.journey import (
     arrives,
     next_position,
     starts_waiting,
-    step_at,
+    waiting_at,
 )
 from nudge.domain.triggers.model import (
     Absence,
@@ -311,7 +311,7 @@ def _maybe_arrived(
 ) -> None:
     """A journey waiting at a wait_until step, and the event may be the one it waits for:
     it ends the journey or moves it on now, as the step's ``then`` says."""
-    step = step_at(trigger.steps or [], timer.step or FIRST)
+    step = waiting_at(trigger.steps or [], timer.step)
     if not isinstance(step, WaitUntilStep) or not arrives(
         step.wait_until, timer, facts.event, facts
     ):
@@ -622,8 +622,13 @@ def _journey_due(trigger: Trigger, timer: Pending, person: PersonId, facts: Fact
     walker = _walker(trigger, timer, person, facts)
     exited = _exit_since_entry(trigger, timer, facts)
     failed = _audience_failed(trigger, timer, facts)
-    step = step_at(trigger.steps or [], timer.step or FIRST)
-    if exited is not None:
+    step = waiting_at(trigger.steps or [], timer.step)
+    if step is None:
+        # Edited since: where the person was is gone. Ending is safe; guessing a new place
+        # could send a step twice or skip one.
+        why = f"the journey's steps changed: step {timer.step} is no longer a wait"
+        actions, decisions = walker.leave(timer, "steps changed", why)
+    elif exited is not None:
         actions, decisions = walker.leave(timer, f"exit: {exited[1]}", f"{exited[0]} ends it")
     elif failed is not None:
         actions, decisions = walker.leave(timer, "audience", f"no longer in the audience: {failed}")

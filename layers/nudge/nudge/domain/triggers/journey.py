@@ -56,6 +56,7 @@ __all__ = [
     "starts_waiting",
     "step_at",
     "step_wait",
+    "waiting_at",
 ]
 
 FIRST = "0"
@@ -72,6 +73,16 @@ def step_at(steps: Sequence[Step], position: str) -> Step:
         assert isinstance(found, Branch), f"{position}: only a branch has sides"
         found = _side(found, side)[int(number)]
     return found
+
+
+def waiting_at(steps: Sequence[Step], position: str | None) -> WaitStep | WaitUntilStep | None:
+    """The wait a journey's timer says it is at; None when the position names no wait any
+    more (the trigger's steps were edited while people were in the journey)."""
+    try:
+        step = step_at(steps, position or FIRST)
+    except (IndexError, ValueError, AssertionError):
+        return None
+    return step if isinstance(step, WaitStep | WaitUntilStep) else None
 
 
 def next_position(steps: Sequence[Step], position: str) -> str | None:
