@@ -630,3 +630,21 @@ def test_the_backtest_reports_each_step_entered_sent_and_left() -> None:
     assert journey["steps"]["2"]["exited"] == {"wait_until: Checkout Started": 1, "completed": 2}
     assert journey["steps"]["3.then.0"]["sent"] == 1
     assert journey["steps"]["3.else.0"]["sent"] == 1
+
+
+def test_a_step_fire_names_its_step_and_is_capped_apart_from_the_other_steps() -> None:
+    """Delivery's per-trigger cap counts a journey's steps apart: the reminder and the last
+    call may go on one day; the channel caps still count both."""
+    # given
+    evaluate = Evaluate(_journey(CONTINUE_ON_CHECKOUT))
+    evaluate.identify()
+    evaluate.track("Product Added", NOW, cart_id="c1")
+
+    # when
+    evaluate.track("Checkout Started", NOW + 2 * HOUR, cart_id="c1")
+
+    # then
+    (queued,) = evaluate.queue.messages
+    assert queued.fire.step == "1"
+    assert queued.fire.cap_key == "checkout_nudge/1"
+    assert queued.fire.to_record()["step"] == "1"

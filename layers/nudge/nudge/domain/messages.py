@@ -40,7 +40,15 @@ Channel = Literal["email", "webhook", "in_app"]
 
 # Left out of a fire's record when unset, so fires that do not use them keep their shape.
 _CLOCK = "([01][0-9]|2[0-3]):[0-5][0-9]"  # HH:MM, as the trigger language writes it
-_OPTIONAL_FIELDS = ("display", "expires", "sendAt", "sendWithin", "sendFallback", "deliverAt")
+_OPTIONAL_FIELDS = (
+    "display",
+    "expires",
+    "sendAt",
+    "sendWithin",
+    "sendFallback",
+    "deliverAt",
+    "step",
+)
 
 
 class InvalidFireMessage(ValueError):
@@ -94,6 +102,14 @@ class FireMessage(BaseModel):
     send_fallback: str | None = Field(default=None, alias="sendFallback", pattern=f"^{_CLOCK}$")
     # ... which Send works out on the first delivery and keeps here while the fire waits.
     deliver_at: str | None = Field(default=None, alias="deliverAt")
+    step: str | None = Field(default=None, pattern=r"^\d+(\.(then|else)\.\d+)*$")  # a journey's
+
+    @property
+    def cap_key(self) -> str:
+        """What the contact policy's per-trigger cap and cooldown count: the trigger, or a
+        journey's step (``cart_recovery_series/1``), so a journey's planned messages do not
+        cap each other; the channel caps count them all."""
+        return self.trigger if self.step is None else f"{self.trigger}/{self.step}"
 
     @classmethod
     def from_json(cls, text: str) -> FireMessage:

@@ -516,6 +516,7 @@ class EvaluateService:
             experiment=trigger.experiment.version if trigger.experiment and fire.arm else None,
             event=dict(fire.entry),
             context=collected(trigger, fire.entry, history, fire.at),
+            step=fire.step,
             **send_time_fields(step, send.at if send else None),
             **in_app_fields(step, channel),
         )

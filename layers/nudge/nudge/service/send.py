@@ -193,7 +193,7 @@ class SendService:
             verdict = decide(
                 state,
                 fire_id=fire.fire_id,
-                trigger=fire.trigger,
+                trigger=fire.cap_key,
                 channel=channel,
                 now=now,
                 zone=zone,
@@ -292,7 +292,7 @@ class SendService:
             fire.trigger, fire.experiment or NO_EXPERIMENT, fire.variant or NO_EXPERIMENT
         )
         self._experiments.count_fire(fire.fire_id, "sent", under, now)
-        if self._mark(fire.person, lambda state: mark_sent(state, fire.fire_id, fire.trigger, now)):
+        if self._mark(fire.person, lambda state: mark_sent(state, fire.fire_id, fire.cap_key, now)):
             return ""
         return _UNMARKED.format(mark="sent")
 
