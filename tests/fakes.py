@@ -110,6 +110,8 @@ class InMemoryPeople:
             hour = profile.sweep_hour()
             if self.profile_kept is not None and hour is not None:
                 self.expires_at[(profile.person, None)] = _epoch(expiry(hour, self.profile_kept))
+            else:  # the item is written whole: without expires_at it never expires
+                self.expires_at.pop((profile.person, None), None)
         return set()
 
     def events_since(
