@@ -24,17 +24,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import socket
-import struct
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +41,7 @@ from nudge import bootstrap
 from nudge.domain.messages import FIRE_TAG
 
 from bench.common import REPO
+from bench.receiver import HANG, RESET, Answer, Receiver, Redirect
 from local.clock import VirtualClock
 from local.faults import QueueFaults
 from local.resources import create_resources, queue_url, resolve_queue_urls, table_name
@@ -59,8 +56,11 @@ __all__ = [
     "Crash",
     "Fault",
     "FaultInjector",
-    "Receiver",
     "World",
+    "crm",
+    "delivered_at",
+    "delivered_ids",
+    "misbehaved",
     "world",
 ]
 
@@ -281,85 +281,41 @@ def _one_time(schedule: Any) -> bool:
     return str(schedule.schedule_expression).startswith("at(")
 
 
-@dataclass
-class Receiver:
-    """A CRM webhook receiver on 127.0.0.1. Its first ``misbehave`` requests: ``hang`` (no
-    answer until past the sender's timeout), ``reset`` (the connection reset, no answer),
-    ``redirect_loopback`` / ``redirect_private`` (a 307 there); then 200. Every request
-    is kept with the status it got (None: no answer)."""
+# The CRM's misbehaviours a cell may ask for, as the receiver's first answer (then 200).
+_MISBEHAVIOURS: dict[str, Answer] = {
+    "hang": HANG,  # no answer until past the sender's timeout
+    "reset": RESET,  # the connection reset, no answer
+    "redirect_loopback": Redirect("http://127.0.0.1:22/steal", 307),
+    "redirect_private": Redirect("http://10.0.0.7/steal", 307),
+}
+# Past the world's webhook timeout (1 s), so a hang is a timeout, not a slow answer.
+_HANG_SECONDS = 2.0
 
-    behaviour: str = ""
-    misbehave: int = 0
-    hang_seconds: float = 2.0
-    requests: list[tuple[str, int | None]] = field(default_factory=list)
-    delivered_at: list[tuple[str, datetime]] = field(default_factory=list)
-    now: Callable[[], datetime] | None = None
-    server: ThreadingHTTPServer | None = None
 
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/crm/hook"
+def crm(misbehaviour: str = "") -> Receiver:
+    """The CRM webhook receiver of a world: ``misbehaviour`` (a key of ``_MISBEHAVIOURS``,
+    or "" for none) answers its first request, 200 the others."""
+    script = [_MISBEHAVIOURS[misbehaviour]] if misbehaviour else []
+    return Receiver(script=script, otherwise=200, path="/crm/hook", hang_seconds=_HANG_SECONDS)
 
-    def start(self) -> Receiver:
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.answer(self)
+def misbehaved(receiver: Receiver) -> int:
+    """The requests the receiver did not answer 2xx: the faults it injected."""
+    return len(receiver.received()) - len(receiver.delivered())
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
-        return self
+def delivered_ids(receiver: Receiver) -> list[str]:
+    """The webhook-id of each request answered 2xx (a webhook's fire id)."""
+    return [str(request.header("webhook-id")) for request in receiver.delivered()]
 
-    def answer(self, handler: BaseHTTPRequestHandler) -> None:
-        webhook_id = handler.headers.get("webhook-id", "")
-        if self.misbehave <= 0 or not self.behaviour:
-            self._respond(handler, 200)
-            self.requests.append((webhook_id, 200))
-            if self.now is not None:
-                self.delivered_at.append((webhook_id, self.now()))
-            return
-        self.misbehave -= 1
-        self.requests.append((webhook_id, None if self.behaviour in ("hang", "reset") else 307))
-        if self.behaviour == "hang":
-            time.sleep(self.hang_seconds)
-        elif self.behaviour == "reset":
-            # SO_LINGER with a zero timeout: close() sends RST, not FIN.
-            handler.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
-            handler.close_connection = True
-            handler.connection.close()
-        else:
-            where = "127.0.0.1:22" if self.behaviour == "redirect_loopback" else "10.0.0.7"
-            self._respond(handler, 307, {"location": f"http://{where}/steal"})
 
-    @staticmethod
-    def _respond(
-        handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str] | None = None
-    ) -> None:
-        handler.send_response(status)
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.send_header("content-length", "0")
-        handler.end_headers()
-
-    def misbehaved(self) -> int:
-        return sum(1 for _, status in self.requests if status != 200)
-
-    def delivered(self) -> list[str]:
-        return [webhook_id for webhook_id, status in self.requests if status == 200]
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+def delivered_at(receiver: Receiver) -> list[tuple[str, datetime]]:
+    """Each webhook-id answered 2xx, with the world's (virtual) time it was answered."""
+    return [
+        (str(request.header("webhook-id")), request.at)
+        for request in receiver.delivered()
+        if request.at is not None
+    ]
 
 
 @dataclass
@@ -387,7 +343,7 @@ class World:
         failed_calls = sum(len(fault.hits) for fault in self.injector.faults)
         duplicated = self.sqs_duplicates - self.queue_faults.pending()["duplicate"]
         misdelivered = self.stream.anomalies + self.schedules.anomalies
-        return failed_calls + duplicated + misdelivered + self.receiver.misbehaved()
+        return failed_calls + duplicated + misdelivered + misbehaved(self.receiver)
 
     @property
     def table(self) -> str:
@@ -540,7 +496,7 @@ def world(
     start: datetime, receiver: Receiver | None = None, webhook_timeout: int = 1
 ) -> Iterator[World]:
     """A fresh account at ``start`` on the virtual clock, everything undone on exit."""
-    receiver = (receiver or Receiver()).start()
+    receiver = (receiver or crm()).start(name="crm")
     with (
         tempfile.TemporaryDirectory(prefix="nudge-faults-") as scratch,
         mock_aws(),
@@ -552,7 +508,7 @@ def world(
         monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
         clock = VirtualClock()
         clock.move_to(start)
-        injector.now = receiver.now = clock.now
+        injector.now = receiver.clock = clock.now
         _on_clock(clock, monkeypatch)
         template = _template(receiver, webhook_timeout)
         clients: dict[str, Any] = {

@@ -53,7 +53,15 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import REPO, Figures
-from bench.fault_world import POLLER, Fault, Receiver, World, world
+from bench.fault_world import (
+    POLLER,
+    Fault,
+    World,
+    crm,
+    delivered_at,
+    delivered_ids,
+    world,
+)
 from local.template import ACCOUNT
 
 __all__ = ["CELLS", "Cell", "Check", "run", "run_cell"]
@@ -398,7 +406,7 @@ def _duration(span: timedelta) -> str:
 
 def run_cell(cell: Cell, scenario: Scenario) -> Check:
     started = time.monotonic()
-    receiver = Receiver(cell.receiver, misbehave=1 if cell.receiver else 0)
+    receiver = crm(cell.receiver)
     # The functions log and emit metrics to stdout, as Lambda wants: not onto the table.
     with world(START, receiver) as here, contextlib.redirect_stdout(io.StringIO()):
         here.stream.anomaly = cell.stream
@@ -553,7 +561,7 @@ def _check_fires(here: World, scenario: Scenario, check: Check) -> dict[str, tup
 def _check_sends(
     here: World, scenario: Scenario, check: Check, fire_ids: dict[str, tuple[str, str]]
 ) -> None:
-    delivered = Counter(_emailed_fires() + here.receiver.delivered())
+    delivered = Counter(_emailed_fires() + delivered_ids(here.receiver))
     per_key = Counter({fire_ids.get(fid, ("?", fid)): n for fid, n in delivered.items()})
     expected = scenario.expected_fires()
     check.sends_expected = len(expected)
@@ -583,7 +591,7 @@ def _latest_delay(
     the email, the receiver answering 200)."""
     expected = scenario.expected_fires()
     first: dict[tuple[str, str], datetime] = {}
-    for fire_id, at in [*here.injector.emailed, *here.receiver.delivered_at]:
+    for fire_id, at in [*here.injector.emailed, *delivered_at(here.receiver)]:
         key = fire_ids.get(fire_id)
         if key in expected and key not in first:
             first[key] = at

@@ -33,7 +33,6 @@ counts the product does not keep itself:
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
@@ -45,7 +44,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -65,6 +63,7 @@ from bench.common import (
     running_stack,
     side_by_side,
 )
+from bench.receiver import Receiver
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -574,46 +573,14 @@ def _check_deliveries(
     return _compare("every send delivered once", to_deliver, found), declined, len(held_out)
 
 
-# ---- a loopback CRM: counts the webhooks it is sent --------------------------------------
-
-
-class _Crm:
-    def __init__(self) -> None:
-        self.ids: list[str] = []
-        self.lock = threading.Lock()
-        crm = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with crm.lock:
-                    crm.ids.append(str(self.headers.get("webhook-id")))
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/crm/tasks"
-
-    @contextlib.contextmanager
-    def serving(self) -> Iterator[_Crm]:
-        thread = threading.Thread(target=self.server.serve_forever, name="load-crm", daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
-            thread.join(timeout=5)
-
-
 def load_and_check(settings: Settings) -> tuple[LoadResult, Checks, float]:
     """The whole run: stack, load, settle, checks; also the settle's seconds."""
-    with _Crm().serving() as crm, running_stack({"NUDGE_CRM_WEBHOOK_URL": crm.url}) as stack:
+    # The loopback CRM: answers every webhook 204, and keeps what it was sent.
+    receiver = Receiver(path="/crm/tasks")
+    with (
+        receiver.serving("load-crm") as crm,
+        running_stack({"NUDGE_CRM_WEBHOOK_URL": crm.url}) as stack,
+    ):
         result = send_load(stack.base, settings)
         assert stack.moto_endpoint is not None
         client: DynamoDBClient = boto3.client(
@@ -632,8 +599,7 @@ def load_and_check(settings: Settings) -> tuple[LoadResult, Checks, float]:
         settled = time.monotonic() - began
         fires = requests.get(f"{stack.base}/_local/fires", timeout=REQUEST_TIMEOUT).json()
         outbox = requests.get(f"{stack.base}/_local/outbox", timeout=REQUEST_TIMEOUT).json()
-        with crm.lock:
-            webhook_ids = list(crm.ids)
+        webhook_ids = [str(request.header("webhook-id")) for request in crm.received()]
         checks = check(client, result.accepted, until, fires, outbox, webhook_ids, in_app_seen)
     return result, checks, settled
 

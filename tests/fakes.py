@@ -25,7 +25,7 @@ from nudge.domain.intake import Event, StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
-from nudge.domain.profile import Profile
+from nudge.domain.profile import Profile, expiry
 from nudge.domain.timefmt import hour_of, iso
 from nudge.domain.triggers.engine import Decision, Pending
 from nudge.domain.triggers.model import Reentry
@@ -63,13 +63,18 @@ _WRITES_PER_REQUEST = 25  # BatchWriteItem's limit, for put_events' answer
 
 class InMemoryPeople:
     """PersonStore: profiles, events by partition (keyed by message id, as the table keys
-    them), and anonymousId -> userId links."""
+    them), and anonymousId -> userId links. Each profile and event has the ``expires_at``
+    the table's item would have (``profile_kept`` as ``EventStore``'s; None: profiles never
+    expire): nothing is deleted, as TTL may not have run yet, and a decision's reads leave
+    it out from that second on."""
 
-    def __init__(self) -> None:
+    def __init__(self, profile_kept: timedelta | None = None) -> None:
         self.profiles: dict[PersonId, Profile] = {}
         self.events: dict[PersonId, dict[str, Event]] = {}
         self.links: dict[str, str] = {}
         self.tombstones: set[PersonId] = set()  # persons forgotten on request
+        self.profile_kept = profile_kept
+        self.expires_at: dict[tuple[PersonId, str | None], int] = {}  # (person, message id)
 
     def put_events(
         self, events: Sequence[StoredEvent], new_links: Mapping[str, str], retention: timedelta
@@ -79,24 +84,44 @@ class InMemoryPeople:
         batch: dict[tuple[PersonId, str], Event] = {}
         for stored in events:
             batch.setdefault((stored.person, stored.event.message_id), stored.event)
+        # The table packs a request's events for a person into one item, which expires a
+        # second after the latest of them has been kept ``retention``.
+        latest: dict[PersonId, datetime] = {}
         for (person, message_id), event in batch.items():
             self.events.setdefault(person, {})[message_id] = event
+            latest[person] = max(latest.get(person, event.timestamp), event.timestamp)
+        for person, message_id in batch:
+            self.expires_at[(person, message_id)] = _epoch(latest[person] + retention) + 1
         self.links.update(new_links)
         return -(-(len(events) + len(new_links)) // _WRITES_PER_REQUEST)
 
-    def load_profiles(self, persons: Iterable[PersonId]) -> dict[PersonId, Profile]:
-        return {person: self.profiles[person] for person in set(persons) if person in self.profiles}
+    def load_profiles(
+        self, persons: Iterable[PersonId], now: datetime | None = None
+    ) -> dict[PersonId, Profile]:
+        return {
+            person: self.profiles[person]
+            for person in set(persons)
+            if person in self.profiles and (now is None or self._live(person, None, now))
+        }
 
     def save_profiles(self, profiles: Sequence[Profile]) -> set[PersonId]:
-        self.profiles.update({profile.person: profile for profile in profiles})
+        for profile in profiles:
+            self.profiles[profile.person] = profile
+            hour = profile.sweep_hour()
+            if self.profile_kept is not None and hour is not None:
+                self.expires_at[(profile.person, None)] = _epoch(expiry(hour, self.profile_kept))
+            else:  # the item is written whole: without expires_at it never expires
+                self.expires_at.pop((profile.person, None), None)
         return set()
 
-    def events_since(self, person: PersonId, since: datetime) -> list[dict[str, Any]]:
+    def events_since(
+        self, person: PersonId, since: datetime, now: datetime
+    ) -> list[dict[str, Any]]:
         # Compared as the table compares them: the stored millisecond text.
         bodies = [
             _as_stored(event.body)
-            for event in self.events.get(person, {}).values()
-            if iso(event.timestamp) >= iso(since)
+            for message_id, event in self.events.get(person, {}).items()
+            if iso(event.timestamp) >= iso(since) and self._live(person, message_id, now)
         ]
         return sorted(
             bodies, key=lambda body: (body.get("timestamp", ""), body.get("messageId", ""))
@@ -117,6 +142,15 @@ class InMemoryPeople:
 
     def drop_event(self, person: PersonId, item_id: str) -> None:
         self.events.get(person, {}).pop(item_id, None)
+
+    def _live(self, person: PersonId, message_id: str | None, now: datetime) -> bool:
+        """The store's rule: an item whose expires_at is at or before ``now`` is gone."""
+        expires_at = self.expires_at.get((person, message_id))
+        return expires_at is None or expires_at > _epoch(now)
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
 
 
 def _as_stored(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,8 @@ def _on_stream(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # An unreadable record is reported by the record handler below, in its place.
         with contextlib.suppress(KeyError, ValueError, TypeError):
             readable += stored_events_from_image(record["dynamodb"]["NewImage"])
-    work = service.batch(readable, context.invoked_function_arn)
+    times = [_approximate_time(record["dynamodb"]) for record in records]
+    work = service.batch(readable, context.invoked_function_arn, min(times, default=_now()))
 
     def handle(record: DynamoDBRecord) -> None:
         raw = record.raw_event
@@ -106,4 +107,8 @@ def _is_new_event(record: dict[str, Any]) -> bool:
 def _approximate_time(change: dict[str, Any]) -> datetime:
     """When the stream saw the write: the time a decision is taken (no clock read here)."""
     seconds = change.get("ApproximateCreationDateTime")
-    return datetime.fromtimestamp(float(seconds), tz=UTC) if seconds else datetime.now(UTC)
+    return datetime.fromtimestamp(float(seconds), tz=UTC) if seconds else _now()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

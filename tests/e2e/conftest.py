@@ -10,12 +10,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +20,8 @@ from urllib.parse import quote
 import boto3
 import pytest
 import requests
+
+from bench.receiver import Receiver
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -242,116 +241,13 @@ def flaky_stack(stack_logs: Path) -> Iterator[StackClient]:
     yield from _run_stack(FIXTURES / "flaky" / "template.yaml", stack_logs)
 
 
-# ---- a webhook receiver: a loopback HTTP server that records what it is sent ------------
-
-HANG = "hang"  # holds the request past the sender's timeout, then answers 204
-CLOSE = "close"  # reads the request and closes the connection without an answer
-
-
-@dataclass(frozen=True)
-class Redirect:
-    location: str
-    status: int = 302
-
-
-Answer = int | str | Redirect  # a status, HANG, CLOSE or a Redirect
-
-
-@dataclass(frozen=True)
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int | None  # what the receiver answered; None when it hung or closed
-
-
-@dataclass
-class Receiver:
-    """Records every request and answers each POST with the next answer of its script
-    (by default 500 to the first ``failures`` POSTs), then 204."""
-
-    url: str = ""
-    requests: list[Received] = field(default_factory=list)
-    script: list[Answer] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    released: threading.Event = field(default_factory=threading.Event)
-
-    def reset(self, failures: int = 0, script: list[Answer] | None = None) -> None:
-        self.released.set()  # whatever still hangs from the last test lets go
-        with self.lock:
-            self.requests.clear()
-            self.script = list(script) if script is not None else [500] * failures
-            self.released = threading.Event()
-
-    def answer(self, path: str, headers: dict[str, str], body: bytes) -> Answer:
-        with self.lock:
-            answer = self.script.pop(0) if self.script else 204
-            status = answer.status if isinstance(answer, Redirect) else answer
-            self.requests.append(
-                Received(path, headers, body, status if isinstance(status, int) else None)
-            )
-            return answer
-
-    def received(self) -> list[Received]:
-        with self.lock:
-            return list(self.requests)
-
-    def delivered(self) -> list[Received]:
-        """The requests it answered with a 2xx: what a CRM would have acted on."""
-        return [r for r in self.received() if r.status is not None and 200 <= r.status < 300]
-
-
-def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            answer = receiver.answer(self.path, dict(self.headers.items()), body)
-            if answer == CLOSE:
-                self.close_connection = True
-                return
-            if answer == HANG:
-                receiver.released.wait(HANG_SECONDS)
-                answer = 204
-            self._reply(answer)
-
-        def _reply(self, answer: Answer) -> None:
-            try:
-                if isinstance(answer, Redirect):
-                    self.send_response(answer.status)
-                    self.send_header("Location", answer.location)
-                else:
-                    self.send_response(int(answer))
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-            except OSError:
-                pass  # the sender gave up waiting (a hang): nobody to answer
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: pytest shows failures, not every request
-
-    return Handler
-
-
-def serve(receiver: Receiver, path: str, name: str) -> Iterator[Receiver]:
-    """Runs the receiver on a free loopback port, its URL ending in ``path``, until closed."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(receiver))
-    server.daemon_threads = True  # a hanging request does not hold up the shutdown
-    receiver.url = f"http://127.0.0.1:{server.server_address[1]}{path}"
-    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
-    thread.start()
-    try:
-        yield receiver
-    finally:
-        receiver.released.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 @pytest.fixture(scope="session")
 def crm_receiver() -> Iterator[Receiver]:
-    """The CRM the delivery stack's webhooks go to (NUDGE_CRM_WEBHOOK_URL)."""
-    yield from serve(Receiver(), "/crm/tasks", "crm-receiver")
+    """The CRM the delivery stack's webhooks go to (NUDGE_CRM_WEBHOOK_URL): it answers 204
+    unless a test scripts otherwise (``Receiver.reset``)."""
+    receiver = Receiver(path="/crm/tasks", hang_seconds=HANG_SECONDS)
+    with receiver.serving("crm-receiver"):
+        yield receiver
 
 
 @pytest.fixture(scope="session")

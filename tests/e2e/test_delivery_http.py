@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from standardwebhooks import Webhook
 
+from bench.receiver import Receiver
 from tests.arms import shopper_in
 from tests.e2e.conftest import (
     FROM_EMAIL,
     REQUEST_TIMEOUT,
     WEBHOOK_SECRET,
-    Receiver,
     StackClient,
 )
 from tests.e2e.shop import (

@@ -19,16 +19,9 @@ from urllib.parse import quote
 
 import pytest
 
+from bench.receiver import CLOSE, HANG, Received, Receiver, Redirect
 from tests.arms import shopper_in
-from tests.e2e.conftest import (
-    CLOSE,
-    HANG,
-    Received,
-    Receiver,
-    Redirect,
-    StackClient,
-    serve,
-)
+from tests.e2e.conftest import StackClient
 from tests.e2e.shop import advance as _advance  # asserts the advance completed
 
 pytestmark = pytest.mark.e2e
@@ -401,7 +394,8 @@ def test_a_throttle_the_sdk_retries_absorb_is_stored_once(stack: StackClient):
 @pytest.fixture
 def elsewhere() -> Iterator[Receiver]:
     """Another loopback server, where a redirect points: it must never be reached."""
-    yield from serve(Receiver(), "/elsewhere", "elsewhere")
+    with Receiver(path="/elsewhere").serving("elsewhere") as receiver:
+        yield receiver
 
 
 def test_a_receiver_that_hangs_past_the_timeout_gets_the_same_webhook_again(

@@ -20,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
+from bench.receiver import Receiver
 from tests.arms import shopper_in
-from tests.e2e.conftest import WEBHOOK_SECRET, Receiver, StackClient
+from tests.e2e.conftest import WEBHOOK_SECRET, StackClient
 from tests.e2e.shop import (
     DAY,
     HOUR,
@@ -254,7 +255,7 @@ def test_webhook_retries_come_5s_and_5min_after_the_first_within_one_advance(
     one advance of a day; each attempt has the same webhook-id and verifies on real time."""
     # given
     stack, user = delivery_stack, new_id("vip")
-    crm_receiver.reset(failures=2)
+    crm_receiver.reset(script=[500, 500])
     identify(stack, user, email=f"{user}@example.com", name="Ada Vip", tier="vip")
     track(stack, user, "Checkout Started", {"cart_id": new_id("cart"), "total": 250.0})
 

@@ -258,9 +258,9 @@ def test_events_read_the_same_with_an_expired_event_present_or_swept(aws: Aws) -
     people.put_events([StoredEvent(person=ADA, event=event)], {}, timedelta(days=90))
     since = NOW - MAX_WINDOW
     # when
-    before = people.events_since(ADA, since)
+    before = people.events_since(ADA, since, NOW)
     _swept_at(aws, sweep_moment(NOW))
-    after = people.events_since(ADA, since)
+    after = people.events_since(ADA, since, NOW)
     # then
     assert [body["messageId"] for body in before] == ["m-new"]
     assert after == before

@@ -33,8 +33,8 @@ from nudge.domain.intake import Event
 from nudge.domain.messages import FireMessage, InAppDisplay
 from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
-from nudge.domain.profile import Profile
-from nudge.domain.timefmt import iso
+from nudge.domain.profile import Profile, expiry, profile_kept
+from nudge.domain.timefmt import hour_of, iso
 from nudge.domain.triggers.engine import Pending
 from nudge.domain.triggers.model import Reentry
 from nudge.service.ports import (
@@ -447,12 +447,16 @@ def test_a_delay_beyond_fifteen_minutes_is_refused(queue: Queue) -> None:
 # ---- people: events and profiles -----------------------------------------------------------
 
 
+RETENTION = timedelta(days=90)
+PROFILE_KEPT = profile_kept(RETENTION)
+
+
 @pytest.fixture
 def people(implementation: str, request: pytest.FixtureRequest) -> PersonStore:
     if implementation == "fake":
-        return InMemoryPeople()
+        return InMemoryPeople(PROFILE_KEPT)
     aws = _moto(request)
-    return EventStore(aws.dynamodb, aws.table)
+    return EventStore(aws.dynamodb, aws.table, profile_kept=PROFILE_KEPT)
 
 
 def _stored(message_id: str, at: datetime, person: PersonId = ADA) -> StoredEvent:
@@ -471,7 +475,7 @@ def _stored(message_id: str, at: datetime, person: PersonId = ADA) -> StoredEven
 def _put(people: PersonStore, *events: StoredEvent, links: dict[str, str] | None = None) -> None:
     """What Ingest writes (put_events is Ingest's, not a port of Evaluate's)."""
     assert isinstance(people, InMemoryPeople | EventStore)
-    people.put_events(events, links or {}, timedelta(days=90))
+    people.put_events(events, links or {}, RETENTION)
 
 
 def test_events_since_are_oldest_first_from_the_given_time(people: PersonStore) -> None:
@@ -486,9 +490,35 @@ def test_events_since_are_oldest_first_from_the_given_time(people: PersonStore) 
         _stored("m-a", NOW),
     )
     # when
-    found = people.events_since(ADA, NOW)
+    found = people.events_since(ADA, NOW, NOW)
     # then
     assert [body["messageId"] for body in found] == ["m-a", "m-b", "m-late"]
+
+
+def test_an_event_is_read_until_its_retention_has_passed_then_left_out(
+    people: PersonStore,
+) -> None:
+    """An event is read by a decision taken exactly ``retention`` after it, and left out of
+    one a second later, though TTL has deleted nothing."""
+    # given
+    _put(people, _stored("m-a", NOW))
+    since = NOW - DAY
+    # when
+    at_retention = people.events_since(ADA, since, NOW + RETENTION)
+    a_second_later = people.events_since(ADA, since, NOW + RETENTION + timedelta(seconds=1))
+    # then
+    assert [body["messageId"] for body in at_retention] == ["m-a"]
+    assert a_second_later == []
+
+
+def test_events_sent_together_are_kept_as_long_as_the_latest_of_them(people: PersonStore) -> None:
+    """Events sent in one request are kept as long as the latest of them (one item)."""
+    # given
+    _put(people, _stored("m-early", NOW - timedelta(hours=2)), _stored("m-late", NOW))
+    # when
+    found = people.events_since(ADA, NOW - DAY, NOW + RETENTION - timedelta(hours=1))
+    # then
+    assert [body["messageId"] for body in found] == ["m-early", "m-late"]
 
 
 def test_a_message_stored_twice_is_one_event(people: PersonStore) -> None:
@@ -498,7 +528,7 @@ def test_a_message_stored_twice_is_one_event(people: PersonStore) -> None:
     # when
     _put(people, _stored("m-a", NOW))
     # then
-    assert [body["messageId"] for body in people.events_since(ADA, NOW)] == ["m-a"]
+    assert [body["messageId"] for body in people.events_since(ADA, NOW, NOW)] == ["m-a"]
 
 
 def test_a_saved_profile_loads_as_saved(people: PersonStore) -> None:
@@ -520,6 +550,25 @@ def test_a_saved_profile_loads_as_saved(people: PersonStore) -> None:
     # then
     assert refused == set()
     assert people.load_profiles([ADA, PersonId.user("bob")]) == {ADA: profile}
+
+
+def test_a_profile_past_its_expiry_is_left_out_of_a_decision_taken_then(
+    people: PersonStore,
+) -> None:
+    """A profile whose expires_at has come is not loaded for a decision taken then, though
+    it is still stored (TTL deletes it days later at most); a second earlier, it is."""
+    # given
+    profile = Profile(person=ADA, user_id="ada", last_seen=iso(NOW), traits={"tier": "vip"})
+    people.save_profiles([profile])
+    expires = expiry(hour_of(NOW), PROFILE_KEPT)
+    # when
+    before = people.load_profiles([ADA], expires - timedelta(seconds=1))
+    at_expiry = people.load_profiles([ADA], expires)
+    stored = people.load_profiles([ADA])
+    # then
+    assert before == {ADA: profile}
+    assert at_expiry == {}
+    assert stored == {ADA: profile}
 
 
 def test_a_profile_is_found_in_the_hour_it_was_last_seen(people: PersonStore) -> None:

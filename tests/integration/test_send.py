@@ -8,13 +8,11 @@ import email.policy
 import json
 import re
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -37,6 +35,7 @@ from nudge.domain.profile import Profile
 from nudge.domain.tokens import verify_token
 from standardwebhooks import Webhook
 
+from bench.receiver import Receiver
 from local.template import Template, load_template
 from tests.conftest import REPO
 from tests.integration._harness import NOW, TRACKING_SECRET, WRITE_KEY, Aws, Invoke
@@ -646,48 +645,12 @@ def test_a_first_delivery_meeting_a_fresh_claim_waits_and_sends_nothing(
 # ---- webhooks ------------------------------------------------------------------------------
 
 
-@dataclass
-class Receiver:
-    """A CRM on 127.0.0.1 answering each POST with the next status of its script (then 200)."""
-
-    script: list[int]
-    requests: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/crm/hook"
-
-    def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                status = receiver.script.pop(0) if receiver.script else 200
-                receiver.requests.append((dict(self.headers.items()), body, status))
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-
 @pytest.fixture
 def crm(request: pytest.FixtureRequest, aws: Aws) -> Iterator[Receiver]:
-    """A receiver, with the stack's CrmWebhookUrl pointing at it."""
-    receiver = Receiver(list(getattr(request, "param", []))).start()
+    """A receiver answering by its script (the test's parameter), then 200, with the stack's
+    CrmWebhookUrl pointing at it."""
+    script = list(getattr(request, "param", []))
+    receiver = Receiver(script=script, otherwise=200, path="/crm/hook").start()
     aws.template = load_template(
         REPO / "template.yaml", {**PARAMETERS, "CrmWebhookUrl": receiver.url}
     )
@@ -711,10 +674,10 @@ def test_a_vip_webhook_arrives_signed(aws: Aws, crm: Receiver):
     response = send(batch(record(vip, now)))
     # then
     assert failures(response) == []
-    ((headers, body, status),) = crm.requests
-    assert status == 200
-    assert headers["webhook-id"] == vip["fireId"]
-    assert Webhook(WEBHOOK_SECRET).verify(body, headers) == {
+    (request,) = crm.received()
+    assert request.status == 200
+    assert request.headers["webhook-id"] == vip["fireId"]
+    assert Webhook(WEBHOOK_SECRET).verify(request.body, request.headers) == {
         "type": "task",
         "subject": "Call VIP Ada Lovelace about an unfinished checkout",
         "email": ADA_EMAIL,
@@ -738,10 +701,10 @@ def test_a_webhook_decided_days_ahead_is_signed_at_the_real_time(aws: Aws, crm: 
     # then
     after = int(datetime.now(UTC).timestamp())
     assert failures(response) == []
-    ((headers, body, status),) = crm.requests
-    assert status == 200
-    assert before <= int(headers["webhook-timestamp"]) <= after
-    payload = Webhook(WEBHOOK_SECRET).verify(body, headers)
+    (request,) = crm.received()
+    assert request.status == 200
+    assert before <= int(request.headers["webhook-timestamp"]) <= after
+    payload = Webhook(WEBHOOK_SECRET).verify(request.body, request.headers)
     assert payload["checkoutStartedAt"] == business.isoformat()
     assert outcomes(aws) == ["sent"]
 
@@ -764,13 +727,14 @@ def test_a_failing_crm_gets_the_webhook_once_in_the_end_with_one_id(aws: Aws, cr
         responses.append(send(batch(record(retry.fire, at))))
     # then
     assert [failures(response) for response in responses] == [[], [], []]
-    assert [status for _, _, status in crm.requests] == [500, 500, 200]
-    assert {headers["webhook-id"] for headers, _, _ in crm.requests} == {vip["fireId"]}
+    received = crm.received()
+    assert [request.status for request in received] == [500, 500, 200]
+    assert {request.headers["webhook-id"] for request in received} == {vip["fireId"]}
     # The retries are decided 5 s and 5 min later, but each is signed when it is really sent.
-    stamps = [int(headers["webhook-timestamp"]) for headers, _, _ in crm.requests]
+    stamps = [int(request.headers["webhook-timestamp"]) for request in received]
     assert before <= stamps[0] <= stamps[1] <= stamps[2] <= int(datetime.now(UTC).timestamp())
-    headers, body, _ = crm.requests[-1]
-    assert Webhook(WEBHOOK_SECRET).verify(body, headers)["userId"] == "ada"
+    last = received[-1]
+    assert Webhook(WEBHOOK_SECRET).verify(last.body, last.headers)["userId"] == "ada"
     assert [(r.fire["attempt"], r.delay) for r in requeued(aws)] == [(1, 5), (2, 300)]
     assert schedules(aws) == []
     assert outcomes(aws) == ["retry", "retry", "sent"]
@@ -878,9 +842,9 @@ def test_during_a_webhook_secret_rotation_the_receiver_verifies_with_either(
     # when
     send(batch(record(vip_fire(now), now)))
     # then
-    ((headers, body, status),) = crm.requests
-    assert status == 200
-    assert Webhook(receiver_holds).verify(body, headers)["userId"] == "ada"
+    (request,) = crm.received()
+    assert request.status == 200
+    assert Webhook(receiver_holds).verify(request.body, request.headers)["userId"] == "ada"
 
 
 def test_send_refuses_to_start_when_the_tracking_secret_parameter_is_missing(aws: Aws):

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,94 +17,21 @@ from cryptography.x509.oid import NameOID
 from nudge.adapters.webhook import USER_AGENT, WebhookSender
 from standardwebhooks import Webhook
 
+from bench.receiver import CLOSE, HANG, Answer, Receiver, Redirect
+
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 LOCAL = frozenset({"127.0.0.1"})
 PAYLOAD: dict[str, Any] = {"trigger": "cart-abandoned", "person": "u:42", "items": ["é", 3]}
-HANG = 2.0  # how long a hanging receiver holds the request, at most
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-# What a receiver does with a request: answer (status, headers), or None to say nothing.
-Behavior = Callable[["Receiver"], tuple[int, dict[str, str]] | None]
-
-
-@dataclass
-class Receiver:
-    """An HTTP server on 127.0.0.1 in a thread, recording every request it is sent."""
-
-    behavior: Behavior
-    requests: list[Received] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-    server: ThreadingHTTPServer | None = None
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return self.server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def start(self, tls: ssl.SSLContext | None = None) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", 0))
-                body = self.rfile.read(length)
-                receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
-                answer = receiver.behavior(receiver)
-                if answer is None:
-                    self.close_connection = True
-                    return
-                status, headers = answer
-                self.send_response(status)
-                for name, value in {"content-length": "0", **headers}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self.release.set()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-
-def answer(status: int, **headers: str) -> Behavior:
-    return lambda _: (status, headers)
-
-
-def hang(receiver: Receiver) -> None:
-    receiver.release.wait(HANG)
-    return None
-
-
-def close_without_answering(_: Receiver) -> None:
-    return None
+HANG_SECONDS = 2.0  # how long a hanging receiver holds the request, at most
 
 
 @pytest.fixture
-def receivers() -> Iterator[Callable[[Behavior], Receiver]]:
+def receivers() -> Iterator[Callable[[Answer], Receiver]]:
+    """Starts receivers that give every request the same answer; stops them after the test."""
     started: list[Receiver] = []
 
-    def start(behavior: Behavior) -> Receiver:
-        started.append(Receiver(behavior).start())
+    def start(answer: Answer) -> Receiver:
+        started.append(Receiver(otherwise=answer, hang_seconds=HANG_SECONDS).start())
         return started[-1]
 
     yield start
@@ -123,7 +47,7 @@ def sender() -> WebhookSender:
 def test_a_2xx_receiver_gets_a_body_whose_signature_verifies(receivers, sender):
     """A receiver answering 204 gets the JSON payload, and the Standard Webhooks check passes."""
     # given
-    receiver = receivers(answer(204))
+    receiver = receivers(204)
 
     # when
     result = sender.send(receiver.url, "msg_1", PAYLOAD)
@@ -142,7 +66,7 @@ def test_a_2xx_receiver_gets_a_body_whose_signature_verifies(receivers, sender):
 def test_the_timestamp_is_the_real_time_of_the_attempt(receivers, sender):
     """webhook-timestamp is the wall clock at the attempt, which the receiver's verify accepts."""
     # given
-    receiver = receivers(answer(200))
+    receiver = receivers(200)
     before = int(datetime.now(UTC).timestamp())
 
     # when
@@ -158,7 +82,7 @@ def test_the_timestamp_is_the_real_time_of_the_attempt(receivers, sender):
 def test_the_timestamp_is_the_wall_clock_whatever_its_time_zone(receivers):
     """webhook-timestamp is the wall clock in Unix seconds, and signs correctly when not UTC."""
     # given
-    receiver = receivers(answer(200))
+    receiver = receivers(200)
     attempted = datetime.now(UTC).astimezone(timezone(timedelta(hours=-5)))
     sender = WebhookSender(SECRET, allow_hosts=LOCAL, timeout=0.5, wall_clock=lambda: attempted)
 
@@ -174,7 +98,7 @@ def test_the_timestamp_is_the_wall_clock_whatever_its_time_zone(receivers):
 def test_a_retry_carries_the_same_webhook_id(receivers):
     """Sending the same message again (later) repeats its webhook-id so receivers can dedupe."""
     # given
-    receiver = receivers(answer(200))
+    receiver = receivers(200)
     first = datetime.now(UTC)
     attempts = iter([first - dt.timedelta(seconds=30), first])
     sender = WebhookSender(
@@ -195,7 +119,7 @@ def test_a_retry_carries_the_same_webhook_id(receivers):
 def test_a_500_is_retryable_and_not_delivered(receivers, sender):
     """A receiver failing with 500 is worth retrying, and the message is not delivered."""
     # given
-    receiver = receivers(answer(500))
+    receiver = receivers(500)
 
     # when
     result = sender.send(receiver.url, "msg_500", PAYLOAD)
@@ -210,7 +134,7 @@ def test_a_500_is_retryable_and_not_delivered(receivers, sender):
 def test_4xx_is_final_except_timeout_and_throttling(receivers, sender, status, retryable):
     """A 4xx is the receiver refusing for good, except 408 and 429, which ask to come back."""
     # given
-    receiver = receivers(answer(status))
+    receiver = receivers(status)
 
     # when
     result = sender.send(receiver.url, "msg_4xx", PAYLOAD)
@@ -222,7 +146,7 @@ def test_4xx_is_final_except_timeout_and_throttling(receivers, sender, status, r
 def test_a_receiver_that_hangs_past_the_timeout_is_retryable(receivers, sender):
     """A receiver that holds the request beyond the timeout is given up on and retried later."""
     # given
-    receiver = receivers(hang)
+    receiver = receivers(HANG)
 
     # when
     started = datetime.now(UTC)
@@ -231,14 +155,14 @@ def test_a_receiver_that_hangs_past_the_timeout_is_retryable(receivers, sender):
 
     # then
     assert (result.delivered, result.status, result.retryable) == (False, None, True)
-    assert waited < dt.timedelta(seconds=HANG)
+    assert waited < dt.timedelta(seconds=HANG_SECONDS)
 
 
 def test_a_redirect_to_loopback_is_not_followed(receivers, sender):
     """A 302 to another local receiver is reported, not delivered, not retried and not followed."""
     # given
-    target = receivers(answer(200))
-    receiver = receivers(answer(302, location=target.url))
+    target = receivers(200)
+    receiver = receivers(Redirect(target.url))
 
     # when
     result = sender.send(receiver.url, "msg_302", PAYLOAD)
@@ -260,7 +184,7 @@ def test_a_redirect_to_a_private_address_is_not_followed(receivers):
 
     sender = WebhookSender(SECRET, allow_hosts=LOCAL, timeout=0.5, resolve=resolve)
     location = "http://internal.test/latest/meta-data/"
-    receiver = receivers(answer(302, location=location))
+    receiver = receivers(Redirect(location))
 
     # when
     result = sender.send(receiver.url, "msg_302_private", PAYLOAD)
@@ -274,7 +198,7 @@ def test_a_redirect_to_a_private_address_is_not_followed(receivers):
 def test_a_receiver_that_closes_without_answering_is_retryable(receivers, sender):
     """A connection closed before any response is a failed attempt worth retrying."""
     # given
-    receiver = receivers(close_without_answering)
+    receiver = receivers(CLOSE)
 
     # when
     result = sender.send(receiver.url, "msg_closed", PAYLOAD)
@@ -287,7 +211,7 @@ def test_a_receiver_that_closes_without_answering_is_retryable(receivers, sender
 def test_a_refused_connection_is_retryable(receivers, sender):
     """Nothing listening at the port is a connection error worth retrying."""
     # given
-    receiver = receivers(answer(200))
+    receiver = receivers(200)
     url = receiver.url
     receiver.stop()
 
@@ -301,7 +225,7 @@ def test_a_refused_connection_is_retryable(receivers, sender):
 def test_the_host_is_resolved_once_and_sent_as_the_host_header(receivers):
     """An allow-listed name is looked up once; the checked address is dialled with its Host."""
     # given
-    receiver = receivers(answer(200))
+    receiver = receivers(200)
     lookups: list[str] = []
 
     def resolve(host: str) -> list[str]:
@@ -325,7 +249,7 @@ def test_https_names_the_host_in_sni_and_checks_its_certificate(tmp_path: Path):
     """Over https the checked address is dialled with SNI for the host; an untrusted cert fails."""
     # given
     seen: list[str | None] = []
-    receiver = Receiver(answer(200)).start(tls=_self_signed_tls("hooks.test", tmp_path, seen))
+    receiver = Receiver(otherwise=200).start(tls=_self_signed_tls("hooks.test", tmp_path, seen))
     sender = WebhookSender(
         SECRET, allow_hosts=frozenset({"hooks.test"}), timeout=0.5, resolve=lambda _: ["127.0.0.1"]
     )
@@ -380,7 +304,7 @@ def test_during_a_rotation_a_receiver_holding_either_secret_verifies(receivers, 
     """With "new,old", the header carries a signature for each secret, so a receiver that
     has moved to the new secret and one that still has the old both accept the webhook."""
     # given
-    receiver = receivers(answer(200))
+    receiver = receivers(200)
     sender = WebhookSender([NEW_SECRET, SECRET], allow_hosts=LOCAL, timeout=0.5)
 
     # when
@@ -394,7 +318,7 @@ def test_during_a_rotation_a_receiver_holding_either_secret_verifies(receivers, 
 def test_during_a_rotation_the_header_lists_one_signature_per_secret(receivers):
     """The spec's space-delimited list: the new secret's signature first, then the old one's."""
     # given
-    receiver = receivers(answer(200))
+    receiver = receivers(200)
     at = datetime.now(UTC).replace(microsecond=0)
     sender = WebhookSender([NEW_SECRET, SECRET], allow_hosts=LOCAL, wall_clock=lambda: at)
 

@@ -70,7 +70,7 @@ class World:
 
     def deliver(self, records: list[Record], at: datetime = NOW) -> set[PersonId]:
         """One stream batch, decided at ``at``; the persons whose profile was refused."""
-        work = self.service.batch([stored for _, stored in records], ARN)
+        work = self.service.batch([stored for _, stored in records], ARN, at)
         for sequence, stored in records:
             work.handle(sequence, stored, at)
         return work.finish()

@@ -106,7 +106,7 @@ class Evaluate:
 
     def deliver(self, records: list[Record], at: datetime = NOW) -> BatchWork:
         """One stream batch handled at ``at``, not finished (its profiles not saved yet)."""
-        work = self.service.batch([stored for _, stored in records], ARN)
+        work = self.service.batch([stored for _, stored in records], ARN, at)
         for sequence, stored in records:
             work.handle(sequence, stored, at)
         return work

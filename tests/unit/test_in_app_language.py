@@ -66,6 +66,7 @@ def test_an_in_app_trigger_with_display_and_expires_loads() -> None:
     # then
     assert problems == []
     assert trigger is not None
+    assert trigger.send is not None
     display = trigger.send.display
     assert display is not None
     assert (display.delay, display.scroll, display.match) == (timedelta(seconds=5), 0.5, "all")
@@ -307,7 +308,8 @@ def test_the_shipped_product_offer_carries_its_rules() -> None:
     (offer,) = [t for t in load_triggers(REPO / "triggers").triggers if t.id == "product_offer"]
 
     # when
-    fields = in_app_fields(offer.send, offer.send.channel)
+    send = offer.send_at_step(None)
+    fields = in_app_fields(send, send.channel)
 
     # then
     assert fields == {

@@ -94,7 +94,7 @@ class Evaluate:
         intake = parse({"batch": [message]}, route="batch", received_at=at)
         stored = [StoredEvent(person=ADA, event=event) for event in intake.events]
         self.people.put_events(stored, {}, timedelta(days=90))
-        work = self.service.batch(stored, ARN)
+        work = self.service.batch(stored, ARN, at)
         for each in stored:
             work.handle(next(self._sequence), each, at)
         assert work.finish() == set()

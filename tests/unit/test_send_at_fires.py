@@ -87,7 +87,7 @@ def _queued_send_at(index: TriggerIndex, user: str) -> str | None:
     intake = parse({"batch": [order]}, route="batch", received_at=NOW)
     stored = [StoredEvent(person=_person(event), event=event) for event in intake.events]
     people.put_events(stored, {}, RETENTION)
-    work = service.batch(stored, ARN)
+    work = service.batch(stored, ARN, NOW)
     for sequence, each in enumerate(stored, start=1):
         work.handle(sequence, each, NOW)
     assert work.finish() == set()

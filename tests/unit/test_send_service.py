@@ -18,8 +18,9 @@ import pytest
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.policy import ContactState
-from nudge.domain.profile import Profile
+from nudge.domain.profile import Profile, expiry, profile_kept
 from nudge.domain.render import Renderer
+from nudge.domain.timefmt import hour_of, iso
 from nudge.service.ports import Refused, WebhookResult
 from nudge.service.send import (
     EMAIL_BACKOFF,
@@ -370,6 +371,26 @@ def test_a_suppressed_address_gets_nothing(world: World) -> None:
     # then
     assert delivery == Delivery("suppressed", f"{ADA_EMAIL} is suppressed on email")
     assert world.mailer.sent == []
+
+
+def test_a_profile_past_its_expiry_gives_no_address_to_send_to() -> None:
+    """A profile whose expires_at has come, still stored (TTL has not run yet), is no one's:
+    the email is skipped for want of an address, as once the profile is deleted."""
+    # given
+    kept = profile_kept(timedelta(days=90))
+    world = World(people=InMemoryPeople(profile_kept=kept))
+    ada = Profile(person=ADA, user_id="ada", last_seen=iso(NOW), traits={"email": ADA_EMAIL})
+    world.people.save_profiles([ada])
+    expires = expiry(hour_of(NOW), kept)
+
+    # when
+    just_before = world.deliver(cart_fire(), expires - timedelta(seconds=1))
+    at_expiry = world.deliver(cart_fire(), expires)
+
+    # then
+    assert just_before.outcome == "sent"
+    assert at_expiry == Delivery("skipped", "no email trait to send to")
+    assert len(world.mailer.sent) == 1
 
 
 def test_ses_saying_later_requeues_the_fire_a_minute_on(world: World) -> None:

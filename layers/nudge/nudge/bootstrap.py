@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from datetime import time, timedelta
+from datetime import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,17 +102,11 @@ def dynamodb_client() -> DynamoDBClient:
     return boto3.client("dynamodb", config=_CLIENT_CONFIG)
 
 
-# A profile is kept as long as its person's events are, and at least as long as the longest
-# inactivity a trigger may wait for (triggers.common.MAX_WINDOW, 90 days; not imported here:
-# Ingest must not load the trigger language), plus a day. Then it holds nothing a decision
-# needs, only traits nobody should keep.
-_LONGEST_WAIT = timedelta(days=90)
-
-
 def event_store() -> EventStore:
     from nudge.adapters.store import EventStore  # Socket keeps no events: not at import
+    from nudge.domain.profile import profile_kept
 
-    kept = max(settings().retention, _LONGEST_WAIT) + timedelta(days=1)
+    kept = profile_kept(settings().retention)
     return EventStore(dynamodb_client(), settings().table_name, settings().sweep_shards, kept)
 
 

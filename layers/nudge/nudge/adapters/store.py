@@ -37,7 +37,7 @@ from nudge.adapters.packing import (
 )
 from nudge.domain.intake import Event, StoredEvent
 from nudge.domain.person import PersonId
-from nudge.domain.profile import Miss, Profile
+from nudge.domain.profile import Miss, Profile, expiry
 from nudge.domain.timefmt import iso
 from nudge.service.ports import Conflict, Unavailable
 
@@ -148,13 +148,18 @@ class EventStore:
 
     # ---- profiles ----------------------------------------------------------------
 
-    def load_profiles(self, persons: Iterable[PersonId]) -> dict[PersonId, Profile]:
+    def load_profiles(
+        self, persons: Iterable[PersonId], now: datetime | None = None
+    ) -> dict[PersonId, Profile]:
+        """With ``now``, a profile whose ``expires_at`` is at or before it is left out, as if
+        TTL had deleted it already (``_live_at``); without, every stored profile."""
         wanted = sorted(set(persons))
         profiles: dict[PersonId, Profile] = {}
         for chunk in _chunks(wanted, BATCH_GET_LIMIT):
             for item in self._batch_get([keys.profile_key(person) for person in chunk]):
-                profile = _profile_from_item(item)
-                profiles[profile.person] = profile
+                if now is None or _live_at(item, now):
+                    profile = _profile_from_item(item)
+                    profiles[profile.person] = profile
         return profiles
 
     def save_profiles(self, profiles: Sequence[Profile]) -> set[PersonId]:
@@ -207,17 +212,23 @@ class EventStore:
         events.sort(key=lambda body: (body.get("timestamp", ""), body.get("messageId", "")))
         return PersonView(profile=profile, linked_profiles=linked, events=events)
 
-    def events_since(self, person: PersonId, since: datetime) -> list[dict[str, Any]]:
-        """One person's events at or after ``since``, oldest first."""
+    def events_since(
+        self, person: PersonId, since: datetime, now: datetime
+    ) -> list[dict[str, Any]]:
+        """One person's events at or after ``since``, oldest first, of the items not expired
+        at ``now`` (``_live_at``: the same rule, in the query's filter, which reads no more)."""
         bodies = [
             body
             for item in self._query(
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :events)",
-                FilterExpression="ts >= :since",
+                FilterExpression=(
+                    "ts >= :since AND (attribute_not_exists(expires_at) OR expires_at > :now)"
+                ),
                 ExpressionAttributeValues={
                     ":pk": {"S": keys.person_pk(person)},
                     ":events": {"S": keys.EVENT_SK_PREFIX},
                     ":since": {"S": iso(since)},
+                    ":now": {"N": str(_epoch(now))},
                 },
             )
             # An item's ts is its latest event's: the others are filtered here.
@@ -433,7 +444,10 @@ def _packed(events: Sequence[StoredEvent]) -> bytes:
 def _group_item(events: Sequence[StoredEvent], retention: timedelta) -> dict[str, Any]:
     """The item for one person's events of one request. Only what filters and TTL need sits
     beside the packed bodies: ``ts`` is the latest event's (a query for "since t" keeps the
-    item when any of its events is that recent), and the item expires with it."""
+    item when any of its events is that recent), and the item expires with it, at the first
+    whole second after ``retention`` has passed: reads leave out an item once ``expires_at``
+    is at or before their time (``_live_at``), so an event exactly ``retention`` old is
+    still read, by a trigger window as long as the retention."""
     first = events[0]
     latest = max(stored.event.timestamp for stored in events)
     item: dict[str, Any] = {
@@ -443,7 +457,7 @@ def _group_item(events: Sequence[StoredEvent], retention: timedelta) -> dict[str
         "kind": keys.EVENT_KIND,
         "ts": iso(latest),
         _PACKED_BODY: _packed(events),
-        "expires_at": int((latest + retention).timestamp()),
+        "expires_at": _epoch(latest + retention) + 1,
     }
     if len(events) == 1:
         item["type"] = first.event.type
@@ -483,7 +497,7 @@ def _profile_item(profile: Profile, shards: int, kept: timedelta | None = None) 
     if hour is not None:
         item[keys.SEEN_HOUR] = keys.seen_hour(hour, profile.person, shards)
         if kept is not None:  # measured from the same last activity the sweep files it by
-            item["expires_at"] = int((hour + timedelta(hours=1) + kept).timestamp())
+            item["expires_at"] = _epoch(expiry(hour, kept))
     return to_attributes(item)
 
 
@@ -549,6 +563,24 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
             for trigger, entry in details.get("misses", {}).items()
         },
     )
+
+
+def _live_at(item: Mapping[str, Any], now: datetime) -> bool:
+    """Whether an item is still there for a decision taken at ``now``. DynamoDB's TTL deletes
+    an expired item in the background, typically within a few days of its expiry, and reads,
+    queries and scans return it until then; AWS's advice is to filter out the items whose
+    TTL attribute is equal to or less than the current time (AWS docs, "Using time to live
+    (TTL) in DynamoDB", page "Working with expired items and time to live (TTL)"). So a
+    decision treats such an item as gone, and does not depend on when the deletion ran (the
+    local stack sweeps hourly, AWS when it gets to it). An item without ``expires_at`` never
+    expires, as for TTL."""
+    expires_at = item.get("expires_at")
+    return not isinstance(expires_at, int) or expires_at > _epoch(now)
+
+
+def _epoch(moment: datetime) -> int:
+    """Epoch seconds, as the TTL attribute holds them (in-app reads compare the same way)."""
+    return int(moment.timestamp())
 
 
 def _hours_bytes(hours: Mapping[int, int]) -> bytes:

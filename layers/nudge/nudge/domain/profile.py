@@ -16,7 +16,15 @@ from nudge.domain.intake import Event
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import hour_of, iso
 
-__all__ = ["SESSION_GAP", "Miss", "Profile", "fold"]
+__all__ = [
+    "DEFAULT_RETENTION",
+    "SESSION_GAP",
+    "Miss",
+    "Profile",
+    "expiry",
+    "fold",
+    "profile_kept",
+]
 
 SESSION_GAP = timedelta(minutes=30)
 # A client that invents event names per user must not grow a profile past DynamoDB's item limit.
@@ -28,6 +36,24 @@ MAX_TRAIT_KEYS = 300
 MAX_GROUPS = 50
 MAX_ANONYMOUS_IDS = 50
 PAGE_TYPES = frozenset({"page", "screen"})
+# The template's RetentionDays by default: how long an event is kept.
+DEFAULT_RETENTION = timedelta(days=90)
+# The longest inactivity a trigger may wait for (triggers.common.MAX_WINDOW; not imported
+# here: Ingest must not load the trigger language).
+_LONGEST_WAIT = timedelta(days=90)
+
+
+def profile_kept(retention: timedelta) -> timedelta:
+    """How long a profile outlives the hour of its person's last activity: as long as their
+    events are kept, and at least as long as the longest inactivity a trigger may wait for,
+    plus a day. Then it holds nothing a decision needs, only traits nobody should keep."""
+    return max(retention, _LONGEST_WAIT) + timedelta(days=1)
+
+
+def expiry(sweep_hour: datetime, kept: timedelta) -> datetime:
+    """When a profile filed under ``sweep_hour`` (``Profile.sweep_hour``) expires: ``kept``
+    after that hour ends. A whole second, as DynamoDB's TTL attribute holds it."""
+    return sweep_hour + timedelta(hours=1) + kept
 
 
 MAX_MISS_REASON = 120  # characters of a miss's reason kept: the profile stays near 1 KB

@@ -5,6 +5,12 @@ The decisions come from the same functions the live path calls (``fold``, ``on_e
 Timers and hourly inactivity sweeps due before an event are decided before it, and the
 clock runs to the last event, so every timer and sweep due by then has been decided.
 Sweeps run at the top of each hour from the first event's.
+
+There is no TTL here, but what TTL takes away the live path does not read (it treats an
+item past its ``expires_at`` as deleted): a profile is forgotten when its person's next
+event comes after the profile's expiry, as the live path then starts afresh. Events are all
+kept: with the default retention (90 days) no trigger window, at most 90 days, reaches one
+the live path would leave out.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from nudge.adapters import keys
 from nudge.domain.errors import InvalidRequest
 from nudge.domain.intake import Event, Limits, Payload, normalize
 from nudge.domain.person import PersonId
-from nudge.domain.profile import Profile, fold
+from nudge.domain.profile import DEFAULT_RETENTION, Profile, expiry, fold, profile_kept
 from nudge.domain.segment import parse_iso_timestamp
 from nudge.domain.triggers.compiled import compile_path
 from nudge.domain.triggers.conditions import Facts, count_in_window, event_name
@@ -210,10 +216,12 @@ def backtest(
     triggers: Sequence[Trigger],
     progress: Callable[[int], None] | None = None,
     until: datetime | None = None,
+    retention: timedelta = DEFAULT_RETENTION,
 ) -> BacktestReport:
     """``until``: run the clock on past the last event to that moment, deciding the timers
-    and sweeps due by then (a live stack whose clock was advanced that far has)."""
-    replay = _Replay(TriggerIndex.of(triggers))
+    and sweeps due by then (a live stack whose clock was advanced that far has).
+    ``retention``: the stack's RetentionDays, which says when a profile expires."""
+    replay = _Replay(TriggerIndex.of(triggers), profile_kept(retention))
     for done, event in enumerate(events, start=1):
         replay.advance_to(event.timestamp)
         replay.apply(event)
@@ -233,8 +241,9 @@ def backtest(
 
 
 class _Replay:
-    def __init__(self, index: TriggerIndex) -> None:
+    def __init__(self, index: TriggerIndex, kept: timedelta) -> None:
         self.index = index
+        self.kept = kept  # how long a profile outlives its sweep hour
         self.profiles: dict[PersonId, Profile] = {}
         self.links: dict[str, str] = {}  # anonymousId -> userId
         self.history: dict[PersonId, list[dict[str, Any]]] = defaultdict(list)
@@ -281,7 +290,7 @@ class _Replay:
         if event.type == "alias" and user_id and event.previous_id:
             self.links[event.previous_id] = user_id
         person = self._person(event)
-        profile = self.profiles.get(person) or Profile(person=person)
+        profile = self._profile_at(person, event.timestamp)
         if self.index.inactivity and profile.last_seen:
             previous = datetime.fromisoformat(profile.last_seen)
             gap = (event.timestamp - previous).total_seconds() / 86400
@@ -321,6 +330,17 @@ class _Replay:
 
     def _armed(self, timer: Pending) -> bool:
         return self.armed.get((timer.person, timer.trigger, timer.occurrence)) == timer.due
+
+    def _profile_at(self, person: PersonId, now: datetime) -> Profile:
+        """The person's profile, or a new one if theirs expired by ``now`` (with the arms it
+        kept), as the live path, which leaves out an expired profile TTL has not deleted yet.
+        Only an event can come that late: a timer or a sweep decides within 90 days of the
+        person's latest activity, before their profile expires (``profile_kept``)."""
+        hour = self.seen_hour.get(person)
+        if hour is not None and expiry(hour, self.kept) <= now and person in self.profiles:
+            del self.profiles[person]
+            self.arms.pop(person, None)
+        return self.profiles.get(person) or Profile(person=person)
 
     def _inactive_samples(self) -> list[list[float]]:
         """The "days inactive" sample lists, one per inactivity trigger, looked up once

@@ -168,11 +168,14 @@ class EvaluateService:
 
     # ---- the stream -------------------------------------------------------------------
 
-    def batch(self, records: Sequence[StoredEvent], target_arn: str) -> BatchWork:
+    def batch(self, records: Sequence[StoredEvent], target_arn: str, now: datetime) -> BatchWork:
+        """``now``: the time of the batch's earliest record. A profile expired by then is
+        not loaded (the person starts afresh, as once TTL has deleted it); one that expires
+        during the batch's few seconds is loaded, and its first event renews it."""
         persons = sorted({record.person for record in records})
         return BatchWork(
             self,
-            self.events.load_profiles(persons),
+            self.events.load_profiles(persons, now),
             target_arn,
             forgotten=self.events.forgotten(persons),
         )
@@ -195,9 +198,9 @@ class EvaluateService:
         now = payload.scheduled_time or payload.due
         if isinstance(trigger.when, Inactivity):
             return self._legacy_inactivity(trigger, timer, now, target_arn)
-        person, persons, profile = self._identity(payload.person)
+        person, persons, profile = self._identity(payload.person, now)
         since = min(_entry_time(timer.entry, now), now - self.index.history_window([trigger]))
-        history = self.history(persons, since)
+        history = self.history(persons, since, now)
         facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
         result = on_due(trigger, timer, person, facts)
         decisions = self.carry_out(result, target_arn, now, history)
@@ -212,7 +215,7 @@ class EvaluateService:
         """A per-person inactivity timer armed before the sweep took over: decided as the
         sweep decides (same occurrence name, so the ledger dedupes the two), then gone.
         Whoever was quiet at the upgrade is decided by it; everyone else is swept."""
-        (swept,) = self._swept(self._by_person([timer.person]))
+        (swept,) = self._swept(self._by_person([timer.person]), now)
         decisions = self._decide_inactive(trigger, swept, now, target_arn)
         self.engine.delete_timer(timer)
         self.engine.save_decisions(decisions)
@@ -231,7 +234,7 @@ class EvaluateService:
             people = list(self._by_person(self.events.persons_seen_in(hour)).items())
             for start in range(0, len(people), SWEEP_CHUNK):
                 decided: list[Decision] = []
-                for swept in self._swept(dict(people[start : start + SWEEP_CHUNK])):
+                for swept in self._swept(dict(people[start : start + SWEEP_CHUNK]), at):
                     if swept.sweep_hour not in (None, hour):
                         continue  # seen since under another identity: a later sweep decides
                     decided += self._decide_inactive(trigger, swept, at, target_arn)
@@ -248,11 +251,14 @@ class EvaluateService:
             people.setdefault(_linked_person(partition, linked), []).append(partition)
         return people
 
-    def _swept(self, people: Mapping[PersonId, Sequence[PersonId]]) -> list[Swept]:
+    def _swept(self, people: Mapping[PersonId, Sequence[PersonId]], at: datetime) -> list[Swept]:
         """Each person with their profile and latest activity over all their identities (a
         visitor who came back without logging in has been seen). Batched: a few requests
-        per hundred people, not per person."""
-        profiles = self.events.load_profiles(people)
+        per hundred people, not per person. Profiles expired at ``at`` are left out: the
+        hour swept is at most the longest wait (90 days) ago, and a profile expires later
+        than that after the hour it is filed under (``profile_kept``), so only an old
+        identity of the person's can be one."""
+        profiles = self.events.load_profiles(people, at)
         identities = {
             person: list(
                 dict.fromkeys(
@@ -266,7 +272,7 @@ class EvaluateService:
             for person, found in people.items()
         }
         others = {p for ids in identities.values() for p in ids} - profiles.keys()
-        every = {**self.events.load_profiles(others), **profiles}
+        every = {**self.events.load_profiles(others, at), **profiles}
         return [
             Swept(
                 person=person,
@@ -285,7 +291,7 @@ class EvaluateService:
         self, trigger: Trigger, swept: Swept, at: datetime, target_arn: str
     ) -> list[Decision]:
         window = self.index.history_window([trigger])
-        history = self.history(swept.partitions, at - window) if window else []
+        history = self.history(swept.partitions, at - window, at) if window else []
         profile = swept.profile
         facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at), history=history)
         # A first arm given here is not kept (the sweep writes no profile): the same
@@ -521,19 +527,31 @@ class EvaluateService:
             **in_app_fields(step, channel),
         )
 
-    def _identity(self, timer_person: PersonId) -> tuple[PersonId, list[PersonId], Profile]:
-        """Who a timer's partition is now, every partition of that person, and their profile."""
+    def _identity(
+        self, timer_person: PersonId, now: datetime
+    ) -> tuple[PersonId, list[PersonId], Profile]:
+        """Who a timer's partition is now, every partition of that person, and their profile
+        (none if it expired by ``now``)."""
         person = timer_person
         if timer_person.is_anonymous:
             linked = self.events.linked_users([timer_person.value])
             if linked:
                 person = PersonId.user(next(iter(linked.values())))
-        profile = self.events.load_profiles([person]).get(person) or Profile(person=person)
+        profile = self.events.load_profiles([person], now).get(person) or Profile(person=person)
         anonymous = [PersonId.anonymous(anon) for anon in profile.anonymous_ids]
         return person, list(dict.fromkeys([person, timer_person, *anonymous])), profile
 
-    def history(self, persons: Sequence[PersonId], since: datetime) -> list[dict[str, Any]]:
-        events = [event for person in persons for event in self.events.events_since(person, since)]
+    def history(
+        self, persons: Sequence[PersonId], since: datetime, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The persons' events since ``since``, none from an item expired by ``now``. With
+        the default RetentionDays (90) no trigger window (at most ``MAX_WINDOW``, 90 days)
+        reaches an expired event, so the backtest, which keeps every event, reads the same;
+        a RetentionDays lowered below a trigger's window makes the live window shorter
+        than the backtest's (docs/operations.md, "Retention and TTL")."""
+        events = [
+            event for person in persons for event in self.events.events_since(person, since, now)
+        ]
         return sorted(
             events, key=lambda event: (str(event.get("timestamp")), str(event.get("messageId")))
         )
@@ -639,7 +657,7 @@ class BatchWork:
         name = event_name(stored.event.body)
         watchers = service.index.watching(name)
         window = service.index.history_window(watchers)
-        history = service.history([person], now - window) if window else []
+        history = service.history([person], now - window, now) if window else []
         facts = Facts(
             now=now,
             event=stored.event.body,

@@ -168,8 +168,12 @@ class EventWriter(Protocol):
 
 
 class ProfileReader(Protocol):
-    def load_profiles(self, persons: Iterable[PersonId]) -> dict[PersonId, Profile]:
-        """The stored profiles of these persons; someone never seen is left out."""
+    def load_profiles(
+        self, persons: Iterable[PersonId], now: datetime | None = None
+    ) -> dict[PersonId, Profile]:
+        """The stored profiles of these persons; someone never seen is left out. A decision
+        passes its ``now``: a profile expired by then (past its TTL, not deleted yet) is
+        left out too, as if deleted. Without, every profile still stored (an export)."""
         ...
 
 
@@ -180,8 +184,11 @@ class PersonStore(ProfileReader, Protocol):
         """Writes the profiles; returns the persons whose profile could not be written."""
         ...
 
-    def events_since(self, person: PersonId, since: datetime) -> list[dict[str, Any]]:
-        """One partition's event bodies at or after ``since``, oldest first."""
+    def events_since(
+        self, person: PersonId, since: datetime, now: datetime
+    ) -> list[dict[str, Any]]:
+        """One partition's event bodies at or after ``since``, oldest first; those stored in
+        an item expired by ``now`` (past its TTL, not deleted yet) are left out."""
         ...
 
     def linked_users(self, anonymous_ids: Iterable[str]) -> dict[str, str]:

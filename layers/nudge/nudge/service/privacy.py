@@ -36,6 +36,7 @@ class PrivacyService:
     def identities(self, user_id: str) -> list[PersonId]:
         """The user's partitions: the user, a visitor of that id, and linked visitors."""
         user = PersonId.user(user_id)
+        # Every profile still stored, expired or not: an export shows it, an erasure deletes it.
         profile = self._people.load_profiles([user]).get(user)
         linked = [PersonId.anonymous(anon) for anon in profile.anonymous_ids] if profile else []
         return list(dict.fromkeys([user, PersonId.anonymous(user_id), *linked]))

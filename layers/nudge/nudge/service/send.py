@@ -156,7 +156,8 @@ class SendService:
 
     def deliver(self, fire: FireMessage, now: datetime, *, redelivered: bool = False) -> Delivery:
         person = fire.person
-        profile = self._events.load_profiles([person]).get(person) or Profile(person=person)
+        # A profile expired by now (not deleted by TTL yet) is none: no address, no zone.
+        profile = self._events.load_profiles([person], now).get(person) or Profile(person=person)
         delivery = self._deliver(fire, profile, now, redelivered)
         self._record(fire, delivery, now)
         if delivery.outcome in ("deferred", "retry") and delivery.retry_in is not None:
