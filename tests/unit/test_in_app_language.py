@@ -66,6 +66,7 @@ def test_an_in_app_trigger_with_display_and_expires_loads() -> None:
     # then
     assert problems == []
     assert trigger is not None
+    assert trigger.send is not None
     display = trigger.send.display
     assert display is not None
     assert (display.delay, display.scroll, display.match) == (timedelta(seconds=5), 0.5, "all")
@@ -305,6 +306,7 @@ def test_the_shipped_product_offer_carries_its_rules() -> None:
     """product_offer: shown after 5 s or half the page read, never on /checkout*, for a day."""
     # given
     (offer,) = [t for t in load_triggers(REPO / "triggers").triggers if t.id == "product_offer"]
+    assert offer.send is not None
 
     # when
     fields = in_app_fields(offer.send, offer.send.channel)
