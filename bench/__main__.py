@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...] [--json]``: attribution, best_hour, calls, cost, delivery,
-dynamodb, engine, experiments, faults, idle, imports, in_app, layer, load, sdk_size, soak,
-sweep, throughput.
+dynamodb, engine, experiments, faults, idle, imports, in_app, journey, layer, load, sdk_size,
+soak, sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -29,6 +29,7 @@ from bench import (
     idle,
     imports,
     in_app,
+    journey,
     layer,
     load,
     sdk_size,
@@ -51,6 +52,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "idle": idle.run,
     "imports": imports.run,
     "in_app": in_app.run,
+    "journey": journey.run,
     "layer": layer.run,
     "load": load.run,
     "sdk_size": sdk_size.run,

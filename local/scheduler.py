@@ -23,6 +23,7 @@ carries neither the expression nor the input.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -220,9 +221,18 @@ class ScheduleFirer:
         if interval is not None:
             self.next_runs[schedule.arn] = when + interval
         elif schedule.action_after_completion == "DELETE":
-            self._backend().delete_schedule(schedule.group_name, schedule.name)
+            self._delete(schedule)
         else:
             schedule.state = "DISABLED"
+
+    def _delete(self, schedule: Any) -> None:
+        """Deletes a finished one-time schedule, unless its target deleted it while it ran
+        (a journey moving on deletes the schedule of the step it leaves): on AWS the
+        invocation is asynchronous, so that delete comes after Scheduler is done with it."""
+        from moto.scheduler.exceptions import ScheduleNotFound
+
+        with contextlib.suppress(ScheduleNotFound):
+            self._backend().delete_schedule(schedule.group_name, schedule.name)
 
     def _schedules(self) -> list[Any]:
         return [

@@ -568,7 +568,8 @@ def test_explain_decisions_carry_trigger_outcome_reason_time_occurrence_and_pers
 
 
 def test_explain_for_an_unknown_user_lists_no_decisions(stack: StackClient):
-    """Explain for a user the stack has never seen answers 200 with no decisions."""
+    """Explain for a user the stack has never seen answers 200 with no decisions and no
+    journeys."""
     # given
     user = _new_id("nobody")
 
@@ -577,7 +578,7 @@ def test_explain_for_an_unknown_user_lists_no_decisions(stack: StackClient):
 
     # then
     assert response.status_code == 200, response.text
-    assert response.json() == {"userId": user, "decisions": []}
+    assert response.json() == {"userId": user, "decisions": [], "journeys": []}
 
 
 def test_the_outbox_lists_a_fire_not_yet_delivered(stack: StackClient):

@@ -306,6 +306,7 @@ def test_the_shipped_product_offer_carries_its_rules() -> None:
     """product_offer: shown after 5 s or half the page read, never on /checkout*, for a day."""
     # given
     (offer,) = [t for t in load_triggers(REPO / "triggers").triggers if t.id == "product_offer"]
+    assert offer.send is not None
 
     # when
     send = offer.send_at_step(None)

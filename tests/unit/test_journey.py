@@ -100,10 +100,12 @@ class Evaluate:
         assert work.finish() == set()
 
     def fire_schedule(self, armed: Armed, at: datetime | None = None) -> None:
-        """EventBridge Scheduler invoking Evaluate with the schedule's input."""
+        """EventBridge Scheduler invoking Evaluate with the schedule's input, then deleting
+        the schedule (ActionAfterCompletion: DELETE)."""
         moment = at or armed.due
         payload = {**armed.payload, "scheduledTime": moment.isoformat()}
         self.service.on_timer(TimerPayload.parse(payload), ARN)
+        self.scheduler.schedules.pop(armed.name, None)
 
     def next_schedule(self) -> Armed:
         (armed,) = self.scheduler.schedules.values()
@@ -118,7 +120,6 @@ class Evaluate:
             )
             if not due:
                 return
-            self.scheduler.schedules.pop(due[0].name)  # ActionAfterCompletion: DELETE
             self.fire_schedule(due[0])
 
     def sent(self) -> list[tuple[str, str]]:
@@ -354,6 +355,38 @@ def test_an_old_steps_schedule_fired_after_the_journey_moved_on_does_nothing() -
     # then
     assert evaluate.sent() == [("cart_id=c1/1", "cart_reminder")]
     assert evaluate.next_schedule() == second
+
+
+def test_a_due_step_leaves_its_schedule_to_scheduler_to_delete() -> None:
+    """Moving on from a step that came due, and finishing after the last, call no
+    DeleteSchedule: the running schedule is deleted by Scheduler once it has run."""
+    # given
+    evaluate = Evaluate(_shipped())
+    _added_to_cart(evaluate)
+
+    # when
+    evaluate.run_until(NOW + 3 * DAY)
+
+    # then
+    assert evaluate.sent()[-1] == ("cart_id=c1/3.else.0", "cart_last_call")
+    assert [call.split()[0] for call in evaluate.scheduler.calls] == ["create", "create"]
+    assert evaluate.scheduler.schedules == {}
+
+
+def test_an_exit_before_the_step_is_due_deletes_its_schedule() -> None:
+    """An order while the journey waits ends it early: the waiting step's schedule has
+    not fired, so it is deleted."""
+    # given
+    evaluate = Evaluate(_shipped())
+    _added_to_cart(evaluate)
+    waiting = evaluate.next_schedule()
+
+    # when
+    evaluate.track("Order Completed", NOW + HOUR / 2, cart_id="c1")
+
+    # then
+    assert evaluate.scheduler.calls[-1] == f"delete {waiting.name}"
+    assert evaluate.scheduler.schedules == {}
 
 
 def test_a_late_timer_runs_its_step_once_from_its_scheduled_time() -> None:

@@ -350,3 +350,50 @@ def test_the_templates_sweep_runs_as_often_as_the_engine_assumes() -> None:
     expression = template.schedules["InactivitySweep"]["ScheduleExpression"]
     # then
     assert rate_interval(expression) == SWEEP_EVERY
+
+
+@dataclass
+class DeletesItsSchedule(FakeFunction):
+    """A target that deletes the schedule running it, as a journey moving on from a step
+    deletes that step's schedule."""
+
+    schedule: str = ""
+
+    def invoke(self, event: Any) -> Invocation:
+        boto3.client("scheduler", region_name=REGION).delete_schedule(
+            Name=self.schedule, GroupName="nudge"
+        )
+        return super().invoke(event)
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_a_one_time_schedule_its_target_deleted_while_it_ran_completes() -> None:
+    """A one-time schedule deleted after completion, which its own run already deleted,
+    runs once and is gone: on AWS the target's delete comes after Scheduler is done."""
+    # given
+    clock = VirtualClock()
+    function = DeletesItsSchedule(schedule="journey-step")
+    schedules = firer(function, clock)
+    due = (clock.now() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    scheduler = boto3.client("scheduler", region_name=REGION)
+    scheduler.create_schedule(
+        Name="journey-step",
+        GroupName="nudge",
+        ScheduleExpression=f"at({due})",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        ActionAfterCompletion="DELETE",
+        Target={
+            "Arn": SWEEP_ARN,
+            "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/scheduler",
+            "Input": json.dumps({"source": "nudge.timer"}),
+        },
+    )
+
+    # when
+    clock.advance(10 * 60)
+    schedules.poll()
+
+    # then
+    assert [event["source"] for event in function.events] == ["nudge.timer"]
+    names = [s["Name"] for s in scheduler.list_schedules(GroupName="nudge")["Schedules"]]
+    assert names == ["inactivity-sweep"]

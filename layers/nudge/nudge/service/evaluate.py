@@ -324,7 +324,7 @@ class EvaluateService:
             elif isinstance(action, Cancel):
                 self._cancel(action.pending)
             elif isinstance(action, Finish):
-                self._finish(action.pending)
+                self._finish(action.pending, now)
             elif isinstance(action, Fire):
                 outcome = self._fire(action, history)
                 if outcome is not None:
@@ -441,8 +441,8 @@ class EvaluateService:
         self.reminders.arm(name, timer.due, target_arn, payload, now)
         if not self.engine.save_timer(timer, name, replacing):
             self.reminders.cancel(name)  # the occurrence already has a timer: the first one stands
-        elif replacing is not None and replacing != name:
-            # The step it waited at may not have come due (a wait_until answered early).
+        elif replaces is not None and replacing not in (None, name) and _ahead(replaces, now):
+            # A wait_until answered early: the step's schedule has not fired yet.
             self.reminders.cancel(replacing)
 
     def _stored_schedule(self, timer: Pending) -> str | None:
@@ -457,12 +457,13 @@ class EvaluateService:
                 return name
         return None
 
-    def _finish(self, timer: Pending) -> None:
+    def _finish(self, timer: Pending, now: datetime) -> None:
         """A journey is over: its timer goes, unless it has moved on to another step."""
         name = self._stored_schedule(timer)
         if name is None:
             return
-        self.reminders.cancel(name)
+        if _ahead(timer, now):  # ended early (an exit): its schedule has not fired yet
+            self.reminders.cancel(name)
         self.engine.delete_timer(timer, name)
 
     def _armed_already(self, timer: Pending) -> bool:
@@ -761,6 +762,14 @@ def _same_fire(decision: Decision, fire: Fire) -> bool:
         and decision.trigger == fire.trigger
         and decision.occurrence == fire.occurrence
     )
+
+
+def _ahead(timer: Pending, now: datetime) -> bool:
+    """Whether a journey leaves ``timer`` before it came due. At or past its due time the
+    step's own schedule is what is running now, and ActionAfterCompletion DELETE removes it
+    once it has run: deleting it here would be one more Scheduler call for nothing. (If
+    it has not quite fired yet, it finds the timer moved on and does nothing.)"""
+    return timer.due > now
 
 
 def _entry_time(entry: Mapping[str, Any], default: datetime) -> datetime:
