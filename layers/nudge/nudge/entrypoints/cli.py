@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nudge import __version__
+from nudge.domain.predictions.loader import load_predictions
 from nudge.domain.triggers.guarantees import template_warnings
 from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.schema import trigger_schema
@@ -33,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--templates", type=Path, help="templates folder (default DIR/templates)")
     validate.add_argument(
         "--strict", action="store_true", help="exit 1 on warnings too (for CI and deploy scripts)"
+    )
+    validate.add_argument(
+        "--predictions", type=Path, help="prediction files (default: predictions/ beside DIR)"
     )
     commands.add_parser("schema", help="print the JSON Schema of a trigger file")
     backtest = commands.add_parser("backtest", help="replay recorded events through the triggers")
@@ -81,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         indent = arguments.indent or None
         sys.stdout.write(json.dumps(openapi_document(), indent=indent, ensure_ascii=False) + "\n")
     elif arguments.command == "validate":
-        return _validate(arguments.directory, arguments.templates, strict=arguments.strict)
+        status = _validate(arguments.directory, arguments.templates, strict=arguments.strict)
+        return max(status, _validate_predictions(arguments.directory, arguments.predictions))
     elif arguments.command == "schema":
         sys.stdout.write(json.dumps(trigger_schema(), indent=2) + "\n")
     elif arguments.command == "backtest":
@@ -128,6 +133,24 @@ def _validate(directory: Path, templates: Path | None, *, strict: bool = False) 
     )
     sys.stderr.write(summary + "\n")
     return 1 if loaded.problems or (strict and warnings) else 0
+
+
+def _validate_predictions(triggers: Path, given: Path | None) -> int:
+    """The prediction files too, when there are any: those named, or a ``predictions``
+    folder beside the triggers' (a project keeps them side by side)."""
+    directory = given or triggers.parent / "predictions"
+    if not directory.is_dir():
+        if given is None:
+            return 0
+        sys.stderr.write(f"{directory}: no such folder\n")
+        return 2
+    loaded = load_predictions(directory)
+    for problem in loaded.problems:
+        sys.stdout.write(f"{problem}\n")
+    sys.stderr.write(
+        f"{len(loaded.predictions)} prediction(s) valid, {len(loaded.problems)} problem(s)\n"
+    )
+    return 1 if loaded.problems else 0
 
 
 if __name__ == "__main__":
