@@ -42,7 +42,10 @@ class Booster:
 
     def predict(self, rows: Sequence[Sequence[float | None]]) -> list[float]:
         """The library's probabilities: what the pure scorer must reproduce."""
-        return [float(p) for p in self.model.predict_proba(_matrix(rows))[:, 1]]
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return [float(p) for p in self.model.predict_proba(_matrix(rows))[:, 1]]
 
 
 def library_version() -> str:
@@ -55,6 +58,7 @@ def fit(
     rows: Sequence[Sequence[float | None]], labels: Sequence[bool], params: GbdtParams
 ) -> Booster:
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
 
     model = HistGradientBoostingClassifier(
         max_iter=params.trees,
@@ -66,7 +70,10 @@ def fit(
         early_stopping=False,  # every tree is kept: the held-out cut-offs judge the model
         random_state=params.seed,
     )
-    model.fit(_matrix(rows), [int(label) for label in labels])
+    # One thread: OpenMP's worker threads spin while they wait, and on a busy machine (a
+    # laptop, CI) that made the same fit take from 3 s to 30 s; one thread is steady.
+    with threadpool_limits(limits=1):
+        model.fit(_matrix(rows), [int(label) for label in labels])
     width = len(rows[0]) if rows else 0
     gain = [0.0] * width
     trees = [_export(iteration[0].nodes, gain) for iteration in model._predictors]

@@ -69,6 +69,20 @@ class ScoreModel:
         """0-100, the scale conditions use (``scores.churn gte 70``)."""
         return round(100 * self.probability(row))
 
+    def mismatch(self, prediction: str, features: Sequence[str]) -> ModelProblem | None:
+        """Why this model cannot score the prediction as defined now (its features were
+        edited since training, or it is another prediction's), or None when it can."""
+        if prediction != self.prediction:
+            return ModelProblem(
+                f"the artefact is {self.prediction!r}'s model, not {prediction!r}'s"
+            )
+        if list(features) != self.features:
+            return ModelProblem(
+                f"{prediction}'s features changed since the model was trained: retrain it"
+                f" (model: {', '.join(self.features)}; now: {', '.join(features)})"
+            )
+        return None
+
 
 @dataclass(frozen=True)
 class ModelProblem:
