@@ -1,5 +1,5 @@
 """``python -m bench [NAME ...] [--json]``: attribution, best_hour, calls, cost, delivery,
-dynamodb, engine, experiments, faults, idle, imports, in_app, layer, load, sdk_size, soak,
+dynamodb, engine, experiments, faults, idle, imports, in_app, layer, load, predict, sdk_size, soak,
 sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
@@ -31,6 +31,7 @@ from bench import (
     in_app,
     layer,
     load,
+    predict,
     sdk_size,
     soak,
     sweep,
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "in_app": in_app.run,
     "layer": layer.run,
     "load": load.run,
+    "predict": predict.run,
     "sdk_size": sdk_size.run,
     "soak": soak.run,
     "sweep": sweep.run,

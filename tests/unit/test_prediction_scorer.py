@@ -63,11 +63,13 @@ def test_the_scorer_gives_the_library_probabilities_to_1e6() -> None:
     unseen, _ = _rows(5000, seed=2)
 
     # when
-    ours = [model.probability(row) for row in unseen]
+    walked = [model.probability(row) for row in unseen]
+    compiled = [model.fast_probability(row) for row in unseen]
     theirs = booster.predict(unseen)
 
     # then
-    assert max(abs(a - b) for a, b in zip(ours, theirs, strict=True)) < 1e-6
+    assert max(abs(a - b) for a, b in zip(walked, theirs, strict=True)) < 1e-6
+    assert max(abs(a - b) for a, b in zip(compiled, theirs, strict=True)) < 1e-6
     assert len(model.trees) == 200
 
 
@@ -82,6 +84,7 @@ def test_a_missing_value_takes_the_side_the_node_names() -> None:
     assert model.log_odds([float("nan"), 0, 0, 0, 0]) == -1.0
     assert model.log_odds([0.5, 0, 0, 0, 0]) == -1.0
     assert model.log_odds([0.6, 0, 0, 0, 0]) == 1.0
+    assert model.fast_probability([None, 0, 0, 0, 0]) == model.probability([0.5, 0, 0, 0, 0])
     assert model.score([0.6, 0, 0, 0, 0]) == 73  # the logistic of 1, on 0-100
 
 

