@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,18 @@ def test_validate_reads_a_predictions_folder_given_by_name(
     assert status == 0
     assert printed.out == ""
     assert "1 prediction(s) valid, 0 problem(s)" in printed.err
+
+
+def test_schema_prints_the_prediction_files_json_schema(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`nudge schema prediction` prints a JSON Schema naming the file's fields."""
+    # when
+    status = main(["schema", "prediction"])
+
+    # then
+    schema = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert schema["title"] == "Nudge prediction"
+    assert set(schema["properties"]) == {"id", "description", "label", "audience", "features"}
+    assert schema["required"] == ["id", "label"]

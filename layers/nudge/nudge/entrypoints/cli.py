@@ -12,6 +12,7 @@ from pathlib import Path
 from nudge import __version__
 from nudge.domain.durations import parse_duration
 from nudge.domain.predictions.loader import load_predictions
+from nudge.domain.predictions.schema import prediction_schema
 from nudge.domain.triggers.guarantees import template_warnings
 from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.schema import trigger_schema
@@ -41,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--predictions", type=Path, help="prediction files (default: predictions/ beside DIR)"
     )
-    commands.add_parser("schema", help="print the JSON Schema of a trigger file")
+    schema = commands.add_parser("schema", help="print the JSON Schema of a trigger file")
+    schema.add_argument(
+        "kind", nargs="?", choices=("trigger", "prediction"), default="trigger", help="which file"
+    )
     train = commands.add_parser("train", help="train a prediction's model from recorded events")
     train.add_argument("prediction", help="the prediction's id (predictions/<file>.yaml)")
     train.add_argument(
@@ -115,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         )
     elif arguments.command == "schema":
-        sys.stdout.write(json.dumps(trigger_schema(), indent=2) + "\n")
+        chosen = prediction_schema() if arguments.kind == "prediction" else trigger_schema()
+        sys.stdout.write(json.dumps(chosen, indent=2) + "\n")
     elif arguments.command == "backtest":
         return run_backtest(arguments.events, arguments.triggers, as_json=arguments.json)
     elif arguments.command == "explain":

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,18 +20,13 @@ from nudge.service.backtest import read_events
 __all__ = ["TrainOptions", "run_train"]
 
 
+@dataclass(frozen=True)
 class TrainOptions:
-    def __init__(
-        self,
-        *,
-        cutoffs: int = 8,
-        every: timedelta = timedelta(days=7),
-        held_out: int = 2,
-        out: Path | None = None,
-        truth: Path | None = None,
-    ) -> None:
-        self.cutoffs, self.every, self.held_out = cutoffs, every, held_out
-        self.out, self.truth = out, truth
+    cutoffs: int = 8
+    every: timedelta = timedelta(days=7)
+    held_out: int = 2
+    out: Path | None = None
+    truth: Path | None = None
 
 
 def run_train(
@@ -61,7 +58,7 @@ def run_train(
     return 0
 
 
-def _truth(path: Path, horizon: timedelta) -> Any:
+def _truth(path: Path, horizon: timedelta) -> Callable[[PersonId, datetime], float | None]:
     """The simulator's true probabilities (bench/shop_truth.py writes them), by person and
     cut-off; None where it has none (another horizon, a cut-off not at midnight)."""
     table: dict[str, dict[str, float]] = {}

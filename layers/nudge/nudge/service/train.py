@@ -7,6 +7,7 @@ probabilities are passed in. The library is behind ``adapters/gbdt.py``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -208,6 +209,4 @@ def _artefact(
 
 
 def _json(document: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(document, separators=(",", ":"))

@@ -68,6 +68,8 @@ class ScoreModel:
     def fast_probability(self, row: Sequence[float | None]) -> float:
         """The same probability, from the trees compiled to Python once (``_compile``):
         about three times faster than walking the arrays, for scoring on every event."""
+        # Cached on the instance (frozen, so set past __setattr__): a model is compiled once
+        # per process, when it first scores, and never if it never does.
         compiled = self.__dict__.get("_compiled")
         if compiled is None:
             compiled = _compile(self)
