@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...] [--json]``: attribution, best_hour, calls, cost, delivery,
-dynamodb, engine, experiments, faults, idle, imports, in_app, journey, layer, load, sdk_size,
-soak, sweep, throughput.
+dynamodb, engine, experiments, faults, idle, imports, in_app, journey, layer, load, predict,
+sdk_size, soak, sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -32,6 +32,7 @@ from bench import (
     journey,
     layer,
     load,
+    predict,
     sdk_size,
     soak,
     sweep,
@@ -55,6 +56,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "journey": journey.run,
     "layer": layer.run,
     "load": load.run,
+    "predict": predict.run,
     "sdk_size": sdk_size.run,
     "soak": soak.run,
     "sweep": sweep.run,

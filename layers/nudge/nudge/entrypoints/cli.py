@@ -1,4 +1,5 @@
-"""The `nudge` command line: openapi, validate, schema, backtest, explain, preview, report."""
+"""The `nudge` command line: openapi, validate, schema, train, backtest, explain, preview,
+report."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nudge import __version__
+from nudge.domain.durations import parse_duration
+from nudge.domain.predictions.loader import load_predictions
+from nudge.domain.predictions.schema import prediction_schema
 from nudge.domain.triggers.guarantees import template_warnings
 from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.schema import trigger_schema
@@ -16,6 +20,7 @@ from nudge.entrypoints.openapi import openapi_document
 from nudge.entrypoints.preview import run_preview
 from nudge.entrypoints.privacy import run_export, run_forget
 from nudge.entrypoints.reports import run_backtest, run_explain, run_report
+from nudge.entrypoints.train import TrainOptions, run_train
 
 __all__ = ["main"]
 
@@ -34,7 +39,24 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--strict", action="store_true", help="exit 1 on warnings too (for CI and deploy scripts)"
     )
-    commands.add_parser("schema", help="print the JSON Schema of a trigger file")
+    validate.add_argument(
+        "--predictions", type=Path, help="prediction files (default: predictions/ beside DIR)"
+    )
+    schema = commands.add_parser("schema", help="print the JSON Schema of a trigger file")
+    schema.add_argument(
+        "kind", nargs="?", choices=("trigger", "prediction"), default="trigger", help="which file"
+    )
+    train = commands.add_parser("train", help="train a prediction's model from recorded events")
+    train.add_argument("prediction", help="the prediction's id (predictions/<file>.yaml)")
+    train.add_argument(
+        "--events", type=Path, required=True, help="JSON lines: Segment messages or table items"
+    )
+    train.add_argument("--predictions", type=Path, default=Path("predictions"))
+    train.add_argument("--cutoffs", type=int, default=8, help="cut-offs, a week apart (default 8)")
+    train.add_argument("--every", type=parse_duration, default="7d", help="between cut-offs")
+    train.add_argument("--held-out", type=int, default=2, help="latest cut-offs held out")
+    train.add_argument("--out", type=Path, help="the artefact (default models/<id>.json)")
+    train.add_argument("--truth", type=Path, help="true probabilities (the simulator's)")
     backtest = commands.add_parser("backtest", help="replay recorded events through the triggers")
     backtest.add_argument("events", type=Path, help="JSON lines: Segment messages or table items")
     backtest.add_argument("--triggers", type=Path, default=Path("triggers"))
@@ -81,9 +103,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         indent = arguments.indent or None
         sys.stdout.write(json.dumps(openapi_document(), indent=indent, ensure_ascii=False) + "\n")
     elif arguments.command == "validate":
-        return _validate(arguments.directory, arguments.templates, strict=arguments.strict)
+        status = _validate(arguments.directory, arguments.templates, strict=arguments.strict)
+        return max(status, _validate_predictions(arguments.directory, arguments.predictions))
+    elif arguments.command == "train":
+        return run_train(
+            arguments.prediction,
+            arguments.events,
+            arguments.predictions,
+            TrainOptions(
+                cutoffs=arguments.cutoffs,
+                every=arguments.every,
+                held_out=arguments.held_out,
+                out=arguments.out,
+                truth=arguments.truth,
+            ),
+        )
     elif arguments.command == "schema":
-        sys.stdout.write(json.dumps(trigger_schema(), indent=2) + "\n")
+        chosen = prediction_schema() if arguments.kind == "prediction" else trigger_schema()
+        sys.stdout.write(json.dumps(chosen, indent=2) + "\n")
     elif arguments.command == "backtest":
         return run_backtest(arguments.events, arguments.triggers, as_json=arguments.json)
     elif arguments.command == "explain":
@@ -128,6 +165,24 @@ def _validate(directory: Path, templates: Path | None, *, strict: bool = False) 
     )
     sys.stderr.write(summary + "\n")
     return 1 if loaded.problems or (strict and warnings) else 0
+
+
+def _validate_predictions(triggers: Path, given: Path | None) -> int:
+    """The prediction files too, when there are any: those named, or a ``predictions``
+    folder beside the triggers' (a project keeps them side by side)."""
+    directory = given or triggers.parent / "predictions"
+    if not directory.is_dir():
+        if given is None:
+            return 0
+        sys.stderr.write(f"{directory}: no such folder\n")
+        return 2
+    loaded = load_predictions(directory)
+    for problem in loaded.problems:
+        sys.stdout.write(f"{problem}\n")
+    sys.stderr.write(
+        f"{len(loaded.predictions)} prediction(s) valid, {len(loaded.problems)} problem(s)\n"
+    )
+    return 1 if loaded.problems else 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,15 @@ from nudge.domain.triggers.model import (
     Trigger,
 )
 
-__all__ = ["Problem", "TriggerSet", "load_triggers", "parse_trigger"]
+__all__ = [
+    "Location",
+    "Problem",
+    "TriggerSet",
+    "load_triggers",
+    "parse_trigger",
+    "read_mapping",
+    "validation_problems",
+]
 
 Location = tuple[str | int, ...]
 
@@ -76,42 +84,66 @@ def load_triggers(directory: Path, templates: Path | None = None) -> TriggerSet:
 def parse_trigger(
     text: str, file: str, templates: Path | None = None
 ) -> tuple[Trigger | None, list[Problem]]:
-    try:
-        loader = yaml.SafeLoader(text)
-    except yaml.reader.ReaderError as error:  # a character YAML does not allow; not "marked"
-        line = text.count("\n", 0, error.position) + 1
-        return None, [Problem(file, line, f"YAML error: {error.reason}")]
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            return None, [
-                Problem(file, 1, "empty file: a trigger needs at least id, when and send")
-            ]
-        line_of: dict[Location, int] = {}
-        document = _to_python(loader, root, (), line_of)
-    except _DuplicateKey as duplicate:
-        return None, [Problem(file, duplicate.line, f"{duplicate.key!r} is given twice")]
-    except _Cycle as cycle:
-        return None, [Problem(file, cycle.line, "a YAML alias refers to itself (a cycle)")]
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        return None, [
-            Problem(file, mark.line + 1 if mark else 1, f"YAML error: {error.problem or error}")
-        ]
-    finally:
-        loader.dispose()
-    if not isinstance(document, dict):
-        line = root.start_mark.line + 1
-        return None, [Problem(file, line, "a trigger file holds one mapping (id, when, send, ...)")]
+    document, line_of, problems = read_mapping(
+        text,
+        file,
+        empty="empty file: a trigger needs at least id, when and send",
+        not_mapping="a trigger file holds one mapping (id, when, send, ...)",
+    )
+    if document is None:
+        return None, problems
     try:
         trigger = Trigger.model_validate(document)
     except ValidationError as error:
-        return None, [_problem(file, issue, document, line_of) for issue in _distinct(error)]
+        return None, validation_problems(file, error, document, line_of)
     found = _semantic_problems(trigger)
     if templates is not None:
         found += _template_problems(trigger, templates)
     problems = [Problem(file, line_of.get(location, 1), message) for location, message in found]
     return (None if problems else trigger), problems
+
+
+def read_mapping(
+    text: str, file: str, *, empty: str, not_mapping: str
+) -> tuple[dict[Any, Any] | None, dict[Location, int], list[Problem]]:
+    """One YAML mapping, with the line of every place in it; or the problems that stop it.
+    Shared by every file format the project validates (triggers, predictions)."""
+    line_of: dict[Location, int] = {}
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow; not "marked"
+        line = text.count("\n", 0, error.position) + 1
+        return None, line_of, [Problem(file, line, f"YAML error: {error.reason}")]
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, line_of, [Problem(file, 1, empty)]
+        document = _to_python(loader, root, (), line_of)
+    except _DuplicateKey as duplicate:
+        return None, line_of, [Problem(file, duplicate.line, f"{duplicate.key!r} is given twice")]
+    except _Cycle as cycle:
+        return None, line_of, [Problem(file, cycle.line, "a YAML alias refers to itself (a cycle)")]
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else 1
+        return None, line_of, [Problem(file, line, f"YAML error: {error.problem or error}")]
+    finally:
+        loader.dispose()
+    if not isinstance(document, dict):
+        return None, line_of, [Problem(file, root.start_mark.line + 1, not_mapping)]
+    return document, line_of, []
+
+
+def validation_problems(
+    file: str,
+    error: ValidationError,
+    document: Any,
+    line_of: dict[Location, int],
+    subject: str = "trigger",
+) -> list[Problem]:
+    """A pydantic error as ``file:line: place: message``, one per place (``subject`` names
+    the file's top level, for a problem with the whole mapping)."""
+    return [_problem(file, issue, document, line_of, subject) for issue in _distinct(error)]
 
 
 class _Cycle(Exception):
@@ -174,19 +206,23 @@ def _distinct(error: ValidationError) -> list[dict[str, Any]]:
 
 
 def _problem(
-    file: str, issue: dict[str, Any], document: Any, line_of: dict[Location, int]
+    file: str,
+    issue: dict[str, Any],
+    document: Any,
+    line_of: dict[Location, int],
+    subject: str = "trigger",
 ) -> Problem:
     names_a_field = issue["type"] in ("missing", "extra_forbidden")
     data_location = _data_location(tuple(issue["loc"]), document, names_a_field)
     line = _line(data_location, line_of)
-    where = ".".join(str(part) for part in data_location) or "trigger"
+    where = ".".join(str(part) for part in data_location) or subject
     message = str(issue["msg"]).removeprefix("Value error, ")
     if issue["type"] == "extra_forbidden":
         message = f"unknown field {data_location[-1]!r}"
-        where = ".".join(str(part) for part in data_location[:-1]) or "trigger"
+        where = ".".join(str(part) for part in data_location[:-1]) or subject
     elif issue["type"] == "missing":
         message = f"{data_location[-1] if data_location else 'field'!s} is required"
-        where = ".".join(str(part) for part in data_location[:-1]) or "trigger"
+        where = ".".join(str(part) for part in data_location[:-1]) or subject
     return Problem(file, line, f"{where}: {message}")
 
 

@@ -1,0 +1,196 @@
+"""Predictions: what scoring costs per event, how big the artefact is, how long training
+takes, and how close the model comes to the truth.
+
+The simulated shop of ``bench/shop_truth.py`` (``NUDGE_BENCH_PREDICT_PEOPLE`` shoppers, 3,000
+by default, over 90 days) goes through ``read_events`` (the parsing ``nudge train`` does)
+and ``nudge.service.train.train`` with the shipped ``churn`` prediction: 8 weekly cut-offs,
+the latest 2 held out. Then a second model of 200 trees of full depth 6 (no leaf cap, 5
+people a leaf at least: the most nodes a row can walk) is fitted on the same training rows,
+and the held-out rows are scored one at a time: by the pure-Python scorer from its JSON
+artefact (what Evaluate loads) and by the library's ``predict_proba`` on a one-row array
+(what a Lambda with scikit-learn would call per event; the first 500 held-out rows).
+The pure scorer is timed both ways: walking the arrays, and compiled to one Python
+function of nested ifs (what ``ScoreModel.score`` uses; compiled on first use, timed too).
+Median per row, each row timed alone with ``perf_counter``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nudge.adapters.gbdt import GbdtParams, fit
+from nudge.domain.predictions.loader import load_predictions
+from nudge.domain.predictions.score import ScoreModel, parse_model
+from nudge.service.backtest import read_events
+from nudge.service.train import Plan, Trained, train
+from rich.console import Console
+from threadpoolctl import threadpool_limits
+
+from bench.common import Figures, side_by_side
+from bench.shop_truth import TruthMix, simulate_truth
+
+__all__ = ["run"]
+
+ROOT = Path(__file__).resolve().parents[1]
+PEOPLE = int(os.environ.get("NUDGE_BENCH_PREDICT_PEOPLE", "3000"))
+WORST_CASE = GbdtParams(trees=200, depth=6, leaves=None, min_leaf=5)
+
+
+def run(console: Console) -> Figures:
+    churn = load_predictions(ROOT / "predictions").get("churn")
+    assert churn is not None
+    started = time.perf_counter()
+    shop = simulate_truth(TruthMix(people=PEOPLE))
+    simulated = time.perf_counter()
+    events, _ = read_events(json.dumps(message) for message in shop.messages)
+    parsed = time.perf_counter()
+    result = train(
+        churn,
+        events,
+        Plan(),
+        datetime.now(UTC),
+        truth=lambda person, cutoff: shop.truth(person.value, cutoff, churn.horizon),
+    )
+    trained = time.perf_counter()
+    assert isinstance(result, Trained)
+    timings = {
+        "simulate": simulated - started,
+        "read events": parsed - simulated,
+        "features, fit, report": trained - parsed,
+    }
+    figures: Figures = {"people": PEOPLE, "events": len(events), "training_seconds": timings}
+    figures["quality"] = _quality(console, result)
+    figures["scoring"] = _scoring(console, result)
+    figures["import_ms"] = _import_ms()
+    console.print(
+        side_by_side(
+            f"Training time, {PEOPLE:,} shoppers, {len(events):,} events, 90 days",
+            ["step", "seconds"],
+            [[step, f"{seconds:.1f}"] for step, seconds in timings.items()],
+        )
+    )
+    console.print(
+        f"  importing the scorer in a fresh interpreter: {figures['import_ms']:.1f} ms"
+        " (beyond json, math and dataclasses)"
+    )
+    return figures
+
+
+def _quality(console: Console, result: Trained) -> Figures:
+    report = result.report
+    console.print(
+        side_by_side(
+            f"Held-out churn quality: {report.held_out_rows:,} rows at"
+            f" {len(report.held_out_cutoffs)} cut-offs (train {report.train_rows:,})",
+            ["measure", "model (200 trees, depth 6, 31 leaves)", "true probabilities"],
+            [
+                ["AUC", f"{report.auc:.3f}", f"{report.ceiling_auc or 0:.3f}"],
+                [
+                    "prediction quality",
+                    f"{report.quality:.1%}",
+                    f"{report.ceiling_quality or 0:.1%}",
+                ],
+            ],
+        )
+    )
+    return {
+        "auc": report.auc,
+        "ceiling_auc": report.ceiling_auc,
+        "quality": report.quality,
+        "ceiling_quality": report.ceiling_quality,
+        "held_out_rows": report.held_out_rows,
+        "train_rows": report.train_rows,
+    }
+
+
+def _scoring(console: Console, result: Trained) -> Figures:
+    rows = [row.features for row in result.split.train]
+    labels = [row.label for row in result.split.train]
+    booster = fit(rows, labels, WORST_CASE)
+    artefact = json.dumps(
+        {**result.artefact, "base": booster.base, "trees": booster.trees}, separators=(",", ":")
+    )
+    model = parse_model(artefact)
+    assert isinstance(model, ScoreModel)
+    held_out = [row.features for row in result.split.held_out]
+    started = time.perf_counter()
+    model.fast_probability(held_out[0])  # the first call compiles the trees
+    compile_ms = (time.perf_counter() - started) * 1000
+    compiled = _per_row_us(model.fast_probability, held_out)
+    walked = _per_row_us(model.probability, held_out)
+    library = booster.model
+    # One thread, as in training: a one-row predict gains nothing from more, and on a busy
+    # machine OpenMP's waiting threads would be what is measured.
+    with threadpool_limits(limits=1):
+        library.predict_proba(_one_row(held_out[0]))  # warm the library once
+        theirs = _per_row_us(lambda row: library.predict_proba(_one_row(row)), held_out[:500])
+    nodes = sum(len(tree["feature"]) for tree in booster.trees)
+    size = len(artefact.encode())
+    zipped = len(gzip.compress(artefact.encode(), 9))
+    console.print(
+        side_by_side(
+            f"Scoring one row, 200 trees of depth 6 ({nodes:,} nodes), median µs",
+            ["scorer", "µs per row"],
+            [
+                ["pure Python, trees compiled (Evaluate's)", f"{compiled:.1f}"],
+                ["pure Python, walking the arrays", f"{walked:.1f}"],
+                ["scikit-learn predict_proba, one-row array", f"{theirs:.1f}"],
+            ],
+        )
+    )
+    console.print(
+        f"  artefact {size / 1024:.0f} KB of JSON ({zipped / 1024:.0f} KB gzipped);"
+        f" compiling its trees on first use: {compile_ms:.0f} ms"
+    )
+    return {
+        "compiled_us": compiled,
+        "walked_us": walked,
+        "library_us": theirs,
+        "compile_ms": compile_ms,
+        "artefact_bytes": size,
+        "gzip_bytes": zipped,
+        "nodes": nodes,
+    }
+
+
+def _one_row(row: list[float | None]) -> Any:
+    import numpy
+
+    return numpy.array([[numpy.nan if x is None else x for x in row]])
+
+
+def _per_row_us(
+    score: Callable[[list[float | None]], object], rows: list[list[float | None]]
+) -> float:
+    timings = []
+    for row in rows:
+        started = time.perf_counter()
+        score(row)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1e6
+
+
+def _import_ms() -> float:
+    """Median of 5 fresh interpreters importing the scorer, less 5 importing only what it
+    imports from the standard library (json, math, dataclasses: Evaluate has them already)."""
+    path = os.pathsep.join([str(ROOT / "layers" / "nudge"), str(ROOT)])
+    env = {**os.environ, "PYTHONPATH": path}
+
+    def once(code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)
+        return time.perf_counter() - started
+
+    scorer = statistics.median(once("import nudge.domain.predictions.score") for _ in range(5))
+    empty = statistics.median(once("import json, math, dataclasses") for _ in range(5))
+    return (scorer - empty) * 1000

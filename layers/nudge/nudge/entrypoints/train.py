@@ -1,0 +1,129 @@
+"""``nudge train PREDICTION``: read the definition and the recorded events, train, print
+the quality against random (and, on the simulator, against the true probabilities), and
+write the artefact only when training succeeded."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from nudge.domain.person import PersonId
+from nudge.domain.predictions.loader import load_predictions
+from nudge.service.backtest import read_events
+
+__all__ = ["TrainOptions", "run_train"]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    cutoffs: int = 8
+    every: timedelta = timedelta(days=7)
+    held_out: int = 2
+    out: Path | None = None
+    truth: Path | None = None
+
+
+def run_train(
+    prediction_id: str, events_path: Path, predictions_dir: Path, options: TrainOptions
+) -> int:
+    from nudge.service.train import Plan, TooLittleData, train
+
+    loaded = load_predictions(predictions_dir) if predictions_dir.is_dir() else None
+    if loaded is None or loaded.problems:
+        for problem in loaded.problems if loaded else [f"{predictions_dir}: no such folder"]:
+            sys.stderr.write(f"{problem}\n")
+        return 2
+    prediction = loaded.get(prediction_id)
+    if prediction is None:
+        known = ", ".join(p.id for p in loaded.predictions) or "none"
+        sys.stderr.write(f"no prediction {prediction_id!r} in {predictions_dir} (known: {known})\n")
+        return 2
+    with events_path.open(encoding="utf-8") as lines:
+        events, skipped = read_events(lines)
+    truth = _truth(options.truth, prediction.horizon) if options.truth else None
+    plan = Plan(cutoffs=options.cutoffs, every=options.every, held_out=options.held_out)
+    result = train(prediction, events, plan, datetime.now(UTC), truth)
+    if isinstance(result, TooLittleData):
+        sys.stderr.write(f"{result.message}\n")
+        return 1
+    out = options.out or Path("models") / f"{prediction.id}.json"
+    _write(out, result.artefact)
+    _print(result.report.to_json(), len(events), len(skipped), out)
+    return 0
+
+
+def _truth(path: Path, horizon: timedelta) -> Callable[[PersonId, datetime], float | None]:
+    """The simulator's true probabilities (bench/shop_truth.py writes them), by person and
+    cut-off; None where it has none (another horizon, a cut-off not at midnight)."""
+    table: dict[str, dict[str, float]] = {}
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            if record.get("horizon_seconds") == horizon.total_seconds():
+                table[str(record["userId"])] = record["at"]
+
+    def lookup(person: PersonId, cutoff: datetime) -> float | None:
+        value = table.get(person.value, {}).get(cutoff.isoformat())
+        return None if value is None else float(value)
+
+    return lookup
+
+
+def _write(out: Path, artefact: dict[str, Any]) -> None:
+    """All or nothing: a half-written artefact would replace a good one."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(artefact, separators=(",", ":")), encoding="utf-8")
+    os.replace(partial, out)
+
+
+def _print(report: dict[str, Any], events: int, skipped: int, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"{events} events ({skipped} skipped); trained on {report['train_rows']} rows"
+        f" ({report['train_positives']} positive) at cut-offs {', '.join(report['train_cutoffs'])};"
+        f" held out {report['held_out_rows']} rows ({report['held_out_positives']} positive)"
+        f" at {', '.join(report['held_out_cutoffs'])}"
+    )
+    quality = Table(title="held-out quality")
+    for column in ("measure", "model", "true probabilities (ceiling)"):
+        quality.add_column(column)
+    ceiling = report["ceiling_auc"] is not None
+    quality.add_row(
+        "AUC",
+        f"{report['auc']:.3f}",
+        f"{report['ceiling_auc']:.3f}" if ceiling else "n/a (no --truth)",
+    )
+    quality.add_row(
+        "prediction quality (average lift over random)",
+        f"{report['quality']:.0%}",
+        f"{report['ceiling_quality']:.0%}" if ceiling else "n/a",
+    )
+    console.print(quality)
+    bins = Table(title="calibration (held out)")
+    for column in ("predicted", "people", "mean predicted", "observed"):
+        bins.add_column(column)
+    for row in report["calibration"]:
+        bins.add_row(
+            f"{row['low']:.0%}-{row['high']:.0%}",
+            str(row["count"]),
+            f"{row['predicted']:.1%}",
+            f"{row['observed']:.1%}",
+        )
+    console.print(bins)
+    features = Table(title="features that matter most (share of split gain)")
+    features.add_column("feature")
+    features.add_column("share")
+    for name, share in report["importance"][:8]:
+        features.add_row(name, f"{share:.1%}")
+    console.print(features)
+    console.print(f"wrote {out}")
