@@ -488,3 +488,22 @@ def test_a_visitor_who_never_identifies_leaves_at_the_first_wait(
     # then
     assert _queued(aws) == []
     assert _timers(aws, person="a:anon-1") == []
+
+
+def test_a_visitor_without_an_email_is_not_sent_the_step_a_checkout_moves_on_to(
+    aws: Aws, ingest: Invoke, stream: Stream
+):
+    """then: continue on a visitor's Checkout Started judges the audience first: a visitor
+    with no email leaves the journey there, as they would have at the timeout."""
+    # given
+    _send(ingest, stream, _added("c1", 10.0, anonymousId="anon-1"), at=NOW)
+    started = NOW + 2 * HOUR
+    checkout = _track("Checkout Started", "checkout-c1", started, {"anonymousId": "anon-1"})
+    checkout["properties"] = {"cart_id": "c1"}
+    # when
+    _send(ingest, stream, checkout, at=started)
+    # then
+    assert _queued(aws, FOLLOW_UP) == []
+    assert _timers(aws, FOLLOW_UP, "a:anon-1") == []
+    (exited,) = [d for d in _decisions(aws, FOLLOW_UP, "a:anon-1") if d["outcome"] == "exited"]
+    assert "no longer in the audience" in exited["reason"]

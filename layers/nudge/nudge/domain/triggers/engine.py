@@ -310,14 +310,20 @@ def _maybe_arrived(
     trigger: Trigger, timer: Pending, person: PersonId, facts: Facts, result: Result
 ) -> None:
     """A journey waiting at a wait_until step, and the event may be the one it waits for:
-    it ends the journey or moves it on now, as the step's ``then`` says."""
+    it ends the journey or moves it on now, as the step's ``then`` says. The audience is
+    judged first, as at the due time (``_journey_due``): a visitor's is not judged at entry
+    when the journey starts by waiting, and continuing must not send to one outside it."""
     step = waiting_at(trigger.steps or [], timer.step)
     if not isinstance(step, WaitUntilStep) or not arrives(
         step.wait_until, timer, facts.event, facts
     ):
         return
     walker = _walker(trigger, timer, person, facts)
-    actions, decisions = _answered(walker, trigger, timer, step.wait_until, facts.event)
+    failed = _audience_failed(trigger, timer, facts)
+    if failed is not None:
+        actions, decisions = walker.leave(timer, "audience", f"no longer in the audience: {failed}")
+    else:
+        actions, decisions = _answered(walker, trigger, timer, step.wait_until, facts.event)
     result.actions.extend(actions)
     result.decisions.extend(decisions)
 
