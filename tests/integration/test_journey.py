@@ -6,7 +6,6 @@ whatever is redelivered, late or interrupted."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 from nudge.adapters import keys
 from nudge.adapters.engine_store import EngineStore
+from nudge.adapters.queue import SendQueue
 from nudge.domain.person import PersonId
 
 from tests.integration._harness import NOW, Aws, Invoke, Stream, beacon
@@ -182,17 +182,21 @@ def _decisions(aws: Aws, trigger: str = SERIES, person: str = ADA) -> list[dict[
 def _queued(aws: Aws, trigger: str = SERIES) -> list[tuple[str, str, str]]:
     """The trigger's fires on the send queue, in the order queued: (occurrence, template,
     fired at). Received, so each is seen once."""
+    return [
+        (fire["occurrence"], fire["template"], fire["firedAt"])
+        for fire in _queued_fires(aws)
+        if fire["trigger"] == trigger
+    ]
+
+
+def _queued_fires(aws: Aws) -> list[dict[str, Any]]:
     url = aws.environment("Evaluate")["NUDGE_SEND_QUEUE_URL"]
     fires = []
     while messages := aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
         "Messages", []
     ):
         fires += [json.loads(message["Body"]) for message in messages]
-    return [
-        (fire["occurrence"], fire["template"], fire["firedAt"])
-        for fire in fires
-        if fire["trigger"] == trigger
-    ]
+    return fires
 
 
 def _at(moment: datetime) -> str:
@@ -433,7 +437,7 @@ def test_a_crash_before_the_timer_moved_on_does_not_send_the_step_again(
     the redelivered timer sends no second reminder and the journey goes on to step 2."""
     # given
     (schedule,) = _schedules(aws)
-    _crash_once(monkeypatch, "save_timer", EngineStore.save_timer)
+    _crash_once(monkeypatch, EngineStore, "save_timer")
     with pytest.raises(RuntimeError, match="died"):
         evaluate(_timer_event(schedule))
     assert _queued(aws) == [REMINDER]
@@ -446,16 +450,36 @@ def test_a_crash_before_the_timer_moved_on_does_not_send_the_step_again(
     assert _queued(aws) == [LAST_CALL]
 
 
-def _crash_once(monkeypatch: pytest.MonkeyPatch, name: str, real: Callable[..., Any]) -> None:
-    """EngineStore.<name> raises the first time it is called, then works."""
-    failures = [RuntimeError("the process died before the timer moved on")]
+def test_a_crash_before_a_steps_send_was_queued_sends_it_on_redelivery(
+    aws: Aws, evaluate: Invoke, cart_begun: None, monkeypatch: pytest.MonkeyPatch
+):
+    """The process dies after claiming the reminder, before queueing it: the redelivered
+    timer queues it once and moves on."""
+    # given
+    (schedule,) = _schedules(aws)
+    _crash_once(monkeypatch, SendQueue, "send")
+    with pytest.raises(RuntimeError, match="died"):
+        evaluate(_timer_event(schedule))
+    assert _queued(aws) == []
+    # when
+    retry = evaluate(_timer_event(schedule))
+    # then
+    assert retry == {"decisions": ["fired", "pending"]}
+    assert _queued(aws) == [REMINDER]
+    assert [timer["step"]["S"] for timer in _timers(aws)] == ["2"]
 
-    def crash_once(store: EngineStore, *args: Any) -> Any:
+
+def _crash_once(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> None:
+    """``owner.name`` raises the first time it is called, then works."""
+    real = getattr(owner, name)
+    failures = [RuntimeError("the process died halfway")]
+
+    def crash_once(self: Any, *args: Any) -> Any:
         if failures:
             raise failures.pop()
-        return real(store, *args)
+        return real(self, *args)
 
-    monkeypatch.setattr(EngineStore, name, crash_once)
+    monkeypatch.setattr(owner, name, crash_once)
 
 
 # ---- identity -------------------------------------------------------------------------------
@@ -473,8 +497,27 @@ def test_a_visitor_who_identifies_during_the_first_wait_gets_the_reminder(
     # when
     _run_clock(aws, evaluate, REMINDER_DUE)
     # then
-    assert _queued(aws) == [REMINDER]
+    (fire,) = _queued_fires(aws)
+    assert (fire["occurrence"], fire["template"], fire["firedAt"]) == REMINDER
+    assert (fire["person"], fire["userId"], fire["anonymousId"]) == (ADA, ADA_ID, "anon-1")
     assert [timer["step"]["S"] for timer in _timers(aws, person="a:anon-1")] == ["2"]
+
+
+def test_a_visitors_journey_is_ended_by_the_order_of_the_user_they_became(
+    aws: Aws, ingest: Invoke, stream: Stream, evaluate: Invoke
+):
+    """The timer stays under the visitor's partition; the user's Order Completed ends it."""
+    # given
+    _send(ingest, stream, _added("c1", 10.0, anonymousId="anon-1"), at=NOW)
+    _send(ingest, stream, _identify(ADA_ID, anonymous_id="anon-1"), at=NOW + HOUR / 3)
+    _run_clock(aws, evaluate, REMINDER_DUE)
+    ordered = REMINDER_DUE + HOUR
+    # when
+    _send(ingest, stream, _order("c1", ordered), at=ordered)
+    _run_clock(aws, evaluate, BRANCH_DUE + DAY)
+    # then
+    assert _queued(aws) == [REMINDER]
+    assert (_timers(aws, person="a:anon-1"), _schedules(aws)) == ([], [])
 
 
 def test_a_visitor_who_never_identifies_leaves_at_the_first_wait(
