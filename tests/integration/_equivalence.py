@@ -12,17 +12,18 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
 from nudge.domain.triggers.loader import load_triggers
-from nudge.service.backtest import backtest, read_events
+from nudge.service.backtest import BacktestReport, backtest, read_events
 
 from local.template import Template
 from tests.conftest import REPO
 from tests.integration._harness import Aws, Invoke, Stream, beacon, mocked_account
 
-__all__ = ["Fires", "Live", "Sent", "backtested", "live", "per_day"]
+__all__ = ["Fires", "Live", "Sent", "backtest_fires", "backtested", "live", "per_day"]
 
 # (user, occurrence, fire time): who fires, for what, when.
 Fires = list[tuple[str, str, datetime]]
@@ -135,10 +136,14 @@ def live(
     trigger: str,
     until: datetime,
     first_sweep: datetime | None = None,
+    triggers: Path | None = None,
 ) -> Fires:
     """The trigger's fires on the live path, its clock run on to ``until`` after the last
-    message; with ``first_sweep``, the hourly sweep runs from then on."""
+    message; with ``first_sweep``, the hourly sweep runs from then on; with ``triggers``,
+    the functions load that folder instead of the shipped one."""
     with mocked_account(template, session) as aws:
+        if triggers is not None:
+            aws.monkeypatch.setenv("NUDGE_TRIGGERS_DIR", str(triggers))
         world = Live.start(aws, first_sweep)
         for item in sent:
             world.run_clock(item.at)
@@ -149,12 +154,30 @@ def live(
 
 def backtested(sent: list[Sent], trigger: str) -> dict[str, int]:
     """The backtest's fires per day, over the messages the table holds (each stored once)."""
+    report = _backtest(sent, trigger, REPO / "triggers").triggers[trigger]
+    return dict(report.per_day)
+
+
+def backtest_fires(sent: list[Sent], trigger: str, triggers: Path, until: datetime) -> Fires:
+    """Every fire the backtest makes for the trigger (loaded from ``triggers``), its clock
+    run on to ``until`` as the live path's is."""
+    report = _backtest(sent, trigger, triggers, until)
+    return sorted(
+        (str(fire.person.user_id), fire.occurrence, fire.at)
+        for fire in report.fired
+        if fire.trigger == trigger
+    )
+
+
+def _backtest(
+    sent: list[Sent], trigger: str, folder: Path, until: datetime | None = None
+) -> BacktestReport:
+    """The backtest over the messages the table holds (each stored once)."""
     lines = [json.dumps(item.message) for item in sent if not item.resend]
     events, skipped = read_events(lines)
     assert skipped == []
-    shipped = load_triggers(REPO / "triggers")
-    report = backtest(events, [t for t in shipped.triggers if t.id == trigger]).triggers[trigger]
-    return dict(report.per_day)
+    loaded = load_triggers(folder)
+    return backtest(events, [t for t in loaded.triggers if t.id == trigger], until=until)
 
 
 def per_day(fires: Fires, until: datetime) -> dict[str, int]:
