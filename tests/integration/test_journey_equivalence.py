@@ -78,15 +78,15 @@ def histories(draw: st.DrawFn) -> list[Sent]:
     for number, gap in enumerate(draw(st.lists(gaps, min_size=1, max_size=12))):
         clock += timedelta(minutes=gap)
         kind = draw(st.sampled_from(["add", "add", "add", "checkout", "order", "resend"]))
-        if kind == "resend":
-            if number > 0:
-                earlier = draw(st.sampled_from(sent[len(users) :]))
-                sent.append(Sent(clock, earlier.message, resend=True))
+        if kind == "resend" and len(sent) > len(users):
+            earlier = draw(st.sampled_from(sent[len(users) :]))
+            sent.append(Sent(clock, earlier.message, resend=True))
             continue
         user = draw(st.sampled_from(users))
         cart = draw(st.sampled_from([*CARTS, None] if kind == "order" else CARTS))
         price = draw(st.sampled_from(PRICES))
-        sent.append(_track(user, KINDS[kind], number, clock, cart, price))
+        name = KINDS.get(kind, "Product Added")  # a resend with nothing to resend: an add
+        sent.append(_track(user, name, number, clock, cart, price))
     return sent
 
 
