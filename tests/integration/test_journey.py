@@ -5,6 +5,7 @@ whatever is redelivered, late or interrupted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -150,6 +151,18 @@ def _timer_event(schedule: dict[str, Any], scheduled: datetime | None = None) ->
     return event
 
 
+def _run(
+    aws: Aws, evaluate: Invoke, schedule: dict[str, Any], scheduled: datetime | None = None
+) -> dict[str, Any]:
+    """Scheduler runs a schedule: Evaluate invoked with its input; the run complete, the
+    schedule is deleted (ActionAfterCompletion DELETE), which moto does not do itself."""
+    response = evaluate(_timer_event(schedule, scheduled))
+    group = aws.environment("Evaluate")["NUDGE_SCHEDULE_GROUP"]
+    with contextlib.suppress(aws.scheduler.exceptions.ResourceNotFoundException):
+        aws.scheduler.delete_schedule(Name=schedule["Name"], GroupName=group)
+    return response
+
+
 def _run_clock(aws: Aws, evaluate: Invoke, until: datetime, trigger: str = SERIES) -> None:
     """Each of the trigger's schedules due by ``until`` invoked at its due time, earliest
     first, the ones a step arms included."""
@@ -160,7 +173,7 @@ def _run_clock(aws: Aws, evaluate: Invoke, until: datetime, trigger: str = SERIE
         if s["Name"] not in invoked and datetime.fromisoformat(s["payload"]["due"]) <= until
     ]:
         invoked.add(due[0]["Name"])
-        evaluate(_timer_event(due[0]))
+        _run(aws, evaluate, due[0])
 
 
 def _timers(aws: Aws, trigger: str = SERIES, person: str = ADA) -> list[dict[str, Any]]:
@@ -251,7 +264,7 @@ def test_the_first_timer_sends_the_reminder_and_waits_at_the_checkout_step(
     # given
     (schedule,) = _schedules(aws)
     # when
-    response = evaluate(_timer_event(schedule))
+    response = _run(aws, evaluate, schedule)
     # then
     assert response == {"decisions": ["fired", "pending"]}
     assert _queued(aws) == [REMINDER]
@@ -376,8 +389,8 @@ def test_a_schedule_invoked_twice_sends_its_step_once(aws: Aws, evaluate: Invoke
     """Scheduler delivering the first timer twice: one reminder, the journey one step on."""
     # given
     (schedule,) = _schedules(aws)
-    evaluate(_timer_event(schedule))
-    # when
+    _run(aws, evaluate, schedule)
+    # when: the same run delivered again (at least once)
     again = evaluate(_timer_event(schedule))
     # then
     assert again == {"decisions": []}
@@ -391,9 +404,9 @@ def test_an_old_steps_schedule_fired_after_the_journey_moved_on_does_nothing(
     """The first timer's schedule, fired again once step 2's has run, neither sends nor skips."""
     # given
     (first,) = _schedules(aws)
-    evaluate(_timer_event(first))
+    _run(aws, evaluate, first)
     (second,) = _schedules(aws)
-    evaluate(_timer_event(second))
+    _run(aws, evaluate, second)
     # when
     late = evaluate(_timer_event(first, BRANCH_DUE + HOUR))
     # then
@@ -407,9 +420,9 @@ def test_the_last_steps_schedule_invoked_twice_sends_once(
     """Step 2's schedule delivered twice: one last call."""
     # given
     (first,) = _schedules(aws)
-    evaluate(_timer_event(first))
+    _run(aws, evaluate, first)
     (second,) = _schedules(aws)
-    evaluate(_timer_event(second))
+    _run(aws, evaluate, second)
     # when
     again = evaluate(_timer_event(second))
     # then
@@ -423,7 +436,7 @@ def test_a_late_timer_runs_its_step_once(aws: Aws, evaluate: Invoke, cart_begun:
     (schedule,) = _schedules(aws)
     late = REMINDER_DUE + 5 * HOUR
     # when
-    responses = [evaluate(_timer_event(schedule, late)) for _ in range(2)]
+    responses = [_run(aws, evaluate, schedule, late), evaluate(_timer_event(schedule, late))]
     # then
     assert responses == [{"decisions": ["fired", "pending"]}, {"decisions": []}]
     assert _queued(aws) == [("cart_id=c1/1", "cart_reminder", _at(late))]
@@ -441,8 +454,8 @@ def test_a_crash_before_the_timer_moved_on_does_not_send_the_step_again(
     with pytest.raises(RuntimeError, match="died"):
         evaluate(_timer_event(schedule))
     assert _queued(aws) == [REMINDER]
-    # when
-    retry = evaluate(_timer_event(schedule))
+    # when: Scheduler retries the failed run
+    retry = _run(aws, evaluate, schedule)
     # then
     assert retry == {"decisions": ["duplicate", "pending"]}
     assert [timer["step"]["S"] for timer in _timers(aws)] == ["2"]
@@ -461,8 +474,8 @@ def test_a_crash_before_a_steps_send_was_queued_sends_it_on_redelivery(
     with pytest.raises(RuntimeError, match="died"):
         evaluate(_timer_event(schedule))
     assert _queued(aws) == []
-    # when
-    retry = evaluate(_timer_event(schedule))
+    # when: Scheduler retries the failed run
+    retry = _run(aws, evaluate, schedule)
     # then
     assert retry == {"decisions": ["fired", "pending"]}
     assert _queued(aws) == [REMINDER]
