@@ -64,9 +64,10 @@ def is_engagement(event: Event, starts_session: bool) -> bool:
         return True
     if event.type != "track":
         return False
-    if event.name == CLICKED:
+    name = event.name  # a property that reads the body: once, the fold calls this per event
+    if name == CLICKED:
         return True
-    return event.name == OPENED and not _automatic(event)
+    return name == OPENED and not _automatic(event)
 
 
 def counted(hours: Mapping[int, int], slot: int) -> dict[int, int]:
