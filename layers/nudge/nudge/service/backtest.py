@@ -264,6 +264,7 @@ class _Replay:
         self.fired: list[Fire] = []
         # The thresholds each entry trigger samples, by the event names that enter them.
         self.measures: dict[str, list[tuple[str, list[tuple[str, _Measure]]]]] = defaultdict(list)
+        by_path: dict[str, _Measure] = {}  # one measure per path, whichever triggers compare it
         for name, watching in index.by_event.items():
             for trigger in watching:
                 if isinstance(trigger.when, EventMatch) and trigger.when.event == name:
@@ -271,11 +272,12 @@ class _Replay:
                         *trigger.when.where,
                         *([trigger.audience] if trigger.audience else []),
                     ]
-                    self.measures[name].append((trigger.id, _measures(conditions)))
-        # By event name, each threshold's sample list with its measure: looked up once, on
-        # the name's first event (a report lists a threshold once an event entered its
-        # trigger), not a report and a label per threshold on every event.
-        self._sampling: dict[Any, list[tuple[list[float], _Measure]]] = {}
+                    self.measures[name].append((trigger.id, _measures(conditions, by_path)))
+        # By event name, each measure with the sample lists it fills: looked up once, on the
+        # name's first event (a report lists a threshold once an event entered its trigger),
+        # not a report and a label per threshold on every event; and a path many triggers
+        # compare (product_interest's and product_offer's active_seconds) is read once.
+        self._sampling: dict[Any, list[tuple[_Measure, list[list[float]]]]] = {}
 
     # ---- events -------------------------------------------------------------------
 
@@ -542,13 +544,18 @@ class _Replay:
         """What each threshold of the triggers the event enters compares, as found."""
         sampling = self._sampling.get(name)
         if sampling is None:
-            sampling = self._sampling[name] = [
-                (self.reports[trigger].samples[label], measure)
-                for trigger, measures in self.measures.get(name or "", ())
-                for label, measure in measures
-            ]
-        for samples, measure in sampling:
-            samples += measure(facts)
+            sampling = self._sampling[name] = self._sampling_of(name)
+        for measure, filled in sampling:
+            found = measure(facts)
+            for samples in filled:
+                samples += found
+
+    def _sampling_of(self, name: Any) -> list[tuple[_Measure, list[list[float]]]]:
+        lists: dict[_Measure, list[list[float]]] = {}
+        for trigger, measures in self.measures.get(name or "", ()):
+            for label, measure in measures:
+                lists.setdefault(measure, []).append(self.reports[trigger].samples[label])
+        return list(lists.items())
 
 
 class _EventFacts(Facts):
@@ -609,8 +616,11 @@ def _latest_hour(profiles: Sequence[Profile]) -> datetime | None:
 _Measure = Callable[[Facts], list[float]]
 
 
-def _measures(conditions: Sequence[Condition]) -> list[tuple[str, _Measure]]:
-    """For each threshold (a numeric comparison), how to find the quantity it compares."""
+def _measures(
+    conditions: Sequence[Condition], by_path: dict[str, _Measure]
+) -> list[tuple[str, _Measure]]:
+    """For each threshold (a numeric comparison), how to find the quantity it compares: a
+    path's measure is the one ``by_path`` holds for it, if any (a count is its own)."""
     found: list[tuple[str, _Measure]] = []
     stack: list[Any] = list(conditions)
     while stack:
@@ -620,7 +630,9 @@ def _measures(conditions: Sequence[Condition]) -> list[tuple[str, _Measure]]:
         elif isinstance(condition, Count):
             found.append((f"count of {condition.count.event}", _counted(condition)))
         elif isinstance(condition, Predicate) and condition.operator in _NUMERIC:
-            found.append((condition.path, _numbers(compile_path(condition.path))))
+            path = condition.path
+            measure = by_path.get(path) or _numbers(compile_path(path))
+            found.append((path, by_path.setdefault(path, measure)))
     return found
 
 
