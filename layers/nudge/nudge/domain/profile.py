@@ -224,9 +224,11 @@ def _identify(profile: Profile, event: Event, fields: dict[str, Any]) -> None:
             fields["groups"] = {**groups, group_id: merged}
     if not is_user:
         return  # only a user's profile links anonymous ids
-    linked = [event.anonymous_id] if event.user_id else []
+    linked = [event.anonymous_id] if event.user_id and event.anonymous_id else []
     if event.type == "alias" and event.previous_id:
         linked.append(event.previous_id)
+    if not linked:
+        return  # most events: a user's, with no visitor id to link
     known = profile.anonymous_ids
     new_ids = [anon for anon in linked if anon and anon not in known]
     if new_ids:

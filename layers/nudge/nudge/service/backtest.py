@@ -250,11 +250,13 @@ class _Replay:
         # The by_seen_hour index: who was last seen in each hour, and each person's hour.
         self.seen_in: dict[datetime, set[PersonId]] = defaultdict(set)
         self.seen_hour: dict[PersonId, datetime] = {}
-        self.seen_moments: dict[PersonId, tuple[str, str]] = {}
+        self.seen_moments: dict[PersonId, str] = {}
+        self.hours: dict[str, datetime | None] = {}  # sweep_hour by the text of its hour
         # People whose history was appended out of time order: _history sorts theirs.
         self.unordered: set[PersonId] = set()
         self._inactive: list[list[float]] | None = None
         self.people: dict[tuple[str, str], PersonId] = {}  # one PersonId per person, reused
+        self.users: dict[str, PersonId] = {}  # the users among them, by userId
         self.next_sweep: datetime | None = None
         self.reports: dict[str, TriggerReport] = {
             trigger: TriggerReport() for trigger in index.triggers
@@ -299,7 +301,7 @@ class _Replay:
         self.profiles[person] = profile
         self._index_seen(person, profile)
         body = event.body
-        self._remember(person, body)
+        history = self._remember(person, body)
         now = event.timestamp
         name = event_name(body)
         pending: list[Pending] = []
@@ -313,7 +315,7 @@ class _Replay:
                 pending = [timer for timer in pending if timer.step is None or self._armed(timer)]
         if not pending and name not in self.index.by_event:
             return  # no trigger watches the event and no timer waits: it decides nothing
-        facts = _EventFacts.of(now, body, profile, self.history[person])
+        facts = _EventFacts.of(now, body, profile, history)
         self._sample(name, facts)
         arms = self.arms[person]
         result = on_event(self.index, person, facts, pending, arms)
@@ -334,22 +336,26 @@ class _Replay:
             ]
         return self._inactive
 
-    def _remember(self, person: PersonId, body: dict[str, Any]) -> None:
-        """Appends to the person's history, noting one that is no longer in time order
-        (an unsorted replay): ``_history`` sorts only those."""
+    def _remember(self, person: PersonId, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Appends to the person's history, and returns it, noting one that is no longer in
+        time order (an unsorted replay): ``_history`` sorts only those."""
         history = self.history[person]
-        if history and person not in self.unordered and _when(body) < _when(history[-1]):
+        if history and _when(body) < _when(history[-1]):
             self.unordered.add(person)
         history.append(body)
+        return history
 
     def _index_seen(self, person: PersonId, profile: Profile) -> None:
         # What sweep_hour reads: the last activity and the last fold, both written by
-        # timefmt.iso (UTC, fixed width), so their text up to the hour names the hour.
-        moments = (profile.last_seen or "")[:13], (profile.folded_at or "")[:13]
-        if self.seen_moments.get(person) == moments:
+        # timefmt.iso (UTC, fixed width), so the later one is the greater text, and its
+        # text up to the hour names the hour: the hour is worked out once per such text.
+        moment = max(profile.last_seen or "", profile.folded_at or "")[:13]
+        if self.seen_moments.get(person) == moment:
             return  # the hour is unchanged
-        self.seen_moments[person] = moments
-        hour = profile.sweep_hour()
+        self.seen_moments[person] = moment
+        hour = self.hours.get(moment)
+        if hour is None:
+            hour = self.hours[moment] = profile.sweep_hour()
         if hour is None:
             return
         if self.next_sweep is None:
@@ -361,17 +367,19 @@ class _Replay:
         self.seen_hour[person] = hour
 
     def _person(self, event: Event) -> PersonId:
-        if event.user_id:
-            return self._known("user", event.user_id)
-        user = self.links.get(event.anonymous_id or "")
+        user = event.user_id or self.links.get(event.anonymous_id or "")
         if user:
-            return self._known("user", user)
+            # The usual case, once per event: the user's one PersonId, by their id alone.
+            person = self.users.get(user)
+            return person if person is not None else self._known("user", user)
         return PersonId.of(None, event.anonymous_id)  # raises as it would without an id
 
     def _known(self, kind: Literal["user", "anonymous"], value: str) -> PersonId:
         person = self.people.get((kind, value))
         if person is None:
             person = self.people[(kind, value)] = PersonId(kind, value)
+            if kind == "user":
+                self.users[value] = person
         return person
 
     def _partitions(self, person: PersonId) -> list[PersonId]:
