@@ -305,7 +305,10 @@ class _Replay:
         now = event.timestamp
         name = event_name(body)
         pending: list[Pending] = []
-        if self.timers:  # every queued timer is in the heap
+        # Only an exit's or an awaited event's name acts on a waiting timer (on_event matches
+        # the name first): the person's timers are gathered for those events alone, not for
+        # each page view of someone with a cart pending.
+        if self.timers and name in self.index.exit_names:  # every queued timer is in the heap
             partitions = self._partitions(person)
             for part in dict.fromkeys(partitions) if len(partitions) > 1 else partitions:
                 pending += self.queued.get(part, ())
