@@ -8,7 +8,7 @@ __all__ = ["from_epoch_ms", "hour_of", "iso"]
 
 
 def iso(moment: datetime) -> str:
-    # isoformat, not strftime: the same text in under half the time (the fold writes one per
+    # isoformat, not strftime: the same text in under half the time (intake writes a few per
     # event), and four-digit years below 1000 too. A moment already in UTC, the usual one,
     # skips astimezone; the first 23 characters end at the milliseconds, before the offset.
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
