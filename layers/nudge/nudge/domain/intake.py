@@ -73,7 +73,8 @@ class Event:
     received_at: datetime
     body: dict[str, Any]
     # The timestamp as timefmt.iso writes it, what the profile keeps: worked out once, by
-    # intake (which writes it into the body too) or else here, not again on every fold.
+    # intake (which writes it into the body too) or else here, not again on every fold. A
+    # copy with another timestamp (dataclasses.replace) passes moment="" to have it redone.
     moment: str = field(default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
