@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -495,3 +495,31 @@ def test_a_write_key_inside_a_batch_item_is_not_stored() -> None:
 
     # then
     assert "writeKey" not in intake.events[0].body
+
+
+def test_an_accepted_event_carries_its_timestamp_as_the_body_writes_it() -> None:
+    """Intake hands on the timestamp's text it wrote into the body: the fold reads it."""
+    # given
+    message = track(timestamp="2026-11-28T13:15:30.123456+02:00")
+
+    # when
+    (accepted,) = parse(message).events
+
+    # then
+    assert accepted.moment == accepted.body["timestamp"] == iso(accepted.timestamp)
+    assert accepted.moment == "2026-11-28T11:15:30.123Z"
+
+
+def test_timestamps_are_written_at_a_fixed_width_whatever_the_offset_or_the_year() -> None:
+    """iso writes UTC to the millisecond, four-digit years too, so the text sorts as time."""
+    # given
+    paris = timezone(timedelta(hours=1))
+
+    # when
+    written = [
+        iso(datetime(2026, 11, 28, 13, 0, 0, 999999, tzinfo=paris)),
+        iso(datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC)),
+    ]
+
+    # then
+    assert written == ["2026-11-28T12:00:00.999Z", "0999-01-02T03:04:05.000Z"]

@@ -420,3 +420,16 @@ def test_a_profile_never_seen_is_filed_nowhere() -> None:
     """No activity, no hour: the sweep never reads it."""
     # given / when / then
     assert Profile(person=PersonId.user("ada")).sweep_hour() is None
+
+
+def test_an_event_built_without_its_timestamp_text_gets_it_from_the_timestamp() -> None:
+    """An Event made elsewhere than intake (a stored item, a test) formats its own moment."""
+    # given
+    at = datetime(2026, 3, 1, 8, 15, 30, 987654, tzinfo=UTC)
+
+    # when
+    made = Event("m-1", "track", "user-1", None, at, at, {"type": "track", "event": "Signed Up"})
+
+    # then
+    assert made.moment == "2026-03-01T08:15:30.987Z"
+    assert fold(Profile(person=PersonId.user("user-1")), made).last_seen == made.moment

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nudge.domain.intake import Event
@@ -54,7 +54,11 @@ _PROXY_AGENTS = ("GoogleImageProxy", "YahooMailProxy", "via ggpht.com")
 
 def hour_of_week(moment: datetime, timezone: object) -> int:
     """0 (Monday 00:00) to 167 (Sunday 23:00) on the clock of ``timezone``, else UTC's."""
-    local = moment.astimezone(zone_of(timezone, "UTC").zone)
+    # Without a timezone (most people), UTC's clock as datetime keeps it: the same hour as
+    # zone_of's ZoneInfo("UTC") gives, in a tenth of the time (the fold calls this at
+    # every session's start).
+    no_zone = timezone is None or timezone == ""
+    local = moment.astimezone(UTC if no_zone else zone_of(timezone, "UTC").zone)
     return local.weekday() * 24 + local.hour
 
 
@@ -64,9 +68,10 @@ def is_engagement(event: Event, starts_session: bool) -> bool:
         return True
     if event.type != "track":
         return False
-    if event.name == CLICKED:
+    name = event.name  # a property that reads the body: once, the fold calls this per event
+    if name == CLICKED:
         return True
-    return event.name == OPENED and not _automatic(event)
+    return name == OPENED and not _automatic(event)
 
 
 def counted(hours: Mapping[int, int], slot: int) -> dict[int, int]:

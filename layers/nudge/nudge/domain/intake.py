@@ -72,6 +72,14 @@ class Event:
     timestamp: datetime
     received_at: datetime
     body: dict[str, Any]
+    # The timestamp as timefmt.iso writes it, what the profile keeps: worked out once, by
+    # intake (which writes it into the body too) or else here, not again on every fold. A
+    # copy with another timestamp (dataclasses.replace) passes moment="" to have it redone.
+    moment: str = field(default="", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.moment:
+            object.__setattr__(self, "moment", iso(self.timestamp))
 
     @property
     def name(self) -> str | None:
@@ -357,11 +365,8 @@ def _normalize(
         if not body.get(optional):
             body.pop(optional, None)  # stored bytes are billed; an empty map says nothing
     message_id = message.messageId or new_id()
-    body.update(
-        messageId=message_id,
-        timestamp=iso(timestamp),
-        receivedAt=iso(received_at),
-    )
+    moment = iso(timestamp)
+    body.update(messageId=message_id, timestamp=moment, receivedAt=iso(received_at))
     if original is not None:
         body["originalTimestamp"] = original
     if sent_at is not None:
@@ -374,6 +379,7 @@ def _normalize(
         timestamp=timestamp,
         received_at=received_at,
         body=body,
+        moment=moment,
     )
 
 

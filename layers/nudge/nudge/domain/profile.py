@@ -14,7 +14,7 @@ from typing import Any
 from nudge.domain.engagement import counted, hour_of_week, is_engagement
 from nudge.domain.intake import Event
 from nudge.domain.person import PersonId
-from nudge.domain.timefmt import hour_of, iso
+from nudge.domain.timefmt import hour_of
 
 __all__ = [
     "DEFAULT_RETENTION",
@@ -177,98 +177,101 @@ class Profile:
 def fold(profile: Profile, event: Event) -> Profile:
     """The profile after one more event. Pure; the caller decides whether it is new.
 
-    Every field that changes is worked out from the old profile and the event, then the
-    new profile is made in one step (``_evolve``): this runs once per event, on the live
-    path and, tens of thousands of times a second, in the backtest, where three
-    ``dataclasses.replace`` calls were half the time spent per event.
+    The new profile's fields start as a copy of the old one's, each change is written into
+    that copy, worked out from the old profile and the event, and the copy becomes the new
+    profile (``_made``): this runs once per event, on the live path and, tens of thousands
+    of times a second, in the backtest, where three ``dataclasses.replace`` calls were half
+    the time spent per event.
     """
-    changes: dict[str, Any] = {}
+    fields = dict(profile.__dict__)  # every field (see _made)
     is_page = event.type in PAGE_TYPES
     # Counts: every event, whatever its time.
-    changes["events"] = profile.events + 1
-    changes["pages"] = profile.pages + is_page
+    fields["events"] = profile.events + 1
+    fields["pages"] = profile.pages + is_page
     name = event.name if event.type == "track" else None
     if name:
         counts = profile.event_counts
         if name not in counts and len(counts) >= MAX_DISTINCT_EVENT_NAMES:
             name = OTHER_EVENTS
-        changes["event_counts"] = {**counts, name: counts.get(name, 0) + 1}
-    _sessionize(profile, event, iso(event.timestamp), is_page, changes)
-    _identify(profile, event, changes)
-    _engage(profile, event, changes)
-    return _evolve(profile, changes)
+        fields["event_counts"] = {**counts, name: counts.get(name, 0) + 1}
+    _sessionize(profile, event, event.moment, is_page, fields)
+    _identify(profile, event, fields)
+    _engage(profile, event, fields)
+    return _made(fields)
 
 
-def _engage(profile: Profile, event: Event, changes: dict[str, Any]) -> None:
-    starts_session = changes.get("sessions", profile.sessions) > profile.sessions
+def _engage(profile: Profile, event: Event, fields: dict[str, Any]) -> None:
+    starts_session = fields["sessions"] > profile.sessions
     if not is_engagement(event, starts_session):
         return
-    traits = changes.get("traits", profile.traits)
+    traits = fields["traits"]
     timezone = traits.get("timezone") or (event.body.get("context") or {}).get("timezone")
     slot = hour_of_week(event.timestamp, timezone)
-    changes["engaged_hours"] = counted(profile.engaged_hours, slot)
+    fields["engaged_hours"] = counted(profile.engaged_hours, slot)
 
 
 def _sessionize(
-    profile: Profile, event: Event, moment: str, is_page: bool, changes: dict[str, Any]
+    profile: Profile, event: Event, moment: str, is_page: bool, fields: dict[str, Any]
 ) -> None:
     first_seen = profile.first_seen
-    changes["first_seen"] = moment if not first_seen or moment < first_seen else first_seen
+    fields["first_seen"] = moment if not first_seen or moment < first_seen else first_seen
     last_seen = profile.last_seen
     if last_seen is None or event.timestamp - _parse(last_seen) > SESSION_GAP:
-        changes["last_seen"] = moment
-        changes["session_id"] = f"{profile.person}@{moment}"
-        changes["session_started"] = moment
-        changes["session_pages"] = int(is_page)
-        changes["session_events"] = 1
-        changes["last_session_pages"] = profile.session_pages if profile.session_id else None
-        changes["sessions"] = profile.sessions + 1
+        fields["last_seen"] = moment
+        fields["session_id"] = f"{profile.person}@{moment}"
+        fields["session_started"] = moment
+        fields["session_pages"] = int(is_page)
+        fields["session_events"] = 1
+        fields["last_session_pages"] = profile.session_pages if profile.session_id else None
+        fields["sessions"] = profile.sessions + 1
         return
     # Within the session, or late but not older than its start: it belongs to this session.
     # A late event older than the current session is counted above but reshapes no session.
-    changes["last_seen"] = moment if moment > last_seen else last_seen
+    fields["last_seen"] = moment if moment > last_seen else last_seen
     started = profile.session_started
     if started is not None and moment >= started:
-        changes["session_pages"] = profile.session_pages + is_page
-        changes["session_events"] = profile.session_events + 1
+        fields["session_pages"] = profile.session_pages + is_page
+        fields["session_events"] = profile.session_events + 1
 
 
-def _identify(profile: Profile, event: Event, changes: dict[str, Any]) -> None:
+def _identify(profile: Profile, event: Event, fields: dict[str, Any]) -> None:
     is_user = profile.person.is_user
     if event.user_id and is_user:
-        changes["user_id"] = event.user_id
+        fields["user_id"] = event.user_id
     if event.type == "identify":
         traits = event.body.get("traits") or {}
-        changes["traits"] = _bounded_merge(profile.traits, traits)
+        fields["traits"] = _bounded_merge(profile.traits, traits)
     elif event.type == "group":
         group_id = str(event.body.get("groupId"))
         groups = profile.groups
         if group_id in groups or len(groups) < MAX_GROUPS:
             traits = event.body.get("traits") or {}
             merged = _bounded_merge(groups.get(group_id, {}), traits)
-            changes["groups"] = {**groups, group_id: merged}
+            fields["groups"] = {**groups, group_id: merged}
     if not is_user:
         return  # only a user's profile links anonymous ids
-    linked = [event.anonymous_id] if event.user_id else []
+    linked = [event.anonymous_id] if event.user_id and event.anonymous_id else []
     if event.type == "alias" and event.previous_id:
         linked.append(event.previous_id)
+    if not linked:
+        return  # most events: a user's, with no visitor id to link
     known = profile.anonymous_ids
     new_ids = [anon for anon in linked if anon and anon not in known]
     if new_ids:
-        changes["anonymous_ids"] = (*known, *new_ids)[-MAX_ANONYMOUS_IDS:]
+        fields["anonymous_ids"] = (*known, *new_ids)[-MAX_ANONYMOUS_IDS:]
 
 
-def _evolve(profile: Profile, changes: dict[str, Any]) -> Profile:
-    """``dataclasses.replace(profile, **changes)``, in a quarter of the time.
+def _made(fields: dict[str, Any]) -> Profile:
+    """``Profile(**fields)``, in a quarter of the time.
 
-    ``replace`` goes through ``__init__``, which sets each of the twenty-odd fields with
+    The dataclass's ``__init__`` sets each of the twenty-odd fields with
     ``object.__setattr__`` (the class is frozen). Profile has no ``__post_init__`` and no
-    ``__slots__``: its state is its ``__dict__``, so a copy of that dictionary with the
-    changes applied is the same value, made with one dict merge. ``changes`` holds field
-    names only (a typo would be a stray attribute, not a field: the fold is its one caller).
+    ``__slots__``: its state is its ``__dict__``, so ``fields`` (a copy of another profile's
+    ``__dict__``, changes written in) becomes the new one's as it is. It holds field names
+    only (a typo would be a stray attribute, not a field: the fold is its one caller).
     """
     made = object.__new__(Profile)
-    object.__setattr__(made, "__dict__", {**profile.__dict__, **changes})
+    object.__setattr__(made, "__dict__", fields)
     return made
 
 

@@ -8,9 +8,11 @@ __all__ = ["from_epoch_ms", "hour_of", "iso"]
 
 
 def iso(moment: datetime) -> str:
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    # isoformat, not strftime: the same text in under half the time (intake writes a few per
+    # event), and four-digit years below 1000 too. A moment already in UTC, the usual one,
+    # skips astimezone; the first 23 characters end at the milliseconds, before the offset.
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def hour_of(moment: datetime) -> datetime:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import heapq
 import json
+from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Literal
 
 from nudge.adapters import keys
@@ -257,11 +259,13 @@ class _Replay:
         # The by_seen_hour index: who was last seen in each hour, and each person's hour.
         self.seen_in: dict[datetime, set[PersonId]] = defaultdict(set)
         self.seen_hour: dict[PersonId, datetime] = {}
-        self.seen_moments: dict[PersonId, tuple[str, str]] = {}
+        self.seen_moments: dict[PersonId, str] = {}
+        self.hours: dict[str, datetime | None] = {}  # sweep_hour by the text of its hour
         # People whose history was appended out of time order: _history sorts theirs.
         self.unordered: set[PersonId] = set()
         self._inactive: list[list[float]] | None = None
         self.people: dict[tuple[str, str], PersonId] = {}  # one PersonId per person, reused
+        self.users: dict[str, PersonId] = {}  # the users among them, by userId
         self.next_sweep: datetime | None = None
         self.reports: dict[str, TriggerReport] = {
             trigger: TriggerReport() for trigger in index.triggers
@@ -271,6 +275,7 @@ class _Replay:
         self.fired: list[Fire] = []
         # The thresholds each entry trigger samples, by the event names that enter them.
         self.measures: dict[str, list[tuple[str, list[tuple[str, _Measure]]]]] = defaultdict(list)
+        by_path: dict[str, _Measure] = {}  # one measure per path, whichever triggers compare it
         for name, watching in index.by_event.items():
             for trigger in watching:
                 if isinstance(trigger.when, EventMatch) and trigger.when.event == name:
@@ -278,7 +283,12 @@ class _Replay:
                         *trigger.when.where,
                         *([trigger.audience] if trigger.audience else []),
                     ]
-                    self.measures[name].append((trigger.id, _measures(conditions)))
+                    self.measures[name].append((trigger.id, _measures(conditions, by_path)))
+        # By event name, each measure with the sample lists it fills: looked up once, on the
+        # name's first event (a report lists a threshold once an event entered its trigger),
+        # not a report and a label per threshold on every event; and a path many triggers
+        # compare (product_interest's and product_offer's active_seconds) is read once.
+        self._sampling: dict[Any, list[tuple[_Measure, list[list[float]]]]] = {}
 
     # ---- events -------------------------------------------------------------------
 
@@ -300,11 +310,14 @@ class _Replay:
         self.profiles[person] = profile
         self._index_seen(person, profile)
         body = event.body
-        self._remember(person, body)
+        history = self._remember(person, body)
         now = event.timestamp
         name = event_name(body)
         pending: list[Pending] = []
-        if self.timers:  # every queued timer is in the heap
+        # Only an exit's or an awaited event's name acts on a waiting timer (on_event matches
+        # the name first): the person's timers are gathered for those events alone, not for
+        # each page view of someone with a cart pending.
+        if self.timers and name in self.index.exit_names:  # every queued timer is in the heap
             partitions = self._partitions(person)
             for part in dict.fromkeys(partitions) if len(partitions) > 1 else partitions:
                 pending += self.queued.get(part, ())
@@ -314,13 +327,7 @@ class _Replay:
                 pending = [timer for timer in pending if timer.step is None or self._armed(timer)]
         if not pending and name not in self.index.by_event:
             return  # no trigger watches the event and no timer waits: it decides nothing
-        facts = Facts(
-            now=now,
-            event=body,
-            traits=profile.traits,
-            profile=profile.facts(now),
-            history=self.history[person],
-        )
+        facts = _EventFacts.of(now, body, profile, history)
         self._sample(name, facts)
         arms = self.arms[person]
         result = on_event(self.index, person, facts, pending, arms)
@@ -352,22 +359,26 @@ class _Replay:
             ]
         return self._inactive
 
-    def _remember(self, person: PersonId, body: dict[str, Any]) -> None:
-        """Appends to the person's history, noting one that is no longer in time order
-        (an unsorted replay): ``_history`` sorts only those."""
+    def _remember(self, person: PersonId, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Appends to the person's history, and returns it, noting one that is no longer in
+        time order (an unsorted replay): ``_history`` sorts only those."""
         history = self.history[person]
-        if history and person not in self.unordered and _when(body) < _when(history[-1]):
+        if history and _when(body) < _when(history[-1]):
             self.unordered.add(person)
         history.append(body)
+        return history
 
     def _index_seen(self, person: PersonId, profile: Profile) -> None:
         # What sweep_hour reads: the last activity and the last fold, both written by
-        # timefmt.iso (UTC, fixed width), so their text up to the hour names the hour.
-        moments = (profile.last_seen or "")[:13], (profile.folded_at or "")[:13]
-        if self.seen_moments.get(person) == moments:
+        # timefmt.iso (UTC, fixed width), so the later one is the greater text, and its
+        # text up to the hour names the hour: the hour is worked out once per such text.
+        moment = max(profile.last_seen or "", profile.folded_at or "")[:13]
+        if self.seen_moments.get(person) == moment:
             return  # the hour is unchanged
-        self.seen_moments[person] = moments
-        hour = profile.sweep_hour()
+        self.seen_moments[person] = moment
+        hour = self.hours.get(moment)
+        if hour is None:
+            hour = self.hours[moment] = profile.sweep_hour()
         if hour is None:
             return
         if self.next_sweep is None:
@@ -379,17 +390,19 @@ class _Replay:
         self.seen_hour[person] = hour
 
     def _person(self, event: Event) -> PersonId:
-        if event.user_id:
-            return self._known("user", event.user_id)
-        user = self.links.get(event.anonymous_id or "")
+        user = event.user_id or self.links.get(event.anonymous_id or "")
         if user:
-            return self._known("user", user)
+            # The usual case, once per event: the user's one PersonId, by their id alone.
+            person = self.users.get(user)
+            return person if person is not None else self._known("user", user)
         return PersonId.of(None, event.anonymous_id)  # raises as it would without an id
 
     def _known(self, kind: Literal["user", "anonymous"], value: str) -> PersonId:
         person = self.people.get((kind, value))
         if person is None:
             person = self.people[(kind, value)] = PersonId(kind, value)
+            if kind == "user":
+                self.users[value] = person
         return person
 
     def _partitions(self, person: PersonId) -> list[PersonId]:
@@ -443,11 +456,13 @@ class _Replay:
                     continue  # seen since under another identity: a later sweep decides
                 seen = [datetime.fromisoformat(p.last_seen) for p in identities if p.last_seen]
                 profile = self.profiles.get(person) or Profile(person=person)
+                # As the live sweep loads it: the trigger's window, none without one.
+                window = self.index.history_window([trigger])
                 facts = Facts(
                     now=at,
                     traits=profile.traits,
                     profile=profile.facts(at),
-                    history=self._history(partitions),
+                    history=self._history(partitions, at - window) if window else [],
                 )
                 last_seen = max(seen, default=None)
                 result = on_inactive(trigger, person, facts, last_seen, self.arms[person])
@@ -468,18 +483,28 @@ class _Replay:
         partitions = self._partitions(timer.person)
         person = partitions[0]
         profile = self.profiles.get(person) or Profile(person=person)
-        history = self._history(partitions)
+        # As the live path loads it (Evaluate's due timer): since the entry event, or the
+        # trigger's window if that reaches further back. The whole history was a person's
+        # every event since the replay began, read through on each due timer.
+        entered = _moment(timer.entry) or now
+        history = self._history(partitions, min(entered, now - trigger.history_window))
         facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
         self._carry_out(on_due(trigger, timer, person, facts), now)
 
-    def _history(self, partitions: Sequence[PersonId]) -> list[dict[str, Any]]:
-        """The partitions' events, in time order (ties: in partition order, then as kept)."""
+    def _history(self, partitions: Sequence[PersonId], since: datetime) -> list[dict[str, Any]]:
+        """The partitions' events at or after ``since``, in time order (ties: in partition
+        order, then as kept)."""
         found = [self.history.get(part, []) for part in partitions]
         if self.unordered.intersection(partitions):
-            return sorted((event for events in found for event in events), key=_when)
-        # Each list already in order: merging them is what the sort would give (stably).
+            return sorted(
+                (event for events in found for event in events if _at_or_after(event, since)),
+                key=_when,
+            )
+        # Each list in time order: the first event at or after ``since`` is found by bisection,
+        # and merging the lists is what the sort would give (stably).
+        found = [events[bisect_left(events, True, key=_from(since)) :] for events in found]
         if len(found) == 1:
-            return list(found[0])
+            return found[0]
         return list(heapq.merge(*found, key=_when))
 
     # ---- actions, with the ledger's rule for re-entry ---------------------------------
@@ -548,15 +573,70 @@ class _Replay:
 
     def _sample(self, name: Any, facts: Facts) -> None:
         """What each threshold of the triggers the event enters compares, as found."""
+        sampling = self._sampling.get(name)
+        if sampling is None:
+            sampling = self._sampling[name] = self._sampling_of(name)
+        for measure, filled in sampling:
+            found = measure(facts)
+            for samples in filled:
+                samples += found
+
+    def _sampling_of(self, name: Any) -> list[tuple[_Measure, list[list[float]]]]:
+        lists: dict[_Measure, list[list[float]]] = {}
         for trigger, measures in self.measures.get(name or "", ()):
-            samples = self.reports[trigger].samples
             for label, measure in measures:
-                samples[label] += measure(facts)
+                lists.setdefault(measure, []).append(self.reports[trigger].samples[label])
+        return list(lists.items())
+
+
+class _EventFacts(Facts):
+    """An event's facts as ``Facts(now, event, traits, profile.facts(now), history)`` holds
+    them, with the profile's aggregates worked out when a condition first reads them: most
+    events are decided on their properties and the traits alone, and ``profile.facts`` was a
+    tenth of the time the replay spent on an event. Made without the frozen dataclass's
+    ``__init__`` (a field at a time through ``object.__setattr__``), as on_event makes its
+    decisions; the dataclass's equality and repr read the fields, the profile's too."""
+
+    @classmethod
+    def of(
+        cls, now: datetime, event: dict[str, Any], profile: Profile, history: list[dict[str, Any]]
+    ) -> _EventFacts:
+        facts = object.__new__(cls)
+        facts.__dict__.update(
+            now=now, event=event, traits=profile.traits, history=history, _profile=profile
+        )
+        return facts
+
+    @cached_property
+    def profile(self) -> Mapping[str, Any]:
+        # Not in __dict__ until read: the cached_property computes it then and keeps it there.
+        aggregates: Mapping[str, Any] = self.__dict__["_profile"].facts(self.now)
+        return aggregates
 
 
 def _when(event: dict[str, Any]) -> str:
     """What a person's history is ordered by: the event's timestamp as text."""
     return str(event.get("timestamp"))
+
+
+def _moment(event: Mapping[str, Any]) -> datetime | None:
+    """The event's time as the live store reads it, None if it has none it can read."""
+    value = event.get("timestamp")
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+    except ValueError:
+        return None
+
+
+def _at_or_after(event: Mapping[str, Any], since: datetime) -> bool:
+    moment = _moment(event)
+    return moment is not None and moment >= since
+
+
+def _from(since: datetime) -> Callable[[Mapping[str, Any]], bool]:
+    """A key that is False before ``since`` and True from it on: on a list in time order, a
+    run of False then True, which bisect_left cuts at the first True."""
+    return lambda event: _at_or_after(event, since)
 
 
 def _latest_hour(profiles: Sequence[Profile]) -> datetime | None:
@@ -567,8 +647,11 @@ def _latest_hour(profiles: Sequence[Profile]) -> datetime | None:
 _Measure = Callable[[Facts], list[float]]
 
 
-def _measures(conditions: Sequence[Condition]) -> list[tuple[str, _Measure]]:
-    """For each threshold (a numeric comparison), how to find the quantity it compares."""
+def _measures(
+    conditions: Sequence[Condition], by_path: dict[str, _Measure]
+) -> list[tuple[str, _Measure]]:
+    """For each threshold (a numeric comparison), how to find the quantity it compares: a
+    path's measure is the one ``by_path`` holds for it, if any (a count is its own)."""
     found: list[tuple[str, _Measure]] = []
     stack: list[Any] = list(conditions)
     while stack:
@@ -578,7 +661,9 @@ def _measures(conditions: Sequence[Condition]) -> list[tuple[str, _Measure]]:
         elif isinstance(condition, Count):
             found.append((f"count of {condition.count.event}", _counted(condition)))
         elif isinstance(condition, Predicate) and condition.operator in _NUMERIC:
-            found.append((condition.path, _numbers(compile_path(condition.path))))
+            path = condition.path
+            measure = by_path.get(path) or _numbers(compile_path(path))
+            found.append((path, by_path.setdefault(path, measure)))
     return found
 
 
@@ -588,10 +673,11 @@ def _counted(condition: Count) -> _Measure:
 
 def _numbers(values: Callable[[Facts], list[Any]]) -> _Measure:
     def numbers(facts: Facts) -> list[float]:
+        # A tuple, not int | float: isinstance checks a union several times slower.
         return [
             float(v)
             for v in values(facts)
-            if isinstance(v, int | float) and not isinstance(v, bool)
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
         ]
 
     return numbers

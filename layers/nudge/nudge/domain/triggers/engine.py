@@ -99,13 +99,13 @@ __all__ = [
     "timing_of",
 ]
 
-# An entry as on_event reads it: whether it has a key, where and audience (compiled: a
+# An entry as on_event reads it: its key ("" without one), where and audience (compiled: a
 # reason, or None when they hold), whether the audience is decided now even for a visitor,
 # whether a match fires at once, the fixed fields of its not_matched and fired decisions
 # and of its fire, and the entry itself for the rest.
 _Check = Callable[[Facts], str | None]
 _Fields = dict[str, Any]
-_Plan = tuple[bool, _Check | None, _Check | None, bool, bool, _Fields, _Fields, _Fields, "_Entry"]
+_Plan = tuple[str, _Check | None, _Check | None, bool, bool, _Fields, _Fields, _Fields, "_Entry"]
 # An exit event and its where, compiled: what cancels a trigger's pending timer.
 _Exit = tuple[EventMatch, Callable[[Facts], bool] | None]
 SWEEP_EVERY = timedelta(hours=1)  # the InactivitySweep schedule's rate in template.yaml
@@ -236,11 +236,18 @@ def on_event(
     # its Fire and Decision are made with their fields filled in directly (see ``_new``).
     decisions, actions, now = result.decisions, result.actions, facts.now
     anonymous = person.is_anonymous
-    by_event = f"event={event.get('messageId', '?')}"  # the occurrence of a trigger without key
     summary: dict[str, Any] | None = None  # the entry event's summary, one for all its fires
     audiences: dict[_Check, str | None] = {}  # an audience many triggers share: decided once
-    for keyed, where, audience, judged_now, immediate, missed, fired, fire_of, entry in entries:
-        occurrence = entry.occurrence(facts) if keyed else by_event
+    # The event's occurrence by key: triggers keyed alike (product_interest and product_offer
+    # by properties.product_id) read it once, and "" (no key) is the event's own, made when
+    # a trigger without key needs it.
+    occurrences: dict[str, str] = {}
+    for key, where, audience, judged_now, immediate, missed, fired, fire_of, entry in entries:
+        occurrence = occurrences.get(key)
+        if occurrence is None:
+            occurrence = occurrences[key] = (
+                entry.occurrence(facts) if key else f"event={event.get('messageId', '?')}"
+            )
         failed = where(facts) if where is not None else None
         if failed is None and audience is not None and (judged_now or not anonymous):
             if audience in audiences:
@@ -384,6 +391,7 @@ class _Entry:
     immediate: bool  # no wait and no experiment: a match fires at once
     matched: str  # the fire's reason
     key: Values | None
+    key_path: str  # the trigger's key, "" without one
     key_name: str
     key_on_event: bool  # the key's path reads the event (else it finds nothing: see below)
 
@@ -409,6 +417,7 @@ class _Entry:
             immediate=not waits and trigger.experiment is None and not journey,
             matched=f"{when.event} matched",
             key=compile_path(key) if key else None,
+            key_path=key,
             key_name=key.rsplit(".", 1)[-1],
             key_on_event=key.partition(".")[0] not in ("traits", "profile"),
         )
@@ -418,7 +427,7 @@ class _Entry:
         """What the hot loop reads, as a tuple: unpacked, not looked up one by one. The
         dicts are the fields a Decision or Fire of this trigger always has."""
         return (
-            self.key is not None,
+            self.key_path,
             self.where,
             self.audience,
             not self.waits,
@@ -600,9 +609,14 @@ def _exit_since_entry(trigger: Trigger, timer: Pending, facts: Facts) -> tuple[s
     """The first exit event since the timer's entry event (what the stream may not have
     delivered yet), as (what and when, its name); None if there was none."""
     entry_time = _timestamp(timer.entry, timer.due)
+    # Only an exit's name can match: the name is read before the timestamp is parsed, and
+    # most of the history (page views, beacons) is passed over on it. A tuple: a name that
+    # is not text (an unvalidated body) is compared, never hashed.
+    exit_names = tuple(exit_event.event for exit_event in trigger.exit_events)
     for later in facts.history:
         if (
-            later.get("messageId") == timer.entry.get("messageId")
+            event_name(later) not in exit_names
+            or later.get("messageId") == timer.entry.get("messageId")
             or _timestamp(later, entry_time) < entry_time
         ):
             continue
