@@ -11,6 +11,7 @@ the local stack points the very same code at moto.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from datetime import time
 from pathlib import Path
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from nudge.adapters.queue import DeadLetters
     from nudge.adapters.store import EventStore
     from nudge.adapters.suppression import SuppressionStore
+    from nudge.domain.predictions.live import Scoring
     from nudge.domain.triggers.engine import TriggerIndex
     from nudge.service.evaluate import EvaluateService
     from nudge.service.feedback import FeedbackService
@@ -200,6 +202,30 @@ def trigger_index() -> TriggerIndex:
     return TriggerIndex.of(loaded.triggers)
 
 
+@functools.cache
+def scoring() -> Scoring:
+    """The predictions scored on every event, each with its model or why it has none:
+    loaded once per process, and a problem logged once here, never raised (Evaluate then
+    scores nothing for that prediction, and triggers on its score do not match)."""
+    from nudge.adapters.model_file import load_model
+    from nudge.domain.predictions.live import LivePrediction, Scoring
+    from nudge.domain.predictions.loader import load_predictions
+
+    engine = engine_settings()
+    if not engine.predictions_dir.is_dir():
+        return Scoring()
+    loaded = load_predictions(engine.predictions_dir)
+    found = Scoring(
+        tuple(
+            LivePrediction.of(p, load_model(engine.models_dir / f"{p.id}.json"))
+            for p in loaded.predictions
+        )
+    )
+    for problem in [*map(str, loaded.problems), *found.problems]:
+        logging.getLogger("nudge.scoring").warning("scoring: %s", problem)
+    return found
+
+
 def evaluate_service() -> EvaluateService:
     from nudge.adapters.audience import AudienceStore
     from nudge.adapters.engine_store import EngineStore
@@ -217,6 +243,7 @@ def evaluate_service() -> EvaluateService:
         index=trigger_index(),
         experiments=ExperimentStore(dynamodb_client(), settings().table_name),
         audience=AudienceStore(dynamodb_client(), settings().table_name),
+        scoring=scoring(),
     )
 
 

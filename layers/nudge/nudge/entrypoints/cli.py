@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--held-out", type=int, default=2, help="latest cut-offs held out")
     train.add_argument("--out", type=Path, help="the artefact (default models/<id>.json)")
     train.add_argument("--truth", type=Path, help="true probabilities (the simulator's)")
+    train.add_argument("--trees", type=int, default=200, help="boosting rounds (default 200)")
+    train.add_argument("--depth", type=int, default=6, help="a tree's depth (default 6)")
     backtest = commands.add_parser("backtest", help="replay recorded events through the triggers")
     backtest.add_argument("events", type=Path, help="JSON lines: Segment messages or table items")
     backtest.add_argument("--triggers", type=Path, default=Path("triggers"))
@@ -116,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 held_out=arguments.held_out,
                 out=arguments.out,
                 truth=arguments.truth,
+                trees=arguments.trees,
+                depth=arguments.depth,
             ),
         )
     elif arguments.command == "schema":

@@ -27,6 +27,7 @@ from nudge.domain.experiments.counts import Measure
 from nudge.domain.intake import StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
+from nudge.domain.predictions.live import Scoring, rescore
 from nudge.domain.profile import Miss, Profile, fold
 from nudge.domain.recent_ids import folded_recently, remember
 from nudge.domain.timefmt import iso
@@ -74,6 +75,7 @@ __all__ = [
     "EvaluateService",
     "PersonBlocked",
     "TimerPayload",
+    "scored",
 ]
 
 TIMER_SOURCE = "nudge.timer"
@@ -157,6 +159,7 @@ class EvaluateService:
         index: TriggerIndex,
         experiments: ExperimentRecords,
         audience: AudienceHours | None = None,
+        scoring: Scoring | None = None,
     ) -> None:
         self.events = events
         self.engine = engine
@@ -165,6 +168,7 @@ class EvaluateService:
         self.index = index
         self.experiments = experiments
         self.tally = AudienceTally(audience) if audience is not None else None
+        self.scoring = scoring or Scoring()
 
     # ---- the stream -------------------------------------------------------------------
 
@@ -658,6 +662,9 @@ class BatchWork:
         name = event_name(stored.event.body)
         watchers = service.index.watching(name)
         window = service.index.history_window(watchers)
+        scoring = service.scoring
+        if scoring.predictions:  # the features' counts read the same history, further back
+            window = max(window, scoring.window)
         history = service.history([person], now - window, now) if window else []
         facts = Facts(
             now=now,
@@ -666,6 +673,8 @@ class BatchWork:
             profile=folded.facts(now),
             history=history,
         )
+        if scoring.predictions:
+            folded, facts = scored(scoring, profile, folded, facts)
         pending = []
         if name in service.index.exit_names:
             pending = [timer for timer, _ in service.engine.timers(identities)]
@@ -697,6 +706,23 @@ class BatchWork:
         if self.service.tally is not None and self.latest is not None:
             self.service.tally.flush_if_due(self.latest)
         return refused
+
+
+def scored(
+    scoring: Scoring, before: Profile, folded: Profile, facts: Facts
+) -> tuple[Profile, Facts]:
+    """The folded profile with its new scores, and the facts the triggers decide on: the
+    scores after the event in ``profile.scores``, the ones before it beside them. Shared
+    with the backtest, so both decide on the same numbers."""
+    rescored = rescore(scoring, facts)
+    folded = replace(folded, scores=rescored.scores, score_models=rescored.models)
+    facts = replace(
+        facts,
+        profile=folded.facts(facts.now),
+        scores_before=before.scores,
+        unscored=rescored.unscored,
+    )
+    return folded, facts
 
 
 def _misses(decisions: Iterable[Decision]) -> dict[str, Miss]:
