@@ -33,7 +33,7 @@ def test_validate_accepts_the_shipped_folder(capsys: pytest.CaptureFixture[str])
     printed = capsys.readouterr()
     assert status == 0
     assert printed.out == ""
-    assert "7 trigger(s) valid, 0 problem(s)" in printed.err
+    assert "8 trigger(s) valid, 0 problem(s)" in printed.err
 
 
 def test_validate_prints_path_line_message_and_fails(

@@ -207,21 +207,11 @@ def scoring() -> Scoring:
     """The predictions scored on every event, each with its model or why it has none:
     loaded once per process, and a problem logged once here, never raised (Evaluate then
     scores nothing for that prediction, and triggers on its score do not match)."""
-    from nudge.adapters.model_file import load_model
-    from nudge.domain.predictions.live import LivePrediction, Scoring
-    from nudge.domain.predictions.loader import load_predictions
+    from nudge.adapters.model_file import load_scoring
 
     engine = engine_settings()
-    if not engine.predictions_dir.is_dir():
-        return Scoring()
-    loaded = load_predictions(engine.predictions_dir)
-    found = Scoring(
-        tuple(
-            LivePrediction.of(p, load_model(engine.models_dir / f"{p.id}.json"))
-            for p in loaded.predictions
-        )
-    )
-    for problem in [*map(str, loaded.problems), *found.problems]:
+    found, problems = load_scoring(engine.predictions_dir, engine.models_dir)
+    for problem in problems:
         logging.getLogger("nudge.scoring").warning("scoring: %s", problem)
     return found
 

@@ -27,7 +27,7 @@ from nudge.domain.experiments.counts import Measure
 from nudge.domain.intake import StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
-from nudge.domain.predictions.live import Scoring, rescore
+from nudge.domain.predictions.live import Scoring, scored
 from nudge.domain.profile import Miss, Profile, fold
 from nudge.domain.recent_ids import folded_recently, remember
 from nudge.domain.timefmt import iso
@@ -75,7 +75,6 @@ __all__ = [
     "EvaluateService",
     "PersonBlocked",
     "TimerPayload",
-    "scored",
 ]
 
 TIMER_SOURCE = "nudge.timer"
@@ -706,23 +705,6 @@ class BatchWork:
         if self.service.tally is not None and self.latest is not None:
             self.service.tally.flush_if_due(self.latest)
         return refused
-
-
-def scored(
-    scoring: Scoring, before: Profile, folded: Profile, facts: Facts
-) -> tuple[Profile, Facts]:
-    """The folded profile with its new scores, and the facts the triggers decide on: the
-    scores after the event in ``profile.scores``, the ones before it beside them. Shared
-    with the backtest, so both decide on the same numbers."""
-    rescored = rescore(scoring, facts)
-    folded = replace(folded, scores=rescored.scores, score_models=rescored.models)
-    facts = replace(
-        facts,
-        profile=folded.facts(facts.now),
-        scores_before=before.scores,
-        unscored=rescored.unscored,
-    )
-    return folded, facts
 
 
 def _misses(decisions: Iterable[Decision]) -> dict[str, Miss]:

@@ -11,17 +11,18 @@ scored event (docs/predictions.md, "Scoring live").
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from nudge.domain.predictions.features import feature_values
 from nudge.domain.predictions.model import CountFeature, Prediction, feature_name
 from nudge.domain.predictions.score import ModelProblem, ScoreModel
+from nudge.domain.profile import Profile
 from nudge.domain.triggers.conditions import Facts, event_name
 from nudge.domain.triggers.explain import why_not
 
-__all__ = ["LivePrediction", "Rescored", "Scoring", "rescore"]
+__all__ = ["LivePrediction", "Rescored", "Scoring", "rescore", "scored"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,23 @@ def rescore(scoring: Scoring, facts: Facts) -> Rescored:
         scores[prediction.id] = round(100 * model.probability(row))
         models[prediction.id] = model_version(model)
     return Rescored(scores, models, unscored)
+
+
+def scored(
+    scoring: Scoring, before: Profile, folded: Profile, facts: Facts
+) -> tuple[Profile, Facts]:
+    """The folded profile with its new scores, and the facts the triggers decide on: the
+    scores after the event in ``profile.scores``, the ones before it beside them. Shared
+    with the backtest, so both decide on the same numbers."""
+    rescored = rescore(scoring, facts)
+    folded = replace(folded, scores=rescored.scores, score_models=rescored.models)
+    facts = replace(
+        facts,
+        profile=folded.facts(facts.now),
+        scores_before=before.scores,
+        unscored=rescored.unscored,
+    )
+    return folded, facts
 
 
 def model_version(model: ScoreModel) -> str:

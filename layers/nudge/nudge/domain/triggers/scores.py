@@ -4,10 +4,28 @@ the score before it ``Facts.scores_before`` (the profile before the fold)."""
 
 from __future__ import annotations
 
-from nudge.domain.triggers.conditions import Facts
-from nudge.domain.triggers.model import ScoreCross
+import re
 
-__all__ = ["crossed", "not_crossed"]
+from nudge.domain.triggers.conditions import Facts
+from nudge.domain.triggers.model import ScoreCross, Trigger
+
+__all__ = ["crossed", "not_crossed", "score_ids", "uses_scores"]
+
+
+def score_ids(trigger: Trigger) -> set[str]:
+    """The predictions a trigger reads: its ``when: {score}`` and any ``profile.scores.<id>``
+    path in its conditions."""
+    ids = {trigger.when.score} if isinstance(trigger.when, ScoreCross) else set()
+    written = trigger.model_dump_json(by_alias=True, exclude_unset=True)
+    ids.update(_SCORE_PATH.findall(written))
+    return ids
+
+
+def uses_scores(trigger: Trigger) -> bool:
+    return bool(score_ids(trigger))
+
+
+_SCORE_PATH = re.compile(r'"profile\.scores\.([a-z0-9][a-z0-9_-]*)')
 
 
 def not_crossed(when: ScoreCross, facts: Facts) -> str | None:
