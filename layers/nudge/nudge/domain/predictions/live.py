@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from nudge.domain.predictions.features import feature_values
@@ -118,9 +118,17 @@ def scored(
 
 
 def model_version(model: ScoreModel) -> str:
-    """When the model was trained: what tells one artefact of a prediction from the next."""
+    """When the model was trained, to the minute in UTC (20261205T2136Z): what tells one
+    artefact of a prediction from the next, in few bytes (it is kept on every profile)."""
     trained = model.about.get("trained")
-    return str(trained.get("at", "?")) if isinstance(trained, Mapping) else "?"
+    at = trained.get("at") if isinstance(trained, Mapping) else None
+    try:
+        moment = datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        return "?"
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
 
 
 def _moments(events: Sequence[Mapping[str, Any]]) -> list[tuple[datetime, Any]]:
