@@ -113,6 +113,9 @@ def run_explain(user_id: str, trigger: str | None, table: str | None, triggers_d
     positions = [
         j for j in views.journeys(user_id) if trigger is None or j.get("trigger") == trigger
     ]
+    scores = views.scores(user_id)
+    for prediction, scored in scores.items():
+        sys.stdout.write(f"score {prediction}: {scored['score']} (model {scored['model']})\n")
     if not decisions and not positions:
         sys.stdout.write(
             f"no decisions recorded for {user_id}" + (f" and {trigger}" if trigger else "") + "\n"
