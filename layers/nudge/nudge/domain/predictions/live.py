@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from nudge.domain.predictions.features import feature_values
@@ -46,7 +47,7 @@ class Scoring:
 
     predictions: tuple[LivePrediction, ...] = ()
 
-    @property
+    @cached_property
     def window(self) -> timedelta:
         """How far back the features' event counts look: the history a score needs."""
         return max(
@@ -93,7 +94,7 @@ def rescore(scoring: Scoring, facts: Facts) -> Rescored:
             unscored[prediction.id] = f"not in {prediction.id}'s audience: {outside}"
             continue
         if history is None:
-            history = _moments(facts.history)
+            history = _moments(facts.history, facts.now - scoring.window)
         row = feature_values(prediction.feature_list, facts.profile, history, facts.now)
         scores[prediction.id] = round(100 * model.probability(row))
         models[prediction.id] = model_version(model)
@@ -131,15 +132,21 @@ def model_version(model: ScoreModel) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
 
 
-def _moments(events: Sequence[Mapping[str, Any]]) -> list[tuple[datetime, Any]]:
-    """The history as features count it: (when, name), for events with a readable time."""
+def _moments(events: Sequence[Mapping[str, Any]], since: datetime) -> list[tuple[datetime, Any]]:
+    """The history as features count it: (when, name), oldest first, back to ``since`` (no
+    feature counts further back). Walked from the newest, so a long history (the backtest
+    keeps all of a person's events) costs only its last window."""
     found: list[tuple[datetime, Any]] = []
-    for event in events:
+    for event in reversed(events):
         value = event.get("timestamp")
         try:
             moment = datetime.fromisoformat(value) if isinstance(value, str) else None
         except ValueError:
             moment = None
-        if moment is not None:
-            found.append((moment, event_name(event)))
+        if moment is None:
+            continue
+        if moment < since:
+            break
+        found.append((moment, event_name(event)))
+    found.reverse()
     return found
