@@ -358,3 +358,39 @@ def test_the_shipped_churn_model_scores_the_shipped_churn_prediction() -> None:
     churn = next(live for live in scoring.predictions if live.prediction.id == "churn")
     assert not isinstance(churn.model, ModelProblem)
     assert (folder / "models" / "churn.json").stat().st_size < 100_000
+
+
+# ---- what scoring reads -------------------------------------------------------------------------
+
+
+class CountingPeople(InMemoryPeople):
+    """The fake store, counting history reads (a Query each on the table)."""
+
+    reads: int = 0
+
+    def events_since(self, person: PersonId, since: datetime, now: datetime) -> list[Any]:
+        self.reads += 1
+        return super().events_since(person, since, now)
+
+
+def test_history_is_read_only_for_someone_a_prediction_scores() -> None:
+    """A first session (outside churn's audience) reads no history; the second, scored,
+    reads it once, as far back as the features count."""
+    # given: a churn prediction that also counts page views in the last 7 days
+    counting = PREDICTION + "  - count: page\n    within: 7d\n"
+    prediction, _ = parse_prediction(counting, "churn.yaml")
+    assert prediction is not None
+    model = {**MODEL, "features": ["profile.sessions", "count(page, 7d)"]}
+    world = _world(Scoring((LivePrediction.of(prediction, parse_model(json.dumps(model))),)))
+    people = CountingPeople()
+    world.service.events = people
+    world.people = people
+
+    # when
+    world.visit(1)
+    first = people.reads
+    world.visit(2)
+
+    # then
+    assert (first, people.reads) == (0, 1)
+    assert people.profiles[ADA].scores == {"churn": 12}

@@ -662,14 +662,19 @@ class BatchWork:
         watchers = service.index.watching(name)
         window = service.index.history_window(watchers)
         scoring = service.scoring
-        if scoring.predictions:  # the features' counts read the same history, further back
-            window = max(window, scoring.window)
+        known = folded.facts(now)
+        if scoring.predictions and scoring.window > window:
+            judged = Facts(now=now, event=stored.event.body, traits=folded.traits, profile=known)
+            if scoring.wanted(judged):
+                # The features count events further back than the triggers look: the one
+                # read goes back that far, and only for someone a prediction scores.
+                window = scoring.window
         history = service.history([person], now - window, now) if window else []
         facts = Facts(
             now=now,
             event=stored.event.body,
             traits=folded.traits,
-            profile=folded.facts(now),
+            profile=known,
             history=history,
         )
         if scoring.predictions:

@@ -54,10 +54,22 @@ class Scoring:
             (
                 feature.within
                 for live in self.predictions
+                if isinstance(live.model, ScoreModel)  # one with no model reads nothing
                 for feature in live.prediction.feature_list
                 if isinstance(feature, CountFeature)
             ),
             default=timedelta(0),
+        )
+
+    def wanted(self, facts: Facts) -> bool:
+        """Whether any prediction that can score holds this person in its audience: only
+        then does Evaluate read their history further back than the triggers need. Judged
+        before that read, on facts without history (a count in an audience sees none here;
+        ``rescore`` judges it again with the history)."""
+        return any(
+            isinstance(live.model, ScoreModel)
+            and why_not([live.prediction.audience], facts) is None
+            for live in self.predictions
         )
 
     @property
