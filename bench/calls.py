@@ -47,7 +47,7 @@ from moto.events.models import EventPattern
 from nudge import bootstrap
 from nudge.domain.intake import Event
 from nudge.domain.triggers.engine import SWEEP_EVERY
-from nudge.domain.triggers.model import EventMatch, Inactivity
+from nudge.domain.triggers.model import Inactivity
 from rich.console import Console
 
 from bench.common import REPO, Figures, side_by_side
@@ -207,7 +207,7 @@ class Sweep:
         self.next_run += self.every
 
 
-def _quiet(when: EventMatch | Inactivity) -> TypeGuard[Inactivity]:
+def _quiet(when: object) -> TypeGuard[Inactivity]:
     return isinstance(when, Inactivity)
 
 

@@ -24,7 +24,7 @@ import tempfile
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from rich.console import Console
@@ -144,6 +144,16 @@ def _subjects(ssm_endpoint: str, pycache: str) -> list[Subject]:
                 env={**base, **spec.environment},
             )
         )
+        if spec.logical_id == "Evaluate":
+            # Scoring off: no predictions folder, so no prediction, model or feature code
+            # loads; the difference to the row above is what scoring adds to a cold start.
+            subjects.append(
+                replace(
+                    subjects[-1],
+                    name="Evaluate, scoring off",
+                    env={**subjects[-1].env, "NUDGE_PREDICTIONS_DIR": "/nonexistent"},
+                )
+            )
     return subjects
 
 

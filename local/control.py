@@ -170,7 +170,9 @@ class ControlApi:
     def _explain(self, user_id: str) -> Response:
         decisions = self.views.explain(user_id, self.stack.clock.now())
         journeys = self.views.journeys(user_id)
-        return json_response(200, {"userId": user_id, "decisions": decisions, "journeys": journeys})
+        body = {"userId": user_id, "decisions": decisions, "journeys": journeys}
+        scores = self.views.scores(user_id)
+        return json_response(200, {**body, "scores": scores} if scores else body)
 
     def _fires(self, request: Request) -> Response:
         user_id = request.args.get("userId")

@@ -80,6 +80,7 @@ def clear_bootstrap_caches() -> None:
         bootstrap.scheduler_client,
         bootstrap.sqs_client,
         bootstrap.trigger_index,
+        bootstrap.scoring,
         bootstrap.tracking_settings,
         bootstrap.webhook_secrets,
         bootstrap.ssm_client,

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 from nudge.adapters.engine_store import EngineStore
+from nudge.adapters.store import EventStore
 from nudge.domain.person import PersonId
+from nudge.domain.profile import Profile
 from nudge.domain.triggers.engine import Decision
 from nudge.entrypoints.cli import main
 
@@ -68,3 +70,26 @@ def test_explain_without_a_table_name_says_how_to_give_one(
     # then
     assert status == 2
     assert "--table or NUDGE_TABLE_NAME" in capsys.readouterr().err
+
+
+def test_explain_prints_the_persons_scores_with_their_model(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A scored profile: explain prints each score and the version of the model behind it."""
+    # given
+    scored = Profile(
+        person=ADA,
+        user_id="ada",
+        last_seen=NOW.isoformat(),
+        sessions=3,
+        scores={"churn": 88},
+        score_models={"churn": "20261205T2136Z"},
+    )
+    EventStore(aws.dynamodb, aws.table).save_profiles([scored])
+    # when
+    status = main(
+        ["explain", "--user", "ada", "--table", aws.table, "--triggers", str(REPO / "triggers")]
+    )
+    # then
+    assert status == 0
+    assert "score churn: 88 (model 20261205T2136Z)" in capsys.readouterr().out

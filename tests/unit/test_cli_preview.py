@@ -198,7 +198,7 @@ def test_preview_of_an_unknown_trigger_exits_2_naming_the_known_ones(
     assert status == 2
     assert "no trigger 'nope'" in error
     known = (
-        "abandoned_cart, cart_recovery_series, product_interest, product_offer,"
+        "abandoned_cart, cart_recovery_series, churn_risk, product_interest, product_offer,"
         " re_engagement, re_engagement_best_hour, vip_checkout_call"
     )
     assert known in error

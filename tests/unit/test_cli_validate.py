@@ -33,7 +33,7 @@ def test_validate_accepts_the_shipped_folder(capsys: pytest.CaptureFixture[str])
     printed = capsys.readouterr()
     assert status == 0
     assert printed.out == ""
-    assert "7 trigger(s) valid, 0 problem(s)" in printed.err
+    assert "8 trigger(s) valid, 0 problem(s)" in printed.err
 
 
 def test_validate_prints_path_line_message_and_fails(
@@ -247,3 +247,35 @@ def test_strict_fails_on_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture
     # then
     assert status == 1
     assert "1 warning(s)" in capsys.readouterr().err
+
+
+def test_a_score_naming_no_prediction_is_refused_with_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a predictions folder beside the triggers, score: chrun (a typo) is an error at
+    the line that names it."""
+    # given
+    triggers = tmp_path / "triggers"
+    (triggers / "templates").mkdir(parents=True)
+    for part in ("subject", "html", "txt"):
+        (triggers / "templates" / f"risk.{part}.j2").write_text("hi")
+    risk = triggers / "risk.yaml"
+    risk.write_text(
+        "id: risk\nwhen:\n  score: chrun\n  crosses: 70\n"
+        "send:\n  channel: email\n  template: risk\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "predictions").mkdir()
+    churn = (TRIGGERS.parent / "predictions" / "churn.yaml").read_text(encoding="utf-8")
+    (tmp_path / "predictions" / "churn.yaml").write_text(churn, encoding="utf-8")
+
+    # when
+    status = main(["validate", str(triggers)])
+
+    # then
+    printed = capsys.readouterr()
+    assert status == 1
+    assert printed.out.splitlines() == [
+        f"{risk}:3: trigger 'risk' reads the score of 'chrun', which no prediction defines"
+        " (known: churn)"
+    ]

@@ -627,6 +627,7 @@ def test_the_shipped_triggers_load_without_problems() -> None:
     assert sorted(trigger.id for trigger in loaded.triggers) == [
         "abandoned_cart",
         "cart_recovery_series",
+        "churn_risk",
         "product_interest",
         "product_offer",
         "re_engagement",

@@ -11,6 +11,7 @@ the local stack points the very same code at moto.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from datetime import time
 from pathlib import Path
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from nudge.adapters.queue import DeadLetters
     from nudge.adapters.store import EventStore
     from nudge.adapters.suppression import SuppressionStore
+    from nudge.domain.predictions.live import Scoring
     from nudge.domain.triggers.engine import TriggerIndex
     from nudge.service.evaluate import EvaluateService
     from nudge.service.feedback import FeedbackService
@@ -200,6 +202,37 @@ def trigger_index() -> TriggerIndex:
     return TriggerIndex.of(loaded.triggers)
 
 
+@functools.cache
+def scoring() -> Scoring:
+    """The predictions scored on every event, each with its model or why it has none:
+    loaded once per process, and a problem logged once here, never raised (Evaluate then
+    scores nothing for that prediction, and triggers on its score do not match).
+
+    Only the predictions an enabled trigger reads are scored: a score costs the history
+    its features count (up to 28 days, a read where the event needed none) and bytes on
+    every profile write, which nobody should pay for a score nothing uses."""
+    from dataclasses import replace
+
+    from nudge.adapters.model_file import load_scoring
+    from nudge.domain.predictions.live import Scoring
+    from nudge.domain.triggers.scores import score_ids
+
+    engine = engine_settings()
+    found, problems = load_scoring(engine.predictions_dir, engine.models_dir)
+    read = {name for trigger in trigger_index().triggers.values() for name in score_ids(trigger)}
+    if not read:
+        return Scoring()
+    # load_scoring lists the folder's own problems (a file that does not load) first, then
+    # each prediction's; only the read predictions' are worth a warning.
+    in_folder = problems[: len(problems) - len(found.problems)]
+    found = replace(
+        found, predictions=tuple(p for p in found.predictions if p.prediction.id in read)
+    )
+    for problem in [*in_folder, *found.problems]:
+        logging.getLogger("nudge.scoring").warning("scoring: %s", problem)
+    return found
+
+
 def evaluate_service() -> EvaluateService:
     from nudge.adapters.audience import AudienceStore
     from nudge.adapters.engine_store import EngineStore
@@ -217,6 +250,7 @@ def evaluate_service() -> EvaluateService:
         index=trigger_index(),
         experiments=ExperimentStore(dynamodb_client(), settings().table_name),
         audience=AudienceStore(dynamodb_client(), settings().table_name),
+        scoring=scoring(),
     )
 
 

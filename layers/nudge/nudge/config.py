@@ -78,6 +78,11 @@ def bundled_triggers() -> Path:
     return Path(__file__).resolve().parent.parent / "triggers"
 
 
+def bundled(folder: str) -> Path:
+    """A folder shipped beside the package, as the triggers are (predictions, models)."""
+    return Path(__file__).resolve().parent.parent / folder
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     send_queue_url: str
@@ -85,6 +90,9 @@ class EngineSettings:
     scheduler_role_arn: str
     decision_ttl: timedelta
     triggers_dir: Path
+    # The predictions scored on every event, and their trained artefacts (<id>.json).
+    predictions_dir: Path
+    models_dir: Path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EngineSettings:
@@ -101,6 +109,8 @@ class EngineSettings:
             scheduler_role_arn=env["NUDGE_SCHEDULER_ROLE_ARN"],
             decision_ttl=_decision_ttl(env),
             triggers_dir=Path(env.get("NUDGE_TRIGGERS_DIR") or bundled_triggers()),
+            predictions_dir=Path(env.get("NUDGE_PREDICTIONS_DIR") or bundled("predictions")),
+            models_dir=Path(env.get("NUDGE_MODELS_DIR") or bundled("models")),
         )
 
 

@@ -512,6 +512,11 @@ def _profile_details(profile: Profile) -> dict[str, Any]:
         details["arms"] = profile.arms
     if profile.misses:
         details["misses"] = {trigger: _miss_entry(m) for trigger, m in profile.misses.items()}
+    if profile.scores:  # [score, model version] by prediction
+        details["scores"] = {
+            prediction: [score, profile.score_models.get(prediction, "?")]
+            for prediction, score in profile.scores.items()
+        }
     return details
 
 
@@ -558,6 +563,8 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
         folded_at=item.get("folded_at"),
         arms={key: str(arm) for key, arm in details.get("arms", {}).items()},
         engaged_hours=_hours_from(_binary(item.get(_ENGAGED_HOURS, b""))),
+        scores={name: int(pair[0]) for name, pair in details.get("scores", {}).items()},
+        score_models={name: str(pair[1]) for name, pair in details.get("scores", {}).items()},
         misses={
             trigger: Miss(str(entry[0]), entry[1], str(entry[2]), *entry[3:4])
             for trigger, entry in details.get("misses", {}).items()

@@ -114,6 +114,10 @@ class Profile:
     # Engagements (session starts, clicks, opens a person made) by hour of the week on their
     # clock, 0 = Monday 00:00 (domain/engagement.py): when they tend to look.
     engaged_hours: dict[int, int] = field(default_factory=dict)
+    # Prediction scores (0-100) as of the person's last event, and the version of the model
+    # that gave each (domain/predictions/live.py): a few bytes, on the write made anyway.
+    scores: dict[str, int] = field(default_factory=dict)
+    score_models: dict[str, str] = field(default_factory=dict)
 
     def sweep_hour(self) -> datetime | None:
         """The UTC hour the inactivity sweep files this person under: the hour of their last
@@ -147,6 +151,7 @@ class Profile:
             else None,
             "event_counts": self.event_counts,
             "user_id": self.user_id,
+            "scores": self.scores,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -171,6 +176,14 @@ class Profile:
             "eventCounts": self.event_counts,
             "arms": self.arms,
             "engagedHours": {str(hour): n for hour, n in sorted(self.engaged_hours.items())},
+            # Only when some prediction scored the person: most profiles have none.
+            **({"scores": self._scores_json()} if self.scores else {}),
+        }
+
+    def _scores_json(self) -> dict[str, dict[str, Any]]:
+        return {
+            prediction: {"score": score, "model": self.score_models.get(prediction)}
+            for prediction, score in sorted(self.scores.items())
         }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,8 +15,9 @@ from nudge.domain.durations import parse_duration
 from nudge.domain.predictions.loader import load_predictions
 from nudge.domain.predictions.schema import prediction_schema
 from nudge.domain.triggers.guarantees import template_warnings
-from nudge.domain.triggers.loader import load_triggers
+from nudge.domain.triggers.loader import Problem, load_triggers
 from nudge.domain.triggers.schema import trigger_schema
+from nudge.domain.triggers.scores import score_ids
 from nudge.entrypoints.openapi import openapi_document
 from nudge.entrypoints.preview import run_preview
 from nudge.entrypoints.privacy import run_export, run_forget
@@ -57,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--held-out", type=int, default=2, help="latest cut-offs held out")
     train.add_argument("--out", type=Path, help="the artefact (default models/<id>.json)")
     train.add_argument("--truth", type=Path, help="true probabilities (the simulator's)")
+    train.add_argument("--trees", type=int, default=200, help="boosting rounds (default 200)")
+    train.add_argument("--depth", type=int, default=6, help="a tree's depth (default 6)")
     backtest = commands.add_parser("backtest", help="replay recorded events through the triggers")
     backtest.add_argument("events", type=Path, help="JSON lines: Segment messages or table items")
     backtest.add_argument("--triggers", type=Path, default=Path("triggers"))
@@ -116,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 held_out=arguments.held_out,
                 out=arguments.out,
                 truth=arguments.truth,
+                trees=arguments.trees,
+                depth=arguments.depth,
             ),
         )
     elif arguments.command == "schema":
@@ -177,12 +183,37 @@ def _validate_predictions(triggers: Path, given: Path | None) -> int:
         sys.stderr.write(f"{directory}: no such folder\n")
         return 2
     loaded = load_predictions(directory)
-    for problem in loaded.problems:
+    problems = [*loaded.problems, *_unknown_scores(triggers, {p.id for p in loaded.predictions})]
+    for problem in problems:
         sys.stdout.write(f"{problem}\n")
-    sys.stderr.write(
-        f"{len(loaded.predictions)} prediction(s) valid, {len(loaded.problems)} problem(s)\n"
+    sys.stderr.write(f"{len(loaded.predictions)} prediction(s) valid, {len(problems)} problem(s)\n")
+    return 1 if problems else 0
+
+
+def _unknown_scores(triggers: Path, known: set[str]) -> list[Problem]:
+    """A trigger's ``score:`` or ``profile.scores.<id>`` naming no prediction, at its line."""
+    if not triggers.is_dir():
+        return []
+    loaded = load_triggers(triggers)
+    found: list[Problem] = []
+    for trigger in loaded.triggers:
+        file = loaded.sources[trigger.id]
+        for unknown in sorted(score_ids(trigger) - known):
+            message = (
+                f"trigger {trigger.id!r} reads the score of {unknown!r}, which no prediction"
+                f" defines (known: {', '.join(sorted(known)) or 'none'})"
+            )
+            found.append(Problem(file, _line_naming(Path(file), unknown), message))
+    return found
+
+
+def _line_naming(file: Path, prediction: str) -> int:
+    """The first line that reads the prediction's score (``score: id`` or a path to it)."""
+    wanted = re.compile(
+        rf"(score:\s*['\"]?{re.escape(prediction)}\b|scores\.{re.escape(prediction)}\b)"
     )
-    return 1 if loaded.problems else 0
+    lines = file.read_text(encoding="utf-8").splitlines()
+    return next((n for n, line in enumerate(lines, start=1) if wanted.search(line)), 1)
 
 
 if __name__ == "__main__":

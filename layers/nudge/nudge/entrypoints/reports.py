@@ -10,10 +10,27 @@ from pathlib import Path
 from typing import Any
 
 from nudge.config import ConfigError
+from nudge.domain.predictions.live import Scoring
 from nudge.domain.triggers.loader import load_triggers
+from nudge.domain.triggers.model import Trigger
+from nudge.domain.triggers.scores import uses_scores
 from nudge.service.backtest import backtest, read_events
 
 __all__ = ["run_backtest", "run_explain", "run_report"]
+
+
+def _scoring(triggers: list[Trigger], triggers_dir: Path) -> Scoring | None:
+    """The predictions beside the triggers, scored as Evaluate scores them, when a trigger
+    reads a score (else scoring every replayed event would only cost time)."""
+    from nudge.adapters.model_file import load_scoring
+
+    if not any(uses_scores(trigger) for trigger in triggers if trigger.enabled):
+        return None
+    folder = triggers_dir.parent
+    scoring, problems = load_scoring(folder / "predictions", folder / "models")
+    for problem in problems:
+        sys.stderr.write(f"scoring: {problem}\n")
+    return scoring
 
 
 def run_backtest(events_path: Path, triggers_dir: Path, *, as_json: bool) -> int:
@@ -24,6 +41,7 @@ def run_backtest(events_path: Path, triggers_dir: Path, *, as_json: bool) -> int
         return 1
     with events_path.open(encoding="utf-8") as lines:
         events, skipped = read_events(lines)
+    scoring = _scoring(loaded.triggers, triggers_dir)
     show_progress = not as_json and sys.stderr.isatty() and len(events) > 1000
     if show_progress:
         from rich.progress import Progress
@@ -31,10 +49,13 @@ def run_backtest(events_path: Path, triggers_dir: Path, *, as_json: bool) -> int
         with Progress(transient=True) as bar:
             task = bar.add_task("replaying", total=len(events))
             report = backtest(
-                events, loaded.triggers, progress=lambda done: bar.update(task, completed=done)
+                events,
+                loaded.triggers,
+                progress=lambda done: bar.update(task, completed=done),
+                scoring=scoring,
             )
     else:
-        report = backtest(events, loaded.triggers)
+        report = backtest(events, loaded.triggers, scoring=scoring)
     report.skipped = skipped
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
@@ -92,6 +113,9 @@ def run_explain(user_id: str, trigger: str | None, table: str | None, triggers_d
     positions = [
         j for j in views.journeys(user_id) if trigger is None or j.get("trigger") == trigger
     ]
+    scores = views.scores(user_id)
+    for prediction, scored in scores.items():
+        sys.stdout.write(f"score {prediction}: {scored['score']} (model {scored['model']})\n")
     if not decisions and not positions:
         sys.stdout.write(
             f"no decisions recorded for {user_id}" + (f" and {trigger}" if trigger else "") + "\n"

@@ -27,11 +27,14 @@ class TrainOptions:
     held_out: int = 2
     out: Path | None = None
     truth: Path | None = None
+    trees: int = 200
+    depth: int = 6
 
 
 def run_train(
     prediction_id: str, events_path: Path, predictions_dir: Path, options: TrainOptions
 ) -> int:
+    from nudge.adapters.gbdt import GbdtParams
     from nudge.service.train import Plan, TooLittleData, train
 
     loaded = load_predictions(predictions_dir) if predictions_dir.is_dir() else None
@@ -47,7 +50,12 @@ def run_train(
     with events_path.open(encoding="utf-8") as lines:
         events, skipped = read_events(lines)
     truth = _truth(options.truth, prediction.horizon) if options.truth else None
-    plan = Plan(cutoffs=options.cutoffs, every=options.every, held_out=options.held_out)
+    plan = Plan(
+        cutoffs=options.cutoffs,
+        every=options.every,
+        held_out=options.held_out,
+        params=GbdtParams(trees=options.trees, depth=options.depth),
+    )
     result = train(prediction, events, plan, datetime.now(UTC), truth)
     if isinstance(result, TooLittleData):
         sys.stderr.write(f"{result.message}\n")

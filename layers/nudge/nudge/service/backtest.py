@@ -23,12 +23,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Literal
 
 from nudge.adapters import keys
 from nudge.domain.errors import InvalidRequest
 from nudge.domain.intake import Event, Limits, Payload, normalize
 from nudge.domain.person import PersonId
+from nudge.domain.predictions.live import Scoring, scored
 from nudge.domain.profile import DEFAULT_RETENTION, Profile, expiry, fold, profile_kept
 from nudge.domain.segment import parse_iso_timestamp
 from nudge.domain.triggers.compiled import compile_path
@@ -219,11 +221,13 @@ def backtest(
     progress: Callable[[int], None] | None = None,
     until: datetime | None = None,
     retention: timedelta = DEFAULT_RETENTION,
+    scoring: Scoring | None = None,
 ) -> BacktestReport:
     """``until``: run the clock on past the last event to that moment, deciding the timers
     and sweeps due by then (a live stack whose clock was advanced that far has).
     ``retention``: the stack's RetentionDays, which says when a profile expires."""
     replay = _Replay(TriggerIndex.of(triggers), profile_kept(retention))
+    replay.scoring = scoring or Scoring()
     for done, event in enumerate(events, start=1):
         replay.advance_to(event.timestamp)
         replay.apply(event)
@@ -264,6 +268,7 @@ class _Replay:
         # People whose history was appended out of time order: _history sorts theirs.
         self.unordered: set[PersonId] = set()
         self._inactive: list[list[float]] | None = None
+        self.scoring = Scoring()  # no predictions scored unless backtest is given them
         self.people: dict[tuple[str, str], PersonId] = {}  # one PersonId per person, reused
         self.users: dict[str, PersonId] = {}  # the users among them, by userId
         self.next_sweep: datetime | None = None
@@ -306,12 +311,16 @@ class _Replay:
             gap = (event.timestamp - previous).total_seconds() / 86400
             for samples in self._inactive_samples():
                 samples.append(gap)
-        profile = fold(profile, event)
-        self.profiles[person] = profile
-        self._index_seen(person, profile)
+        before, profile = profile, fold(profile, event)
         body = event.body
         history = self._remember(person, body)
         now = event.timestamp
+        scored_facts = None
+        if self.scoring.predictions:  # scored as Evaluate scores, on the same history
+            facts = self._facts(person, profile, body, now)
+            profile, scored_facts = scored(self.scoring, before, profile, facts)
+        self.profiles[person] = profile
+        self._index_seen(person, profile)
         name = event_name(body)
         pending: list[Pending] = []
         # Only an exit's or an awaited event's name acts on a waiting timer (on_event matches
@@ -325,15 +334,26 @@ class _Replay:
                 # A journey's timer that moved on, or ended, is gone from the live store;
                 # here it stays queued until its due time, and must not act again.
                 pending = [timer for timer in pending if timer.step is None or self._armed(timer)]
-        if not pending and name not in self.index.by_event:
+        if not pending and name not in self.index.by_event and not self.index.crossing:
             return  # no trigger watches the event and no timer waits: it decides nothing
-        facts = _EventFacts.of(now, body, profile, history)
+        facts = scored_facts or _EventFacts.of(now, body, profile, history)
         self._sample(name, facts)
         arms = self.arms[person]
         result = on_event(self.index, person, facts, pending, arms)
         if result.actions:  # assignments and timers come with actions; most events have none
             arms.update(assigned(result))
             self._carry_out(result, now)
+
+    def _facts(
+        self, person: PersonId, profile: Profile, body: dict[str, Any], now: datetime
+    ) -> Facts:
+        return Facts(
+            now=now,
+            event=body,
+            traits=profile.traits,
+            profile=profile.facts(now),
+            history=self.history[person],
+        )
 
     def _armed(self, timer: Pending) -> bool:
         return self.armed.get((timer.person, timer.trigger, timer.occurrence)) == timer.due
@@ -589,6 +609,9 @@ class _Replay:
         return list(lists.items())
 
 
+_NONE: Mapping[str, Any] = MappingProxyType({})
+
+
 class _EventFacts(Facts):
     """An event's facts as ``Facts(now, event, traits, profile.facts(now), history)`` holds
     them, with the profile's aggregates worked out when a condition first reads them: most
@@ -603,7 +626,13 @@ class _EventFacts(Facts):
     ) -> _EventFacts:
         facts = object.__new__(cls)
         facts.__dict__.update(
-            now=now, event=event, traits=profile.traits, history=history, _profile=profile
+            now=now,
+            event=event,
+            traits=profile.traits,
+            history=history,
+            scores_before=_NONE,  # unscored: the replay was given no predictions
+            unscored=_NONE,
+            _profile=profile,
         )
         return facts
 

@@ -27,6 +27,7 @@ from nudge.domain.experiments.counts import Measure
 from nudge.domain.intake import StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
+from nudge.domain.predictions.live import Scoring, scored
 from nudge.domain.profile import Miss, Profile, fold
 from nudge.domain.recent_ids import folded_recently, remember
 from nudge.domain.timefmt import iso
@@ -157,6 +158,7 @@ class EvaluateService:
         index: TriggerIndex,
         experiments: ExperimentRecords,
         audience: AudienceHours | None = None,
+        scoring: Scoring | None = None,
     ) -> None:
         self.events = events
         self.engine = engine
@@ -165,6 +167,7 @@ class EvaluateService:
         self.index = index
         self.experiments = experiments
         self.tally = AudienceTally(audience) if audience is not None else None
+        self.scoring = scoring or Scoring()
 
     # ---- the stream -------------------------------------------------------------------
 
@@ -658,14 +661,24 @@ class BatchWork:
         name = event_name(stored.event.body)
         watchers = service.index.watching(name)
         window = service.index.history_window(watchers)
+        scoring = service.scoring
+        known = folded.facts(now)
+        if scoring.predictions and scoring.window > window:
+            judged = Facts(now=now, event=stored.event.body, traits=folded.traits, profile=known)
+            if scoring.wanted(judged):
+                # The features count events further back than the triggers look: the one
+                # read goes back that far, and only for someone a prediction scores.
+                window = scoring.window
         history = service.history([person], now - window, now) if window else []
         facts = Facts(
             now=now,
             event=stored.event.body,
             traits=folded.traits,
-            profile=folded.facts(now),
+            profile=known,
             history=history,
         )
+        if scoring.predictions:
+            folded, facts = scored(scoring, profile, folded, facts)
         pending = []
         if name in service.index.exit_names:
             pending = [timer for timer, _ in service.engine.timers(identities)]

@@ -50,6 +50,11 @@ class PersonViews:
         """Where the person is in each journey: waiting at a step, completed, or exited."""
         return journeys(self._events, self._engine, self._index, user_id)
 
+    def scores(self, user_id: str) -> dict[str, Any]:
+        """The person's prediction scores as of their last event, each with its model."""
+        profile = self._events.read_person(user_id).profile
+        return profile.to_json().get("scores", {}) if profile else {}
+
     def fires(self, user_id: str) -> list[dict[str, Any]]:
         """The person's fires, oldest first."""
         return self._engine.fires(partitions(user_id, self._events.read_person(user_id)))

@@ -37,6 +37,11 @@ class Facts:
     profile: Mapping[str, Any] = field(default_factory=dict)
     # The person's events, oldest first, for counts in a window (each with "timestamp").
     history: Sequence[Mapping[str, Any]] = ()
+    # The person's scores before this event was folded in (``profile.scores`` holds them
+    # after): what tells a score that crossed a threshold from one that stayed above it.
+    scores_before: Mapping[str, int] = field(default_factory=dict)
+    # Why a prediction scored nothing for this event (no model, outside its audience).
+    unscored: Mapping[str, str] = field(default_factory=dict)
 
     def with_event(self, event: Mapping[str, Any]) -> Facts:
         return Facts(
@@ -45,6 +50,8 @@ class Facts:
             traits=self.traits,
             profile=self.profile,
             history=self.history,
+            scores_before=self.scores_before,
+            unscored=self.unscored,
         )
 
 

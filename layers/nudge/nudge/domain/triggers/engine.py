@@ -65,10 +65,12 @@ from nudge.domain.triggers.model import (
     Absence,
     EventMatch,
     Inactivity,
+    ScoreCross,
     Trigger,
     WaitUntil,
     WaitUntilStep,
 )
+from nudge.domain.triggers.scores import crossed, not_crossed
 
 __all__ = [
     "SWEEP_EVERY",
@@ -120,6 +122,7 @@ class TriggerIndex:
     inactivity: tuple[Trigger, ...]
     exit_names: frozenset[str] = frozenset()  # events that may cancel a pending timer
     goal_names: frozenset[str] = frozenset()  # experiments' goal events: they may convert
+    crossing: tuple[Trigger, ...] = ()  # score triggers: any event may move the score
 
     @classmethod
     def of(cls, triggers: Sequence[Trigger]) -> TriggerIndex:
@@ -139,6 +142,7 @@ class TriggerIndex:
                 for match in [*trigger.exit_events, *trigger.waits_for]
             ),
             goal_names=frozenset(t.experiment.goal.event for t in enabled if t.experiment),
+            crossing=tuple(t for t in enabled if isinstance(t.when, ScoreCross)),
         )
         index.compile()
         return index
@@ -228,6 +232,8 @@ def on_event(
                 continue
             if timer.kind == "wait_until":
                 _maybe_arrived(index.triggers[timer.trigger], timer, person, facts, result)
+    for trigger in index.crossing:
+        _maybe_crossed(trigger, person, facts, result, arms or {})
     entries = index.entries.get(name or "", ())
     if not entries:
         return result
@@ -276,8 +282,25 @@ def on_event(
             fields["person"], fields["at"], fields["occurrence"] = person, now, occurrence
             decisions.append(decision)
         else:
-            _enter(entry.trigger, entry.when, person, facts, result, arms or {}, occurrence)
+            _enter(entry.trigger, entry.matched, person, facts, result, arms or {}, occurrence)
     return result
+
+
+def _maybe_crossed(
+    trigger: Trigger, person: PersonId, facts: Facts, result: Result, arms: Mapping[str, str]
+) -> None:
+    """A score trigger, on any event: enters when the event made the score cross."""
+    assert isinstance(trigger.when, ScoreCross)
+    occurrence = occurrence_of(trigger, facts.event)
+    failed = not_crossed(trigger.when, facts)
+    if failed is None and trigger.audience is not None:
+        failed = why_not([trigger.audience], facts)
+    if failed is not None:
+        result.decisions.append(
+            Decision(trigger.id, person, "not_matched", failed, facts.now, occurrence)
+        )
+        return
+    _enter(trigger, crossed(trigger.when), person, facts, result, arms, occurrence)
 
 
 def _maybe_exit(
@@ -454,7 +477,7 @@ class _Entry:
 
 def _enter(
     trigger: Trigger,
-    when: EventMatch,
+    matched: str,
     person: PersonId,
     facts: Facts,
     result: Result,
@@ -467,7 +490,7 @@ def _enter(
         walker = Walker(
             trigger, person, person, occurrence, entry, _branch_facts(trigger, entry, facts)
         )
-        actions, decisions = walker.walk(FIRST, None, f"{when.event} matched")
+        actions, decisions = walker.walk(FIRST, None, matched)
         begin = Fire(trigger.id, person, occurrence, facts.now, entry)
         result.actions.append(Begin(begin, tuple(actions), tuple(decisions)))
         return
@@ -482,15 +505,13 @@ def _enter(
     due_kind = max((wait for wait in waits if wait), default=None, key=lambda wait: wait[0])
     if due_kind is None:
         result.actions.append(Fire(trigger.id, person, occurrence, facts.now, entry, arm))
-        result.decisions.append(
-            _firing(trigger.id, person, f"{when.event} matched", facts.now, occurrence, arm)
-        )
+        result.decisions.append(_firing(trigger.id, person, matched, facts.now, occurrence, arm))
         return
     due, kind = due_kind
     timer = Pending(trigger.id, person, occurrence, due, kind, entry, arm)  # type: ignore[arg-type]
     result.actions.append(Arm(timer))
     waiting_for = f"no {trigger.unless.event} " if trigger.unless else ""
-    reason = f"{when.event} matched; waiting {waiting_for}until {due.isoformat()}{_in(arm)}"
+    reason = f"{matched}; waiting {waiting_for}until {due.isoformat()}{_in(arm)}"
     result.decisions.append(
         Decision(trigger.id, person, "pending", reason, facts.now, occurrence, arm)
     )

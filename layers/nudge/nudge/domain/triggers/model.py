@@ -64,6 +64,7 @@ __all__ = [
     "NotOf",
     "Predicate",
     "Reentry",
+    "ScoreCross",
     "Send",
     "SendStep",
     "Step",
@@ -186,14 +187,28 @@ class Absence(EventMatch):
     same: Path | None = None  # a path both events share, such as properties.cart_id
 
 
+class ScoreCross(_Strict):
+    """A prediction's score rising through a threshold on an event: the score before the
+    event was below ``crosses`` (or there was none), and after it is at or above."""
+
+    score: Annotated[str, Field(pattern=ID_PATTERN, description="a prediction's id")]
+    crosses: Annotated[int, Field(ge=1, le=100, description="0-100, as scores are")]
+
+
 def _when_kind(value: Any) -> str:
     if isinstance(value, dict):
+        if "score" in value:
+            return "score_cross"
         return "inactivity" if "inactive" in value else "event_match"
+    if isinstance(value, ScoreCross):
+        return "score_cross"
     return "inactivity" if isinstance(value, Inactivity) else "event_match"
 
 
 When = Annotated[
-    Annotated[EventMatch, Tag("event_match")] | Annotated[Inactivity, Tag("inactivity")],
+    Annotated[EventMatch, Tag("event_match")]
+    | Annotated[Inactivity, Tag("inactivity")]
+    | Annotated[ScoreCross, Tag("score_cross")],
     Discriminator(_when_kind),
 ]
 
@@ -486,6 +501,10 @@ class Trigger(_Strict):
         if isinstance(self.when, Inactivity) and self.unless is not None:
             raise ValueError(
                 "an inactivity trigger cannot also have 'unless': inactivity is already an absence"
+            )
+        if isinstance(self.when, ScoreCross) and (self.unless or self.steps is not None):
+            raise ValueError(
+                "a score trigger sends one message when the score crosses (no unless, no steps)"
             )
         if (
             isinstance(self.when, EventMatch)

@@ -1,0 +1,80 @@
+"""The local stack scores live: with the shipped churn prediction and model bundled beside
+the triggers, and churn_risk (which reads the score) turned on, a user's second session puts
+them in churn's audience, and explain answers with their score and the model behind it. A
+score no enabled trigger reads is not worked out at all (it would cost a read and profile
+bytes for nothing)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.e2e.conftest import FROM_EMAIL, StackClient, _run_stack
+from tests.e2e.shop import advance
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def scoring_stack(
+    stack_logs: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StackClient]:
+    """The shipped triggers, churn_risk turned on."""
+    folder = tmp_path_factory.mktemp("scoring-triggers")
+    (folder / "templates").symlink_to(REPO / "triggers" / "templates")
+    for path in (REPO / "triggers").glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        if path.stem == "churn_risk":
+            text = text.replace("enabled: false", "enabled: true")
+        (folder / path.name).write_text(text, encoding="utf-8")
+    settings = {"NUDGE_TRIGGERS_DIR": str(folder), "NUDGE_FROM_EMAIL": FROM_EMAIL}
+    yield from _run_stack(None, stack_logs, settings)
+
+
+def _page(stack: StackClient, user_id: str, name: str) -> None:
+    response = stack.post("/v1/page", {"userId": user_id, "name": name})
+    assert response.status_code == 200, response.text
+
+
+def test_a_second_session_is_scored_and_explain_shows_the_score(scoring_stack: StackClient):
+    """Two visits an hour apart (two sessions): explain lists a churn score from 0 to 100
+    and the shipped model's version."""
+    # given
+    stack = scoring_stack
+    user = f"scored-{uuid.uuid4().hex[:10]}"
+    _page(stack, user, "home")
+    stack.drain()
+    advance(stack, 3600)
+
+    # when
+    _page(stack, user, "pricing")
+    stack.drain()
+
+    # then
+    response = stack.get("/_local/explain/" + user)
+    assert response.status_code == 200, response.text
+    churn = response.json()["scores"]["churn"]
+    assert 0 <= churn["score"] <= 100
+    assert churn["model"].endswith("Z")
+
+
+def test_a_score_no_enabled_trigger_reads_is_not_worked_out(stack: StackClient):
+    """The demo stack (churn_risk off): two sessions, and explain has no churn score."""
+    # given
+    user = f"unscored-{uuid.uuid4().hex[:10]}"
+    _page(stack, user, "home")
+    stack.drain()
+    advance(stack, 3600)
+
+    # when
+    _page(stack, user, "pricing")
+    stack.drain()
+
+    # then
+    response = stack.get("/_local/explain/" + user)
+    assert response.status_code == 200, response.text
+    assert "churn" not in (response.json().get("scores") or {})
