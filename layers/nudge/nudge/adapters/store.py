@@ -619,15 +619,8 @@ def put_if(
 ) -> bool:
     """One conditional PutItem of a plain item; False when the condition did not hold.
     Every other error is raised, as the ports' errors."""
-    request: dict[str, Any] = {
-        "TableName": table,
-        "Item": to_attributes(item),
-        "ConditionExpression": condition,
-    }
-    if values:
-        request["ExpressionAttributeValues"] = dict(values)
-    if names:
-        request["ExpressionAttributeNames"] = dict(names)
+    request = _conditional(table, condition, values, names)
+    request["Item"] = to_attributes(item)
     try:
         with aws_call("a conditional write"):
             client.put_item(**request)
@@ -646,21 +639,29 @@ def delete_if(
 ) -> bool:
     """One conditional DeleteItem; False when the condition did not hold (or the item is
     gone). Every other error is raised, as the ports' errors."""
-    request: dict[str, Any] = {
-        "TableName": table,
-        "Key": to_attributes(key),
-        "ConditionExpression": condition,
-    }
-    if values:
-        request["ExpressionAttributeValues"] = dict(values)
-    if names:
-        request["ExpressionAttributeNames"] = dict(names)
+    request = _conditional(table, condition, values, names)
+    request["Key"] = to_attributes(key)
     try:
         with aws_call("a conditional delete"):
             client.delete_item(**request)
     except Conflict:
         return False
     return True
+
+
+def _conditional(
+    table: str,
+    condition: str,
+    values: Mapping[str, Any] | None,
+    names: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """A conditional request's shared part: the table, the condition and its placeholders."""
+    request: dict[str, Any] = {"TableName": table, "ConditionExpression": condition}
+    if values:
+        request["ExpressionAttributeValues"] = dict(values)
+    if names:
+        request["ExpressionAttributeNames"] = dict(names)
+    return request
 
 
 def to_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
