@@ -32,7 +32,7 @@ from nudge.domain.triggers.actions import (
     step_occurrence,
 )
 from nudge.domain.triggers.compiled import compile_condition
-from nudge.domain.triggers.conditions import Facts, event_name, same_value
+from nudge.domain.triggers.conditions import Facts, _timestamp, event_name, same_value
 from nudge.domain.triggers.explain import describe
 from nudge.domain.triggers.model import (
     Branch,
@@ -256,13 +256,3 @@ class Walker:
             occurrence or self.occurrence,
             step=step,
         )
-
-
-def _timestamp(event: Mapping[str, Any]) -> datetime | None:
-    value = event.get("timestamp")
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
