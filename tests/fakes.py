@@ -114,6 +114,13 @@ class InMemoryPeople:
                 self.expires_at.pop((profile.person, None), None)
         return set()
 
+    def save_rescored(self, profile: Profile) -> bool:
+        stored = self.profiles.get(profile.person)
+        if stored is None or stored.applied_seq != profile.applied_seq:
+            return False
+        self.save_profiles([profile])
+        return True
+
     def events_since(
         self, person: PersonId, since: datetime, now: datetime
     ) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,70 @@ def test_without_a_model_evaluate_scores_nothing_and_churn_risk_says_why(
     profile = _profile(aws)
     assert profile.scores == {}
     assert "no model artefact at" in profile.misses["churn_risk"].reason
+
+
+# ---- re-scored while quiet, by the hourly sweep ------------------------------------------
+
+QUIET_PREDICTION = PREDICTION.replace("  - profile.sessions", "  - profile.days_inactive")
+QUIET_MODEL = {  # more than three days quiet: 88; less: 12 (every event scores 12)
+    **MODEL,
+    "features": ["profile.days_inactive"],
+    "trees": [{**MODEL["trees"][0], "threshold": [3.0, 0.0, 0.0]}],
+}
+
+
+def _sweep(aws: Aws, at: Any) -> Any:
+    handler = aws.load_handler("Evaluate")
+    return handler({"source": "nudge.sweep", "scheduledTime": at.isoformat()})
+
+
+def test_the_hourly_sweep_fires_churn_risk_for_someone_quiet_three_days_and_the_backtest_agrees(
+    aws: Aws, ingest: Invoke, folders: Path
+):
+    """The model scores days_inactive: two visits score 12, three days of quiet 88. The
+    sweep that reads ada's hour at 72 hours fires churn_risk once, keeps 88 on her profile,
+    and a retry of that sweep sends nothing more; the backtest fires the same."""
+    # given
+    (folders / "predictions" / "churn.yaml").write_text(QUIET_PREDICTION)
+    (folders / "models" / "churn.json").write_text(json.dumps(QUIET_MODEL))
+    stream = Stream.of(aws, aws.load_handler("Evaluate"))
+    _visits(aws, ingest, stream, 1, 2)
+    crossing = NOW + 2 * HOUR + 73 * HOUR  # reads the hour 73 hours back: the 12:00 visit's
+
+    # when
+    _sweep(aws, crossing - HOUR)
+    _sweep(aws, crossing)
+    _sweep(aws, crossing)
+
+    # then
+    fires = _queued(aws, "churn_risk")
+    assert [fire["occurrence"] for fire in fires] == [f"score@{crossing.isoformat()}"]
+    assert _profile(aws).scores == {"churn": 88}
+    events, _ = read_events([json.dumps(_visit(number)) for number in (1, 2)])
+    scoring, _ = load_scoring(folders / "predictions", folders / "models")
+    triggers = load_triggers(folders / "triggers").triggers
+    replayed = backtest(events, triggers, scoring=scoring, until=crossing + HOUR)
+    assert [(f.trigger, f.occurrence) for f in replayed.fired] == [
+        ("churn_risk", f"score@{crossing.isoformat()}")
+    ]
+
+
+def test_a_re_scored_profile_is_not_written_over_a_fold_that_came_after_it_was_read(
+    aws: Aws, ingest: Invoke, folders: Path
+):
+    """The sweep's write is conditional on the profile's applied_seq: a profile an event
+    has been folded into since the read keeps that fold."""
+    # given
+    stream = Stream.of(aws, aws.load_handler("Evaluate"))
+    _visits(aws, ingest, stream, 1, 2)
+    store = EventStore(aws.dynamodb, aws.table)
+    read = _profile(aws)
+    _visits(aws, ingest, stream, 3)
+
+    # when
+    written = store.save_rescored(replace(read, scores={"churn": 99}))
+
+    # then
+    assert written is False
+    assert _profile(aws).scores == {"churn": 88}
+    assert _profile(aws).sessions == 3

@@ -177,6 +177,20 @@ class EventStore:
             refused |= {keys.person_from_pk(item["pk"]["S"]) for item in leftovers}
         return refused
 
+    def save_rescored(self, profile: Profile) -> bool:
+        # The profile's one other writer: the stream has a single writer per person, and
+        # the sweep must not undo a fold that landed after its read.
+        request = _conditional(
+            self._table, "applied_seq = :seq", {":seq": {"N": str(profile.applied_seq)}}, None
+        )
+        request["Item"] = _profile_item(profile, self._shards, self._profile_kept)
+        try:
+            with aws_call("a re-scored profile's write"):
+                self._client.put_item(**request)
+        except Conflict:
+            return False
+        return True
+
     def forgotten(self, persons: Iterable[PersonId]) -> set[PersonId]:
         """The persons with a tombstone: they asked to be forgotten (one BatchGetItem per
         hundred persons, a consistent read unit each: Evaluate asks once per stream batch)."""

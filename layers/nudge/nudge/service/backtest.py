@@ -49,6 +49,8 @@ from nudge.domain.triggers.engine import (
     on_due,
     on_event,
     on_inactive,
+    on_rescored,
+    rescored_hours,
     swept_hour,
 )
 from nudge.domain.triggers.journey import STEP_REENTRY
@@ -60,6 +62,7 @@ from nudge.domain.triggers.model import (
     Predicate,
     Trigger,
 )
+from nudge.domain.triggers.scores import crossing_thresholds, moved_across
 
 __all__ = ["BacktestReport", "backtest", "read_events"]
 
@@ -228,6 +231,8 @@ def backtest(
     ``retention``: the stack's RetentionDays, which says when a profile expires."""
     replay = _Replay(TriggerIndex.of(triggers), profile_kept(retention))
     replay.scoring = scoring or Scoring()
+    replay.thresholds = crossing_thresholds(replay.index.crossing)
+    replay.quiet_boundaries = replay.scoring.quiet_boundaries(replay.thresholds)
     for done, event in enumerate(events, start=1):
         replay.advance_to(event.timestamp)
         replay.apply(event)
@@ -269,6 +274,9 @@ class _Replay:
         self.unordered: set[PersonId] = set()
         self._inactive: list[list[float]] | None = None
         self.scoring = Scoring()  # no predictions scored unless backtest is given them
+        # As Evaluate's: the thresholds score triggers watch, and when the sweep re-scores.
+        self.thresholds: dict[str, frozenset[int]] = {}
+        self.quiet_boundaries: tuple[timedelta, ...] = ()
         self.people: dict[tuple[str, str], PersonId] = {}  # one PersonId per person, reused
         self.users: dict[str, PersonId] = {}  # the users among them, by userId
         self.next_sweep: datetime | None = None
@@ -441,7 +449,8 @@ class _Replay:
         """Decides, in time order, the timers and the sweeps due by ``moment``."""
         while True:
             timer_due = self.timers[0][0] if self.timers else None
-            sweep_due = self.next_sweep if self.index.inactivity else None
+            sweeps = self.index.inactivity or self.quiet_boundaries
+            sweep_due = self.next_sweep if sweeps else None
             if (timer_due is None or timer_due > moment) and (
                 sweep_due is None or sweep_due > moment
             ):
@@ -487,6 +496,30 @@ class _Replay:
                 last_seen = max(seen, default=None)
                 result = on_inactive(trigger, person, facts, last_seen, self.arms[person])
                 self._carry_out(result, at)
+        for hour in rescored_hours(self.quiet_boundaries, at):
+            for person, partitions in self._people_in(hour).items():
+                identities = [self.profiles[p] for p in partitions if p in self.profiles]
+                if _latest_hour(identities) in (None, hour):
+                    self._rescore_quiet(person, at)
+
+    def _rescore_quiet(self, person: PersonId, at: datetime) -> None:
+        """As the live sweep (``EvaluateService._rescore_quiet``): scored again as of ``at``
+        on the person's own history, the score triggers decided, and the new scores kept
+        only when one moved across a watched threshold."""
+        profile = self.profiles.get(person) or Profile(person=person)
+        facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at))
+        if not self.scoring.wanted(facts):
+            return
+        history = self._history([person], at - self.scoring.window)
+        rescored, facts = scored(self.scoring, profile, profile, replace(facts, history=history))
+        if not moved_across(profile.scores, rescored.scores, self.thresholds):
+            return
+        arms = self.arms[person]
+        for trigger in self.index.crossing:
+            result = on_rescored(trigger, person, facts, arms)
+            arms.update(assigned(result))
+            self._carry_out(result, at)
+        self.profiles[person] = rescored
 
     def _people_in(self, hour: datetime) -> dict[PersonId, list[PersonId]]:
         """Who the partitions filed under ``hour`` are now, with all their partitions."""

@@ -10,7 +10,7 @@ by key, fires by the ledger's conditional write — because a failed batch is re
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,6 +48,8 @@ from nudge.domain.triggers.engine import (
     on_due,
     on_event,
     on_inactive,
+    on_rescored,
+    rescored_hours,
     swept_hour,
 )
 from nudge.domain.triggers.experiment import HOLDOUT
@@ -58,6 +60,7 @@ from nudge.domain.triggers.model import (
     in_app_fields,
     send_time_fields,
 )
+from nudge.domain.triggers.scores import crossing_thresholds, moved_across
 from nudge.service.ports import (
     AudienceHours,
     EngineRecords,
@@ -168,6 +171,10 @@ class EvaluateService:
         self.experiments = experiments
         self.tally = AudienceTally(audience) if audience is not None else None
         self.scoring = scoring or Scoring()
+        # Scores move while people are quiet: the sweep re-scores them at these times since
+        # their last activity, for the predictions a score trigger watches.
+        self.thresholds = crossing_thresholds(index.crossing)
+        self.quiet_boundaries = self.scoring.quiet_boundaries(self.thresholds)
 
     # ---- the stream -------------------------------------------------------------------
 
@@ -233,17 +240,35 @@ class EvaluateService:
         are saved per hundred people, so a run that fails late keeps what it explained."""
         decisions: list[Decision] = []
         for trigger in self.index.inactivity:
-            hour = swept_hour(trigger, at)
-            people = list(self._by_person(self.events.persons_seen_in(hour)).items())
-            for start in range(0, len(people), SWEEP_CHUNK):
-                decided: list[Decision] = []
-                for swept in self._swept(dict(people[start : start + SWEEP_CHUNK]), at):
-                    if swept.sweep_hour not in (None, hour):
-                        continue  # seen since under another identity: a later sweep decides
-                    decided += self._decide_inactive(trigger, swept, at, target_arn)
+            for people in self._quiet_in(swept_hour(trigger, at), at):
+                decided = [
+                    decision
+                    for swept in people
+                    for decision in self._decide_inactive(trigger, swept, at, target_arn)
+                ]
+                self.engine.save_decisions(decided)
+                decisions += decided
+        for hour in rescored_hours(self.quiet_boundaries, at):
+            for people in self._quiet_in(hour, at):
+                decided = [
+                    decision
+                    for swept in people
+                    for decision in self._rescore_quiet(swept, at, target_arn)
+                ]
                 self.engine.save_decisions(decided)
                 decisions += decided
         return decisions
+
+    def _quiet_in(self, hour: datetime, at: datetime) -> Iterator[list[Swept]]:
+        """Everyone filed under ``hour`` and not seen since, a hundred at a time."""
+        people = list(self._by_person(self.events.persons_seen_in(hour)).items())
+        for start in range(0, len(people), SWEEP_CHUNK):
+            yield [
+                swept
+                for swept in self._swept(dict(people[start : start + SWEEP_CHUNK]), at)
+                # Seen since under another identity: a later sweep decides.
+                if swept.sweep_hour in (None, hour)
+            ]
 
     def _by_person(self, found: Sequence[PersonId]) -> dict[PersonId, list[PersonId]]:
         """The partitions the index lists, by who they are now: a visitor and the user they
@@ -307,6 +332,32 @@ class EvaluateService:
             # will ask explain about them. Recording it would cost a write each.
             return []
         return self.carry_out(result, target_arn, at, history, elsewhere)
+
+    def _rescore_quiet(self, swept: Swept, at: datetime, target_arn: str) -> list[Decision]:
+        """A quiet person whose time since their last activity has just passed a boundary
+        the trees split at: scored again as of ``at``, and the score triggers decided on it
+        as on an event. The profile is rewritten only when a score moved across a threshold
+        a trigger watches (``moved_across``), after the fires: a sweep that fails between is
+        retried for the same hour, finds the old scores, and the ledger dedupes its fires."""
+        profile = swept.profile
+        facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at))
+        if not self.scoring.wanted(facts):
+            return []
+        window = self.scoring.window
+        # The person's own partition, as on an event: both decide on the same history.
+        history = self.history([swept.person], at - window, at) if window else []
+        rescored, facts = scored(self.scoring, profile, profile, replace(facts, history=history))
+        if not moved_across(profile.scores, rescored.scores, self.thresholds):
+            return []
+        elsewhere = self.assigned_elsewhere(swept.person, swept.partitions, self.index.crossing)
+        arms = {**arms_open_at(elsewhere, at), **profile.arms}
+        decisions: list[Decision] = []
+        for trigger in self.index.crossing:
+            result = on_rescored(trigger, swept.person, facts, arms)
+            decisions += self.carry_out(result, target_arn, at, history, elsewhere)
+            arms |= assigned(result)
+        self.events.save_rescored(replace(rescored, arms={**rescored.arms, **arms}))
+        return decisions
 
     # ---- shared by both paths ---------------------------------------------------------
 

@@ -184,6 +184,12 @@ class PersonStore(ProfileReader, Protocol):
         """Writes the profiles; returns the persons whose profile could not be written."""
         ...
 
+    def save_rescored(self, profile: Profile) -> bool:
+        """Writes a profile the sweep re-scored, only if no event has been folded into it
+        since it was read (its ``applied_seq`` is still the stored one); False if one has:
+        that fold scored the person afresh, and its write stands."""
+        ...
+
     def events_since(
         self, person: PersonId, since: datetime, now: datetime
     ) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ scored event (docs/predictions.md, "Scoring live").
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -71,6 +71,26 @@ class Scoring:
             and why_not([live.prediction.audience], facts) is None
             for live in self.predictions
         )
+
+    def quiet_boundaries(self, predictions: Iterable[str]) -> tuple[timedelta, ...]:
+        """How long after a person's last activity these predictions' scores can change with
+        no event: the thresholds the trees split the time since last seen at, and the
+        count windows (the last event leaves a window when the window has passed). Between
+        two of these, only the age feature moves (``first_seen``), and it is read afresh
+        whenever the sweep re-scores. Every boundary costs the sweep one index read an
+        hour, so they are kept to the hour: two that fall in the same hour are one."""
+        wanted = set(predictions)
+        found: set[timedelta] = set()
+        for live in self.predictions:
+            if live.prediction.id not in wanted or not isinstance(live.model, ScoreModel):
+                continue
+            found.update(_recency_splits(live.model))
+            found.update(
+                feature.within
+                for feature in live.prediction.feature_list
+                if isinstance(feature, CountFeature)
+            )
+        return tuple(sorted({_to_hour(boundary) for boundary in found if boundary > timedelta(0)}))
 
     @property
     def problems(self) -> list[str]:
@@ -142,6 +162,25 @@ def model_version(model: ScoreModel) -> str:
     if moment is None or moment.tzinfo is None:
         return "?"
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+
+
+# Features that measure the time since the person's last activity, in days.
+RECENCY = frozenset({"profile.days_inactive", "profile.last_seen"})
+
+
+def _recency_splits(model: ScoreModel) -> set[timedelta]:
+    columns = {index for index, name in enumerate(model.features) if name in RECENCY}
+    return {
+        timedelta(days=threshold)
+        for tree in model.trees
+        for column, threshold in zip(tree.feature, tree.threshold, strict=True)
+        if column in columns
+    }
+
+
+def _to_hour(boundary: timedelta) -> timedelta:
+    """Rounded up: by then the person has passed the threshold itself."""
+    return -(-boundary // timedelta(hours=1)) * timedelta(hours=1)
 
 
 def _moments(events: Sequence[Mapping[str, Any]], since: datetime) -> list[tuple[datetime, Any]]:

@@ -97,6 +97,9 @@ __all__ = [
     "on_due",
     "on_event",
     "on_inactive",
+    "on_rescored",
+    "rescored_hours",
+    "rescored_occurrence",
     "swept_hour",
     "timing_of",
 ]
@@ -762,6 +765,55 @@ def inactivity_status(
     return Decision(
         trigger.id, person, "pending", reason, now, inactivity_occurrence(trigger, last_seen)
     )
+
+
+# ---- scores: the quiet re-scored by the same sweep -------------------------------------
+
+
+def rescored_hours(boundaries: Sequence[timedelta], at: datetime) -> list[datetime]:
+    """The last-seen hours a sweep at ``at`` re-scores: for each time since a person's last
+    activity at which a score can change with no event (``Scoring.quiet_boundaries``), the
+    hour whose people have just passed it. As for inactivity (``swept_hour``), consecutive
+    sweeps cover consecutive hours and a retry reads the same ones."""
+    at = at.astimezone(UTC)
+    return sorted({hour_of(at - boundary - SWEEP_EVERY) for boundary in boundaries})
+
+
+def rescored_occurrence(at: datetime) -> str:
+    """A crossing found by the sweep: one occurrence per sweep hour, so a retried sweep
+    decides the same occurrence and the ledger makes it a no-op."""
+    return f"score@{hour_of(at.astimezone(UTC)).isoformat()}"
+
+
+def on_rescored(
+    trigger: Trigger, person: PersonId, facts: Facts, arms: Mapping[str, str] | None = None
+) -> Result:
+    """The sweep re-scored a quiet person (``facts.scores_before`` the stored scores,
+    ``profile.scores`` the new ones): a score trigger enters when the score rose through its
+    threshold, exactly as on an event. A score that did not cross decides nothing: most of
+    any hour's quiet people, and a record each would cost a write."""
+    assert isinstance(trigger.when, ScoreCross)
+    result = Result()
+    if not_crossed(trigger.when, facts) is not None:
+        return result
+    occurrence = rescored_occurrence(facts.now)
+    failed = why_not([trigger.audience], facts) if trigger.audience else None
+    if failed is not None:
+        reason = f"{crossed(trigger.when)} while quiet, but {failed}"
+        result.decisions.append(
+            Decision(trigger.id, person, "not_matched", reason, facts.now, occurrence)
+        )
+        return result
+    _enter(
+        trigger,
+        f"{crossed(trigger.when)} while quiet",
+        person,
+        facts,
+        result,
+        arms or {},
+        occurrence,
+    )
+    return result
 
 
 # ---- what delivery gets --------------------------------------------------------------

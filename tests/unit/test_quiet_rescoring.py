@@ -1,0 +1,369 @@
+"""Scores that move while a person is quiet, on the in-memory fakes: the time since the
+last activity is a feature (churn leans on it), so the hourly sweep re-scores the people
+whose quiet spell has just passed a boundary the trees split at, and a score trigger fires
+when the re-scored score rises through its threshold, as on an event.
+
+The model is written by hand: one tree, more than three days quiet is a score of 88, less
+is 12. At an event the time since the last activity is 0, so every event scores 12."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nudge.domain.intake import StoredEvent
+from nudge.domain.messages import FireMessage
+from nudge.domain.person import PersonId
+from nudge.domain.predictions.live import LivePrediction, Scoring
+from nudge.domain.predictions.loader import parse_prediction
+from nudge.domain.predictions.score import parse_model
+from nudge.domain.triggers.engine import TriggerIndex, rescored_hours
+from nudge.domain.triggers.loader import parse_trigger
+from nudge.domain.triggers.scores import moved_across
+from nudge.service.backtest import backtest
+from nudge.service.evaluate import EvaluateService
+
+from tests.fakes import (
+    FakeQueue,
+    FakeScheduler,
+    InMemoryEngineStore,
+    InMemoryExperiments,
+    InMemoryPeople,
+)
+from tests.unit.builders import parse
+
+NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:nudge-Evaluate"
+ADA = PersonId.user("ada")
+
+PREDICTION = """\
+id: churn
+label:
+  inactive: 14d
+audience:
+  path: profile.sessions
+  gte: 2
+features:
+  - profile.days_inactive
+  - count: page
+    within: 7d
+"""
+MODEL = {
+    "format": "nudge-prediction-model",
+    "version": 1,
+    "prediction": "churn",
+    "features": ["profile.days_inactive", "count(page, 7d)"],
+    "base": 0.0,
+    "trees": [
+        {
+            "feature": [0, -1, -1],
+            "threshold": [2.9, 0.0, 0.0],  # 69.6 hours: re-scored at 70
+            "missing_left": [True, False, False],
+            "left": [1, 0, 0],
+            "right": [2, 0, 0],
+            "value": [0.0, -2.0, 2.0],  # logistic(-2) = 12 %, logistic(2) = 88 %
+        }
+    ],
+    "trained": {"at": "2026-11-01T00:00:00+00:00"},
+}
+CHURN_RISK = """\
+id: churn_risk
+when:
+  score: churn
+  crosses: 70
+send:
+  channel: email
+  template: churn_risk
+"""
+# ada's last visit is in the 12:00 hour; the sweep that reads it at 70 hours is the one
+# at 11:00 three days on (its hour is 70 hours and one earlier: 12:00).
+LAST_VISIT_HOUR = NOW + 2 * HOUR
+CROSSING_SWEEP = LAST_VISIT_HOUR + 71 * HOUR
+
+
+def _scoring() -> Scoring:
+    prediction, problems = parse_prediction(PREDICTION, "churn.yaml")
+    assert problems == []
+    assert prediction is not None
+    return Scoring((LivePrediction.of(prediction, parse_model(json.dumps(MODEL))),))
+
+
+def _visit(at: datetime, number: int) -> dict[str, Any]:
+    return {
+        "type": "page",
+        "userId": "ada",
+        "name": "home",
+        "messageId": f"home-{number}",
+        "timestamp": at.isoformat(),
+    }
+
+
+@dataclass
+class World:
+    service: EvaluateService
+    people: InMemoryPeople
+    engine: InMemoryEngineStore
+    queue: FakeQueue
+    sequences: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    visits: list[dict[str, Any]] = field(default_factory=list)
+
+    def visit(self, at: datetime) -> None:
+        """A page view by ada at ``at``, stored as Ingest stores it and decided then."""
+        body = _visit(at, len(self.visits) + 1)
+        self.visits.append(body)
+        intake = parse({"batch": [body]}, route="batch", received_at=at)
+        stored = [StoredEvent(person=ADA, event=event) for event in intake.events]
+        self.people.put_events(stored, {}, timedelta(days=90))
+        work = self.service.batch(stored, ARN, at)
+        for each in stored:
+            work.handle(next(self.sequences), each, at)
+        assert work.finish() == set()
+
+    def two_sessions(self) -> None:
+        """In churn's audience (two sessions), last seen in LAST_VISIT_HOUR, scored 12."""
+        self.visit(NOW + HOUR)
+        self.visit(LAST_VISIT_HOUR)
+
+    def sent(self) -> list[FireMessage]:
+        return [queued.fire for queued in self.queue.messages]
+
+
+def _world() -> World:
+    trigger, problems = parse_trigger(CHURN_RISK, "churn_risk.yaml")
+    assert trigger is not None, problems
+    people, engine, queue = InMemoryPeople(), InMemoryEngineStore(), FakeQueue()
+    service = EvaluateService(
+        events=people,
+        engine=engine,
+        reminders=FakeScheduler(),
+        queue=queue,
+        index=TriggerIndex.of([trigger]),
+        experiments=InMemoryExperiments(),
+        scoring=_scoring(),
+    )
+    return World(service, people, engine, queue)
+
+
+# ---- when the sweep re-scores ---------------------------------------------------------------
+
+
+def test_the_boundaries_are_the_recency_splits_to_the_hour_and_the_count_windows() -> None:
+    """2.9 days (69.6 hours) is re-scored at 70 hours; the 7-day count window at 168."""
+    # given
+    scoring = _scoring()
+
+    # when
+    boundaries = scoring.quiet_boundaries({"churn"})
+
+    # then
+    assert boundaries == (70 * HOUR, 7 * DAY)
+
+
+def test_a_prediction_no_score_trigger_watches_has_no_boundaries() -> None:
+    """Only a crossing needs the score kept fresh while quiet: nothing else is re-scored."""
+    # given
+    scoring = _scoring()
+
+    # when
+    boundaries = scoring.quiet_boundaries(set())
+
+    # then
+    assert boundaries == ()
+
+
+def test_consecutive_sweeps_read_consecutive_hours_per_boundary() -> None:
+    """The sweep at 11:xx reads the hour 71 hours before for a 70-hour boundary."""
+    # given
+    at = CROSSING_SWEEP + 5 * 60 * timedelta(seconds=1)
+
+    # when
+    hours = [rescored_hours([70 * HOUR], at + n * HOUR) for n in range(3)]
+
+    # then
+    assert hours == [[LAST_VISIT_HOUR], [LAST_VISIT_HOUR + HOUR], [LAST_VISIT_HOUR + 2 * HOUR]]
+
+
+# ---- the crossing ---------------------------------------------------------------------------
+
+
+def test_a_quiet_person_whose_score_rises_through_70_is_sent_churn_risk() -> None:
+    """Three days quiet, ada's score goes from 12 to 88: the sweep fires churn_risk once."""
+    # given
+    world = _world()
+    world.two_sessions()
+
+    # when
+    decisions = world.service.sweep(CROSSING_SWEEP, ARN)
+
+    # then
+    assert [(d.trigger, d.outcome) for d in decisions] == [("churn_risk", "fired")]
+    assert "churn score crossed 70 while quiet" in decisions[0].reason
+    assert [(m.trigger, m.occurrence) for m in world.sent()] == [
+        ("churn_risk", f"score@{CROSSING_SWEEP.isoformat()}")
+    ]
+
+
+def test_the_new_score_is_kept_on_the_profile() -> None:
+    """The profile the sweep re-scored holds 88, so a later crossing is judged from there."""
+    # given
+    world = _world()
+    world.two_sessions()
+
+    # when
+    world.service.sweep(CROSSING_SWEEP, ARN)
+
+    # then
+    assert world.people.profiles[ADA].scores == {"churn": 88}
+
+
+def test_a_retried_sweep_sends_nothing_more() -> None:
+    """The Scheduler retries a failed sweep with the same time: no second message."""
+    # given
+    world = _world()
+    world.two_sessions()
+    world.service.sweep(CROSSING_SWEEP, ARN)
+
+    # when
+    world.service.sweep(CROSSING_SWEEP, ARN)
+
+    # then
+    assert len(world.sent()) == 1
+
+
+def test_a_sweep_that_failed_before_keeping_the_score_is_retried_without_a_second_send() -> None:
+    """Fired, then the profile's write was lost: the retry finds 12 stored, crosses
+    again, and the ledger dedupes the same occurrence."""
+    # given
+    world = _world()
+    world.two_sessions()
+    stored = world.people.profiles[ADA]
+    world.service.sweep(CROSSING_SWEEP, ARN)
+    world.people.profiles[ADA] = stored  # as if the sweep had crashed before its write
+
+    # when
+    world.service.sweep(CROSSING_SWEEP, ARN)
+
+    # then
+    assert len(world.sent()) == 1
+    assert world.people.profiles[ADA].scores == {"churn": 88}
+
+
+def test_someone_who_came_back_is_not_re_scored_from_their_old_hour() -> None:
+    """A visit on day 2 files ada under a later hour: the sweep of her old hour skips her."""
+    # given
+    world = _world()
+    world.two_sessions()
+    world.visit(LAST_VISIT_HOUR + 2 * DAY)
+
+    # when
+    decisions = world.service.sweep(CROSSING_SWEEP, ARN)
+
+    # then
+    assert decisions == []
+    assert world.sent() == []
+
+
+def test_someone_outside_the_audience_is_not_re_scored() -> None:
+    """One session is not churn's audience: quiet or not, no score and no message."""
+    # given
+    world = _world()
+    world.visit(LAST_VISIT_HOUR)
+
+    # when
+    decisions = world.service.sweep(CROSSING_SWEEP, ARN)
+
+    # then
+    assert decisions == []
+    assert world.people.profiles[ADA].scores == {}
+
+
+def test_a_sweep_before_the_boundary_leaves_the_stored_score() -> None:
+    """An hour earlier the sweep reads the hour before ada's: her 12 stays as it is."""
+    # given
+    world = _world()
+    world.two_sessions()
+
+    # when
+    decisions = world.service.sweep(CROSSING_SWEEP - HOUR, ARN)
+
+    # then
+    assert decisions == []
+    assert world.people.profiles[ADA].scores == {"churn": 12}
+
+
+def test_coming_back_scores_low_again_and_the_next_quiet_spell_fires_again() -> None:
+    """Back a week later (12 again at the event), then quiet three days: a new crossing."""
+    # given
+    world = _world()
+    world.two_sessions()
+    world.service.sweep(CROSSING_SWEEP, ARN)
+    back = LAST_VISIT_HOUR + 7 * DAY
+    world.visit(back)
+
+    # when
+    world.service.sweep(back + 71 * HOUR, ARN)
+
+    # then
+    assert world.people.profiles[ADA].scores == {"churn": 88}
+    assert [m.occurrence for m in world.sent()] == [
+        f"score@{CROSSING_SWEEP.isoformat()}",
+        f"score@{(back + 71 * HOUR).isoformat()}",
+    ]
+
+
+# ---- writes only when a side changes --------------------------------------------------------
+
+
+def test_a_score_that_moves_without_crossing_a_watched_threshold_is_not_rewritten() -> None:
+    """12 to 40 changes nothing a trigger decides on: the profile keeps 12."""
+    # given
+    before, after = {"churn": 12}, {"churn": 40}
+
+    # when
+    moved = moved_across(before, after, {"churn": frozenset({70})})
+
+    # then
+    assert moved is False
+
+
+def test_a_first_score_above_the_threshold_is_a_move() -> None:
+    """No score stored counts as below: 88 is on the other side of 70."""
+    # given
+    before: dict[str, int] = {}
+
+    # when
+    moved = moved_across(before, {"churn": 88}, {"churn": frozenset({70})})
+
+    # then
+    assert moved is True
+
+
+# ---- the backtest decides the same ----------------------------------------------------------
+
+
+def test_the_backtest_fires_what_the_sweep_fires() -> None:
+    """The same two visits replayed until after the crossing sweep: the same one fire."""
+    # given
+    world = _world()
+    world.two_sessions()
+    world.service.sweep(CROSSING_SWEEP, ARN)
+    events = [
+        parse({"batch": [body]}, route="batch", received_at=datetime.fromisoformat(when)).events[0]
+        for body in world.visits
+        for when in [body["timestamp"]]
+    ]
+    trigger, _ = parse_trigger(CHURN_RISK, "churn_risk.yaml")
+    assert trigger is not None
+
+    # when
+    report = backtest(events, [trigger], scoring=_scoring(), until=CROSSING_SWEEP + HOUR)
+
+    # then
+    live = [(m.trigger, m.occurrence) for m in world.sent()]
+    replayed = [(fire.trigger, fire.occurrence) for fire in report.fired]
+    assert replayed == live
