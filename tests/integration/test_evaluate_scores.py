@@ -132,10 +132,11 @@ def test_without_a_model_evaluate_scores_nothing_and_churn_risk_says_why(
 # ---- re-scored while quiet, by the hourly sweep ------------------------------------------
 
 QUIET_PREDICTION = PREDICTION.replace("  - profile.sessions", "  - profile.days_inactive")
+_ONE_TREE: dict[str, Any] = MODEL["trees"][0]  # type: ignore[index]
 QUIET_MODEL = {  # more than three days quiet: 88; less: 12 (every event scores 12)
     **MODEL,
     "features": ["profile.days_inactive"],
-    "trees": [{**MODEL["trees"][0], "threshold": [3.0, 0.0, 0.0]}],
+    "trees": [{**_ONE_TREE, "threshold": [3.0, 0.0, 0.0]}],
 }
 
 
