@@ -1,6 +1,6 @@
-"""``python -m bench [NAME ...] [--json]``: attribution, best_hour, calls, cost, delivery,
-dynamodb, engine, experiments, faults, idle, imports, in_app, journey, layer, load, predict,
-sdk_size, soak, sweep, throughput.
+"""``python -m bench [NAME ...] [--json]``: attribution, best_hour, calls, churn_sweep, cost,
+delivery, dynamodb, engine, experiments, faults, idle, imports, in_app, journey, layer, load,
+predict, sdk_size, soak, sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -20,6 +20,7 @@ from bench import (
     attribution,
     best_hour,
     calls,
+    churn_sweep,
     cost,
     delivery,
     dynamodb,
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "attribution": attribution.run,
     "best_hour": best_hour.run,
     "calls": calls.run,
+    "churn_sweep": churn_sweep.run,
     "cost": cost.run,
     "delivery": delivery.run,
     "dynamodb": dynamodb.run,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,15 +18,17 @@ from typing import Any
 from nudge.domain.intake import StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
+from nudge.domain.predictions.bounds import recency_stretches
 from nudge.domain.predictions.live import LivePrediction, Scoring
 from nudge.domain.predictions.loader import parse_prediction
-from nudge.domain.predictions.score import parse_model
+from nudge.domain.predictions.score import ScoreModel, parse_model
 from nudge.domain.triggers.engine import TriggerIndex, rescored_hours
 from nudge.domain.triggers.loader import parse_trigger
 from nudge.domain.triggers.scores import moved_across
 from nudge.service.backtest import backtest
 from nudge.service.evaluate import EvaluateService
 
+from tests.conftest import REPO
 from tests.fakes import (
     FakeQueue,
     FakeScheduler,
@@ -158,7 +161,7 @@ def test_the_boundaries_are_the_recency_splits_to_the_hour_and_the_count_windows
     scoring = _scoring()
 
     # when
-    boundaries = scoring.quiet_boundaries({"churn"})
+    boundaries = scoring.quiet_boundaries({"churn": {70}})
 
     # then
     assert boundaries == (70 * HOUR, 7 * DAY)
@@ -170,10 +173,23 @@ def test_a_prediction_no_score_trigger_watches_has_no_boundaries() -> None:
     scoring = _scoring()
 
     # when
-    boundaries = scoring.quiet_boundaries(set())
+    boundaries = scoring.quiet_boundaries({})
 
     # then
     assert boundaries == ()
+
+
+def test_a_split_no_score_can_cross_a_watched_threshold_at_is_not_swept() -> None:
+    """Watching 95: 12 before 2.9 days and 88 after are both below it, for anyone, so
+    passing 2.9 days changes no crossing; only the count window is left."""
+    # given
+    scoring = _scoring()
+
+    # when
+    boundaries = scoring.quiet_boundaries({"churn": {95}})
+
+    # then
+    assert boundaries == (7 * DAY,)
 
 
 def test_consecutive_sweeps_read_consecutive_hours_per_boundary() -> None:
@@ -186,6 +202,31 @@ def test_consecutive_sweeps_read_consecutive_hours_per_boundary() -> None:
 
     # then
     assert hours == [[LAST_VISIT_HOUR], [LAST_VISIT_HOUR + HOUR], [LAST_VISIT_HOUR + 2 * HOUR]]
+
+
+def test_every_score_of_the_shipped_model_lies_within_its_stretch_bounds() -> None:
+    """2,000 random rows of the shipped churn model: each score is between the lowest and
+    the highest its stretch of days_inactive allows, whatever the other features are."""
+    # given
+    model = parse_model((REPO / "models" / "churn.json").read_text(encoding="utf-8"))
+    assert isinstance(model, ScoreModel)
+    recency = {model.features.index("profile.days_inactive")}
+    stretches = recency_stretches(model, recency)
+    chooser = random.Random(7)
+
+    # when
+    outside = []
+    for _ in range(2000):
+        row: list[float | None] = [chooser.uniform(0, 60) for _ in model.features]
+        row[0] = chooser.choice([0.0, chooser.uniform(0, 40)])
+        score = model.score(row)
+        stretch = [s for s in stretches if s.after < row[0]][-1]  # type: ignore[operator]
+        if not stretch.lowest <= score <= stretch.highest:
+            outside.append((row[0], score, stretch))
+
+    # then
+    assert model.features[0] == "profile.days_inactive"
+    assert outside == []
 
 
 # ---- the crossing ---------------------------------------------------------------------------

@@ -90,6 +90,12 @@ def _print_backtest(summary: dict[str, Any], skipped: list[str]) -> None:
             row = [str(spread.get(key, "-")) for key in ("count", "p10", "p50", "p90", "p99")]
             thresholds.add_row(trigger, label, *row)
     console.print(thresholds)
+    rescored = summary.get("sweep_rescored")
+    if rescored is not None:
+        console.print(
+            f"the hourly sweep re-scored quiet people {rescored['people']} times and rewrote"
+            f" {rescored['kept']} profiles (a score moved across a watched threshold)"
+        )
     for line in skipped[:10]:
         console.print(f"[yellow]skipped[/] {line}")
 

@@ -127,9 +127,12 @@ class BacktestReport:
     # Every fire that passed the ledger, in the order decided: what a live run's fire
     # records are checked against (trigger, person, occurrence).
     fired: list[Fire] = field(default_factory=list)
+    # What re-scoring quiet people cost the sweep: people re-scored, and profiles rewritten
+    # because a score moved across a watched threshold (None: no score trigger, no work).
+    rescored: tuple[int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "events": self.events,
             "skipped": len(self.skipped),
             "clock": self.last_time.isoformat() if self.last_time else None,
@@ -137,6 +140,9 @@ class BacktestReport:
                 trigger: report.to_json() for trigger, report in sorted(self.triggers.items())
             },
         }
+        if self.rescored is not None:
+            summary["sweep_rescored"] = {"people": self.rescored[0], "kept": self.rescored[1]}
+        return summary
 
 
 def read_events(lines: Iterable[str]) -> tuple[list[Event], list[str]]:
@@ -248,6 +254,7 @@ def backtest(
         triggers=replay.reports,
         last_time=end,
         fired=replay.fired,
+        rescored=(replay.rescored, replay.rescores_kept) if replay.quiet_boundaries else None,
     )
 
 
@@ -277,6 +284,7 @@ class _Replay:
         # As Evaluate's: the thresholds score triggers watch, and when the sweep re-scores.
         self.thresholds: dict[str, frozenset[int]] = {}
         self.quiet_boundaries: tuple[timedelta, ...] = ()
+        self.rescored = self.rescores_kept = 0
         self.people: dict[tuple[str, str], PersonId] = {}  # one PersonId per person, reused
         self.users: dict[str, PersonId] = {}  # the users among them, by userId
         self.next_sweep: datetime | None = None
@@ -511,6 +519,7 @@ class _Replay:
         if not self.scoring.wanted(facts):
             return
         history = self._history([person], at - self.scoring.window)
+        self.rescored += 1
         rescored, facts = scored(self.scoring, profile, profile, replace(facts, history=history))
         if not moved_across(profile.scores, rescored.scores, self.thresholds):
             return
@@ -520,6 +529,7 @@ class _Replay:
             arms.update(assigned(result))
             self._carry_out(result, at)
         self.profiles[person] = rescored
+        self.rescores_kept += 1
 
     def _people_in(self, hour: datetime) -> dict[PersonId, list[PersonId]]:
         """Who the partitions filed under ``hour`` are now, with all their partitions."""

@@ -10,12 +10,14 @@ scored event (docs/predictions.md, "Scoring live").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from nudge.domain.predictions.bounds import Stretch, recency_stretches
 from nudge.domain.predictions.features import feature_values
 from nudge.domain.predictions.model import CountFeature, Prediction, feature_name
 from nudge.domain.predictions.score import ModelProblem, ScoreModel
@@ -72,19 +74,20 @@ class Scoring:
             for live in self.predictions
         )
 
-    def quiet_boundaries(self, predictions: Iterable[str]) -> tuple[timedelta, ...]:
-        """How long after a person's last activity these predictions' scores can change with
-        no event: the thresholds the trees split the time since last seen at, and the
+    def quiet_boundaries(self, thresholds: Mapping[str, Set[int]]) -> tuple[timedelta, ...]:
+        """How long after a person's last activity a score can move across one of
+        ``thresholds`` (by prediction: those its score triggers watch) with no event: the
+        recency splits where the trees' bounds say it can (``recency_stretches``), and the
         count windows (the last event leaves a window when the window has passed). Between
-        two of these, only the age feature moves (``first_seen``), and it is read afresh
-        whenever the sweep re-scores. Every boundary costs the sweep one index read an
-        hour, so they are kept to the hour: two that fall in the same hour are one."""
-        wanted = set(predictions)
+        two of these the side of every threshold stays as it was (only the age feature
+        drifts, read afresh whenever the sweep re-scores). Every boundary costs the sweep an
+        index read an hour, so they are kept to the hour: two in the same hour are one."""
         found: set[timedelta] = set()
         for live in self.predictions:
-            if live.prediction.id not in wanted or not isinstance(live.model, ScoreModel):
+            watched = thresholds.get(live.prediction.id)
+            if not watched or not isinstance(live.model, ScoreModel):
                 continue
-            found.update(_recency_splits(live.model))
+            found.update(_moving_splits(live.model, watched))
             found.update(
                 feature.within
                 for feature in live.prediction.feature_list
@@ -168,14 +171,23 @@ def model_version(model: ScoreModel) -> str:
 RECENCY = frozenset({"profile.days_inactive", "profile.last_seen"})
 
 
-def _recency_splits(model: ScoreModel) -> set[timedelta]:
+def _moving_splits(model: ScoreModel, watched: Set[int]) -> set[timedelta]:
+    """The recency splits past which a score may land on the other side of a watched
+    threshold: leaving a stretch where everyone is below it (or everyone at or above it)
+    for one where everyone is too changes no crossing, and needs no re-score."""
     columns = {index for index, name in enumerate(model.features) if name in RECENCY}
+    stretches = recency_stretches(model, columns)
     return {
-        timedelta(days=threshold)
-        for tree in model.trees
-        for column, threshold in zip(tree.feature, tree.threshold, strict=True)
-        if column in columns
+        timedelta(days=current.after)
+        for previous, current in itertools.pairwise(stretches)
+        if any(not _same_side(previous, current, threshold) for threshold in watched)
     }
+
+
+def _same_side(first: Stretch, second: Stretch, threshold: int) -> bool:
+    below = first.highest < threshold and second.highest < threshold
+    above = first.lowest >= threshold and second.lowest >= threshold
+    return below or above
 
 
 def _to_hour(boundary: timedelta) -> timedelta:

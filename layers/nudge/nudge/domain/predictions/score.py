@@ -19,7 +19,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FORMAT", "VERSION", "ModelProblem", "ScoreModel", "Tree", "parse_model"]
+__all__ = [
+    "FORMAT",
+    "LEAF",
+    "VERSION",
+    "ModelProblem",
+    "ScoreModel",
+    "Tree",
+    "logistic",
+    "parse_model",
+]
 
 FORMAT = "nudge-prediction-model"
 VERSION = 1
@@ -59,7 +68,7 @@ class ScoreModel:
         return self.base + sum(tree.output(row) for tree in self.trees)
 
     def probability(self, row: Sequence[float | None]) -> float:
-        return _logistic(self.log_odds(row))
+        return logistic(self.log_odds(row))
 
     def score(self, row: Sequence[float | None]) -> int:
         """0-100, the scale conditions use (``scores.churn gte 70``)."""
@@ -74,7 +83,7 @@ class ScoreModel:
         if compiled is None:
             compiled = _compile(self)
             object.__setattr__(self, "_compiled", compiled)
-        return _logistic(compiled([_MISSING if x is None else x for x in row]))
+        return logistic(compiled([_MISSING if x is None else x for x in row]))
 
     def mismatch(self, prediction: str, features: Sequence[str]) -> ModelProblem | None:
         """Why this model cannot score the prediction as defined now (its features were
@@ -91,7 +100,7 @@ class ScoreModel:
         return None
 
 
-def _logistic(raw: float) -> float:
+def logistic(raw: float) -> float:
     """1 / (1 + e^-raw), written to stay finite for any raw value."""
     if raw >= 0:
         return 1 / (1 + math.exp(-raw))
