@@ -1,8 +1,9 @@
 """The local stack scores live: with the shipped churn prediction and model bundled beside
 the triggers, and churn_risk (which reads the score) turned on, a user's second session puts
-them in churn's audience, and explain answers with their score and the model behind it. A
-score no enabled trigger reads is not worked out at all (it would cost a read and profile
-bytes for nothing)."""
+them in churn's audience, and explain answers with their score and the model behind it; when
+they then go quiet, the hourly sweep on the stack's virtual clock re-scores them, and
+churn_risk's email goes out once the score passes 70. A score no enabled trigger reads is not
+worked out at all (it would cost a read and profile bytes for nothing)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.e2e.conftest import FROM_EMAIL, StackClient, _run_stack
-from tests.e2e.shop import advance
+from tests.e2e.shop import DAY, HOUR, advance, decisions, emails_to, identify, zone_where
 
 pytestmark = pytest.mark.e2e
 
@@ -78,3 +79,30 @@ def test_a_score_no_enabled_trigger_reads_is_not_worked_out(stack: StackClient):
     response = stack.get("/_local/explain/" + user)
     assert response.status_code == 200, response.text
     assert "churn" not in (response.json().get("scores") or {})
+
+
+def test_a_user_who_goes_quiet_is_emailed_churn_risk_by_the_hourly_sweep(
+    scoring_stack: StackClient,
+):
+    """Two sessions an hour apart score 17; with the shipped model, nine quiet days take the
+    score through 70. Eleven virtual days on, one churn_risk email is in the outbox, and
+    explain says the score crossed while the user was quiet."""
+    # given
+    stack = scoring_stack
+    user = f"quiet-{uuid.uuid4().hex[:10]}"
+    identify(stack, user, email=f"{user}@example.com", timezone=zone_where(stack.now(), 11))
+    _page(stack, user, "home")
+    stack.drain()
+    advance(stack, HOUR)
+    _page(stack, user, "pricing")
+    stack.drain()
+
+    # when
+    advance(stack, 11 * DAY)
+
+    # then
+    subjects = [str(email["subject"]) for email in emails_to(stack, user)]
+    assert subjects.count("We saved a little something for you") == 1
+    (fired,) = [d for d in decisions(stack, user, "churn_risk") if d["outcome"] == "fired"]
+    assert "churn score crossed 70 while quiet" in fired["reason"]
+    assert fired["occurrence"].startswith("score@")
