@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from nudge.service.in_app import InAppService
     from nudge.service.ingest import IngestService
     from nudge.service.inspect import PersonViews
+    from nudge.service.ports import StoredEvents
     from nudge.service.privacy import PrivacyService
     from nudge.service.reporting import Reporting
     from nudge.service.send import SendService
@@ -77,6 +78,7 @@ __all__ = [
     "settings",
     "socket_settings",
     "ssm_client",
+    "stored_events",
     "suppression_store",
     "track_service",
     "tracking_settings",
@@ -110,6 +112,16 @@ def event_store() -> EventStore:
 
     kept = profile_kept(settings().retention)
     return EventStore(dynamodb_client(), settings().table_name, settings().sweep_shards, kept)
+
+
+def stored_events(
+    client: DynamoDBClient | None = None, table_name: str | None = None
+) -> StoredEvents:
+    """Every event in the table, for training (`nudge train --table`, the Train function):
+    a caller may bring its own client and table, as for `nudge explain`."""
+    from nudge.adapters.store import EventStore
+
+    return EventStore(client or dynamodb_client(), table_name or settings().table_name)
 
 
 def ingest_service() -> IngestService:
