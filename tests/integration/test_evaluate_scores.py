@@ -1,5 +1,5 @@
-"""The Evaluate function scoring on moto: the churn prediction and a model beside the
-triggers (NUDGE_PREDICTIONS_DIR, NUDGE_MODELS_DIR), churn_risk enabled. A person whose
+"""The Evaluate function scoring on moto: the churn prediction beside the triggers
+(NUDGE_PREDICTIONS_DIR) and its model in the models bucket, churn_risk enabled. A person whose
 visits drive the score through 70 gets one fire; staying above sends no second; the
 backtest, given the same events, triggers and model, fires the same; no model, no fire.
 
@@ -41,8 +41,9 @@ def _visit(number: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shipped triggers with churn_risk enabled, the churn prediction and its model."""
+def folders(aws: Aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped triggers with churn_risk enabled, the churn prediction and its model,
+    in a folder (for the backtest) and in the models bucket (where Evaluate reads it)."""
     triggers = tmp_path / "triggers"
     shutil.copytree(REPO / "triggers", triggers)
     risk = triggers / "churn_risk.yaml"
@@ -53,7 +54,7 @@ def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "models" / "churn.json").write_text(json.dumps(MODEL))
     monkeypatch.setenv("NUDGE_TRIGGERS_DIR", str(triggers))
     monkeypatch.setenv("NUDGE_PREDICTIONS_DIR", str(tmp_path / "predictions"))
-    monkeypatch.setenv("NUDGE_MODELS_DIR", str(tmp_path / "models"))
+    aws.s3.put_object(Bucket=aws.models_bucket, Key="models/churn.json", Body=json.dumps(MODEL))
     return tmp_path
 
 
@@ -115,7 +116,7 @@ def test_without_a_model_evaluate_scores_nothing_and_churn_risk_says_why(
     """The artefact deleted before a cold start: every event is decided, no score, no
     fire, and churn_risk's miss names the missing artefact."""
     # given
-    (folders / "models" / "churn.json").unlink()
+    aws.s3.delete_object(Bucket=aws.models_bucket, Key="models/churn.json")
     stream = Stream.of(aws, aws.load_handler("Evaluate"))
 
     # when
@@ -126,3 +127,21 @@ def test_without_a_model_evaluate_scores_nothing_and_churn_risk_says_why(
     profile = _profile(aws)
     assert profile.scores == {}
     assert "no model artefact at" in profile.misses["churn_risk"].reason
+
+
+def test_a_corrupt_model_object_scores_nothing_and_churn_risk_names_it(
+    aws: Aws, ingest: Invoke, folders: Path
+):
+    """An object that is not an artefact: as a missing one, logged at cold start, no score."""
+    # given
+    aws.s3.put_object(Bucket=aws.models_bucket, Key="models/churn.json", Body=b"{not json")
+    stream = Stream.of(aws, aws.load_handler("Evaluate"))
+
+    # when
+    _visits(aws, ingest, stream, 1, 2, 3)
+
+    # then
+    assert _queued(aws, "churn_risk") == []
+    profile = _profile(aws)
+    assert profile.scores == {}
+    assert f"s3://{aws.models_bucket}/models/churn.json" in profile.misses["churn_risk"].reason

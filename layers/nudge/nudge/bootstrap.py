@@ -28,6 +28,7 @@ from nudge.config import (
     Settings,
     SocketSettings,
     TrackingSettings,
+    TrainSettings,
     bundled_triggers,
 )
 from nudge.config import webhook_secrets as parse_webhook_secrets
@@ -35,12 +36,14 @@ from nudge.domain.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
 
     from nudge.adapters.in_app import ManagementApiSockets
+    from nudge.adapters.model_file import ModelReader
     from nudge.adapters.queue import DeadLetters
     from nudge.adapters.store import EventStore
     from nudge.adapters.suppression import SuppressionStore
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
     from nudge.service.ports import StoredEvents
     from nudge.service.privacy import PrivacyService
     from nudge.service.reporting import Reporting
+    from nudge.service.retrain import Retrain
     from nudge.service.send import SendService
     from nudge.service.track import TrackService
 
@@ -72,6 +76,8 @@ __all__ = [
     "privacy_service",
     "report_page",
     "reporting",
+    "retrain_service",
+    "s3_client",
     "secure_parameter",
     "send_dead_letters",
     "send_service",
@@ -230,7 +236,7 @@ def scoring() -> Scoring:
     from nudge.domain.triggers.scores import score_ids
 
     engine = engine_settings()
-    found, problems = load_scoring(engine.predictions_dir, engine.models_dir)
+    found, problems = load_scoring(engine.predictions_dir, _models_reader(engine))
     read = {name for trigger in trigger_index().triggers.values() for name in score_ids(trigger)}
     if not read:
         return Scoring()
@@ -243,6 +249,42 @@ def scoring() -> Scoring:
     for problem in [*in_folder, *found.problems]:
         logging.getLogger("nudge.scoring").warning("scoring: %s", problem)
     return found
+
+
+def _models_reader(engine: EngineSettings) -> Path | ModelReader:
+    """The models bucket when the environment names one (on AWS, and the local stack, which
+    plays it on moto), else the folder."""
+    if not engine.models_bucket:
+        return engine.models_dir
+    from nudge.adapters.model_store import S3Models, model_from
+
+    models = S3Models(s3_client(), engine.models_bucket)
+    return lambda prediction: model_from(models, prediction)
+
+
+@functools.cache
+def s3_client() -> S3Client:
+    return boto3.client("s3", config=_CLIENT_CONFIG)
+
+
+def retrain_service() -> Retrain:
+    """The Train function's: the bundled predictions, every event in the table, the models
+    bucket. The plan is `nudge train`'s defaults."""
+    from nudge.adapters.model_store import S3Models
+    from nudge.domain.predictions.loader import load_predictions
+    from nudge.service.retrain import Retrain
+
+    train = TrainSettings.from_env(os.environ)
+    loaded = load_predictions(train.predictions_dir)
+    if loaded.problems:
+        raise ConfigError(
+            "invalid predictions: " + "; ".join(str(problem) for problem in loaded.problems)
+        )
+    return Retrain(
+        events=stored_events(),
+        models=S3Models(s3_client(), train.models_bucket),
+        predictions=loaded.predictions,
+    )
 
 
 def evaluate_service() -> EvaluateService:
