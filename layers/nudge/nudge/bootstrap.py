@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from nudge.adapters.store import EventStore
     from nudge.adapters.suppression import SuppressionStore
     from nudge.domain.predictions.live import Scoring
+    from nudge.domain.predictions.score import ScoreModel
     from nudge.domain.triggers.engine import TriggerIndex
     from nudge.service.evaluate import EvaluateService
     from nudge.service.feedback import FeedbackService
@@ -236,10 +237,10 @@ def scoring() -> Scoring:
     from nudge.domain.triggers.scores import score_ids
 
     engine = engine_settings()
-    found, problems = load_scoring(engine.predictions_dir, _models_reader(engine))
     read = {name for trigger in trigger_index().triggers.values() for name in score_ids(trigger)}
     if not read:
-        return Scoring()
+        return Scoring()  # and no model is fetched: no S3 client, no GetObject at cold start
+    found, problems = load_scoring(engine.predictions_dir, _models_reader(engine, read))
     # load_scoring lists the folder's own problems (a file that does not load) first, then
     # each prediction's; only the read predictions' are worth a warning.
     in_folder = problems[: len(problems) - len(found.problems)]
@@ -251,15 +252,24 @@ def scoring() -> Scoring:
     return found
 
 
-def _models_reader(engine: EngineSettings) -> Path | ModelReader:
-    """The models bucket when the environment names one (on AWS, and the local stack, which
-    plays it on moto), else the folder."""
-    if not engine.models_bucket:
-        return engine.models_dir
+def _models_reader(engine: EngineSettings, read: set[str]) -> ModelReader:
+    """The models of the predictions a trigger reads: from the models bucket when the
+    environment names one (on AWS, and the local stack, which plays it on moto), else from
+    the folder. The others are not fetched (their predictions are dropped after loading)."""
+    from nudge.adapters.model_file import load_model
     from nudge.adapters.model_store import S3Models, model_from
+    from nudge.domain.predictions.score import ModelProblem
 
-    models = S3Models(s3_client(), engine.models_bucket)
-    return lambda prediction: model_from(models, prediction)
+    bucket = S3Models(s3_client(), engine.models_bucket) if engine.models_bucket else None
+
+    def only_read(prediction: str) -> ScoreModel | ModelProblem:
+        if prediction not in read:
+            return ModelProblem(f"no enabled trigger reads {prediction}'s score")
+        if bucket is not None:
+            return model_from(bucket, prediction)
+        return load_model(engine.models_dir / f"{prediction}.json")
+
+    return only_read
 
 
 @functools.cache
