@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...] [--json]``: attribution, best_hour, calls, churn_sweep, cost,
 delivery, dynamodb, engine, experiments, faults, idle, imports, in_app, journey, layer, load,
-predict, sdk_size, soak, sweep, throughput.
+predict, retrain, sdk_size, soak, sweep, throughput.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -34,6 +34,7 @@ from bench import (
     layer,
     load,
     predict,
+    retrain,
     sdk_size,
     soak,
     sweep,
@@ -59,6 +60,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "layer": layer.run,
     "load": load.run,
     "predict": predict.run,
+    "retrain": retrain.run,
     "sdk_size": sdk_size.run,
     "soak": soak.run,
     "sweep": sweep.run,

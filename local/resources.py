@@ -38,6 +38,7 @@ def create_resources(
     scheduler: Any = None,
     sesv2: Any = None,
     ssm: Any = None,
+    s3: Any = None,
 ) -> None:
     # Queues first: a queue's redrive policy names its dead-letter queue's ARN.
     for queue in sorted(
@@ -75,7 +76,30 @@ def create_resources(
             scheduler.create_schedule_group(Name=group)
     for logical_id, properties in template.schedules.items() if scheduler is not None else ():
         _create_schedule(scheduler, template.names.physical(logical_id), properties)
-    _put_secure_strings(template, ssm or _ssm_beside(dynamodb))
+    _put_secure_strings(template, ssm or _beside(dynamodb, "ssm"))
+    _create_buckets(template, s3 or _beside(dynamodb, "s3"))
+
+
+# The models a fresh stack starts with: the ones shipped in the layer (models/).
+SHIPPED_MODELS = "models"
+
+
+def _create_buckets(template: Template, s3: Any) -> None:
+    """The template's buckets, and in the models bucket (the one a function's
+    NUDGE_MODELS_BUCKET names) the shipped models, as an operator uploads them after a
+    first deploy: Evaluate then reads its models from S3 here as on AWS."""
+    existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+    for bucket in template.buckets:
+        if bucket not in existing:
+            s3.create_bucket(Bucket=bucket)
+    models_buckets = {
+        spec.environment["NUDGE_MODELS_BUCKET"]
+        for spec in template.functions.values()
+        if spec.environment.get("NUDGE_MODELS_BUCKET")
+    }
+    for bucket in sorted(models_buckets & set(template.buckets)):
+        for artefact in sorted((template.root / SHIPPED_MODELS).glob("*.json")):
+            s3.put_object(Bucket=bucket, Key=f"models/{artefact.name}", Body=artefact.read_bytes())
 
 
 def _capacities_as_numbers(arguments: dict[str, Any]) -> None:
@@ -97,14 +121,16 @@ def _put_secure_strings(template: Template, ssm: Any) -> None:
         ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
 
 
-def _ssm_beside(client: Any) -> Any:
-    """An SSM client where ``client`` sends its requests: the local stack's moto server, or,
-    for a client on AWS's own endpoint (which moto in process answers), SSM's own."""
+def _beside(client: Any, service: str) -> Any:
+    """A client of ``service`` where ``client`` sends its requests: the local stack's moto
+    server, or, for a client on AWS's own endpoint (which moto in process answers), the
+    service's own."""
     endpoint = str(client.meta.endpoint_url)
+    make: Any = boto3.client  # typed per service name; this one is chosen at run time
     if (urlsplit(endpoint).hostname or "").endswith(".amazonaws.com"):
-        return boto3.client("ssm", region_name=client.meta.region_name)
-    return boto3.client(
-        "ssm",
+        return make(service, region_name=client.meta.region_name)
+    return make(
+        service,
         endpoint_url=endpoint,
         region_name=client.meta.region_name,
         aws_access_key_id="local",  # moto's server takes any credentials

@@ -193,6 +193,7 @@ class Template:
     socket_apis: tuple[SocketApiSpec, ...] = ()
     # SSM SecureString name -> value: what the operator would have put before deploying.
     secure_strings: dict[str, str] = field(default_factory=dict)
+    buckets: tuple[str, ...] = ()  # S3 buckets, by physical name
 
 
 def load_template(
@@ -255,7 +256,13 @@ def load_template(
         for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::Scheduler::Schedule"
     }
+    buckets = tuple(
+        str(resolver.ref(logical_id))
+        for logical_id, resource in resources.items()
+        if resource["Type"] == "AWS::S3::Bucket"
+    )
     return Template(
+        buckets=buckets,
         schedules=schedules,
         email_event_types=email_event_types,
         email_identities=email_identities,
@@ -361,6 +368,8 @@ class _Resolver:
             raise ValueError(f"!Ref {name}: no such parameter or resource")
         if resource["Type"] == "AWS::SQS::Queue":
             return f"{{queue-url:{self._names.physical(name)}}}"  # a URL only moto knows
+        if resource["Type"] == "AWS::S3::Bucket":
+            return self._names.physical(name).lower()  # S3 takes lower-case names only
         explicit = resource.get("Properties", {}).get("Name")
         named = ("AWS::Scheduler::ScheduleGroup", "AWS::SES::ConfigurationSet")
         if resource["Type"] in named and explicit:
@@ -379,6 +388,8 @@ class _Resolver:
             return {"Arn": self._names.function_arn(name)}[attribute]
         if kind == "AWS::ApiGatewayV2::Api":
             return {"ApiEndpoint": self._names.websocket_endpoint, "ApiId": name}[attribute]
+        if kind == "AWS::S3::Bucket":
+            return {"Arn": f"arn:aws:s3:::{self.ref(name)}"}[attribute]
         if kind == "AWS::IAM::Role":
             return {"Arn": f"arn:aws:iam::{ACCOUNT}:role/{self._names.physical(name)}"}[attribute]
         raise ValueError(f"!GetAtt {name}.{attribute}: not modelled by the local stack")
@@ -413,7 +424,8 @@ def _function(
         **properties.get("Environment", {}).get("Variables", {}),
     }
     layer_paths = []
-    for layer in merged.get("Layers", []):
+    # SAM adds a function's Layers to the Globals' (lists in Globals are additive).
+    for layer in [*globals_.get("Layers", []), *properties.get("Layers", [])]:
         layer_id = layer.get("Ref") if isinstance(layer, dict) else None
         if layer_id and resources.get(layer_id, {}).get("Type") == "AWS::Serverless::LayerVersion":
             layer_paths.append(root / resources[layer_id]["Properties"]["ContentUri"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -50,8 +50,10 @@ __all__ = [
     "InMemoryEngineStore",
     "InMemoryExperiments",
     "InMemoryInAppInbox",
+    "InMemoryModels",
     "InMemoryPeople",
     "InMemoryReceipts",
+    "InMemoryStoredEvents",
     "InMemorySuppressionList",
     "Queued",
     "RecordingSockets",
@@ -577,3 +579,32 @@ class InMemoryAudience:
 
     def hours(self, now: datetime) -> dict[int, int]:
         return dict(self.counts)
+
+
+@dataclass
+class InMemoryModels:
+    """ModelArtefacts: artefacts by prediction, every write kept in order, and a knob for an
+    outside world that will not answer (``unavailable``)."""
+
+    artefacts: dict[str, bytes] = field(default_factory=dict)
+    writes: list[str] = field(default_factory=list)
+    unavailable: bool = False
+
+    def read(self, prediction: str) -> bytes | None:
+        if self.unavailable:
+            raise Unavailable(f"reading {prediction}'s model: ServiceUnavailable")
+        return self.artefacts.get(prediction)
+
+    def write(self, prediction: str, artefact: bytes) -> None:
+        self.artefacts[prediction] = artefact
+        self.writes.append(prediction)
+
+
+@dataclass
+class InMemoryStoredEvents:
+    """StoredEvents: the items an export of the table holds, handed over as given."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def every_event(self) -> Iterator[dict[str, Any]]:
+        yield from self.items

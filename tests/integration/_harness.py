@@ -34,6 +34,7 @@ from local.template import FunctionSpec, StreamSource, Template
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_sqs import SQSClient
 
@@ -88,6 +89,7 @@ def clear_bootstrap_caches() -> None:
         bootstrap.sesv2_client,
         bootstrap.socket_settings,
         bootstrap.socket_poster,
+        bootstrap.s3_client,
     ):
         cached.cache_clear()
 
@@ -103,6 +105,12 @@ class Aws:
     scheduler: EventBridgeSchedulerClient
     table: str
     monkeypatch: pytest.MonkeyPatch
+    s3: S3Client
+
+    @property
+    def models_bucket(self) -> str:
+        """The bucket Evaluate and Train keep the models in (their NUDGE_MODELS_BUCKET)."""
+        return self.template.functions["Evaluate"].environment["NUDGE_MODELS_BUCKET"]
 
     def environment(self, logical_id: str) -> dict[str, str]:
         """The function's environment as Lambda sees it: queue references resolved to URLs."""
@@ -156,8 +164,9 @@ def mocked_account(template: Template, session: boto3.Session) -> Iterator[Aws]:
         dynamodb = boto3.client("dynamodb")
         sqs = boto3.client("sqs")
         scheduler = boto3.client("scheduler")
+        s3 = boto3.client("s3")
         create_resources(
-            template, dynamodb, sqs, scheduler, boto3.client("sesv2"), boto3.client("ssm")
+            template, dynamodb, sqs, scheduler, boto3.client("sesv2"), boto3.client("ssm"), s3
         )
         (table_id,) = template.tables
         # Clients must be built inside the mock, and none may outlive it.
@@ -171,6 +180,7 @@ def mocked_account(template: Template, session: boto3.Session) -> Iterator[Aws]:
                 scheduler=scheduler,
                 table=table_name(template, table_id),
                 monkeypatch=monkeypatch,
+                s3=s3,
             )
         finally:
             clear_bootstrap_caches()

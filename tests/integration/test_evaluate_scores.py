@@ -1,5 +1,5 @@
-"""The Evaluate function scoring on moto: the churn prediction and a model beside the
-triggers (NUDGE_PREDICTIONS_DIR, NUDGE_MODELS_DIR), churn_risk enabled. A person whose
+"""The Evaluate function scoring on moto: the churn prediction beside the triggers
+(NUDGE_PREDICTIONS_DIR) and its model in the models bucket, churn_risk enabled. A person whose
 visits drive the score through 70 gets one fire; staying above sends no second; the
 backtest, given the same events, triggers and model, fires the same; no model, no fire.
 
@@ -42,8 +42,9 @@ def _visit(number: int) -> dict[str, Any]:
 
 
 @pytest.fixture
-def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The shipped triggers with churn_risk enabled, the churn prediction and its model."""
+def folders(aws: Aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped triggers with churn_risk enabled, the churn prediction and its model,
+    in a folder (for the backtest) and in the models bucket (where Evaluate reads it)."""
     triggers = tmp_path / "triggers"
     shutil.copytree(REPO / "triggers", triggers)
     risk = triggers / "churn_risk.yaml"
@@ -54,7 +55,7 @@ def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "models" / "churn.json").write_text(json.dumps(MODEL))
     monkeypatch.setenv("NUDGE_TRIGGERS_DIR", str(triggers))
     monkeypatch.setenv("NUDGE_PREDICTIONS_DIR", str(tmp_path / "predictions"))
-    monkeypatch.setenv("NUDGE_MODELS_DIR", str(tmp_path / "models"))
+    aws.s3.put_object(Bucket=aws.models_bucket, Key="models/churn.json", Body=json.dumps(MODEL))
     return tmp_path
 
 
@@ -116,7 +117,7 @@ def test_without_a_model_evaluate_scores_nothing_and_churn_risk_says_why(
     """The artefact deleted before a cold start: every event is decided, no score, no
     fire, and churn_risk's miss names the missing artefact."""
     # given
-    (folders / "models" / "churn.json").unlink()
+    aws.s3.delete_object(Bucket=aws.models_bucket, Key="models/churn.json")
     stream = Stream.of(aws, aws.load_handler("Evaluate"))
 
     # when
@@ -154,6 +155,9 @@ def test_the_hourly_sweep_fires_churn_risk_for_someone_quiet_three_days_and_the_
     # given
     (folders / "predictions" / "churn.yaml").write_text(QUIET_PREDICTION)
     (folders / "models" / "churn.json").write_text(json.dumps(QUIET_MODEL))
+    aws.s3.put_object(
+        Bucket=aws.models_bucket, Key="models/churn.json", Body=json.dumps(QUIET_MODEL)
+    )
     stream = Stream.of(aws, aws.load_handler("Evaluate"))
     _visits(aws, ingest, stream, 1, 2)
     crossing = NOW + 2 * HOUR + 73 * HOUR  # reads the hour 73 hours back: the 12:00 visit's
@@ -195,3 +199,21 @@ def test_a_re_scored_profile_is_not_written_over_a_fold_that_came_after_it_was_r
     assert written is False
     assert _profile(aws).scores == {"churn": 88}
     assert _profile(aws).sessions == 3
+
+
+def test_a_corrupt_model_object_scores_nothing_and_churn_risk_names_it(
+    aws: Aws, ingest: Invoke, folders: Path
+):
+    """An object that is not an artefact: as a missing one, logged at cold start, no score."""
+    # given
+    aws.s3.put_object(Bucket=aws.models_bucket, Key="models/churn.json", Body=b"{not json")
+    stream = Stream.of(aws, aws.load_handler("Evaluate"))
+
+    # when
+    _visits(aws, ingest, stream, 1, 2, 3)
+
+    # then
+    assert _queued(aws, "churn_risk") == []
+    profile = _profile(aws)
+    assert profile.scores == {}
+    assert f"s3://{aws.models_bucket}/models/churn.json" in profile.misses["churn_risk"].reason

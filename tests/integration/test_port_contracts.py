@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from nudge.adapters.contacts import ContactStore
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.experiments import ExperimentStore
 from nudge.adapters.in_app import InAppStore
+from nudge.adapters.model_store import FolderModels, S3Models
 from nudge.adapters.queue import SendQueue
 from nudge.adapters.receipts import SendReceipts
 from nudge.adapters.scheduler import Reminders
@@ -43,6 +45,7 @@ from nudge.service.ports import (
     ExperimentRecords,
     FireQueue,
     InAppInbox,
+    ModelArtefacts,
     PersonStore,
     Receipt,
     Receipts,
@@ -58,6 +61,7 @@ from tests.fakes import (
     InMemoryEngineStore,
     InMemoryExperiments,
     InMemoryInAppInbox,
+    InMemoryModels,
     InMemoryPeople,
     InMemoryReceipts,
     InMemorySuppressionList,
@@ -1045,3 +1049,36 @@ def test_disconnecting_is_idempotent(inbox: InAppInbox) -> None:
     inbox.disconnect(VISITOR, "never-open")
     # then
     assert inbox.connections(ADA, NOW) == ["conn-2"]
+
+
+# ---- the model artefacts -------------------------------------------------------------------
+
+
+@pytest.fixture(params=["fake", "folder", "moto"])
+def artefacts(request: pytest.FixtureRequest, tmp_path: Path) -> ModelArtefacts:
+    if request.param == "fake":
+        return InMemoryModels()
+    if request.param == "folder":
+        return FolderModels(tmp_path / "models")
+    aws = _moto(request)
+    return S3Models(aws.s3, aws.models_bucket)
+
+
+def test_a_model_never_written_reads_as_none(artefacts: ModelArtefacts) -> None:
+    """No artefact for the prediction: None, not an error."""
+    # when
+    found = artefacts.read("no-such-prediction")
+    # then
+    assert found is None
+
+
+def test_a_written_model_reads_back_and_a_second_write_replaces_it(
+    artefacts: ModelArtefacts,
+) -> None:
+    """The artefact's bytes as written; the latest write wins whole."""
+    # given
+    artefacts.write("churn", b'{"version": 1}')
+    # when
+    artefacts.write("churn", b'{"version": 2}')
+    # then
+    assert artefacts.read("churn") == b'{"version": 2}'

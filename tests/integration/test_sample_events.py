@@ -64,6 +64,8 @@ def _kind(event: dict[str, Any]) -> str:
         return "receipt" if event.get("detail", {}).get("eventType") == "Send" else "feedback"
     if event.get("source") == "nudge.sweep":
         return "sweep"
+    if event.get("source") == "aws.events" and event.get("detail-type") == "Scheduled Event":
+        return "train"
     if event.get("routeKey") in LINK_ROUTES:
         return "link"
     if str(event.get("routeKey", "")).startswith("GET /v1/reports/"):
@@ -284,6 +286,21 @@ def test_sweep_sample_decides_nothing_on_an_empty_table(name: str, evaluate: Inv
     response = evaluate(SAMPLES[name])
     # then
     assert response == {"decisions": []}
+
+
+@pytest.mark.parametrize("name", _samples("train"))
+def test_train_sample_on_an_empty_table_keeps_every_model(name: str, aws: Aws):
+    """No events: nothing to learn from, so each prediction keeps its current model (the
+    shipped churn model stays in the bucket as it was)."""
+    # given an empty table, and the models bucket as a fresh stack has it
+    shipped = aws.s3.get_object(Bucket=aws.models_bucket, Key="models/churn.json")["Body"].read()
+    train = aws.load_handler("Train")
+    # when
+    response = train(SAMPLES[name])
+    # then
+    assert response == {"models": {"churn": "kept", "purchase": "kept"}}
+    kept = aws.s3.get_object(Bucket=aws.models_bucket, Key="models/churn.json")["Body"].read()
+    assert kept == shipped
 
 
 # ---- the WebSocket API (in-app messages) ---------------------------------------------------

@@ -16,6 +16,7 @@ Grant = tuple[str, str]  # (action, resource in short form)
 _TABLE = [f"dynamodb:{action}" for action in ("BatchGetItem", "BatchWriteItem")]
 _SCHEDULES = "schedules in ScheduleGroup"
 _SOCKETS = "SocketApi stage @connections"
+_MODELS = "ModelsBucket models/*"
 
 
 def _grants(actions: list[str], resource: str) -> set[Grant]:
@@ -49,6 +50,7 @@ EXPECTED: dict[str, set[Grant]] = {
         ("iam:PassRole", "SchedulerRole"),
         ("sqs:SendMessage", "SendQueue"),
         ("sqs:SendMessage", "StreamFailureQueue"),
+        ("s3:GetObject", _MODELS),
     },
     "Send": _grants(
         [
@@ -90,6 +92,12 @@ EXPECTED: dict[str, set[Grant]] = {
         ("scheduler:DeleteSchedule", _SCHEDULES),
         ("ssm:GetParameter", "parameter AdminKeyParameter"),
     },
+    # Reads every event (a Scan) and the current models; writes a model only when not worse.
+    "Train": {
+        ("dynamodb:Scan", "table"),
+        ("s3:GetObject", _MODELS),
+        ("s3:PutObject", _MODELS),
+    },
 }
 
 
@@ -103,6 +111,7 @@ _SHORT = [
     (re.compile(r"^Table\.Arn$"), "table"),
     (re.compile(r"^\$\{Table\.Arn\}/index/(\w+)$"), r"table index \1"),
     (re.compile(r"^SchedulerRole\.Arn$"), "SchedulerRole"),
+    (re.compile(r"^\$\{(\w+)\.Arn\}/models/\*$"), r"\1 models/*"),
     (_arn("ssm", r"parameter\$\{(\w+)\}"), r"parameter \1"),
     (_arn("scheduler", r"schedule/\$\{(\w+)\}/\*"), r"schedules in \1"),
     (

@@ -28,6 +28,7 @@ from nudge.config import (
     Settings,
     SocketSettings,
     TrackingSettings,
+    TrainSettings,
     bundled_triggers,
 )
 from nudge.config import webhook_secrets as parse_webhook_secrets
@@ -35,24 +36,29 @@ from nudge.domain.errors import InvalidRequest
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
 
     from nudge.adapters.in_app import ManagementApiSockets
+    from nudge.adapters.model_file import ModelReader
     from nudge.adapters.queue import DeadLetters
     from nudge.adapters.store import EventStore
     from nudge.adapters.suppression import SuppressionStore
     from nudge.domain.predictions.live import Scoring
+    from nudge.domain.predictions.score import ScoreModel
     from nudge.domain.triggers.engine import TriggerIndex
     from nudge.service.evaluate import EvaluateService
     from nudge.service.feedback import FeedbackService
     from nudge.service.in_app import InAppService
     from nudge.service.ingest import IngestService
     from nudge.service.inspect import PersonViews
+    from nudge.service.ports import StoredEvents
     from nudge.service.privacy import PrivacyService
     from nudge.service.reporting import Reporting
+    from nudge.service.retrain import Retrain
     from nudge.service.send import SendService
     from nudge.service.track import TrackService
 
@@ -71,12 +77,15 @@ __all__ = [
     "privacy_service",
     "report_page",
     "reporting",
+    "retrain_service",
+    "s3_client",
     "secure_parameter",
     "send_dead_letters",
     "send_service",
     "settings",
     "socket_settings",
     "ssm_client",
+    "stored_events",
     "suppression_store",
     "track_service",
     "tracking_settings",
@@ -110,6 +119,16 @@ def event_store() -> EventStore:
 
     kept = profile_kept(settings().retention)
     return EventStore(dynamodb_client(), settings().table_name, settings().sweep_shards, kept)
+
+
+def stored_events(
+    client: DynamoDBClient | None = None, table_name: str | None = None
+) -> StoredEvents:
+    """Every event in the table, for training (`nudge train --table`, the Train function):
+    a caller may bring its own client and table, as for `nudge explain`."""
+    from nudge.adapters.store import EventStore
+
+    return EventStore(client or dynamodb_client(), table_name or settings().table_name)
 
 
 def ingest_service() -> IngestService:
@@ -218,10 +237,10 @@ def scoring() -> Scoring:
     from nudge.domain.triggers.scores import score_ids
 
     engine = engine_settings()
-    found, problems = load_scoring(engine.predictions_dir, engine.models_dir)
     read = {name for trigger in trigger_index().triggers.values() for name in score_ids(trigger)}
     if not read:
-        return Scoring()
+        return Scoring()  # and no model is fetched: no S3 client, no GetObject at cold start
+    found, problems = load_scoring(engine.predictions_dir, _models_reader(engine, read))
     # load_scoring lists the folder's own problems (a file that does not load) first, then
     # each prediction's; only the read predictions' are worth a warning.
     in_folder = problems[: len(problems) - len(found.problems)]
@@ -231,6 +250,51 @@ def scoring() -> Scoring:
     for problem in [*in_folder, *found.problems]:
         logging.getLogger("nudge.scoring").warning("scoring: %s", problem)
     return found
+
+
+def _models_reader(engine: EngineSettings, read: set[str]) -> ModelReader:
+    """The models of the predictions a trigger reads: from the models bucket when the
+    environment names one (on AWS, and the local stack, which plays it on moto), else from
+    the folder. The others are not fetched (their predictions are dropped after loading)."""
+    from nudge.adapters.model_file import load_model
+    from nudge.adapters.model_store import S3Models, model_from
+    from nudge.domain.predictions.score import ModelProblem
+
+    bucket = S3Models(s3_client(), engine.models_bucket) if engine.models_bucket else None
+
+    def only_read(prediction: str) -> ScoreModel | ModelProblem:
+        if prediction not in read:
+            return ModelProblem(f"no enabled trigger reads {prediction}'s score")
+        if bucket is not None:
+            return model_from(bucket, prediction)
+        return load_model(engine.models_dir / f"{prediction}.json")
+
+    return only_read
+
+
+@functools.cache
+def s3_client() -> S3Client:
+    return boto3.client("s3", config=_CLIENT_CONFIG)
+
+
+def retrain_service() -> Retrain:
+    """The Train function's: the bundled predictions, every event in the table, the models
+    bucket. The plan is `nudge train`'s defaults."""
+    from nudge.adapters.model_store import S3Models
+    from nudge.domain.predictions.loader import load_predictions
+    from nudge.service.retrain import Retrain
+
+    train = TrainSettings.from_env(os.environ)
+    loaded = load_predictions(train.predictions_dir)
+    if loaded.problems:
+        raise ConfigError(
+            "invalid predictions: " + "; ".join(str(problem) for problem in loaded.problems)
+        )
+    return Retrain(
+        events=stored_events(),
+        models=S3Models(s3_client(), train.models_bucket),
+        predictions=loaded.predictions,
+    )
 
 
 def evaluate_service() -> EvaluateService:

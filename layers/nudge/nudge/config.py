@@ -20,6 +20,7 @@ __all__ = [
     "ReadSettings",
     "Settings",
     "TrackingSettings",
+    "TrainSettings",
     "bundled_triggers",
     "tracking_secrets",
     "webhook_secrets",
@@ -93,6 +94,8 @@ class EngineSettings:
     # The predictions scored on every event, and their trained artefacts (<id>.json).
     predictions_dir: Path
     models_dir: Path
+    # On AWS the models are in this bucket (models/<id>.json), and models_dir is not read.
+    models_bucket: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> EngineSettings:
@@ -111,6 +114,25 @@ class EngineSettings:
             triggers_dir=Path(env.get("NUDGE_TRIGGERS_DIR") or bundled_triggers()),
             predictions_dir=Path(env.get("NUDGE_PREDICTIONS_DIR") or bundled("predictions")),
             models_dir=Path(env.get("NUDGE_MODELS_DIR") or bundled("models")),
+            models_bucket=env.get("NUDGE_MODELS_BUCKET", ""),
+        )
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The Train function's: the predictions to retrain and the bucket their models live in."""
+
+    predictions_dir: Path
+    models_bucket: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TrainSettings:
+        bucket = env.get("NUDGE_MODELS_BUCKET", "")
+        if not bucket:
+            raise ConfigError("NUDGE_MODELS_BUCKET is not set")
+        return cls(
+            predictions_dir=Path(env.get("NUDGE_PREDICTIONS_DIR") or bundled("predictions")),
+            models_bucket=bucket,
         )
 
 

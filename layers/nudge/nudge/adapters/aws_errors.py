@@ -55,6 +55,7 @@ _MISSING = frozenset(
         "QueueDoesNotExist",
         "GoneException",  # API Gateway: the WebSocket connection is closed
         "ParameterNotFound",  # SSM
+        "NoSuchKey",  # S3: no such object (a model not trained yet)
     }
 )
 _FORBIDDEN = frozenset(

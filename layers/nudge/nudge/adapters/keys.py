@@ -150,6 +150,7 @@ def link_key(anonymous_id: str) -> dict[str, str]:
 
 
 EVENT_SK_PREFIX = _EVENT_PREFIX
+PERSON_PK_PREFIX = _PERSON_PREFIX
 
 
 def event_item_id(message_ids: Sequence[str]) -> str:

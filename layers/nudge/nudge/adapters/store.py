@@ -267,6 +267,26 @@ class EventStore:
             found |= {keys.person_from_pk(item["pk"]) for item in items}
         return sorted(found)
 
+    # ---- training side -----------------------------------------------------------
+
+    def every_event(self) -> Iterator[dict[str, Any]]:
+        """Every stored event, one exported item each (``readable_events``), by a paginated
+        Scan of the whole table filtered to the event items: the filter is applied after
+        the read, so the Scan reads (and bills) every item of the table, about half a read
+        unit per 4 KB (docs/predictions.md, "Training from the table")."""
+        paginator = self._client.get_paginator("scan")
+        with aws_call("scanning the table"):
+            for page in paginator.paginate(
+                TableName=self._table,
+                FilterExpression="begins_with(pk, :people) AND begins_with(sk, :events)",
+                ExpressionAttributeValues={
+                    ":people": {"S": keys.PERSON_PK_PREFIX},
+                    ":events": {"S": keys.EVENT_SK_PREFIX},
+                },
+            ):
+                for raw in page.get("Items", []):
+                    yield from readable_events(from_attributes(raw))
+
     def _partition(self, person: PersonId) -> tuple[Profile | None, list[dict[str, Any]]]:
         profile: Profile | None = None
         events: list[dict[str, Any]] = []

@@ -22,7 +22,7 @@ from nudge.entrypoints.openapi import openapi_document
 from nudge.entrypoints.preview import run_preview
 from nudge.entrypoints.privacy import run_export, run_forget
 from nudge.entrypoints.reports import run_backtest, run_explain, run_report
-from nudge.entrypoints.train import TrainOptions, run_train
+from nudge.entrypoints.train import EventSource, TrainOptions, run_train
 
 __all__ = ["main"]
 
@@ -50,8 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     train = commands.add_parser("train", help="train a prediction's model from recorded events")
     train.add_argument("prediction", help="the prediction's id (predictions/<file>.yaml)")
-    train.add_argument(
-        "--events", type=Path, required=True, help="JSON lines: Segment messages or table items"
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--events", type=Path, help="JSON lines: Segment messages or table items")
+    source.add_argument(
+        "--table", help="read every event from the table (default: $NUDGE_TABLE_NAME)"
     )
     train.add_argument("--predictions", type=Path, default=Path("predictions"))
     train.add_argument("--cutoffs", type=int, default=8, help="cut-offs, a week apart (default 8)")
@@ -112,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif arguments.command == "train":
         return run_train(
             arguments.prediction,
-            arguments.events,
+            EventSource(file=arguments.events, table=arguments.table),
             arguments.predictions,
             TrainOptions(
                 cutoffs=arguments.cutoffs,

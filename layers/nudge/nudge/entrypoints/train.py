@@ -1,6 +1,7 @@
-"""``nudge train PREDICTION``: read the definition and the recorded events, train, print
-the quality against random (and, on the simulator, against the true probabilities), and
-write the artefact only when training succeeded."""
+"""``nudge train PREDICTION``: read the definition and the recorded events (a file, or the
+deployed table with AWS credentials), train, print the quality against random (and, on the
+simulator, against the true probabilities), and write the artefact only when training
+succeeded."""
 
 from __future__ import annotations
 
@@ -13,11 +14,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from nudge.domain.intake import Event
 from nudge.domain.person import PersonId
 from nudge.domain.predictions.loader import load_predictions
-from nudge.service.backtest import read_events
+from nudge.service.backtest import read_events, read_items
 
-__all__ = ["TrainOptions", "run_train"]
+__all__ = ["EventSource", "TrainOptions", "run_train"]
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """Where the events come from: a file (``--events``) or a table (``--table``, by
+    default $NUDGE_TABLE_NAME)."""
+
+    file: Path | None = None
+    table: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,7 @@ class TrainOptions:
 
 
 def run_train(
-    prediction_id: str, events_path: Path, predictions_dir: Path, options: TrainOptions
+    prediction_id: str, source: EventSource, predictions_dir: Path, options: TrainOptions
 ) -> int:
     from nudge.adapters.gbdt import GbdtParams
     from nudge.service.train import Plan, TooLittleData, train
@@ -47,8 +58,10 @@ def run_train(
         known = ", ".join(p.id for p in loaded.predictions) or "none"
         sys.stderr.write(f"no prediction {prediction_id!r} in {predictions_dir} (known: {known})\n")
         return 2
-    with events_path.open(encoding="utf-8") as lines:
-        events, skipped = read_events(lines)
+    read = _read(source)
+    if read is None:
+        return 2
+    events, skipped = read
     truth = _truth(options.truth, prediction.horizon) if options.truth else None
     plan = Plan(
         cutoffs=options.cutoffs,
@@ -64,6 +77,20 @@ def run_train(
     _write(out, result.artefact)
     _print(result.report.to_json(), len(events), len(skipped), out)
     return 0
+
+
+def _read(source: EventSource) -> tuple[list[Event], list[str]] | None:
+    """The events and the lines (or items) skipped, the same way from a file or a table."""
+    if source.file is not None:
+        with source.file.open(encoding="utf-8") as lines:
+            return read_events(lines)
+    table = source.table or os.environ.get("NUDGE_TABLE_NAME")
+    if not table:
+        sys.stderr.write("name the events: --events FILE, --table or NUDGE_TABLE_NAME\n")
+        return None
+    from nudge.bootstrap import stored_events
+
+    return read_items(stored_events(table_name=table).every_event())
 
 
 def _truth(path: Path, horizon: timedelta) -> Callable[[PersonId, datetime], float | None]:

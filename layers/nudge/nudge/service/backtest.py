@@ -64,7 +64,7 @@ from nudge.domain.triggers.model import (
 )
 from nudge.domain.triggers.scores import crossing_thresholds, moved_across
 
-__all__ = ["BacktestReport", "backtest", "read_events"]
+__all__ = ["BacktestReport", "backtest", "read_events", "read_items"]
 
 _OPEN_LIMITS = Limits(max_past=timedelta(days=365 * 100), max_future=timedelta(days=365 * 100))
 _NUMERIC = ("gt", "gte", "lt", "lte")
@@ -147,19 +147,29 @@ class BacktestReport:
 
 def read_events(lines: Iterable[str]) -> tuple[list[Event], list[str]]:
     """Segment messages (one per line, or {"batch": [...]}) or items exported from the table."""
+    numbered = ((f"line {number}", line) for number, line in enumerate(lines, start=1))
+    return _read((place, line) for place, line in numbered if line.strip())
+
+
+def read_items(items: Iterable[Mapping[str, Any]]) -> tuple[list[Event], list[str]]:
+    """Items read from the table (``EventStore.every_event``), as ``read_events`` reads the
+    same items exported to a file, line by line: so training from the table and from its
+    export see the same events."""
+    return _read((f"item {number}", item) for number, item in enumerate(items, start=1))
+
+
+def _read(entries: Iterable[tuple[str, str | Mapping[str, Any]]]) -> tuple[list[Event], list[str]]:
     events: list[Event] = []
     skipped: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for place, entry in entries:
         try:
-            document = json.loads(line)
+            document = json.loads(entry) if isinstance(entry, str) else dict(entry)
             messages = _messages(document)
             users = _users_of(document, messages)
             for message in messages:
                 events.append(_stored_as(_event(message, len(events)), users))
         except (ValueError, InvalidRequest) as error:
-            skipped.append(f"line {number}: {error}")
+            skipped.append(f"{place}: {error}")
     events.sort(key=lambda event: event.timestamp)
     return events, skipped
 

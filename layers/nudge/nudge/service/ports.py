@@ -16,7 +16,7 @@ errors, and must not pay for the trigger engine or Jinja2 at cold start.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -52,6 +52,7 @@ __all__ = [
     "LedgerEntry",
     "Mailer",
     "Missing",
+    "ModelArtefacts",
     "Outgoing",
     "OutsideError",
     "PersonData",
@@ -62,6 +63,7 @@ __all__ = [
     "Refused",
     "Scheduler",
     "SocketPoster",
+    "StoredEvents",
     "SuppressionList",
     "Timers",
     "Unavailable",
@@ -212,6 +214,28 @@ class PersonStore(ProfileReader, Protocol):
     def drop_event(self, person: PersonId, item_id: str) -> None:
         """Deletes the event item with this id (a lone event's messageId, or a group's:
         ``StoredEvent.item_id``), idempotently: a forgotten person's late arrival."""
+        ...
+
+
+class StoredEvents(Protocol):
+    """Every event the table keeps, for training (``nudge train --table``, the Train
+    function): a read of the whole table, never on an event's path."""
+
+    def every_event(self) -> Iterator[dict[str, Any]]:
+        """Each stored event as one item exported from the table (its partition's key and
+        its body as JSON text, ``store.readable_events``), in no particular order."""
+        ...
+
+
+class ModelArtefacts(Protocol):
+    """Where the trained models live: a folder, or the models bucket on AWS."""
+
+    def read(self, prediction: str) -> bytes | None:
+        """The artefact's bytes; None when there is none. Unreadable: ``Unavailable``."""
+        ...
+
+    def write(self, prediction: str, artefact: bytes) -> None:
+        """Replaces the artefact whole: a reader sees the old one or the new, never half."""
         ...
 
 

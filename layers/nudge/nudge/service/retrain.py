@@ -1,0 +1,73 @@
+"""The Train function's use case: every prediction retrained from the stored events, and the
+new model kept only if its held-out quality is not worse than the current one's
+(``domain/predictions/keep.py``). The events are read once for all predictions.
+
+No clock: the moment of training is passed in. scikit-learn is imported by ``train`` only
+when a model is fitted (``adapters/gbdt.py``), so this module loads without it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from nudge.domain.intake import Event
+from nudge.domain.predictions.keep import Held, Verdict, held_out, keep_or_replace, too_little
+from nudge.domain.predictions.live import LivePrediction
+from nudge.domain.predictions.model import Prediction
+from nudge.domain.predictions.score import ModelProblem, ScoreModel, parse_model
+from nudge.service.backtest import read_items
+from nudge.service.ports import ModelArtefacts, StoredEvents
+from nudge.service.train import Plan, TooLittleData, train
+
+__all__ = ["Retrain", "Retrained"]
+
+
+@dataclass(frozen=True)
+class Retrained:
+    """One verdict per prediction, and how many events were read and skipped (counts only:
+    a skipped item's text may name a person)."""
+
+    verdicts: list[Verdict]
+    events: int
+    skipped: int
+
+
+class Retrain:
+    def __init__(
+        self,
+        events: StoredEvents,
+        models: ModelArtefacts,
+        predictions: Sequence[Prediction],
+        plan: Plan | None = None,
+    ) -> None:
+        self._events = events
+        self._models = models
+        self._predictions = predictions
+        self._plan = plan or Plan()
+
+    def run(self, now: datetime) -> Retrained:
+        events, skipped = read_items(self._events.every_event())
+        verdicts = [self._one(prediction, events, now) for prediction in self._predictions]
+        return Retrained(verdicts, events=len(events), skipped=len(skipped))
+
+    def _one(self, prediction: Prediction, events: Sequence[Event], now: datetime) -> Verdict:
+        current = held_out(self._current(prediction))
+        result = train(prediction, events, self._plan, now)
+        if isinstance(result, TooLittleData):
+            return too_little(prediction.id, current, result.message)
+        new = Held(quality=result.report.quality, auc=result.report.auc)
+        verdict = keep_or_replace(prediction.id, current, new)
+        if verdict.action == "replaced":
+            artefact = json.dumps(result.artefact, separators=(",", ":")).encode()
+            self._models.write(prediction.id, artefact)
+        return verdict
+
+    def _current(self, prediction: Prediction) -> ScoreModel | ModelProblem:
+        """The current artefact as Evaluate would load it: one that does not parse, or
+        cannot score the prediction as defined now, does not count."""
+        raw = self._models.read(prediction.id)
+        if raw is None:
+            return ModelProblem("no current model")
+        return LivePrediction.of(prediction, parse_model(raw)).model
