@@ -1,6 +1,6 @@
 """``python -m bench [NAME ...] [--json]``: attribution, best_hour, calls, churn_sweep, cost,
 delivery, dynamodb, engine, experiments, faults, idle, imports, in_app, journey, layer, load,
-predict, retrain, sdk_size, soak, sweep, throughput.
+predict, retrain, sdk_size, soak, sweep, throughput, train_scale.
 
 Prints each benchmark's figures next to its baseline's in rich tables. With ``--json`` the
 tables go to stderr and stdout gets every figure as one JSON object.
@@ -39,6 +39,7 @@ from bench import (
     soak,
     sweep,
     throughput,
+    train_scale,
 )
 from bench.common import Figures
 
@@ -65,6 +66,7 @@ BENCHMARKS: dict[str, Callable[[Console], Figures]] = {
     "soak": soak.run,
     "sweep": sweep.run,
     "throughput": throughput.run,
+    "train_scale": train_scale.run,
 }
 
 

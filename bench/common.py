@@ -14,6 +14,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "group_processes",
     "percentile",
     "running_stack",
+    "shipped_triggers",
     "side_by_side",
     "stop_group",
     "track_message",
@@ -131,6 +133,21 @@ def event_item(
         "body": {"S": json.dumps(body, ensure_ascii=False, separators=(",", ":"))},
         "expires_at": {"N": str(int((received + retention).timestamp()))},
     }
+
+
+def shipped_triggers(turned_on: Sequence[str], *, alone: bool = False) -> Path:
+    """A triggers folder for a stack: the shipped triggers with ``turned_on`` enabled (only
+    those, with ``alone``), and the shipped templates."""
+    folder = Path(tempfile.mkdtemp(prefix="nudge-bench-triggers-"))
+    (folder / "templates").symlink_to(REPO / "triggers" / "templates")
+    for path in sorted((REPO / "triggers").glob("*.yaml")):
+        if alone and path.stem not in turned_on:
+            continue
+        text = path.read_text(encoding="utf-8")
+        if path.stem in turned_on:
+            text = text.replace("\nenabled: false\n", "\nenabled: true\n")
+        (folder / path.name).write_text(text, encoding="utf-8")
+    return folder
 
 
 def free_port() -> int:

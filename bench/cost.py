@@ -31,7 +31,7 @@ from typing import Any
 import requests
 from rich.console import Console
 
-from bench.common import STACK_WRITE_KEY, Figures, running_stack, side_by_side
+from bench.common import STACK_WRITE_KEY, Figures, running_stack, shipped_triggers, side_by_side
 from bench.shop import Call, ShopMix, simulate
 from local.meter import INTERNAL_HEADER, PUMP_HEADER
 
@@ -75,12 +75,16 @@ PROVISIONED_UTILIZATION = 0.70
 class Workload:
     name: str
     mix: ShopMix
+    turned_on: tuple[str, ...] = ()  # shipped triggers enabled beyond the default set
 
 
 WORKLOADS = (
     Workload("shop: browser, analytics.js, batches of ≤ 10", ShopMix()),
     Workload("server: one call a request, no page context", ShopMix(batch_size=1, browser=False)),
     Workload("new visitors: every session a stranger", ShopMix(returning=False)),
+    # The shop again with churn_risk on: every event of a returning shopper is scored (the
+    # history read goes back 28 days), and the hourly sweep re-scores the quiet ones.
+    Workload("shop, scored: churn_risk on", ShopMix(), ("churn_risk",)),
 )
 
 
@@ -99,7 +103,7 @@ class Measured:
 def run(console: Console, workloads: Iterable[Workload] = WORKLOADS) -> Figures:
     figures: Figures = {}
     for workload in workloads:
-        measured = _measure(workload.mix)
+        measured = _measure(workload)
         costs = _costs(measured)
         floor = _floor(measured)
         _check_against_recorder(measured)
@@ -119,9 +123,12 @@ def run(console: Console, workloads: Iterable[Workload] = WORKLOADS) -> Figures:
 # ---- the run -----------------------------------------------------------------------------
 
 
-def _measure(mix: ShopMix) -> Measured:
+def _measure(workload: Workload) -> Measured:
+    mix = workload.mix
     recording = Path(tempfile.mkdtemp(prefix="nudge-cost-")) / "moto_recording"
     env = {"MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(recording)}
+    if workload.turned_on:
+        env["NUDGE_TRIGGERS_DIR"] = str(shipped_triggers(workload.turned_on))
     started = time.monotonic()
     with running_stack(extra_env=env) as stack, requests.Session() as http:
         http.auth = (STACK_WRITE_KEY, "")

@@ -21,19 +21,23 @@ out of every phase by its length.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import requests
 from rich.console import Console
 
-from bench.common import REPO, STACK_WRITE_KEY, Figures, running_stack, side_by_side
+from bench.common import (
+    STACK_WRITE_KEY,
+    Figures,
+    running_stack,
+    shipped_triggers,
+    side_by_side,
+)
 from bench.cost import _advance, _combine
 
 __all__ = ["run"]
@@ -115,17 +119,6 @@ def run(console: Console) -> Figures:
 # ---- the run -------------------------------------------------------------------------------
 
 
-def _triggers_folder(trigger: str) -> Path:
-    """A folder holding only ``trigger``, turned on, and the shipped templates."""
-    folder = Path(tempfile.mkdtemp(prefix=f"nudge-bench-{trigger}-"))
-    (folder / "templates").symlink_to(REPO / "triggers" / "templates")
-    text = (REPO / "triggers" / f"{trigger}.yaml").read_text(encoding="utf-8")
-    (folder / f"{trigger}.yaml").write_text(
-        text.replace("\nenabled: false\n", "\nenabled: true\n"), encoding="utf-8"
-    )
-    return folder
-
-
 class _Driver:
     """The stack over HTTP: events, the clock, the meter."""
 
@@ -159,7 +152,7 @@ class _Driver:
 
 def _measure(trigger: str, people: Sequence[Shopper]) -> Measured:
     started = time.monotonic()
-    env = {"NUDGE_TRIGGERS_DIR": str(_triggers_folder(trigger))}
+    env = {"NUDGE_TRIGGERS_DIR": str(shipped_triggers([trigger], alone=True))}
     with running_stack(extra_env=env) as stack, requests.Session() as http:
         http.auth = (STACK_WRITE_KEY, "")
         driver = _Driver(http, stack.base)

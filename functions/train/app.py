@@ -25,7 +25,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # trained at, and no clock read here.
     now = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
     result = service.run(now)
-    logger.info("events read", extra={"events": result.events, "skipped": result.skipped})
+    logger.info(
+        "events read",
+        extra={
+            "events": result.events,
+            "skipped": result.skipped,
+            "people": result.people,
+            "people_sampled": result.sampled,
+        },
+    )
     for verdict in result.verdicts:
         logger.info("model decision", extra=verdict.to_log())
         metrics.add_metric(f"Models_{verdict.action}", MetricUnit.Count, 1)

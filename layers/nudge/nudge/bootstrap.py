@@ -294,6 +294,7 @@ def retrain_service() -> Retrain:
         events=stored_events(),
         models=S3Models(s3_client(), train.models_bucket),
         predictions=loaded.predictions,
+        people=train.people,
     )
 
 

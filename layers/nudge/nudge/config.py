@@ -124,15 +124,25 @@ class TrainSettings:
 
     predictions_dir: Path
     models_bucket: str
+    people: int  # trained on a sample of at most this many people (``PeopleSample``)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TrainSettings:
+        from nudge.domain.predictions.sample import TRAINING_PEOPLE
+
         bucket = env.get("NUDGE_MODELS_BUCKET", "")
         if not bucket:
             raise ConfigError("NUDGE_MODELS_BUCKET is not set")
+        try:
+            people = int(env.get("NUDGE_TRAIN_PEOPLE") or TRAINING_PEOPLE)
+        except ValueError as error:
+            raise ConfigError(f"NUDGE_TRAIN_PEOPLE: {error}") from None
+        if people < 1:
+            raise ConfigError("NUDGE_TRAIN_PEOPLE: at least 1")
         return cls(
             predictions_dir=Path(env.get("NUDGE_PREDICTIONS_DIR") or bundled("predictions")),
             models_bucket=bucket,
+            people=people,
         )
 
 

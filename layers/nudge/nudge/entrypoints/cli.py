@@ -13,6 +13,7 @@ from pathlib import Path
 from nudge import __version__
 from nudge.domain.durations import parse_duration
 from nudge.domain.predictions.loader import load_predictions
+from nudge.domain.predictions.sample import TRAINING_PEOPLE
 from nudge.domain.predictions.schema import prediction_schema
 from nudge.domain.triggers.guarantees import template_warnings
 from nudge.domain.triggers.loader import Problem, load_triggers
@@ -63,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--truth", type=Path, help="true probabilities (the simulator's)")
     train.add_argument("--trees", type=int, default=200, help="boosting rounds (default 200)")
     train.add_argument("--depth", type=int, default=6, help="a tree's depth (default 6)")
+    train.add_argument(
+        "--people",
+        type=_at_least_one,
+        default=TRAINING_PEOPLE,
+        help=f"train on a sample of at most this many people (default {TRAINING_PEOPLE:,})",
+    )
     backtest = commands.add_parser("backtest", help="replay recorded events through the triggers")
     backtest.add_argument("events", type=Path, help="JSON lines: Segment messages or table items")
     backtest.add_argument("--triggers", type=Path, default=Path("triggers"))
@@ -124,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 truth=arguments.truth,
                 trees=arguments.trees,
                 depth=arguments.depth,
+                people=arguments.people,
             ),
         )
     elif arguments.command == "schema":
@@ -151,6 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             arguments.trigger, arguments.user, arguments.event, arguments.out, arguments.triggers
         )
     return 0
+
+
+def _at_least_one(text: str) -> int:
+    """argparse's type for a count: a clear error for 0, a negative or a word."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
 
 
 def _validate(directory: Path, templates: Path | None, *, strict: bool = False) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 from nudge.domain.intake import Event
 from nudge.domain.person import PersonId
 from nudge.domain.predictions.loader import load_predictions
+from nudge.domain.predictions.sample import TRAINING_PEOPLE, PeopleSample
 from nudge.service.backtest import read_events, read_items
 
 __all__ = ["EventSource", "TrainOptions", "run_train"]
@@ -40,6 +41,7 @@ class TrainOptions:
     truth: Path | None = None
     trees: int = 200
     depth: int = 6
+    people: int = TRAINING_PEOPLE
 
 
 def run_train(
@@ -58,7 +60,8 @@ def run_train(
         known = ", ".join(p.id for p in loaded.predictions) or "none"
         sys.stderr.write(f"no prediction {prediction_id!r} in {predictions_dir} (known: {known})\n")
         return 2
-    read = _read(source)
+    sample = PeopleSample(options.people)
+    read = _read(source, sample)
     if read is None:
         return 2
     events, skipped = read
@@ -76,21 +79,27 @@ def run_train(
     out = options.out or Path("models") / f"{prediction.id}.json"
     _write(out, result.artefact)
     _print(result.report.to_json(), len(events), len(skipped), out)
+    if len(sample.seen) > len(sample.kept):
+        sys.stdout.write(
+            f"trained on a sample of {len(sample.kept):,} of {len(sample.seen):,} people"
+            " (--people)\n"
+        )
     return 0
 
 
-def _read(source: EventSource) -> tuple[list[Event], list[str]] | None:
-    """The events and the lines (or items) skipped, the same way from a file or a table."""
+def _read(source: EventSource, sample: PeopleSample) -> tuple[list[Event], list[str]] | None:
+    """The sampled people's events and the lines (or items) skipped, the same way from a
+    file or a table."""
     if source.file is not None:
         with source.file.open(encoding="utf-8") as lines:
-            return read_events(lines)
+            return read_events(lines, sample)
     table = source.table or os.environ.get("NUDGE_TABLE_NAME")
     if not table:
         sys.stderr.write("name the events: --events FILE, --table or NUDGE_TABLE_NAME\n")
         return None
     from nudge.bootstrap import stored_events
 
-    return read_items(stored_events(table_name=table).every_event())
+    return read_items(stored_events(table_name=table).every_event(), sample)
 
 
 def _truth(path: Path, horizon: timedelta) -> Callable[[PersonId, datetime], float | None]:

@@ -31,6 +31,7 @@ from nudge.domain.errors import InvalidRequest
 from nudge.domain.intake import Event, Limits, Payload, normalize
 from nudge.domain.person import PersonId
 from nudge.domain.predictions.live import Scoring, scored
+from nudge.domain.predictions.sample import PeopleSample
 from nudge.domain.profile import DEFAULT_RETENTION, Profile, expiry, fold, profile_kept
 from nudge.domain.segment import parse_iso_timestamp
 from nudge.domain.triggers.compiled import compile_path
@@ -145,33 +146,61 @@ class BacktestReport:
         return summary
 
 
-def read_events(lines: Iterable[str]) -> tuple[list[Event], list[str]]:
-    """Segment messages (one per line, or {"batch": [...]}) or items exported from the table."""
+def read_events(
+    lines: Iterable[str], sample: PeopleSample | None = None
+) -> tuple[list[Event], list[str]]:
+    """Segment messages (one per line, or {"batch": [...]}) or items exported from the table.
+    With ``sample``, only the events of the people it keeps (``nudge train --people``)."""
     numbered = ((f"line {number}", line) for number, line in enumerate(lines, start=1))
-    return _read((place, line) for place, line in numbered if line.strip())
+    return _read(((place, line) for place, line in numbered if line.strip()), sample)
 
 
-def read_items(items: Iterable[Mapping[str, Any]]) -> tuple[list[Event], list[str]]:
+def read_items(
+    items: Iterable[Mapping[str, Any]], sample: PeopleSample | None = None
+) -> tuple[list[Event], list[str]]:
     """Items read from the table (``EventStore.every_event``), as ``read_events`` reads the
     same items exported to a file, line by line: so training from the table and from its
     export see the same events."""
-    return _read((f"item {number}", item) for number, item in enumerate(items, start=1))
+    return _read(((f"item {number}", item) for number, item in enumerate(items, start=1)), sample)
 
 
-def _read(entries: Iterable[tuple[str, str | Mapping[str, Any]]]) -> tuple[list[Event], list[str]]:
-    events: list[Event] = []
+def _read(
+    entries: Iterable[tuple[str, str | Mapping[str, Any]]], sample: PeopleSample | None = None
+) -> tuple[list[Event], list[str]]:
+    # By the person they are stored under, so that one pushed out of the sample leaves with
+    # every event kept for them. A person is chosen before their message is normalized:
+    # that is most of reading's time, and most people are not in a sample.
+    kept: dict[str, list[tuple[int, Event]]] = defaultdict(list)
     skipped: list[str] = []
+    count = 0
     for place, entry in entries:
         try:
             document = json.loads(entry) if isinstance(entry, str) else dict(entry)
             messages = _messages(document)
             users = _users_of(document, messages)
             for message in messages:
-                events.append(_stored_as(_event(message, len(events)), users))
+                person = _stored_under(message, users)
+                if sample is not None:
+                    admitted, out = sample.admit(person)
+                    kept.pop(out or "", None)
+                    if not admitted:
+                        continue
+                kept[person].append((count, _stored_as(_event(message, count), users)))
+                count += 1
         except (ValueError, InvalidRequest) as error:
             skipped.append(f"{place}: {error}")
-    events.sort(key=lambda event: event.timestamp)
-    return events, skipped
+    # In time order, ties in the order read (as a sort of the whole stream would leave them).
+    read = sorted(
+        (pair for person_events in kept.values() for pair in person_events),
+        key=lambda pair: (pair[1].timestamp, pair[0]),
+    )
+    return [event for _, event in read], skipped
+
+
+def _stored_under(message: Mapping[str, Any], users: Mapping[str, str]) -> str:
+    """The id of the person Ingest stores the message under (as ``_stored_as`` resolves it)."""
+    anonymous = str(message.get("anonymousId") or "")
+    return str(message.get("userId") or users.get(anonymous) or anonymous)
 
 
 def _messages(document: Any) -> list[dict[str, Any]]:

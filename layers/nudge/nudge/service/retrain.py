@@ -16,6 +16,7 @@ from nudge.domain.intake import Event
 from nudge.domain.predictions.keep import Held, Verdict, held_out, keep_or_replace, too_little
 from nudge.domain.predictions.live import LivePrediction
 from nudge.domain.predictions.model import Prediction
+from nudge.domain.predictions.sample import TRAINING_PEOPLE, PeopleSample
 from nudge.domain.predictions.score import ModelProblem, ScoreModel, parse_model
 from nudge.service.backtest import read_items
 from nudge.service.ports import ModelArtefacts, StoredEvents
@@ -32,6 +33,8 @@ class Retrained:
     verdicts: list[Verdict]
     events: int
     skipped: int
+    people: int = 0  # everyone whose events were read
+    sampled: int = 0  # of them, those trained on
 
 
 class Retrain:
@@ -41,16 +44,25 @@ class Retrain:
         models: ModelArtefacts,
         predictions: Sequence[Prediction],
         plan: Plan | None = None,
+        people: int = TRAINING_PEOPLE,
     ) -> None:
         self._events = events
         self._models = models
         self._predictions = predictions
         self._plan = plan or Plan()
+        self._people = people
 
     def run(self, now: datetime) -> Retrained:
-        events, skipped = read_items(self._events.every_event())
+        sample = PeopleSample(self._people)
+        events, skipped = read_items(self._events.every_event(), sample)
         verdicts = [self._one(prediction, events, now) for prediction in self._predictions]
-        return Retrained(verdicts, events=len(events), skipped=len(skipped))
+        return Retrained(
+            verdicts,
+            events=len(events),
+            skipped=len(skipped),
+            people=len(sample.seen),
+            sampled=len(sample.kept),
+        )
 
     def _one(self, prediction: Prediction, events: Sequence[Event], now: datetime) -> Verdict:
         current = held_out(self._current(prediction))
