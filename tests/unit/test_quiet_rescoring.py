@@ -8,84 +8,50 @@ is 12. At an event the time since the last activity is 0, so every event scores 
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from nudge.domain.intake import StoredEvent
-from nudge.domain.messages import FireMessage
-from nudge.domain.person import PersonId
 from nudge.domain.predictions.bounds import recency_stretches
 from nudge.domain.predictions.live import LivePrediction, Scoring
 from nudge.domain.predictions.loader import parse_prediction
 from nudge.domain.predictions.score import ScoreModel, parse_model
-from nudge.domain.triggers.engine import TriggerIndex, rescored_hours
+from nudge.domain.triggers.engine import rescored_hours
 from nudge.domain.triggers.loader import parse_trigger
 from nudge.domain.triggers.scores import moved_across
 from nudge.service.backtest import backtest
-from nudge.service.evaluate import EvaluateService
 
 from tests.conftest import REPO
-from tests.fakes import (
-    FakeQueue,
-    FakeScheduler,
-    InMemoryEngineStore,
-    InMemoryExperiments,
-    InMemoryPeople,
-)
 from tests.unit.builders import parse
+from tests.unit.test_score_triggers import (
+    ADA,
+    ARN,
+    CHURN_RISK,
+    HOUR,
+    NOW,
+    World,
+    _visit,
+    _world,
+)
+from tests.unit.test_score_triggers import MODEL as SESSIONS_MODEL
+from tests.unit.test_score_triggers import PREDICTION as SESSIONS_PREDICTION
 
-NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
-HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-ARN = "arn:aws:lambda:us-east-1:123456789012:function:nudge-Evaluate"
-ADA = PersonId.user("ada")
-
-PREDICTION = """\
-id: churn
-label:
-  inactive: 14d
-audience:
-  path: profile.sessions
-  gte: 2
-features:
-  - profile.days_inactive
-  - count: page
-    within: 7d
-"""
+PREDICTION = SESSIONS_PREDICTION.replace(
+    "  - profile.sessions", "  - profile.days_inactive\n  - count: page\n    within: 7d"
+)
+_ONE_TREE: dict[str, Any] = SESSIONS_MODEL["trees"][0]  # type: ignore[index]
 MODEL = {
-    "format": "nudge-prediction-model",
-    "version": 1,
-    "prediction": "churn",
+    **SESSIONS_MODEL,
     "features": ["profile.days_inactive", "count(page, 7d)"],
-    "base": 0.0,
-    "trees": [
-        {
-            "feature": [0, -1, -1],
-            "threshold": [2.9, 0.0, 0.0],  # 69.6 hours: re-scored at 70
-            "missing_left": [True, False, False],
-            "left": [1, 0, 0],
-            "right": [2, 0, 0],
-            "value": [0.0, -2.0, 2.0],  # logistic(-2) = 12 %, logistic(2) = 88 %
-        }
-    ],
-    "trained": {"at": "2026-11-01T00:00:00+00:00"},
+    # Over 2.9 days quiet (69.6 hours, re-scored at 70) 88, else 12.
+    "trees": [{**_ONE_TREE, "threshold": [2.9, 0.0, 0.0], "missing_left": [True, False, False]}],
 }
-CHURN_RISK = """\
-id: churn_risk
-when:
-  score: churn
-  crosses: 70
-send:
-  channel: email
-  template: churn_risk
-"""
-# ada's last visit is in the 12:00 hour; the sweep that reads it at 70 hours is the one
-# at 11:00 three days on (its hour is 70 hours and one earlier: 12:00).
-LAST_VISIT_HOUR = NOW + 2 * HOUR
+# ada's second visit (the score trigger tests' visit 2) is in the 12:00 hour; the sweep that
+# reads it at 70 hours is the one at 11:00 three days on (its hour is 71 hours earlier).
+LAST_VISIT = 2
+LAST_VISIT_HOUR = NOW + LAST_VISIT * HOUR
 CROSSING_SWEEP = LAST_VISIT_HOUR + 71 * HOUR
 
 
@@ -96,60 +62,19 @@ def _scoring() -> Scoring:
     return Scoring((LivePrediction.of(prediction, parse_model(json.dumps(MODEL))),))
 
 
-def _visit(at: datetime, number: int) -> dict[str, Any]:
-    return {
-        "type": "page",
-        "userId": "ada",
-        "name": "home",
-        "messageId": f"home-{number}",
-        "timestamp": at.isoformat(),
-    }
+def _visit_number(at: datetime) -> int:
+    """The score trigger tests' visits are an hour apart from NOW: the number of ``at``'s."""
+    return (at - NOW) // HOUR
 
 
-@dataclass
-class World:
-    service: EvaluateService
-    people: InMemoryPeople
-    engine: InMemoryEngineStore
-    queue: FakeQueue
-    sequences: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    visits: list[dict[str, Any]] = field(default_factory=list)
-
-    def visit(self, at: datetime) -> None:
-        """A page view by ada at ``at``, stored as Ingest stores it and decided then."""
-        body = _visit(at, len(self.visits) + 1)
-        self.visits.append(body)
-        intake = parse({"batch": [body]}, route="batch", received_at=at)
-        stored = [StoredEvent(person=ADA, event=event) for event in intake.events]
-        self.people.put_events(stored, {}, timedelta(days=90))
-        work = self.service.batch(stored, ARN, at)
-        for each in stored:
-            work.handle(next(self.sequences), each, at)
-        assert work.finish() == set()
-
-    def two_sessions(self) -> None:
-        """In churn's audience (two sessions), last seen in LAST_VISIT_HOUR, scored 12."""
-        self.visit(NOW + HOUR)
-        self.visit(LAST_VISIT_HOUR)
-
-    def sent(self) -> list[FireMessage]:
-        return [queued.fire for queued in self.queue.messages]
+def _two_sessions(world: World) -> None:
+    """In churn's audience (two sessions), last seen in LAST_VISIT_HOUR, scored 12."""
+    world.visit(1)
+    world.visit(LAST_VISIT)
 
 
-def _world() -> World:
-    trigger, problems = parse_trigger(CHURN_RISK, "churn_risk.yaml")
-    assert trigger is not None, problems
-    people, engine, queue = InMemoryPeople(), InMemoryEngineStore(), FakeQueue()
-    service = EvaluateService(
-        events=people,
-        engine=engine,
-        reminders=FakeScheduler(),
-        queue=queue,
-        index=TriggerIndex.of([trigger]),
-        experiments=InMemoryExperiments(),
-        scoring=_scoring(),
-    )
-    return World(service, people, engine, queue)
+def _sent(world: World) -> list[tuple[str, str | None]]:
+    return [(message.trigger, message.occurrence) for message in world.sent()]
 
 
 # ---- when the sweep re-scores ---------------------------------------------------------------
@@ -235,8 +160,8 @@ def test_every_score_of_the_shipped_model_lies_within_its_stretch_bounds() -> No
 def test_a_quiet_person_whose_score_rises_through_70_is_sent_churn_risk() -> None:
     """Three days quiet, ada's score goes from 12 to 88: the sweep fires churn_risk once."""
     # given
-    world = _world()
-    world.two_sessions()
+    world = _world(_scoring())
+    _two_sessions(world)
 
     # when
     decisions = world.service.sweep(CROSSING_SWEEP, ARN)
@@ -244,16 +169,14 @@ def test_a_quiet_person_whose_score_rises_through_70_is_sent_churn_risk() -> Non
     # then
     assert [(d.trigger, d.outcome) for d in decisions] == [("churn_risk", "fired")]
     assert "churn score crossed 70 while quiet" in decisions[0].reason
-    assert [(m.trigger, m.occurrence) for m in world.sent()] == [
-        ("churn_risk", f"score@{CROSSING_SWEEP.isoformat()}")
-    ]
+    assert _sent(world) == [("churn_risk", f"score@{CROSSING_SWEEP.isoformat()}")]
 
 
 def test_the_new_score_is_kept_on_the_profile() -> None:
     """The profile the sweep re-scored holds 88, so a later crossing is judged from there."""
     # given
-    world = _world()
-    world.two_sessions()
+    world = _world(_scoring())
+    _two_sessions(world)
 
     # when
     world.service.sweep(CROSSING_SWEEP, ARN)
@@ -265,8 +188,8 @@ def test_the_new_score_is_kept_on_the_profile() -> None:
 def test_a_retried_sweep_sends_nothing_more() -> None:
     """The Scheduler retries a failed sweep with the same time: no second message."""
     # given
-    world = _world()
-    world.two_sessions()
+    world = _world(_scoring())
+    _two_sessions(world)
     world.service.sweep(CROSSING_SWEEP, ARN)
 
     # when
@@ -280,8 +203,8 @@ def test_a_sweep_that_failed_before_keeping_the_score_is_retried_without_a_secon
     """Fired, then the profile's write was lost: the retry finds 12 stored, crosses
     again, and the ledger dedupes the same occurrence."""
     # given
-    world = _world()
-    world.two_sessions()
+    world = _world(_scoring())
+    _two_sessions(world)
     stored = world.people.profiles[ADA]
     world.service.sweep(CROSSING_SWEEP, ARN)
     world.people.profiles[ADA] = stored  # as if the sweep had crashed before its write
@@ -297,9 +220,9 @@ def test_a_sweep_that_failed_before_keeping_the_score_is_retried_without_a_secon
 def test_someone_who_came_back_is_not_re_scored_from_their_old_hour() -> None:
     """A visit on day 2 files ada under a later hour: the sweep of her old hour skips her."""
     # given
-    world = _world()
-    world.two_sessions()
-    world.visit(LAST_VISIT_HOUR + 2 * DAY)
+    world = _world(_scoring())
+    _two_sessions(world)
+    world.visit(_visit_number(LAST_VISIT_HOUR + 2 * DAY))
 
     # when
     decisions = world.service.sweep(CROSSING_SWEEP, ARN)
@@ -312,8 +235,8 @@ def test_someone_who_came_back_is_not_re_scored_from_their_old_hour() -> None:
 def test_someone_outside_the_audience_is_not_re_scored() -> None:
     """One session is not churn's audience: quiet or not, no score and no message."""
     # given
-    world = _world()
-    world.visit(LAST_VISIT_HOUR)
+    world = _world(_scoring())
+    world.visit(LAST_VISIT)
 
     # when
     decisions = world.service.sweep(CROSSING_SWEEP, ARN)
@@ -326,8 +249,8 @@ def test_someone_outside_the_audience_is_not_re_scored() -> None:
 def test_a_sweep_before_the_boundary_leaves_the_stored_score() -> None:
     """An hour earlier the sweep reads the hour before ada's: her 12 stays as it is."""
     # given
-    world = _world()
-    world.two_sessions()
+    world = _world(_scoring())
+    _two_sessions(world)
 
     # when
     decisions = world.service.sweep(CROSSING_SWEEP - HOUR, ARN)
@@ -340,11 +263,11 @@ def test_a_sweep_before_the_boundary_leaves_the_stored_score() -> None:
 def test_coming_back_scores_low_again_and_the_next_quiet_spell_fires_again() -> None:
     """Back a week later (12 again at the event), then quiet three days: a new crossing."""
     # given
-    world = _world()
-    world.two_sessions()
+    world = _world(_scoring())
+    _two_sessions(world)
     world.service.sweep(CROSSING_SWEEP, ARN)
     back = LAST_VISIT_HOUR + 7 * DAY
-    world.visit(back)
+    world.visit(_visit_number(back))
 
     # when
     world.service.sweep(back + 71 * HOUR, ARN)
@@ -390,13 +313,12 @@ def test_a_first_score_above_the_threshold_is_a_move() -> None:
 def test_the_backtest_fires_what_the_sweep_fires() -> None:
     """The same two visits replayed until after the crossing sweep: the same one fire."""
     # given
-    world = _world()
-    world.two_sessions()
+    world = _world(_scoring())
+    _two_sessions(world)
     world.service.sweep(CROSSING_SWEEP, ARN)
     events = [
-        parse({"batch": [body]}, route="batch", received_at=datetime.fromisoformat(when)).events[0]
-        for body in world.visits
-        for when in [body["timestamp"]]
+        parse({"batch": [_visit(n)]}, route="batch", received_at=NOW + n * HOUR).events[0]
+        for n in (1, LAST_VISIT)
     ]
     trigger, _ = parse_trigger(CHURN_RISK, "churn_risk.yaml")
     assert trigger is not None
@@ -405,6 +327,5 @@ def test_the_backtest_fires_what_the_sweep_fires() -> None:
     report = backtest(events, [trigger], scoring=_scoring(), until=CROSSING_SWEEP + HOUR)
 
     # then
-    live = [(m.trigger, m.occurrence) for m in world.sent()]
     replayed = [(fire.trigger, fire.occurrence) for fire in report.fired]
-    assert replayed == live
+    assert replayed == _sent(world) != []
