@@ -53,6 +53,7 @@ BEFORE = "2684d06c0dce7fc6732d14c09b4aad155ecd560c"
 TIMEOUT = 60.0
 MARK = "BENCH_IMPORT_SECONDS"
 CPU_MARK = "BENCH_CPU_SELF_MS"
+AFTER_MARK = "BENCH_AFTER_IMPORT"  # a full collection's seconds, then resident bytes
 
 _TIMED = """
 import sys, time
@@ -60,6 +61,14 @@ sys.path[:0] = {paths!r}
 started = time.perf_counter()
 {body}
 print({mark!r}, time.perf_counter() - started)
+# After the import, untimed: what the first full collection would walk, and the memory.
+import gc, os
+started = time.perf_counter()
+gc.collect()
+collected = time.perf_counter() - started
+with open("/proc/self/statm") as statm:
+    resident = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+print({after!r}, collected, resident)
 """
 
 # An import statement, not importlib.import_module: -X importtime reports only the former,
@@ -215,7 +224,7 @@ def _once(
     subject: Subject, extra: Sequence[str] = (), *, cpu: bool = False
 ) -> subprocess.CompletedProcess[str]:
     body = _CPU_SELF + subject.body + _CPU_REPORT.format(mark=CPU_MARK) if cpu else subject.body
-    script = _TIMED.format(paths=list(subject.paths), body=body, mark=MARK)
+    script = _TIMED.format(paths=list(subject.paths), body=body, mark=MARK, after=AFTER_MARK)
     result = subprocess.run(
         [sys.executable, *extra, "-c", script],
         env=subject.env,
@@ -231,10 +240,14 @@ def _once(
 
 
 def _seconds(output: str) -> float:
+    return _figures_after(output, MARK)[0]
+
+
+def _figures_after(output: str, mark: str) -> list[float]:
     for line in output.splitlines():
-        if line.startswith(MARK):
-            return float(line.split()[1])
-    raise RuntimeError("the timed script printed no figure")
+        if line.startswith(mark + " "):
+            return [float(value) for value in line.split()[1:]]
+    raise RuntimeError(f"the timed script printed no {mark}")
 
 
 def _cpu_self_times(stdout: str) -> dict[str, float]:
@@ -267,19 +280,28 @@ def _measure(subjects: Sequence[Subject]) -> list[dict[str, object]]:
     for subject in subjects:
         _once(subject)  # the first run writes .pyc files; Lambda's layer is read-only (see README)
     samples: list[list[float]] = [[] for _ in subjects]
+    after: list[list[list[float]]] = [[] for _ in subjects]
     profiles: list[list[dict[str, float]]] = [[] for _ in subjects]
     cpu_profiles: list[list[dict[str, float]]] = [[] for _ in subjects]
     for _ in range(RUNS):
         for index, subject in enumerate(subjects):
-            samples[index].append(_seconds(_once(subject).stdout))
+            output = _once(subject).stdout
+            samples[index].append(_seconds(output))
+            after[index].append(_figures_after(output, AFTER_MARK))
     for _ in range(PROFILED):
         for index, subject in enumerate(subjects):
             profiled = _once(subject, ["-X", "importtime"], cpu=True)
             profiles[index].append(_self_times(profiled.stderr))
             cpu_profiles[index].append(_cpu_self_times(profiled.stdout))
     return [
-        _figures(subject, timed, wall, cpu)
-        for subject, timed, wall, cpu in zip(subjects, samples, profiles, cpu_profiles, strict=True)
+        {
+            **_figures(subject, timed, wall, cpu),
+            "full_collection_after_ms": median([run[0] for run in later]) * 1000,
+            "resident_after_mb": median([run[1] for run in later]) / 2**20,
+        }
+        for subject, timed, later, wall, cpu in zip(
+            subjects, samples, after, profiles, cpu_profiles, strict=True
+        )
     ]
 
 
@@ -339,8 +361,8 @@ def _top_text(top: object) -> str:
     return ", ".join(f"{name} {ms:.0f}" for name, ms in top.items())
 
 
-def _ms(figures: Mapping[str, object] | None, key: str) -> str:
-    return f"{float(str(figures[key])):.0f}" if figures else "-"
+def _ms(figures: Mapping[str, object] | None, key: str, spec: str = ".0f") -> str:
+    return format(float(str(figures[key])), spec) if figures else "-"
 
 
 def _function_rows(
@@ -362,6 +384,10 @@ def _function_rows(
                 _ms(before.get(name), "nudge_cpu_self_ms"),
                 _ms(figures, "handler_body_ms"),
                 _ms(before.get(name), "handler_body_ms"),
+                _ms(figures, "full_collection_after_ms", ".1f"),
+                _ms(before.get(name), "full_collection_after_ms", ".1f"),
+                _ms(figures, "resident_after_mb", ".1f"),
+                _ms(before.get(name), "resident_after_mb", ".1f"),
                 _top_text(figures["top_imports_ms"]),
             ]
         )
@@ -396,6 +422,10 @@ def run(console: Console) -> Figures:
                 "nudge CPU self",
                 "before",
                 "handler body",
+                "before",
+                "full GC after",
+                "before",
+                "RSS MB",
                 "before",
                 "top 5 other packages by self time",
             ],

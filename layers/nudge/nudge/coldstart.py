@@ -10,8 +10,10 @@ objects are built.
 ``ready()`` does not simply start the collector again: every object of the cold start would
 then sit in the youngest generation, and the first collection, in the first event, would walk
 them all. ``gc.freeze()`` moves them to the permanent generation instead, which no collection
-walks: they live as long as the process anyway. What the cold start left as cyclic garbage
-stays uncollected (a few kilobytes: import builds little garbage in cycles).
+walks: they live as long as the process anyway. A full collection after the cold start
+went from 27-30 ms to 0.1 ms on the bench's machine. The price: what the cold start left as
+cyclic garbage is frozen too and never collected, 0.3-0.4 MB more resident memory after the
+import (bench/README.md).
 """
 
 from __future__ import annotations
