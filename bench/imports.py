@@ -45,7 +45,7 @@ from local.template import load_template
 
 __all__ = ["run"]
 
-RUNS = 5
+RUNS = 9
 PROFILED = 7  # -X importtime runs; self times are the median of these, per package
 GOAL_MS = 50.0  # issue #13: the nudge modules' self time, every function
 # The last commit before the import-time work: its tree is measured beside this one.
@@ -58,9 +58,9 @@ AFTER_MARK = "BENCH_AFTER_IMPORT"  # a full collection's seconds, then resident 
 _TIMED = """
 import sys, time
 sys.path[:0] = {paths!r}
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), time.process_time()
 {body}
-print({mark!r}, time.perf_counter() - started)
+print({mark!r}, time.perf_counter() - started, time.process_time() - started_cpu)
 # After the import, untimed: what the first full collection would walk, and the memory.
 import gc, os
 started = time.perf_counter()
@@ -243,6 +243,10 @@ def _seconds(output: str) -> float:
     return _figures_after(output, MARK)[0]
 
 
+def _cpu_seconds(output: str) -> float:
+    return _figures_after(output, MARK)[1]
+
+
 def _figures_after(output: str, mark: str) -> list[float]:
     for line in output.splitlines():
         if line.startswith(mark + " "):
@@ -280,6 +284,7 @@ def _measure(subjects: Sequence[Subject]) -> list[dict[str, object]]:
     for subject in subjects:
         _once(subject)  # the first run writes .pyc files; Lambda's layer is read-only (see README)
     samples: list[list[float]] = [[] for _ in subjects]
+    cpu_samples: list[list[float]] = [[] for _ in subjects]
     after: list[list[list[float]]] = [[] for _ in subjects]
     profiles: list[list[dict[str, float]]] = [[] for _ in subjects]
     cpu_profiles: list[list[dict[str, float]]] = [[] for _ in subjects]
@@ -287,6 +292,7 @@ def _measure(subjects: Sequence[Subject]) -> list[dict[str, object]]:
         for index, subject in enumerate(subjects):
             output = _once(subject).stdout
             samples[index].append(_seconds(output))
+            cpu_samples[index].append(_cpu_seconds(output))
             after[index].append(_figures_after(output, AFTER_MARK))
     for _ in range(PROFILED):
         for index, subject in enumerate(subjects):
@@ -295,12 +301,13 @@ def _measure(subjects: Sequence[Subject]) -> list[dict[str, object]]:
             cpu_profiles[index].append(_cpu_self_times(profiled.stdout))
     return [
         {
-            **_figures(subject, timed, wall, cpu),
+            **_figures(subject, timed, wall, cpu_self),
+            "cpu_median_ms": median(cpu) * 1000,
             "full_collection_after_ms": median([run[0] for run in later]) * 1000,
             "resident_after_mb": median([run[1] for run in later]) / 2**20,
         }
-        for subject, timed, later, wall, cpu in zip(
-            subjects, samples, after, profiles, cpu_profiles, strict=True
+        for subject, timed, cpu, later, wall, cpu_self in zip(
+            subjects, samples, cpu_samples, after, profiles, cpu_profiles, strict=True
         )
     ]
 
@@ -377,6 +384,8 @@ def _function_rows(
                 name,
                 _ms(figures, "median_ms"),
                 _ms(before.get(name), "median_ms"),
+                _ms(figures, "cpu_median_ms"),
+                _ms(before.get(name), "cpu_median_ms"),
                 f"{mark}{nudge:.0f}[/]",
                 _ms(before.get(name), "nudge_self_ms"),
                 f"{GOAL_MS:.0f}",
@@ -415,6 +424,8 @@ def run(console: Console) -> Figures:
             [
                 "function (app.handler)",
                 "import",
+                "before",
+                "import CPU",
                 "before",
                 "nudge self",
                 "before",
