@@ -2,10 +2,10 @@
 
 Importing a handler leaves 80,000 to 110,000 objects the collector tracks (modules, classes,
 pydantic's validators, boto3's service models), nearly all of them kept for the life of the
-process, yet the collector walks them again and again as they pile up: 150 to 200 collections per cold start, 45 to 85 ms of
-it on the bench's machine (bench/README.md, "Handler import time"). A handler module imports
-this module first, which pauses the collector, and calls ``ready()`` once its module-level
-objects are built.
+process, yet the collector walks them again and again as they pile up: 150 to 200
+collections per cold start, 45 to 85 ms of it on the bench's machine (bench/README.md,
+"Handler import time"). A handler module imports this module first, which pauses the
+collector, and calls ``ready()`` once its module-level objects are built.
 
 ``ready()`` does not simply start the collector again: every object of the cold start would
 then sit in the youngest generation, and the first collection, in the first event, would walk
