@@ -10,6 +10,16 @@ first, unmeasured run wrote to a temporary PYTHONPYCACHEPREFIX, whatever the cal
 PYTHONDONTWRITEBYTECODE says (with it set, Nudge's own modules, which have no .pyc of their
 own, were compiled from source in every run, and the third-party packages were not).
 Baselines: ``import boto3`` alone, and Powertools with a bare APIGatewayHttpResolver handler.
+
+Issue #13's goal is Nudge's own share, the ``-X importtime`` self times of the ``nudge``
+modules, under 50 ms for every function. Beside it, the same figures for the tree at
+``BEFORE`` (the last commit before that work, read with ``git archive`` into a temporary
+folder), measured in the same run with the runs of both interleaved, so load from anything
+else on the machine falls on both alike. The handler module is imported with an ``import``
+statement (``-X importtime`` does not see ``importlib.import_module``), so its own self time,
+the "handler body" column, is measured too: the work its module-level code calls (clients,
+settings, Evaluate's trigger files), which would hide there if a change only moved work out
+of the ``nudge`` modules' bodies.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from rich.console import Console
 
@@ -34,22 +45,35 @@ from local.template import load_template
 
 __all__ = ["run"]
 
-RUNS = 5
-PROFILED = 3  # -X importtime runs; self times are the median of these, per package
+RUNS = 9
+PROFILED = 7  # -X importtime runs; self times are the median of these, per package
+GOAL_MS = 50.0  # issue #13: the nudge modules' self time, every function
+# The last commit before the import-time work: its tree is measured beside this one.
+BEFORE = "2684d06c0dce7fc6732d14c09b4aad155ecd560c"
 TIMEOUT = 60.0
 MARK = "BENCH_IMPORT_SECONDS"
+CPU_MARK = "BENCH_CPU_SELF_MS"
+AFTER_MARK = "BENCH_AFTER_IMPORT"  # a full collection's seconds, then resident bytes
 
 _TIMED = """
 import sys, time
 sys.path[:0] = {paths!r}
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), time.process_time()
 {body}
-print({mark!r}, time.perf_counter() - started)
+print({mark!r}, time.perf_counter() - started, time.process_time() - started_cpu)
+# After the import, untimed: what the first full collection would walk, and the memory.
+import gc, os
+started = time.perf_counter()
+gc.collect()
+collected = time.perf_counter() - started
+with open("/proc/self/statm") as statm:
+    resident = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+print({after!r}, collected, resident)
 """
 
-_FUNCTION_BODY = (
-    "import importlib; handler = getattr(importlib.import_module({module!r}), {attribute!r})"
-)
+# An import statement, not importlib.import_module: -X importtime reports only the former,
+# and the handler module's own self time is one of the figures.
+_FUNCTION_BODY = "import {module} as _handler_module\nhandler = _handler_module.{attribute}"
 _BOTO3_BODY = "import boto3"
 _POWERTOOLS_BODY = """
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -68,6 +92,7 @@ class Subject:
     body: str
     paths: tuple[str, ...]
     env: dict[str, str]
+    handler_package: str = ""  # the handler module's top-level name, for its own self time
 
 
 def _closed_port() -> int:
@@ -127,9 +152,9 @@ def _base_env(pycache: str) -> dict[str, str]:
     }
 
 
-def _subjects(ssm_endpoint: str, pycache: str) -> list[Subject]:
+def _subjects(ssm_endpoint: str, pycache: str, root: Path = REPO) -> list[Subject]:
     template = load_template(
-        REPO / "template.yaml",
+        root / "template.yaml",
         {"WriteKey": "bench-write-key", "TrackingSecret": "bench-tracking-secret"},
     )
     base = {**_base_env(pycache), "AWS_ENDPOINT_URL_SSM": ssm_endpoint}
@@ -142,6 +167,7 @@ def _subjects(ssm_endpoint: str, pycache: str) -> list[Subject]:
                 body=_FUNCTION_BODY.format(module=module, attribute=attribute),
                 paths=(str(spec.code_uri), *(str(path) for path in spec.layer_paths)),
                 env={**base, **spec.environment},
+                handler_package=module.split(".")[0],
             )
         )
         if spec.logical_id == "Evaluate":
@@ -170,8 +196,35 @@ def _baselines(pycache: str) -> list[Subject]:
     ]
 
 
-def _once(subject: Subject, extra: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
-    script = _TIMED.format(paths=list(subject.paths), body=subject.body, mark=MARK)
+# CPU self time per module, beside -X importtime's wall clock: a process that waits for a
+# core on a busy machine adds wall time to whichever module it was importing, and CPU time
+# not. The import statement calls importlib._bootstrap._find_and_load by name, so wrapping
+# it sees every import, nested ones included; a module's self time is its own less its
+# imports'.
+_CPU_SELF = """
+import importlib._bootstrap as _bootstrap, json as _json, time as _time
+_find_and_load = _bootstrap._find_and_load
+_nested = [0.0]
+_cpu_self_ms = {}
+def _timed_find_and_load(name, import_):
+    _nested.append(0.0)
+    started = _time.process_time()
+    try:
+        return _find_and_load(name, import_)
+    finally:
+        spent = (_time.process_time() - started) * 1000
+        _cpu_self_ms[name] = _cpu_self_ms.get(name, 0.0) + spent - _nested.pop()
+        _nested[-1] += spent
+_bootstrap._find_and_load = _timed_find_and_load
+"""
+_CPU_REPORT = "\nprint({mark!r}, _json.dumps(_cpu_self_ms))"
+
+
+def _once(
+    subject: Subject, extra: Sequence[str] = (), *, cpu: bool = False
+) -> subprocess.CompletedProcess[str]:
+    body = _CPU_SELF + subject.body + _CPU_REPORT.format(mark=CPU_MARK) if cpu else subject.body
+    script = _TIMED.format(paths=list(subject.paths), body=body, mark=MARK, after=AFTER_MARK)
     result = subprocess.run(
         [sys.executable, *extra, "-c", script],
         env=subject.env,
@@ -187,10 +240,28 @@ def _once(subject: Subject, extra: Sequence[str] = ()) -> subprocess.CompletedPr
 
 
 def _seconds(output: str) -> float:
+    return _figures_after(output, MARK)[0]
+
+
+def _cpu_seconds(output: str) -> float:
+    return _figures_after(output, MARK)[1]
+
+
+def _figures_after(output: str, mark: str) -> list[float]:
     for line in output.splitlines():
-        if line.startswith(MARK):
-            return float(line.split()[1])
-    raise RuntimeError("the timed script printed no figure")
+        if line.startswith(mark + " "):
+            return [float(value) for value in line.split()[1:]]
+    raise RuntimeError(f"the timed script printed no {mark}")
+
+
+def _cpu_self_times(stdout: str) -> dict[str, float]:
+    """The CPU self times (ms) the wrapped import reported, summed per top-level package."""
+    by_package: dict[str, float] = defaultdict(float)
+    for line in stdout.splitlines():
+        if line.startswith(CPU_MARK):
+            for module, ms in json.loads(line.removeprefix(CPU_MARK)).items():
+                by_package[module.split(".")[0]] += float(ms)
+    return by_package
 
 
 def _self_times(stderr: str) -> dict[str, float]:
@@ -207,78 +278,186 @@ def _self_times(stderr: str) -> dict[str, float]:
     return by_package
 
 
-def _measure(subject: Subject) -> dict[str, object]:
-    _once(subject)  # the first run writes .pyc files; Lambda's layer is read-only (see README)
-    samples = [_seconds(_once(subject).stdout) for _ in range(RUNS)]
-    profiles = [_self_times(_once(subject, ["-X", "importtime"]).stderr) for _ in range(PROFILED)]
+def _measure(subjects: Sequence[Subject]) -> list[dict[str, object]]:
+    """Every subject's figures, their runs interleaved (one run of each in turn), so that a
+    busy spell on the machine falls on all of them rather than on one."""
+    for subject in subjects:
+        _once(subject)  # the first run writes .pyc files; Lambda's layer is read-only (see README)
+    samples: list[list[float]] = [[] for _ in subjects]
+    cpu_samples: list[list[float]] = [[] for _ in subjects]
+    after: list[list[list[float]]] = [[] for _ in subjects]
+    profiles: list[list[dict[str, float]]] = [[] for _ in subjects]
+    cpu_profiles: list[list[dict[str, float]]] = [[] for _ in subjects]
+    for _ in range(RUNS):
+        for index, subject in enumerate(subjects):
+            output = _once(subject).stdout
+            samples[index].append(_seconds(output))
+            cpu_samples[index].append(_cpu_seconds(output))
+            after[index].append(_figures_after(output, AFTER_MARK))
+    for _ in range(PROFILED):
+        for index, subject in enumerate(subjects):
+            profiled = _once(subject, ["-X", "importtime"], cpu=True)
+            profiles[index].append(_self_times(profiled.stderr))
+            cpu_profiles[index].append(_cpu_self_times(profiled.stdout))
+    return [
+        {
+            **_figures(subject, timed, wall, cpu_self),
+            "cpu_median_ms": median(cpu) * 1000,
+            "full_collection_after_ms": median([run[0] for run in later]) * 1000,
+            "resident_after_mb": median([run[1] for run in later]) / 2**20,
+        }
+        for subject, timed, cpu, later, wall, cpu_self in zip(
+            subjects, samples, cpu_samples, after, profiles, cpu_profiles, strict=True
+        )
+    ]
+
+
+def _figures(
+    subject: Subject,
+    samples: Sequence[float],
+    profiles: Sequence[Mapping[str, float]],
+    cpu_profiles: Sequence[Mapping[str, float]],
+) -> dict[str, object]:
     packages = {package for profile in profiles for package in profile}
     by_package = {
         package: median([profile.get(package, 0.0) for profile in profiles]) for package in packages
     }
-    top = sorted(by_package.items(), key=lambda pair: -pair[1])[:5]
+    top = sorted(
+        ((name, ms) for name, ms in by_package.items() if name != subject.handler_package),
+        key=lambda pair: -pair[1],
+    )[:5]
     return {
         "median_ms": median(samples) * 1000,
         "min_ms": min(samples) * 1000,
         "max_ms": max(samples) * 1000,
         "runs": RUNS,
+        "profiled_runs": PROFILED,
         "nudge_self_ms": by_package.get("nudge", 0.0),
+        "nudge_self_runs_ms": [profile.get("nudge", 0.0) for profile in profiles],
+        "nudge_cpu_self_ms": median([profile.get("nudge", 0.0) for profile in cpu_profiles]),
+        "nudge_cpu_self_runs_ms": [profile.get("nudge", 0.0) for profile in cpu_profiles],
+        "handler_body_ms": by_package.get(subject.handler_package, 0.0),
         "top_imports_ms": dict(top),
     }
 
 
-def _top_text(top: Mapping[str, float]) -> str:
+@contextlib.contextmanager
+def _tree_at(commit: str) -> Iterator[Path | None]:
+    """The repository's files at ``commit`` in a temporary folder; None where git or the
+    commit is not there (a copy of the tree without its history)."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            archive = subprocess.run(
+                ["git", "-C", str(REPO), "archive", commit],
+                capture_output=True,
+                timeout=TIMEOUT,
+                check=True,
+            )
+            subprocess.run(
+                ["tar", "-x", "-C", folder], input=archive.stdout, timeout=TIMEOUT, check=True
+            )
+        except (OSError, subprocess.SubprocessError):
+            yield None
+            return
+        yield Path(folder)
+
+
+def _top_text(top: object) -> str:
+    if not isinstance(top, dict):
+        return ""
     return ", ".join(f"{name} {ms:.0f}" for name, ms in top.items())
 
 
-def run(console: Console) -> Figures:
-    with _parameter_store() as ssm_endpoint, tempfile.TemporaryDirectory() as pycache:
-        subjects = _subjects(ssm_endpoint, pycache)
-        functions = {subject.name: _measure(subject) for subject in subjects}
-        baselines = {subject.name: _measure(subject) for subject in _baselines(pycache)}
-    boto3_ms = float(str(baselines["import boto3"]["median_ms"]))
-    bare_ms = float(str(baselines["powertools + bare resolver"]["median_ms"]))
+def _ms(figures: Mapping[str, object] | None, key: str, spec: str = ".0f") -> str:
+    return format(float(str(figures[key])), spec) if figures else "-"
+
+
+def _function_rows(
+    functions: Mapping[str, Mapping[str, object]], before: Mapping[str, Mapping[str, object]]
+) -> list[list[str]]:
     rows = []
     for name, figures in functions.items():
-        ours = float(str(figures["median_ms"]))
-        top = figures["top_imports_ms"]
+        nudge = float(str(figures["nudge_self_ms"]))
+        mark = "[green]" if nudge < GOAL_MS else "[red]"
         rows.append(
             [
-                f"{name} (app.handler)",
-                f"{ours:.0f}",
-                f"{boto3_ms:.0f}",
-                f"{bare_ms:.0f}",
-                f"{ours - boto3_ms - bare_ms:+.0f}",
-                f"{float(str(figures['nudge_self_ms'])):.0f}",
-                _top_text(top) if isinstance(top, dict) else "",
+                name,
+                _ms(figures, "median_ms"),
+                _ms(before.get(name), "median_ms"),
+                _ms(figures, "cpu_median_ms"),
+                _ms(before.get(name), "cpu_median_ms"),
+                f"{mark}{nudge:.0f}[/]",
+                _ms(before.get(name), "nudge_self_ms"),
+                f"{GOAL_MS:.0f}",
+                _ms(figures, "nudge_cpu_self_ms"),
+                _ms(before.get(name), "nudge_cpu_self_ms"),
+                _ms(figures, "handler_body_ms"),
+                _ms(before.get(name), "handler_body_ms"),
+                _ms(figures, "full_collection_after_ms", ".1f"),
+                _ms(before.get(name), "full_collection_after_ms", ".1f"),
+                _ms(figures, "resident_after_mb", ".1f"),
+                _ms(before.get(name), "resident_after_mb", ".1f"),
+                _top_text(figures["top_imports_ms"]),
             ]
         )
-    for name, figures in baselines.items():
-        top = figures["top_imports_ms"]
-        rows.append(
-            [
-                f"[dim]baseline: {name}[/dim]",
-                "",
-                f"{boto3_ms:.0f}" if name == "import boto3" else "",
-                f"{bare_ms:.0f}" if name != "import boto3" else "",
-                "",
-                "",
-                _top_text(top) if isinstance(top, dict) else "",
-            ]
-        )
+    return rows
+
+
+def run(console: Console) -> Figures:
+    with (
+        _parameter_store() as ssm_endpoint,
+        tempfile.TemporaryDirectory() as pycache,
+        _tree_at(BEFORE) as before_root,
+    ):
+        subjects = _subjects(ssm_endpoint, pycache)
+        earlier = _subjects(ssm_endpoint, pycache, before_root) if before_root else []
+        baselines = _baselines(pycache)
+        measured = iter(_measure([*subjects, *earlier, *baselines]))
+    # _measure answers in the order it was given: this tree's, the earlier tree's, baselines.
+    functions = {subject.name: next(measured) for subject in subjects}
+    before = {subject.name: next(measured) for subject in earlier}
+    baseline_figures = {subject.name: next(measured) for subject in baselines}
     console.print(
         side_by_side(
-            f"Handler import time, fresh interpreter, median of {RUNS} (ms); self times: "
-            f"median of {PROFILED} -X importtime runs",
+            f"Handler import time, fresh interpreter (ms): median of {RUNS}; self times: median "
+            f"of {PROFILED} -X importtime runs; before: commit {BEFORE[:7]}, same run, interleaved",
             [
-                "module",
-                "Nudge",
-                "boto3 alone",
-                "powertools bare",
-                "Nudge - both",
+                "function (app.handler)",
+                "import",
+                "before",
+                "import CPU",
+                "before",
                 "nudge self",
-                "top 5 by self time (ms)",
+                "before",
+                "goal",
+                "nudge CPU self",
+                "before",
+                "handler body",
+                "before",
+                "full GC after",
+                "before",
+                "RSS MB",
+                "before",
+                "top 5 other packages by self time",
             ],
-            rows,
+            _function_rows(functions, before),
         )
     )
-    return {"functions": functions, "baselines": baselines}
+    if before_root is None:
+        console.print(f"[yellow]commit {BEFORE[:7]} not in this clone: no 'before' columns[/]")
+    console.print(
+        side_by_side(
+            "Baselines (ms): median import time; top 5 packages by self time",
+            ["baseline", "import", "top 5 by self time"],
+            [
+                [name, _ms(figures, "median_ms"), _top_text(figures["top_imports_ms"])]
+                for name, figures in baseline_figures.items()
+            ],
+        )
+    )
+    return {
+        "functions": functions,
+        "before": {"commit": BEFORE, "functions": before},
+        "goal_nudge_self_ms": GOAL_MS,
+        "baselines": baseline_figures,
+    }

@@ -4,6 +4,9 @@ who have become inactive."""
 
 from __future__ import annotations
 
+# First of all: the collector is paused until the handler is built (ready() below).
+from nudge import coldstart  # isort: split
+
 import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -112,3 +115,6 @@ def _approximate_time(change: dict[str, Any]) -> datetime:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+coldstart.ready()

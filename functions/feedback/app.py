@@ -3,6 +3,9 @@ a Send event leaves a receipt that SES accepted the fire's email."""
 
 from __future__ import annotations
 
+# First of all: the collector is paused until the handler is built (ready() below).
+from nudge import coldstart  # isort: split
+
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,3 +37,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if suppressed:
         logger.info("suppressed after SES feedback", extra={"count": len(suppressed)})
     return {"suppressed": len(suppressed)}
+
+
+coldstart.ready()

@@ -10,6 +10,9 @@ userId or what was stored.
 
 from __future__ import annotations
 
+# First of all: the collector is paused until the handler is built (ready() below).
+from nudge import coldstart  # isort: split
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -74,3 +77,6 @@ def storage_unavailable(error: Unavailable) -> Response[str]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+coldstart.ready()

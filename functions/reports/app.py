@@ -9,6 +9,9 @@ parameter; never by the public write key, which every visitor's browser holds.
 
 from __future__ import annotations
 
+# First of all: the collector is paused until the handler is built (ready() below).
+from nudge import coldstart  # isort: split
+
 from datetime import date
 from typing import Any
 
@@ -76,3 +79,6 @@ def storage_unavailable(error: Unavailable) -> Response[str]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+coldstart.ready()

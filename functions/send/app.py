@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# First of all: the collector is paused until the handler is built (ready() below).
+from nudge import coldstart  # isort: split
+
 from datetime import UTC, datetime
 from typing import Any
 
@@ -110,3 +113,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         emit_deliveries(metrics, outcomes)
         outcomes.clear()
     return dict(response)
+
+
+coldstart.ready()

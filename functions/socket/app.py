@@ -12,6 +12,9 @@ Time is API Gateway's (``requestTimeEpoch``), so the local stack's clock reaches
 
 from __future__ import annotations
 
+# First of all: the collector is paused until the handler is built (ready() below).
+from nudge import coldstart  # isort: split
+
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -97,3 +100,6 @@ def _fire_id(body: object) -> str | None:
 
 def _status(code: int, message: str) -> dict[str, Any]:
     return {"statusCode": code, "body": message}
+
+
+coldstart.ready()

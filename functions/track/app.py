@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# First of all: the collector is paused until the handler is built (ready() below).
+from nudge import coldstart  # isort: split
+
 from datetime import datetime
 from typing import Any
 
@@ -130,3 +133,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             )
         )
     return app.resolve(event, context)
+
+
+coldstart.ready()

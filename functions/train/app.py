@@ -5,6 +5,9 @@ the old and new quality, kept or replaced, and why; never a person."""
 
 from __future__ import annotations
 
+# First of all: the collector is paused until the handler is built (ready() below).
+from nudge import coldstart  # isort: split
+
 from datetime import datetime
 from typing import Any
 
@@ -38,3 +41,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.info("model decision", extra=verdict.to_log())
         metrics.add_metric(f"Models_{verdict.action}", MetricUnit.Count, 1)
     return {"models": {verdict.prediction: verdict.action for verdict in result.verdicts}}
+
+
+coldstart.ready()

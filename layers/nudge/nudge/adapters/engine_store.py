@@ -21,12 +21,13 @@ from nudge.adapters.store import delete_if, from_attributes, put_if, to_attribut
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import iso
-from nudge.domain.triggers.engine import Decision, Pending
-from nudge.domain.triggers.model import Reentry
+from nudge.domain.triggers.actions import Decision, Pending  # data only: Send builds this too
 from nudge.service.ports import Claim, Conflict, LedgerEntry, Unavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from nudge.domain.triggers.model import Reentry
 
 __all__ = ["Claim", "EngineStore", "LedgerEntry"]
 

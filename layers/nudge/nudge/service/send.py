@@ -48,7 +48,7 @@ from nudge.domain.profile import Profile
 from nudge.domain.render import Renderer, RenderError, render_context
 from nudge.domain.send_time import PersonZone, next_clock_time, zone_of
 from nudge.domain.timefmt import iso
-from nudge.domain.triggers.engine import Decision
+from nudge.domain.triggers.actions import Decision  # the data alone, not the engine
 from nudge.service.in_app import InAppService
 from nudge.service.ports import (
     MAX_DELAY,
