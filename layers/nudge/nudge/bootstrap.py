@@ -447,10 +447,13 @@ def person_views(
     A caller may bring its own client and table (the local stack: its moto client and the
     physical name); otherwise both come from the environment, as for the functions. The
     triggers only say where inactivity triggers stand, so a missing folder means none; by
-    default they are the bundled ones the functions run."""
+    default they are the bundled ones the functions run. The predictions and their models
+    are Evaluate's (``ReadSettings``): explain takes a score apart with the model that gave
+    it, and a prediction without one says why in place of its contributions."""
     from nudge.adapters.contacts import ContactStore
     from nudge.adapters.engine_store import EngineStore
     from nudge.adapters.fire_scan import FireScan
+    from nudge.adapters.model_file import load_scoring
     from nudge.adapters.store import EventStore
     from nudge.service.inspect import PersonViews
 
@@ -463,6 +466,7 @@ def person_views(
         contacts=ContactStore(dynamodb, table),
         scan=FireScan(dynamodb, table),
         index=_triggers_if_any(triggers_dir or bundled_triggers()),
+        scoring=load_scoring(read.predictions_dir, read.models_dir)[0],
     )
 
 

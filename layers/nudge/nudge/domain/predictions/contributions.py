@@ -1,0 +1,220 @@
+"""Why a person's score is what it is: each feature's share of their log-odds.
+
+Exact TreeSHAP (Lundberg, Erion and Lee, "Consistent Individualized Feature Attribution
+for Tree Ensembles", 2018, Algorithm 2), the path-dependent kind: a feature's contribution
+is its Shapley value, where leaving a feature out means following both sides of its
+splits, weighed by the training rows that went each way (the artefact's ``count``). Per
+tree it costs leaves x depth², a few milliseconds for 200 trees of depth 6, which explain,
+asked about one person, can pay. Saabas' path attribution (each split on the row's path
+credits its feature with the change of expected value) costs only depth, but credits a
+split near the root for what the splits below it do and gives different answers for the
+same function written as different trees; TreeSHAP does neither, and its contributions
+still add up exactly: base + sum of contributions = the row's log-odds.
+
+Pure: the model and the row in, numbers out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nudge.domain.predictions.score import LEAF, ModelProblem, ScoreModel, Tree, logistic
+
+__all__ = ["Attribution", "Contribution", "Explained", "attribute", "explained"]
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """``base`` is the log-odds of a person the model knows nothing about (the training
+    rows' average through the trees); ``contributions[i]`` is what feature ``i`` of this
+    row moved it by. ``base + sum(contributions)`` is the row's log-odds."""
+
+    base: float
+    contributions: list[float]
+
+    @property
+    def log_odds(self) -> float:
+        return self.base + sum(self.contributions)
+
+
+def attribute(model: ScoreModel, row: Sequence[float | None]) -> Attribution | ModelProblem:
+    """Each feature's contribution to the row's log-odds, or why the model cannot say."""
+    if any(tree.count is None for tree in model.trees):
+        return ModelProblem(
+            "this model version was trained before artefacts carried node counts, so its"
+            " contributions are not available: retrain it (nudge train) to see them"
+        )
+    contributions = [0.0] * len(model.features)
+    base = model.base
+    for tree in model.trees:
+        base += _expected(tree, 0)
+        _tree_shap(tree, row, contributions)
+    return Attribution(base, contributions)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    feature: str  # as the artefact names it (``profile.days_inactive``, ``count(page, 7d)``)
+    value: float | None  # the person's value of it; None when missing
+    log_odds: float
+    points: float  # the same on the 0-100 score scale (``Explained``)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A score taken apart, the largest contributions first.
+
+    On the 0-100 scale a marketer reads, contributions do not add up by themselves (the
+    logistic bends), so each is the log-odds one scaled by the same factor: the score's
+    distance from the base score over the log-odds' distance from the base log-odds. The
+    points then add up to the score exactly, keep the log-odds' order and signs, and are
+    the log-odds ones at that slope; the log-odds stay beside them, the exact figures."""
+
+    base_log_odds: float
+    base_score: float  # 0-100: the score of a person the model knows nothing about
+    log_odds: float
+    score: float  # 0-100, unrounded
+    contributions: list[Contribution]
+
+
+def explained(model: ScoreModel, row: Sequence[float | None]) -> Explained | ModelProblem:
+    attribution = attribute(model, row)
+    if isinstance(attribution, ModelProblem):
+        return attribution
+    base, log_odds = attribution.base, attribution.log_odds
+    base_score, score = 100 * logistic(base), 100 * logistic(log_odds)
+    if abs(log_odds - base) > 1e-9:
+        slope = (score - base_score) / (log_odds - base)
+    else:  # no distance to share out: the logistic's own slope there
+        slope = score * (1 - score / 100)
+    contributions = [
+        Contribution(name, _known(row[index]), share, share * slope)
+        for index, (name, share) in enumerate(
+            zip(model.features, attribution.contributions, strict=True)
+        )
+    ]
+    contributions.sort(key=lambda contribution: -abs(contribution.log_odds))
+    return Explained(base, base_score, log_odds, score, contributions)
+
+
+def _known(value: float | None) -> float | None:
+    return None if value is None or value != value else value  # NaN is missing too
+
+
+def _expected(tree: Tree, node: int) -> float:
+    """The mean output of the tree over the training rows that reached ``node``."""
+    if tree.feature[node] == LEAF:
+        return tree.value[node]
+    count = _counts(tree)
+    left, right = tree.left[node], tree.right[node]
+    weighed = count[left] * _expected(tree, left) + count[right] * _expected(tree, right)
+    return weighed / count[node]
+
+
+def _counts(tree: Tree) -> list[int]:
+    assert tree.count is not None  # attribute() checked every tree
+    return tree.count
+
+
+def _goes_left(tree: Tree, node: int, row: Sequence[float | None]) -> bool:
+    """The scorer's rule (``Tree.output``): at most the threshold, or missing and the node
+    sends missing values left."""
+    x = row[tree.feature[node]]
+    return tree.missing_left[node] if x is None or x != x else x <= tree.threshold[node]
+
+
+# One element of the path from the root to the node being visited, one per distinct
+# feature split on: the fraction of training rows that kept to the path at its splits
+# (``zero``: the feature left out), whether the row itself keeps to it (``one``: 1 or 0),
+# and ``weight``, the share of the subsets of the path's features of each size.
+@dataclass
+class _Step:
+    feature: int
+    zero: float
+    one: float
+    weight: float
+
+
+def _tree_shap(tree: Tree, row: Sequence[float | None], out: list[float]) -> None:
+    _Walk(tree, row, out).visit(0, [], 1.0, 1.0, LEAF)
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """One tree's walk for one row, adding each feature's share to ``out``."""
+
+    tree: Tree
+    row: Sequence[float | None]
+    out: list[float]
+
+    def visit(
+        self, node: int, parent_path: list[_Step], zero: float, one: float, feature: int
+    ) -> None:
+        tree = self.tree
+        # Each node extends its own copy: the two children of a node share their parent's.
+        copied = [_Step(s.feature, s.zero, s.one, s.weight) for s in parent_path]
+        path = _extend(copied, zero, one, feature)
+        split = tree.feature[node]
+        if split == LEAF:
+            for index in range(1, len(path)):
+                step = path[index]
+                share = _unwound_sum(path, index)
+                self.out[step.feature] += share * (step.one - step.zero) * tree.value[node]
+            return
+        count = _counts(tree)
+        left, right = tree.left[node], tree.right[node]
+        hot, cold = (left, right) if _goes_left(tree, node, self.row) else (right, left)
+        incoming_zero, incoming_one = 1.0, 1.0
+        # A feature split on twice along the path is one player: its earlier step is taken
+        # out and its fractions carried into the new one.
+        seen = next((i for i in range(1, len(path)) if path[i].feature == split), None)
+        if seen is not None:
+            incoming_zero, incoming_one = path[seen].zero, path[seen].one
+            path = _unwind(path, seen)
+        hot_share, cold_share = count[hot] / count[node], count[cold] / count[node]
+        self.visit(hot, path, hot_share * incoming_zero, incoming_one, split)
+        self.visit(cold, path, cold_share * incoming_zero, 0.0, split)
+
+
+def _extend(path: list[_Step], zero: float, one: float, feature: int) -> list[_Step]:
+    depth = len(path)
+    path.append(_Step(feature, zero, one, 1.0 if depth == 0 else 0.0))
+    for i in range(depth - 1, -1, -1):
+        path[i + 1].weight += one * path[i].weight * (i + 1) / (depth + 1)
+        path[i].weight = zero * path[i].weight * (depth - i) / (depth + 1)
+    return path
+
+
+def _unwind(path: list[_Step], index: int) -> list[_Step]:
+    """The path without its ``index``-th step, as if it had never been extended by it."""
+    depth = len(path) - 1
+    one, zero = path[index].one, path[index].zero
+    weights = [step.weight for step in path]
+    following = weights[depth]
+    for i in range(depth - 1, -1, -1):
+        if one != 0:
+            kept = weights[i]
+            weights[i] = following * (depth + 1) / ((i + 1) * one)
+            following = kept - weights[i] * zero * (depth - i) / (depth + 1)
+        else:
+            weights[i] = weights[i] * (depth + 1) / (zero * (depth - i))
+    # The weights stay where they are; the steps after ``index`` move up one place.
+    steps = path[:index] + path[index + 1 :]
+    return [_Step(s.feature, s.zero, s.one, w) for s, w in zip(steps, weights, strict=False)]
+
+
+def _unwound_sum(path: list[_Step], index: int) -> float:
+    """The total weight the path would have without its ``index``-th step."""
+    depth = len(path) - 1
+    one, zero = path[index].one, path[index].zero
+    following = path[depth].weight
+    total = 0.0
+    for i in range(depth - 1, -1, -1):
+        if one != 0:
+            weight = following * (depth + 1) / ((i + 1) * one)
+            total += weight
+            following = path[i].weight - weight * zero * (depth - i) / (depth + 1)
+        else:
+            total += path[i].weight / (zero * (depth - i) / (depth + 1))
+    return total
