@@ -147,8 +147,8 @@ def score_lines(prediction: str, scored: Mapping[str, Any]) -> list[str]:
         return [*lines, f"  contributions not available: {scored['contributionsUnavailable']}"]
     moved = [c for c in scored["contributions"] if c["logOdds"] != 0]
     lines.append(
-        f"  {scored['base']['score']:.1f} for someone the model knows nothing about, then"
-        f" (as of {scored['asOf']}):"
+        f"  from {scored['base']['score']:.1f} for someone the model knows nothing about,"
+        f" the features that moved it most (as of {scored['asOf']}):"
     )
     width = max((len(_feature_text(c)) for c in moved[:TOP_CONTRIBUTIONS]), default=0)
     for contribution in moved[:TOP_CONTRIBUTIONS]:

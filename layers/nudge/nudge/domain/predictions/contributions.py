@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from nudge.domain.predictions.score import LEAF, ModelProblem, ScoreModel, Tree, logistic
 
@@ -124,20 +125,8 @@ def _goes_left(tree: Tree, node: int, row: Sequence[float | None]) -> bool:
     return tree.missing_left[node] if x is None or x != x else x <= tree.threshold[node]
 
 
-# One element of the path from the root to the node being visited, one per distinct
-# feature split on: the fraction of training rows that kept to the path at its splits
-# (``zero``: the feature left out), whether the row itself keeps to it (``one``: 1 or 0),
-# and ``weight``, the share of the subsets of the path's features of each size.
-@dataclass
-class _Step:
-    feature: int
-    zero: float
-    one: float
-    weight: float
-
-
 def _tree_shap(tree: Tree, row: Sequence[float | None], out: list[float]) -> None:
-    _Walk(tree, row, out).visit(0, [], 1.0, 1.0, LEAF)
+    _Walk(tree, _counts(tree), row, out).visit(0, _Path([], [], [], []), 1.0, 1.0, LEAF)
 
 
 @dataclass(frozen=True)
@@ -145,76 +134,90 @@ class _Walk:
     """One tree's walk for one row, adding each feature's share to ``out``."""
 
     tree: Tree
+    count: list[int]
     row: Sequence[float | None]
     out: list[float]
 
-    def visit(
-        self, node: int, parent_path: list[_Step], zero: float, one: float, feature: int
-    ) -> None:
+    def visit(self, node: int, parent: _Path, zero: float, one: float, feature: int) -> None:
         tree = self.tree
-        # Each node extends its own copy: the two children of a node share their parent's.
-        copied = [_Step(s.feature, s.zero, s.one, s.weight) for s in parent_path]
-        path = _extend(copied, zero, one, feature)
+        path = parent.extended(zero, one, feature)
         split = tree.feature[node]
         if split == LEAF:
-            for index in range(1, len(path)):
-                step = path[index]
-                share = _unwound_sum(path, index)
-                self.out[step.feature] += share * (step.one - step.zero) * tree.value[node]
+            value = tree.value[node]
+            for index in range(1, len(path.features)):
+                share = path.total_without(index)
+                self.out[path.features[index]] += (
+                    share * (path.ones[index] - path.zeros[index]) * value
+                )
             return
-        count = _counts(tree)
+        count = self.count
         left, right = tree.left[node], tree.right[node]
         hot, cold = (left, right) if _goes_left(tree, node, self.row) else (right, left)
         incoming_zero, incoming_one = 1.0, 1.0
         # A feature split on twice along the path is one player: its earlier step is taken
         # out and its fractions carried into the new one.
-        seen = next((i for i in range(1, len(path)) if path[i].feature == split), None)
-        if seen is not None:
-            incoming_zero, incoming_one = path[seen].zero, path[seen].one
-            path = _unwind(path, seen)
-        hot_share, cold_share = count[hot] / count[node], count[cold] / count[node]
-        self.visit(hot, path, hot_share * incoming_zero, incoming_one, split)
-        self.visit(cold, path, cold_share * incoming_zero, 0.0, split)
+        if split in path.features:
+            seen = path.features.index(split)
+            incoming_zero, incoming_one = path.zeros[seen], path.ones[seen]
+            path = path.without(seen)
+        self.visit(hot, path, count[hot] / count[node] * incoming_zero, incoming_one, split)
+        self.visit(cold, path, count[cold] / count[node] * incoming_zero, 0.0, split)
 
 
-def _extend(path: list[_Step], zero: float, one: float, feature: int) -> list[_Step]:
-    depth = len(path)
-    path.append(_Step(feature, zero, one, 1.0 if depth == 0 else 0.0))
-    for i in range(depth - 1, -1, -1):
-        path[i + 1].weight += one * path[i].weight * (i + 1) / (depth + 1)
-        path[i].weight = zero * path[i].weight * (depth - i) / (depth + 1)
-    return path
+@dataclass(frozen=True)
+class _Path:
+    """The path from the root to the node visited, one step per distinct feature split on
+    (the first is the root's, of no feature): the fraction of training rows that kept to
+    the path at the feature's splits (``zeros``: the feature left out), whether the row
+    itself keeps to it (``ones``: 1 or 0), and ``weights``, by subset size, the share of
+    the orders in which the path's features can be learnt. Never changed: a node extends
+    its parent's into a copy, so the two children share their parent's."""
 
+    features: list[int]
+    zeros: list[float]
+    ones: list[float]
+    weights: list[float]
 
-def _unwind(path: list[_Step], index: int) -> list[_Step]:
-    """The path without its ``index``-th step, as if it had never been extended by it."""
-    depth = len(path) - 1
-    one, zero = path[index].one, path[index].zero
-    weights = [step.weight for step in path]
-    following = weights[depth]
-    for i in range(depth - 1, -1, -1):
-        if one != 0:
-            kept = weights[i]
-            weights[i] = following * (depth + 1) / ((i + 1) * one)
-            following = kept - weights[i] * zero * (depth - i) / (depth + 1)
-        else:
-            weights[i] = weights[i] * (depth + 1) / (zero * (depth - i))
-    # The weights stay where they are; the steps after ``index`` move up one place.
-    steps = path[:index] + path[index + 1 :]
-    return [_Step(s.feature, s.zero, s.one, w) for s, w in zip(steps, weights, strict=False)]
+    def extended(self, zero: float, one: float, feature: int) -> _Path:
+        depth = len(self.weights)
+        weights = [*self.weights, 1.0 if depth == 0 else 0.0]
+        for i in range(depth - 1, -1, -1):
+            weights[i + 1] += one * weights[i] * (i + 1) / (depth + 1)
+            weights[i] = zero * weights[i] * (depth - i) / (depth + 1)
+        return _Path([*self.features, feature], [*self.zeros, zero], [*self.ones, one], weights)
 
+    def without(self, index: int) -> _Path:
+        """The path as if it had never been extended by its ``index``-th step."""
+        depth = len(self.weights) - 1
+        one, zero = self.ones[index], self.zeros[index]
+        weights = self.weights[:depth]
+        following = self.weights[depth]
+        for i in range(depth - 1, -1, -1):
+            if one != 0:
+                kept = weights[i]
+                weights[i] = following * (depth + 1) / ((i + 1) * one)
+                following = kept - weights[i] * zero * (depth - i) / (depth + 1)
+            else:
+                weights[i] = weights[i] * (depth + 1) / (zero * (depth - i))
 
-def _unwound_sum(path: list[_Step], index: int) -> float:
-    """The total weight the path would have without its ``index``-th step."""
-    depth = len(path) - 1
-    one, zero = path[index].one, path[index].zero
-    following = path[depth].weight
-    total = 0.0
-    for i in range(depth - 1, -1, -1):
-        if one != 0:
-            weight = following * (depth + 1) / ((i + 1) * one)
-            total += weight
-            following = path[i].weight - weight * zero * (depth - i) / (depth + 1)
-        else:
-            total += path[i].weight / (zero * (depth - i) / (depth + 1))
-    return total
+        # The weights stay where they are; the steps after ``index`` move up one place.
+        def drop(column: list[Any]) -> list[Any]:
+            return column[:index] + column[index + 1 :]
+
+        return _Path(drop(self.features), drop(self.zeros), drop(self.ones), weights)
+
+    def total_without(self, index: int) -> float:
+        """The total of the weights the path would have without its ``index``-th step."""
+        depth = len(self.weights) - 1
+        one, zero = self.ones[index], self.zeros[index]
+        weights = self.weights
+        following = weights[depth]
+        total = 0.0
+        for i in range(depth - 1, -1, -1):
+            if one != 0:
+                weight = following * (depth + 1) / ((i + 1) * one)
+                total += weight
+                following = weights[i] - weight * zero * (depth - i) / (depth + 1)
+            else:
+                total += weights[i] / (zero * (depth - i) / (depth + 1))
+        return total
