@@ -13,7 +13,7 @@ import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from nudge.adapters.model_file import load_scoring
@@ -145,7 +145,7 @@ def test_explain_takes_the_live_score_apart_with_the_model_that_gave_it(
     churn = person_views(aws.dynamodb, aws.table).scores("ada")["churn"]
 
     # then
-    tree = MODEL["trees"][0]
+    [tree] = cast(list[dict[str, list[float]]], MODEL["trees"])
     count, value = tree["count"], tree["value"]
     base = (count[1] * value[1] + count[2] * value[2]) / count[0]
     assert churn["score"] == 88
