@@ -170,3 +170,30 @@ def test_explain_says_when_a_score_cannot_be_taken_apart(
     assert status == 0
     assert "score churn: 88 (model 20200101T0000Z)" in out
     assert "contributions not available: the score was given by model 20200101T0000Z" in out
+
+
+def test_explain_notes_when_the_features_read_again_give_another_score(
+    aws: Aws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept score no longer follows from the person's data (here it was changed after
+    scoring, as expired or late events would): the contributions come with a note saying
+    which score they take apart."""
+    # given
+    monkeypatch.setenv("NUDGE_PREDICTIONS_DIR", str(REPO / "predictions"))
+    monkeypatch.setenv("NUDGE_MODELS_DIR", str(REPO / "models"))
+    profile = _scored_by_the_shipped_model(
+        Profile(person=ADA, user_id="ada", last_seen=NOW.isoformat(), sessions=3, events=4)
+    )
+    worked_out = profile.scores["churn"]
+    changed = replace(profile, scores={"churn": (worked_out + 50) % 100})
+    EventStore(aws.dynamodb, aws.table).save_profiles([changed])
+
+    # when
+    status = main(
+        ["explain", "--user", "ada", "--table", aws.table, "--triggers", str(REPO / "triggers")]
+    )
+
+    # then
+    out = capsys.readouterr().out
+    assert status == 0
+    assert f"note: the features read again give {worked_out}, not {(worked_out + 50) % 100}" in out

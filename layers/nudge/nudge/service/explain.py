@@ -101,11 +101,10 @@ def scores(events: EventStore, scoring: Scoring, user_id: str) -> dict[str, Any]
         if scoring.window
         else []
     )
+    facts = profile.facts(scored_at)
     found: dict[str, Any] = {}
     for prediction, kept in profile.to_json()["scores"].items():
-        why = explain_score(
-            scoring, prediction, kept["model"], profile.facts(scored_at), history, scored_at
-        )
+        why = explain_score(scoring, prediction, kept["model"], facts, history, scored_at)
         found[prediction] = {**kept, **_explained(why, profile, prediction)}
     return found
 
@@ -129,10 +128,11 @@ def _explained(why: Explained | ModelProblem, profile: Profile, prediction: str)
     }
     kept = profile.scores[prediction]
     if round(why.score) != kept:
-        # Events counted then may have expired, or been deleted by a forget request since.
+        # The events before that moment changed since it was scored: some expired, were
+        # forgotten, or arrived late, stamped before it. The contributions are of this score.
         body["note"] = (
-            f"the features read again give {round(why.score)}, not {kept}: some events"
-            " counted when it was scored are gone"
+            f"the features read again give {round(why.score)}, not {kept}: the person's"
+            " events before then have changed since it was scored"
         )
     return body
 
