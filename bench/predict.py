@@ -11,11 +11,15 @@ artefact (what Evaluate loads) and by the library's ``predict_proba`` on a one-r
 (what a Lambda with scikit-learn would call per event; the first 500 held-out rows).
 The pure scorer is timed both ways: walking the arrays, and compiled to one Python
 function of nested ifs (what ``ScoreModel.score`` uses; compiled on first use, timed too).
-Median per row, each row timed alone with ``perf_counter``.
+Median per row, each row timed alone with ``perf_counter``. Last, what explain pays to
+take one score apart (``domain/predictions/contributions.py``, exact TreeSHAP): per row,
+for the shipped ``models/churn.json`` and for the 200-tree depth-6 model, beside walking
+the same model once (what one score costs).
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -29,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from nudge.adapters.gbdt import GbdtParams, fit
+from nudge.adapters.model_file import load_model
+from nudge.domain.predictions.contributions import attribute
 from nudge.domain.predictions.loader import load_predictions
 from nudge.domain.predictions.score import ScoreModel, parse_model
 from nudge.service.backtest import read_events
@@ -70,7 +76,10 @@ def run(console: Console) -> Figures:
     }
     figures: Figures = {"people": PEOPLE, "events": len(events), "training_seconds": timings}
     figures["quality"] = _quality(console, result)
-    figures["scoring"] = _scoring(console, result)
+    figures["scoring"], worst = _scoring(console, result)
+    figures["explaining"] = _explaining(
+        console, worst, [row.features for row in result.split.held_out]
+    )
     figures["import_ms"] = _import_ms()
     console.print(
         side_by_side(
@@ -113,7 +122,7 @@ def _quality(console: Console, result: Trained) -> Figures:
     }
 
 
-def _scoring(console: Console, result: Trained) -> Figures:
+def _scoring(console: Console, result: Trained) -> tuple[Figures, ScoreModel]:
     rows = [row.features for row in result.split.train]
     labels = [row.label for row in result.split.train]
     booster = fit(rows, labels, WORST_CASE)
@@ -152,7 +161,7 @@ def _scoring(console: Console, result: Trained) -> Figures:
         f"  artefact {size / 1024:.0f} KB of JSON ({zipped / 1024:.0f} KB gzipped);"
         f" compiling its trees on first use: {compile_ms:.0f} ms"
     )
-    return {
+    figures = {
         "compiled_us": compiled,
         "walked_us": walked,
         "library_us": theirs,
@@ -161,6 +170,39 @@ def _scoring(console: Console, result: Trained) -> Figures:
         "gzip_bytes": zipped,
         "nodes": nodes,
     }
+    return figures, model
+
+
+EXPLAINED_ROWS = 200  # a person a row: explain takes apart one score at a time
+
+
+def _explaining(console: Console, worst: ScoreModel, held_out: list[list[float | None]]) -> Figures:
+    """Contributions per row against one walk of the same trees, median ms."""
+    shipped = load_model(ROOT / "models" / "churn.json")
+    assert isinstance(shipped, ScoreModel)
+    rows = held_out[:EXPLAINED_ROWS]
+    figures: Figures = {}
+    table = []
+    for name, model in (("shipped churn.json", shipped), ("200 trees of depth 6", worst)):
+        nodes = sum(len(tree.feature) for tree in model.trees)
+        explained = _per_row_us(functools.partial(attribute, model), rows) / 1000
+        walked = _per_row_us(model.log_odds, rows) / 1000
+        figures[name] = {"nodes": nodes, "contributions_ms": explained, "walked_ms": walked}
+        table.append(
+            [
+                f"{name} ({len(model.trees)} trees, {nodes:,} nodes)",
+                f"{explained:.1f}",
+                f"{walked:.2f}",
+            ]
+        )
+    console.print(
+        side_by_side(
+            f"Taking one score apart (explain), {len(rows)} held-out rows, median ms",
+            ["model", "contributions (TreeSHAP)", "one score, walked"],
+            table,
+        )
+    )
+    return figures
 
 
 def _one_row(row: list[float | None]) -> Any:

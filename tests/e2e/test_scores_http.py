@@ -1,12 +1,13 @@
 """The local stack scores live: with the shipped churn prediction and model bundled beside
 the triggers, and churn_risk (which reads the score) turned on, a user's second session puts
-them in churn's audience, and explain answers with their score and the model behind it; when
-they then go quiet, the hourly sweep on the stack's virtual clock re-scores them, and
-churn_risk's email goes out once the score passes 70. A score no enabled trigger reads is not
-worked out at all (it would cost a read and profile bytes for nothing)."""
+them in churn's audience, and explain answers with their score, the model behind it and
+what moved the score; when they then go quiet, the hourly sweep on the stack's virtual clock
+re-scores them, and churn_risk's email goes out once the score passes 70. A score no enabled
+trigger reads is not worked out at all (it would cost a read and profile bytes for nothing)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,19 +42,24 @@ def _page(stack: StackClient, user_id: str, name: str) -> None:
     assert response.status_code == 200, response.text
 
 
+def _two_sessions(stack: StackClient, user_id: str) -> None:
+    """Two visits an hour apart: the second session puts the user in churn's audience."""
+    _page(stack, user_id, "home")
+    stack.drain()
+    advance(stack, 3600)
+    _page(stack, user_id, "pricing")
+    stack.drain()
+
+
 def test_a_second_session_is_scored_and_explain_shows_the_score(scoring_stack: StackClient):
     """Two visits an hour apart (two sessions): explain lists a churn score from 0 to 100
     and the shipped model's version."""
     # given
     stack = scoring_stack
     user = f"scored-{uuid.uuid4().hex[:10]}"
-    _page(stack, user, "home")
-    stack.drain()
-    advance(stack, 3600)
 
     # when
-    _page(stack, user, "pricing")
-    stack.drain()
+    _two_sessions(stack, user)
 
     # then
     response = stack.get("/_local/explain/" + user)
@@ -63,17 +69,38 @@ def test_a_second_session_is_scored_and_explain_shows_the_score(scoring_stack: S
     assert churn["model"].endswith("Z")
 
 
+def test_explain_shows_what_moved_the_score(scoring_stack: StackClient):
+    """The scored user's churn score taken apart by the shipped model: every feature it was
+    trained on, largest first, adding up with the base to the log-odds and, in score points,
+    to the score."""
+    # given
+    stack = scoring_stack
+    user = f"explained-{uuid.uuid4().hex[:10]}"
+    _two_sessions(stack, user)
+
+    # when
+    churn = stack.get("/_local/explain/" + user).json()["scores"]["churn"]
+
+    # then
+    shipped = json.loads((REPO / "models" / "churn.json").read_text(encoding="utf-8"))
+    contributions = churn["contributions"]
+    assert sorted(c["feature"] for c in contributions) == sorted(shipped["features"])
+    sizes = [abs(c["logOdds"]) for c in contributions]
+    assert sizes == sorted(sizes, reverse=True)
+    summed = churn["base"]["logOdds"] + sum(c["logOdds"] for c in contributions)
+    assert summed == pytest.approx(churn["logOdds"], abs=1e-3)
+    points = churn["base"]["score"] + sum(c["points"] for c in contributions)
+    assert points == pytest.approx(churn["score"], abs=0.6)
+    assert "note" not in churn
+
+
 def test_a_score_no_enabled_trigger_reads_is_not_worked_out(stack: StackClient):
     """The demo stack (churn_risk off): two sessions, and explain has no churn score."""
     # given
     user = f"unscored-{uuid.uuid4().hex[:10]}"
-    _page(stack, user, "home")
-    stack.drain()
-    advance(stack, 3600)
 
     # when
-    _page(stack, user, "pricing")
-    stack.drain()
+    _two_sessions(stack, user)
 
     # then
     response = stack.get("/_local/explain/" + user)

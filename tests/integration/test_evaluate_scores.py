@@ -1,7 +1,8 @@
 """The Evaluate function scoring on moto: the churn prediction beside the triggers
 (NUDGE_PREDICTIONS_DIR) and its model in the models bucket, churn_risk enabled. A person whose
 visits drive the score through 70 gets one fire; staying above sends no second; the
-backtest, given the same events, triggers and model, fires the same; no model, no fire.
+backtest, given the same events, triggers and model, fires the same; no model, no fire;
+explain takes the kept score apart.
 
 The model is one hand-written tree (three sessions or more: 88, fewer: 12), as in
 tests/unit/test_score_triggers.py, so which visit crosses is known."""
@@ -13,12 +14,14 @@ import shutil
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from nudge.adapters.model_file import load_scoring
 from nudge.adapters.store import EventStore
+from nudge.bootstrap import person_views
 from nudge.domain.person import PersonId
+from nudge.domain.predictions.score import logistic
 from nudge.domain.triggers.loader import load_triggers
 from nudge.service.backtest import backtest, read_events
 
@@ -217,3 +220,33 @@ def test_a_corrupt_model_object_scores_nothing_and_churn_risk_names_it(
     profile = _profile(aws)
     assert profile.scores == {}
     assert f"s3://{aws.models_bucket}/models/churn.json" in profile.misses["churn_risk"].reason
+
+
+def test_explain_takes_the_live_score_apart_with_the_model_that_gave_it(
+    aws: Aws, ingest: Invoke, folders: Path
+):
+    """After four visits scored live, explain's scores hold churn's contributions: the one
+    feature, sessions = 4, carrying the score from the model's base to the kept 88, read
+    again from the profile as of the fold that scored it."""
+    # given
+    stream = Stream.of(aws, aws.load_handler("Evaluate"))
+    _visits(aws, ingest, stream, 1, 2, 3, 4)
+
+    # when
+    churn = person_views(aws.dynamodb, aws.table).scores("ada")["churn"]
+
+    # then
+    [tree] = cast(list[dict[str, list[float]]], MODEL["trees"])
+    count, value = tree["count"], tree["value"]
+    base = (count[1] * value[1] + count[2] * value[2]) / count[0]
+    assert churn["score"] == 88
+    assert churn["base"]["logOdds"] == pytest.approx(base, abs=1e-4)
+    assert churn["contributions"] == [
+        {
+            "feature": "profile.sessions",
+            "value": 4.0,
+            "points": pytest.approx(100 * (logistic(value[2]) - logistic(base)), abs=0.01),
+            "logOdds": pytest.approx(value[2] - base, abs=1e-4),
+        }
+    ]
+    assert "note" not in churn

@@ -68,6 +68,7 @@ MODEL = {
             "left": [1, 0, 0],
             "right": [2, 0, 0],
             "value": [0.0, -2.0, 2.0],  # logistic(-2) = 12 %, logistic(2) = 88 %
+            "count": [100, 60, 40],  # training rows at each node: what contributions weigh
         }
     ],
     "trained": {"at": "2026-11-01T00:00:00+00:00"},

@@ -240,7 +240,8 @@ def scoring() -> Scoring:
     read = {name for trigger in trigger_index().triggers.values() for name in score_ids(trigger)}
     if not read:
         return Scoring()  # and no model is fetched: no S3 client, no GetObject at cold start
-    found, problems = load_scoring(engine.predictions_dir, _models_reader(engine, read))
+    reader = _models_reader(engine.models_dir, engine.models_bucket, read)
+    found, problems = load_scoring(engine.predictions_dir, reader)
     # load_scoring lists the folder's own problems (a file that does not load) first, then
     # each prediction's; only the read predictions' are worth a warning.
     in_folder = problems[: len(problems) - len(found.problems)]
@@ -252,22 +253,23 @@ def scoring() -> Scoring:
     return found
 
 
-def _models_reader(engine: EngineSettings, read: set[str]) -> ModelReader:
-    """The models of the predictions a trigger reads: from the models bucket when the
-    environment names one (on AWS, and the local stack, which plays it on moto), else from
-    the folder. The others are not fetched (their predictions are dropped after loading)."""
+def _models_reader(folder: Path, bucket_name: str, read: set[str] | None) -> ModelReader:
+    """The models of the predictions in ``read`` (None: every one): from the models bucket
+    when the environment names one (on AWS, and the local stack, which plays it on moto),
+    else from the folder. The others are not fetched (their predictions are dropped after
+    loading)."""
     from nudge.adapters.model_file import load_model
     from nudge.adapters.model_store import S3Models, model_from
     from nudge.domain.predictions.score import ModelProblem
 
-    bucket = S3Models(s3_client(), engine.models_bucket) if engine.models_bucket else None
+    bucket = S3Models(s3_client(), bucket_name) if bucket_name else None
 
     def only_read(prediction: str) -> ScoreModel | ModelProblem:
-        if prediction not in read:
+        if read is not None and prediction not in read:
             return ModelProblem(f"no enabled trigger reads {prediction}'s score")
         if bucket is not None:
             return model_from(bucket, prediction)
-        return load_model(engine.models_dir / f"{prediction}.json")
+        return load_model(folder / f"{prediction}.json")
 
     return only_read
 
@@ -512,10 +514,14 @@ def person_views(
     A caller may bring its own client and table (the local stack: its moto client and the
     physical name); otherwise both come from the environment, as for the functions. The
     triggers only say where inactivity triggers stand, so a missing folder means none; by
-    default they are the bundled ones the functions run."""
+    default they are the bundled ones the functions run. The predictions and their models
+    are Evaluate's (``ReadSettings``; from the models bucket when NUDGE_MODELS_BUCKET names
+    one): explain takes a score apart with the model that gave it, and a prediction without
+    one says why in place of its contributions."""
     from nudge.adapters.contacts import ContactStore
     from nudge.adapters.engine_store import EngineStore
     from nudge.adapters.fire_scan import FireScan
+    from nudge.adapters.model_file import load_scoring
     from nudge.adapters.store import EventStore
     from nudge.service.inspect import PersonViews
 
@@ -528,6 +534,9 @@ def person_views(
         contacts=ContactStore(dynamodb, table),
         scan=FireScan(dynamodb, table),
         index=_triggers_if_any(triggers_dir or bundled_triggers()),
+        scoring=load_scoring(
+            read.predictions_dir, _models_reader(read.models_dir, read.models_bucket, None)
+        )[0],
     )
 
 

@@ -112,8 +112,8 @@ class EngineSettings:
             scheduler_role_arn=env["NUDGE_SCHEDULER_ROLE_ARN"],
             decision_ttl=_decision_ttl(env),
             triggers_dir=Path(env.get("NUDGE_TRIGGERS_DIR") or bundled_triggers()),
-            predictions_dir=Path(env.get("NUDGE_PREDICTIONS_DIR") or bundled("predictions")),
-            models_dir=Path(env.get("NUDGE_MODELS_DIR") or bundled("models")),
+            predictions_dir=_folder(env, "NUDGE_PREDICTIONS_DIR", "predictions"),
+            models_dir=_folder(env, "NUDGE_MODELS_DIR", "models"),
             models_bucket=env.get("NUDGE_MODELS_BUCKET", ""),
         )
 
@@ -140,10 +140,14 @@ class TrainSettings:
         if people < 1:
             raise ConfigError("NUDGE_TRAIN_PEOPLE: at least 1")
         return cls(
-            predictions_dir=Path(env.get("NUDGE_PREDICTIONS_DIR") or bundled("predictions")),
+            predictions_dir=_folder(env, "NUDGE_PREDICTIONS_DIR", "predictions"),
             models_bucket=bucket,
             people=people,
         )
+
+
+def _folder(env: Mapping[str, str], variable: str, shipped: str) -> Path:
+    return Path(env.get(variable) or bundled(shipped))
 
 
 def _decision_ttl(env: Mapping[str, str]) -> timedelta:
@@ -157,13 +161,23 @@ def _decision_ttl(env: Mapping[str, str]) -> timedelta:
 class ReadSettings:
     """Reading the table back (`nudge explain`, the local stack's control API) needs none
     of a function's wiring, so it works from a laptop with credentials and a table name.
-    The decision TTL is here because the engine store that reads decisions also writes them."""
+    The decision TTL is here because the engine store that reads decisions also writes them.
+    The predictions and models are Evaluate's (the same variables, the same defaults), so
+    explain takes a score apart with the model that gave it."""
 
     decision_ttl: timedelta
+    predictions_dir: Path
+    models_dir: Path
+    models_bucket: str = ""  # as Evaluate's: when set, the models are read from it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReadSettings:
-        return cls(decision_ttl=_decision_ttl(env))
+        return cls(
+            decision_ttl=_decision_ttl(env),
+            predictions_dir=_folder(env, "NUDGE_PREDICTIONS_DIR", "predictions"),
+            models_dir=_folder(env, "NUDGE_MODELS_DIR", "models"),
+            models_bucket=env.get("NUDGE_MODELS_BUCKET", ""),
+        )
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,8 @@ def _matrix(rows: Sequence[Sequence[float | None]]) -> Any:
 
 def _export(nodes: Any, gain: list[float]) -> dict[str, list[Any]]:
     tree: dict[str, list[Any]] = {
-        key: [] for key in ("feature", "threshold", "missing_left", "left", "right", "value")
+        key: []
+        for key in ("feature", "threshold", "missing_left", "left", "right", "value", "count")
     }
     for node in nodes:
         leaf = bool(node["is_leaf"])
@@ -104,7 +105,11 @@ def _export(nodes: Any, gain: list[float]) -> dict[str, list[Any]]:
         tree["missing_left"].append(0 if leaf else int(node["missing_go_to_left"]))
         tree["left"].append(0 if leaf else int(node["left"]))
         tree["right"].append(0 if leaf else int(node["right"]))
+        # An inner node's own ``value`` is the library's unshrunk Newton step, not the mean
+        # of the leaves below it, so it is left out: contributions weigh the leaves by
+        # ``count``, the training rows that reached each node (domain/predictions/contributions.py).
         tree["value"].append(float(node["value"]) if leaf else 0.0)
+        tree["count"].append(int(node["count"]))
         if not leaf:
             gain[int(node["feature_idx"])] += max(0.0, float(node["gain"]))
     return tree

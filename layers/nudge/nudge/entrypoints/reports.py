@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,9 +120,8 @@ def run_explain(user_id: str, trigger: str | None, table: str | None, triggers_d
     positions = [
         j for j in views.journeys(user_id) if trigger is None or j.get("trigger") == trigger
     ]
-    scores = views.scores(user_id)
-    for prediction, scored in scores.items():
-        sys.stdout.write(f"score {prediction}: {scored['score']} (model {scored['model']})\n")
+    for prediction, scored in views.scores(user_id).items():
+        sys.stdout.write("".join(line + "\n" for line in score_lines(prediction, scored)))
     if not decisions and not positions:
         sys.stdout.write(
             f"no decisions recorded for {user_id}" + (f" and {trigger}" if trigger else "") + "\n"
@@ -140,6 +140,44 @@ def run_explain(user_id: str, trigger: str | None, table: str | None, triggers_d
             f" {where} ({position['at']}): {position['reason']}\n"
         )
     return 0
+
+
+TOP_CONTRIBUTIONS = 5  # the features printed; the control API's JSON has them all
+
+
+def score_lines(prediction: str, scored: Mapping[str, Any]) -> list[str]:
+    """A score, its model, and the features that moved it most, in score points (log-odds
+    beside them): ``profile.days_inactive = 9.17  +18.3 points (+1.104 log-odds)``."""
+    lines = [f"score {prediction}: {scored['score']} (model {scored['model']})"]
+    if "contributionsUnavailable" in scored:
+        return [*lines, f"  contributions not available: {scored['contributionsUnavailable']}"]
+    moved = [c for c in scored["contributions"] if c["logOdds"] != 0]
+    lines.append(
+        f"  from {scored['base']['score']:.1f} for someone the model knows nothing about,"
+        f" the features that moved it most (as of {scored['asOf']}):"
+    )
+    width = max((len(_feature_text(c)) for c in moved[:TOP_CONTRIBUTIONS]), default=0)
+    for contribution in moved[:TOP_CONTRIBUTIONS]:
+        lines.append(
+            f"    {_feature_text(contribution):<{width}}  {contribution['points']:+.1f} points"
+            f" ({contribution['logOdds']:+.3f} log-odds)"
+        )
+    rest = moved[TOP_CONTRIBUTIONS:]
+    if rest:
+        points = sum(c["points"] for c in rest)
+        lines.append(f"    {len(rest)} more features together {points:+.1f} points")
+    if "note" in scored:
+        lines.append(f"  note: {scored['note']}")
+    return lines
+
+
+def _feature_text(contribution: Mapping[str, Any]) -> str:
+    value = contribution["value"]
+    if value is None:
+        shown = "missing"
+    else:
+        shown = f"{value:g}" if float(value).is_integer() else f"{value:.2f}"
+    return f"{contribution['feature']} = {shown}"
 
 
 def run_report(

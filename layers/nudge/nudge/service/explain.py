@@ -4,7 +4,8 @@ Mostly the decision records the engine and delivery left. Two things come from t
 profile instead, because a record per event would cost a write per event: each event
 trigger's latest ``not_matched`` (kept on the profile write the event makes anyway), and
 where an inactivity trigger stands for someone who is simply active (worked out when
-asked).
+asked). A prediction's score is on the profile too; what moved it is worked out when
+asked, from the profile and the events before the moment it was scored.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from typing import Any
 from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.store import EventStore, PersonView
 from nudge.domain.person import PersonId
+from nudge.domain.predictions.contributions import Explained
+from nudge.domain.predictions.live import Scoring, explain_score
+from nudge.domain.predictions.score import ModelProblem
+from nudge.domain.profile import Profile
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import TriggerIndex, inactivity_status
 from nudge.domain.triggers.journey import describe_step, step_at
 
-__all__ = ["explain", "journeys", "partitions"]
+__all__ = ["explain", "journeys", "partitions", "scores"]
 
 
 def explain(
@@ -76,6 +81,60 @@ def journeys(
             "at": iso(timer.due),  # when the step is due
         }
     return [found[key] for key in sorted(found)]
+
+
+def scores(events: EventStore, scoring: Scoring, user_id: str) -> dict[str, Any]:
+    """Each score on the person's profile: its value, its model, and the contributions of
+    its features, largest first (or, in ``contributionsUnavailable``, why there are none)."""
+    profile = events.read_person(user_id).profile
+    if profile is None or not profile.scores:
+        return {}
+    if profile.folded_at is None:  # scores are only ever kept by a fold: never here
+        return {
+            prediction: {**kept, "contributionsUnavailable": "the profile has no fold time"}
+            for prediction, kept in profile.to_json()["scores"].items()
+        }
+    scored_at = datetime.fromisoformat(profile.folded_at)
+    # The one read scoring made: the scored partition's events back to the longest window.
+    history = (
+        events.events_since(profile.person, scored_at - scoring.window, scored_at)
+        if scoring.window
+        else []
+    )
+    facts = profile.facts(scored_at)
+    found: dict[str, Any] = {}
+    for prediction, kept in profile.to_json()["scores"].items():
+        why = explain_score(scoring, prediction, kept["model"], facts, history, scored_at)
+        found[prediction] = {**kept, **_explained(why, profile, prediction)}
+    return found
+
+
+def _explained(why: Explained | ModelProblem, profile: Profile, prediction: str) -> dict[str, Any]:
+    if isinstance(why, ModelProblem):
+        return {"contributionsUnavailable": str(why)}
+    body: dict[str, Any] = {
+        "asOf": profile.folded_at,
+        "base": {"score": round(why.base_score, 1), "logOdds": round(why.base_log_odds, 4)},
+        "logOdds": round(why.log_odds, 4),
+        "contributions": [
+            {
+                "feature": contribution.feature,
+                "value": contribution.value,
+                "points": round(contribution.points, 2),
+                "logOdds": round(contribution.log_odds, 4),
+            }
+            for contribution in why.contributions
+        ],
+    }
+    kept = profile.scores[prediction]
+    if round(why.score) != kept:
+        # The events before that moment changed since it was scored: some expired, were
+        # forgotten, or arrived late, stamped before it. The contributions are of this score.
+        body["note"] = (
+            f"the features read again give {round(why.score)}, not {kept}: the person's"
+            " events before then have changed since it was scored"
+        )
+    return body
 
 
 def partitions(user_id: str, view: PersonView) -> list[PersonId]:

@@ -16,8 +16,9 @@ from nudge.adapters.engine_store import EngineStore
 from nudge.adapters.fire_scan import FireScan
 from nudge.adapters.store import EventStore, PersonView
 from nudge.domain.person import PersonId
+from nudge.domain.predictions.live import Scoring
 from nudge.domain.triggers.engine import TriggerIndex
-from nudge.service.explain import explain, journeys, partitions
+from nudge.service.explain import explain, journeys, partitions, scores
 
 __all__ = ["PersonViews"]
 
@@ -30,12 +31,14 @@ class PersonViews:
         contacts: ContactStore,
         scan: FireScan,
         index: TriggerIndex,
+        scoring: Scoring | None = None,
     ) -> None:
         self._events = events
         self._engine = engine
         self._contacts = contacts
         self._scan = scan
         self._index = index  # only to say where inactivity triggers stand
+        self._scoring = scoring or Scoring()  # only to take kept scores apart
 
     def person(self, user_id: str) -> PersonView:
         """The user's profile, the profiles of the visitors they were, and their events."""
@@ -51,9 +54,9 @@ class PersonViews:
         return journeys(self._events, self._engine, self._index, user_id)
 
     def scores(self, user_id: str) -> dict[str, Any]:
-        """The person's prediction scores as of their last event, each with its model."""
-        profile = self._events.read_person(user_id).profile
-        return profile.to_json().get("scores", {}) if profile else {}
+        """The person's prediction scores as of their last event, each with its model and
+        the features' contributions to it (or why they are not available)."""
+        return scores(self._events, self._scoring, user_id)
 
     def fires(self, user_id: str) -> list[dict[str, Any]]:
         """The person's fires, oldest first."""

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from nudge.domain.predictions.bounds import Stretch, recency_stretches
+from nudge.domain.predictions.contributions import Explained, explained
 from nudge.domain.predictions.features import feature_values
 from nudge.domain.predictions.model import CountFeature, Prediction, feature_name
 from nudge.domain.predictions.score import ModelProblem, ScoreModel
@@ -25,7 +26,7 @@ from nudge.domain.profile import Profile
 from nudge.domain.triggers.conditions import Facts, event_name
 from nudge.domain.triggers.explain import why_not
 
-__all__ = ["LivePrediction", "Rescored", "Scoring", "rescore", "scored"]
+__all__ = ["LivePrediction", "Rescored", "Scoring", "explain_score", "rescore", "scored"]
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,34 @@ def scored(
         unscored=rescored.unscored,
     )
     return folded, facts
+
+
+def explain_score(
+    scoring: Scoring,
+    prediction_id: str,
+    scored_by: str | None,
+    profile: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    now: datetime,
+) -> Explained | ModelProblem:
+    """The contributions behind a kept score: its features worked out again as ``rescore``
+    did at ``now`` (when the profile was folded and scored), from the profile's facts as of
+    then and the events before then, and taken apart by the model that gave the score. Any
+    other model would explain a score the person was never given, so a retrained model
+    explains nothing until the person's next event scores them with it."""
+    live = next((p for p in scoring.predictions if p.prediction.id == prediction_id), None)
+    if live is None:
+        return ModelProblem(f"no prediction {prediction_id!r} is loaded here")
+    model = live.model
+    if isinstance(model, ModelProblem):
+        return ModelProblem(f"{prediction_id} has no model here: {model}")
+    if scored_by != model_version(model):
+        return ModelProblem(
+            f"the score was given by model {scored_by}, and the model loaded now is"
+            f" {model_version(model)}: the person's next event scores them with it"
+        )
+    moments = _moments(history, now - scoring.window)
+    return explained(model, feature_values(live.prediction.feature_list, profile, moments, now))
 
 
 def model_version(model: ScoreModel) -> str:

@@ -2,10 +2,17 @@
 
 The artefact is JSON: the feature names, a base score and the trees as arrays (a node's
 feature, threshold, which side a missing value takes, its children and, at a leaf, its
-value). A row goes left when its value is at most the threshold, or when it is missing
+value; and, in artefacts trained since contributions were added, ``count``: how many
+training rows reached each node, which ``contributions.py`` needs and scoring does not).
+A row goes left when its value is at most the threshold, or when it is missing
 and the node says missing values go left; the leaves' values are summed onto the base and
 the sum is a log-odds, so the probability is its logistic. That is what scikit-learn's
 histogram gradient boosting computes, to the last bits of a double.
+
+``VERSION`` changes only when an older reader would score a newer artefact wrongly. A field
+a reader does not know is ignored, so an optional addition such as ``count`` keeps version
+1: older Nudges score the newer artefact as before, and this one scores an older artefact
+and says its contributions are not available.
 
 No numpy, no I/O: parsing takes the text, and a bad artefact comes back as a
 ``ModelProblem`` value, never as an exception, so a caller can log it and score nothing.
@@ -43,6 +50,9 @@ class Tree:
     left: list[int]
     right: list[int]
     value: list[float]
+    # Training rows that reached each node (the cover), or None in an artefact from before
+    # it was exported: what the expected value of an inner node is weighed by.
+    count: list[int] | None = None
 
     def output(self, row: Sequence[float | None]) -> float:
         feature, threshold, left, right = self.feature, self.threshold, self.left, self.right
@@ -191,8 +201,10 @@ def _tree(index: int, raw: dict[str, Any], features: int) -> Tree:
         left=[int(value) for value in raw["left"]],
         right=[int(value) for value in raw["right"]],
         value=[_number(value) for value in raw["value"]],
+        count=[_count(value) for value in raw["count"]] if "count" in raw else None,
     )
     _check_shape(index, tree, features)
+    _check_counts(index, tree)
     return tree
 
 
@@ -210,6 +222,26 @@ def _check_shape(index: int, tree: Tree, features: int) -> None:
             raise ValueError(f"tree {index} node {node}: feature {feature} does not exist")
         if not node < tree.left[node] < size or not node < tree.right[node] < size:
             raise ValueError(f"tree {index} node {node}: a child is out of order")
+
+
+def _check_counts(index: int, tree: Tree) -> None:
+    """Counts as long as the other arrays, and each inner node's the sum of its children's
+    (every training row goes one way or the other): attributions weigh a child by its
+    share of its parent, and the shares must add up to one for them to add up to the score."""
+    count = tree.count
+    if count is None:
+        return
+    if len(count) != len(tree.feature):
+        raise ValueError(f"tree {index}: its arrays differ in length")
+    for node, feature in enumerate(tree.feature):
+        if feature != LEAF and count[node] != count[tree.left[node]] + count[tree.right[node]]:
+            raise ValueError(f"tree {index} node {node}: its count is not its children's sum")
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"count {value!r} is not a whole number of rows above 0")
+    return value
 
 
 def _number(value: Any) -> float:
