@@ -670,15 +670,13 @@ class _EventFacts(Facts):
         cls, now: datetime, event: dict[str, Any], profile: Profile, history: list[dict[str, Any]]
     ) -> _EventFacts:
         facts = object.__new__(cls)
-        facts.__dict__.update(
-            now=now,
-            event=event,
-            traits=profile.traits,
-            history=history,
-            scores_before=_NONE,  # unscored: the replay was given no predictions
-            unscored=_NONE,
-            _profile=profile,
-        )
+        fields = facts.__dict__  # a field at a time: no keyword dict made per event
+        fields["now"] = now
+        fields["event"] = event
+        fields["traits"] = profile.traits
+        fields["history"] = history
+        fields["scores_before"] = fields["unscored"] = _NONE  # the replay scored nothing
+        fields["_profile"] = profile
         return facts
 
     @cached_property
@@ -736,9 +734,35 @@ def _measures(
             found.append((f"count of {condition.count.event}", _counted(condition)))
         elif isinstance(condition, Predicate) and condition.operator in _NUMERIC:
             path = condition.path
-            measure = by_path.get(path) or _numbers(compile_path(path))
+            measure = by_path.get(path) or _numbers_at(path)
             found.append((path, by_path.setdefault(path, measure)))
     return found
+
+
+def _numbers_at(path: str) -> _Measure:
+    """The numbers a path reaches. A property of the event (``properties.active_seconds``,
+    what thresholds mostly compare, on every event that enters their trigger) is read
+    straight from the event, as ``compile_path`` finds it: its root's value if a dict, the
+    name's value in it if there; any other path through ``compile_path``."""
+    general = _numbers(compile_path(path))
+    root, _, head = path.partition(".")
+    if root not in ("properties", "context") or not head or "." in head:
+        return general
+
+    def numbers(facts: Facts) -> list[float]:
+        found = facts.event.get(root, _NONE)
+        if type(found) is not dict:
+            return general(facts)
+        if head not in found:
+            return []
+        value = found[head]
+        return (
+            [float(value)]
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else []
+        )
+
+    return numbers
 
 
 def _counted(condition: Count) -> _Measure:
