@@ -228,8 +228,15 @@ def backtest(
     ``retention``: the stack's RetentionDays, which says when a profile expires."""
     replay = _Replay(TriggerIndex.of(triggers), profile_kept(retention))
     replay.scoring = scoring or Scoring()
+    timers = replay.timers  # the queue, a heap kept in place: its head is the next one due
     for done, event in enumerate(events, start=1):
-        replay.advance_to(event.timestamp)
+        moment = event.timestamp
+        # Most events find nothing due: the clock is advanced when a timer or a sweep is
+        # (advance_to's own test), not called on every event to find that out.
+        if (timers and timers[0][0] <= moment) or (
+            replay.sweeps and replay.next_sweep is not None and replay.next_sweep <= moment
+        ):
+            replay.advance_to(moment)
         replay.apply(event)
         if progress:
             progress(done)
@@ -296,6 +303,10 @@ class _Replay:
             trigger: TriggerReport() for trigger in index.triggers
         }
         self.journeys = any(trigger.steps is not None for trigger in index.triggers.values())
+        self.sweeps = bool(index.inactivity)  # some trigger waits for inactivity
+        # The event names that may decide something: an entry's, an exit's, an awaited
+        # one's; None when any may (a score trigger's crossing is looked for on every event).
+        self.watched = None if index.crossing else frozenset(index.by_event) | index.exit_names
         self._counter = 0
         self.fired: list[Fire] = []
         # The thresholds each entry trigger samples, by the event names that enter them.
@@ -318,44 +329,56 @@ class _Replay:
     # ---- events -------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        # The hot path, once per event: the partition's state is looked up once, by the id
-        # the event names it by, and read and written through its attributes from then on.
+        # The hot path, once per event. The partition's state is looked up once, by the id
+        # the event names it by, and read and written through its attributes from then on;
+        # each step's usual case is written out here and its helper called for the rest (on
+        # this path a method call costs about what the step itself does).
         user_id, anonymous_id = event.user_id, event.anonymous_id
         if user_id and anonymous_id:
             self.links[anonymous_id] = user_id
         if event.type == "alias" and user_id and event.previous_id:
             self.links[event.previous_id] = user_id
-        part = self._partition_of(event)
+        part = self.users.get(user_id) if user_id else None  # a user's event: by their id
+        if part is None:
+            part = self._partition_of(event)
         person = part.id
         now = event.timestamp
-        profile = self._profile_at(part, now)
-        if self.index.inactivity and profile.last_seen:
-            previous = datetime.fromisoformat(profile.last_seen)
-            gap = (now - previous).total_seconds() / 86400
-            for samples in self._inactive_samples():
+        profile = part.profile
+        if profile is None or (part.expires is not None and part.expires <= now):
+            profile = self._profile_at(part, now)  # none yet, or expired
+        if self.sweeps and profile.last_seen:
+            gap = (now - datetime.fromisoformat(profile.last_seen)).total_seconds() / 86400
+            for samples in self._inactive or self._inactive_samples():
                 samples.append(gap)
         before, profile = profile, fold(profile, event)
         body = event.body
-        history = self._remember(part, body)
+        history = part.history
+        when = body.get("timestamp")
+        if type(when) is not str:
+            when = str(when)  # as _when reads it
+        if when < part.latest:
+            part.unordered = True  # appended out of time order: _history sorts it
+        part.latest = when
+        history.append(body)
         scored_facts = None
         if self.scoring.predictions:  # scored as Evaluate scores, on the same history
             facts = self._facts(person, profile, body, now, history)
             profile, scored_facts = scored(self.scoring, before, profile, facts)
         part.profile = profile
-        self._index_seen(part, profile)
+        # The text of the hour the sweep files the partition under (_index_seen): most
+        # events leave it unchanged.
+        seen, folded = profile.last_seen or "", profile.folded_at
+        hour_text = (folded if folded and folded > seen else seen)[:13]
+        if hour_text != part.seen_moment:
+            self._index_seen(part, profile, hour_text)
         name = event_name(body)
-        pending: list[Pending] = []
+        if self.watched is not None and name not in self.watched:
+            return  # no trigger watches the event and none waits for it: it decides nothing
         # Only an exit's or an awaited event's name acts on a waiting timer (on_event matches
         # the name first): the person's timers are gathered for those events alone, not for
-        # each page view of someone with a cart pending.
-        if self.timers and name in self.index.exit_names:  # every queued timer is in the heap
-            partitions = self._partitions(part)
-            for each in dict.fromkeys(partitions) if len(partitions) > 1 else partitions:
-                pending += each.queued
-            if self.journeys:
-                # A journey's timer that moved on, or ended, is gone from the live store;
-                # here it stays queued until its due time, and must not act again.
-                pending = [timer for timer in pending if timer.step is None or self._armed(timer)]
+        # each page view of someone with a cart pending (and none when no timer is queued).
+        waits = self.timers and name in self.index.exit_names
+        pending = self._pending(part) if waits else []
         if not pending and name not in self.index.by_event and not self.index.crossing:
             return  # no trigger watches the event and no timer waits: it decides nothing
         facts = scored_facts or _EventFacts.of(now, body, profile, history)
@@ -382,6 +405,18 @@ class _Replay:
             history=history,
         )
 
+    def _pending(self, part: _Partition) -> list[Pending]:
+        """The timers waiting for the person, under any of their partitions."""
+        pending: list[Pending] = []
+        partitions = self._partitions(part)
+        for each in dict.fromkeys(partitions) if len(partitions) > 1 else partitions:
+            pending += each.queued
+        if self.journeys:
+            # A journey's timer that moved on, or ended, is gone from the live store; here
+            # it stays queued until its due time, and must not act again.
+            pending = [timer for timer in pending if timer.step is None or self._armed(timer)]
+        return pending
+
     def _armed(self, timer: Pending) -> bool:
         return self.armed.get((timer.person, timer.trigger, timer.occurrence)) == timer.due
 
@@ -406,25 +441,11 @@ class _Replay:
             ]
         return self._inactive
 
-    @staticmethod
-    def _remember(part: _Partition, body: dict[str, Any]) -> list[dict[str, Any]]:
-        """Appends to the partition's history, and returns it, noting one that is no longer
-        in time order (an unsorted replay): ``_history`` sorts only those."""
-        history = part.history
-        when = _when(body)
-        if history and when < part.latest:
-            part.unordered = True
-        part.latest = when
-        history.append(body)
-        return history
-
-    def _index_seen(self, part: _Partition, profile: Profile) -> None:
-        # What sweep_hour reads: the last activity and the last fold, both written by
-        # timefmt.iso (UTC, fixed width), so the later one is the greater text, and its
-        # text up to the hour names the hour: the hour is worked out once per such text.
-        moment = max(profile.last_seen or "", profile.folded_at or "")[:13]
-        if part.seen_moment == moment:
-            return  # the hour is unchanged
+    def _index_seen(self, part: _Partition, profile: Profile, moment: str) -> None:
+        """Files the partition under the hour named by ``moment``, the text up to the hour
+        of what sweep_hour reads: the last activity or the last fold, whichever is later.
+        Both are written by timefmt.iso (UTC, fixed width), so the later one is the greater
+        text, and its text up to the hour names the hour: worked out once per such text."""
         part.seen_moment = moment
         hour = self.hours.get(moment)
         if hour is None:
@@ -481,7 +502,7 @@ class _Replay:
         """Decides, in time order, the timers and the sweeps due by ``moment``."""
         while True:
             timer_due = self.timers[0][0] if self.timers else None
-            sweep_due = self.next_sweep if self.index.inactivity else None
+            sweep_due = self.next_sweep if self.sweeps else None
             if (timer_due is None or timer_due > moment) and (
                 sweep_due is None or sweep_due > moment
             ):
