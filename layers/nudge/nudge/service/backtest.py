@@ -777,11 +777,10 @@ def _numbers_at(path: str) -> _Measure:
         if head not in found:
             return []
         value = found[head]
-        return (
-            [float(value)]
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-            else []
-        )
+        kind = type(value)  # a plain int or float, the usual, told apart without isinstance
+        if kind is int or kind is float:
+            return [float(value)]
+        return [float(value)] if isinstance(value, (int, float)) and kind is not bool else []
 
     return numbers
 
