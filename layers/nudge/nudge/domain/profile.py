@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from nudge.domain.engagement import counted, hour_of_week, is_engagement
+from nudge.domain.engagement import CLICKED, OPENED, counted, hour_of_week, is_engagement
 from nudge.domain.intake import Event
 from nudge.domain.person import PersonId
 from nudge.domain.timefmt import hour_of
@@ -197,20 +197,35 @@ def fold(profile: Profile, event: Event) -> Profile:
     the time spent per event.
     """
     fields = dict(profile.__dict__)  # every field (see _made)
-    is_page = event.type in PAGE_TYPES
+    kind = event.type
+    is_page = kind in PAGE_TYPES
     # Counts: every event, whatever its time.
     fields["events"] = profile.events + 1
     fields["pages"] = profile.pages + is_page
-    name = event.name if event.type == "track" else None
+    name = event.name if kind == "track" else None
     if name:
         counts = profile.event_counts
+        counted_as = name
         if name not in counts and len(counts) >= MAX_DISTINCT_EVENT_NAMES:
-            name = OTHER_EVENTS
-        fields["event_counts"] = {**counts, name: counts.get(name, 0) + 1}
+            counted_as = OTHER_EVENTS
+        fields["event_counts"] = {**counts, counted_as: counts.get(counted_as, 0) + 1}
     _sessionize(profile, event, event.moment, is_page, fields)
-    _identify(profile, event, fields)
-    _engage(profile, event, fields)
+    # Most events are a user's track or page with nothing to link and no traits: the user
+    # id written again is all _identify would do (what is_user answers, without its call).
+    if kind in _IDENTIFYING or event.anonymous_id or profile.person.kind != "user":
+        _identify(profile, event, fields)
+    elif event.user_id:
+        fields["user_id"] = event.user_id
+    # Only a session's start or a track event named as a click or an open may be an
+    # engagement (is_engagement): any other event is passed over without asking it.
+    if fields["sessions"] > profile.sessions or name in _ENGAGING:
+        _engage(profile, event, fields)
     return _made(fields)
+
+
+# The event types _identify reads beyond the ids: traits, a group's, an alias's previous id.
+_IDENTIFYING = frozenset({"identify", "group", "alias"})
+_ENGAGING = frozenset({CLICKED, OPENED})
 
 
 def _engage(profile: Profile, event: Event, fields: dict[str, Any]) -> None:
@@ -301,5 +316,6 @@ def _json_size(value: dict[str, Any]) -> int:
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def _parse(moment: str) -> datetime:
-    return datetime.fromisoformat(moment)
+# The stored text's datetime: fromisoformat itself, not a function around it (the fold
+# parses the last activity on every event).
+_parse = datetime.fromisoformat

@@ -278,8 +278,17 @@ def backtest(
     replay.scoring = scoring or Scoring()
     replay.thresholds = crossing_thresholds(replay.index.crossing)
     replay.quiet_boundaries = replay.scoring.quiet_boundaries(replay.thresholds)
+    # The sweep has work when a trigger waits for inactivity or a score may cross while quiet.
+    replay.sweeps = replay.sweeps or bool(replay.quiet_boundaries)
+    timers = replay.timers  # the queue, a heap kept in place: its head is the next one due
     for done, event in enumerate(events, start=1):
-        replay.advance_to(event.timestamp)
+        moment = event.timestamp
+        # Most events find nothing due: the clock is advanced when a timer or a sweep is
+        # (advance_to's own test), not called on every event to find that out.
+        if (timers and timers[0][0] <= moment) or (
+            replay.sweeps and replay.next_sweep is not None and replay.next_sweep <= moment
+        ):
+            replay.advance_to(moment)
         replay.apply(event)
         if progress:
             progress(done)
@@ -297,40 +306,65 @@ def backtest(
     )
 
 
+@dataclass(slots=True, eq=False)
+class _Partition:
+    """One partition's state in the replay: a user's, or an anonymous visitor's (where the
+    live path keys a profile, events and timers). All of it in one object, found once per
+    event by the id the event names it by, rather than in a dictionary per kind, keyed by
+    PersonId (whose hash is a Python method): those lookups were a sixth of an event's time.
+    Compared and hashed by identity: there is one per PersonId (``_Replay._known``)."""
+
+    id: PersonId
+    profile: Profile | None = None  # None: none yet, or expired (and forgotten)
+    arms: dict[str, str] = field(default_factory=dict)  # as the profile keeps them
+    history: list[dict[str, Any]] = field(default_factory=list)  # its events, as kept
+    latest: str = ""  # the timestamp text of the last event kept (``_when``)
+    unordered: bool = False  # its history was appended out of time order: _history sorts it
+    # The timers in the queue armed under this partition: what an event of the person may
+    # exit (a cancelled one stays queued, and pending, until its due time).
+    queued: list[Pending] = field(default_factory=list)
+    seen_moment: str | None = None  # the text of the hour it was last filed under
+    seen_hour: datetime | None = None  # the by_seen_hour index's hour for it
+    expires: datetime | None = None  # when a profile filed under seen_hour expires
+
+
+def _by_person(part: _Partition) -> PersonId:
+    return part.id
+
+
 class _Replay:
     def __init__(self, index: TriggerIndex, kept: timedelta) -> None:
         self.index = index
         self.kept = kept  # how long a profile outlives its sweep hour
-        self.profiles: dict[PersonId, Profile] = {}
         self.links: dict[str, str] = {}  # anonymousId -> userId
-        self.history: dict[PersonId, list[dict[str, Any]]] = defaultdict(list)
+        # Every partition's state (_Partition), by its PersonId, and by the id an event
+        # names it by: an event finds its partition by userId or anonymousId alone.
+        self.partitions: dict[PersonId, _Partition] = {}
+        self.users: dict[str, _Partition] = {}
+        self.visitors: dict[str, _Partition] = {}
         self.timers: list[tuple[datetime, int, Pending]] = []
-        # The timers in the queue, by the partition they were armed under: what an event of
-        # the person may exit (a cancelled one stays queued, and pending, until its due time).
-        self.queued: dict[PersonId, list[Pending]] = defaultdict(list)
         self.armed: dict[tuple[PersonId, str, str], datetime] = {}
         self.ledger: dict[tuple[PersonId, str, str | None], tuple[str, datetime]] = {}
-        self.arms: dict[PersonId, dict[str, str]] = defaultdict(dict)  # as profiles keep them
-        # The by_seen_hour index: who was last seen in each hour, and each person's hour.
-        self.seen_in: dict[datetime, set[PersonId]] = defaultdict(set)
-        self.seen_hour: dict[PersonId, datetime] = {}
-        self.seen_moments: dict[PersonId, str] = {}
+        # The by_seen_hour index: who was last seen in each hour (each one's own hour is
+        # on their _Partition).
+        self.seen_in: dict[datetime, set[_Partition]] = defaultdict(set)
         self.hours: dict[str, datetime | None] = {}  # sweep_hour by the text of its hour
-        # People whose history was appended out of time order: _history sorts theirs.
-        self.unordered: set[PersonId] = set()
         self._inactive: list[list[float]] | None = None
         self.scoring = Scoring()  # no predictions scored unless backtest is given them
         # As Evaluate's: the thresholds score triggers watch, and when the sweep re-scores.
         self.thresholds: dict[str, frozenset[int]] = {}
         self.quiet_boundaries: tuple[timedelta, ...] = ()
         self.rescored = self.rescores_kept = 0
-        self.people: dict[tuple[str, str], PersonId] = {}  # one PersonId per person, reused
-        self.users: dict[str, PersonId] = {}  # the users among them, by userId
         self.next_sweep: datetime | None = None
         self.reports: dict[str, TriggerReport] = {
             trigger: TriggerReport() for trigger in index.triggers
         }
         self.journeys = any(trigger.steps is not None for trigger in index.triggers.values())
+        self.sweeps = bool(index.inactivity)  # the hourly sweep has work (see backtest())
+        self.inactive_gaps = bool(index.inactivity)  # the "days inactive" samples are kept
+        # The event names that may decide something: an entry's, an exit's, an awaited
+        # one's; None when any may (a score trigger's crossing is looked for on every event).
+        self.watched = None if index.crossing else frozenset(index.by_event) | index.exit_names
         self._counter = 0
         self.fired: list[Fire] = []
         # The thresholds each entry trigger samples, by the event names that enter them.
@@ -353,76 +387,107 @@ class _Replay:
     # ---- events -------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
-        # The hot path, once per event: the per-person state is looked up once per event.
+        # The hot path, once per event. The partition's state is looked up once, by the id
+        # the event names it by, and read and written through its attributes from then on;
+        # each step's usual case is written out here and its helper called for the rest (on
+        # this path a method call costs about what the step itself does).
         user_id, anonymous_id = event.user_id, event.anonymous_id
         if user_id and anonymous_id:
             self.links[anonymous_id] = user_id
         if event.type == "alias" and user_id and event.previous_id:
             self.links[event.previous_id] = user_id
-        person = self._person(event)
-        profile = self._profile_at(person, event.timestamp)
-        if self.index.inactivity and profile.last_seen:
-            previous = datetime.fromisoformat(profile.last_seen)
-            gap = (event.timestamp - previous).total_seconds() / 86400
-            for samples in self._inactive_samples():
+        part = self.users.get(user_id) if user_id else None  # a user's event: by their id
+        if part is None:
+            part = self._partition_of(event)
+        person = part.id
+        now = event.timestamp
+        profile = part.profile
+        if profile is None or (part.expires is not None and part.expires <= now):
+            profile = self._profile_at(part, now)  # none yet, or expired
+        if self.inactive_gaps and profile.last_seen:
+            gap = (now - datetime.fromisoformat(profile.last_seen)).total_seconds() / 86400
+            for samples in self._inactive or self._inactive_samples():
                 samples.append(gap)
         before, profile = profile, fold(profile, event)
         body = event.body
-        history = self._remember(person, body)
-        now = event.timestamp
+        history = part.history
+        when = body.get("timestamp")
+        if type(when) is not str:
+            when = str(when)  # as _when reads it
+        if when < part.latest:
+            part.unordered = True  # appended out of time order: _history sorts it
+        part.latest = when
+        history.append(body)
         scored_facts = None
         if self.scoring.predictions:  # scored as Evaluate scores, on the same history
-            facts = self._facts(person, profile, body, now)
+            facts = self._facts(person, profile, body, now, history)
             profile, scored_facts = scored(self.scoring, before, profile, facts)
-        self.profiles[person] = profile
-        self._index_seen(person, profile)
+        part.profile = profile
+        # The text of the hour the sweep files the partition under (_index_seen): most
+        # events leave it unchanged.
+        seen, folded = profile.last_seen or "", profile.folded_at
+        hour_text = (folded if folded and folded > seen else seen)[:13]
+        if hour_text != part.seen_moment:
+            self._index_seen(part, profile, hour_text)
         name = event_name(body)
-        pending: list[Pending] = []
+        if self.watched is not None and name not in self.watched:
+            return  # no trigger watches the event and none waits for it: it decides nothing
         # Only an exit's or an awaited event's name acts on a waiting timer (on_event matches
         # the name first): the person's timers are gathered for those events alone, not for
-        # each page view of someone with a cart pending.
-        if self.timers and name in self.index.exit_names:  # every queued timer is in the heap
-            partitions = self._partitions(person)
-            for part in dict.fromkeys(partitions) if len(partitions) > 1 else partitions:
-                pending += self.queued.get(part, ())
-            if self.journeys:
-                # A journey's timer that moved on, or ended, is gone from the live store;
-                # here it stays queued until its due time, and must not act again.
-                pending = [timer for timer in pending if timer.step is None or self._armed(timer)]
+        # each page view of someone with a cart pending (and none when no timer is queued).
+        waits = self.timers and name in self.index.exit_names
+        pending = self._pending(part) if waits else []
         if not pending and name not in self.index.by_event and not self.index.crossing:
             return  # no trigger watches the event and no timer waits: it decides nothing
         facts = scored_facts or _EventFacts.of(now, body, profile, history)
         self._sample(name, facts)
-        arms = self.arms[person]
+        arms = part.arms
         result = on_event(self.index, person, facts, pending, arms)
         if result.actions:  # assignments and timers come with actions; most events have none
             arms.update(assigned(result))
             self._carry_out(result, now)
 
     def _facts(
-        self, person: PersonId, profile: Profile, body: dict[str, Any], now: datetime
+        self,
+        person: PersonId,
+        profile: Profile,
+        body: dict[str, Any],
+        now: datetime,
+        history: list[dict[str, Any]],
     ) -> Facts:
         return Facts(
             now=now,
             event=body,
             traits=profile.traits,
             profile=profile.facts(now),
-            history=self.history[person],
+            history=history,
         )
+
+    def _pending(self, part: _Partition) -> list[Pending]:
+        """The timers waiting for the person, under any of their partitions."""
+        pending: list[Pending] = []
+        partitions = self._partitions(part)
+        for each in dict.fromkeys(partitions) if len(partitions) > 1 else partitions:
+            pending += each.queued
+        if self.journeys:
+            # A journey's timer that moved on, or ended, is gone from the live store; here
+            # it stays queued until its due time, and must not act again.
+            pending = [timer for timer in pending if timer.step is None or self._armed(timer)]
+        return pending
 
     def _armed(self, timer: Pending) -> bool:
         return self.armed.get((timer.person, timer.trigger, timer.occurrence)) == timer.due
 
-    def _profile_at(self, person: PersonId, now: datetime) -> Profile:
-        """The person's profile, or a new one if theirs expired by ``now`` (with the arms it
-        kept), as the live path, which leaves out an expired profile TTL has not deleted yet.
-        Only an event can come that late: a timer or a sweep decides within 90 days of the
-        person's latest activity, before their profile expires (``profile_kept``)."""
-        hour = self.seen_hour.get(person)
-        if hour is not None and expiry(hour, self.kept) <= now and person in self.profiles:
-            del self.profiles[person]
-            self.arms.pop(person, None)
-        return self.profiles.get(person) or Profile(person=person)
+    def _profile_at(self, part: _Partition, now: datetime) -> Profile:
+        """The partition's profile, or a new one if theirs expired by ``now`` (with the arms
+        it kept), as the live path, which leaves out an expired profile TTL has not deleted
+        yet. Only an event can come that late: a timer or a sweep decides within 90 days of
+        the person's latest activity, before their profile expires (``profile_kept``)."""
+        expires = part.expires
+        if expires is not None and expires <= now and part.profile is not None:
+            part.profile = None
+            part.arms = {}
+        return part.profile or Profile(person=part.id)
 
     def _inactive_samples(self) -> list[list[float]]:
         """The "days inactive" sample lists, one per inactivity trigger, looked up once
@@ -434,23 +499,12 @@ class _Replay:
             ]
         return self._inactive
 
-    def _remember(self, person: PersonId, body: dict[str, Any]) -> list[dict[str, Any]]:
-        """Appends to the person's history, and returns it, noting one that is no longer in
-        time order (an unsorted replay): ``_history`` sorts only those."""
-        history = self.history[person]
-        if history and _when(body) < _when(history[-1]):
-            self.unordered.add(person)
-        history.append(body)
-        return history
-
-    def _index_seen(self, person: PersonId, profile: Profile) -> None:
-        # What sweep_hour reads: the last activity and the last fold, both written by
-        # timefmt.iso (UTC, fixed width), so the later one is the greater text, and its
-        # text up to the hour names the hour: the hour is worked out once per such text.
-        moment = max(profile.last_seen or "", profile.folded_at or "")[:13]
-        if self.seen_moments.get(person) == moment:
-            return  # the hour is unchanged
-        self.seen_moments[person] = moment
+    def _index_seen(self, part: _Partition, profile: Profile, moment: str) -> None:
+        """Files the partition under the hour named by ``moment``, the text up to the hour
+        of what sweep_hour reads: the last activity or the last fold, whichever is later.
+        Both are written by timefmt.iso (UTC, fixed width), so the later one is the greater
+        text, and its text up to the hour names the hour: worked out once per such text."""
+        part.seen_moment = moment
         hour = self.hours.get(moment)
         if hour is None:
             hour = self.hours[moment] = profile.sweep_hour()
@@ -458,37 +512,47 @@ class _Replay:
             return
         if self.next_sweep is None:
             self.next_sweep = hour + SWEEP_EVERY
-        previous = self.seen_hour.get(person)
+        previous = part.seen_hour
         if previous is not None:
-            self.seen_in[previous].discard(person)
-        self.seen_in[hour].add(person)
-        self.seen_hour[person] = hour
+            self.seen_in[previous].discard(part)
+        self.seen_in[hour].add(part)
+        part.seen_hour = hour
+        part.expires = expiry(hour, self.kept)
 
-    def _person(self, event: Event) -> PersonId:
+    def _partition_of(self, event: Event) -> _Partition:
         user = event.user_id or self.links.get(event.anonymous_id or "")
         if user:
-            # The usual case, once per event: the user's one PersonId, by their id alone.
-            person = self.users.get(user)
-            return person if person is not None else self._known("user", user)
-        return PersonId.of(None, event.anonymous_id)  # raises as it would without an id
+            # The usual case, once per event: the user's partition, by their id alone.
+            found = self.users.get(user)
+            return found if found is not None else self._known("user", user)
+        found = self.visitors.get(event.anonymous_id or "")
+        if found is not None:
+            return found
+        visitor = PersonId.of(None, event.anonymous_id)  # raises as it would without an id
+        return self._known(visitor.kind, visitor.value)
 
-    def _known(self, kind: Literal["user", "anonymous"], value: str) -> PersonId:
-        person = self.people.get((kind, value))
-        if person is None:
-            person = self.people[(kind, value)] = PersonId(kind, value)
-            if kind == "user":
-                self.users[value] = person
-        return person
+    def _known(self, kind: Literal["user", "anonymous"], value: str) -> _Partition:
+        """The partition of that id, made on its first mention."""
+        by_id = self.users if kind == "user" else self.visitors
+        found = by_id.get(value)
+        if found is None:
+            found = by_id[value] = _Partition(PersonId(kind, value))
+            self.partitions[found.id] = found
+        return found
 
-    def _partitions(self, person: PersonId) -> list[PersonId]:
+    def _partition(self, person: PersonId) -> _Partition:
+        found = self.partitions.get(person)
+        return found if found is not None else self._known(person.kind, person.value)
+
+    def _partitions(self, part: _Partition) -> list[_Partition]:
         """The person as they are now (their user, once linked), then the anonymous ids
         linked to them, as the profile lists them."""
-        if person.is_anonymous and person.value in self.links:
-            person = self._known("user", self.links[person.value])
-        profile = self.profiles.get(person)
+        if part.id.is_anonymous and part.id.value in self.links:
+            part = self._known("user", self.links[part.id.value])
+        profile = part.profile
         if profile is None or not profile.anonymous_ids:
-            return [person]
-        return [person, *(self._known("anonymous", anon) for anon in profile.anonymous_ids)]
+            return [part]
+        return [part, *(self._known("anonymous", anon) for anon in profile.anonymous_ids)]
 
     # ---- the clock ------------------------------------------------------------------
 
@@ -496,8 +560,7 @@ class _Replay:
         """Decides, in time order, the timers and the sweeps due by ``moment``."""
         while True:
             timer_due = self.timers[0][0] if self.timers else None
-            sweeps = self.index.inactivity or self.quiet_boundaries
-            sweep_due = self.next_sweep if sweeps else None
+            sweep_due = self.next_sweep if self.sweeps else None
             if (timer_due is None or timer_due > moment) and (
                 sweep_due is None or sweep_due > moment
             ):
@@ -514,12 +577,14 @@ class _Replay:
 
     def _pop_timer(self) -> None:
         due, _, timer = heapq.heappop(self.timers)
-        queued = self.queued[timer.person]
+        queued = self._partition(timer.person).queued
         del queued[next(at for at, other in enumerate(queued) if other is timer)]
         if self.armed.get((timer.person, timer.trigger, timer.occurrence)) != due:
             return  # cancelled or superseded
         del self.armed[(timer.person, timer.trigger, timer.occurrence)]
         self._decide(timer, due)
+
+    # ---- the hourly inactivity sweep (next_sweep is when the next one is due) -----------
 
     def _sweep(self, at: datetime) -> None:
         """As the live sweep: the partitions filed under the hour, by who they are now, each
@@ -527,11 +592,11 @@ class _Replay:
         for trigger in self.index.inactivity:
             hour = swept_hour(trigger, at)
             for person, partitions in self._people_in(hour).items():
-                identities = [self.profiles[p] for p in partitions if p in self.profiles]
+                identities = [p.profile for p in partitions if p.profile is not None]
                 if _latest_hour(identities) not in (None, hour):
                     continue  # seen since under another identity: a later sweep decides
                 seen = [datetime.fromisoformat(p.last_seen) for p in identities if p.last_seen]
-                profile = self.profiles.get(person) or Profile(person=person)
+                profile = person.profile or Profile(person=person.id)
                 # As the live sweep loads it: the trigger's window, none without one.
                 window = self.index.history_window([trigger])
                 facts = Facts(
@@ -541,19 +606,19 @@ class _Replay:
                     history=self._history(partitions, at - window) if window else [],
                 )
                 last_seen = max(seen, default=None)
-                result = on_inactive(trigger, person, facts, last_seen, self.arms[person])
+                result = on_inactive(trigger, person.id, facts, last_seen, person.arms)
                 self._carry_out(result, at)
         for hour in rescored_hours(self.quiet_boundaries, at):
             for person, partitions in self._people_in(hour).items():
-                identities = [self.profiles[p] for p in partitions if p in self.profiles]
+                identities = [p.profile for p in partitions if p.profile is not None]
                 if _latest_hour(identities) in (None, hour):
                     self._rescore_quiet(person, at)
 
-    def _rescore_quiet(self, person: PersonId, at: datetime) -> None:
+    def _rescore_quiet(self, person: _Partition, at: datetime) -> None:
         """As the live sweep (``EvaluateService._rescore_quiet``): scored again as of ``at``
         on the person's own history, the score triggers decided, and the new scores kept
         only when one moved across a watched threshold."""
-        profile = self.profiles.get(person) or Profile(person=person)
+        profile = person.profile or Profile(person=person.id)
         facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at))
         if not self.scoring.wanted(facts):
             return
@@ -562,29 +627,30 @@ class _Replay:
         rescored, facts = scored(self.scoring, profile, profile, replace(facts, history=history))
         if not moved_across(profile.scores, rescored.scores, self.thresholds):
             return
-        arms = self.arms[person]
         for trigger in self.index.crossing:
-            result = on_rescored(trigger, person, facts, arms)
-            arms.update(assigned(result))
+            result = on_rescored(trigger, person.id, facts, person.arms)
+            person.arms.update(assigned(result))
             self._carry_out(result, at)
-        self.profiles[person] = rescored
+        person.profile = rescored
         self.rescores_kept += 1
 
-    def _people_in(self, hour: datetime) -> dict[PersonId, list[PersonId]]:
+    def _people_in(self, hour: datetime) -> dict[_Partition, list[_Partition]]:
         """Who the partitions filed under ``hour`` are now, with all their partitions."""
-        people: dict[PersonId, list[PersonId]] = {}
-        for found in sorted(self.seen_in.get(hour, ())):
+        people: dict[_Partition, list[_Partition]] = {}
+        for found in sorted(self.seen_in.get(hour, ()), key=_by_person):
             partitions = self._partitions(found)
             known = people.setdefault(partitions[0], [])
             # Each partition once: a person's history is the sum of their partitions.
             known += [p for p in dict.fromkeys([*partitions, found]) if p not in known]
         return people
 
+    # ---- a timer due ------------------------------------------------------------------
+
     def _decide(self, timer: Pending, now: datetime) -> None:
         trigger = self.index.triggers[timer.trigger]
-        partitions = self._partitions(timer.person)
-        person = partitions[0]
-        profile = self.profiles.get(person) or Profile(person=person)
+        partitions = self._partitions(self._partition(timer.person))
+        person = partitions[0].id
+        profile = partitions[0].profile or Profile(person=person)
         # As the live path loads it (Evaluate's due timer): since the entry event, or the
         # trigger's window if that reaches further back. The whole history was a person's
         # every event since the replay began, read through on each due timer.
@@ -593,11 +659,12 @@ class _Replay:
         facts = Facts(now=now, traits=profile.traits, profile=profile.facts(now), history=history)
         self._carry_out(on_due(trigger, timer, person, facts), now)
 
-    def _history(self, partitions: Sequence[PersonId], since: datetime) -> list[dict[str, Any]]:
+    @staticmethod
+    def _history(partitions: Sequence[_Partition], since: datetime) -> list[dict[str, Any]]:
         """The partitions' events at or after ``since``, in time order (ties: in partition
         order, then as kept)."""
-        found = [self.history.get(part, []) for part in partitions]
-        if self.unordered.intersection(partitions):
+        found = [part.history for part in partitions]
+        if any(part.unordered for part in partitions):
             return sorted(
                 (event for events in found for event in events if _at_or_after(event, since)),
                 key=_when,
@@ -642,7 +709,7 @@ class _Replay:
         self.armed[key] = timer.due
         self._counter += 1
         heapq.heappush(self.timers, (timer.due, self._counter, timer))
-        self.queued[timer.person].append(timer)
+        self._partition(timer.person).queued.append(timer)
 
     def _claim(self, fire: Fire, journey_step: bool) -> bool:
         """The live ledger's rule (EngineStore.claim): a first fire passes; under once_per a
@@ -707,15 +774,13 @@ class _EventFacts(Facts):
         cls, now: datetime, event: dict[str, Any], profile: Profile, history: list[dict[str, Any]]
     ) -> _EventFacts:
         facts = object.__new__(cls)
-        facts.__dict__.update(
-            now=now,
-            event=event,
-            traits=profile.traits,
-            history=history,
-            scores_before=_NONE,  # unscored: the replay was given no predictions
-            unscored=_NONE,
-            _profile=profile,
-        )
+        fields = facts.__dict__  # a field at a time: no keyword dict made per event
+        fields["now"] = now
+        fields["event"] = event
+        fields["traits"] = profile.traits
+        fields["history"] = history
+        fields["scores_before"] = fields["unscored"] = _NONE  # the replay scored nothing
+        fields["_profile"] = profile
         return facts
 
     @cached_property
@@ -773,9 +838,34 @@ def _measures(
             found.append((f"count of {condition.count.event}", _counted(condition)))
         elif isinstance(condition, Predicate) and condition.operator in _NUMERIC:
             path = condition.path
-            measure = by_path.get(path) or _numbers(compile_path(path))
+            measure = by_path.get(path) or _numbers_at(path)
             found.append((path, by_path.setdefault(path, measure)))
     return found
+
+
+def _numbers_at(path: str) -> _Measure:
+    """The numbers a path reaches. A property of the event (``properties.active_seconds``,
+    what thresholds mostly compare, on every event that enters their trigger) is read
+    straight from the event, as ``compile_path`` finds it: its root's value if a dict, the
+    name's value in it if there; any other path through ``compile_path``."""
+    general = _numbers(compile_path(path))
+    root, _, head = path.partition(".")
+    if root not in ("properties", "context") or not head or "." in head:
+        return general
+
+    def numbers(facts: Facts) -> list[float]:
+        found = facts.event.get(root, _NONE)
+        if type(found) is not dict:
+            return general(facts)
+        if head not in found:
+            return []
+        value = found[head]
+        kind = type(value)  # a plain int or float, the usual, told apart without isinstance
+        if kind is int or kind is float:
+            return [float(value)]
+        return [float(value)] if isinstance(value, (int, float)) and kind is not bool else []
+
+    return numbers
 
 
 def _counted(condition: Count) -> _Measure:

@@ -47,6 +47,8 @@ def compile_all(conditions: list[Condition]) -> Compiled | None:
         return None
     if len(parts) == 1:
         return parts[0]
+    if len(parts) == 2:
+        return _both(*parts)
     tests = tuple(part.test for part in parts)
     checks = tuple(part.check for part in parts)
 
@@ -62,6 +64,22 @@ def compile_all(conditions: list[Condition]) -> Compiled | None:
             if failed is not None:
                 return failed
         return None
+
+    return Compiled(test, check)
+
+
+def _both(first: Compiled, second: Compiled) -> Compiled:
+    """compile_all of two conditions (a where's usual size: a property present, a threshold),
+    without the loop: an entry's where is checked on every event its name enters."""
+    first_test, second_test = first.test, second.test
+    first_check, second_check = first.check, second.check
+
+    def test(facts: Facts) -> bool:
+        return first_test(facts) and second_test(facts)
+
+    def check(facts: Facts) -> str | None:
+        failed = first_check(facts)
+        return failed if failed is not None else second_check(facts)
 
     return Compiled(test, check)
 

@@ -224,7 +224,8 @@ def on_event(
     an event only moves the person's last-seen hour, which the sweep reads.
     """
     result: Result = _new(Result)  # Result(), without the dataclass's default factories
-    result.__dict__.update(actions=[], decisions=[])
+    fields = result.__dict__
+    fields["actions"], fields["decisions"] = [], []
     event = facts.event
     name = event_name(event)
     if pending:
@@ -244,7 +245,7 @@ def on_event(
     # trigger that fires at once (no wait, no experiment) is decided here without detours;
     # its Fire and Decision are made with their fields filled in directly (see ``_new``).
     decisions, actions, now = result.decisions, result.actions, facts.now
-    anonymous = person.is_anonymous
+    anonymous = person.kind == "anonymous"  # is_anonymous, without the property's call
     summary: dict[str, Any] | None = None  # the entry event's summary, one for all its fires
     audiences: dict[_Check, str | None] = {}  # an audience many triggers share: decided once
     # The event's occurrence by key: triggers keyed alike (product_interest and product_offer
@@ -420,6 +421,7 @@ class _Entry:
     key_path: str  # the trigger's key, "" without one
     key_name: str
     key_on_event: bool  # the key's path reads the event (else it finds nothing: see below)
+    key_property: bool  # the key is one of the event's properties: properties.<name>
 
     @classmethod
     def of(cls, trigger: Trigger, when: EventMatch, shared: dict[str, Compiled]) -> _Entry:
@@ -446,6 +448,7 @@ class _Entry:
             key_path=key,
             key_name=key.rsplit(".", 1)[-1],
             key_on_event=key.partition(".")[0] not in ("traits", "profile"),
+            key_property=key.startswith("properties.") and key.count(".") == 1 and key[-1] != ".",
         )
 
     @property
@@ -466,6 +469,19 @@ class _Entry:
 
     def occurrence(self, facts: Facts) -> str:
         """``occurrence_of``: the key's first value, else the entry event."""
+        if self.key_property:
+            # A key on one of the event's properties (``properties.product_id``), the usual
+            # kind: read as compile_path finds it when the properties are a dict, and the
+            # value's type told apart without isinstance's subclass walk when it is a plain
+            # str, int or float (a bool is an int's subclass: not plain, so not here).
+            found = facts.event.get("properties")
+            if type(found) is dict:
+                value = found.get(self.key_name)
+                kind = type(value)
+                if kind is str or kind is int or kind is float:
+                    return f"{self.key_name}={value}"
+                if value is None:
+                    return f"event={facts.event.get('messageId', '?')}"
         if self.key is not None:
             # occurrence_of reads the key on the event alone: traits and profile are empty.
             on = facts if self.key_on_event else Facts(now=datetime.min, event=facts.event)
@@ -638,8 +654,10 @@ def _exit_since_entry(trigger: Trigger, timer: Pending, facts: Facts) -> tuple[s
     # is not text (an unvalidated body) is compared, never hashed.
     exit_names = tuple(exit_event.event for exit_event in trigger.exit_events)
     for later in facts.history:
+        # event_name(later), written out: this reads every event since the entry.
+        name = later.get("event") if later.get("type", "track") == "track" else later.get("type")
         if (
-            event_name(later) not in exit_names
+            name not in exit_names
             or later.get("messageId") == timer.entry.get("messageId")
             or _timestamp(later, entry_time) < entry_time
         ):
