@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import requests
 from rich.console import Console
 
-from bench.common import STACK_WRITE_KEY, Figures, running_stack, shipped_triggers, side_by_side
+from bench.common import STACK_WRITE_KEY, Figures, running_stack, side_by_side
 from bench.shop import Call, ShopMix, simulate
 from local.meter import INTERNAL_HEADER, PUMP_HEADER
 
@@ -75,16 +75,12 @@ PROVISIONED_UTILIZATION = 0.70
 class Workload:
     name: str
     mix: ShopMix
-    turned_on: tuple[str, ...] = ()  # shipped triggers enabled beyond the default set
 
 
 WORKLOADS = (
     Workload("shop: browser, analytics.js, batches of ≤ 10", ShopMix()),
     Workload("server: one call a request, no page context", ShopMix(batch_size=1, browser=False)),
     Workload("new visitors: every session a stranger", ShopMix(returning=False)),
-    # The shop again with churn_risk on: every event of a returning shopper is scored (the
-    # history read goes back 28 days), and the hourly sweep re-scores the quiet ones.
-    Workload("shop, scored: churn_risk on", ShopMix(), ("churn_risk",)),
 )
 
 
@@ -94,8 +90,6 @@ class Measured:
     requests: int
     meter: dict[str, Any]  # the traffic's own: the quiet hours' fixed cost taken out
     fixed_per_hour: dict[str, Any]  # what an hour with no traffic costs (the sweep)
-    whole: dict[str, Any]  # the run's own count, nothing taken out
-    hours: float  # the run's length, first call to the end of RUN_ON
     metered_calls: Counter[str]  # the meter: the functions' DynamoDB calls by operation
     log_bytes: int
     recorded: Counter[str]  # moto's recorder: the functions' DynamoDB calls by operation
@@ -104,20 +98,8 @@ class Measured:
 
 def run(console: Console, workloads: Iterable[Workload] = WORKLOADS) -> Figures:
     figures: Figures = {}
-    plain: Measured | None = None  # the first workload without extra triggers
     for workload in workloads:
-        measured = _measure(workload)
-        if not workload.turned_on:
-            plain = plain or measured
-        elif plain is not None:
-            # A score trigger's quiet day is not idle: the sweep re-scores the people who
-            # just went quiet and fires for them. The fixed cost taken out is the plain
-            # shop's hour instead (the sweep's own reads), so those fires count per event.
-            measured = replace(
-                measured,
-                meter=_combine(measured.whole, plain.fixed_per_hour, -measured.hours),
-                fixed_per_hour=plain.fixed_per_hour,
-            )
+        measured = _measure(workload.mix)
         costs = _costs(measured)
         floor = _floor(measured)
         _check_against_recorder(measured)
@@ -137,12 +119,9 @@ def run(console: Console, workloads: Iterable[Workload] = WORKLOADS) -> Figures:
 # ---- the run -----------------------------------------------------------------------------
 
 
-def _measure(workload: Workload) -> Measured:
-    mix = workload.mix
+def _measure(mix: ShopMix) -> Measured:
     recording = Path(tempfile.mkdtemp(prefix="nudge-cost-")) / "moto_recording"
     env = {"MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(recording)}
-    if workload.turned_on:
-        env["NUDGE_TRIGGERS_DIR"] = str(shipped_triggers(workload.turned_on))
     started = time.monotonic()
     with running_stack(extra_env=env) as stack, requests.Session() as http:
         http.auth = (STACK_WRITE_KEY, "")
@@ -172,8 +151,6 @@ def _measure(workload: Workload) -> Measured:
         requests=len(calls),
         meter=_combine(meter, per_hour, -hours),
         fixed_per_hour=per_hour,
-        whole=meter,
-        hours=hours,
         metered_calls=Counter(after_idle["requests"].get("functions", {}).get("dynamodb", {})),
         log_bytes=log_bytes,
         recorded=_recorded_calls(recording),
