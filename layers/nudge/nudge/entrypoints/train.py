@@ -15,6 +15,7 @@ from typing import Any
 
 from nudge.domain.person import PersonId
 from nudge.domain.predictions.loader import load_predictions
+from nudge.domain.predictions.model import EventLabel, InactiveLabel
 from nudge.service.backtest import read_events
 
 __all__ = ["TrainOptions", "run_train"]
@@ -49,7 +50,7 @@ def run_train(
         return 2
     with events_path.open(encoding="utf-8") as lines:
         events, skipped = read_events(lines)
-    truth = _truth(options.truth, prediction.horizon) if options.truth else None
+    truth = _truth(options.truth, prediction.label) if options.truth else None
     plan = Plan(
         cutoffs=options.cutoffs,
         every=options.every,
@@ -66,14 +67,22 @@ def run_train(
     return 0
 
 
-def _truth(path: Path, horizon: timedelta) -> Callable[[PersonId, datetime], float | None]:
+def _truth(
+    path: Path, label: InactiveLabel | EventLabel
+) -> Callable[[PersonId, datetime], float | None]:
     """The simulator's true probabilities (bench/shop_truth.py writes them), by person and
-    cut-off; None where it has none (another horizon, a cut-off not at midnight)."""
+    cut-off, for this label: a line with ``"event": E`` holds the chance of E in the horizon,
+    one without holds the chance of no event at all (churn). None where it has none
+    (another label or horizon, a cut-off it was not computed at)."""
+    wanted = label.event if isinstance(label, EventLabel) else None
     table: dict[str, dict[str, float]] = {}
     with path.open(encoding="utf-8") as lines:
         for line in lines:
             record = json.loads(line)
-            if record.get("horizon_seconds") == horizon.total_seconds():
+            if (
+                record.get("horizon_seconds") == label.horizon.total_seconds()
+                and record.get("event") == wanted
+            ):
                 table[str(record["userId"])] = record["at"]
 
     def lookup(person: PersonId, cutoff: datetime) -> float | None:
