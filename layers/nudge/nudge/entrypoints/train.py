@@ -63,7 +63,7 @@ def run_train(
         return 1
     out = options.out or Path("models") / f"{prediction.id}.json"
     _write(out, result.artefact)
-    _print(result.report.to_json(), len(events), len(skipped), out)
+    _print(result.report.to_json(), len(events), len(skipped), out, options.truth is not None)
     return 0
 
 
@@ -100,7 +100,7 @@ def _write(out: Path, artefact: dict[str, Any]) -> None:
     os.replace(partial, out)
 
 
-def _print(report: dict[str, Any], events: int, skipped: int, out: Path) -> None:
+def _print(report: dict[str, Any], events: int, skipped: int, out: Path, truth: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -118,7 +118,7 @@ def _print(report: dict[str, Any], events: int, skipped: int, out: Path) -> None
     quality.add_row(
         "AUC",
         f"{report['auc']:.3f}",
-        f"{report['ceiling_auc']:.3f}" if ceiling else "n/a (no --truth)",
+        f"{report['ceiling_auc']:.3f}" if ceiling else _no_ceiling(truth),
     )
     quality.add_row(
         "prediction quality (average lift over random)",
@@ -144,3 +144,9 @@ def _print(report: dict[str, Any], events: int, skipped: int, out: Path) -> None
         features.add_row(name, f"{share:.1%}")
     console.print(features)
     console.print(f"wrote {out}")
+
+
+def _no_ceiling(truth: bool) -> str:
+    if not truth:
+        return "n/a (no --truth)"
+    return "n/a (not in --truth)"  # no line of this label, or not at these cut-offs
