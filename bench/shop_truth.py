@@ -376,7 +376,7 @@ def truth_lines(
     """JSON lines of true probabilities, one per shopper and label: no event at all in the
     horizon (churn: no ``event`` key) at every midnight (UTC), and an ``Order Completed``
     in it (``"event": "Order Completed"``) at ``order_cutoffs`` only (Monte Carlo: about
-    5 ms a shopper and cut-off)."""
+    2.5-7 ms a shopper and cut-off)."""
     midnights = [shop.start + timedelta(days=day) for day in range(1, (shop.end - shop.start).days)]
     seconds = horizon.total_seconds()
     for user_id, shopper in shop.shoppers.items():
