@@ -3,15 +3,18 @@ takes, and how close the model comes to the truth.
 
 The simulated shop of ``bench/shop_truth.py`` (``NUDGE_BENCH_PREDICT_PEOPLE`` shoppers, 3,000
 by default, over 90 days) goes through ``read_events`` (the parsing ``nudge train`` does)
-and ``nudge.service.train.train`` with the shipped ``churn`` prediction: 8 weekly cut-offs,
-the latest 2 held out. Then a second model of 200 trees of full depth 6 (no leaf cap, 5
-people a leaf at least: the most nodes a row can walk) is fitted on the same training rows,
-and the held-out rows are scored one at a time: by the pure-Python scorer from its JSON
-artefact (what Evaluate loads) and by the library's ``predict_proba`` on a one-row array
-(what a Lambda with scikit-learn would call per event; the first 500 held-out rows).
-The pure scorer is timed both ways: walking the arrays, and compiled to one Python
-function of nested ifs (what ``ScoreModel.score`` uses; compiled on first use, timed too).
-Median per row, each row timed alone with ``perf_counter``. Last, what explain pays to
+and ``nudge.service.train.train`` with the shipped ``churn`` and ``purchase`` predictions: 8
+weekly cut-offs, the latest 2 held out. Churn's ceiling is the closed-form truth; purchase's
+is the simulator's Monte Carlo (``Shopper.order_probability``, ``NUDGE_BENCH_PREDICT_DRAWS``
+futures a row at most, 400 by default), computed twice with two seeds so the Monte Carlo
+error shows beside the model's gap. Then a second model of 200 trees of full depth 6 (no
+leaf cap, 5 people a leaf at least: the most nodes a row can walk) is fitted on churn's
+training rows, and churn's held-out rows are scored one at a time: by the pure-Python
+scorer from its JSON artefact (what Evaluate loads) and by the library's ``predict_proba``
+on a one-row array (what a Lambda with scikit-learn would call per event; the first 500
+held-out rows). The pure scorer is timed both ways: walking the arrays, and compiled to
+one Python function of nested ifs (what ``ScoreModel.score`` uses; compiled on first use,
+timed too). Median per row, each row timed alone with ``perf_counter``. Last, what explain pays to
 take one score apart (``domain/predictions/contributions.py``, exact TreeSHAP): per row,
 for the shipped ``models/churn.json`` and for the 200-tree depth-6 model, beside walking
 the same model once (what one score costs).
@@ -28,7 +31,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,25 +40,30 @@ from nudge.adapters.gbdt import GbdtParams, fit
 from nudge.adapters.model_file import load_model
 from nudge.domain.predictions.contributions import attribute
 from nudge.domain.predictions.loader import load_predictions
+from nudge.domain.predictions.metrics import auc, prediction_quality
 from nudge.domain.predictions.score import ScoreModel, parse_model
 from nudge.service.backtest import read_events
-from nudge.service.train import Plan, Trained, train
+from nudge.service.train import Plan, Trained, TrainingReport, train
 from rich.console import Console
 from threadpoolctl import threadpool_limits
 
 from bench.common import Figures, side_by_side
-from bench.shop_truth import TruthMix, simulate_truth
+from bench.shop_truth import ORDER_DRAWS, TruthMix, TruthShop, simulate_truth
 
 __all__ = ["run"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PEOPLE = int(os.environ.get("NUDGE_BENCH_PREDICT_PEOPLE", "3000"))
 WORST_CASE = GbdtParams(trees=200, depth=6, leaves=None, min_leaf=5)
+# Futures per held-out row for the purchase truth (more: a closer ceiling, linearly slower).
+DRAWS = int(os.environ.get("NUDGE_BENCH_PREDICT_DRAWS", str(ORDER_DRAWS)))
 
 
 def run(console: Console) -> Figures:
-    churn = load_predictions(ROOT / "predictions").get("churn")
+    loaded = load_predictions(ROOT / "predictions")
+    churn, purchase = loaded.get("churn"), loaded.get("purchase")
     assert churn is not None
+    assert purchase is not None
     started = time.perf_counter()
     shop = simulate_truth(TruthMix(people=PEOPLE))
     simulated = time.perf_counter()
@@ -68,14 +77,22 @@ def run(console: Console) -> Figures:
         truth=lambda person, cutoff: shop.truth(person.value, cutoff, churn.horizon),
     )
     trained = time.perf_counter()
+    bought = train(purchase, events, Plan(), datetime.now(UTC))
+    bought_at = time.perf_counter()
     assert isinstance(result, Trained)
+    assert isinstance(bought, Trained)
+    ceilings = _purchase_ceilings(shop, purchase.horizon, bought)
     timings = {
         "simulate": simulated - started,
         "read events": parsed - simulated,
-        "features, fit, report": trained - parsed,
+        "churn: features, fit, report": trained - parsed,
+        "purchase: features, fit, report": bought_at - trained,
+        f"purchase truth, {len(bought.split.held_out):,} rows ({DRAWS} draws at most)": (
+            ceilings.seconds
+        ),
     }
     figures: Figures = {"people": PEOPLE, "events": len(events), "training_seconds": timings}
-    figures["quality"] = _quality(console, result)
+    figures["quality"] = _quality(console, result.report, bought.report, ceilings)
     figures["scoring"], worst = _scoring(console, result)
     figures["explaining"] = _explaining(
         console, worst, [row.features for row in result.split.held_out]
@@ -95,30 +112,86 @@ def run(console: Console) -> Figures:
     return figures
 
 
-def _quality(console: Console, result: Trained) -> Figures:
-    report = result.report
+@dataclass(frozen=True)
+class Ceiling:
+    """The purchase truth's AUC and quality on the held-out rows it has (a session going on
+    at the cut-off has none), from the shipped seed and from another one."""
+
+    rows: int
+    auc: float
+    quality: float
+    other_seed_auc: float
+    other_seed_quality: float
+    seconds: float  # the shipped seed's Monte Carlo alone
+
+
+def _purchase_ceilings(shop: TruthShop, horizon: timedelta, trained: Trained) -> Ceiling:
+    measures: list[tuple[float, float]] = []
+    seconds: list[float] = []
+    for replica in (0, 1):
+        started = time.perf_counter()
+        known = [
+            (value, row.label)
+            for row in trained.split.held_out
+            if (
+                value := shop.shoppers[row.person.value].order_probability(
+                    row.cutoff, horizon, draws=DRAWS, replica=replica
+                )
+            )
+            is not None
+        ]
+        seconds.append(time.perf_counter() - started)
+        chances, labels = [value for value, _ in known], [label for _, label in known]
+        measures.append((auc(chances, labels), prediction_quality(chances, labels)))
+    return Ceiling(len(known), *measures[0], *measures[1], seconds[0])
+
+
+def _quality(
+    console: Console, churn: TrainingReport, purchase: TrainingReport, ceiling: Ceiling
+) -> Figures:
     console.print(
         side_by_side(
-            f"Held-out churn quality: {report.held_out_rows:,} rows at"
-            f" {len(report.held_out_cutoffs)} cut-offs (train {report.train_rows:,})",
+            f"Held-out quality at {len(churn.held_out_cutoffs)} cut-offs: churn"
+            f" {churn.held_out_rows:,} rows (train {churn.train_rows:,}), purchase"
+            f" {purchase.held_out_rows:,} rows (train {purchase.train_rows:,}; the truth"
+            f" for {ceiling.rows:,})",
             ["measure", "model (200 trees, depth 6, 31 leaves)", "true probabilities"],
             [
-                ["AUC", f"{report.auc:.3f}", f"{report.ceiling_auc or 0:.3f}"],
+                ["churn AUC", f"{churn.auc:.3f}", f"{churn.ceiling_auc or 0:.3f}"],
                 [
-                    "prediction quality",
-                    f"{report.quality:.1%}",
-                    f"{report.ceiling_quality or 0:.1%}",
+                    "churn prediction quality",
+                    f"{churn.quality:.1%}",
+                    f"{churn.ceiling_quality or 0:.1%}",
+                ],
+                [
+                    "purchase AUC",
+                    f"{purchase.auc:.3f}",
+                    f"{ceiling.auc:.4f} (another seed {ceiling.other_seed_auc:.4f})",
+                ],
+                [
+                    "purchase prediction quality",
+                    f"{purchase.quality:.1%}",
+                    f"{ceiling.quality:.2%} (another seed {ceiling.other_seed_quality:.2%})",
                 ],
             ],
         )
     )
     return {
-        "auc": report.auc,
-        "ceiling_auc": report.ceiling_auc,
-        "quality": report.quality,
-        "ceiling_quality": report.ceiling_quality,
-        "held_out_rows": report.held_out_rows,
-        "train_rows": report.train_rows,
+        "auc": churn.auc,
+        "ceiling_auc": churn.ceiling_auc,
+        "quality": churn.quality,
+        "ceiling_quality": churn.ceiling_quality,
+        "held_out_rows": churn.held_out_rows,
+        "train_rows": churn.train_rows,
+        "purchase": {
+            "auc": purchase.auc,
+            "quality": purchase.quality,
+            "held_out_rows": purchase.held_out_rows,
+            "held_out_positives": purchase.held_out_positives,
+            "train_rows": purchase.train_rows,
+            "draws": DRAWS,
+            "ceiling": asdict(ceiling),
+        },
     }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from nudge.domain.intake import Event
 from nudge.domain.person import PersonId
 from nudge.domain.predictions.loader import load_predictions
+from nudge.domain.predictions.model import EventLabel, InactiveLabel
 from nudge.domain.predictions.sample import TRAINING_PEOPLE, PeopleSample
 from nudge.service.backtest import read_events, read_items
 
@@ -65,7 +66,7 @@ def run_train(
     if read is None:
         return 2
     events, skipped = read
-    truth = _truth(options.truth, prediction.horizon) if options.truth else None
+    truth = _truth(options.truth, prediction.label) if options.truth else None
     plan = Plan(
         cutoffs=options.cutoffs,
         every=options.every,
@@ -78,7 +79,7 @@ def run_train(
         return 1
     out = options.out or Path("models") / f"{prediction.id}.json"
     _write(out, result.artefact)
-    _print(result.report.to_json(), len(events), len(skipped), out)
+    _print(result.report.to_json(), len(events), len(skipped), out, options.truth is not None)
     if len(sample.seen) > len(sample.kept):
         sys.stdout.write(
             f"trained on a sample of {len(sample.kept):,} of {len(sample.seen):,} people"
@@ -102,14 +103,22 @@ def _read(source: EventSource, sample: PeopleSample) -> tuple[list[Event], list[
     return read_items(stored_events(table_name=table).every_event(), sample)
 
 
-def _truth(path: Path, horizon: timedelta) -> Callable[[PersonId, datetime], float | None]:
+def _truth(
+    path: Path, label: InactiveLabel | EventLabel
+) -> Callable[[PersonId, datetime], float | None]:
     """The simulator's true probabilities (bench/shop_truth.py writes them), by person and
-    cut-off; None where it has none (another horizon, a cut-off not at midnight)."""
+    cut-off, for this label: a line with ``"event": E`` holds the chance of E in the horizon,
+    one without holds the chance of no event at all (churn). None where it has none
+    (another label or horizon, a cut-off it was not computed at)."""
+    wanted = label.event if isinstance(label, EventLabel) else None
     table: dict[str, dict[str, float]] = {}
     with path.open(encoding="utf-8") as lines:
         for line in lines:
             record = json.loads(line)
-            if record.get("horizon_seconds") == horizon.total_seconds():
+            if (
+                record.get("horizon_seconds") == label.horizon.total_seconds()
+                and record.get("event") == wanted
+            ):
                 table[str(record["userId"])] = record["at"]
 
     def lookup(person: PersonId, cutoff: datetime) -> float | None:
@@ -127,7 +136,7 @@ def _write(out: Path, artefact: dict[str, Any]) -> None:
     os.replace(partial, out)
 
 
-def _print(report: dict[str, Any], events: int, skipped: int, out: Path) -> None:
+def _print(report: dict[str, Any], events: int, skipped: int, out: Path, truth: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -145,7 +154,7 @@ def _print(report: dict[str, Any], events: int, skipped: int, out: Path) -> None
     quality.add_row(
         "AUC",
         f"{report['auc']:.3f}",
-        f"{report['ceiling_auc']:.3f}" if ceiling else "n/a (no --truth)",
+        f"{report['ceiling_auc']:.3f}" if ceiling else _no_ceiling(truth),
     )
     quality.add_row(
         "prediction quality (average lift over random)",
@@ -171,3 +180,9 @@ def _print(report: dict[str, Any], events: int, skipped: int, out: Path) -> None
         features.add_row(name, f"{share:.1%}")
     console.print(features)
     console.print(f"wrote {out}")
+
+
+def _no_ceiling(truth: bool) -> str:
+    if not truth:
+        return "n/a (no --truth)"
+    return "n/a (not in --truth)"  # no line of this label, or not at these cut-offs
