@@ -7,7 +7,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nudge.domain.predictions.keep import Held, held_out, keep_or_replace, too_little
+from nudge.domain.predictions.keep import (
+    Held,
+    held_out,
+    keep_or_replace,
+    measured_on,
+    too_little,
+)
 from nudge.domain.predictions.score import ModelProblem, parse_model
 
 from tests.unit.test_score_triggers import MODEL
@@ -126,3 +132,44 @@ def test_the_log_line_holds_the_prediction_the_qualities_and_the_decision() -> N
         "new_auc": 0.9,
         "reason": verdict.reason,
     }
+
+
+# ---- the current model judged on the new model's held-out rows --------------------------------
+
+
+def test_the_current_model_is_judged_on_the_new_models_held_out_rows() -> None:
+    """Its stored metrics say 0.5, but on these rows (three sessions or more bought, fewer
+    did not) it ranks every person right: 1.0, and that is what the new model must match."""
+    # given
+    current = parse_model(_artefact(quality=0.5, auc=0.6).decode())
+    rows = [([3.0], True), ([1.0], False), ([4.0], True), ([2.0], False)]
+
+    # when
+    measured = measured_on(current, rows)
+
+    # then
+    assert measured == Held(quality=1.0, auc=1.0)
+
+
+def test_rows_of_one_class_fall_back_to_the_stored_quality() -> None:
+    """No positive among the rows: nothing to rank, so the artefact's own figures stand."""
+    # given
+    current = parse_model(_artefact(quality=0.5, auc=0.6).decode())
+
+    # when
+    measured = measured_on(current, [([3.0], False), ([1.0], False)])
+
+    # then
+    assert measured == Held(quality=0.5, auc=0.6)
+
+
+def test_a_current_model_that_does_not_load_is_not_judged() -> None:
+    """A problem stays a problem: any new model replaces it."""
+    # given
+    problem = ModelProblem("no current model")
+
+    # when
+    measured = measured_on(problem, [([3.0], True), ([1.0], False)])
+
+    # then
+    assert measured == problem

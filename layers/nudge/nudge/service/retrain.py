@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nudge.domain.intake import Event
-from nudge.domain.predictions.keep import Held, Verdict, held_out, keep_or_replace, too_little
+from nudge.domain.predictions.keep import (
+    Held,
+    Verdict,
+    held_out,
+    keep_or_replace,
+    measured_on,
+    too_little,
+)
 from nudge.domain.predictions.live import LivePrediction
 from nudge.domain.predictions.model import Prediction
 from nudge.domain.predictions.sample import TRAINING_PEOPLE, PeopleSample
@@ -65,10 +72,12 @@ class Retrain:
         )
 
     def _one(self, prediction: Prediction, events: Sequence[Event], now: datetime) -> Verdict:
-        current = held_out(self._current(prediction))
+        model = self._current(prediction)
         result = train(prediction, events, self._plan, now)
         if isinstance(result, TooLittleData):
-            return too_little(prediction.id, current, result.message)
+            return too_little(prediction.id, held_out(model), result.message)
+        rows = [(row.features, row.label) for row in result.split.held_out]
+        current = measured_on(model, rows)
         new = Held(quality=result.report.quality, auc=result.report.auc)
         verdict = keep_or_replace(prediction.id, current, new)
         if verdict.action == "replaced":

@@ -1,18 +1,20 @@
 """Keep the current model or replace it with the one just trained: the Train function's
 rule, pure. The new model replaces the current one only when its held-out prediction
-quality is not worse than the quality stored in the current artefact; a current artefact
+quality is not worse than the current model's on the same held-out rows; a current artefact
 that cannot score the prediction (missing, corrupt, another version, features edited since)
 is replaced by any new model, and too little data keeps whatever is there."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from nudge.domain.predictions.metrics import auc, prediction_quality
 from nudge.domain.predictions.score import ModelProblem, ScoreModel
 
-__all__ = ["Held", "Verdict", "held_out", "keep_or_replace", "too_little"]
+__all__ = ["Held", "Verdict", "held_out", "keep_or_replace", "measured_on", "too_little"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,23 @@ def held_out(current: ScoreModel | ModelProblem) -> Held | ModelProblem:
     if not math.isfinite(quality) or not math.isfinite(measured):
         return ModelProblem("the current artefact's held-out quality is not a finite number")
     return Held(quality=float(quality), auc=float(measured))
+
+
+def measured_on(
+    current: ScoreModel | ModelProblem, rows: Sequence[tuple[Sequence[float | None], bool]]
+) -> Held | ModelProblem:
+    """The current model's quality on the new model's held-out rows (features, label): the
+    two compared on the same people and weeks. The quality stored in the current artefact
+    was measured on older weeks, another population; it stands in only when the rows say
+    nothing (one class) or the model cannot score them."""
+    if isinstance(current, ModelProblem):
+        return current
+    scores = [current.probability(features) for features, _ in rows]
+    labels = [label for _, label in rows]
+    try:
+        return Held(quality=prediction_quality(scores, labels), auc=auc(scores, labels))
+    except ValueError:  # one class only: no ranking to judge
+        return held_out(current)
 
 
 def keep_or_replace(prediction: str, current: Held | ModelProblem, new: Held) -> Verdict:
