@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from nudge.adapters.gbdt import GbdtParams, fit
 from nudge.adapters.model_file import load_model
-from nudge.domain.predictions.score import ModelProblem, ScoreModel, parse_model
+from nudge.domain.predictions.score import PAYBACK_ROWS, ModelProblem, ScoreModel, parse_model
 
 
 def _rows(count: int, seed: int) -> tuple[list[list[float | None]], list[bool]]:
@@ -142,3 +142,39 @@ def test_a_missing_artefact_file_is_a_problem_value(tmp_path: Path) -> None:
     assert isinstance(found, ModelProblem)
     assert "no model artefact at" in str(found)
     assert "nudge train" in str(found)
+
+
+def test_walking_and_the_compiled_trees_give_the_same_bits() -> None:
+    """Added onto the base in the same order, the two forms agree exactly, so a score does
+    not depend on whether this process has compiled the model yet (live = backtest)."""
+    # given
+    rows, labels = _rows(2000, seed=3)
+    booster = fit(rows, labels, GbdtParams(trees=60, depth=4))
+    model = parse_model(_artefact(booster.base, booster.trees))
+    assert isinstance(model, ScoreModel)
+    unseen, _ = _rows(3000, seed=4)
+
+    # when
+    walked = [model.probability(row) for row in unseen]
+    compiled = [model.fast_probability(row) for row in unseen]
+
+    # then
+    assert walked == compiled
+
+
+def test_a_live_model_is_walked_until_compiling_pays_and_compiled_after() -> None:
+    """The first PAYBACK_ROWS scores walk the arrays (no compile at a cold start); the next
+    one compiles the trees, and the probabilities stay the same."""
+    # given
+    model = parse_model(_artefact(0.1, [STUMP, STUMP]))
+    assert isinstance(model, ScoreModel)
+    row: list[float | None] = [0.7, 0, 0, 0, 0]
+    walked = [model.live_probability(row) for _ in range(PAYBACK_ROWS)]
+    assert "_compiled" not in model.__dict__
+
+    # when
+    after = model.live_probability(row)
+
+    # then
+    assert "_compiled" in model.__dict__
+    assert set(walked) == {after} == {model.probability(row)}

@@ -132,7 +132,7 @@ def rescore(scoring: Scoring, facts: Facts) -> Rescored:
         if history is None:
             history = _moments(facts.history, facts.now - scoring.window)
         row = feature_values(prediction.feature_list, facts.profile, history, facts.now)
-        scores[prediction.id] = round(100 * model.probability(row))
+        scores[prediction.id] = round(100 * model.live_probability(row))
         models[prediction.id] = model_version(model)
     return Rescored(scores, models, unscored)
 
