@@ -22,6 +22,7 @@ from nudge.adapters.store import EventStore
 from nudge.bootstrap import person_views
 from nudge.domain.person import PersonId
 from nudge.domain.predictions.score import logistic
+from nudge.domain.timefmt import iso
 from nudge.domain.triggers.loader import load_triggers
 from nudge.service.backtest import backtest, read_events
 
@@ -181,6 +182,34 @@ def test_the_hourly_sweep_fires_churn_risk_for_someone_quiet_three_days_and_the_
     assert [(f.trigger, f.occurrence) for f in replayed.fired] == [
         ("churn_risk", f"score@{crossing.isoformat()}")
     ]
+
+
+def test_explain_takes_a_sweeps_score_apart_as_of_the_sweep(
+    aws: Aws, ingest: Invoke, folders: Path
+):
+    """The sweep kept 88 for a quiet ada: explain works her features out as of the sweep
+    (days_inactive past 3), so its contributions add up to 88, not to the 12 of her last
+    event."""
+    # given
+    (folders / "predictions" / "churn.yaml").write_text(QUIET_PREDICTION)
+    aws.s3.put_object(
+        Bucket=aws.models_bucket, Key="models/churn.json", Body=json.dumps(QUIET_MODEL)
+    )
+    stream = Stream.of(aws, aws.load_handler("Evaluate"))
+    _visits(aws, ingest, stream, 1, 2)
+    crossing = NOW + 2 * HOUR + 73 * HOUR
+    _sweep(aws, crossing)
+
+    # when
+    churn = person_views(aws.dynamodb, aws.table).scores("ada")["churn"]
+
+    # then
+    assert churn["score"] == 88
+    assert churn["asOf"] == iso(crossing)
+    [contribution] = churn["contributions"]
+    assert contribution["feature"] == "profile.days_inactive"
+    assert contribution["value"] > 3.0
+    assert churn["base"]["score"] + contribution["points"] == pytest.approx(88, abs=1)
 
 
 def test_a_re_scored_profile_is_not_written_over_a_fold_that_came_after_it_was_read(

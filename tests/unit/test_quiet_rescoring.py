@@ -17,6 +17,7 @@ from nudge.domain.predictions.bounds import recency_stretches
 from nudge.domain.predictions.live import LivePrediction, Scoring
 from nudge.domain.predictions.loader import parse_prediction
 from nudge.domain.predictions.score import ScoreModel, parse_model
+from nudge.domain.timefmt import iso
 from nudge.domain.triggers.engine import rescored_hours
 from nudge.domain.triggers.loader import parse_trigger
 from nudge.domain.triggers.scores import moved_across
@@ -329,3 +330,20 @@ def test_the_backtest_fires_what_the_sweep_fires() -> None:
     # then
     replayed = [(fire.trigger, fire.occurrence) for fire in report.fired]
     assert replayed == _sent(world) != []
+
+
+def test_a_swept_score_is_kept_as_of_the_sweep_until_the_next_event() -> None:
+    """The sweep's 88 says when it was given (explain works it out then); ada's next visit
+    scores her afresh, as of that visit."""
+    # given
+    world = _world(_scoring())
+    _two_sessions(world)
+    world.service.sweep(CROSSING_SWEEP, ARN)
+    swept = world.people.profiles[ADA].scored_at
+
+    # when
+    world.visit(_visit_number(CROSSING_SWEEP + HOUR))
+
+    # then
+    assert swept == iso(CROSSING_SWEEP)
+    assert world.people.profiles[ADA].scored_at is None

@@ -551,6 +551,8 @@ def _profile_details(profile: Profile) -> dict[str, Any]:
             prediction: [score, profile.score_models.get(prediction, "?")]
             for prediction, score in profile.scores.items()
         }
+    if profile.scored_at:  # only after the sweep re-scored the person, until their next event
+        details["scored_at"] = profile.scored_at
     return details
 
 
@@ -599,6 +601,7 @@ def _profile_from_item(item: Mapping[str, Any]) -> Profile:
         engaged_hours=_hours_from(_binary(item.get(_ENGAGED_HOURS, b""))),
         scores={name: int(pair[0]) for name, pair in details.get("scores", {}).items()},
         score_models={name: str(pair[1]) for name, pair in details.get("scores", {}).items()},
+        scored_at=details.get("scored_at"),
         misses={
             trigger: Miss(str(entry[0]), entry[1], str(entry[2]), *entry[3:4])
             for trigger, entry in details.get("misses", {}).items()

@@ -118,6 +118,9 @@ class Profile:
     # that gave each (domain/predictions/live.py): a few bytes, on the write made anyway.
     scores: dict[str, int] = field(default_factory=dict)
     score_models: dict[str, str] = field(default_factory=dict)
+    # When the hourly sweep re-scored a quiet person, the sweep's time: what the scores are
+    # as of (explain works their features out again then). None: as of the last fold.
+    scored_at: str | None = None
 
     def sweep_hour(self) -> datetime | None:
         """The UTC hour the inactivity sweep files this person under: the hour of their last
@@ -178,6 +181,7 @@ class Profile:
             "engagedHours": {str(hour): n for hour, n in sorted(self.engaged_hours.items())},
             # Only when some prediction scored the person: most profiles have none.
             **({"scores": self._scores_json()} if self.scores else {}),
+            **({"scoredAt": self.scored_at} if self.scored_at else {}),
         }
 
     def _scores_json(self) -> dict[str, dict[str, Any]]:

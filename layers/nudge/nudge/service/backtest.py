@@ -34,6 +34,7 @@ from nudge.domain.predictions.live import Scoring, scored
 from nudge.domain.predictions.sample import PeopleSample
 from nudge.domain.profile import DEFAULT_RETENTION, Profile, expiry, fold, profile_kept
 from nudge.domain.segment import parse_iso_timestamp
+from nudge.domain.timefmt import iso
 from nudge.domain.triggers.compiled import compile_path
 from nudge.domain.triggers.conditions import Facts, count_in_window, event_name
 from nudge.domain.triggers.engine import (
@@ -631,7 +632,7 @@ class _Replay:
             result = on_rescored(trigger, person.id, facts, person.arms)
             person.arms.update(assigned(result))
             self._carry_out(result, at)
-        person.profile = rescored
+        person.profile = replace(rescored, scored_at=iso(at))
         self.rescores_kept += 1
 
     def _people_in(self, hour: datetime) -> dict[_Partition, list[_Partition]]:

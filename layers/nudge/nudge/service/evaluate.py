@@ -356,7 +356,9 @@ class EvaluateService:
             result = on_rescored(trigger, swept.person, facts, arms)
             decisions += self.carry_out(result, target_arn, at, history, elsewhere)
             arms |= assigned(result)
-        self.events.save_rescored(replace(rescored, arms={**rescored.arms, **arms}))
+        self.events.save_rescored(
+            replace(rescored, arms={**rescored.arms, **arms}, scored_at=iso(at))
+        )
         return decisions
 
     # ---- shared by both paths ---------------------------------------------------------

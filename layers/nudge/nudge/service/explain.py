@@ -89,12 +89,13 @@ def scores(events: EventStore, scoring: Scoring, user_id: str) -> dict[str, Any]
     profile = events.read_person(user_id).profile
     if profile is None or not profile.scores:
         return {}
-    if profile.folded_at is None:  # scores are only ever kept by a fold: never here
+    as_of = profile.scored_at or profile.folded_at  # the sweep's re-score, or the last fold
+    if as_of is None:  # scores are only ever kept by a fold or the sweep: never here
         return {
             prediction: {**kept, "contributionsUnavailable": "the profile has no fold time"}
             for prediction, kept in profile.to_json()["scores"].items()
         }
-    scored_at = datetime.fromisoformat(profile.folded_at)
+    scored_at = datetime.fromisoformat(as_of)
     # The one read scoring made: the scored partition's events back to the longest window.
     history = (
         events.events_since(profile.person, scored_at - scoring.window, scored_at)
@@ -113,7 +114,7 @@ def _explained(why: Explained | ModelProblem, profile: Profile, prediction: str)
     if isinstance(why, ModelProblem):
         return {"contributionsUnavailable": str(why)}
     body: dict[str, Any] = {
-        "asOf": profile.folded_at,
+        "asOf": profile.scored_at or profile.folded_at,
         "base": {"score": round(why.base_score, 1), "logOdds": round(why.base_log_odds, 4)},
         "logOdds": round(why.log_odds, 4),
         "contributions": [

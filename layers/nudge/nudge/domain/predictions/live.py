@@ -144,7 +144,7 @@ def scored(
     scores after the event in ``profile.scores``, the ones before it beside them. Shared
     with the backtest, so both decide on the same numbers."""
     rescored = rescore(scoring, facts)
-    folded = replace(folded, scores=rescored.scores, score_models=rescored.models)
+    folded = replace(folded, scores=rescored.scores, score_models=rescored.models, scored_at=None)
     facts = replace(
         facts,
         profile=folded.facts(facts.now),
