@@ -15,16 +15,18 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nudge.domain.predictions.bounds import Stretch, recency_stretches
-from nudge.domain.predictions.contributions import Explained, explained
 from nudge.domain.predictions.features import feature_values
 from nudge.domain.predictions.model import CountFeature, Prediction, feature_name
 from nudge.domain.predictions.score import ModelProblem, ScoreModel
 from nudge.domain.profile import Profile
 from nudge.domain.triggers.conditions import Facts, event_name
 from nudge.domain.triggers.explain import why_not
+
+if TYPE_CHECKING:
+    from nudge.domain.predictions.contributions import Explained
 
 __all__ = ["LivePrediction", "Rescored", "Scoring", "explain_score", "rescore", "scored"]
 
@@ -178,6 +180,9 @@ def explain_score(
             f"the score was given by model {scored_by}, and the model loaded now is"
             f" {model_version(model)}: the person's next event scores them with it"
         )
+    # Only explain takes a score apart: Evaluate, which imports this module, never loads it.
+    from nudge.domain.predictions.contributions import explained
+
     moments = _moments(history, now - scoring.window)
     return explained(model, feature_values(live.prediction.feature_list, profile, moments, now))
 
