@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from nudge.adapters.scheduler import schedule_name
@@ -171,10 +172,15 @@ class EvaluateService:
         self.experiments = experiments
         self.tally = AudienceTally(audience) if audience is not None else None
         self.scoring = scoring or Scoring()
-        # Scores move while people are quiet: the sweep re-scores them at these times since
-        # their last activity, for the predictions a score trigger watches.
+        # The thresholds score triggers watch: what the sweep re-scores quiet people against.
         self.thresholds = crossing_thresholds(index.crossing)
-        self.quiet_boundaries = self.scoring.quiet_boundaries(self.thresholds)
+
+    @cached_property
+    def quiet_boundaries(self) -> tuple[timedelta, ...]:
+        """When, after their last activity, the sweep re-scores quiet people. Worked out on
+        the first sweep, not at cold start: it walks every tree once per recency split (8 ms
+        for the shipped model, far more for a large one) and a stream batch never needs it."""
+        return self.scoring.quiet_boundaries(self.thresholds)
 
     # ---- the stream -------------------------------------------------------------------
 
