@@ -58,6 +58,7 @@ __all__ = [
     "Queued",
     "RecordingSockets",
     "ScriptedWebhook",
+    "StuckReceipts",
 ]
 
 _WRITES_PER_REQUEST = 25  # BatchWriteItem's limit, for put_events' answer
@@ -323,6 +324,19 @@ class InMemoryReceipts:
 
     def find(self, fire_id: str) -> Receipt | None:
         return self.receipts.get(fire_id)
+
+
+@dataclass
+class StuckReceipts:
+    """ReceiptFailures: how many SES events Feedback's failure queue holds, and how often
+    Send asked."""
+
+    failed: int = 0
+    asked: int = 0
+
+    def waiting(self) -> int:
+        self.asked += 1
+        return self.failed
 
 
 class InMemoryExperiments:

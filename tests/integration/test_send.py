@@ -547,26 +547,96 @@ def crash_on_mark_sent(monkeypatch: pytest.MonkeyPatch) -> CrashOnMarkSent:
     return crash
 
 
-def test_a_crash_after_ses_accepted_with_no_receipt_yet_sends_again_on_redelivery(
+def test_a_crash_after_ses_accepted_with_no_receipt_yet_waits_for_one(
     aws: Aws, send: Invoke, crash_on_mark_sent: CrashOnMarkSent
 ):
-    """The residual window: SES accepted, then a crash before marking the fire sent, and SES's
-    Send event has not reached Feedback by the redelivery (receive count 2): it sends again,
-    exactly two emails."""
+    """SES accepted, then a crash before marking the fire sent, and SES's Send event has not
+    reached Feedback by the redelivery 3 minutes later: nothing is sent; the fire goes back
+    on the queue, as it was, until 10 minutes after the claim, when a receipt would have come."""
     # given
     given_person(aws, email=ADA_EMAIL)
     message = record(fire(), message_id="m-crash")
-    first = send(batch(message))
+    send(batch(message))
     # when
     again = send(batch(record(message["body"], NOW + timedelta(minutes=3), receive_count=2)))
     # then
-    assert failures(first) == ["m-crash"]
     assert failures(again) == []
-    assert len(crash_on_mark_sent.crashed) == 1
-    assert len(sent_emails()) == 2
+    assert len(sent_emails()) == 1
     ((_, outcome, reason),) = decisions(aws)
+    assert outcome == "awaiting_receipt"
+    assert "waiting until" in reason
+    (waiting,) = requeued(aws)
+    body = json.loads(message["body"])
+    assert (waiting.fire["fireId"], waiting.fire["attempt"]) == (body["fireId"], 0)
+    assert waiting.delay == 7 * 60
+
+
+def test_an_interrupted_email_with_no_receipt_after_ten_minutes_is_sent_again(
+    aws: Aws, send: Invoke, crash_on_mark_sent: CrashOnMarkSent
+):
+    """The residual window: no receipt 10 minutes after the claim and none failed to be
+    recorded, so SES never got it, or its event was lost: sent again, two emails at most."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    message = record(fire(), message_id="m-crash")
+    send(batch(message))
+    send(batch(record(message["body"], NOW + timedelta(minutes=3), receive_count=2)))
+    # when
+    later = send(batch(record(message["body"], NOW + timedelta(minutes=10))))
+    # then
+    assert failures(later) == []
+    assert len(sent_emails()) == 2
+    (_, outcome, reason) = decisions(aws)[-1]
     assert outcome == "sent"
     assert reason.endswith("(a retry after an interrupted send)")
+
+
+def _a_receipt_feedback_could_not_record(aws: Aws) -> None:
+    url = aws.environment("Send")["NUDGE_RECEIPT_FAILURES_URL"]
+    aws.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"requestContext": {}}))
+
+
+def test_an_interrupted_email_waits_while_feedback_fails_to_record_receipts(
+    aws: Aws, send: Invoke, crash_on_mark_sent: CrashOnMarkSent
+):
+    """No receipt after 10 minutes, but a SES event waits in Feedback's failure queue and
+    may be this email's: not sent again; it looks again in 15 minutes."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    message = record(fire(), message_id="m-crash")
+    send(batch(message))
+    _a_receipt_feedback_could_not_record(aws)
+    # when
+    later = send(batch(record(message["body"], NOW + timedelta(minutes=12), receive_count=2)))
+    # then
+    assert failures(later) == []
+    assert len(sent_emails()) == 1
+    ((_, outcome, reason),) = decisions(aws)
+    assert outcome == "awaiting_receipt"
+    assert "1 SES receipt(s) Feedback could not record wait in FeedbackFailureQueue" in reason
+    assert [r.delay for r in requeued(aws)] == [15 * 60]
+
+
+def test_an_interrupted_email_is_dead_lettered_after_a_day_of_failed_receipts(
+    aws: Aws, send: Invoke, crash_on_mark_sent: CrashOnMarkSent
+):
+    """A day after the claim, with receipts still failing: refused with the reason, to the
+    dead-letter queue, and not sent again."""
+    # given
+    given_person(aws, email=ADA_EMAIL)
+    message = record(fire(), message_id="m-crash")
+    send(batch(message))
+    _a_receipt_feedback_could_not_record(aws)
+    send(batch(record(message["body"], NOW + timedelta(minutes=12), receive_count=2)))
+    # when
+    last = send(batch(record(message["body"], NOW + timedelta(hours=24))))
+    # then
+    assert failures(last) == []
+    assert len(sent_emails()) == 1
+    (dead,) = dead_letters(aws)
+    reason = dead["MessageAttributes"]["reason"]["StringValue"]
+    assert "Redrive FeedbackFailureQueue, then this message" in reason
+    assert outcomes(aws)[-1] == "dead_letter"
 
 
 def test_a_crash_after_ses_accepted_with_its_receipt_is_not_sent_again(

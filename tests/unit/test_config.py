@@ -127,6 +127,7 @@ def _delivery_env(**extra: str) -> dict[str, str]:
         "NUDGE_WEBHOOK_SECRET_PARAMETER": "/nudge/webhook-secret",
         "NUDGE_SEND_QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:q",
         "NUDGE_SEND_DLQ_URL": "https://sqs.example/dlq",
+        "NUDGE_RECEIPT_FAILURES_URL": "https://sqs.example/feedback-failures",
         **extra,
     }
 

@@ -73,6 +73,7 @@ EXPECTED: dict[str, set[Grant]] = {
         ("iam:PassRole", "SchedulerRole"),
         ("sqs:SendMessage", "SendQueue"),
         ("sqs:SendMessage", "SendDeadLetterQueue"),
+        ("sqs:GetQueueAttributes", "FeedbackFailureQueue.Arn"),
     },
     "Feedback": _grants(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"], "table"),
     "Reports": {

@@ -144,11 +144,13 @@ def test_a_batch_of_deliveries_is_one_line_per_trigger_variant_and_channel() -> 
 
 
 def test_delivery_bookkeeping_makes_no_dimensioned_metric() -> None:
-    """in_flight and duplicate (at-most-once bookkeeping) stay with Delivery_<outcome>."""
+    """in_flight, awaiting_receipt and duplicate (at-most-once bookkeeping) stay with
+    Delivery_<outcome>."""
     # given
     sink = _Recorder()
+    bookkeeping = ("in_flight", "awaiting_receipt", "duplicate")
     # when
-    emit_deliveries(sink, [(_fire("vip_call"), "in_flight"), (_fire("vip_call"), "duplicate")])
+    emit_deliveries(sink, [(_fire("vip_call"), outcome) for outcome in bookkeeping])
     # then
     assert sink.lines == []
 
@@ -156,7 +158,8 @@ def test_delivery_bookkeeping_makes_no_dimensioned_metric() -> None:
 def test_every_delivery_outcome_is_counted_or_deliberately_left_out() -> None:
     """A new delivery outcome has to be given a metric, or joined to the left-out ones."""
     # then
-    assert set(get_args(DeliveryOutcome)) == {*DELIVERY_METRICS, "in_flight", "duplicate"}
+    left_out = {"in_flight", "awaiting_receipt", "duplicate"}
+    assert set(get_args(DeliveryOutcome)) == {*DELIVERY_METRICS, *left_out}
 
 
 def test_conversions_are_counted_per_trigger_and_variant() -> None:

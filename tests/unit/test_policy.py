@@ -13,6 +13,7 @@ from nudge.domain.policy import (
     InFlight,
     Policy,
     decide,
+    mark_interrupted,
     mark_sent,
     person_zone,
 )
@@ -93,6 +94,45 @@ def test_a_claim_seen_on_redelivery_is_retried_without_counting_again() -> None:
     assert isinstance(verdict, Claimed)
     assert verdict.retry is True
     assert verdict.state.per_channel == {"email": 1}
+
+
+def test_a_claim_seen_on_redelivery_says_when_the_dead_attempt_claimed_it() -> None:
+    """The redelivery learns when the interrupted attempt claimed the send: SES may have
+    accepted its email, and how long ago tells whether a receipt would be in by now."""
+    # given
+    claimed = _decide(ContactState())
+    assert isinstance(claimed, Claimed)
+
+    # when
+    verdict = _decide(claimed.state, now=NOON + timedelta(minutes=3), redelivered=True)
+
+    # then
+    assert isinstance(verdict, Claimed)
+    assert verdict.interrupted_at == NOON
+
+
+def test_a_fire_waiting_for_its_receipt_keeps_the_claims_time_on_a_new_copy() -> None:
+    """The copy put back to wait for a receipt is a new message (not a redelivery): it is
+    not taken for a concurrent copy, and the wait still runs from the first claim."""
+    # given
+    waiting = mark_interrupted(ContactState(), "f1", NOON)
+
+    # when
+    verdict = _decide(waiting, now=NOON + timedelta(minutes=10))
+
+    # then
+    assert isinstance(verdict, Claimed)
+    assert (verdict.retry, verdict.interrupted_at) == (True, NOON)
+
+
+def test_a_first_claim_is_no_interrupted_attempt() -> None:
+    """A fire nobody claimed before has no dead attempt to wait for."""
+    # when
+    verdict = _decide(ContactState())
+
+    # then
+    assert isinstance(verdict, Claimed)
+    assert verdict.interrupted_at is None
 
 
 def test_the_per_trigger_cap_allows_one_a_day() -> None:

@@ -39,6 +39,7 @@ from tests.fakes import (
     InMemorySuppressionList,
     RecordingSockets,
     ScriptedWebhook,
+    StuckReceipts,
 )
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -89,6 +90,7 @@ class World:
             contacts=self.contacts,
             suppression=self.suppression,
             receipts=InMemoryReceipts(),
+            failed_receipts=StuckReceipts(),
             decisions=self.records,
             renderer=Renderer(self.templates),
             email=FakeMailer(),

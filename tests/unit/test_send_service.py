@@ -43,6 +43,7 @@ from tests.fakes import (
     InMemoryReceipts,
     InMemorySuppressionList,
     ScriptedWebhook,
+    StuckReceipts,
 )
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -69,6 +70,7 @@ class World:
     contacts: InMemoryContacts = field(default_factory=InMemoryContacts)
     suppression: InMemorySuppressionList = field(default_factory=InMemorySuppressionList)
     receipts: InMemoryReceipts = field(default_factory=InMemoryReceipts)
+    failed_receipts: StuckReceipts = field(default_factory=StuckReceipts)
     records: InMemoryEngineStore = field(default_factory=InMemoryEngineStore)
     mailer: FakeMailer = field(default_factory=FakeMailer)
     webhook: ScriptedWebhook = field(default_factory=ScriptedWebhook)
@@ -84,6 +86,7 @@ class World:
             contacts=self.contacts,
             suppression=self.suppression,
             receipts=self.receipts,
+            failed_receipts=self.failed_receipts,
             decisions=self.records,
             renderer=Renderer(self.templates),
             email=self.mailer,

@@ -344,7 +344,7 @@ def send_service() -> SendService:
     from nudge.adapters.engine_store import EngineStore
     from nudge.adapters.experiments import ExperimentStore
     from nudge.adapters.queue import SendQueue
-    from nudge.adapters.receipts import SendReceipts
+    from nudge.adapters.receipts import FailedReceipts, SendReceipts
     from nudge.adapters.scheduler import Reminders
     from nudge.adapters.suppression import SuppressionStore
     from nudge.adapters.webhook import WebhookSender
@@ -381,6 +381,7 @@ def send_service() -> SendService:
         contacts=ContactStore(dynamodb_client(), table),
         suppression=SuppressionStore(dynamodb_client(), table),
         receipts=SendReceipts(dynamodb_client(), table),
+        failed_receipts=FailedReceipts(sqs_client(), delivery.receipt_failures_url),
         decisions=EngineStore(dynamodb_client(), table, engine.decision_ttl),
         renderer=Renderer(engine.triggers_dir / "templates"),
         email=EmailSender(sesv2_client(), delivery.configuration_set),

@@ -241,6 +241,7 @@ class DeliverySettings:
     configuration_set: str | None
     send_queue_arn: str
     dead_letter_url: str
+    receipt_failures_url: str  # Feedback's failure queue: receipts it could not record
     email_per_day: int
     webhook_per_day: int
     in_app_per_day: int
@@ -258,6 +259,7 @@ class DeliverySettings:
             "NUDGE_TRACKING_SECRET_PARAMETER",
             "NUDGE_SEND_QUEUE_ARN",
             "NUDGE_SEND_DLQ_URL",
+            "NUDGE_RECEIPT_FAILURES_URL",
         )
         missing = [name for name in required if not env.get(name)]
         if missing:
@@ -293,6 +295,7 @@ class DeliverySettings:
                 configuration_set=env.get("NUDGE_SES_CONFIGURATION_SET") or None,
                 send_queue_arn=env["NUDGE_SEND_QUEUE_ARN"],
                 dead_letter_url=env["NUDGE_SEND_DLQ_URL"],
+                receipt_failures_url=env["NUDGE_RECEIPT_FAILURES_URL"],
                 email_per_day=int(env.get("NUDGE_EMAIL_PER_DAY", "3")),
                 webhook_per_day=int(env.get("NUDGE_WEBHOOK_PER_DAY", "50")),
                 in_app_per_day=int(env.get("NUDGE_IN_APP_PER_DAY", "10")),

@@ -10,7 +10,7 @@ message carries in its ``X-Nudge-Fire`` header, and the redelivery looks here fi
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Literal
 
 from nudge.adapters import keys
 from nudge.adapters.aws_errors import aws_call
@@ -21,8 +21,9 @@ from nudge.service.ports import Receipt
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
-__all__ = ["FIRE_HEADER", "FIRE_TAG", "RECEIPT_TTL", "Receipt", "SendReceipts"]
+__all__ = ["FIRE_HEADER", "FIRE_TAG", "RECEIPT_TTL", "FailedReceipts", "Receipt", "SendReceipts"]
 
 
 # Longer than any redelivery of the fire can come (the contact record remembers 3 days).
@@ -58,3 +59,33 @@ class SendReceipts:
         if item is None:
             return None
         return Receipt(fire_id, item["message_id"]["S"], item["at"]["S"])
+
+
+# Every message the queue holds: ready, being read (a redrive in progress) or delayed.
+_Held = Literal[
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+_HELD: Final[tuple[_Held, ...]] = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+
+
+class FailedReceipts:
+    """Feedback's failure queue, counted: SES events whose recording failed for good wait
+    there until an operator redrives them (SQS's counts are approximate, and an empty queue
+    reads as 0 within about a minute of its last message leaving)."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def waiting(self) -> int:
+        with aws_call("counting the receipts Feedback could not record"):
+            attributes = self._client.get_queue_attributes(
+                QueueUrl=self._url, AttributeNames=list(_HELD)
+            )["Attributes"]
+        return sum(int(attributes.get(name, "0")) for name in _HELD)

@@ -19,6 +19,7 @@ DeliveryOutcome = Literal[
     "suppressed",
     "retry",
     "in_flight",
+    "awaiting_receipt",
     "skipped",
     "dead_letter",
 ]

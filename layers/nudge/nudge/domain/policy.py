@@ -25,6 +25,7 @@ __all__ = [
     "Verdict",
     "decide",
     "mark_failed",
+    "mark_interrupted",
     "mark_sent",
     "person_zone",
 ]
@@ -58,6 +59,7 @@ class ContactState:
     per_trigger: dict[str, int] = field(default_factory=dict)
     last_sent: dict[str, str] = field(default_factory=dict)  # trigger -> ISO time
     # fire id -> "claimed@<iso>" | "failed@<iso>" (to be tried again) | "sent@<iso>"
+    # | "interrupted@<iso>" (a claim of then whose attempt died: waiting for SES's receipt)
     fires: dict[str, str] = field(default_factory=dict)
     version: int = 0
 
@@ -66,6 +68,9 @@ class ContactState:
 class Claimed:
     state: ContactState
     retry: bool = False  # an earlier claim expired: this send may repeat one that happened
+    # When the attempt that died holding the claim had claimed it: SES may have accepted
+    # that attempt's email, which only its receipt can tell (domain/interrupted.py).
+    interrupted_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -115,10 +120,15 @@ def decide(
     if previous and previous.startswith("sent@"):
         return Denied("duplicate", f"already sent at {previous.removeprefix('sent@')}")
     retry = False
+    interrupted_at = None
     if previous and previous.startswith("claimed@"):
         if not redelivered:
             return InFlight(f"claimed at {previous.removeprefix('claimed@')} by another delivery")
         retry = True  # its quota is already counted
+        interrupted_at = datetime.fromisoformat(previous.removeprefix("claimed@"))
+    if previous and previous.startswith("interrupted@"):
+        retry = True  # a copy put back to wait for the interrupted attempt's receipt
+        interrupted_at = datetime.fromisoformat(previous.removeprefix("interrupted@"))
     if previous and previous.startswith("failed@"):
         retry = True  # an attempt that failed and asked to be tried again: counted already
     quiet_end = _quiet_until(now, zone, policy) if channel in policy.quiet_channels else None
@@ -138,7 +148,7 @@ def decide(
         per_trigger=fresh.per_trigger if retry else _plus_one(fresh.per_trigger, trigger),
         fires={**_recent(fresh.fires, now), fire_id: f"claimed@{now.isoformat()}"},
     )
-    return Claimed(claimed, retry=retry)
+    return Claimed(claimed, retry=retry, interrupted_at=interrupted_at)
 
 
 def mark_sent(state: ContactState, fire_id: str, trigger: str, now: datetime) -> ContactState:
@@ -152,6 +162,13 @@ def mark_sent(state: ContactState, fire_id: str, trigger: str, now: datetime) ->
 def mark_failed(state: ContactState, fire_id: str, now: datetime) -> ContactState:
     """The claimed send failed and will be tried again: the claim is over, its quota stays."""
     return replace(state, fires={**state.fires, fire_id: f"failed@{now.isoformat()}"})
+
+
+def mark_interrupted(state: ContactState, fire_id: str, claimed_at: datetime) -> ContactState:
+    """The attempt that claimed the send at ``claimed_at`` died; its copy waits for SES's
+    receipt. Keeps the claim's own time, so the wait is measured from it, not restarted by
+    each look."""
+    return replace(state, fires={**state.fires, fire_id: f"interrupted@{claimed_at.isoformat()}"})
 
 
 def _over_limits(

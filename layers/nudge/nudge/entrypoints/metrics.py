@@ -17,7 +17,8 @@ Left out, because they would cost a custom metric per trigger and arm for no ins
 handlers' per-outcome counters (``Decision_<outcome>``, ``Delivery_<outcome>``, service
 dimension only) do not already give: the engine's ``not_matched`` (one per event that did not
 qualify: a per-trigger metric would be as large as the traffic), ``pending``, ``exited`` and
-``duplicate``; delivery's ``in_flight`` and ``duplicate`` (at-most-once bookkeeping).
+``duplicate``; delivery's ``in_flight``, ``awaiting_receipt`` and ``duplicate`` (at-most-once
+bookkeeping).
 
 Log lines: the counts are added up first and each distinct set of dimension values becomes
 one EMF line holding all its metrics with their counts (EMF's limits, 100 metrics and 30

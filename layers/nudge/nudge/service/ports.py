@@ -59,6 +59,7 @@ __all__ = [
     "PersonStore",
     "ProfileReader",
     "Receipt",
+    "ReceiptFailures",
     "Receipts",
     "Refused",
     "Scheduler",
@@ -366,6 +367,12 @@ class Receipts(Protocol):
         ...
 
     def find(self, fire_id: str) -> Receipt | None: ...
+
+
+class ReceiptFailures(Protocol):
+    """SES events Feedback could not record (its failure queue): any may be a receipt."""
+
+    def waiting(self) -> int: ...
 
 
 class LinkEventRetries(Protocol):

@@ -8,8 +8,8 @@ Order of work, and why:
 3. deliver; 4. mark it sent.
 A crash between 3 and 4 leaves the fire claimed: the queue's redelivery cannot tell
 whether SES got the email, so it looks for SES's receipt first (its Send event, recorded
-by Feedback) and sends again only without one. What remains is a receipt slower than the
-redelivery: docs/delivery.md.
+by Feedback) and sends again only without one, once a receipt would have arrived and while
+none has failed to be recorded (domain/interrupted.py, docs/delivery.md).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 from nudge.domain.engagement import BEST_HOUR_FALLBACK, BEST_HOUR_WITHIN, best_hour
 from nudge.domain.experiments.counts import NO_EXPERIMENT, CountedUnder
 from nudge.domain.in_app import InAppMessage, frame_size_problem
+from nudge.domain.interrupted import AwaitReceipt, after_interruption
 from nudge.domain.messages import (
     FIRE_HEADER,
     FIRE_TAG,
@@ -42,6 +43,7 @@ from nudge.domain.policy import (
     Policy,
     decide,
     mark_failed,
+    mark_interrupted,
     mark_sent,
 )
 from nudge.domain.profile import Profile
@@ -61,6 +63,7 @@ from nudge.service.ports import (
     Mailer,
     Outgoing,
     ProfileReader,
+    ReceiptFailures,
     Receipts,
     Refused,
     Scheduler,
@@ -118,6 +121,7 @@ class Delivery:
     reason: str
     retry_in: float | None = None  # seconds, when delivery should be tried again
     waiting_until: str | None = None  # the `send.at` moment the fire now waits for
+    attempted: bool = True  # False: put back as it is, its attempts not counted
 
 
 class SendService:
@@ -128,6 +132,7 @@ class SendService:
         contacts: ContactRecords,
         suppression: SuppressionList,
         receipts: Receipts,
+        failed_receipts: ReceiptFailures,
         decisions: DecisionRecords,
         renderer: Renderer,
         email: Mailer,
@@ -143,6 +148,7 @@ class SendService:
         self._contacts = contacts
         self._suppression = suppression
         self._receipts = receipts
+        self._failed_receipts = failed_receipts
         self._decisions = decisions
         self._renderer = renderer
         self._email = email
@@ -160,11 +166,12 @@ class SendService:
         profile = self._events.load_profiles([person], now).get(person) or Profile(person=person)
         delivery = self._deliver(fire, profile, now, redelivered)
         self._record(fire, delivery, now)
-        if delivery.outcome in ("deferred", "retry") and delivery.retry_in is not None:
-            # A wait for `send.at` is no attempt; a quiet-hours deferral or a retry is one.
+        if delivery.retry_in is not None:
+            # A wait for `send.at` or for a receipt is no attempt; a quiet-hours deferral or
+            # a retry is one.
             waits = delivery.waiting_until
             again = fire.waiting_until(waits) if waits is not None else fire.retried()
-            self._requeue(fire, now, delivery.retry_in, again)
+            self._requeue(fire, now, delivery.retry_in, again if delivery.attempted else fire)
         return delivery
 
     def _deliver(
@@ -207,6 +214,10 @@ class SendService:
                 return Delivery("deferred", verdict.reason, (verdict.until - now).total_seconds())
             if isinstance(verdict, InFlight):
                 return Delivery("in_flight", verdict.reason)
+            if verdict.interrupted_at is not None and channel == "email":
+                settled = self._after_interruption(fire, verdict.interrupted_at, now)
+                if settled is not None:
+                    return settled
             try:
                 claimed = self._contacts.save(fire.person, verdict.state)
             except VersionConflict:
@@ -273,6 +284,9 @@ class SendService:
         that died after SES accepted from one that died before: only the second resends."""
         if not verdict.retry:
             return None
+        return self._accepted(fire, now)
+
+    def _accepted(self, fire: FireMessage, now: datetime) -> Delivery | None:
         receipt = self._receipts.find(fire.fire_id)
         if receipt is None:
             return None
@@ -282,6 +296,25 @@ class SendService:
             f"SES accepted it at {receipt.at} (SES {receipt.message_id}) before the last"
             f" attempt was interrupted: not sent again{note}",
         )
+
+    def _after_interruption(
+        self, fire: FireMessage, claimed_at: datetime, now: datetime
+    ) -> Delivery | None:
+        """An email whose last attempt died holding its claim: not sent again if SES's
+        receipt shows it accepted it; put back to wait while the receipt may still come or
+        may be among those Feedback failed to record; None to send it again."""
+        accepted = self._accepted(fire, now)
+        if accepted is not None:
+            return accepted
+        verdict = after_interruption(claimed_at, now, self._failed_receipts.waiting)
+        if verdict is None:
+            return None
+        if not isinstance(verdict, AwaitReceipt):
+            raise Poison(verdict.reason)
+        if self._mark(fire.person, lambda state: mark_interrupted(state, fire.fire_id, claimed_at)):
+            wait = (verdict.until - now).total_seconds()
+            return Delivery("awaiting_receipt", verdict.reason, wait, attempted=False)
+        return Delivery("retry", "the contact record kept changing; trying again", 5)
 
     def _mark_sent(self, fire: FireMessage, now: datetime) -> str:
         """Counts the fire sent for the report, then marks it sent in the contact record;
