@@ -148,7 +148,7 @@ def test_delivery_bookkeeping_makes_no_dimensioned_metric() -> None:
     Delivery_<outcome>."""
     # given
     sink = _Recorder()
-    bookkeeping = ("in_flight", "awaiting_receipt", "duplicate")
+    bookkeeping: tuple[DeliveryOutcome, ...] = ("in_flight", "awaiting_receipt", "duplicate")
     # when
     emit_deliveries(sink, [(_fire("vip_call"), outcome) for outcome in bookkeeping])
     # then
