@@ -125,6 +125,19 @@ def test_a_fire_waiting_for_its_receipt_keeps_the_claims_time_on_a_new_copy() ->
     assert (verdict.retry, verdict.interrupted_at) == (True, NOON)
 
 
+def test_a_fire_sent_meanwhile_is_not_marked_interrupted() -> None:
+    """A copy that sent the fire while another waited for its receipt: sent stands, so no
+    later copy sends it again."""
+    # given
+    sent = _sent(ContactState(), "f1", "cart")
+
+    # when
+    state = mark_interrupted(sent, "f1", NOON - timedelta(minutes=5))
+
+    # then
+    assert state.fires["f1"].startswith("sent@")
+
+
 def test_a_first_claim_is_no_interrupted_attempt() -> None:
     """A fire nobody claimed before has no dead attempt to wait for."""
     # when

@@ -168,6 +168,8 @@ def mark_interrupted(state: ContactState, fire_id: str, claimed_at: datetime) ->
     """The attempt that claimed the send at ``claimed_at`` died; its copy waits for SES's
     receipt. Keeps the claim's own time, so the wait is measured from it, not restarted by
     each look."""
+    if state.fires.get(fire_id, "").startswith("sent@"):
+        return state  # a copy of the message sent it meanwhile: that stands
     return replace(state, fires={**state.fires, fire_id: f"interrupted@{claimed_at.isoformat()}"})
 
 
