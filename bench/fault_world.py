@@ -631,6 +631,7 @@ def _schedules(
                 template.names.queue_arn(spec.async_invoke.on_failure_queue)
                 if spec.async_invoke.on_failure_queue
                 else None,
+                timedelta(seconds=spec.async_invoke.maximum_event_age_seconds),
             )
             for spec in template.functions.values()
         },

@@ -79,6 +79,7 @@ class AsyncTarget:
 
     retries: int = 2
     on_failure_arn: str | None = None  # an SQS queue
+    maximum_event_age: timedelta = timedelta(hours=6)  # MaximumEventAgeInSeconds
 
     def retry_wait(self, failed: int) -> timedelta | None:
         """How long Lambda waits before trying an event again after ``failed`` failed
@@ -86,6 +87,12 @@ class AsyncTarget:
         if failed > self.retries:
             return None
         return ASYNC_RETRY_WAITS[min(failed, len(ASYNC_RETRY_WAITS)) - 1]
+
+    def outlives(self, queued: datetime, retry_at: datetime) -> bool:
+        """Whether an event Lambda queued at ``queued`` would be too old for a retry at
+        ``retry_at``: Lambda then discards it to the on-failure destination instead
+        (condition ``EventAgeExceeded``)."""
+        return retry_at - queued > self.maximum_event_age
 
 
 @dataclass
@@ -100,6 +107,7 @@ class ScheduleFirer:
     async_targets: dict[str, AsyncTarget] = field(default_factory=dict)  # function ARN ->
     next_runs: dict[str, datetime] = field(default_factory=dict)  # rate schedule ARN -> run
     retry_at: dict[str, datetime] = field(default_factory=dict)  # schedule ARN -> Lambda's
+    queued_at: dict[str, datetime] = field(default_factory=dict)  # schedule ARN -> first try
 
     def poll(self) -> int:
         """Runs what is due; returns how many invocations (or queue sends) it made."""
@@ -163,6 +171,7 @@ class ScheduleFirer:
         self.attempts.clear()
         self.next_runs.clear()
         self.retry_at.clear()
+        self.queued_at.clear()
 
     def _fire(self, schedule: Any, when: datetime) -> bool:
         """Runs the schedule's target; False when the run failed and will be retried."""
@@ -192,6 +201,8 @@ class ScheduleFirer:
             self._complete(schedule, when)
             return True
         self.attempts[schedule.arn] += 1
+        # Lambda queued the event when Scheduler first invoked: its age counts from then.
+        queued = self.queued_at.setdefault(schedule.arn, self.clock.now())
         settings = self.async_targets.get(arn, AsyncTarget())
         log.warning(
             "schedule %s: %s failed (attempt %d): %s",
@@ -201,12 +212,21 @@ class ScheduleFirer:
             result.error,
         )
         wait = settings.retry_wait(self.attempts[schedule.arn])
+        condition = "RetriesExhausted"
         if wait is not None:
-            self.retry_at[schedule.arn] = self.clock.now() + wait
-            return False  # Lambda tries the same event again after the wait
+            retry_at = self.clock.now() + wait
+            if not settings.outlives(queued, retry_at):
+                self.retry_at[schedule.arn] = retry_at
+                return False  # Lambda tries the same event again after the wait
+            condition = "EventAgeExceeded"
         if settings.on_failure_arn:
             record = failure_record(
-                arn, payload, result.error, self.attempts[schedule.arn], self.clock.now()
+                arn,
+                payload,
+                result.error,
+                self.attempts[schedule.arn],
+                self.clock.now(),
+                condition,
             )
             self.send_to_queue(settings.on_failure_arn, json.dumps(record))
         self._complete(schedule, when)
@@ -217,6 +237,7 @@ class ScheduleFirer:
         disabled; a rate schedule's next run is an interval later."""
         self.attempts.pop(schedule.arn, None)
         self.retry_at.pop(schedule.arn, None)
+        self.queued_at.pop(schedule.arn, None)
         interval = rate_interval(schedule.schedule_expression)
         if interval is not None:
             self.next_runs[schedule.arn] = when + interval
@@ -268,15 +289,17 @@ def failure_record(
     error: dict[str, Any] | None,
     invocations: int,
     now: datetime,
+    condition: str = "RetriesExhausted",
 ) -> dict[str, Any]:
-    """What Lambda sends to an on-failure destination when an event's retries are spent."""
+    """What Lambda sends to an on-failure destination when an event's retries are spent
+    (or, with ``EventAgeExceeded``, when it grew too old for the next one)."""
     return {
         "version": "1.0",
         "timestamp": now.isoformat(),
         "requestContext": {
             "requestId": str(uuid.uuid4()),
             "functionArn": f"{function_arn}:$LATEST",
-            "condition": "RetriesExhausted",
+            "condition": condition,
             "approximateInvokeCount": invocations,
         },
         "requestPayload": json.loads(payload),

@@ -18,8 +18,8 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from email import message_from_string
 from email.utils import getaddresses
 from typing import Any
@@ -44,17 +44,6 @@ _DETAIL_TYPES = {
     "BOUNCE": "Email Bounced",
     "COMPLAINT": "Email Complaint Received",
 }
-# Feedback declares no EventInvokeConfig: Lambda's defaults for an asynchronous event.
-_ASYNC = AsyncTarget()
-
-
-@dataclass(frozen=True)
-class _Retry:
-    at: datetime
-    function: FunctionPool
-    event: dict[str, Any]
-    attempt: int  # the attempt this retry will be
-    on_failure: str | None = None  # the function's OnFailure queue ARN
 
 
 @dataclass(frozen=True)
@@ -63,6 +52,17 @@ class Rule:
     function: FunctionPool
     # Where Lambda sends an event whose retries are spent (EventInvokeConfig's OnFailure).
     on_failure: str | None = None
+    # The function's EventInvokeConfig: retries, and how old an event may grow in them.
+    settings: AsyncTarget = field(default_factory=AsyncTarget)
+
+
+@dataclass(frozen=True)
+class _Retry:
+    at: datetime
+    rule: Rule
+    event: dict[str, Any]
+    attempt: int  # the attempt this retry will be
+    queued: datetime  # when EventBridge handed the event to Lambda: its age counts from then
 
 
 class SesEventPublisher:
@@ -102,6 +102,12 @@ class SesEventPublisher:
                 template.names.queue_arn(spec.async_invoke.on_failure_queue)
                 if spec.async_invoke.on_failure_queue
                 else None,
+                AsyncTarget(
+                    spec.async_invoke.maximum_retry_attempts,
+                    maximum_event_age=timedelta(
+                        seconds=spec.async_invoke.maximum_event_age_seconds
+                    ),
+                ),
             )
             for spec in template.functions.values()
             for pattern in spec.event_rules
@@ -115,6 +121,10 @@ class SesEventPublisher:
             now,
             send_to_queue,
         )
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return tuple(self._rules)
 
     def install(self) -> None:
         """Wraps moto's SES: later wrappers (the fault injector) wrap this one, so a message
@@ -143,7 +153,7 @@ class SesEventPublisher:
         for event in events:
             for rule in self._rules:
                 if rule.pattern.matches_event(event):  # type: ignore[arg-type]
-                    self._invoke(_Retry(now, rule.function, event, 1, rule.on_failure))
+                    self._invoke(_Retry(now, rule, event, 1, now))
                     invocations += 1
         for retry in sorted(due, key=lambda retry: retry.at):
             self._invoke(retry)
@@ -162,34 +172,42 @@ class SesEventPublisher:
 
     def _invoke(self, attempt: _Retry) -> None:
         """EventBridge invokes asynchronously: a failure is retried by Lambda a minute and
-        then two minutes later, as for schedules (AsyncTarget.retry_wait); then the event
-        goes to the function's OnFailure queue, wrapped as Lambda wraps it."""
-        function, event = attempt.function, attempt.event
-        result = function.invoke(event)
+        then two minutes later, as for schedules (AsyncTarget.retry_wait), unless the event
+        would by then be older than the function's MaximumEventAgeInSeconds; then it goes
+        to the function's OnFailure queue, wrapped as Lambda wraps it."""
+        rule, event = attempt.rule, attempt.event
+        result = rule.function.invoke(event)
         if not result.failed:
             return
         log.warning(
-            "%s failed on an SES event (attempt %d)", function.spec.logical_id, attempt.attempt
+            "%s failed on an SES event (attempt %d)", rule.function.spec.logical_id, attempt.attempt
         )
-        wait = _ASYNC.retry_wait(attempt.attempt)
+        wait = rule.settings.retry_wait(attempt.attempt)
         if wait is None:
-            self._give_up(attempt, result.error)
+            self._give_up(attempt, result.error, "RetriesExhausted")
+            return
+        retry_at = self._now() + wait
+        if rule.settings.outlives(attempt.queued, retry_at):
+            self._give_up(attempt, result.error, "EventAgeExceeded")
             return
         with self._lock:
-            self._retries.append(
-                replace(attempt, at=self._now() + wait, attempt=attempt.attempt + 1)
-            )
+            self._retries.append(replace(attempt, at=retry_at, attempt=attempt.attempt + 1))
 
-    def _give_up(self, attempt: _Retry, error: dict[str, Any] | None) -> None:
-        if attempt.on_failure is None or self._send_to_queue is None:
+    def _give_up(self, attempt: _Retry, error: dict[str, Any] | None, condition: str) -> None:
+        if attempt.rule.on_failure is None or self._send_to_queue is None:
             log.error(
                 "SES event dropped after %d attempts: %s", attempt.attempt, attempt.event["id"]
             )
             return
         record = failure_record(
-            attempt.function.arn, json.dumps(attempt.event), error, attempt.attempt, self._now()
+            attempt.rule.function.arn,
+            json.dumps(attempt.event),
+            error,
+            attempt.attempt,
+            self._now(),
+            condition,
         )
-        self._send_to_queue(attempt.on_failure, json.dumps(record))
+        self._send_to_queue(attempt.rule.on_failure, json.dumps(record))
 
     def _published(self, message: Any) -> None:
         mail = self._mail(message)

@@ -215,6 +215,7 @@ class LocalStack:
                     self.template.names.queue_arn(spec.async_invoke.on_failure_queue)
                     if spec.async_invoke.on_failure_queue
                     else None,
+                    timedelta(seconds=spec.async_invoke.maximum_event_age_seconds),
                 )
                 for spec in self.template.functions.values()
             },

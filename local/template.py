@@ -116,6 +116,7 @@ class AsyncInvokeConfig:
 
     maximum_retry_attempts: int = 2
     on_failure_queue: str | None = None
+    maximum_event_age_seconds: int = 21_600  # Lambda's default: 6 hours
 
 
 @dataclass(frozen=True)
@@ -458,6 +459,7 @@ def _async_invoke(config: Mapping[str, Any]) -> AsyncInvokeConfig:
     return AsyncInvokeConfig(
         maximum_retry_attempts=int(config.get("MaximumRetryAttempts", 2)),
         on_failure_queue=_logical_of(destination) if destination else None,
+        maximum_event_age_seconds=int(config.get("MaximumEventAgeInSeconds", 21_600)),
     )
 
 

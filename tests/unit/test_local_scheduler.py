@@ -123,14 +123,16 @@ def firer(
     function: FakeFunction,
     clock: VirtualClock,
     send_to_queue: Callable[[str, str], None] | None = None,
+    oldest: timedelta = timedelta(hours=6),
 ) -> ScheduleFirer:
     functions = cast(dict[str, FunctionPool], {SWEEP_ARN: function})
+    settings = AsyncTarget(retries=2, on_failure_arn=FAILURES_ARN, maximum_event_age=oldest)
     return ScheduleFirer(
         functions,
         clock,
         REGION,
         send_to_queue=send_to_queue or _no_queue,
-        async_targets={SWEEP_ARN: AsyncTarget(retries=2, on_failure_arn=FAILURES_ARN)},
+        async_targets={SWEEP_ARN: settings},
     )
 
 
@@ -340,6 +342,31 @@ def test_a_run_failing_past_lambdas_retries_goes_to_the_on_failure_queue() -> No
     assert arn == FAILURES_ARN
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestPayload"]["scheduledTime"] == function.events[0]["scheduledTime"]
+
+
+@pytest.mark.usefixtures("_scheduler")
+def test_a_run_too_old_for_its_next_retry_goes_to_the_on_failure_queue() -> None:
+    """With MaximumEventAgeInSeconds of 120, the retry due 180 s after the first attempt
+    never runs: after two attempts the event goes to the on-failure queue, saying why."""
+    # given
+    function, clock = FakeFunction(failures=3), VirtualClock()
+    sent: list[tuple[str, str]] = []
+    schedules = firer(
+        function, clock, lambda arn, body: sent.append((arn, body)), timedelta(seconds=120)
+    )
+    schedules.poll()
+    clock.advance(2 * HOUR)
+
+    # when: the run, Lambda's retry a minute later, then the moment of the one it dropped
+    for wait in (0, 60, 120):
+        clock.advance(wait)
+        schedules.poll()
+
+    # then
+    first, *_ = function.scheduled_times
+    assert function.scheduled_times.count(first) == 2
+    (_, body), *_ = sent
+    assert json.loads(body)["requestContext"]["condition"] == "EventAgeExceeded"
 
 
 def test_the_templates_sweep_runs_as_often_as_the_engine_assumes() -> None:

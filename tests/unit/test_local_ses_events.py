@@ -13,7 +13,10 @@ from moto.events.models import EventPattern
 
 from local.clock import VirtualClock
 from local.runtime import FunctionPool, Invocation
+from local.scheduler import AsyncTarget
 from local.ses_events import Rule, SesEventPublisher
+from local.template import load_template
+from tests.conftest import REPO
 
 EVENT = {"id": "e-1", "source": "aws.ses", "detail-type": "Email Sent", "detail": {}}
 
@@ -124,3 +127,49 @@ def test_an_event_failing_every_attempt_goes_to_the_on_failure_queue() -> None:
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 3
     assert record["requestPayload"] == EVENT
+
+
+def test_an_event_too_old_for_its_next_retry_goes_to_the_on_failure_queue() -> None:
+    """With MaximumEventAgeInSeconds of 120, the retry due 180 s after the event was queued
+    never runs: after two attempts Lambda discards it to the OnFailure queue, saying why."""
+    # given
+    function, clock = Feedback(failures=10), VirtualClock()
+    sent: list[tuple[str, str]] = []
+    rule = Rule(
+        EventPattern.load('{"source": ["aws.ses"]}'),
+        cast(FunctionPool, function),
+        "arn:aws:sqs:us-east-1:123456789012:FeedbackFailureQueue",
+        AsyncTarget(maximum_event_age=timedelta(seconds=120)),
+    )
+    events = SesEventPublisher(
+        "us-east-1", ["SEND"], None, [rule], clock.now, lambda arn, body: sent.append((arn, body))
+    )
+    events.publish(EVENT)
+
+    # when
+    for wait in (0, 60, 120):
+        clock.advance(wait)
+        events.poll()
+
+    # then
+    assert function.calls == 2
+    ((_, body),) = sent
+    record = json.loads(body)
+    assert record["requestContext"]["condition"] == "EventAgeExceeded"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+
+
+def test_feedback_gives_up_on_an_event_as_the_template_says() -> None:
+    """The template's EventInvokeConfig for Feedback reaches the local retries: two retries,
+    and an event older than 8 minutes goes to FeedbackFailureQueue rather than waiting."""
+    # given
+    template = load_template(REPO / "template.yaml", {"WriteKey": "k", "TrackingSecret": "s"})
+    functions = {name: cast(FunctionPool, Feedback()) for name in template.functions}
+
+    # when
+    events = SesEventPublisher.for_template(template, functions, VirtualClock().now)
+
+    # then
+    (rule,) = events.rules
+    assert rule.settings == AsyncTarget(retries=2, maximum_event_age=timedelta(minutes=8))
+    assert (rule.on_failure or "").endswith("-FeedbackFailureQueue")

@@ -11,7 +11,9 @@ yet", so it resends only once a receipt would have arrived:
   EventBridge invokes Feedback asynchronously, and Lambda retries a failed asynchronous
   invocation twice, about one and then two minutes apart
   (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html), so a
-  receipt that is coming has come, or has failed for good, well within ten minutes.
+  receipt that is coming has come, or has failed for good, well within ten minutes. (The
+  template caps Feedback's event age at 8 minutes, on Lambda and on the EventBridge rule, so
+  a throttled Feedback does not hold a receipt for Lambda's 6 hours either.)
 - and only while no receipt has failed for good. A receipt Feedback could not record waits
   in its failure queue (template.yaml, ``FeedbackFailureQueue``), alarmed; it may be this
   email's. Then the copy keeps waiting, looking again every ``RECHECK``, until an operator
