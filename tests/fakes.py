@@ -222,7 +222,9 @@ class InMemoryEngineStore:
             return "new", None
         if existing.fire_id != fire_id:
             return "blocked", existing
-        return ("duplicate" if existing.enqueued else "resume"), existing
+        # As the adapter: a fire's record, saved once it is queued, says it was handed on.
+        saved = (person, existing.fired_at, trigger, existing.occurrence) in self.fires
+        return ("duplicate" if existing.enqueued or saved else "resume"), existing
 
     def mark_enqueued(
         self, person: PersonId, trigger: str, occurrence: str, reentry: Reentry

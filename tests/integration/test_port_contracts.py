@@ -129,6 +129,23 @@ def test_claiming_a_queued_fire_again_is_a_duplicate(engine: EngineRecords) -> N
     assert claimed == ("duplicate", "fire-a")
 
 
+def test_claiming_a_fire_whose_record_was_saved_again_is_a_duplicate(
+    engine: EngineRecords,
+) -> None:
+    """A fire's record is saved once it is on the send queue: claimed again, with no
+    enqueued mark, the record alone makes it a duplicate, not a resume."""
+    # given
+    fire = _fire()
+    engine.claim(ADA, fire.trigger, str(fire.occurrence), fire.fire_id, NOW, EVERY_TIME)
+    engine.save_fire(fire)
+    # when
+    claim, entry = engine.claim(
+        ADA, fire.trigger, str(fire.occurrence), fire.fire_id, NOW + DAY, EVERY_TIME
+    )
+    # then
+    assert (claim, entry.fire_id if entry else None) == ("duplicate", fire.fire_id)
+
+
 def test_claiming_a_fire_never_queued_again_resumes_it(engine: EngineRecords) -> None:
     """The same fire claimed twice without being enqueued in between: resume, first time kept."""
     # given

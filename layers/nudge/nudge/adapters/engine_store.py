@@ -147,7 +147,21 @@ class EngineStore:
             raise Conflict(f"fire ledger for {trigger} changed while deciding")
         if existing.fire_id != fire_id:
             return "blocked", existing
-        return ("duplicate" if existing.enqueued else "resume"), existing
+        handed_on = existing.enqueued or self._fire_saved(person, trigger, existing)
+        return ("duplicate" if handed_on else "resume"), existing
+
+    def _fire_saved(self, person: PersonId, trigger: str, entry: LedgerEntry) -> bool:
+        """Whether the claimed fire's record was saved: it is written once the fire is on
+        the send queue, so it says the fire was handed on, with no mark of its own."""
+        key = keys.fire_key(person, entry.fired_at, trigger, entry.occurrence)
+        with aws_call("reading a fire record"):
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=to_attributes(key),
+                ConsistentRead=True,
+                ProjectionExpression="pk",
+            )
+        return "Item" in response
 
     def _ledger_expiry(self, at: datetime, reentry: Reentry) -> dict[str, int]:
         """When the ledger entry may go (DynamoDB's TTL deletes it some time after):

@@ -553,10 +553,11 @@ class EvaluateService:
             return _refused(trigger, fire, claim, existing, "already fired and handed to delivery")
         fired_at = existing.fired_at if claim == "resume" and existing else iso(fire.at)
         record = self._fire_record(trigger, fire, fire_id, fired_at, history)
-        self.engine.save_fire(record)
         if fire.arm != HOLDOUT:  # the holdout's fire is recorded for the report, never sent
             self.queue.send(record)
-        self.engine.mark_enqueued(fire.person, trigger.id, fire.occurrence, reentry)
+        # Saved last: the record is what tells a redelivery the fire reached the queue
+        # (duplicate), where its absence means a crash came first (resume: queued again).
+        self.engine.save_fire(record)
         return None
 
     def _fire_record(
