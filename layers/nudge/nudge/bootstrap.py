@@ -222,24 +222,26 @@ def trigger_index() -> TriggerIndex:
 
 
 @functools.cache
-def scoring() -> Scoring:
+def scoring() -> Scoring | None:
     """The predictions scored on every event, each with its model or why it has none:
     loaded once per process, and a problem logged once here, never raised (Evaluate then
     scores nothing for that prediction, and triggers on its score do not match).
 
     Only the predictions an enabled trigger reads are scored: a score costs the history
     its features count (up to 28 days, a read where the event needed none) and bytes on
-    every profile write, which nobody should pay for a score nothing uses."""
+    every profile write, which nobody should pay for a score nothing uses. None when no
+    trigger reads one: then no model is fetched (no S3 client, no GetObject) and no
+    prediction code is imported (7 ms of Evaluate's cold start, bench/README.md)."""
     from dataclasses import replace
 
-    from nudge.adapters.model_file import load_scoring
-    from nudge.domain.predictions.live import Scoring
     from nudge.domain.triggers.scores import score_ids
 
     engine = engine_settings()
     read = {name for trigger in trigger_index().triggers.values() for name in score_ids(trigger)}
     if not read:
-        return Scoring()  # and no model is fetched: no S3 client, no GetObject at cold start
+        return None
+    from nudge.adapters.model_file import load_scoring
+
     reader = _models_reader(engine.models_dir, engine.models_bucket, read)
     found, problems = load_scoring(engine.predictions_dir, reader)
     # load_scoring lists the folder's own problems (a file that does not load) first, then
