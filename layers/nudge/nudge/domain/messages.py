@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    ValidationError,
-)
+# pydantic's names from the modules that define them: ``from pydantic import`` loads
+# them through importlib, which -X importtime bills to this module (bench/imports.py).
+from pydantic.config import ConfigDict
+from pydantic.fields import Field
+from pydantic.functional_serializers import PlainSerializer
+from pydantic.functional_validators import BeforeValidator
+from pydantic.main import BaseModel
+from pydantic_core import ValidationError
 
 from nudge.domain.fire_marks import FIRE_HEADER, FIRE_TAG
 from nudge.domain.person import PersonId

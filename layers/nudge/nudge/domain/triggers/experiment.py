@@ -26,7 +26,11 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+# pydantic's names from the modules that define them: ``from pydantic import`` loads
+# them through importlib, which -X importtime bills to this module (bench/imports.py).
+from pydantic.fields import Field
+from pydantic.functional_validators import BeforeValidator, field_validator, model_validator
+from pydantic.json_schema import WithJsonSchema
 
 from nudge.domain.experiments.naming import experiment_key
 from nudge.domain.person import PersonId

@@ -18,15 +18,12 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    Discriminator,
-    Field,
-    Tag,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+# pydantic's names from the modules that define them: ``from pydantic import`` loads
+# them through importlib, which -X importtime bills to this module (bench/imports.py).
+from pydantic.fields import Field
+from pydantic.functional_validators import AfterValidator, field_validator, model_validator
+from pydantic.json_schema import WithJsonSchema
+from pydantic.types import Discriminator, Tag
 
 from nudge.domain.durations import parse_duration
 from nudge.domain.engagement import BEST_HOUR_FALLBACK, BEST_HOUR_WITHIN
