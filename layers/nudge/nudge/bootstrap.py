@@ -22,16 +22,12 @@ from botocore.config import Config
 
 from nudge.config import (
     ConfigError,
-    DeliverySettings,
     EngineSettings,
     ReadSettings,
     Settings,
-    SocketSettings,
-    TrackingSettings,
     TrainSettings,
     bundled_triggers,
 )
-from nudge.config import webhook_secrets as parse_webhook_secrets
 from nudge.domain.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -47,6 +43,7 @@ if TYPE_CHECKING:
     from nudge.adapters.queue import DeadLetters
     from nudge.adapters.store import EventStore
     from nudge.adapters.suppression import SuppressionStore
+    from nudge.delivery_config import DeliverySettings, SocketSettings, TrackingSettings
     from nudge.domain.predictions.live import Scoring
     from nudge.domain.predictions.score import ScoreModel
     from nudge.domain.triggers.engine import TriggerIndex
@@ -156,6 +153,8 @@ TRACKING_SECRET_PARAMETER = "NUDGE_TRACKING_SECRET_PARAMETER"
 def tracking_settings() -> TrackingSettings:
     """The link-signing secrets, from the SecureString the environment names (read once per
     process: a rotation reaches a function with its next cold start, docs/operations.md)."""
+    from nudge.delivery_config import TrackingSettings
+
     name = os.environ.get(TRACKING_SECRET_PARAMETER)
     if not name:
         raise ConfigError(f"{TRACKING_SECRET_PARAMETER} is not set")
@@ -165,6 +164,8 @@ def tracking_settings() -> TrackingSettings:
 @functools.cache
 def webhook_secrets() -> tuple[str, ...]:
     """The webhook signing secrets (``new,old``), from the SecureString Send's settings name."""
+    from nudge.delivery_config import webhook_secrets as parse_webhook_secrets
+
     name = delivery_settings().webhook_secret_parameter
     if not name:
         raise ConfigError("no webhook secret parameter: webhooks are off")
@@ -325,6 +326,8 @@ def evaluate_service() -> EvaluateService:
 
 @functools.cache
 def delivery_settings() -> DeliverySettings:
+    from nudge.delivery_config import DeliverySettings
+
     return DeliverySettings.from_env(os.environ)
 
 
@@ -405,6 +408,8 @@ def send_service() -> SendService:
 
 @functools.cache
 def socket_settings() -> SocketSettings:
+    from nudge.delivery_config import SocketSettings
+
     return SocketSettings.from_env(os.environ)
 
 
