@@ -30,6 +30,9 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
+    """What every function that touches the table reads: its name, write keys, retention and
+    the limits on an event's timestamp."""
+
     table_name: str
     write_keys: frozenset[str]
     retention: timedelta
@@ -83,6 +86,9 @@ def bundled(folder: str) -> Path:
 
 @dataclass(frozen=True)
 class EngineSettings:
+    """Evaluate's: where fires and timers go, how long decisions are kept, and the triggers,
+    predictions and models it runs."""
+
     send_queue_url: str
     schedule_group: str
     scheduler_role_arn: str

@@ -128,6 +128,8 @@ class PersonBlocked(Exception):
 
 @dataclass(frozen=True)
 class TimerPayload:
+    """A due timer, as its schedule's input hands it to Evaluate."""
+
     trigger: str
     person: PersonId
     occurrence: str

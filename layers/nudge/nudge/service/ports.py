@@ -117,6 +117,9 @@ MAX_DELAY = 900
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """The fire ledger's entry for an occurrence: which fire claimed it, when, and whether
+    the fire reached the send queue."""
+
     fire_id: str
     occurrence: str
     fired_at: str
@@ -146,6 +149,8 @@ class Outgoing:
 
 @dataclass(frozen=True)
 class WebhookResult:
+    """What became of one webhook attempt."""
+
     delivered: bool  # a 2xx within the timeout
     status: int | None  # the HTTP status, when the receiver answered
     retryable: bool  # worth sending again later (same webhook-id)

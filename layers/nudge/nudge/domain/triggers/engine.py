@@ -541,6 +541,8 @@ def _enter(
 
 @dataclass(frozen=True)
 class Timing:
+    """A trigger's delay and absence window, as an arm's variant sets them."""
+
     delay: timedelta
     absence: timedelta | None  # the unless window, when the trigger has one
 
