@@ -53,7 +53,6 @@ from nudge.domain.triggers.engine import (
     swept_hour,
 )
 from nudge.domain.triggers.experiment import HOLDOUT
-from nudge.domain.triggers.journey import STEP_REENTRY
 from nudge.domain.triggers.model import (
     Inactivity,
     Trigger,
@@ -555,7 +554,11 @@ class EvaluateService:
         trigger = self.index.triggers[fire.trigger]
         fire_id = fire.fire_id
         # A journey's step sends once per occurrence; re-entry rules apply to its entry.
-        reentry = trigger.reentry if fire.step is None else STEP_REENTRY
+        reentry = trigger.reentry
+        if fire.step is not None:
+            from nudge.domain.triggers.journey import STEP_REENTRY  # loaded with its trigger
+
+            reentry = STEP_REENTRY
         claim, existing = self.engine.claim(
             fire.person, trigger.id, fire.occurrence, fire_id, fire.at, reentry
         )  # the holdout claims too: re-entry rules count its turns as the arms' own
