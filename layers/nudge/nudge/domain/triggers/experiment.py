@@ -17,7 +17,9 @@ a digest of the variants' definitions without their weights: editing what a vari
 starts a new experiment, re-weighting does not.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: pydantic would then evaluate every field's
+# annotation from its text (a compile each) when the class is built, at cold start; written
+# as objects they cost nothing more. The names used before they are defined are quoted.
 
 import hashlib
 import json
@@ -148,7 +150,7 @@ class Experiment(Strict):
         return value
 
     @model_validator(mode="after")
-    def _ids_unique(self) -> Experiment:
+    def _ids_unique(self) -> "Experiment":
         ids = [variant.id for variant in self.variants]
         repeated = sorted({name for name in ids if ids.count(name) > 1})
         if repeated:
