@@ -22,7 +22,7 @@ settings, Evaluate's trigger files), which would hide there if a change only mov
 of the ``nudge`` modules' bodies.
 
 ``NUDGE_BENCH_IMPORTS_FUNCTIONS`` (logical ids, comma-separated, e.g. ``Evaluate``) measures
-those functions only, with their extra rows ("Evaluate, scoring off"), and the baselines: a
+those functions only, with their extra rows ("Evaluate, every trigger on"), and the baselines: a
 run for one function's work takes a minute instead of six. ``NUDGE_BENCH_IMPORTS_BEFORE``
 (a commit) measures that tree in the "before" columns in place of ``BEFORE``, for the figures
 of one change beside the tree it started from.
@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -57,6 +58,7 @@ GOAL_MS = 50.0  # issue #13: the nudge modules' self time, every function
 # The last commit before the import-time work: its tree is measured beside this one.
 BEFORE = "2684d06c0dce7fc6732d14c09b4aad155ecd560c"
 FUNCTIONS_VARIABLE = "NUDGE_BENCH_IMPORTS_FUNCTIONS"
+EVERY_TRIGGER_ON = "Evaluate, every trigger on"
 BEFORE_VARIABLE = "NUDGE_BENCH_IMPORTS_BEFORE"
 TIMEOUT = 60.0
 MARK = "BENCH_IMPORT_SECONDS"
@@ -166,7 +168,18 @@ def _chosen_functions() -> frozenset[str]:
     return frozenset(name.strip() for name in listed.split(",") if name.strip())
 
 
-def _subjects(ssm_endpoint: str, pycache: str, root: Path = REPO) -> list[Subject]:
+def _every_trigger_on(root: Path, scratch: Path) -> Path:
+    """A copy of the tree's trigger folder (templates too) with every trigger enabled: the
+    shipped journey and score triggers are off, and what they load is loaded only for them."""
+    folder = Path(tempfile.mkdtemp(dir=scratch)) / "triggers"
+    shutil.copytree(root / "triggers", folder)
+    for path in folder.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("\nenabled: false\n", "\nenabled: true\n"), encoding="utf-8")
+    return folder
+
+
+def _subjects(ssm_endpoint: str, pycache: str, scratch: Path, root: Path = REPO) -> list[Subject]:
     template = load_template(
         root / "template.yaml",
         {"WriteKey": "bench-write-key", "TrackingSecret": "bench-tracking-secret"},
@@ -194,15 +207,13 @@ def _subjects(ssm_endpoint: str, pycache: str, root: Path = REPO) -> list[Subjec
             )
         )
         if spec.logical_id == "Evaluate":
-            # Scoring off: no predictions folder, so no prediction, model or feature code
-            # loads; the difference to the row above is what scoring adds to a cold start.
-            subjects.append(
-                replace(
-                    subjects[-1],
-                    name="Evaluate, scoring off",
-                    env={**subjects[-1].env, "NUDGE_PREDICTIONS_DIR": "/nonexistent"},
-                )
-            )
+            # Every shipped trigger on, churn_risk's score and cart_recovery_series' journey
+            # too: what a cold start costs when the code loaded only for them is loaded. The
+            # models are read from the folder (no models bucket: no S3 client, no call).
+            env = dict(subjects[-1].env)
+            env.pop("NUDGE_MODELS_BUCKET", None)
+            env["NUDGE_TRIGGERS_DIR"] = str(_every_trigger_on(root, scratch))
+            subjects.append(replace(subjects[-1], name=EVERY_TRIGGER_ON, env=env))
     return subjects
 
 
@@ -431,10 +442,13 @@ def run(console: Console) -> Figures:
     with (
         _parameter_store() as ssm_endpoint,
         tempfile.TemporaryDirectory() as pycache,
+        tempfile.TemporaryDirectory() as scratch,
         _tree_at(before_commit) as before_root,
     ):
-        subjects = _subjects(ssm_endpoint, pycache)
-        earlier = _subjects(ssm_endpoint, pycache, before_root) if before_root else []
+        subjects = _subjects(ssm_endpoint, pycache, Path(scratch))
+        earlier = (
+            _subjects(ssm_endpoint, pycache, Path(scratch), before_root) if before_root else []
+        )
         baselines = _baselines(pycache)
         measured = iter(_measure([*subjects, *earlier, *baselines]))
     # _measure answers in the order it was given: this tree's, the earlier tree's, baselines.
