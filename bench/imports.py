@@ -20,6 +20,12 @@ statement (``-X importtime`` does not see ``importlib.import_module``), so its o
 the "handler body" column, is measured too: the work its module-level code calls (clients,
 settings, Evaluate's trigger files), which would hide there if a change only moved work out
 of the ``nudge`` modules' bodies.
+
+``NUDGE_BENCH_IMPORTS_FUNCTIONS`` (logical ids, comma-separated, e.g. ``Evaluate``) measures
+those functions only, with their extra rows ("Evaluate, every trigger on"), and the baselines: a
+run for one function's work takes a minute instead of six. ``NUDGE_BENCH_IMPORTS_BEFORE``
+(a commit) measures that tree in the "before" columns in place of ``BEFORE``, for the figures
+of one change beside the tree it started from.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -50,6 +57,9 @@ PROFILED = 7  # -X importtime runs; self times are the median of these, per pack
 GOAL_MS = 50.0  # issue #13: the nudge modules' self time, every function
 # The last commit before the import-time work: its tree is measured beside this one.
 BEFORE = "2684d06c0dce7fc6732d14c09b4aad155ecd560c"
+FUNCTIONS_VARIABLE = "NUDGE_BENCH_IMPORTS_FUNCTIONS"
+EVERY_TRIGGER_ON = "Evaluate, every trigger on"
+BEFORE_VARIABLE = "NUDGE_BENCH_IMPORTS_BEFORE"
 TIMEOUT = 60.0
 MARK = "BENCH_IMPORT_SECONDS"
 CPU_MARK = "BENCH_CPU_SELF_MS"
@@ -152,14 +162,40 @@ def _base_env(pycache: str) -> dict[str, str]:
     }
 
 
-def _subjects(ssm_endpoint: str, pycache: str, root: Path = REPO) -> list[Subject]:
+def _chosen_functions() -> frozenset[str]:
+    """The logical ids ``NUDGE_BENCH_IMPORTS_FUNCTIONS`` names; empty for every function."""
+    listed = os.environ.get(FUNCTIONS_VARIABLE, "")
+    return frozenset(name.strip() for name in listed.split(",") if name.strip())
+
+
+def _every_trigger_on(root: Path, scratch: Path) -> Path:
+    """A copy of the tree's trigger folder (templates too) with every trigger enabled: the
+    shipped journey and score triggers are off, and what they load is loaded only for them."""
+    folder = Path(tempfile.mkdtemp(dir=scratch)) / "triggers"
+    shutil.copytree(root / "triggers", folder)
+    for path in folder.glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("\nenabled: false\n", "\nenabled: true\n"), encoding="utf-8")
+    return folder
+
+
+def _subjects(ssm_endpoint: str, pycache: str, scratch: Path, root: Path = REPO) -> list[Subject]:
     template = load_template(
         root / "template.yaml",
         {"WriteKey": "bench-write-key", "TrackingSecret": "bench-tracking-secret"},
     )
     base = {**_base_env(pycache), "AWS_ENDPOINT_URL_SSM": ssm_endpoint}
+    chosen = _chosen_functions()
+    unknown = chosen - set(template.functions)
+    if unknown:
+        raise ValueError(
+            f"{FUNCTIONS_VARIABLE} names {', '.join(sorted(unknown))}, not functions of the"
+            f" template ({', '.join(template.functions)})"
+        )
     subjects = []
     for spec in template.functions.values():
+        if chosen and spec.logical_id not in chosen:
+            continue
         module, _, attribute = spec.handler.rpartition(".")
         subjects.append(
             Subject(
@@ -171,15 +207,13 @@ def _subjects(ssm_endpoint: str, pycache: str, root: Path = REPO) -> list[Subjec
             )
         )
         if spec.logical_id == "Evaluate":
-            # Scoring off: no predictions folder, so no prediction, model or feature code
-            # loads; the difference to the row above is what scoring adds to a cold start.
-            subjects.append(
-                replace(
-                    subjects[-1],
-                    name="Evaluate, scoring off",
-                    env={**subjects[-1].env, "NUDGE_PREDICTIONS_DIR": "/nonexistent"},
-                )
-            )
+            # Every shipped trigger on, churn_risk's score and cart_recovery_series' journey
+            # too: what a cold start costs when the code loaded only for them is loaded. The
+            # models are read from the folder (no models bucket: no S3 client, no call).
+            env = dict(subjects[-1].env)
+            env.pop("NUDGE_MODELS_BUCKET", None)
+            env["NUDGE_TRIGGERS_DIR"] = str(_every_trigger_on(root, scratch))
+            subjects.append(replace(subjects[-1], name=EVERY_TRIGGER_ON, env=env))
     return subjects
 
 
@@ -404,13 +438,17 @@ def _function_rows(
 
 
 def run(console: Console) -> Figures:
+    before_commit = os.environ.get(BEFORE_VARIABLE) or BEFORE
     with (
         _parameter_store() as ssm_endpoint,
         tempfile.TemporaryDirectory() as pycache,
-        _tree_at(BEFORE) as before_root,
+        tempfile.TemporaryDirectory() as scratch,
+        _tree_at(before_commit) as before_root,
     ):
-        subjects = _subjects(ssm_endpoint, pycache)
-        earlier = _subjects(ssm_endpoint, pycache, before_root) if before_root else []
+        subjects = _subjects(ssm_endpoint, pycache, Path(scratch))
+        earlier = (
+            _subjects(ssm_endpoint, pycache, Path(scratch), before_root) if before_root else []
+        )
         baselines = _baselines(pycache)
         measured = iter(_measure([*subjects, *earlier, *baselines]))
     # _measure answers in the order it was given: this tree's, the earlier tree's, baselines.
@@ -420,7 +458,8 @@ def run(console: Console) -> Figures:
     console.print(
         side_by_side(
             f"Handler import time, fresh interpreter (ms): median of {RUNS}; self times: median "
-            f"of {PROFILED} -X importtime runs; before: commit {BEFORE[:7]}, same run, interleaved",
+            f"of {PROFILED} -X importtime runs; before: commit {before_commit[:7]}, same run, "
+            "interleaved",
             [
                 "function (app.handler)",
                 "import",
@@ -444,7 +483,9 @@ def run(console: Console) -> Figures:
         )
     )
     if before_root is None:
-        console.print(f"[yellow]commit {BEFORE[:7]} not in this clone: no 'before' columns[/]")
+        console.print(
+            f"[yellow]commit {before_commit[:7]} not in this clone: no 'before' columns[/]"
+        )
     console.print(
         side_by_side(
             "Baselines (ms): median import time; top 5 packages by self time",
@@ -457,7 +498,7 @@ def run(console: Console) -> Figures:
     )
     return {
         "functions": functions,
-        "before": {"commit": BEFORE, "functions": before},
+        "before": {"commit": before_commit, "functions": before},
         "goal_nudge_self_ms": GOAL_MS,
         "baselines": baseline_figures,
     }

@@ -29,16 +29,14 @@ from nudge.domain.profile import Profile, expiry
 from nudge.domain.timefmt import hour_of, iso
 from nudge.domain.triggers.engine import Decision, Pending
 from nudge.domain.triggers.model import Reentry
+from nudge.service.delivery_ports import Outgoing, Receipt, WebhookResult
 from nudge.service.ports import (
     MAX_DELAY,
     Claim,
     LedgerEntry,
-    Outgoing,
     OutsideError,
-    Receipt,
     Unavailable,
     VersionConflict,
-    WebhookResult,
 )
 
 __all__ = [

@@ -39,6 +39,7 @@ from nudge.domain.profile import Profile, expiry, profile_kept
 from nudge.domain.timefmt import hour_of, iso
 from nudge.domain.triggers.engine import Pending
 from nudge.domain.triggers.model import Reentry
+from nudge.service.delivery_ports import Receipt, Receipts
 from nudge.service.ports import (
     ContactRecords,
     EngineRecords,
@@ -47,8 +48,6 @@ from nudge.service.ports import (
     InAppInbox,
     ModelArtefacts,
     PersonStore,
-    Receipt,
-    Receipts,
     Scheduler,
     SuppressionList,
     VersionConflict,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from nudge.config import ConfigError, DeliverySettings, ReadSettings, Settings, webhook_secrets
+from nudge.config import ConfigError, ReadSettings, Settings
+from nudge.delivery_config import DeliverySettings, webhook_secrets
 from nudge.domain.intake import Limits
 
 

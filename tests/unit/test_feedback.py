@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from nudge.service.delivery_ports import Receipt
 from nudge.service.feedback import FeedbackService
-from nudge.service.ports import Receipt
 
 from tests.fakes import InMemoryExperiments
 

@@ -21,7 +21,8 @@ from nudge.domain.policy import ContactState
 from nudge.domain.profile import Profile, expiry, profile_kept
 from nudge.domain.render import Renderer
 from nudge.domain.timefmt import hour_of, iso
-from nudge.service.ports import Refused, WebhookResult
+from nudge.service.delivery_ports import WebhookResult
+from nudge.service.ports import Refused
 from nudge.service.send import (
     EMAIL_BACKOFF,
     WEBHOOK_BACKOFF,

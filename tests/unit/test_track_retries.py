@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from nudge.config import Settings, TrackingSettings
+from nudge.config import Settings
+from nudge.delivery_config import TrackingSettings
 from nudge.domain.intake import StoredEvent
 from nudge.domain.person import PersonId
 from nudge.domain.tokens import ClickClaims, OpenClaims, sign_link

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from nudge.config import ConfigError, Settings, TrackingSettings
+from nudge.config import ConfigError, Settings
+from nudge.delivery_config import TrackingSettings
 from nudge.domain.errors import TokenRefused
 from nudge.domain.person import PersonId
 from nudge.domain.tokens import ClickClaims, UnsubscribeClaims, sign_link

@@ -22,16 +22,12 @@ from botocore.config import Config
 
 from nudge.config import (
     ConfigError,
-    DeliverySettings,
     EngineSettings,
     ReadSettings,
     Settings,
-    SocketSettings,
-    TrackingSettings,
     TrainSettings,
     bundled_triggers,
 )
-from nudge.config import webhook_secrets as parse_webhook_secrets
 from nudge.domain.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -47,6 +43,7 @@ if TYPE_CHECKING:
     from nudge.adapters.queue import DeadLetters
     from nudge.adapters.store import EventStore
     from nudge.adapters.suppression import SuppressionStore
+    from nudge.delivery_config import DeliverySettings, SocketSettings, TrackingSettings
     from nudge.domain.predictions.live import Scoring
     from nudge.domain.predictions.score import ScoreModel
     from nudge.domain.triggers.engine import TriggerIndex
@@ -156,6 +153,8 @@ TRACKING_SECRET_PARAMETER = "NUDGE_TRACKING_SECRET_PARAMETER"
 def tracking_settings() -> TrackingSettings:
     """The link-signing secrets, from the SecureString the environment names (read once per
     process: a rotation reaches a function with its next cold start, docs/operations.md)."""
+    from nudge.delivery_config import TrackingSettings
+
     name = os.environ.get(TRACKING_SECRET_PARAMETER)
     if not name:
         raise ConfigError(f"{TRACKING_SECRET_PARAMETER} is not set")
@@ -165,6 +164,8 @@ def tracking_settings() -> TrackingSettings:
 @functools.cache
 def webhook_secrets() -> tuple[str, ...]:
     """The webhook signing secrets (``new,old``), from the SecureString Send's settings name."""
+    from nudge.delivery_config import webhook_secrets as parse_webhook_secrets
+
     name = delivery_settings().webhook_secret_parameter
     if not name:
         raise ConfigError("no webhook secret parameter: webhooks are off")
@@ -222,24 +223,26 @@ def trigger_index() -> TriggerIndex:
 
 
 @functools.cache
-def scoring() -> Scoring:
+def scoring() -> Scoring | None:
     """The predictions scored on every event, each with its model or why it has none:
     loaded once per process, and a problem logged once here, never raised (Evaluate then
     scores nothing for that prediction, and triggers on its score do not match).
 
     Only the predictions an enabled trigger reads are scored: a score costs the history
     its features count (up to 28 days, a read where the event needed none) and bytes on
-    every profile write, which nobody should pay for a score nothing uses."""
+    every profile write, which nobody should pay for a score nothing uses. None when no
+    trigger reads one: then no model is fetched (no S3 client, no GetObject) and no
+    prediction code is imported (7 ms of Evaluate's cold start, bench/README.md)."""
     from dataclasses import replace
 
-    from nudge.adapters.model_file import load_scoring
-    from nudge.domain.predictions.live import Scoring
     from nudge.domain.triggers.scores import score_ids
 
     engine = engine_settings()
     read = {name for trigger in trigger_index().triggers.values() for name in score_ids(trigger)}
     if not read:
-        return Scoring()  # and no model is fetched: no S3 client, no GetObject at cold start
+        return None
+    from nudge.adapters.model_file import load_scoring
+
     reader = _models_reader(engine.models_dir, engine.models_bucket, read)
     found, problems = load_scoring(engine.predictions_dir, reader)
     # load_scoring lists the folder's own problems (a file that does not load) first, then
@@ -323,6 +326,8 @@ def evaluate_service() -> EvaluateService:
 
 @functools.cache
 def delivery_settings() -> DeliverySettings:
+    from nudge.delivery_config import DeliverySettings
+
     return DeliverySettings.from_env(os.environ)
 
 
@@ -404,6 +409,8 @@ def send_service() -> SendService:
 
 @functools.cache
 def socket_settings() -> SocketSettings:
+    from nudge.delivery_config import SocketSettings
+
     return SocketSettings.from_env(os.environ)
 
 

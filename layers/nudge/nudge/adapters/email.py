@@ -12,7 +12,7 @@ from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING
 
 from nudge.adapters.aws_errors import aws_call
-from nudge.service.ports import Outgoing
+from nudge.service.delivery_ports import Outgoing
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client

@@ -17,7 +17,7 @@ from nudge.adapters.aws_errors import aws_call
 from nudge.adapters.store import to_attributes
 from nudge.domain.fire_marks import FIRE_HEADER, FIRE_TAG
 from nudge.domain.timefmt import iso
-from nudge.service.ports import Receipt
+from nudge.service.delivery_ports import Receipt
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

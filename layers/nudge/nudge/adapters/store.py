@@ -90,6 +90,8 @@ _deserializer = TypeDeserializer()
 
 @dataclass(frozen=True)
 class PersonView:
+    """A person as one: their profile, the anonymous profiles linked to them, all events."""
+
     profile: Profile | None
     linked_profiles: list[Profile] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)

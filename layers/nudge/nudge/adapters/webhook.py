@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from standardwebhooks import Webhook
 
 from nudge import __version__
-from nudge.service.ports import WebhookResult
+from nudge.service.delivery_ports import WebhookResult
 
 __all__ = ["USER_AGENT", "UnsafeUrl", "WebhookResult", "WebhookSender", "check_url"]
 

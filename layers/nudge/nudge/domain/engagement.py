@@ -95,6 +95,8 @@ _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Su
 
 @dataclass(frozen=True)
 class BestHour:
+    """When to send, and why then."""
+
     at: datetime
     reason: str
 

@@ -106,6 +106,8 @@ class StoredEvent:
 
 @dataclass(frozen=True)
 class Intake:
+    """A request's events, ready to store, and the write key its body carried."""
+
     events: list[Event]
     write_key: str | None = None
     dropped: bool = False  # client metrics (/v1/m): accepted and intentionally not stored

@@ -7,19 +7,20 @@ version 1, so fires in flight during a deploy are delivered. A version newer tha
 code knows is refused rather than half-read.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: pydantic would then evaluate every field's
+# annotation from its text (a compile each) when FireMessage is built, at cold start.
 
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    ValidationError,
-)
+# pydantic's names from the modules that define them: ``from pydantic import`` loads
+# them through importlib, which -X importtime bills to this module (bench/imports.py).
+from pydantic.config import ConfigDict
+from pydantic.fields import Field
+from pydantic.functional_serializers import PlainSerializer
+from pydantic.functional_validators import BeforeValidator
+from pydantic.main import BaseModel
+from pydantic_core import ValidationError
 
 from nudge.domain.fire_marks import FIRE_HEADER, FIRE_TAG
 from nudge.domain.person import PersonId
@@ -112,7 +113,7 @@ class FireMessage(BaseModel):
         return self.trigger if self.step is None else f"{self.trigger}/{self.step}"
 
     @classmethod
-    def from_json(cls, text: str) -> FireMessage:
+    def from_json(cls, text: str) -> "FireMessage":
         try:
             return cls.model_validate_json(text)
         except ValidationError as error:
@@ -130,11 +131,11 @@ class FireMessage(BaseModel):
     def to_json(self) -> str:
         return json.dumps(self.to_record(), separators=(",", ":"), ensure_ascii=False)
 
-    def retried(self) -> FireMessage:
+    def retried(self) -> "FireMessage":
         """The same fire, one more attempt along (re-queued after a failed delivery)."""
         return self.model_copy(update={"attempt": self.attempt + 1})
 
-    def waiting_until(self, moment: str) -> FireMessage:
+    def waiting_until(self, moment: str) -> "FireMessage":
         """The same fire, waiting for its `send.at` moment: not an attempt (no delivery was
         tried), so the retries a failure may need later are all still there."""
         return self.model_copy(update={"deliver_at": moment})

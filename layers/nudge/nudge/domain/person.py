@@ -26,6 +26,8 @@ class InvalidPersonId(ValueError):
 # a sorted list of people is in the same order whichever form it was sorted in.
 @dataclass(frozen=True, order=True, slots=True)
 class PersonId:
+    """A user (their userId) or an anonymous visitor (their anonymousId)."""
+
     kind: PersonKind
     value: str  # the userId or the anonymousId, as the client sent it
     # hash((kind, value)), the hash the dataclass would compute on every call, computed

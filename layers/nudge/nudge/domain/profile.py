@@ -79,6 +79,9 @@ class Miss:
 
 @dataclass(frozen=True)
 class Profile:
+    """One person's aggregates: identity, traits, sessions, counts, engagement hours, scores,
+    experiment arms, and the stream position folded so far."""
+
     person: PersonId
     user_id: str | None = None
     anonymous_ids: tuple[str, ...] = ()

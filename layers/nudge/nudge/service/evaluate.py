@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nudge.adapters.scheduler import schedule_name
 from nudge.domain.experiments.attribution import (
@@ -28,7 +28,6 @@ from nudge.domain.experiments.counts import Measure
 from nudge.domain.intake import StoredEvent
 from nudge.domain.messages import FireMessage
 from nudge.domain.person import PersonId
-from nudge.domain.predictions.live import Scoring, scored
 from nudge.domain.profile import Miss, Profile, fold
 from nudge.domain.recent_ids import folded_recently, remember
 from nudge.domain.timefmt import iso
@@ -54,7 +53,6 @@ from nudge.domain.triggers.engine import (
     swept_hour,
 )
 from nudge.domain.triggers.experiment import HOLDOUT
-from nudge.domain.triggers.journey import STEP_REENTRY
 from nudge.domain.triggers.model import (
     Inactivity,
     Trigger,
@@ -71,6 +69,11 @@ from nudge.service.ports import (
     PersonStore,
     Scheduler,
 )
+
+if TYPE_CHECKING:
+    # Only when a trigger reads a score (bootstrap.scoring): the prediction, model and
+    # feature modules are 7 ms of a cold start that most trigger sets never use.
+    from nudge.domain.predictions.live import Scoring
 
 __all__ = [
     "SWEEP_SOURCE",
@@ -124,6 +127,8 @@ class PersonBlocked(Exception):
 
 @dataclass(frozen=True)
 class TimerPayload:
+    """A due timer, as its schedule's input hands it to Evaluate."""
+
     trigger: str
     person: PersonId
     occurrence: str
@@ -171,7 +176,8 @@ class EvaluateService:
         self.index = index
         self.experiments = experiments
         self.tally = AudienceTally(audience) if audience is not None else None
-        self.scoring = scoring or Scoring()
+        # None when no trigger reads a score: nothing is scored, and the sweep re-scores no one.
+        self.scoring = scoring if scoring is not None and scoring.predictions else None
         # The thresholds score triggers watch: what the sweep re-scores quiet people against.
         self.thresholds = crossing_thresholds(index.crossing)
 
@@ -180,7 +186,7 @@ class EvaluateService:
         """When, after their last activity, the sweep re-scores quiet people. Worked out on
         the first sweep, not at cold start: it walks every tree once per recency split (8 ms
         for the shipped model, far more for a large one) and a stream batch never needs it."""
-        return self.scoring.quiet_boundaries(self.thresholds)
+        return self.scoring.quiet_boundaries(self.thresholds) if self.scoring is not None else ()
 
     # ---- the stream -------------------------------------------------------------------
 
@@ -347,12 +353,15 @@ class EvaluateService:
         retried for the same hour, finds the old scores, and the ledger dedupes its fires."""
         profile = swept.profile
         facts = Facts(now=at, traits=profile.traits, profile=profile.facts(at))
-        if not self.scoring.wanted(facts):
+        scoring = self.scoring
+        if scoring is None or not scoring.wanted(facts):
             return []
-        window = self.scoring.window
+        from nudge.domain.predictions.live import scored  # loaded with the scoring
+
+        window = scoring.window
         # The person's own partition, as on an event: both decide on the same history.
         history = self.history([swept.person], at - window, at) if window else []
-        rescored, facts = scored(self.scoring, profile, profile, replace(facts, history=history))
+        rescored, facts = scored(scoring, profile, profile, replace(facts, history=history))
         if not moved_across(profile.scores, rescored.scores, self.thresholds):
             return []
         elsewhere = self.assigned_elsewhere(swept.person, swept.partitions, self.index.crossing)
@@ -545,7 +554,11 @@ class EvaluateService:
         trigger = self.index.triggers[fire.trigger]
         fire_id = fire.fire_id
         # A journey's step sends once per occurrence; re-entry rules apply to its entry.
-        reentry = trigger.reentry if fire.step is None else STEP_REENTRY
+        reentry = trigger.reentry
+        if fire.step is not None:
+            from nudge.domain.triggers.journey import STEP_REENTRY  # loaded with its trigger
+
+            reentry = STEP_REENTRY
         claim, existing = self.engine.claim(
             fire.person, trigger.id, fire.occurrence, fire_id, fire.at, reentry
         )  # the holdout claims too: re-entry rules count its turns as the arms' own
@@ -726,7 +739,7 @@ class BatchWork:
         window = service.index.history_window(watchers)
         scoring = service.scoring
         known = folded.facts(now)
-        if scoring.predictions and scoring.window > window:
+        if scoring is not None and scoring.window > window:
             judged = Facts(now=now, event=stored.event.body, traits=folded.traits, profile=known)
             if scoring.wanted(judged):
                 # The features count events further back than the triggers look: the one
@@ -740,7 +753,9 @@ class BatchWork:
             profile=known,
             history=history,
         )
-        if scoring.predictions:
+        if scoring is not None:
+            from nudge.domain.predictions.live import scored  # loaded with the scoring
+
             folded, facts = scored(scoring, profile, folded, facts)
         pending = []
         if name in service.index.exit_names:

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from nudge.domain.fire_marks import FIRE_HEADER, FIRE_TAG
-from nudge.service.ports import ExperimentRecords, Receipts, SuppressionList
+from nudge.service.delivery_ports import Receipts
+from nudge.service.ports import ExperimentRecords, SuppressionList
 
 __all__ = ["FeedbackService"]
 

@@ -11,13 +11,15 @@ in-memory fakes in ``tests/fakes.py`` satisfy them too, and
 cannot promise what the adapter does not do.
 
 Domain types are imported for annotations only: Ingest imports this module for its
-errors, and must not pay for the trigger engine or Jinja2 at cold start.
+errors, and must not pay for the trigger engine or Jinja2 at cold start. Delivery's own
+ports (the mailer, the webhook poster, SES's receipts) and the values they speak in are in
+``delivery_ports.py``, which only Send and Feedback import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
     from nudge.domain.person import PersonId
     from nudge.domain.policy import ContactState
     from nudge.domain.profile import Profile
-    from nudge.domain.render import EmailContent
     from nudge.domain.triggers.engine import Decision, Pending
     from nudge.domain.triggers.model import Reentry
 
@@ -50,17 +51,12 @@ __all__ = [
     "Forbidden",
     "InAppInbox",
     "LedgerEntry",
-    "Mailer",
     "Missing",
     "ModelArtefacts",
-    "Outgoing",
     "OutsideError",
     "PersonData",
     "PersonStore",
     "ProfileReader",
-    "Receipt",
-    "ReceiptFailures",
-    "Receipts",
     "Refused",
     "Scheduler",
     "SocketPoster",
@@ -69,8 +65,6 @@ __all__ = [
     "Timers",
     "Unavailable",
     "VersionConflict",
-    "WebhookPoster",
-    "WebhookResult",
 ]
 
 
@@ -118,39 +112,13 @@ MAX_DELAY = 900
 
 @dataclass(frozen=True)
 class LedgerEntry:
+    """The fire ledger's entry for an occurrence: which fire claimed it, when, and whether
+    the fire reached the send queue."""
+
     fire_id: str
     occurrence: str
     fired_at: str
     enqueued: bool
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """SES's word that it accepted a fire's email."""
-
-    fire_id: str
-    message_id: str
-    at: str
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One email, rendered and addressed."""
-
-    sender: str
-    to: str
-    content: EmailContent
-    unsubscribe_url: str
-    headers: dict[str, str]  # extra headers, e.g. X-Nudge-Trigger
-    tags: dict[str, str] = field(default_factory=dict)  # SES message tags, in SES's events
-
-
-@dataclass(frozen=True)
-class WebhookResult:
-    delivered: bool  # a 2xx within the timeout
-    status: int | None  # the HTTP status, when the receiver answered
-    retryable: bool  # worth sending again later (same webhook-id)
-    reason: str
 
 
 # ---- people: profiles and events -----------------------------------------------------------
@@ -359,22 +327,6 @@ class SuppressionList(Protocol):
         ...
 
 
-class Receipts(Protocol):
-    """SES's receipts of accepted emails, by fire id (recorded by Feedback, read by Send)."""
-
-    def record(self, fire_id: str, message_id: str, at: datetime) -> None:
-        """Idempotent: recording the same receipt twice keeps one."""
-        ...
-
-    def find(self, fire_id: str) -> Receipt | None: ...
-
-
-class ReceiptFailures(Protocol):
-    """SES events Feedback could not record (its failure queue): any may be a receipt."""
-
-    def waiting(self) -> int: ...
-
-
 class LinkEventRetries(Protocol):
     """Where Track puts a link event it could not store, to store it later."""
 
@@ -460,23 +412,4 @@ class FireQueue(Protocol):
     def send(self, fire: FireMessage, delay_seconds: int = 0) -> None:
         """Queues the fire, handed out ``delay_seconds`` later (0 to MAX_DELAY; more is a
         ValueError)."""
-        ...
-
-
-class Mailer(Protocol):
-    def send(self, outgoing: Outgoing, epoch_seconds: float) -> str:
-        """Sends; returns the provider's message id. Raises Unavailable when the provider
-        says 'later' (throttling, a 5xx): the same message may be tried again."""
-        ...
-
-
-class WebhookPoster(Protocol):
-    @property
-    def timeout(self) -> float:
-        """The longest one attempt waits for the receiver, in seconds."""
-        ...
-
-    def send(self, url: str, message_id: str, payload: dict[str, Any]) -> WebhookResult:
-        """Posts once, signed, with ``message_id`` as its webhook-id; a refused URL, no
-        answer or a non-2xx is in the result, never raised."""
         ...

@@ -51,6 +51,13 @@ from nudge.domain.render import Renderer, RenderError, render_context
 from nudge.domain.send_time import PersonZone, next_clock_time, zone_of
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.actions import Decision  # the data alone, not the engine
+from nudge.service.delivery_ports import (
+    Mailer,
+    Outgoing,
+    ReceiptFailures,
+    Receipts,
+    WebhookPoster,
+)
 from nudge.service.in_app import InAppService
 from nudge.service.ports import (
     MAX_DELAY,
@@ -60,17 +67,12 @@ from nudge.service.ports import (
     ExperimentRecords,
     FireQueue,
     Forbidden,
-    Mailer,
-    Outgoing,
     ProfileReader,
-    ReceiptFailures,
-    Receipts,
     Refused,
     Scheduler,
     SuppressionList,
     Unavailable,
     VersionConflict,
-    WebhookPoster,
 )
 
 __all__ = ["Delivery", "Poison", "SendService", "SendSettings", "queue_delay"]

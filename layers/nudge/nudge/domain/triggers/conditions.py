@@ -31,6 +31,8 @@ _MISSING: list[Any] = []
 
 @dataclass(frozen=True)
 class Facts:
+    """Everything a condition may read, as of ``now``."""
+
     now: datetime
     event: Mapping[str, Any] = field(default_factory=dict)
     traits: Mapping[str, Any] = field(default_factory=dict)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nudge.domain.durations import words
 from nudge.domain.outcomes import Outcome
@@ -52,15 +52,6 @@ from nudge.domain.triggers.conditions import (
 )
 from nudge.domain.triggers.experiment import HOLDOUT, assign, experiment_key
 from nudge.domain.triggers.explain import why_not
-from nudge.domain.triggers.journey import (
-    FIRST,
-    Walker,
-    arrival,
-    arrives,
-    next_position,
-    starts_waiting,
-    waiting_at,
-)
 from nudge.domain.triggers.model import (
     Absence,
     EventMatch,
@@ -71,6 +62,12 @@ from nudge.domain.triggers.model import (
     WaitUntilStep,
 )
 from nudge.domain.triggers.scores import crossed, not_crossed
+
+# The journey walker is imported where a trigger with steps needs it (the index built at
+# cold start imports it when one is enabled): Evaluate's cold start without one does not
+# load it (bench/README.md, "Handler import time").
+if TYPE_CHECKING:
+    from nudge.domain.triggers.journey import Walker
 
 __all__ = [
     "SWEEP_EVERY",
@@ -347,6 +344,8 @@ def _maybe_arrived(
     it ends the journey or moves it on now, as the step's ``then`` says. The audience is
     judged first, as at the due time (``_journey_due``): a visitor's is not judged at entry
     when the journey starts by waiting, and continuing must not send to one outside it."""
+    from nudge.domain.triggers.journey import arrives, waiting_at
+
     step = waiting_at(trigger.steps or [], timer.step)
     if not isinstance(step, WaitUntilStep) or not arrives(
         step.wait_until, timer, facts.event, facts
@@ -370,6 +369,8 @@ def _answered(
     event: Mapping[str, Any],
 ) -> tuple[list[Action], list[Decision]]:
     """What a wait_until's event does when it comes: ends the journey, or moves it on."""
+    from nudge.domain.triggers.journey import FIRST, next_position
+
     came = f"{waiting.event} at {event.get('timestamp')}"
     if waiting.then == "exit":
         return walker.leave(timer, f"wait_until: {waiting.event}", f"{came}: then exit")
@@ -380,6 +381,8 @@ def _answered(
 def _walker(trigger: Trigger, timer: Pending, person: PersonId, facts: Facts) -> Walker:
     """The journey of ``timer``, for ``person``, with what its branches read at ``facts.now``:
     the entry event, its context holding the collected lists."""
+    from nudge.domain.triggers.journey import Walker
+
     return Walker(
         trigger,
         person,
@@ -433,7 +436,12 @@ class _Entry:
             shared[written] = audience
         # A journey's unless is one of its exits, not a wait before it starts.
         journey = trigger.steps is not None
-        waits = starts_waiting(trigger) if journey else bool(trigger.unless or trigger.delay)
+        if journey:
+            from nudge.domain.triggers.journey import starts_waiting
+
+            waits = starts_waiting(trigger)
+        else:
+            waits = bool(trigger.unless or trigger.delay)
         key = trigger.key or ""
         return cls(
             trigger=trigger,
@@ -506,6 +514,8 @@ def _enter(
     """A matched entry that waits, is in an experiment, or begins a journey."""
     entry = _entry_summary(facts.event)
     if trigger.steps is not None:
+        from nudge.domain.triggers.journey import FIRST, Walker
+
         walker = Walker(
             trigger, person, person, occurrence, entry, _branch_facts(trigger, entry, facts)
         )
@@ -541,6 +551,8 @@ def _enter(
 
 @dataclass(frozen=True)
 class Timing:
+    """A trigger's delay and absence window, as an arm's variant sets them."""
+
     delay: timedelta
     absence: timedelta | None  # the unless window, when the trigger has one
 
@@ -681,6 +693,8 @@ def _audience_failed(trigger: Trigger, timer: Pending, facts: Facts) -> str | No
 def _journey_due(trigger: Trigger, timer: Pending, person: PersonId, facts: Facts) -> Result:
     """A journey's timer is due: it ends (an exit came, the person left the audience, the
     awaited event came and says exit) or moves on to its next wait or its end."""
+    from nudge.domain.triggers.journey import FIRST, arrival, next_position, waiting_at
+
     walker = _walker(trigger, timer, person, facts)
     exited = _exit_since_entry(trigger, timer, facts)
     failed = _audience_failed(trigger, timer, facts)

@@ -17,7 +17,9 @@ a digest of the variants' definitions without their weights: editing what a vari
 starts a new experiment, re-weighting does not.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: pydantic would then evaluate every field's
+# annotation from its text (a compile each) when the class is built, at cold start; written
+# as objects they cost nothing more. The names used before they are defined are quoted.
 
 import hashlib
 import json
@@ -26,7 +28,11 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+# pydantic's names from the modules that define them: ``from pydantic import`` loads
+# them through importlib, which -X importtime bills to this module (bench/imports.py).
+from pydantic.fields import Field
+from pydantic.functional_validators import BeforeValidator, field_validator, model_validator
+from pydantic.json_schema import WithJsonSchema
 
 from nudge.domain.experiments.naming import experiment_key
 from nudge.domain.person import PersonId
@@ -144,7 +150,7 @@ class Experiment(Strict):
         return value
 
     @model_validator(mode="after")
-    def _ids_unique(self) -> Experiment:
+    def _ids_unique(self) -> "Experiment":
         ids = [variant.id for variant in self.variants]
         repeated = sorted({name for name in ids if ids.count(name) > 1})
         if repeated:

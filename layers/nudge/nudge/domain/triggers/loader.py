@@ -40,6 +40,8 @@ Location = tuple[str | int, ...]
 
 @dataclass(frozen=True)
 class Problem:
+    """Why a trigger file does not load, at a line of it."""
+
     file: str
     line: int
     message: str
@@ -50,6 +52,8 @@ class Problem:
 
 @dataclass(frozen=True)
 class TriggerSet:
+    """The triggers of a folder, the problems found, and the file each trigger came from."""
+
     triggers: list[Trigger] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # trigger id -> file

@@ -10,7 +10,9 @@ occurrence (``domain/triggers/journey.py`` walks them). The single-step form sta
 shorthand it always was.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: pydantic would then evaluate every field's
+# annotation from its text (a compile each) when the class is built, at cold start; written
+# as objects they cost nothing more. The names used before they are defined are quoted.
 
 import re
 from collections.abc import Iterator
@@ -18,15 +20,12 @@ from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    Discriminator,
-    Field,
-    Tag,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+# pydantic's names from the modules that define them: ``from pydantic import`` loads
+# them through importlib, which -X importtime bills to this module (bench/imports.py).
+from pydantic.fields import Field
+from pydantic.functional_validators import AfterValidator, field_validator, model_validator
+from pydantic.json_schema import WithJsonSchema
+from pydantic.types import Discriminator, Tag
 
 from nudge.domain.durations import parse_duration
 from nudge.domain.engagement import BEST_HOUR_FALLBACK, BEST_HOUR_WITHIN
@@ -93,7 +92,7 @@ class _Comparison(_Strict):
     starts_with: str | None = None
 
     @model_validator(mode="after")
-    def _one_operator(self) -> _Comparison:
+    def _one_operator(self) -> "_Comparison":
         used = self.operators_used()
         if len(used) != 1:
             named = ", ".join(used) if used else "none"
@@ -133,15 +132,15 @@ class Count(_Comparison):
 
 
 class AllOf(_Strict):
-    all: Annotated[list[Condition], Field(min_length=1)]
+    all: Annotated[list["Condition"], Field(min_length=1)]
 
 
 class AnyOf(_Strict):
-    any: Annotated[list[Condition], Field(min_length=1)]
+    any: Annotated[list["Condition"], Field(min_length=1)]
 
 
 class NotOf(_Strict):
-    not_: Condition = Field(alias="not")
+    not_: "Condition" = Field(alias="not")
 
 
 def _condition_kind(value: Any) -> str:
@@ -237,7 +236,7 @@ class Reentry(_Strict):
         raise ValueError("must be 'once', 'every_time' or 'once_per <duration>' (e.g. once_per 7d)")
 
     @model_validator(mode="after")
-    def _period_only_for_once_per(self) -> Reentry:
+    def _period_only_for_once_per(self) -> "Reentry":
         if (self.mode == "once_per") != (self.period is not None):
             raise ValueError("once_per needs a period (once_per 7d); once and every_time take none")
         return self
@@ -303,7 +302,7 @@ class Send(_Strict):
         return None if value is None else _in_range(value, timedelta(hours=1), timedelta(days=7))
 
     @model_validator(mode="after")
-    def _best_hour_fields_for_best(self) -> Send:
+    def _best_hour_fields_for_best(self) -> "Send":
         given = [name for name in ("within", "fallback") if getattr(self, name) is not None]
         if given and self.at != "best":
             raise ValueError(f"{' and '.join(given)} apply to at: best only")
@@ -315,7 +314,7 @@ class Send(_Strict):
         return None if value is None else _in_range(value, timedelta(minutes=1), timedelta(days=30))
 
     @model_validator(mode="after")
-    def _in_app_fields_for_in_app(self) -> Send:
+    def _in_app_fields_for_in_app(self) -> "Send":
         given = [name for name in ("display", "expires") if getattr(self, name) is not None]
         if given and self.channel != "in_app":
             raise ValueError(f"{' and '.join(given)} apply to channel in_app only")
@@ -395,8 +394,8 @@ class Branch(_Strict):
     (``context.<list>``, ``context.<list>_count``, ``context.<list>_total``)."""
 
     if_: Condition = Field(alias="if")
-    then: Annotated[list[Step], Field(min_length=1)]
-    else_: list[Step] = Field(default_factory=list, alias="else")
+    then: Annotated[list["Step"], Field(min_length=1)]
+    else_: list["Step"] = Field(default_factory=list, alias="else")
 
 
 _STEP_KEYS = (("wait_until", "wait_until"), ("wait", "wait"), ("if", "branch"), ("send", "send"))
@@ -497,7 +496,7 @@ class Trigger(_Strict):
         return _in_range(value, timedelta(0), timedelta(days=30))
 
     @model_validator(mode="after")
-    def _coherent(self) -> Trigger:
+    def _coherent(self) -> "Trigger":
         if isinstance(self.when, Inactivity) and self.unless is not None:
             raise ValueError(
                 "an inactivity trigger cannot also have 'unless': inactivity is already an absence"
