@@ -16,6 +16,8 @@ __all__ = ["PredictionSet", "load_predictions", "parse_prediction"]
 
 @dataclass(frozen=True)
 class PredictionSet:
+    """The predictions of a folder, the problems found, and the file each came from."""
+
     predictions: list[Prediction] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # prediction id -> file
