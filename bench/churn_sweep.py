@@ -30,7 +30,8 @@ from nudge.adapters.model_file import load_scoring
 from nudge.domain.predictions.live import Scoring
 from nudge.domain.triggers.loader import parse_trigger
 from nudge.domain.triggers.model import Trigger
-from nudge.service.backtest import backtest, read_events
+from nudge.service.backtest import backtest
+from nudge.service.recorded_events import read_events
 from rich.console import Console
 
 from bench.common import REPO, Figures, side_by_side

@@ -35,6 +35,7 @@ from nudge.domain.triggers.engine import Arm, Cancel, Pending, TriggerIndex, on_
 from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.model import Trigger
 from nudge.service import backtest as replay
+from nudge.service.recorded_events import read_events
 from rich.console import Console
 
 from bench.common import Figures, side_by_side
@@ -196,7 +197,7 @@ def _realistic_stream(people: int = 200, days: int = 60) -> list[Event]:
                         }
                     )
     lines = [__import__("json").dumps(message) for message in messages]
-    events, skipped = replay.read_events(lines)
+    events, skipped = read_events(lines)
     assert not skipped, skipped[:3]
     return events
 

@@ -52,7 +52,8 @@ from nudge.adapters import keys
 from nudge.adapters.packing import decisions_held
 from nudge.adapters.store import event_bodies, from_attributes
 from nudge.domain.triggers.loader import load_triggers
-from nudge.service.backtest import backtest, read_events
+from nudge.service.backtest import backtest
+from nudge.service.recorded_events import read_events
 from rich.console import Console
 
 from bench.common import (

@@ -42,7 +42,7 @@ from nudge.domain.predictions.contributions import attribute
 from nudge.domain.predictions.loader import load_predictions
 from nudge.domain.predictions.metrics import auc, prediction_quality
 from nudge.domain.predictions.score import ScoreModel, parse_model
-from nudge.service.backtest import read_events
+from nudge.service.recorded_events import read_events
 from nudge.service.train import Plan, Trained, TrainingReport, train
 from rich.console import Console
 from threadpoolctl import threadpool_limits

@@ -17,7 +17,8 @@ from typing import Any
 
 import boto3
 from nudge.domain.triggers.loader import load_triggers
-from nudge.service.backtest import BacktestReport, backtest, read_events
+from nudge.service.backtest import BacktestReport, backtest
+from nudge.service.recorded_events import read_events
 
 from local.template import Template
 from tests.conftest import REPO

@@ -24,7 +24,8 @@ from nudge.domain.person import PersonId
 from nudge.domain.predictions.score import logistic
 from nudge.domain.timefmt import iso
 from nudge.domain.triggers.loader import load_triggers
-from nudge.service.backtest import backtest, read_events
+from nudge.service.backtest import backtest
+from nudge.service.recorded_events import read_events
 
 from tests.conftest import REPO
 from tests.integration._harness import NOW, Aws, Invoke, Stream, beacon

@@ -16,7 +16,7 @@ from nudge.domain.person import PersonId
 from nudge.domain.predictions.loader import load_predictions
 from nudge.domain.predictions.model import Prediction
 from nudge.entrypoints.cli import main
-from nudge.service.backtest import read_events, read_items
+from nudge.service.recorded_events import read_events, read_items
 from nudge.service.training_set import Row, cutoff_times, training_rows
 
 from bench.shop_truth import TruthMix, simulate_truth

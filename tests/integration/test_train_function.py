@@ -15,7 +15,7 @@ from nudge.adapters.store import EventStore
 from nudge.domain.intake import StoredEvent
 from nudge.domain.person import PersonId
 from nudge.domain.predictions.score import ScoreModel, parse_model
-from nudge.service.backtest import read_events
+from nudge.service.recorded_events import read_events
 
 from bench.shop_truth import TruthMix, simulate_truth
 from tests.conftest import REPO

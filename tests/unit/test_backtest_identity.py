@@ -15,7 +15,8 @@ from nudge.adapters import keys
 from nudge.domain.person import PersonId
 from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.model import Trigger
-from nudge.service.backtest import backtest, read_events
+from nudge.service.backtest import backtest
+from nudge.service.recorded_events import read_events
 
 from tests.conftest import REPO
 

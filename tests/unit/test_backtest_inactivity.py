@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.model import Trigger
-from nudge.service.backtest import BacktestReport, backtest, read_events
+from nudge.service.backtest import BacktestReport, backtest
+from nudge.service.recorded_events import read_events
 
 from tests.conftest import REPO
 

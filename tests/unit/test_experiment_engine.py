@@ -16,8 +16,9 @@ from nudge.domain.person import PersonId
 from nudge.domain.triggers.engine import TriggerIndex, arm_key
 from nudge.domain.triggers.experiment import HOLDOUT
 from nudge.domain.triggers.loader import parse_trigger
-from nudge.service.backtest import backtest, read_events
+from nudge.service.backtest import backtest
 from nudge.service.evaluate import EvaluateService, TimerPayload
+from nudge.service.recorded_events import read_events
 
 from tests.arms import user_in
 from tests.conftest import REPO

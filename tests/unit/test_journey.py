@@ -17,8 +17,9 @@ from nudge.domain.triggers.engine import TriggerIndex, collected
 from nudge.domain.triggers.journey import next_position
 from nudge.domain.triggers.loader import parse_trigger
 from nudge.domain.triggers.model import Trigger
-from nudge.service.backtest import backtest, read_events
+from nudge.service.backtest import backtest
 from nudge.service.evaluate import EvaluateService, TimerPayload
+from nudge.service.recorded_events import read_events
 from pydantic import ValidationError
 
 from tests.conftest import REPO

@@ -11,7 +11,7 @@ import pytest
 from nudge.config import ConfigError, TrainSettings
 from nudge.domain.predictions.sample import PeopleSample
 from nudge.entrypoints.cli import main
-from nudge.service.backtest import read_events
+from nudge.service.recorded_events import read_events
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from nudge.domain.predictions.loader import load_predictions
 from nudge.domain.predictions.model import CountFeature, Prediction, feature_name
 from nudge.domain.predictions.score import ScoreModel
 from nudge.entrypoints.cli import main
-from nudge.service.backtest import read_events
+from nudge.service.recorded_events import read_events
 from nudge.service.train import MIN_EXAMPLES, Plan, TooLittleData, Trained, train
 from nudge.service.training_set import cutoff_times, training_rows
 

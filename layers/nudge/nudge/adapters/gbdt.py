@@ -22,6 +22,9 @@ BIG = 1e300  # an infinite threshold (every finite value goes left), as JSON can
 
 @dataclass(frozen=True)
 class GbdtParams:
+    """The trees' parameters: how many, how deep, how fast they learn and how they are held
+    back."""
+
     trees: int = 200
     depth: int = 6
     learning_rate: float = 0.05

@@ -15,7 +15,8 @@ from nudge.domain.predictions.live import Scoring
 from nudge.domain.triggers.loader import load_triggers
 from nudge.domain.triggers.model import Trigger
 from nudge.domain.triggers.scores import uses_scores
-from nudge.service.backtest import backtest, read_events
+from nudge.service.backtest import backtest
+from nudge.service.recorded_events import read_events
 
 __all__ = ["run_backtest", "run_explain", "run_report"]
 

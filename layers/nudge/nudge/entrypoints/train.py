@@ -19,7 +19,7 @@ from nudge.domain.person import PersonId
 from nudge.domain.predictions.loader import load_predictions
 from nudge.domain.predictions.model import EventLabel, InactiveLabel
 from nudge.domain.predictions.sample import TRAINING_PEOPLE, PeopleSample
-from nudge.service.backtest import read_events, read_items
+from nudge.service.recorded_events import read_events, read_items
 
 __all__ = ["EventSource", "TrainOptions", "run_train"]
 

@@ -25,8 +25,8 @@ from nudge.domain.predictions.live import LivePrediction
 from nudge.domain.predictions.model import Prediction
 from nudge.domain.predictions.sample import TRAINING_PEOPLE, PeopleSample
 from nudge.domain.predictions.score import ModelProblem, ScoreModel, parse_model
-from nudge.service.backtest import read_items
 from nudge.service.ports import ModelArtefacts, StoredEvents
+from nudge.service.recorded_events import read_items
 from nudge.service.train import Plan, TooLittleData, train
 
 __all__ = ["Retrain", "Retrained"]

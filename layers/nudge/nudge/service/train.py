@@ -41,6 +41,9 @@ Truth = Callable[[PersonId, datetime], float | None]
 
 @dataclass(frozen=True)
 class Plan:
+    """How to train: the cut-offs (how many, how far apart, the latest held out) and the
+    trees' parameters. The defaults are `nudge train`'s and the Train function's."""
+
     cutoffs: int = 8
     every: timedelta = timedelta(days=7)
     held_out: int = 2
@@ -49,6 +52,9 @@ class Plan:
 
 @dataclass(frozen=True)
 class TrainingReport:
+    """What a training run measured: the rows on each side of the split, the held-out
+    quality and calibration, and what the trees lean on."""
+
     train_rows: int
     train_positives: int
     held_out_rows: int
@@ -70,6 +76,9 @@ class TrainingReport:
 
 @dataclass(frozen=True)
 class Trained:
+    """A model trained: its report, its artefact and scorer, the library's fitted booster, and
+    the split of rows it was trained and judged on."""
+
     report: TrainingReport
     artefact: dict[str, Any]
     model: ScoreModel
@@ -79,6 +88,9 @@ class Trained:
 
 @dataclass(frozen=True)
 class TooLittleData:
+    """Why no model was trained: no events, or too few positives or negatives on a side of
+    the split."""
+
     message: str
 
 

@@ -27,6 +27,8 @@ __all__ = ["Row", "Split", "cutoff_times", "split_by_time", "training_rows"]
 
 @dataclass(frozen=True)
 class Row:
+    """One person at one cut-off: their features as of then, and the label after it."""
+
     person: PersonId
     cutoff: datetime
     features: list[float | None]
@@ -35,6 +37,8 @@ class Row:
 
 @dataclass(frozen=True)
 class Split:
+    """The rows trained on, and the later ones held out to judge the model."""
+
     train: list[Row]
     held_out: list[Row]
     train_cutoffs: list[datetime]

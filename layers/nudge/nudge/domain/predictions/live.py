@@ -109,6 +109,8 @@ class Scoring:
 
 @dataclass(frozen=True)
 class Rescored:
+    """A person's scores after a rescore, which model gave each, and why any is missing."""
+
     scores: dict[str, int]  # prediction id -> 0-100
     models: dict[str, str]  # prediction id -> the version of the model that scored it
     unscored: dict[str, str]  # prediction id -> why it scored nothing this time

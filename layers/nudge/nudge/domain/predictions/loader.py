@@ -6,16 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic_core import ValidationError
 
+from nudge.domain.definition_files import Problem, read_mapping, validation_problems
 from nudge.domain.predictions.model import Prediction
-from nudge.domain.triggers.loader import Problem, read_mapping, validation_problems
 
 __all__ = ["PredictionSet", "load_predictions", "parse_prediction"]
 
 
 @dataclass(frozen=True)
 class PredictionSet:
+    """The predictions of a folder, the problems found, and the file each came from."""
+
     predictions: list[Prediction] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # prediction id -> file

@@ -14,6 +14,8 @@ __all__ = ["CalibrationBin", "auc", "calibration", "prediction_quality"]
 
 @dataclass(frozen=True)
 class CalibrationBin:
+    """One band of predicted probabilities, and how often its rows were positive."""
+
     low: float
     high: float
     count: int

@@ -24,7 +24,7 @@ from nudge.domain.triggers.common import (
     in_range,
     words,
 )
-from nudge.domain.triggers.model import Condition
+from nudge.domain.triggers.condition_model import Condition
 
 __all__ = [
     "DEFAULT_FEATURES",

@@ -48,6 +48,8 @@ PAYBACK_ROWS = 3_000
 
 @dataclass(frozen=True)
 class Tree:
+    """One tree of a model, as parallel arrays indexed by node (``LEAF`` marks a leaf)."""
+
     feature: list[int]
     threshold: list[float]
     missing_left: list[bool]
@@ -70,6 +72,9 @@ class Tree:
 
 @dataclass(frozen=True)
 class ScoreModel:
+    """A prediction's model as its artefact holds it: the features it reads, in order, and
+    its trees."""
+
     prediction: str
     features: list[str]
     base: float
@@ -175,6 +180,9 @@ def _emit(tree: Tree, node: int, depth: int, lines: list[str]) -> None:
 
 @dataclass(frozen=True)
 class ModelProblem:
+    """Why there is no model to score with: none, one that does not parse, or one that does
+    not fit the prediction as defined."""
+
     reason: str
 
     def __str__(self) -> str:

@@ -12,17 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nudge.domain.triggers.model import (
+from nudge.domain.triggers.condition_model import (
     AllOf,
     AnyOf,
     Condition,
     Count,
-    EventMatch,
     NotOf,
     _Comparison,
 )
+
+if TYPE_CHECKING:
+    from nudge.domain.triggers.model import EventMatch
 
 __all__ = ["Facts", "compare", "holds", "matches_event", "same_value", "values_at"]
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from nudge.domain.durations import words
+from nudge.domain.triggers.condition_model import AllOf, AnyOf, Condition, Count, NotOf, Predicate
 from nudge.domain.triggers.conditions import Facts, count_in_window, holds, values_at
-from nudge.domain.triggers.model import AllOf, AnyOf, Condition, Count, NotOf, Predicate
 
 __all__ = ["describe", "why_not"]
 

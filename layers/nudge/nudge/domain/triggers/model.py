@@ -42,6 +42,15 @@ from nudge.domain.triggers.common import (
 )
 from nudge.domain.triggers.common import Strict as _Strict
 from nudge.domain.triggers.common import in_range as _in_range
+from nudge.domain.triggers.condition_model import (
+    OPERATORS,
+    AllOf,
+    AnyOf,
+    Condition,
+    Count,
+    NotOf,
+    Predicate,
+)
 from nudge.domain.triggers.experiment import Experiment, Percent
 
 __all__ = [
@@ -72,94 +81,6 @@ __all__ = [
     "WaitUntil",
     "WaitUntilStep",
     "in_app_fields",
-]
-
-OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "exists", "starts_with")
-
-
-class _Comparison(_Strict):
-    """Exactly one operator, written as a key: ``{path: properties.price, gt: 0}``."""
-
-    eq: Any = None
-    ne: Any = None
-    gt: float | str | None = None
-    gte: float | str | None = None
-    lt: float | str | None = None
-    lte: float | str | None = None
-    in_: list[Any] | None = Field(default=None, alias="in")
-    contains: Any = None
-    exists: bool | None = None
-    starts_with: str | None = None
-
-    @model_validator(mode="after")
-    def _one_operator(self) -> "_Comparison":
-        used = self.operators_used()
-        if len(used) != 1:
-            named = ", ".join(used) if used else "none"
-            raise ValueError(
-                f"needs exactly one operator of {', '.join(OPERATORS)} (found {named})"
-            )
-        return self
-
-    def operators_used(self) -> list[str]:
-        used = {"in" if name == "in_" else name for name in self.model_fields_set}
-        return [name for name in OPERATORS if name in used]  # in a stable order, for messages
-
-    # Cached: conditions are evaluated on every event, and the answer never changes.
-    @cached_property
-    def operator(self) -> str:
-        return self.operators_used()[0]
-
-    @cached_property
-    def operand(self) -> Any:
-        return getattr(self, "in_" if self.operator == "in" else self.operator)
-
-
-class Predicate(_Comparison):
-    path: Path
-
-
-class CountSpec(_Strict):
-    event: Annotated[str, Field(min_length=1)]
-    within: Window
-    where: list[Predicate] = Field(default_factory=list)
-
-
-class Count(_Comparison):
-    """How many times an event happened in a window: ``{count: {event: X, within: 7d}, gte: 3}``."""
-
-    count: CountSpec
-
-
-class AllOf(_Strict):
-    all: Annotated[list["Condition"], Field(min_length=1)]
-
-
-class AnyOf(_Strict):
-    any: Annotated[list["Condition"], Field(min_length=1)]
-
-
-class NotOf(_Strict):
-    not_: "Condition" = Field(alias="not")
-
-
-def _condition_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        for key in ("all", "any", "not", "count"):
-            if key in value:
-                return f"{key}_of"
-        return "predicate"
-    kinds: dict[type, str] = {AllOf: "all_of", AnyOf: "any_of", NotOf: "not_of", Count: "count_of"}
-    return kinds.get(type(value), "predicate")
-
-
-Condition = Annotated[
-    Annotated[AllOf, Tag("all_of")]
-    | Annotated[AnyOf, Tag("any_of")]
-    | Annotated[NotOf, Tag("not_of")]
-    | Annotated[Count, Tag("count_of")]
-    | Annotated[Predicate, Tag("predicate")],
-    Discriminator(_condition_kind),
 ]
 
 
