@@ -37,6 +37,33 @@ class Feedback:
         return Invocation({"ok": True}, None, 1.0)
 
 
+class Failing:
+    """An SES event whose every invocation fails, under a rule with an OnFailure queue."""
+
+    def __init__(self, settings: AsyncTarget | None = None) -> None:
+        self.function, self.clock = Feedback(failures=10), VirtualClock()
+        self.sent: list[tuple[str, str]] = []
+        rule = Rule(
+            EventPattern.load('{"source": ["aws.ses"]}'),
+            cast(FunctionPool, self.function),
+            "arn:aws:sqs:us-east-1:123456789012:FeedbackFailureQueue",
+            settings or AsyncTarget(),
+        )
+        self.events = SesEventPublisher(
+            "us-east-1", ["SEND"], None, [rule], self.clock.now, self._send
+        )
+        self.events.publish(EVENT)
+
+    def _send(self, arn: str, body: str) -> None:
+        self.sent.append((arn, body))
+
+    def run(self) -> None:
+        """The first attempt, then the moments of Lambda's two retries."""
+        for wait in (0, 60, 120):
+            self.clock.advance(wait)
+            self.events.poll()
+
+
 def publisher(function: Feedback, clock: VirtualClock) -> SesEventPublisher:
     rule = Rule(EventPattern.load('{"source": ["aws.ses"]}'), cast(FunctionPool, function))
     return SesEventPublisher("us-east-1", ["SEND"], None, [rule], clock.now)
@@ -103,25 +130,13 @@ def test_an_event_failing_every_attempt_goes_to_the_on_failure_queue() -> None:
     """Lambda's two retries spent, the event is sent to the function's OnFailure queue,
     wrapped in Lambda's failure record, as the template's EventInvokeConfig asks."""
     # given
-    function, clock = Feedback(failures=10), VirtualClock()
-    sent: list[tuple[str, str]] = []
-    rule = Rule(
-        EventPattern.load('{"source": ["aws.ses"]}'),
-        cast(FunctionPool, function),
-        "arn:aws:sqs:us-east-1:123456789012:FeedbackFailureQueue",
-    )
-    events = SesEventPublisher(
-        "us-east-1", ["SEND"], None, [rule], clock.now, lambda arn, body: sent.append((arn, body))
-    )
-    events.publish(EVENT)
+    failing = Failing()
 
     # when
-    for wait in (0, 60, 120):
-        clock.advance(wait)
-        events.poll()
+    failing.run()
 
     # then
-    ((queue, body),) = sent
+    ((queue, body),) = failing.sent
     record = json.loads(body)
     assert queue.endswith(":FeedbackFailureQueue")
     assert record["requestContext"]["condition"] == "RetriesExhausted"
@@ -133,27 +148,14 @@ def test_an_event_too_old_for_its_next_retry_goes_to_the_on_failure_queue() -> N
     """With MaximumEventAgeInSeconds of 120, the retry due 180 s after the event was queued
     never runs: after two attempts Lambda discards it to the OnFailure queue, saying why."""
     # given
-    function, clock = Feedback(failures=10), VirtualClock()
-    sent: list[tuple[str, str]] = []
-    rule = Rule(
-        EventPattern.load('{"source": ["aws.ses"]}'),
-        cast(FunctionPool, function),
-        "arn:aws:sqs:us-east-1:123456789012:FeedbackFailureQueue",
-        AsyncTarget(maximum_event_age=timedelta(seconds=120)),
-    )
-    events = SesEventPublisher(
-        "us-east-1", ["SEND"], None, [rule], clock.now, lambda arn, body: sent.append((arn, body))
-    )
-    events.publish(EVENT)
+    failing = Failing(AsyncTarget(maximum_event_age=timedelta(seconds=120)))
 
     # when
-    for wait in (0, 60, 120):
-        clock.advance(wait)
-        events.poll()
+    failing.run()
 
     # then
-    assert function.calls == 2
-    ((_, body),) = sent
+    assert failing.function.calls == 2
+    ((_, body),) = failing.sent
     record = json.loads(body)
     assert record["requestContext"]["condition"] == "EventAgeExceeded"
     assert record["requestContext"]["approximateInvokeCount"] == 2
