@@ -13,8 +13,8 @@ a check, against counts that come from the scenario, not from a run:
 - every accepted event stored once (messageIds read back from the event items);
 - every due trigger fired once (fire records), and the cancelled cart not at all;
 - every fire delivered once (SES's accepted messages by their X-Nudge-Fire header, the
-  webhook receiver's 200s by webhook-id), or dead-lettered with a reason where the
-  receiver is meant to be refused (a redirect).
+  webhook receiver's 200s by webhook-id), or dead-lettered with a reason where that is
+  meant (a redirect; an interrupted email whose receipt could not be recorded).
 
 The outcome is the worst that happened: ``lost``, ``duplicated``, ``refused`` (dead-lettered
 with the reason shown), ``delayed`` (every count right, a delivery later than its due by
