@@ -283,8 +283,9 @@ class SendService:
         self, fire: FireMessage, verdict: Claimed, now: datetime
     ) -> Delivery | None:
         """On a retry, SES's receipt (its Send event, recorded by Feedback) tells an attempt
-        that died after SES accepted from one that died before: only the second resends."""
-        if not verdict.retry:
+        that died after SES accepted from one that died before: only the second resends.
+        An interrupted claim's receipt was looked for already (``_after_interruption``)."""
+        if not verdict.retry or verdict.interrupted_at is not None:
             return None
         return self._accepted(fire, now)
 
@@ -344,8 +345,11 @@ class SendService:
         (the caller says so in the decision it records: nothing is given up silently)."""
         for _ in range(_CONFLICT_RETRIES):
             state = self._contacts.load(person)
+            changed = change(state)
+            if changed == state:  # already so (a copy marked it, or a later look): no write
+                return True
             try:
-                self._contacts.save(person, change(state))
+                self._contacts.save(person, changed)
                 return True
             except VersionConflict:
                 continue
