@@ -626,12 +626,8 @@ def _schedules(
         region=template.names.region,
         send_to_queue=send_to_queue,
         async_targets={
-            template.names.function_arn(spec.logical_id): AsyncTarget(
-                spec.async_invoke.maximum_retry_attempts,
-                template.names.queue_arn(spec.async_invoke.on_failure_queue)
-                if spec.async_invoke.on_failure_queue
-                else None,
-                timedelta(seconds=spec.async_invoke.maximum_event_age_seconds),
+            template.names.function_arn(spec.logical_id): AsyncTarget.declared(
+                spec.async_invoke, template.names
             )
             for spec in template.functions.values()
         },

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 from local.clock import VirtualClock
 from local.meter import AwsMeter
 from local.runtime import FunctionPool
-from local.template import ACCOUNT
+from local.template import ACCOUNT, AsyncInvokeConfig, LocalNames
 
 __all__ = [
     "AsyncTarget",
@@ -88,11 +88,28 @@ class AsyncTarget:
             return None
         return ASYNC_RETRY_WAITS[min(failed, len(ASYNC_RETRY_WAITS)) - 1]
 
-    def outlives(self, queued: datetime, retry_at: datetime) -> bool:
-        """Whether an event Lambda queued at ``queued`` would be too old for a retry at
-        ``retry_at``: Lambda then discards it to the on-failure destination instead
-        (condition ``EventAgeExceeded``)."""
-        return retry_at - queued > self.maximum_event_age
+    @classmethod
+    def declared(cls, config: AsyncInvokeConfig, names: LocalNames) -> AsyncTarget:
+        """The settings a function's EventInvokeConfig declares in the template."""
+        queue = config.on_failure_queue
+        return cls(
+            config.maximum_retry_attempts,
+            names.queue_arn(queue) if queue else None,
+            timedelta(seconds=config.maximum_event_age_seconds),
+        )
+
+    def next_attempt(self, failed: int, queued: datetime, now: datetime) -> datetime | None:
+        """When Lambda tries an event it queued at ``queued`` again, after ``failed`` failed
+        attempts; None when it gives up instead (``given_up_because`` says why): its retries
+        spent, or the event older than MaximumEventAgeInSeconds by then."""
+        wait = self.retry_wait(failed)
+        if wait is None or now + wait - queued > self.maximum_event_age:
+            return None
+        return now + wait
+
+    def given_up_because(self, failed: int) -> str:
+        """The on-failure record's ``condition`` when Lambda gives up after ``failed``."""
+        return "RetriesExhausted" if failed > self.retries else "EventAgeExceeded"
 
 
 @dataclass
@@ -211,22 +228,19 @@ class ScheduleFirer:
             self.attempts[schedule.arn],
             result.error,
         )
-        wait = settings.retry_wait(self.attempts[schedule.arn])
-        condition = "RetriesExhausted"
-        if wait is not None:
-            retry_at = self.clock.now() + wait
-            if not settings.outlives(queued, retry_at):
-                self.retry_at[schedule.arn] = retry_at
-                return False  # Lambda tries the same event again after the wait
-            condition = "EventAgeExceeded"
+        failed = self.attempts[schedule.arn]
+        retry_at = settings.next_attempt(failed, queued, self.clock.now())
+        if retry_at is not None:
+            self.retry_at[schedule.arn] = retry_at
+            return False  # Lambda tries the same event again after the wait
         if settings.on_failure_arn:
             record = failure_record(
                 arn,
                 payload,
                 result.error,
-                self.attempts[schedule.arn],
+                failed,
                 self.clock.now(),
-                condition,
+                settings.given_up_because(failed),
             )
             self.send_to_queue(settings.on_failure_arn, json.dumps(record))
         self._complete(schedule, when)

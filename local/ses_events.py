@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from email import message_from_string
 from email.utils import getaddresses
 from typing import Any
@@ -50,9 +50,8 @@ _DETAIL_TYPES = {
 class Rule:
     pattern: EventPattern
     function: FunctionPool
-    # Where Lambda sends an event whose retries are spent (EventInvokeConfig's OnFailure).
-    on_failure: str | None = None
-    # The function's EventInvokeConfig: retries, and how old an event may grow in them.
+    # The function's EventInvokeConfig: retries, how old an event may grow in them, and
+    # where Lambda sends an event it gives up on (OnFailure).
     settings: AsyncTarget = field(default_factory=AsyncTarget)
 
 
@@ -99,15 +98,7 @@ class SesEventPublisher:
             Rule(
                 EventPattern.load(json.dumps(pattern)),
                 functions[spec.logical_id],
-                template.names.queue_arn(spec.async_invoke.on_failure_queue)
-                if spec.async_invoke.on_failure_queue
-                else None,
-                AsyncTarget(
-                    spec.async_invoke.maximum_retry_attempts,
-                    maximum_event_age=timedelta(
-                        seconds=spec.async_invoke.maximum_event_age_seconds
-                    ),
-                ),
+                AsyncTarget.declared(spec.async_invoke, template.names),
             )
             for spec in template.functions.values()
             for pattern in spec.event_rules
@@ -172,9 +163,9 @@ class SesEventPublisher:
 
     def _invoke(self, attempt: _Retry) -> None:
         """EventBridge invokes asynchronously: a failure is retried by Lambda a minute and
-        then two minutes later, as for schedules (AsyncTarget.retry_wait), unless the event
-        would by then be older than the function's MaximumEventAgeInSeconds; then it goes
-        to the function's OnFailure queue, wrapped as Lambda wraps it."""
+        then two minutes later, as for schedules (``AsyncTarget.next_attempt``), unless the
+        event would by then be older than the function's MaximumEventAgeInSeconds; then it
+        goes to the function's OnFailure queue, wrapped as Lambda wraps it."""
         rule, event = attempt.rule, attempt.event
         result = rule.function.invoke(event)
         if not result.failed:
@@ -182,19 +173,16 @@ class SesEventPublisher:
         log.warning(
             "%s failed on an SES event (attempt %d)", rule.function.spec.logical_id, attempt.attempt
         )
-        wait = rule.settings.retry_wait(attempt.attempt)
-        if wait is None:
-            self._give_up(attempt, result.error, "RetriesExhausted")
-            return
-        retry_at = self._now() + wait
-        if rule.settings.outlives(attempt.queued, retry_at):
-            self._give_up(attempt, result.error, "EventAgeExceeded")
+        retry_at = rule.settings.next_attempt(attempt.attempt, attempt.queued, self._now())
+        if retry_at is None:
+            self._give_up(attempt, result.error)
             return
         with self._lock:
             self._retries.append(replace(attempt, at=retry_at, attempt=attempt.attempt + 1))
 
-    def _give_up(self, attempt: _Retry, error: dict[str, Any] | None, condition: str) -> None:
-        if attempt.rule.on_failure is None or self._send_to_queue is None:
+    def _give_up(self, attempt: _Retry, error: dict[str, Any] | None) -> None:
+        settings = attempt.rule.settings
+        if settings.on_failure_arn is None or self._send_to_queue is None:
             log.error(
                 "SES event dropped after %d attempts: %s", attempt.attempt, attempt.event["id"]
             )
@@ -205,9 +193,9 @@ class SesEventPublisher:
             error,
             attempt.attempt,
             self._now(),
-            condition,
+            settings.given_up_because(attempt.attempt),
         )
-        self._send_to_queue(attempt.rule.on_failure, json.dumps(record))
+        self._send_to_queue(settings.on_failure_arn, json.dumps(record))
 
     def _published(self, message: Any) -> None:
         mail = self._mail(message)

@@ -210,12 +210,8 @@ class LocalStack:
             send_to_queue=self._send_to_queue_arn,
             meter=self.meter,
             async_targets={
-                self.template.names.function_arn(spec.logical_id): AsyncTarget(
-                    spec.async_invoke.maximum_retry_attempts,
-                    self.template.names.queue_arn(spec.async_invoke.on_failure_queue)
-                    if spec.async_invoke.on_failure_queue
-                    else None,
-                    timedelta(seconds=spec.async_invoke.maximum_event_age_seconds),
+                self.template.names.function_arn(spec.logical_id): AsyncTarget.declared(
+                    spec.async_invoke, self.template.names
                 )
                 for spec in self.template.functions.values()
             },

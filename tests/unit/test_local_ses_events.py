@@ -40,14 +40,16 @@ class Feedback:
 class Failing:
     """An SES event whose every invocation fails, under a rule with an OnFailure queue."""
 
-    def __init__(self, settings: AsyncTarget | None = None) -> None:
+    def __init__(self, oldest: timedelta = timedelta(hours=6)) -> None:
         self.function, self.clock = Feedback(failures=10), VirtualClock()
         self.sent: list[tuple[str, str]] = []
         rule = Rule(
             EventPattern.load('{"source": ["aws.ses"]}'),
             cast(FunctionPool, self.function),
-            "arn:aws:sqs:us-east-1:123456789012:FeedbackFailureQueue",
-            settings or AsyncTarget(),
+            AsyncTarget(
+                on_failure_arn="arn:aws:sqs:us-east-1:123456789012:FeedbackFailureQueue",
+                maximum_event_age=oldest,
+            ),
         )
         self.events = SesEventPublisher(
             "us-east-1", ["SEND"], None, [rule], self.clock.now, self._send
@@ -148,7 +150,7 @@ def test_an_event_too_old_for_its_next_retry_goes_to_the_on_failure_queue() -> N
     """With MaximumEventAgeInSeconds of 120, the retry due 180 s after the event was queued
     never runs: after two attempts Lambda discards it to the OnFailure queue, saying why."""
     # given
-    failing = Failing(AsyncTarget(maximum_event_age=timedelta(seconds=120)))
+    failing = Failing(oldest=timedelta(seconds=120))
 
     # when
     failing.run()
@@ -173,5 +175,10 @@ def test_feedback_gives_up_on_an_event_as_the_template_says() -> None:
 
     # then
     (rule,) = events.rules
-    assert rule.settings == AsyncTarget(retries=2, maximum_event_age=timedelta(minutes=8))
-    assert (rule.on_failure or "").endswith("-FeedbackFailureQueue")
+    (retries, on_failure, oldest) = (
+        rule.settings.retries,
+        rule.settings.on_failure_arn,
+        rule.settings.maximum_event_age,
+    )
+    assert (retries, oldest) == (2, timedelta(minutes=8))
+    assert (on_failure or "").endswith("-FeedbackFailureQueue")
